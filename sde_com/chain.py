@@ -1,0 +1,94 @@
+"""The fast steady-state chain over many operating points: branches → A → stability → V → E_N.
+
+One numba kernel, parallel over points, on plain float arrays (no validation: ``sweep`` validates). It
+composes the same njit functions the per-point reference path uses (Eqs. (6), (7), (11)–(13)); the
+tests hold the two paths together.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .gaussian import logneg_from_blocks
+from .linear import fill_drift_matrix, lyapunov_covariance, routh_hurwitz_stable
+from .steady import MAX_BRANCHES, mean_fields, steady_shift_roots
+
+# Pairs (rows of the 6×6 covariance) whose E_N the chain reports: (U, mech), (V, mech), (U, V).
+PAIR_ROWS = np.array([[0, 1, 4, 5], [2, 3, 4, 5], [0, 1, 2, 3]], dtype=np.int64)
+PAIR_NAMES = ("U-mech", "V-mech", "U-V")
+
+
+@njit(cache=True, parallel=True)
+def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_thermal, store_cov,
+                 n_branches, shift, alpha_u, alpha_v, stable, logneg, cov):
+    """Run the whole steady-state chain for every point i (all inputs shape (N,), rates in rad/s).
+
+    Outputs (preallocated, NaN-filled by the caller where a branch does not exist):
+        n_branches (N,) int: number of real roots of Eq. (7);
+        shift (N, B): y = G₀q_s/κ per branch, ascending;  alpha_u, alpha_v (N, B) complex: Eq. (7);
+        stable (N, B) bool: every eigenvalue of A (Eq. (6)) has Re < 0, by the Routh–Hurwitz criterion;
+        logneg (N, B, 3): E_N of the pairs PAIR_NAMES (Eqs. (12)–(13)), NaN where unstable;
+        cov (N, B, 6, 6): Lyapunov V of Eq. (11) if store_cov, NaN where unstable.
+    """
+    n_points = kappa.shape[0]
+    for i in prange(n_points):
+        wm = omega_m[i]
+        k = G0[i] ** 2 * epsilon[i] ** 2 / (wm * kappa[i] ** 3)
+        d_u = delta_u[i] / kappa[i]
+        d_v = delta_v[i] / kappa[i]
+        j = J[i] / kappa[i]
+        roots = np.empty(MAX_BRANCHES)
+        nb = steady_shift_roots(d_u, d_v, j, k, roots)
+        n_branches[i] = nb
+        # everything below in units of ω_m: V is unchanged, the matrices are O(1)
+        D = np.zeros((6, 6))
+        for r in range(4):
+            D[r, r] = kappa[i] / wm
+        D[5, 5] = gamma_m[i] / wm * (2.0 * n_thermal[i] + 1.0)
+        A = np.empty((6, 6))
+        v4 = np.empty((4, 4))
+        g = math.sqrt(2.0) * G0[i] / wm
+        for b in range(nb):
+            y = roots[b]
+            a_u, a_v = mean_fields(d_u, d_v, j, y, epsilon[i] / kappa[i])
+            shift[i, b] = y
+            alpha_u[i, b] = a_u
+            alpha_v[i, b] = a_v
+            fill_drift_matrix(A, kappa[i] / wm, (delta_u[i] - kappa[i] * y) / wm,
+                              (delta_v[i] - kappa[i] * y) / wm, J[i] / wm, g * a_u, g * a_v, 1.0,
+                              gamma_m[i] / wm)
+            stable[i, b] = routh_hurwitz_stable(A)
+            if stable[i, b]:
+                V = lyapunov_covariance(A, D)
+                for p in range(PAIR_ROWS.shape[0]):
+                    for r in range(4):
+                        for c in range(4):
+                            v4[r, c] = V[PAIR_ROWS[p, r], PAIR_ROWS[p, c]]
+                    logneg[i, b, p] = logneg_from_blocks(v4)
+                if store_cov:
+                    cov[i, b] = V
+
+
+def run_chain(params: dict[str, np.ndarray], store_cov: bool = True) -> dict[str, np.ndarray]:
+    """Allocate outputs and run ``steady_chain`` on flat parameter arrays (see its docstring for keys)."""
+    n = params["kappa"].shape[0]
+    B = MAX_BRANCHES
+    out = dict(
+        n_branches=np.zeros(n, dtype=np.int64),
+        shift=np.full((n, B), np.nan),
+        alpha_u=np.full((n, B), np.nan, dtype=np.complex128),
+        alpha_v=np.full((n, B), np.nan, dtype=np.complex128),
+        stable=np.zeros((n, B), dtype=np.bool_),
+        logneg=np.full((n, B, 3), np.nan),
+        cov=np.full((n, B, 6, 6) if store_cov else (1, 1, 6, 6), np.nan),
+    )
+    args = [np.ascontiguousarray(params[k], dtype=np.float64) for k in
+            ("kappa", "delta_u", "delta_v", "J", "G0", "epsilon", "omega_m", "gamma_m", "n_thermal")]
+    steady_chain(*args, store_cov, out["n_branches"], out["shift"], out["alpha_u"], out["alpha_v"],
+                 out["stable"], out["logneg"], out["cov"])
+    if not store_cov:
+        del out["cov"]
+    return out

@@ -1,0 +1,169 @@
+"""Figures from sweep Datasets, as the scenario's ``[plot]`` table asks (needs the ``plot`` extra).
+
+``[plot]`` keys:
+    kind = "lines" (default) or "map";
+    lines: x (a dimension), y (list of variables: one panel each), hue (dimensions: one line per combination),
+           panel (optional dimension: one panel per value, for every y);
+    map:   x, y (dimensions), variable; one panel per value of any remaining dimension (e.g. direction);
+    title, panel_titles (optional strings).
+Quantities with a ``branch`` dimension are drawn for stable branches only (each branch its own line).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .io import check_writable, replace_atomically
+
+# Axis labels as the paper writes them; values are scaled so that the numbers match its axes
+# (the paper's "kHz"/"MHz" are read literally as 10³ and 10⁶ s⁻¹, see PHYSICS.md).
+AXES: dict[str, tuple[str, float]] = {
+    "detuning": ("Δ_c/ω_m", 1.0),
+    "Omega": ("Ω (10³ s⁻¹)", 1e-3),
+    "J": ("J (10⁶ s⁻¹)", 1e-6),
+    "temperature": ("T (K)", 1.0),
+    "power": ("P (mW)", 1e3),
+    "logneg": ("E_N", 1.0),
+    "logneg_reflected": ("E_N (V, mech)", 1.0),
+    "logneg_optical": ("E_N (U, V)", 1.0),
+    "logneg_max": ("max over Δ_c of E_N", 1.0),
+    "photons": ("N_j (10⁹)", 1e-9),
+    "photons_reflected": ("N_V (10⁹)", 1e-9),
+    "coupling": ("|G_j|/ω_m", 1.0),
+    "coupling_reflected": ("|G_V|/ω_m", 1.0),
+    "revival": ("χ", 1.0),
+}
+
+
+def _axis(name: str, ds: xr.Dataset | None = None) -> tuple[str, float]:
+    if name in AXES:
+        return AXES[name]
+    if ds is not None and name in ds.variables:
+        units = ds[name].attrs.get("units", "")
+        return (f"{name} ({units})" if units not in ("", "1") else name), 1.0
+    return name, 1.0
+
+
+def _stable_only(ds: xr.Dataset, name: str) -> xr.DataArray:
+    da = ds[name]
+    if "branch" in da.dims and "stable" in ds:
+        da = da.where(ds["stable"])
+    return da
+
+
+def _label(dim: str, value) -> str:
+    short = {"Omega": "Ω", "detuning": "Δ_c/ω_m", "temperature": "T", "power": "P"}.get(dim, dim)
+    if isinstance(value, str):
+        return value
+    label, scale = _axis(dim)
+    unit = label[label.find("(") + 1:-1] if "(" in label else ""
+    return f"{short} = {value * scale:g}{' ' + unit if unit and dim not in ('detuning',) else ''}"
+
+
+def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
+    """Draw the figure described by ``ds.attrs['plot']`` (or a default) and write it as PNG atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = check_writable(path, force)
+    spec = json.loads(ds.attrs.get("plot", "{}"))
+    kind = spec.get("kind", "lines")
+    if kind == "lines":
+        fig = _lines(ds, spec, plt)
+    elif kind == "map":
+        fig = _map(ds, spec, plt)
+    else:
+        raise ValueError(f"plot.kind must be 'lines' or 'map', got {kind!r}")
+    title = spec.get("title") or ds.attrs.get("title", "")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        replace_atomically(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _lines(ds, spec, plt):
+    x = spec.get("x", "detuning")
+    ys = spec.get("y", ["logneg"])
+    hue = [h for h in spec.get("hue", []) if h in ds.dims]
+    panel = spec.get("panel")
+    for name in [x, *ys, *([panel] if panel else [])]:
+        if name not in ds.variables:
+            raise ValueError(f"plot: {name!r} is not in the dataset")
+    panels = [(name, i) for name in ys for i in range(ds.sizes[panel] if panel else 1)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False,
+                             layout="constrained")
+    xlabel, xscale = _axis(x, ds)
+    titles = spec.get("panel_titles", [])
+    for k, (ax, (name, p_index)) in enumerate(zip(axes[0], panels, strict=True)):
+        da = _stable_only(ds, name)
+        if panel:
+            da = da.isel({panel: p_index})
+            if k >= len(titles):
+                ax.set_title(_label(panel, ds[panel].values[p_index]), fontsize=9)
+        ylabel, yscale = _axis(name, ds)
+        combos = list(itertools.product(*[range(ds.sizes[h]) for h in hue]))
+        for c_index, combo in enumerate(combos):
+            sel = da.isel(dict(zip(hue, combo, strict=True)))
+            rest = [d for d in sel.dims if d not in (x, "branch")]
+            sel = sel.isel({d: 0 for d in rest})
+            label = ", ".join(_label(h, ds[h].values[i]) for h, i in zip(hue, combo, strict=True)) or name
+            color = f"C{c_index}"
+            branches = sel.transpose(x, ...).values.reshape(ds.sizes[x], -1)
+            for b in range(branches.shape[1]):
+                ax.plot(ds[x].values * xscale, branches[:, b] * yscale, color=color,
+                        label=label if b == 0 else None, lw=1.4)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if k < len(titles):
+            ax.set_title(titles[k], fontsize=9)
+        if hue:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def _map(ds, spec, plt):
+    x, y = spec.get("x", "detuning"), spec.get("y", "Omega")
+    name = spec.get("variable", "coupling")
+    for n in (x, y, name):
+        if n not in ds.variables:
+            raise ValueError(f"plot: {n!r} is not in the dataset")
+    da = _stable_only(ds, name)
+    if "branch" in da.dims:
+        da = da.max("branch")  # the largest stable branch: one value per point
+    panels = [d for d in da.dims if d not in (x, y)]
+    combos = list(itertools.product(*[range(ds.sizes[d]) for d in panels]))
+    fig, axes = plt.subplots(1, len(combos), figsize=(4.4 * len(combos), 3.6), squeeze=False,
+                             layout="constrained")
+    xlabel, xscale = _axis(x, ds)
+    ylabel, yscale = _axis(y, ds)
+    clabel, cscale = _axis(name, ds)
+    vmin, vmax = np.nanmin(da.values) * cscale, np.nanmax(da.values) * cscale
+    for ax, combo in zip(axes[0], combos, strict=True):
+        sel = da.isel(dict(zip(panels, combo, strict=True))).transpose(y, x)
+        mesh = ax.pcolormesh(ds[x].values * xscale, ds[y].values * yscale, sel.values * cscale,
+                             shading="auto", vmin=vmin, vmax=vmax, cmap="viridis")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if panels:
+            ax.set_title(", ".join(_label(d, ds[d].values[i]) for d, i in zip(panels, combo, strict=True)),
+                         fontsize=9)
+        fig.colorbar(mesh, ax=ax, label=clabel)
+    return fig
