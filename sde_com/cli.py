@@ -11,7 +11,7 @@ EXIT_BAD_INPUT = 2
 
 def _run(args) -> None:
     from .io import check_writable, write_dataset
-    from .scenario import load_scenario, run_scenario
+    from .scenario import check_plot, load_scenario, run_scenario
 
     out = Path(args.output)
     png = Path(args.plot_file) if args.plot_file else out.with_suffix(".png")
@@ -19,6 +19,8 @@ def _run(args) -> None:
     if args.plot or args.plot_file:
         check_writable(png, args.force)
     scenario = load_scenario(args.scenario)
+    if args.plot or args.plot_file:  # a figure that cannot be drawn fails before any work
+        check_plot(scenario.plot, scenario.parameters, scenario.variables)
     ds = run_scenario(scenario)
     write_dataset(ds, out, force=args.force)
     print(f"wrote {out}")
@@ -37,7 +39,11 @@ def _plot(args) -> None:
     if not src.exists():
         raise FileNotFoundError(f"dataset {str(src)!r} does not exist")
     png = Path(args.output) if args.output else src.with_suffix(".png")
-    plot_dataset(read_dataset(src), png, force=args.force)
+    try:
+        ds = read_dataset(src)
+    except OSError as exc:
+        raise ValueError(f"cannot read dataset {str(src)!r}: {exc}") from exc
+    plot_dataset(ds, png, force=args.force)
     print(f"wrote {png}")
 
 

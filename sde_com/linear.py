@@ -204,13 +204,77 @@ def lyapunov_residual(A: np.ndarray, V: np.ndarray, D: np.ndarray) -> float:
     return float(np.linalg.norm(R) / scale)
 
 
-def moment_covariance(A: np.ndarray, D: np.ndarray, V0: np.ndarray, t: float, V_inf: np.ndarray | None = None):
-    """Covariance at time t from V(0) = V0: V(t) = e^{At}(V0 − V∞)e^{Aᵀt} + V∞ (PHYSICS.md, stochastic picture).
+def noise_covariance(A: np.ndarray, D: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Φ, Q) = (e^{At}, ∫₀ᵗ e^{As} D e^{Aᵀs} ds) by one matrix exponential (Van Loan 1978).
 
-    It solves dV/dt = AV + VAᵀ + D exactly; requires a stable A (V∞ from Eq. (11)).
+    expm([[−A, D], [0, Aᵀ]] t) = [[·, Φ⁻¹Q], [0, Φᵀ]]; valid for any A, stable or not.
     """
-    if V_inf is None:
-        V_inf = lyapunov_covariance_reference(A, D)
-    M = scipy.linalg.expm(A * t)
-    V = M @ (V0 - V_inf) @ M.T + V_inf
+    n = A.shape[0]
+    M = np.zeros((2 * n, 2 * n))
+    M[:n, :n] = -A
+    M[:n, n:] = D
+    M[n:, n:] = A.T
+    E = scipy.linalg.expm(M * t)
+    Phi = E[n:, n:].T
+    Q = Phi @ E[:n, n:]
+    return Phi, 0.5 * (Q + Q.T)
+
+
+def moment_covariance(A: np.ndarray, D: np.ndarray, V0: np.ndarray, t: float) -> np.ndarray:
+    """Covariance at time t from V(0) = V0, the exact solution of dV/dt = AV + VAᵀ + D (PHYSICS.md,
+    "The stochastic picture"): V(t) = e^{At} V0 e^{Aᵀt} + Q(t). For a stable A this equals
+    e^{At}(V0 − V∞)e^{Aᵀt} + V∞ with V∞ of Eq. (11); it also holds where A is unstable.
+    """
+    Phi, Q = noise_covariance(A, D, t)
+    V = Phi @ V0 @ Phi.T + Q
     return 0.5 * (V + V.T)
+
+
+def euler_maruyama_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """(F, L) of the Euler–Maruyama recursion u ← F u + L ξ: F = I + A dt, L = √dt D^{1/2} (D diagonal)."""
+    return np.eye(A.shape[0]) + A * dt, np.sqrt(dt) * np.diag(np.sqrt(np.diag(D)))
+
+
+def exact_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """(F, L) of the exact discretization u ← Φ u + L ξ, Φ = e^{A dt}, L Lᵀ = Q_dt (Van Loan).
+
+    L comes from the eigen-decomposition of Q_dt, so a singular Q_dt (a noiseless direction) is fine.
+    """
+    Phi, Q = noise_covariance(A, D, dt)
+    w, U = np.linalg.eigh(Q)
+    return Phi, U * np.sqrt(np.clip(w, 0.0, None))
+
+
+def discrete_stationary_covariance(F: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """Stationary covariance V_dt = F V_dt Fᵀ + L Lᵀ of a recursion u ← F u + L ξ (discrete Lyapunov).
+
+    For Euler–Maruyama this is the covariance the integrator really samples; it differs from V of
+    Eq. (11) by O(dt) (PHYSICS.md).
+    """
+    V = scipy.linalg.solve_discrete_lyapunov(F, L @ L.T)
+    return 0.5 * (V + V.T)
+
+
+def discrete_moment_covariance(F: np.ndarray, L: np.ndarray, V0: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Covariances V_n = F V_{n−1} Fᵀ + L Lᵀ of the recursion at the given (sorted) step numbers."""
+    out = np.empty((len(steps), *V0.shape))
+    V = np.array(V0, dtype=float)
+    Q = L @ L.T
+    n = 0
+    for k, target in enumerate(steps):
+        while n < target:
+            V = F @ V @ F.T + Q
+            n += 1
+        out[k] = 0.5 * (V + V.T)
+    return out
+
+
+def euler_maruyama_max_dt(A: np.ndarray) -> float:
+    """Largest dt with |1 + λ dt| < 1 for every eigenvalue λ of A (EM stability, PHYSICS.md).
+
+    For λ = −a + iω (a > 0) the condition is dt < 2a/(a² + ω²); 0 if some eigenvalue has Re λ ≥ 0.
+    """
+    lam = np.linalg.eigvals(A)
+    if np.any(lam.real >= 0.0):
+        return 0.0
+    return float(np.min(-2.0 * lam.real / np.abs(lam) ** 2))

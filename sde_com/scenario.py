@@ -40,6 +40,11 @@ class Scenario:
     text: str = ""
     name: str = ""
 
+    @property
+    def dimensions(self) -> list[str]:
+        """The swept parameters (lists and ranges), in file order."""
+        return [k for k, v in self.parameters.items() if isinstance(v, list)]
+
 
 def _parse_value(key: str, value):
     if isinstance(value, dict):
@@ -80,25 +85,58 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
         raise ScenarioError(f"unknown key(s) {unknown} in [model]; allowed: {list(SWEEP_PARAMETERS)}")
     params = {k: _parse_value(k, v) for k, v in model.items()}
     output = raw.get("output", {})
+    if not isinstance(output, dict):
+        raise ScenarioError("[output] must be a table")
     unknown = sorted(set(output) - set(OUTPUT_KEYS))
     if unknown:
         raise ScenarioError(f"unknown key(s) {unknown} in [output]; allowed: {list(OUTPUT_KEYS)}")
     variables = output.get("variables")
     if variables is not None:
+        if not isinstance(variables, list):
+            raise ScenarioError(f"output.variables must be a list of names from {list(VARIABLE_INFO)}")
         bad = [v for v in variables if v not in VARIABLE_INFO]
         if bad or not variables:
             raise ScenarioError(f"output.variables: unknown {bad}; allowed: {list(VARIABLE_INFO)}")
         variables = tuple(variables)
     plot = raw.get("plot", {})
+    if not isinstance(plot, dict):
+        raise ScenarioError("[plot] must be a table")
     unknown = sorted(set(plot) - set(PLOT_KEYS))
     if unknown:
         raise ScenarioError(f"unknown key(s) {unknown} in [plot]; allowed: {list(PLOT_KEYS)}")
+    if plot:
+        check_plot(plot, params, variables)
     try:  # check values now (names the field), so a bad file fails before any work
         validate_parameters(params)
     except ValueError as exc:
         raise ScenarioError(f"[model] {exc}") from exc
     return Scenario(params, variables, plot, str(raw.get("title", "")), str(raw.get("description", "")),
                     text, name)
+
+
+def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
+    """Validate [plot] against the run it will draw, so a bad figure spec fails before any work."""
+    kind = plot.get("kind", "lines")
+    if kind not in ("lines", "map"):
+        raise ScenarioError(f"plot.kind must be 'lines' or 'map', got {kind!r}")
+    dims = [k for k, v in params.items() if isinstance(v, list)]
+    available = set(variables) if variables is not None else set(VARIABLE_INFO)
+    for key in ("hue", "y", "panel_titles") if kind == "lines" else ():
+        if key in plot and not (isinstance(plot[key], list) and all(isinstance(v, str) for v in plot[key])):
+            raise ScenarioError(f"plot.{key} must be a list of names")
+    names = []
+    if kind == "lines":
+        names += [("x", plot.get("x", "detuning"), dims)]
+        names += [("y", y, available | set(dims)) for y in plot.get("y", ["logneg"])]
+        names += [("hue", h, dims) for h in plot.get("hue", [])]
+        if "panel" in plot:
+            names.append(("panel", plot["panel"], dims))
+    else:
+        names += [("x", plot.get("x", "detuning"), dims), ("y", plot.get("y", "Omega"), dims),
+                  ("variable", plot.get("variable", "coupling"), available)]
+    for key, name, allowed in names:
+        if name not in allowed:
+            raise ScenarioError(f"plot.{key} = {name!r} is not in this run; allowed: {sorted(allowed)}")
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -108,6 +146,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"cannot read scenario {str(path)!r}: not UTF-8 text ({exc.reason})") from exc
     return parse_scenario(text, name=path.name)
 
 

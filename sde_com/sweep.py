@@ -60,7 +60,7 @@ def _as_values(name: str, value) -> tuple[np.ndarray, bool]:
     if name == "direction":
         for v in values:
             if v not in DIRECTIONS:
-                raise ValueError(f"direction must be one of {DIRECTIONS}, got {v!r}")
+                raise ValueError(f"direction must be one of {DIRECTIONS}, got {str(v)!r}")
         return values.astype(str), is_dim
     if values.dtype.kind not in "iuf" or values.dtype == bool:
         raise ValueError(f"{name} must be a real number or a sequence of them, got {value!r}")
