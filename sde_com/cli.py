@@ -10,8 +10,8 @@ EXIT_BAD_INPUT = 2
 
 
 def _run(args) -> None:
-    from .io import check_writable, write_dataset
-    from .scenario import check_plot, load_scenario, run_scenario
+    from .io import check_writable
+    from .scenario import check_plot, load_scenario, run_scenario_to_file
 
     out = Path(args.output)
     png = Path(args.plot_file) if args.plot_file else out.with_suffix(".png")
@@ -21,8 +21,7 @@ def _run(args) -> None:
     scenario = load_scenario(args.scenario)
     if args.plot or args.plot_file:  # a figure that cannot be drawn fails before any work
         check_plot(scenario.plot, scenario.parameters, scenario.variables)
-    ds = run_scenario(scenario)
-    write_dataset(ds, out, force=args.force)
+    ds = run_scenario_to_file(scenario, out, force=args.force)
     print(f"wrote {out}")
     if args.plot or args.plot_file:
         from .plot import plot_dataset

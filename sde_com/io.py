@@ -56,3 +56,51 @@ def read_dataset(path: str | Path) -> xr.Dataset:
     """Open a netCDF file written by sde_com, fully loaded into memory (the file is closed on return)."""
     with xr.open_dataset(path, engine="netcdf4") as ds:
         return ds.load()
+
+
+class StreamedNetCDF:
+    """A netCDF file written in pieces: large variables slab by slab as they are produced, then the rest
+    of the Dataset, then an atomic rename. Memory stays bounded by one slab, not the whole variable.
+
+    Usage: ``w = StreamedNetCDF(path, force, dims, {name: (dims, attrs)})``; ``w.write(name, index, data)``
+    any number of times; ``w.finish(ds)`` (ds: everything else, with coordinates) or ``w.abort()``.
+    """
+
+    def __init__(self, path: str | Path, force: bool, dims: dict[str, int],
+                 variables: dict[str, tuple[tuple[str, ...], dict]]):
+        import netCDF4
+        import numpy as np
+
+        self.path = check_writable(path, force)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        for name, size in dims.items():
+            self.nc.createDimension(name, size)
+        self.vars = {}
+        for name, (vdims, attrs) in variables.items():
+            chunks = [1] * (len(vdims) - 2) + [min(dims[vdims[-2]], 8192), dims[vdims[-1]]]
+            var = self.nc.createVariable(name, "f8", vdims, zlib=True, complevel=4, fill_value=np.nan,
+                                         chunksizes=chunks)
+            var.setncatts(attrs)
+            self.vars[name] = var
+
+    def write(self, name: str, index, data) -> None:
+        self.vars[name][index] = data
+
+    def finish(self, ds: xr.Dataset) -> Path:
+        try:
+            self.nc.close()
+            ds.to_netcdf(self.tmp, mode="a", engine="netcdf4", encoding=_encoding(ds))
+            replace_atomically(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            if self.nc.isopen():
+                self.nc.close()
+        finally:
+            Path(self.tmp).unlink(missing_ok=True)

@@ -205,18 +205,24 @@ def lyapunov_residual(A: np.ndarray, V: np.ndarray, D: np.ndarray) -> float:
 
 
 def noise_covariance(A: np.ndarray, D: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(Φ, Q) = (e^{At}, ∫₀ᵗ e^{As} D e^{Aᵀs} ds) by one matrix exponential (Van Loan 1978).
+    """(Φ, Q) = (e^{At}, ∫₀ᵗ e^{As} D e^{Aᵀs} ds) for any A, stable or not.
 
-    expm([[−A, D], [0, Aᵀ]] t) = [[·, Φ⁻¹Q], [0, Φᵀ]]; valid for any A, stable or not.
+    Van Loan (1978): expm([[−A, D], [0, Aᵀ]] τ) = [[·, Φ⁻¹Q], [0, Φᵀ]] on a short piece τ = t/2^k (for a
+    long t the block e^{−Aτ} would overflow the cancellation), then doubling: Q(2τ) = Q(τ) + Φ(τ)Q(τ)Φ(τ)ᵀ.
     """
     n = A.shape[0]
+    k = max(0, int(np.ceil(np.log2(max(np.linalg.norm(A, 1) * t, 1e-300) / 0.5))))
+    tau = t / 2.0**k
     M = np.zeros((2 * n, 2 * n))
     M[:n, :n] = -A
     M[:n, n:] = D
     M[n:, n:] = A.T
-    E = scipy.linalg.expm(M * t)
+    E = scipy.linalg.expm(M * tau)
     Phi = E[n:, n:].T
     Q = Phi @ E[:n, n:]
+    for _ in range(k):
+        Q = Q + Phi @ Q @ Phi.T
+        Phi = Phi @ Phi
     return Phi, 0.5 * (Q + Q.T)
 
 

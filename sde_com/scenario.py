@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from .io import StreamedNetCDF, write_dataset
+from .simulate import SIM_VARIABLE_INFO, SIMULATION_KEYS, SimulationSettings, simulate, simulate_time_steps
 from .sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep, validate_parameters
 
-TOP_LEVEL_KEYS = ("title", "description", "model", "output", "plot")
+TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "output", "plot")
 RANGE_KEYS = ("start", "stop", "num")
 OUTPUT_KEYS = ("variables",)
 PLOT_KEYS = ("kind", "x", "y", "hue", "panel", "variable", "title", "panel_titles")
@@ -33,6 +35,8 @@ class Scenario:
     """A validated scenario: sweep parameters, output selection, plot spec and the source text."""
 
     parameters: dict
+    simulation: SimulationSettings | None = None
+    dt_study: tuple[float, ...] | None = None
     variables: tuple[str, ...] | None = None
     plot: dict = field(default_factory=dict)
     title: str = ""
@@ -84,6 +88,7 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
     if unknown:
         raise ScenarioError(f"unknown key(s) {unknown} in [model]; allowed: {list(SWEEP_PARAMETERS)}")
     params = {k: _parse_value(k, v) for k, v in model.items()}
+    simulation, dt_study = _parse_simulation(raw.get("simulate"))
     output = raw.get("output", {})
     if not isinstance(output, dict):
         raise ScenarioError("[output] must be a table")
@@ -92,11 +97,12 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
         raise ScenarioError(f"unknown key(s) {unknown} in [output]; allowed: {list(OUTPUT_KEYS)}")
     variables = output.get("variables")
     if variables is not None:
+        allowed = list(VARIABLE_INFO) + (list(SIM_VARIABLE_INFO) if simulation else [])
         if not isinstance(variables, list):
-            raise ScenarioError(f"output.variables must be a list of names from {list(VARIABLE_INFO)}")
-        bad = [v for v in variables if v not in VARIABLE_INFO]
+            raise ScenarioError(f"output.variables must be a list of names from {allowed}")
+        bad = [v for v in variables if v not in allowed]
         if bad or not variables:
-            raise ScenarioError(f"output.variables: unknown {bad}; allowed: {list(VARIABLE_INFO)}")
+            raise ScenarioError(f"output.variables: unknown {bad}; allowed: {allowed}")
         variables = tuple(variables)
     plot = raw.get("plot", {})
     if not isinstance(plot, dict):
@@ -110,8 +116,39 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
         validate_parameters(params)
     except ValueError as exc:
         raise ScenarioError(f"[model] {exc}") from exc
-    return Scenario(params, variables, plot, str(raw.get("title", "")), str(raw.get("description", "")),
-                    text, name)
+    if simulation is not None and (simulation.transient or simulation.traces) and "omega_m" in [
+            k for k, v in params.items() if isinstance(v, list)]:
+        raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
+    return Scenario(params, simulation, dt_study, variables, plot, str(raw.get("title", "")),
+                    str(raw.get("description", "")), text, name)
+
+
+def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ...] | None]:
+    """[simulate] → (settings, the dt list of a time-step study or None)."""
+    if table is None:
+        return None, None
+    if not isinstance(table, dict):
+        raise ScenarioError("[simulate] must be a table")
+    unknown = sorted(set(table) - set(SIMULATION_KEYS))
+    if unknown:
+        raise ScenarioError(f"unknown key(s) {unknown} in [simulate]; allowed: {list(SIMULATION_KEYS)}")
+    table = dict(table)
+    dts = table.get("dt")
+    if isinstance(dts, list):  # a time-step study: one run per dt, a `dt` dimension
+        if not dts:
+            raise ScenarioError("[simulate] dt: a list needs at least one value")
+        table["dt"] = dts[0]
+    try:
+        settings = SimulationSettings(**table)
+        if isinstance(dts, list):
+            if settings.transient or settings.traces:
+                raise ValueError("a list of dt (a time-step study) cannot record snapshots or traces")
+            for dt in dts:
+                replace(settings, dt=dt)  # validates each
+            return settings, tuple(float(x) for x in dts)
+        return settings, None
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"[simulate] {exc}") from exc
 
 
 def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
@@ -151,12 +188,20 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(text, name=path.name)
 
 
-def run_scenario(scenario: Scenario) -> xr.Dataset:
-    """Run the scenario's sweep and return the Dataset with the provenance attrs."""
+def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
+    """Run the scenario (sweep, and the time-domain runs of [simulate]) → Dataset with provenance attrs.
+
+    ``trace_sink``: see ``simulate.simulate``; without it recorded traces are kept in the Dataset.
+    """
     wanted = scenario.variables
-    store_cov = wanted is None or "cov" in wanted
-    revival = None if wanted is None else bool({"revival", "logneg_max"} & set(wanted))
-    ds = sweep(store_cov=store_cov, revival=revival, **scenario.parameters)
+    if scenario.dt_study:
+        ds = simulate_time_steps(scenario.simulation, scenario.dt_study, **scenario.parameters)
+    elif scenario.simulation is not None:
+        ds = simulate(scenario.simulation, trace_sink=trace_sink, **scenario.parameters)
+    else:
+        store_cov = wanted is None or "cov" in wanted
+        revival = None if wanted is None else bool({"revival", "logneg_max"} & set(wanted))
+        ds = sweep(store_cov=store_cov, revival=revival, **scenario.parameters)
     if wanted is not None:
         ds = ds[[v for v in wanted if v in ds.data_vars]]
         ds = ds.drop_vars([c for c in ("row", "col") if c in ds.coords and "cov" not in ds.data_vars])
@@ -165,4 +210,36 @@ def run_scenario(scenario: Scenario) -> xr.Dataset:
     ds.attrs["title"] = scenario.title
     if scenario.plot:
         ds.attrs["plot"] = json.dumps(scenario.plot)
+    return ds
+
+
+def run_scenario_to_file(scenario: Scenario, path, force: bool = False) -> xr.Dataset:
+    """Run a scenario and write its netCDF file atomically; recorded traces are streamed to the file chunk by
+    chunk, so a trace dataset larger than memory can be written. Returns the Dataset without the traces."""
+    sim = scenario.simulation
+    keep_traces = sim is not None and sim.traces and (scenario.variables is None or "trace" in scenario.variables)
+    if not keep_traces:
+        ds = run_scenario(scenario)
+        write_dataset(ds, path, force=force)
+        return ds
+    grid = sweep(store_cov=False, revival=False, **scenario.parameters)  # cheap: learns the branch count
+    dims = [d for d in scenario.dimensions]
+    shape = tuple(grid.sizes[d] for d in dims)
+    sizes = {**{d: grid.sizes[d] for d in dims}, "branch": grid.sizes["branch"], "trajectory": sim.traces,
+             "time": sim.n_steps // sim.trace_every + 1, "quadrature": 6}
+    vdims = (*dims, "branch", "trajectory", "time", "quadrature")
+    streams = {name: (vdims, dict(zip(("units", "long_name"), SIM_VARIABLE_INFO[name], strict=True)))
+               for name in ("trace", "noise")}
+    writer = StreamedNetCDF(path, force, sizes, streams)
+    try:
+        def sink(flat, branch, first, traces, noises):
+            index = (*np.unravel_index(flat, shape), branch, slice(first, first + traces.shape[0]))
+            writer.write("trace", index, traces)
+            writer.write("noise", index, noises)
+
+        ds = run_scenario(scenario, trace_sink=sink)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish(ds)
     return ds

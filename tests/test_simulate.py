@@ -1,0 +1,200 @@
+"""Time-domain simulator: estimates against their references within their own error bars."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+import scipy.stats
+import xarray as xr
+
+import sde_com
+from sde_com.cli import main
+from sde_com.device import Device
+from sde_com.linear import discrete_stationary_covariance, euler_maruyama_step, lyapunov_covariance_reference
+from sde_com.simulate import SimulationSettings, simulate, simulate_point
+
+PEAK = 0.75  # Δ_c/ω_m of the Fig. 2 peak (Ω = 0, J = 0)
+FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of every z-score test below
+
+
+def z_threshold(n_entries: int, n_trajectories: int) -> float:
+    """Bonferroni bound on max |t| over n_entries estimates with Student-t(n_trajectories − 1) errors.
+
+    Each entry of V is a mean over independent trajectories, its error the spread over them / √n, so
+    (estimate − truth)/error is Student-t; the max over the entries exceeds this with probability ≤ α.
+    """
+    return float(scipy.stats.t.ppf(1 - FAMILY_ALPHA / (2 * n_entries), df=n_trajectories - 1))
+
+
+@pytest.fixture(scope="module")
+def peak():
+    d = Device()
+    p = sde_com.operating_points(d, PEAK)[0]
+    return d, p.drift, p.diffusion
+
+
+@pytest.mark.parametrize("dt", [0.25, 1.0])
+def test_exact_scheme_matches_lyapunov_within_error_bars(peak, dt):
+    d, A, D = peak
+    n = 64
+    s = SimulationSettings(method="exact", dt=dt, burn_in=0.0, duration=600.0, trajectories=n, seed=11)
+    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    V = lyapunov_covariance_reference(A / d.omega_m, D / d.omega_m)
+    np.testing.assert_array_equal(out["cov_ref"], V)
+    assert out["zscore_max"] < z_threshold(21, n)
+    assert abs(out["logneg_sim"] - out["logneg"]) < 4 * out["logneg_sim_err"]
+
+
+def test_a_factor_two_in_the_noise_is_caught(peak):
+    d, A, D = peak
+    n = 64
+    s = SimulationSettings(method="exact", dt=1.0, duration=600.0, trajectories=n, seed=11)
+    wrong = simulate_point(A, 2 * D, d.omega_m, d.n_thermal, s)
+    V = lyapunov_covariance_reference(A / d.omega_m, D / d.omega_m)
+    z = np.abs(wrong["cov_sim"] - V) / wrong["cov_sim_err"]
+    assert np.nanmax(z) > 3 * z_threshold(21, n)
+
+
+def test_em_samples_its_discrete_lyapunov_covariance_and_is_biased_linearly(peak):
+    d, A, D = peak
+    A_s, D_s = A / d.omega_m, D / d.omega_m
+    V = lyapunov_covariance_reference(A_s, D_s)
+    dts = np.array([0.01, 0.005, 0.0025, 0.00125])
+    bias = [np.linalg.norm(discrete_stationary_covariance(*euler_maruyama_step(A_s, D_s, dt)) - V) for dt in dts]
+    slope = np.polyfit(np.log(dts), np.log(bias), 1)[0]
+    # EM is weak order 1: the stationary covariance error is c₁dt + c₂dt², so the fitted slope is
+    # 1 + O(dt/dt_max) with dt_max ≈ 0.15 the EM stability limit here; for dt ≤ dt_max/15 that is a few
+    # per cent (a first-order-wrong or second-order scheme gives 0.5 or 2)
+    assert 0.95 < slope < 1.08
+    n = 48
+    for dt in (0.04, 0.02):
+        s = SimulationSettings(method="em", dt=dt, burn_in=40.0, duration=400.0, trajectories=n, seed=5)
+        out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+        assert out["zscore_max"] < z_threshold(21, n)  # agrees with V_dt ...
+        assert out["zscore_max_continuous"] > z_threshold(21, n)  # ... and the bias against V is resolved
+
+
+def test_transient_matches_the_moment_solution(peak):
+    d, A, D = peak
+    n = 3000
+    s = SimulationSettings(method="exact", dt=0.5, duration=40.0, trajectories=n, seed=3, initial="thermal",
+                           save_times=(0.0, 5.0, 10.0, 20.0, 40.0))
+    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    # 21 entries × 5 times; per-time errors from the spread of u_k u_l over trajectories (t-distributed)
+    assert np.nanmax(out["zscore_max"][1:]) < z_threshold(21 * 5, n)
+    np.testing.assert_allclose(out["cov_moment"][0], np.diag([0.5] * 4 + [d.n_thermal + 0.5] * 2))
+    # the ensemble E_N follows the moment solution's within its jackknife error (4σ: 5 times)
+    late = slice(3, 5)
+    assert np.all(np.abs(out["logneg_sim"][late] - out["logneg_ref"][late]) <= 4 * out["logneg_sim_err"][late])
+
+
+def test_em_transient_matches_its_discrete_moments(peak):
+    d, A, D = peak
+    n = 3000
+    s = SimulationSettings(method="em", dt=0.01, duration=10.0, trajectories=n, seed=4, initial="zero",
+                           save_every=2.5)
+    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    assert np.nanmax(out["zscore_max"][1:]) < z_threshold(21 * 4, n)
+
+
+def test_same_seed_threads_and_chunks_give_identical_datasets():
+    kw = dict(detuning=[0.7, 0.8])
+    base = SimulationSettings(method="exact", dt=0.5, duration=50.0, trajectories=37, seed=9, traces=3,
+                              save_every=5.0, initial="thermal")
+    a = simulate(base, **kw)
+    xr.testing.assert_identical(a, simulate(base, **kw))
+    xr.testing.assert_identical(a, simulate(SimulationSettings(**{**base.__dict__, "chunk": 5}), **kw))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = simulate(base, **kw)
+    finally:
+        numba.set_num_threads(threads)
+    xr.testing.assert_identical(a, one)
+    other = simulate(SimulationSettings(**{**base.__dict__, "seed": 10}), **kw)
+    assert not np.array_equal(a.trace.values, other.trace.values)
+
+
+def test_traces_follow_the_recursion_with_their_recorded_noise(peak):
+    d, A, D = peak
+    s = SimulationSettings(method="exact", dt=0.3, duration=30.0, trajectories=4, traces=2, save_every=0.3)
+    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    from sde_com.simulate import step_maps
+
+    F, _ = step_maps(A / d.omega_m, D / d.omega_m, 0.3, "exact")
+    tr, nz = out["trace"], out["noise"]
+    np.testing.assert_allclose(tr[:, 1:], tr[:, :-1] @ F.T + nz[:, 1:], rtol=1e-12, atol=1e-12)
+    assert np.all(nz[:, 0] == 0)
+
+
+def test_error_bars_are_calibrated(peak):
+    """About 68 % of estimates lie within 1σ of the truth, over independent seeds."""
+    d, A, D = peak
+    V = lyapunov_covariance_reference(A / d.omega_m, D / d.omega_m)
+    n, seeds = 24, 120
+    inside = []
+    iu = np.triu_indices(6)
+    for seed in range(seeds):
+        s = SimulationSettings(method="exact", dt=1.0, duration=200.0, trajectories=n, seed=seed)
+        out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+        inside.append(np.abs(out["cov_sim"] - V)[iu] < out["cov_sim_err"][iu])
+    frac = float(np.mean(inside))
+    expected = scipy.stats.t.cdf(1, n - 1) - scipy.stats.t.cdf(-1, n - 1)  # 0.672 for Student-t(23)
+    # entries within one seed are correlated, so count seeds, not entries: binomial σ ≈ √(p(1−p)/120) ≈ 4.3 %
+    # for the worst case of fully correlated entries; 3σ band
+    assert abs(frac - expected) < 3 * math.sqrt(expected * (1 - expected) / seeds)
+
+
+def test_guard_rails(peak):
+    d, A, D = peak
+    with pytest.raises(ValueError, match=r"dt = 0.5 is unstable for Euler–Maruyama.*dt < 0\.15.*'exact'"):
+        simulate_point(A, D, d.omega_m, d.n_thermal, SimulationSettings(method="em", dt=0.5))
+    unstable = [p for p in sde_com.operating_points(Device(), 0.2) if not p.stable][0]
+    with pytest.raises(ValueError, match="unstable"):
+        simulate_point(unstable.drift, unstable.diffusion, d.omega_m, d.n_thermal, SimulationSettings())
+    s = SimulationSettings(initial="thermal", save_times=(0.0, 1.0), duration=1.0, allow_unstable=True)
+    out = simulate_point(unstable.drift, unstable.diffusion, d.omega_m, d.n_thermal, s)
+    assert np.isfinite(out["cov_sim"]).all()
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    (dict(dt=0.0), "dt must be"), (dict(dt=-1.0), "dt must be"), (dict(trajectories=0), "trajectories must be"),
+    (dict(method="rk4"), "method must be one of"), (dict(initial="hot"), "initial must be one of"),
+    (dict(duration=0.0), "duration must be"), (dict(seed=-1), "seed must be"),
+    (dict(traces=5, trajectories=2), "traces must be <="),
+    (dict(save_times=(0.0, 500.0), duration=10.0), "save_times must lie within"),
+])
+def test_settings_reject_bad_values(kw, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        SimulationSettings(**kw)
+
+
+@pytest.mark.parametrize("table, fragment", [
+    ("dt = 0.0", "dt must be"), ("trajectories = 0", "trajectories must be"), ('method = "rk4"', "method must be"),
+    ('method = "em"\ndt = 0.5', "unstable for Euler"), ("speed = 3", "unknown key"),
+])
+def test_cli_bad_simulation_input_exits_2_and_writes_nothing(tmp_path, capsys, table, fragment):
+    f = tmp_path / "s.toml"
+    base = "" if table.startswith("trajectories") else "trajectories = 2\n"
+    f.write_text(f"[model]\ndetuning = 0.75\n[simulate]\nduration = 10.0\n{base}{table}\n")
+    out = tmp_path / "out.nc"
+    assert main(["run", str(f), "-o", str(out)]) == 2
+    assert fragment in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_streamed_traces_equal_in_memory(tmp_path):
+    from sde_com.io import read_dataset
+    from sde_com.scenario import parse_scenario, run_scenario, run_scenario_to_file
+
+    sc = parse_scenario("[model]\ndetuning = [0.7, 0.8]\n[simulate]\ndt = 0.5\nduration = 20.0\ntrajectories = 6\n"
+                        "traces = 4\nsave_every = 1.0\nchunk = 3\n")
+    path = tmp_path / "t.nc"
+    run_scenario_to_file(sc, path)
+    on_disk = read_dataset(path)
+    in_memory = run_scenario(sc)
+    np.testing.assert_array_equal(on_disk.trace.values, in_memory.trace.values)
+    np.testing.assert_array_equal(on_disk.noise.values, in_memory.noise.values)
+    assert on_disk.time.attrs["units"] == "s"
+    xr.testing.assert_allclose(on_disk.drop_vars(["trace", "noise"]), in_memory.drop_vars(["trace", "noise"]))
