@@ -6,7 +6,9 @@ quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
 
 from ._version import __version__
 from .device import Device, hz_to_rad_per_s
+from .engine import run_scenario_to_file
 from .gaussian import is_physical, logneg, logneg_symplectic, revival_factor
+from .io import read_dataset, write_dataset
 from .linear import (
     diffusion_matrix,
     drift_matrix,
@@ -15,22 +17,34 @@ from .linear import (
     routh_hurwitz_stable,
 )
 from .model import OperatingPoint, operating_points
+from .scenario import load_scenario, parse_scenario, run_scenario
+from .simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
 from .sweep import sweep
 
 __all__ = [
     "Device",
     "OperatingPoint",
+    "SimulationSettings",
     "__version__",
     "diffusion_matrix",
     "drift_matrix",
     "hz_to_rad_per_s",
     "is_physical",
+    "load_scenario",
     "logneg",
     "logneg_symplectic",
     "lyapunov_covariance_reference",
     "moment_covariance",
     "operating_points",
+    "parse_scenario",
+    "read_dataset",
     "revival_factor",
     "routh_hurwitz_stable",
+    "run_scenario",
+    "run_scenario_to_file",
+    "simulate",
+    "simulate_point",
+    "simulate_time_steps",
     "sweep",
+    "write_dataset",
 ]

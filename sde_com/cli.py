@@ -10,23 +10,32 @@ EXIT_BAD_INPUT = 2
 
 
 def _run(args) -> None:
+    from .engine import execute
     from .io import check_writable
-    from .scenario import check_plot, load_scenario, run_scenario_to_file
+    from .scenario import check_plot, load_scenario
 
     out = Path(args.output)
     png = Path(args.plot_file) if args.plot_file else out.with_suffix(".png")
-    check_writable(out, args.force)  # fail before any work
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("give --workers or --scheduler, not both")
+    check_writable(out, args.force or args.resume)  # fail before any work
     if args.plot or args.plot_file:
-        check_writable(png, args.force)
+        check_writable(png, args.force or args.resume)
     scenario = load_scenario(args.scenario)
     if args.plot or args.plot_file:  # a figure that cannot be drawn fails before any work
         check_plot(scenario.plot, scenario.parameters, scenario.variables)
-    ds = run_scenario_to_file(scenario, out, force=args.force)
+    execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
+            quiet=args.quiet)
     print(f"wrote {out}")
     if args.plot or args.plot_file:
+        import xarray as xr
+
         from .plot import plot_dataset
 
-        plot_dataset(ds, png, force=args.force)
+        with xr.open_dataset(out) as ds:  # lazily: streamed traces may not fit in memory
+            plot_dataset(ds, png, force=args.force or args.resume)
         print(f"wrote {png}")
 
 
@@ -59,6 +68,22 @@ def _bench(args) -> None:
     print(f"speed-up: {r['speedup']:.1f}x")
 
 
+def _bench_sde(args) -> None:
+    from .bench import benchmark_sde
+
+    if args.trajectories < 1 or args.steps < 1 or args.repeat < 1:
+        raise ValueError("--trajectories, --steps and --repeat must be >= 1")
+    r = benchmark_sde(args.trajectories, args.steps, args.repeat)
+    rates = r["rates"]
+    for name in ("em", "exact", "numpy"):
+        print(f"{name:>6}: {rates[name] / 1e6:.1f} M trajectory-steps/s (median of {args.repeat})")
+    print(f"EM kernel / NumPy EM: {r['em_over_numpy']:.1f}x;  EM / exact per step: {r['em_over_exact']:.2f}")
+    for name, w in r["time_to_target"].items():
+        print(f"{name:>6}: dt = {w['dt']:.4g}/ω_m, pilot {w['pilot_wall']:.2f} s → relative error "
+              f"{w['pilot_rel_err']:.3g}; time to {r['target']:.0%}: {w['wall_to_target']:.3g} s")
+    print(f"time to estimate V to {r['target']:.0%}: exact is {r['exact_speedup_to_target']:.0f}x faster than EM")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sde-com", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="overwrite existing outputs")
     run.add_argument("--plot", action="store_true", help="also draw the figure (OUTPUT with .png)")
     run.add_argument("--plot-file", help="draw the figure to this PNG file")
+    run.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
+    run.add_argument("--scheduler", help="run on the Dask cluster at this scheduler address")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
     run.set_defaults(func=_run)
     plot = sub.add_parser("plot", help="draw the figure of a dataset written by 'run'")
     plot.add_argument("dataset")
@@ -79,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--baseline-points", type=int, default=2_000)
     bench.add_argument("--repeat", type=int, default=5)
     bench.set_defaults(func=_bench)
+    bench_sde = sub.add_parser("bench-sde", help="benchmark the time-domain kernels against NumPy and each other")
+    bench_sde.add_argument("--trajectories", type=int, default=2000)
+    bench_sde.add_argument("--steps", type=int, default=2000)
+    bench_sde.add_argument("--repeat", type=int, default=3)
+    bench_sde.set_defaults(func=_bench_sde)
     return parser
 
 
@@ -89,9 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"sde-com: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("sde-com: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"sde-com: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        from .engine import UnitFailed
+
+        if not isinstance(exc, UnitFailed):
+            raise
+        print(f"sde-com: error: {exc}", file=sys.stderr)  # units that raised; the others are kept
+        return 1
     return 0
 
 

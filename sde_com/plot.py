@@ -1,7 +1,9 @@
 """Figures from sweep Datasets, as the scenario's ``[plot]`` table asks (needs the ``plot`` extra).
 
 ``[plot]`` keys:
-    kind = "lines" (default) or "map";
+    kind = "lines" (default), "map", "estimate" (a simulated quantity ± 1σ against its references over
+           x = "time" or "dt"; variable = "logneg"), "matrix" (a 6×6 variable such as "zscore") or "traces"
+           (recorded quadratures against time: y = list of quadratures, one panel each; first 3 trajectories);
     lines: x (a dimension), y (list of variables: one panel each), hue (dimensions: one line per combination),
            panel (optional dimension: one panel per value, for every y);
     map:   x, y (dimensions), variable; one panel per value of any remaining dimension (e.g. direction);
@@ -22,6 +24,8 @@ import xarray as xr
 
 from .io import check_writable, replace_atomically
 
+PLOT_KINDS = ("lines", "map", "estimate", "matrix", "traces")
+
 # Axis labels as the paper writes them; values are scaled so that the numbers match its axes
 # (the paper's "kHz"/"MHz" are read literally as 10³ and 10⁶ s⁻¹, see PHYSICS.md).
 AXES: dict[str, tuple[str, float]] = {
@@ -39,6 +43,8 @@ AXES: dict[str, tuple[str, float]] = {
     "coupling": ("|G_j|/ω_m", 1.0),
     "coupling_reflected": ("|G_V|/ω_m", 1.0),
     "revival": ("χ", 1.0),
+    "time": ("t (µs)", 1e6),
+    "dt": ("ω_m dt", 1.0),
 }
 
 
@@ -81,8 +87,14 @@ def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
         fig = _lines(ds, spec, plt)
     elif kind == "map":
         fig = _map(ds, spec, plt)
+    elif kind == "estimate":
+        fig = _estimate(ds, spec, plt)
+    elif kind == "matrix":
+        fig = _matrix(ds, spec, plt)
+    elif kind == "traces":
+        fig = _traces(ds, spec, plt)
     else:
-        raise ValueError(f"plot.kind must be 'lines' or 'map', got {kind!r}")
+        raise ValueError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
     title = spec.get("title") or ds.attrs.get("title", "")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -136,6 +148,70 @@ def _lines(ds, spec, plt):
             ax.set_title(titles[k], fontsize=9)
         if hue:
             ax.legend(fontsize=7)
+    return fig
+
+
+def _estimate(ds, spec, plt):
+    """A simulated quantity with its ±1σ band against its references, over ``x`` (time or dt)."""
+    x = spec.get("x", "time")
+    name = spec.get("variable", "logneg")
+    sim = ds[f"{name}_sim"]
+    others = [d for d in sim.dims if d != x]
+    sel = {d: 0 for d in others}
+    fig, ax = plt.subplots(figsize=(5.2, 3.6), layout="constrained")
+    xlabel, xscale = _axis(x, ds)
+    xv = ds[x].values * xscale
+    est, err = sim.isel(sel).values, ds[f"{name}_sim_err"].isel(sel).values
+    ax.fill_between(xv, est - err, est + err, color="C0", alpha=0.3, lw=0)
+    ax.plot(xv, est, "o-", color="C0", ms=3, label="simulated ± 1σ")
+    ref_label = "moment solution" if x == "time" else "scheme's own stationary value"
+    ax.plot(xv, ds[f"{name}_ref"].isel({d: 0 for d in ds[f"{name}_ref"].dims if d != x}).values * np.ones_like(xv),
+            "k--", label=ref_label)
+    if x != "time" and name in ds:
+        ax.axhline(float(ds[name].isel({d: 0 for d in ds[name].dims})), color="C3", label="Lyapunov (dt → 0)")
+    if x == "dt":
+        ax.set_xscale("log")
+        ax.set_xticks(xv, [f"{v:g}" for v in xv], minor=False)
+        ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_axis(name, ds)[0])
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _matrix(ds, spec, plt):
+    """A 6×6 (row, col) variable, e.g. the z-scores of a cross-check, with its numbers written in."""
+    name = spec.get("variable", "zscore")
+    da = ds[name]
+    da = da.isel({d: 0 for d in da.dims if d not in ("row", "col")})
+    fig, ax = plt.subplots(figsize=(4.8, 4.0), layout="constrained")
+    lim = max(3.0, float(np.nanmax(np.abs(da.values))))
+    mesh = ax.imshow(da.values, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    for r in range(da.shape[0]):
+        for c in range(da.shape[1]):
+            ax.text(c, r, f"{da.values[r, c]:.1f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(6), ds["col"].values)
+    ax.set_yticks(range(6), ds["row"].values)
+    fig.colorbar(mesh, ax=ax, label=name)
+    if "zscore_max" in ds:
+        ax.set_title(f"max |z| = {float(ds['zscore_max'].max()):.2f}", fontsize=9)
+    return fig
+
+
+def _traces(ds, spec, plt):
+    """Recorded quadratures u(t) of the first few trajectories, one panel per quadrature."""
+    quads = spec.get("y", ["xU", "q"])
+    tr = ds["trace"]
+    tr = tr.isel({d: 0 for d in tr.dims if d not in ("trajectory", "time", "quadrature")})
+    fig, axes = plt.subplots(1, len(quads), figsize=(4.4 * len(quads), 3.2), squeeze=False, layout="constrained")
+    xlabel, xscale = _axis("time", ds)
+    for ax, q in zip(axes[0], quads, strict=True):
+        for k in range(min(3, ds.sizes["trajectory"])):
+            ax.plot(ds["time"].values * xscale, tr.sel(quadrature=q).isel(trajectory=k).values, lw=0.7,
+                    label=f"trajectory {k}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"δ{q}")
+        ax.legend(fontsize=7)
     return fig
 
 

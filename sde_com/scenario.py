@@ -16,8 +16,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .io import StreamedNetCDF, write_dataset
-from .simulate import SIM_VARIABLE_INFO, SIMULATION_KEYS, SimulationSettings, simulate, simulate_time_steps
+from .plot import PLOT_KINDS
+from .simulate import (
+    SIM_VARIABLE_INFO,
+    SIMULATION_KEYS,
+    SimulationSettings,
+    simulate,
+    simulate_time_steps,
+)
 from .sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep, validate_parameters
 
 TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "output", "plot")
@@ -154,8 +160,10 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
 def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
     """Validate [plot] against the run it will draw, so a bad figure spec fails before any work."""
     kind = plot.get("kind", "lines")
-    if kind not in ("lines", "map"):
-        raise ScenarioError(f"plot.kind must be 'lines' or 'map', got {kind!r}")
+    if kind not in PLOT_KINDS:
+        raise ScenarioError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
+    if kind in ("estimate", "matrix", "traces"):
+        return  # drawn from the simulation's own variables; checked when drawn
     dims = [k for k, v in params.items() if isinstance(v, list)]
     available = set(variables) if variables is not None else set(VARIABLE_INFO)
     for key in ("hue", "y", "panel_titles") if kind == "lines" else ():
@@ -202,6 +210,12 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
         store_cov = wanted is None or "cov" in wanted
         revival = None if wanted is None else bool({"revival", "logneg_max"} & set(wanted))
         ds = sweep(store_cov=store_cov, revival=revival, **scenario.parameters)
+    return finish_dataset(scenario, ds)
+
+
+def finish_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
+    """Keep the scenario's [output] variables and add the provenance attrs (scenario text, plot spec)."""
+    wanted = scenario.variables
     if wanted is not None:
         ds = ds[[v for v in wanted if v in ds.data_vars]]
         ds = ds.drop_vars([c for c in ("row", "col") if c in ds.coords and "cov" not in ds.data_vars])
@@ -212,34 +226,3 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
         ds.attrs["plot"] = json.dumps(scenario.plot)
     return ds
 
-
-def run_scenario_to_file(scenario: Scenario, path, force: bool = False) -> xr.Dataset:
-    """Run a scenario and write its netCDF file atomically; recorded traces are streamed to the file chunk by
-    chunk, so a trace dataset larger than memory can be written. Returns the Dataset without the traces."""
-    sim = scenario.simulation
-    keep_traces = sim is not None and sim.traces and (scenario.variables is None or "trace" in scenario.variables)
-    if not keep_traces:
-        ds = run_scenario(scenario)
-        write_dataset(ds, path, force=force)
-        return ds
-    grid = sweep(store_cov=False, revival=False, **scenario.parameters)  # cheap: learns the branch count
-    dims = [d for d in scenario.dimensions]
-    shape = tuple(grid.sizes[d] for d in dims)
-    sizes = {**{d: grid.sizes[d] for d in dims}, "branch": grid.sizes["branch"], "trajectory": sim.traces,
-             "time": sim.n_steps // sim.trace_every + 1, "quadrature": 6}
-    vdims = (*dims, "branch", "trajectory", "time", "quadrature")
-    streams = {name: (vdims, dict(zip(("units", "long_name"), SIM_VARIABLE_INFO[name], strict=True)))
-               for name in ("trace", "noise")}
-    writer = StreamedNetCDF(path, force, sizes, streams)
-    try:
-        def sink(flat, branch, first, traces, noises):
-            index = (*np.unravel_index(flat, shape), branch, slice(first, first + traces.shape[0]))
-            writer.write("trace", index, traces)
-            writer.write("noise", index, noises)
-
-        ds = run_scenario(scenario, trace_sink=sink)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.finish(ds)
-    return ds

@@ -31,6 +31,8 @@ from .linear import (
 METHODS = ("em", "exact")
 INITIAL_STATES = ("steady", "thermal", "zero")
 N_JACKKNIFE_GROUPS = 32  # leave-one-group-out jackknife; more groups cost time, not accuracy
+STEPS_PER_UNIT = 20_000_000  # default unit of work: about a second of kernel time, so scheduling costs < 5 %
+N_BATCHES = 32  # batch means for a single trajectory: each batch should span many relaxation times
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +48,8 @@ class SimulationSettings:
     traces: record u(t) and its noise increments for this many trajectories, at the snapshot times when
         ``save_every`` is given, else at every step.
     allow_unstable: run a transient at an operating point without steady state.
-    chunk: trajectories per kernel call (results do not depend on it).
+    chunk: trajectories per unit of work (results do not depend on it; default: about STEPS_PER_UNIT
+        trajectory-steps per unit).
     """
 
     method: str = "exact"
@@ -60,7 +63,7 @@ class SimulationSettings:
     save_every: float | None = None
     traces: int = 0
     allow_unstable: bool = False
-    chunk: int = 512
+    chunk: int | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -73,6 +76,8 @@ class SimulationSettings:
             raise ValueError(f"burn_in must be a finite number >= 0 (in units of 1/ω_m), got {self.burn_in!r}")
         for name, low in (("trajectories", 1), ("seed", 0), ("traces", 0), ("chunk", 1)):
             v = getattr(self, name)
+            if name == "chunk" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
         if self.seed >= 2**63:
@@ -202,17 +207,28 @@ def _zscores(estimate, error, reference):
     return z, np.where(np.isfinite(zu), zu, np.nan)
 
 
-def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float, settings: SimulationSettings,
-                   trace_sink: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
-    """Run an ensemble at one operating point (A, D in rad/s) and return estimates beside their references.
+@dataclass(frozen=True)
+class PointModel:
+    """One operating point and branch prepared for the kernels; times in units of 1/ω_m.
 
-    Steady-state mode (no snapshots): ``cov_sim`` from time averages after the burn-in, ``cov_sim_err`` from
-    the spread of the per-trajectory averages over independent trajectories, ``cov_ref`` the covariance
-    the scheme samples (Lyapunov V for exact, the discrete-Lyapunov V_dt for EM), ``cov`` the continuous V,
-    z-scores against ``cov_ref``, E_N with jackknife errors. Transient mode: the same per snapshot time,
-    with the moment solution as reference. ``trace_sink(first_trajectory, traces, noises)`` receives
-    recorded paths chunk by chunk (else they are returned in memory).
+    A, D: drift and diffusion / ω_m.  F, L: the scheme's one-step map u ← F u + L ξ.  C0: C0 C0ᵀ = V0, the
+    initial covariance.  V_inf: Lyapunov V (None where unstable).
     """
+
+    A: np.ndarray
+    D: np.ndarray
+    F: np.ndarray
+    L: np.ndarray
+    V0: np.ndarray
+    C0: np.ndarray
+    V_inf: np.ndarray | None
+    stable: bool
+    max_dt_em: float
+
+
+def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float,
+                  settings: SimulationSettings) -> PointModel:
+    """Check the run against the operating point (stability, EM step) and build the kernels' inputs."""
     s = settings
     A_s, D_s = A / omega_m, D / omega_m  # time in units of 1/ω_m: V is unchanged
     stable = bool(np.max(np.linalg.eigvals(A_s).real) < 0)
@@ -222,48 +238,96 @@ def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: floa
     V_inf = lyapunov_covariance_reference(A_s, D_s) if stable else None
     V0 = initial_covariance(s.initial, V_inf, n_thermal)
     F, L = (np.ascontiguousarray(m) for m in step_maps(A_s, D_s, s.dt, s.method))
-    snaps = s.snapshot_steps
-    if snaps.size and snaps.max() > s.n_steps:
+    if s.snapshot_steps.size and s.snapshot_steps.max() > s.n_steps:
         raise ValueError("snapshot times beyond the simulated time")
-    trace_count = s.traces
-    n_traj = s.trajectories
-    C0 = np.ascontiguousarray(_factor(V0))
-    sum_uu = np.empty((n_traj, 6, 6))
-    snapshots = np.empty((n_traj, snaps.size, 6))
-    traces, noises = [], []
-    n_avg = 0
-    for first in range(0, n_traj, s.chunk):
-        count = min(s.chunk, n_traj - first)
-        u0 = kernels.sample_gaussian(C0, s.seed, first, count, kernels.INITIAL_STREAM)
-        n_rec = max(0, min(trace_count - first, count))
-        res = kernels.run_ensemble(F, L, u0, s.seed, first, s.n_steps, s.burn_in_steps, snaps, n_rec,
-                                   s.trace_every)
-        _, chunk_uu, n_avg, chunk_snap, chunk_tr, chunk_noise = res
-        sum_uu[first:first + count] = chunk_uu
-        snapshots[first:first + count] = chunk_snap
-        if n_rec:
-            if trace_sink is not None:
-                trace_sink(first, chunk_tr, chunk_noise)
-            else:
-                traces.append(chunk_tr)
-                noises.append(chunk_noise)
-    out: dict = {"stable": stable, "cov": V_inf, "max_dt_em": euler_maruyama_max_dt(A_s)}
+    return PointModel(A_s, D_s, F, L, V0, np.ascontiguousarray(_factor(V0)), V_inf, stable,
+                      euler_maruyama_max_dt(A_s))
+
+
+def trajectory_blocks(settings: SimulationSettings) -> list[tuple[int, int]]:
+    """(first trajectory, count) of each block of ``chunk`` trajectories, in order."""
+    n = settings.trajectories
+    c = settings.chunk or max(1, min(n, STEPS_PER_UNIT // settings.n_steps))
+    return [(first, min(c, n - first)) for first in range(0, n, c)]
+
+
+def run_block(model: PointModel, settings: SimulationSettings, first: int, count: int) -> dict:
+    """Trajectories [first, first + count) of one point: everything the estimators need from them.
+
+    ``samples`` (steady runs): per-trajectory time averages of u uᵀ after the burn-in, or, for a single
+    trajectory, the averages over N_BATCHES consecutive batches (batch means). ``snapshots`` (transient
+    runs): u at the snapshot steps. ``trace``, ``noise``: recorded paths of the block's traced trajectories.
+    A block's result depends only on the seed and its trajectory indices, never on the block size.
+    """
+    s = settings
+    u0 = kernels.sample_gaussian(model.C0, s.seed, first, count, kernels.INITIAL_STREAM)
+    n_rec = max(0, min(s.traces - first, count))
+    steps = s.snapshot_steps
+    out = {}
+    if not s.transient and s.trajectories == 1:
+        _, batch_uu, batch_len = kernels.run_batch_means(model.F, model.L, u0, s.seed, first, s.n_steps,
+                                                         s.burn_in_steps, N_BATCHES)
+        if batch_len < 1:
+            raise ValueError(f"duration must span at least {N_BATCHES} steps for batch means with one trajectory")
+        out["samples"] = batch_uu[0] / batch_len
+        if not n_rec:
+            return out
+    _, sum_uu, n_avg, snaps, traces, noises = kernels.run_ensemble(
+        model.F, model.L, u0, s.seed, first, s.n_steps, s.burn_in_steps, steps, n_rec, s.trace_every)
     if s.transient:
-        out.update(_transient_estimates(snapshots, A_s, D_s, F, L, V0, snaps, s))
-    else:
-        out.update(_steady_estimates(sum_uu / n_avg, F, L, V_inf, s))
-    if trace_count and trace_sink is None:
-        out["trace"] = np.concatenate(traces)
-        out["noise"] = np.concatenate(noises)
+        out["snapshots"] = snaps
+    elif "samples" not in out:
+        out["samples"] = sum_uu / n_avg
+    if n_rec:
+        out["trace"], out["noise"] = traces, noises
     return out
 
 
-def _steady_estimates(per_traj: np.ndarray, F, L, V_inf, s: SimulationSettings) -> dict:
-    """V from per-trajectory time averages of u uᵀ (the mean of u is zero), errors from their spread."""
+def estimate_point(model: PointModel, settings: SimulationSettings, blocks: list[dict]) -> dict:
+    """Estimates with errors and their references from the blocks of one point (in trajectory order)."""
+    out: dict = {"stable": model.stable, "cov": model.V_inf, "max_dt_em": model.max_dt_em}
+    if settings.transient:
+        snaps = np.concatenate([b["snapshots"] for b in blocks])
+        out.update(_transient_estimates(snaps, model, settings.snapshot_steps, settings))
+    else:
+        out.update(_steady_estimates(np.concatenate([b["samples"] for b in blocks]), model, settings))
+    return out
+
+
+def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float, settings: SimulationSettings,
+                   trace_sink: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
+    """Run an ensemble at one operating point (A, D in rad/s) and return estimates beside their references.
+
+    Steady-state mode (no snapshots): ``cov_sim`` from time averages after the burn-in, ``cov_sim_err`` from
+    the spread of the per-trajectory averages over independent trajectories (batch means over 32
+    consecutive batches when there is one trajectory), ``cov_ref`` the covariance the scheme samples
+    (Lyapunov V for exact, the discrete-Lyapunov V_dt for EM), ``cov`` the continuous V, z-scores against
+    ``cov_ref``, E_N with jackknife errors. Transient mode: the same per snapshot time, with the moment
+    solution as reference. ``trace_sink(first_trajectory, traces, noises)`` receives recorded paths block
+    by block (else they are returned in memory).
+    """
+    model = prepare_point(A, D, omega_m, n_thermal, settings)
+    blocks = []
+    for first, count in trajectory_blocks(settings):
+        block = run_block(model, settings, first, count)
+        if "trace" in block and trace_sink is not None:
+            trace_sink(first, block.pop("trace"), block.pop("noise"))
+        blocks.append(block)
+    out = estimate_point(model, settings, blocks)
+    if settings.traces and trace_sink is None:
+        out["trace"] = np.concatenate([b["trace"] for b in blocks if "trace" in b])
+        out["noise"] = np.concatenate([b["noise"] for b in blocks if "noise" in b])
+    return out
+
+
+def _steady_estimates(per_traj: np.ndarray, model: PointModel, s: SimulationSettings) -> dict:
+    """V from per-trajectory (or per-batch) time averages of u uᵀ (the mean of u is zero), errors from their
+    spread over the independent trajectories (batches)."""
     n = per_traj.shape[0]
     V_sim = per_traj.mean(axis=0)
     err = per_traj.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full((6, 6), np.nan)
-    V_ref = discrete_stationary_covariance(F, L) if s.method == "em" else V_inf
+    V_inf = model.V_inf
+    V_ref = discrete_stationary_covariance(model.F, model.L) if s.method == "em" else V_inf
     z, zmax = _zscores(V_sim, err, V_ref)
     _, zmax_continuous = _zscores(V_sim, err, V_inf)  # for EM this shows the time-step bias
     groups, weights = _group_means(per_traj, N_JACKKNIFE_GROUPS)
@@ -273,15 +337,15 @@ def _steady_estimates(per_traj: np.ndarray, F, L, V_inf, s: SimulationSettings) 
                 logneg_ref=logneg(V_ref), logneg=logneg(V_inf))
 
 
-def _transient_estimates(snapshots: np.ndarray, A_s, D_s, F, L, V0, steps, s: SimulationSettings) -> dict:
+def _transient_estimates(snapshots: np.ndarray, model: PointModel, steps, s: SimulationSettings) -> dict:
     """V(t) at each snapshot from the ensemble of u(t) uᵀ(t); references: the moment solution."""
     n = snapshots.shape[0]
     outer = snapshots[:, :, :, None] * snapshots[:, :, None, :]  # (traj, time, 6, 6)
     V_sim = outer.mean(axis=0)
     err = outer.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(V_sim.shape, np.nan)
     times = steps * s.dt
-    V_moment = np.stack([moment_covariance(A_s, D_s, V0, t) for t in times])
-    V_ref = discrete_moment_covariance(F, L, V0, steps) if s.method == "em" else V_moment
+    V_moment = np.stack([moment_covariance(model.A, model.D, model.V0, t) for t in times])
+    V_ref = discrete_moment_covariance(model.F, model.L, model.V0, steps) if s.method == "em" else V_moment
     z, zmax = _zscores(V_sim, err, V_ref)
     groups, weights = _group_means(outer, N_JACKKNIFE_GROUPS)
     en = np.empty(times.size)
@@ -320,27 +384,85 @@ def _point_parameters(values: dict, dims: list[str], index: tuple[int, ...]) -> 
     return {k: (v[index[dims.index(k)]] if k in dims else v[0]) for k, v in values.items()}
 
 
+@dataclass(frozen=True, order=True)
+class SimulationUnit:
+    """A piece of a sweep's time-domain work: trajectories [first, first + count) at the flat sweep point
+    ``point``, mean-field branch ``branch``. With the sweep parameters and the settings it is all a worker
+    needs; its result depends on nothing else (seed and trajectory indices key the random numbers)."""
+
+    point: int
+    branch: int
+    first: int
+    count: int
+
+
+def _point_model(settings: SimulationSettings, params: dict, point: int, branch: int) -> PointModel:
+    from .device import Device
+    from .model import operating_points
+    from .sweep import _grid
+
+    values, dims, shape, _ = _grid(params)
+    p = _point_parameters(values, dims, np.unravel_index(point, shape))
+    device = Device(**{k: float(v) for k, v in p.items() if k not in ("detuning", "direction")})
+    op = operating_points(device, float(p["detuning"]), str(p["direction"]))[branch]
+    return prepare_point(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings)
+
+
+def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[SimulationUnit]:
+    """Every unit of a run, in a fixed order: points (C order), branches, trajectory blocks."""
+    stable = sweep_ds["stable"].values.reshape(-1, sweep_ds.sizes["branch"])
+    n_branches = sweep_ds["n_branches"].values.reshape(-1)
+    units = []
+    for point in range(stable.shape[0]):
+        for b in range(int(n_branches[point])):
+            if stable[point, b] or (settings.transient and settings.allow_unstable):
+                units += [SimulationUnit(point, b, f, c) for f, c in trajectory_blocks(settings)]
+    return units
+
+
+def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit) -> dict:
+    """Run one unit (see ``run_block`` for what it returns)."""
+    model = _point_model(settings, params, unit.point, unit.branch)
+    return run_block(model, settings, unit.first, unit.count)
+
+
 def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None, **params) -> xr.Dataset:
     """Steady-state sweep (``sde_com.sweep``) plus a time-domain ensemble at every point and stable branch.
 
     ``params`` are sweep parameters as in ``sweep``. The same seed is used at every point (common random
     numbers: differences between points are not blurred by independent noise). Unstable branches get NaN
     unless the run is a transient with ``allow_unstable``. Recorded traces are returned in the Dataset, or,
-    with ``trace_sink(point_index, branch, first_trajectory, traces, noises)``, handed over chunk by chunk
-    (``io.write_simulation`` uses this to stream them to disk).
+    with ``trace_sink(point_index, branch, first_trajectory, traces, noises)``, handed over block by block
+    (``scenario.run_scenario_to_file`` streams them to disk this way).
     """
-    from .device import Device
-    from .model import operating_points
+    ds = prepare_simulation(settings, params)
+    results = {}
+    for unit in plan_units(settings, ds):
+        results[unit] = block = run_unit(settings, params, unit)
+        if trace_sink is not None and "trace" in block:
+            trace_sink(unit.point, unit.branch, unit.first, block.pop("trace"), block.pop("noise"))
+    return assemble_simulation(settings, params, ds, results)
+
+
+def prepare_simulation(settings: SimulationSettings, params: dict) -> xr.Dataset:
+    """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill)."""
     from .sweep import _grid, sweep
+
+    _, dims, _, _ = _grid(params)
+    if (settings.transient or settings.traces) and "omega_m" in dims:
+        raise ValueError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in seconds")
+    return sweep(store_cov=True, revival=False, **params)
+
+
+def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset,
+                        results: dict[SimulationUnit, dict]) -> xr.Dataset:
+    """Merge unit results (any completion order: they are put back in unit order) into the Dataset."""
+    from .sweep import _grid
 
     s = settings
     values, dims, shape, _ = _grid(params)
-    if (s.transient or s.traces) and "omega_m" in dims:
-        raise ValueError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in seconds")
-    ds = sweep(store_cov=True, revival=False, **params)
     n_b = ds.sizes["branch"]
-    steps = s.snapshot_steps if s.transient else np.zeros(0, dtype=np.int64)
-    n_t = steps.size
+    n_t = s.snapshot_steps.size
     tail = (n_t,) if s.transient else ()
     res = {name: np.full((*shape, n_b, *tail, 6, 6), np.nan)
            for name in ("cov_sim", "cov_sim_err", "cov_ref", "zscore")}
@@ -351,32 +473,27 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
     if not s.transient:
         res["zscore_max_continuous"] = np.full((*shape, n_b), np.nan)
     res["max_dt_em"] = np.full((*shape, n_b), np.nan)
-    n_trace_t = s.n_steps // s.trace_every + 1
-    if s.traces and trace_sink is None:
+    keep_traces = s.traces and any("trace" in r for r in results.values())
+    if keep_traces:
+        n_trace_t = s.n_steps // s.trace_every + 1
         res["trace"] = np.full((*shape, n_b, s.traces, n_trace_t, 6), np.nan)
         res["noise"] = np.full((*shape, n_b, s.traces, n_trace_t, 6), np.nan)
-    omega_m = float(values["omega_m"][0])
-    for flat, index in enumerate(np.ndindex(*shape)):
-        p = _point_parameters(values, dims, index)
-        device = Device(**{k: float(v) for k, v in p.items() if k not in ("detuning", "direction")})
-        for point in operating_points(device, float(p["detuning"]), str(p["direction"])):
-            b = point.branch
-            if not point.stable and not (s.transient and s.allow_unstable):
-                continue
-            at = (*index, b)
-            sink = None
-            if s.traces:
-                if trace_sink is not None:
-                    def sink(first, tr, nz, flat=flat, b=b):
-                        trace_sink(flat, b, first, tr, nz)
-                else:
-                    def sink(first, tr, nz, at=at):
-                        res["trace"][at][first:first + tr.shape[0]] = tr
-                        res["noise"][at][first:first + tr.shape[0]] = nz
-            out = simulate_point(point.drift, point.diffusion, device.omega_m, device.n_thermal, s, trace_sink=sink)
-            for name in res:
-                if name in out:
-                    res[name][at] = out[name]
+    by_point: dict[tuple[int, int], list[SimulationUnit]] = {}
+    for unit in sorted(results):
+        by_point.setdefault((unit.point, unit.branch), []).append(unit)
+    for (point, b), units in by_point.items():
+        at = (*np.unravel_index(point, shape), b)
+        model = _point_model(s, params, point, b)
+        out = estimate_point(model, s, [results[u] for u in units])
+        for name in res:
+            if name in out:
+                res[name][at] = out[name]
+        if keep_traces:
+            for u in units:
+                if "trace" in results[u]:
+                    n = results[u]["trace"].shape[0]
+                    res["trace"][at][u.first:u.first + n] = results[u]["trace"]
+                    res["noise"][at][u.first:u.first + n] = results[u]["noise"]
     bdims = (*dims, "branch")
     tdims = ("time",) if s.transient else ()
     for name, arr in res.items():
@@ -384,21 +501,35 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
             ds[name] = ((*bdims, "trajectory", "time", "quadrature"), arr)
             continue
         t = tdims if name not in ("max_dt_em", "zscore_max_continuous") else ()
-        ds[name] = ((*bdims, *t, "row", "col") if name.startswith(("cov", "zscore")) and not name.startswith(
-            "zscore_max") else (*bdims, *t), arr)
+        matrix = name.startswith(("cov", "zscore")) and not name.startswith("zscore_max")
+        ds[name] = ((*bdims, *t, "row", "col") if matrix else (*bdims, *t), arr)
+    omega_m = float(values["omega_m"][0])
     if s.transient or s.traces:
-        t_steps = steps if s.transient else np.arange(0, s.n_steps + 1, s.trace_every)
-        ds = ds.assign_coords(time=("time", t_steps * s.dt / omega_m))
-        ds["time"].attrs.update(units="s", long_name="time since the start of the run")
+        ds = ds.assign_coords(time=time_coordinate(s, omega_m))
     if s.traces:
-        ds = ds.assign_coords(trajectory=np.arange(s.traces), quadrature=["xU", "yU", "xV", "yV", "q", "p"])
-        ds["trajectory"].attrs.update(units="1", long_name="trajectory index (keys its random stream with the seed)")
-        ds["quadrature"].attrs.update(units="", long_name="quadrature, vacuum variance 1/2")
+        ds = ds.assign_coords(trace_coordinates(s))
     for name, (units, long_name) in SIM_VARIABLE_INFO.items():
         if name in ds:
             ds[name].attrs.update(units=units, long_name=long_name)
     ds.attrs["simulation"] = json.dumps(settings_to_dict(s))
     return ds
+
+
+def time_coordinate(s: SimulationSettings, omega_m: float) -> xr.DataArray:
+    """Snapshot / trace times in seconds (steps × dt / ω_m)."""
+    steps = s.snapshot_steps if s.transient else np.arange(0, s.n_steps + 1, s.trace_every)
+    return xr.DataArray(steps * s.dt / omega_m, dims="time",
+                        attrs=dict(units="s", long_name="time since the start of the run"))
+
+
+def trace_coordinates(s: SimulationSettings) -> dict[str, xr.DataArray]:
+    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces, with units and long names."""
+    return dict(
+        trajectory=xr.DataArray(np.arange(s.traces), dims="trajectory", attrs=dict(
+            units="1", long_name="trajectory index (keys its random stream with the seed)")),
+        quadrature=xr.DataArray(["xU", "yU", "xV", "yV", "q", "p"], dims="quadrature", attrs=dict(
+            units="", long_name="quadrature, vacuum variance 1/2")),
+    )
 
 
 def settings_to_dict(s: SimulationSettings) -> dict:

@@ -130,9 +130,29 @@ def sweep(*, store_cov: bool = True, revival: bool | None = None, **params) -> x
     (detuning 1, direction 'ccw'). ``store_cov`` adds the 6×6 V (``cov``); ``revival`` adds
     ``logneg_max`` and the revival factor χ of Eq. (14) (default: when detuning is a dimension).
     """
-    values, dims, shape, full = _grid(params)
-    inp = chain_inputs(full)
+    n_points = math.prod(_grid(params)[2])
+    return sweep_from_blocks(params, [sweep_block(params, 0, n_points, store_cov)], store_cov, revival)
+
+
+def sweep_block(params: Mapping[str, object], start: int, stop: int, store_cov: bool = True) -> dict:
+    """The chain's raw outputs for the flat grid points [start, stop) (C order): a unit of sweep work.
+
+    Each point is computed on its own, so blocks concatenated in order equal the whole sweep bitwise.
+    """
+    _, _, _, full = _grid(params)
+    inp = {k: v[start:stop] for k, v in chain_inputs(full).items()}
     out = run_chain(inp, store_cov=store_cov)
+    out.update({k: inp[k] for k in ("kappa", "G0", "omega_m", "sagnac_shift")})
+    return out
+
+
+def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_cov: bool = True,
+                      revival: bool | None = None) -> xr.Dataset:
+    """Assemble the Dataset of ``sweep`` from the raw outputs of consecutive ``sweep_block`` calls."""
+    values, dims, shape, _ = _grid(params)
+    raw = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    inp = {k: raw.pop(k) for k in ("kappa", "G0", "omega_m", "sagnac_shift")}
+    out = raw
     n_b = max(1, int(out["n_branches"].max()))
     bshape = (*shape, n_b)
     bdims = (*dims, "branch")

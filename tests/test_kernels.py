@@ -1,13 +1,18 @@
-"""Tests of sde_com.kernels: Philox known answers, normal quality, reproducibility, statistics, strong order.
+"""Tests of sde_com.kernels: generator known answers and layout, ziggurat exactness, reproducibility, statistics,
+strong order.
 
 Statistical thresholds come from the estimators' own standard errors with a Bonferroni correction so that
 a correct kernel fails a test with probability about 1e-3 for a random seed; seeds are fixed.
 """
 
+import math
+import struct
+
 import numba
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.special
 import scipy.stats
 
 from sde_com import kernels
@@ -15,6 +20,9 @@ from sde_com import kernels
 FAIL_PROBABILITY = 1e-3  # per statistical test, for a correct implementation and a random seed
 NO_SNAPSHOTS = np.zeros(0, dtype=np.int64)
 IU = np.triu_indices(6)
+M32, M64 = 2**32 - 1, 2**64 - 1
+N_LAYERS = kernels.ZIGGURAT_LAYERS
+X, RATIO, HEIGHT, R = kernels._ZIG_X, kernels._ZIG_RATIO, kernels._ZIG_F, kernels.ZIGGURAT_R
 
 
 def _system():
@@ -70,7 +78,7 @@ def _small_run(seed=11, first=0, n_traj=100):
     F, L = _euler_maruyama(A, D, 0.05)
     initial = kernels.sample_gaussian(np.eye(6), seed, first, n_traj, 1)
     snaps = np.array([0, 250, 250, 500], dtype=np.int64)
-    return kernels.run_ensemble(F, L, initial, seed, first, 500, 100, snaps, 5, 7)
+    return kernels.run_ensemble(F, L, initial, seed, first, 500, 100, snaps, min(5, n_traj), 7)
 
 
 def _assert_runs_identical(a, b):
@@ -78,7 +86,98 @@ def _assert_runs_identical(a, b):
         assert np.array_equal(x, y)
 
 
-# --- Philox4x32-10 and normals -------------------------------------------------------------------------
+# --- a slow, obviously-right reference of the module docstring's recipe ---------------------------------
+
+
+def _philox_words(seed, trajectory, tag, block):
+    """Philox block ``block`` of (seed, trajectory, tag) as two 64-bit words (the docstring's layout)."""
+    w = [
+        int(x)
+        for x in kernels.philox4x32(
+            trajectory & M32, trajectory >> 32, block & M32, (block >> 32) | tag << 24, seed & M32, seed >> 32
+        )
+    ]
+    return w[0] | w[1] << 32, w[2] | w[3] << 32
+
+
+def _rotl(x, k):
+    return ((x << k) | (x >> (64 - k))) & M64
+
+
+def _xoshiro256pp(s):
+    """One step of xoshiro256++ on a list of four Python ints (Blackman & Vigna's xoshiro256plusplus.c)."""
+    out = (_rotl((s[0] + s[3]) & M64, 23) + s[0]) & M64
+    t = (s[1] << 17) & M64
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 45)
+    return out
+
+
+def _uniform53(word):
+    return (word >> 11) * 2.0**-53
+
+
+def _reference_normal(word, seed, trajectory, tag, m):
+    """Normal m of stream (seed, trajectory, tag) whose first candidate is ``word`` (docstring steps 2, 3)."""
+
+    def fix_words():
+        j = 0
+        while True:
+            yield from _philox_words(seed, trajectory, tag | 128, (m << 16) + j)
+            j += 1
+
+    fix = fix_words()
+    while True:
+        i = word & (N_LAYERS - 1)
+        u = struct.unpack("<d", struct.pack("<Q", (word >> 12) | 0x4000000000000000))[0] - 3.0
+        z = u * X[i]
+        if abs(u) < RATIO[i]:
+            return z
+        if i == 0:
+            while True:
+                a = -math.log(_uniform53(next(fix)) + 2.0**-53) * (1.0 / R)
+                b = -math.log(_uniform53(next(fix)) + 2.0**-53)
+                if b + b > a * a:
+                    return -(R + a) if (word >> 10) & 1 else R + a
+        y = HEIGHT[i] + _uniform53(next(fix)) * (HEIGHT[i + 1] - HEIGHT[i])
+        if y < math.exp(-0.5 * z * z):
+            return z
+        word = next(fix)
+
+
+def _reference_normals(seed, trajectory, tag, n, first=0):
+    seed %= 2**64
+    s = [*_philox_words(seed, trajectory, tag, 0), *_philox_words(seed, trajectory, tag, 1)]
+    words = [_xoshiro256pp(s) for _ in range(first + n)]
+    return np.array([_reference_normal(words[m], seed, trajectory, tag, m) for m in range(first, first + n)])
+
+
+def _forced_words(rng, layer, n):
+    """n first candidates in ``layer`` that the fast path rejects: |U| uniform in [ratio, 1), random sign bits."""
+    words = np.zeros(0, dtype=np.uint64)
+    while words.size < n:
+        w = rng.integers(0, 2**64, size=2 * n, dtype=np.uint64, endpoint=False)
+        w = (w & ~np.uint64(N_LAYERS - 1)) | np.uint64(layer)
+        words = np.concatenate([words, w[np.abs(_candidate_u(w)) >= RATIO[layer]]])
+    return words[:n]
+
+
+def _candidate_u(words):
+    return ((words >> np.uint64(12)) | np.uint64(0x4000000000000000)).view(np.float64) - 3.0
+
+
+def _slow_path(words, seed=77, trajectory=5, tag=0):
+    """kernels._zig_slow on each word, normal index m = position (independent fix-up streams)."""
+    s, t = np.uint64(seed), np.uint64(trajectory)
+    k0, k1, t0, t1 = s & np.uint64(M32), s >> np.uint64(32), t & np.uint64(M32), t >> np.uint64(32)
+    return np.array([kernels._zig_slow(w, k0, k1, t0, t1, np.uint64(tag), m) for m, w in enumerate(words)])
+
+
+# --- generators: known answers and the documented layout -------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -97,14 +196,86 @@ def test_philox_known_answers(counter, key, expected):
     assert tuple(int(x) for x in kernels.philox4x32(*counter, *key)) == expected
 
 
-def test_uniform53_is_never_zero_and_at_most_one():
-    assert kernels.uniform53(np.uint64(0), np.uint64(0)) == 2.0**-53
-    assert kernels.uniform53(np.uint64(0xFFFFFFFF), np.uint64(0xFFFFFFFF)) == 1.0
+def test_xoshiro256pp_known_answers():
+    # xoshiro256plusplus.c from the state (1, 2, 3, 4) (the reference vector of rand_xoshiro's test suite)
+    expected = [41943041, 58720359, 3588806011781223, 3591011842654386, 9228616714210784205,
+                9973669472204895162, 14011001112246962877, 12406186145184390807, 15849039046786891736,
+                10450023813501588000]  # fmt: skip
+    s = tuple(np.uint64(x) for x in (1, 2, 3, 4))
+    for value in expected:
+        out, *s = kernels.xoshiro_next(*s)
+        s = [np.uint64(x) for x in s]  # returned as Python ints
+        assert int(out) == value
+    s = [1, 2, 3, 4]
+    assert [_xoshiro256pp(s) for _ in expected] == expected  # the test's own reference agrees
 
 
-def test_normals_moments_and_distribution():
-    n = 1_000_000
-    z = kernels.standard_normals(2024, 0, n)
+def test_uniform53_spans_zero_to_one_minus_ulp():
+    assert kernels.uniform53(np.uint64(0)) == 0.0
+    assert kernels.uniform53(np.uint64(2**11)) == 2.0**-53
+    assert kernels.uniform53(np.uint64(M64)) == 1.0 - 2.0**-53
+
+
+def test_normals_follow_the_documented_recipe():
+    """standard_normals, fill_normals (offset, other tag) and sample_gaussian equal the docstring's recipe in
+    plain Python, bitwise. The negative seed checks 'mod 2**64', the trajectory > 2**32 both counter words;
+    12000 normals include ~50 fix-ups."""
+    seed, trajectory = -5, 2**33 + 7
+    assert np.array_equal(
+        kernels.standard_normals(seed, trajectory, 12_000), _reference_normals(seed, trajectory, 0, 12_000)
+    )
+    out = np.empty(40)
+    assert kernels.fill_normals(seed, trajectory, 100, 1, out) == 140
+    assert np.array_equal(out, _reference_normals(seed, trajectory, 1, 40, first=100))
+    z = kernels.sample_gaussian(np.eye(6), seed, trajectory, 3, 1)
+    for i in range(3):
+        assert np.array_equal(z[i], _reference_normals(seed, trajectory + i, 1, 6))
+
+
+def test_fix_ups_follow_the_documented_recipe():
+    rng = np.random.default_rng(5)
+    words = np.concatenate([_forced_words(rng, 0, 100)] + [_forced_words(rng, i, 2) for i in range(1, N_LAYERS, 10)])
+    expected = [_reference_normal(int(w), 77, 5, 0, m) for m, w in enumerate(words)]
+    assert np.array_equal(_slow_path(words), expected)
+
+
+# --- the ziggurat --------------------------------------------------------------------------------------
+
+
+def _f(x):
+    return np.exp(-0.5 * np.asarray(x) ** 2)
+
+
+def _mass(a, b):
+    """Integral of exp(-x^2/2) over [a, b], 0 <= a <= b, accurate in the tail."""
+    return math.sqrt(math.pi / 2) * (scipy.special.erfc(a / math.sqrt(2)) - scipy.special.erfc(b / math.sqrt(2)))
+
+
+def test_ziggurat_tables_have_equal_layers():
+    v = R * _f(R) + _mass(R, np.inf)
+    assert N_LAYERS == 1024 and X[1] == R and X[N_LAYERS] == 0.0 and HEIGHT[N_LAYERS] == 1.0
+    np.testing.assert_allclose(X[0] * _f(R), v, rtol=1e-14)  # base strip: rectangle plus tail
+    areas = X[1:N_LAYERS] * (_f(X[2:]) - _f(X[1:N_LAYERS]))
+    areas[-1] = X[N_LAYERS - 1] * (1.0 - _f(X[N_LAYERS - 1]))  # top layer up to the peak
+    np.testing.assert_allclose(areas, v, rtol=1e-10)
+    np.testing.assert_allclose(HEIGHT[:N_LAYERS], _f(X[:N_LAYERS]), rtol=1e-15)
+    # |U| < ratio[i] must imply |U| X[i] < X[i+1]: the ratios are rounded down, by one ulp at most
+    assert np.all(RATIO * X[:N_LAYERS] <= X[1:]) and RATIO[-1] == 0.0
+    np.testing.assert_allclose(RATIO[:-1], X[1:N_LAYERS] / X[: N_LAYERS - 1], rtol=4e-16)
+    # the construction reproduces the published r of Marsaglia & Tsang (2000), 128 layers, to its 12 decimals
+    # (their own round-off), and numpy's 256-layer r
+    assert kernels._ziggurat_tables(128)[0] == pytest.approx(3.442619855899, abs=5e-12)
+    assert kernels._ziggurat_tables(256)[0] == pytest.approx(3.6541528853610088, rel=1e-15)
+
+
+@pytest.fixture(scope="module")
+def many_normals():
+    return kernels.standard_normals(2024, 0, 10_000_000)
+
+
+def test_normals_moments_and_distribution(many_normals):
+    z = many_normals
+    n = z.size
     # Standard errors of the sample mean, variance and fourth moment of N(0, 1): sqrt(1/n), sqrt(2/n),
     # sqrt((105 - 9)/n). |z| < 5 fails with probability ~6e-7 each.
     assert abs(z.mean()) / np.sqrt(1 / n) < 5
@@ -112,6 +283,60 @@ def test_normals_moments_and_distribution():
     assert abs(np.mean(z**4) - 3) / np.sqrt(96 / n) < 5
     # Under H0 the KS p-value is uniform: p < FAIL_PROBABILITY happens with that probability.
     assert scipy.stats.kstest(z, "norm").pvalue > FAIL_PROBABILITY
+
+
+def test_tail_mass_beyond_the_base_strip(many_normals):
+    """Draws beyond r = 4.04 all come from the tail sampler: their count is Binomial(n, 2 Phi(-r)) (~540 of 1e7)."""
+    n = many_normals.size
+    p = scipy.special.erfc(R / math.sqrt(2))
+    count = np.count_nonzero(np.abs(many_normals) > R)
+    assert abs(count - n * p) / math.sqrt(n * p * (1 - p)) < scipy.stats.norm.isf(FAIL_PROBABILITY / 2)
+
+
+def test_mass_of_every_layer_strip(many_normals):
+    """Chi-square of |z| counted in the strips [X[i+1], X[i]) (each layer's wedge spans its strip) and the tail:
+    1023 degrees of freedom, ~1e4 counts per strip; a wedge accepting too much or too little shows here."""
+    edges = np.concatenate([X[:0:-1], [np.inf]])  # 0 = X[N] < X[N-1] < ... < X[1] = r < inf
+    counts = np.histogram(np.abs(many_normals), bins=edges)[0]
+    p = np.diff(scipy.special.erf(edges / math.sqrt(2)))
+    assert scipy.stats.chisquare(counts, p * many_normals.size / p.sum()).pvalue > FAIL_PROBABILITY
+
+
+def test_tail_sampler_is_the_conditional_normal_tail():
+    """Forced base-strip rejections: every result lies beyond r with the candidate's bit-10 sign, and |z| follows
+    P(|Z| <= x | |Z| > r) = 1 - erfc(x/sqrt 2) / erfc(r/sqrt 2) (KS, Bonferroni over the 2 checks)."""
+    words = _forced_words(np.random.default_rng(6), 0, 20_000)
+    z = _slow_path(words)
+    assert np.all(np.abs(z) > R)
+    assert np.array_equal(np.signbit(z), (words >> np.uint64(10)) & np.uint64(1) == 1)
+    cdf = lambda x: 1 - scipy.special.erfc(x / math.sqrt(2)) / scipy.special.erfc(R / math.sqrt(2))  # noqa: E731
+    assert scipy.stats.kstest(np.abs(z), cdf).pvalue > FAIL_PROBABILITY / 2
+    assert scipy.stats.kstest(np.abs(z[::2]), cdf).pvalue > FAIL_PROBABILITY / 2  # half the draws (no pairing)
+
+
+@pytest.mark.parametrize("layer", [1, 2, 300, N_LAYERS - 2, N_LAYERS - 1])
+def test_wedge_accepts_exactly_the_area_under_the_curve(layer):
+    """Forced wedge candidates of one layer: x = |z| is uniform on [a, b] = [X[i+1], X[i]] and y uniform on
+    [f(b), f(a)]; the candidate is kept with probability p = (mass of f over [a, b] - f(b)(b - a)) / area,
+    kept values have density proportional to f(x) - f(b), and the others are fresh N(0, 1) draws.
+    Binomial z-test and two KS tests, Bonferroni over 3 checks x 5 layers."""
+    n = 100_000
+    words = _forced_words(np.random.default_rng(layer), layer, n)
+    candidate = _candidate_u(words) * X[layer]
+    z = _slow_path(words)
+    kept = z == candidate
+    a, b = X[layer + 1], X[layer]
+    under = _mass(a, b) - _f(b) * (b - a)
+    p = under / ((b - a) * (_f(a) - _f(b)))
+    alpha = FAIL_PROBABILITY / 15
+    assert abs(kept.mean() - p) / math.sqrt(p * (1 - p) / n) < scipy.stats.norm.isf(alpha / 2)
+
+    def wedge_cdf(x):
+        x = np.clip(x, a, b)
+        return (_mass(a, x) - _f(b) * (x - a)) / under
+
+    assert scipy.stats.kstest(np.abs(z[kept]), wedge_cdf).pvalue > alpha
+    assert scipy.stats.kstest(z[~kept], "norm").pvalue > alpha
 
 
 def test_streams_uncorrelated():
@@ -124,7 +349,9 @@ def test_streams_uncorrelated():
         (z0, z1),  # adjacent trajectories
         (z0, other_seed),  # adjacent seeds
         (z0[:-1], z0[1:]),  # lag 1 inside a stream
-        (z0[0::2], z0[1::2]),  # cosine and sine of one Box-Muller pair
+        (z0[0::6], z0[1::6]),  # components 0 and 1 of one xi_n
+        (z0[:-6], z0[6:]),  # one component at consecutive steps
+        (z0**2, z1**2),  # squares (the ziggurat layer) of adjacent trajectories
         (init, z0[: init.size]),  # initial-state stream against the stepping stream of the same trajectory
     ]
     for a, b in pairs:
@@ -162,9 +389,27 @@ def test_chunked_calls_equal_one_call():
     _assert_runs_identical(whole[4:], head[4:])  # traces of the first 5 trajectories
 
 
-def test_outputs_follow_the_recursion_and_the_stream():
+def test_lane_of_a_trajectory_does_not_matter():
+    """Trajectories are stepped in vectorized blocks of kernels._LANES: one trajectory alone (a padded block),
+    or shifted to another lane, gives the same numbers as inside the whole run."""
+    whole = _small_run()
+    for first in (3, 53):
+        alone = _small_run(first=first, n_traj=1)
+        for k in (0, 1, 3):
+            assert np.array_equal(alone[k][0], whole[k][first])
+    shifted = _small_run(first=3, n_traj=20)
+    assert np.array_equal(shifted[4][:2], whole[4][3:5])  # traces of trajectories 3, 4 from lanes 0, 1
+    assert np.array_equal(shifted[5][:2], whole[5][3:5])
+
+
+@pytest.mark.parametrize("zero_column", [False, True])
+def test_outputs_follow_the_recursion_and_the_stream(zero_column):
+    """With zero_column, L[:, 4] = 0 (an Euler-Maruyama L with a noiseless quadrature): the stepper skips xi[4],
+    and the recursion still holds with the stream's normals."""
     A, D = _system()
     F, L = _euler_maruyama(A, D, 0.05)
+    if zero_column:
+        L[:, 4] = 0.0
     seed, first, n_steps, burn_in = 3, 5, 3000, 700  # > 1024 summed states: crosses a partial-sum flush
     initial = kernels.sample_gaussian(np.eye(6), seed, first, 2, 1)
     snaps = np.array([0, 1, 1500, 3000], dtype=np.int64)

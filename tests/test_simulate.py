@@ -185,8 +185,9 @@ def test_cli_bad_simulation_input_exits_2_and_writes_nothing(tmp_path, capsys, t
 
 
 def test_streamed_traces_equal_in_memory(tmp_path):
+    from sde_com.engine import run_scenario_to_file
     from sde_com.io import read_dataset
-    from sde_com.scenario import parse_scenario, run_scenario, run_scenario_to_file
+    from sde_com.scenario import parse_scenario, run_scenario
 
     sc = parse_scenario("[model]\ndetuning = [0.7, 0.8]\n[simulate]\ndt = 0.5\nduration = 20.0\ntrajectories = 6\n"
                         "traces = 4\nsave_every = 1.0\nchunk = 3\n")
@@ -198,3 +199,35 @@ def test_streamed_traces_equal_in_memory(tmp_path):
     np.testing.assert_array_equal(on_disk.noise.values, in_memory.noise.values)
     assert on_disk.time.attrs["units"] == "s"
     xr.testing.assert_allclose(on_disk.drop_vars(["trace", "noise"]), in_memory.drop_vars(["trace", "noise"]))
+
+
+def test_time_averaging_memory_does_not_grow_with_steps():
+    """Peak memory of a time-averaging run is the same for 10³ and 10⁶ steps (a stored path would be
+    4 trajectories × 10⁶ steps × 6 × 8 B = 192 MB)."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, numpy as np
+from sde_com.simulate import SimulationSettings, simulate_point
+from sde_com import Device, operating_points
+d = Device(); p = operating_points(d, 0.75)[0]
+def run(duration):
+    s = SimulationSettings(method="exact", dt=0.05, duration=duration, trajectories=4, seed=1)
+    simulate_point(p.drift, p.diffusion, d.omega_m, d.n_thermal, s)
+run(50.0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+run(50000.0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+    grew_kb = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert grew_kb < 20_000  # 20 MB: allocator noise, far below the 192 MB of a stored path
+
+
+def test_one_long_trajectory_uses_batch_means(peak):
+    d, A, D = peak
+    # 32 batches of 1000/ω_m each, ≈ 80 relaxation times (12/ω_m) per batch: batches nearly independent
+    s = SimulationSettings(method="exact", dt=1.0, burn_in=50.0, duration=32_000.0, trajectories=1, seed=21)
+    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    assert np.all(np.isfinite(out["cov_sim_err"]))
+    assert out["zscore_max"] < z_threshold(21, 32)

@@ -1,0 +1,193 @@
+"""Units of work: in-process vs Dask vs chunk sizes, interruption and resume, faults."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from sde_com.cli import main
+from sde_com.engine import execute
+from sde_com.io import read_dataset
+from sde_com.scenario import parse_scenario
+
+SIM = """
+[model]
+detuning = [0.7, 0.8]
+[simulate]
+method = "exact"
+dt = 0.5
+duration = 200.0
+trajectories = 40
+chunk = 7
+traces = 9
+save_every = 1.0
+seed = 3
+"""
+
+# long enough to be interrupted part-way: 24 units of ≈ 0.1–0.3 s each (2.4e7 trajectory-steps)
+LONG = """
+[model]
+detuning = [0.7, 0.75, 0.8]
+[simulate]
+method = "exact"
+dt = 0.05
+burn_in = 20.0
+duration = 20000.0
+trajectories = 64
+chunk = 8
+seed = 5
+"""
+
+
+def run_cli(tmp_path, text, out, *extra):
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    return main(["run", str(f), "-o", str(out), "--quiet", *extra])
+
+
+def test_in_process_dask_and_chunk_sizes_give_identical_files(tmp_path):
+    sc = parse_scenario(SIM)
+    execute(sc, tmp_path / "a.nc", quiet=True)
+    execute(replace(sc, simulation=replace(sc.simulation, chunk=40)), tmp_path / "b.nc", quiet=True)
+    execute(replace(sc, simulation=replace(sc.simulation, chunk=3)), tmp_path / "c.nc", quiet=True, workers=2)
+    a = read_dataset(tmp_path / "a.nc")
+    xr.testing.assert_identical(a, read_dataset(tmp_path / "b.nc"))
+    xr.testing.assert_identical(a, read_dataset(tmp_path / "c.nc"))
+    assert a.trace.shape == (2, 1, 9, 201, 6)  # 2 points, 1 branch, 9 traces, 200/1.0 + 1 times
+    assert not any(p.name.endswith(".parts") for p in tmp_path.iterdir())
+
+
+def test_steady_sweep_on_dask_is_identical(tmp_path):
+    text = "[model]\ndetuning = { start = -1.0, stop = 2.0, num = 61 }\nJ = [0.0, 4e7]\n"
+    assert run_cli(tmp_path, text, tmp_path / "a.nc") == 0
+    assert run_cli(tmp_path, text, tmp_path / "b.nc", "--workers", "2") == 0
+    xr.testing.assert_identical(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "sde_com.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for_units(parts: Path, n: int, proc, timeout=120.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if parts.exists() and len(list(parts.glob("unit-*.npz"))) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before {n} units: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for units")
+
+
+def test_sigkill_then_resume_is_identical(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(LONG)
+    ref = tmp_path / "ref.nc"
+    assert run_cli(tmp_path, LONG, ref) == 0
+    out = tmp_path / "out.nc"
+    proc = _cli("run", str(f), "-o", str(out), "--quiet")
+    _wait_for_units(tmp_path / "out.nc.parts", 3, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = len(list((tmp_path / "out.nc.parts").glob("unit-*.npz")))
+    assert not out.exists() and 3 <= saved < 24
+    assert main(["run", str(f), "-o", str(out), "--quiet", "--resume"]) == 0
+    xr.testing.assert_identical(read_dataset(ref), read_dataset(out))
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(LONG)
+    out = tmp_path / "out.nc"
+    proc = _cli("run", str(f), "-o", str(out))
+    _wait_for_units(tmp_path / "out.nc.parts", 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "--resume" in err and not out.exists()
+
+
+def test_a_killed_worker_does_not_change_the_result(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(LONG)
+    ref = tmp_path / "ref.nc"
+    assert run_cli(tmp_path, LONG, ref) == 0
+    out = tmp_path / "out.nc"
+    proc = _cli("run", str(f), "-o", str(out), "--quiet", "--workers", "2")
+    _wait_for_units(tmp_path / "out.nc.parts", 2, proc)
+    workers = [pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid) or b"forkserver" in _cmdline(pid)]
+    assert workers, "no worker processes found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    xr.testing.assert_identical(read_dataset(ref), read_dataset(out))
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_resume_with_a_changed_scenario_is_refused(tmp_path, capsys):
+    f = tmp_path / "s.toml"
+    f.write_text(LONG)
+    out = tmp_path / "out.nc"
+    proc = _cli("run", str(f), "-o", str(out), "--quiet")
+    _wait_for_units(tmp_path / "out.nc.parts", 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    f.write_text(LONG.replace("seed = 5", "seed = 6"))
+    assert main(["run", str(f), "-o", str(out), "--resume"]) == 2
+    assert "different scenario" in capsys.readouterr().err
+    # and a fresh start without --resume or --force is refused too: it would discard the checkpoint
+    assert main(["run", str(f), "-o", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_fails_fast(tmp_path, capsys):
+    t0 = time.monotonic()
+    assert run_cli(tmp_path, SIM, tmp_path / "out.nc", "--scheduler", "tcp://127.0.0.1:9") == 2
+    assert time.monotonic() - t0 < 30
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_progress_goes_to_stderr_as_a_summary_when_not_a_terminal(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(SIM)
+    done = subprocess.run([sys.executable, "-m", "sde_com.cli", "run", str(f), "-o", str(tmp_path / "a.nc")],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"wrote {tmp_path / 'a.nc'}"
+    assert done.stderr.strip().splitlines() == ["done: 12/12 units in " + done.stderr.split(" in ")[1].strip()]
+    quiet = subprocess.run([sys.executable, "-m", "sde_com.cli", "run", str(f), "-o", str(tmp_path / "b.nc"),
+                            "--quiet"], capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
+
+
+@pytest.mark.parametrize("args, fragment", [(["--workers", "0"], "--workers must be"),
+                                            (["--workers", "2", "--scheduler", "tcp://x:1"], "not both")])
+def test_bad_execution_options(tmp_path, capsys, args, fragment):
+    assert run_cli(tmp_path, SIM, tmp_path / "out.nc", *args) == 2
+    assert fragment in capsys.readouterr().err
