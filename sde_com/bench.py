@@ -58,8 +58,8 @@ def benchmark_sde(n_traj: int = 2000, n_steps: int = 2000, repeat: int = 3, pilo
     wall time to estimate V at the Fig. 2 peak to ``target`` (relative Frobenius standard error) with each
     scheme — EM at the largest dt of a halving ladder whose stationary bias ‖V_dt − V‖/‖V‖ is below target.
 
-    The time-to-target comes from a pilot run per scheme: its standard error falls as 1/√(simulated time),
-    so the wall time needed is the pilot's wall time × (pilot error / target)².
+    The time-to-target comes from a pilot run per scheme: its standard error falls as 1/√(trajectory-steps),
+    so the steps needed are the pilot's × (pilot error / target)², and their time is steps / measured rate.
     """
     from . import kernels
     from .linear import discrete_stationary_covariance, euler_maruyama_step, lyapunov_covariance_reference
@@ -70,12 +70,16 @@ def benchmark_sde(n_traj: int = 2000, n_steps: int = 2000, repeat: int = 3, pilo
     A, D = point.drift / device.omega_m, point.diffusion / device.omega_m
     u0 = np.zeros((n_traj, 6))
     no_snaps = np.zeros(0, dtype=np.int64)
-    rates = {}
-    for method in ("em", "exact"):
-        F, L = (np.ascontiguousarray(m) for m in step_maps(A, D, 0.01, method))
+    maps = {m: [np.ascontiguousarray(x) for x in step_maps(A, D, 0.01, m)] for m in ("em", "exact")}
+    for F, L in maps.values():
         kernels.run_ensemble(F, L, u0[:2], 1, 0, 4, 0, no_snaps, 0, 1)  # compile / load
-        t = _median_time(lambda F=F, L=L: kernels.run_ensemble(F, L, u0, 1, 0, n_steps, 0, no_snaps, 0, 1), repeat)
-        rates[method] = n_traj * n_steps / t
+    times = {"em": [], "exact": []}
+    for _ in range(repeat):  # alternate the two so that drifts in machine speed hit both alike
+        for m, (F, L) in maps.items():
+            t0 = time.perf_counter()
+            kernels.run_ensemble(F, L, u0, 1, 0, n_steps, 0, no_snaps, 0, 1)
+            times[m].append(time.perf_counter() - t0)
+    rates = {m: n_traj * n_steps / float(np.median(t)) for m, t in times.items()}
     F, L = euler_maruyama_step(A, D, 0.01)
     b = np.sqrt(np.diag(L @ L.T))
     rng = np.random.default_rng(0)
@@ -97,14 +101,56 @@ def benchmark_sde(n_traj: int = 2000, n_steps: int = 2000, repeat: int = 3, pilo
     for method, dt in (("em", dt_em), ("exact", 1.0)):
         s = SimulationSettings(method=method, dt=dt, burn_in=50.0, duration=pilot_duration,
                                trajectories=pilot_trajectories, seed=1)
-        simulate_point(point.drift, point.diffusion, device.omega_m, device.n_thermal,
-                       SimulationSettings(method=method, dt=dt, duration=10 * dt, trajectories=2))
-        t0 = time.perf_counter()
         out = simulate_point(point.drift, point.diffusion, device.omega_m, device.n_thermal, s)
-        wall = time.perf_counter() - t0
         rel_err = np.linalg.norm(out["cov_sim_err"]) / np.linalg.norm(V)
-        walls[method] = dict(dt=dt, pilot_wall=wall, pilot_rel_err=rel_err,
-                             wall_to_target=wall * (rel_err / target) ** 2)
+        # the standard error falls as 1/√(steps): steps needed for the target, at the kernel's measured rate
+        steps = pilot_trajectories * s.n_steps * (rel_err / target) ** 2
+        walls[method] = dict(dt=dt, pilot_steps=pilot_trajectories * s.n_steps, pilot_rel_err=rel_err,
+                             steps_to_target=steps, wall_to_target=steps / rates[method])
     return dict(rates=rates, em_over_numpy=rates["em"] / rates["numpy"], em_over_exact=rates["em"] / rates["exact"],
                 time_to_target=walls, target=target,
                 exact_speedup_to_target=walls["em"]["wall_to_target"] / walls["exact"]["wall_to_target"])
+
+
+def benchmark_dask(workers: int = 2, trajectories: int = 256, duration: float = 60_000.0,
+                   tiny_units: int = 200) -> dict:
+    """In one run: a time-domain ensemble (Fig. 2 peak, exact scheme, default unit size) in-process (numba
+    threads) against a LocalCluster of ``workers`` single-threaded processes, whole CLI path included
+    (checkpoints, merge, file); and the overhead per unit from ``tiny_units`` units of almost no work."""
+    import tempfile
+    from pathlib import Path
+
+    from .engine import connect, execute
+    from .scenario import parse_scenario
+
+    text = (f"[model]\ndetuning = 0.75\n[simulate]\nmethod = \"exact\"\ndt = 0.05\nduration = {duration}\n"
+            f"trajectories = {trajectories}\nseed = 1\n")
+    tiny = f"[model]\ndetuning = 0.75\n[simulate]\ndt = 0.5\nduration = 5.0\ntrajectories = {tiny_units}\nchunk = 1\n"
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        def timed(name, scenario_text, **kw):
+            t0 = time.perf_counter()
+            execute(parse_scenario(scenario_text), Path(tmp) / f"{name}.nc", quiet=True, **kw)
+            out[name] = time.perf_counter() - t0
+
+        timed("warm", tiny)  # compile / load the kernels in this process
+        timed("in_process", text)
+        timed("in_process_tiny", tiny)
+        t0 = time.perf_counter()
+        client = connect(workers, None)
+        out["cluster_start"] = time.perf_counter() - t0
+        client.close()
+        client.cluster.close()
+        timed("dask", text, workers=workers)
+        timed("dask_tiny", tiny, workers=workers)
+    scenario = parse_scenario(text)
+    from .engine import plan
+
+    n_units = len(plan(scenario))
+    out.update(workers=workers, units=n_units, trajectory_steps=trajectories * scenario.simulation.n_steps,
+               efficiency=out["in_process"] / out["dask"],
+               efficiency_after_start=out["in_process"] / (out["dask"] - out["cluster_start"]),
+               overhead_per_unit_dask=(out["dask_tiny"] - out["cluster_start"]) / tiny_units,
+               overhead_per_unit_in_process=out["in_process_tiny"] / tiny_units)
+    out["overhead_fraction"] = out["overhead_per_unit_dask"] * n_units / max(out["dask"] - out["cluster_start"], 1e-9)
+    return out

@@ -79,9 +79,26 @@ def _bench_sde(args) -> None:
         print(f"{name:>6}: {rates[name] / 1e6:.1f} M trajectory-steps/s (median of {args.repeat})")
     print(f"EM kernel / NumPy EM: {r['em_over_numpy']:.1f}x;  EM / exact per step: {r['em_over_exact']:.2f}")
     for name, w in r["time_to_target"].items():
-        print(f"{name:>6}: dt = {w['dt']:.4g}/ω_m, pilot {w['pilot_wall']:.2f} s → relative error "
-              f"{w['pilot_rel_err']:.3g}; time to {r['target']:.0%}: {w['wall_to_target']:.3g} s")
+        print(f"{name:>6}: dt = {w['dt']:.4g}/ω_m, pilot {w['pilot_steps']:.3g} steps → relative error "
+              f"{w['pilot_rel_err']:.3g}; to {r['target']:.0%}: {w['steps_to_target']:.3g} steps, "
+              f"{w['wall_to_target']:.3g} s")
     print(f"time to estimate V to {r['target']:.0%}: exact is {r['exact_speedup_to_target']:.0f}x faster than EM")
+
+
+def _bench_dask(args) -> None:
+    from .bench import benchmark_dask
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
+    r = benchmark_dask(args.workers)
+    print(f"ensemble, {r['trajectory_steps']:.3g} trajectory-steps in {r['units']} units: in-process "
+          f"{r['in_process']:.2f} s, LocalCluster({r['workers']}) {r['dask']:.2f} s "
+          f"(of which cluster start {r['cluster_start']:.2f} s)")
+    print(f"parallel efficiency (in-process time / Dask time): {r['efficiency']:.2f}; "
+          f"{r['efficiency_after_start']:.2f} leaving out the cluster start")
+    print(f"overhead per unit: Dask {r['overhead_per_unit_dask'] * 1e3:.1f} ms, in-process "
+          f"{r['overhead_per_unit_in_process'] * 1e3:.1f} ms; at the default unit size that is "
+          f"{r['overhead_fraction']:.1%} of the Dask run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sde = sub.add_parser("bench-sde", help="benchmark the time-domain kernels against NumPy and each other")
     bench_sde.add_argument("--trajectories", type=int, default=2000)
     bench_sde.add_argument("--steps", type=int, default=2000)
-    bench_sde.add_argument("--repeat", type=int, default=3)
+    bench_sde.add_argument("--repeat", type=int, default=5)
     bench_sde.set_defaults(func=_bench_sde)
+    bench_dask = sub.add_parser("bench-dask", help="benchmark a LocalCluster against in-process threads")
+    bench_dask.add_argument("--workers", type=int, default=2)
+    bench_dask.set_defaults(func=_bench_dask)
     return parser
 
 

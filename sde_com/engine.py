@@ -193,7 +193,19 @@ def connect(workers: int | None, scheduler: str | None):
     # one numba thread per worker process: the processes are the parallelism
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            env={"NUMBA_NUM_THREADS": "1"})
-    return Client(cluster)
+    client = Client(cluster)
+    client.run(_warm_up)  # load the compiled kernels in every worker once, not inside the first units
+    return client
+
+
+def _warm_up() -> None:
+    from . import kernels
+
+    z = np.zeros((1, 6))
+    eye = np.eye(6)
+    kernels.sample_gaussian(eye, 0, 0, 1, kernels.INITIAL_STREAM)
+    kernels.run_ensemble(eye, eye, z, 0, 0, 1, 0, np.zeros(0, dtype=np.int64), 0, 1)
+    kernels.run_batch_means(eye, eye, z, 0, 0, 2, 0, 1)
 
 
 class _StopRequest:

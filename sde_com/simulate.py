@@ -31,7 +31,10 @@ from .linear import (
 METHODS = ("em", "exact")
 INITIAL_STATES = ("steady", "thermal", "zero")
 N_JACKKNIFE_GROUPS = 32  # leave-one-group-out jackknife; more groups cost time, not accuracy
-STEPS_PER_UNIT = 20_000_000  # default unit of work: about a second of kernel time, so scheduling costs < 5 %
+# Default unit of work: ≥ 5e7 trajectory-steps (≈ 0.4 s of kernel time on 2 threads, so a Dask unit's ~20 ms of
+# scheduling is < 5 %), and ≥ 64 trajectories so that every numba thread gets whole 16-lane SIMD blocks.
+STEPS_PER_UNIT = 50_000_000
+MIN_TRAJECTORIES_PER_UNIT = 64
 N_BATCHES = 32  # batch means for a single trajectory: each batch should span many relaxation times
 
 
@@ -247,7 +250,7 @@ def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float
 def trajectory_blocks(settings: SimulationSettings) -> list[tuple[int, int]]:
     """(first trajectory, count) of each block of ``chunk`` trajectories, in order."""
     n = settings.trajectories
-    c = settings.chunk or max(1, min(n, STEPS_PER_UNIT // settings.n_steps))
+    c = settings.chunk or min(n, max(MIN_TRAJECTORIES_PER_UNIT, STEPS_PER_UNIT // settings.n_steps))
     return [(first, min(c, n - first)) for first in range(0, n, c)]
 
 
