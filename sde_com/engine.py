@@ -31,15 +31,15 @@ from .scenario import Scenario, finish_dataset
 from .simulate import (
     SIM_VARIABLE_INFO,
     SimulationUnit,
-    _point_model,
     assemble_simulation,
     plan_units,
+    point_model,
     prepare_simulation,
     run_unit,
     time_coordinate,
     trace_coordinates,
 )
-from .sweep import _grid, sweep_block, sweep_from_blocks
+from .sweep import parameter_grid, sweep_block, sweep_from_blocks
 
 SWEEP_POINTS_PER_UNIT = 50_000  # ≈ 0.1–0.2 s of chain work per unit
 
@@ -64,13 +64,13 @@ def plan(scenario: Scenario) -> list:
     """Every unit of the scenario, in merge order."""
     sim = scenario.simulation
     if sim is None or scenario.dt_study:
-        n = math.prod(_grid(scenario.parameters)[2])
+        n = math.prod(parameter_grid(scenario.parameters)[2])
         if sim is not None:  # a dt study runs whole (one unit per dt would be the next refinement)
             return [SweepUnit(0, n)]
         return [SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, n)) for a in range(0, n, SWEEP_POINTS_PER_UNIT)]
     units = plan_units(sim, prepare_simulation(sim, scenario.parameters))
     for point, branch in sorted({(u.point, u.branch) for u in units}):
-        _point_model(sim, scenario.parameters, point, branch)  # bad settings fail here, before any work
+        point_model(sim, scenario.parameters, point, branch)  # bad settings fail here, before any work
     return units
 
 
@@ -302,7 +302,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
 
 
 def _describe(scenario: Scenario, unit) -> str:
-    values, dims, shape, _ = _grid(scenario.parameters)
+    values, dims, shape, _ = parameter_grid(scenario.parameters)
     if isinstance(unit, SweepUnit):
         return f"sweep points {unit.start}..{unit.stop - 1}"
     index = np.unravel_index(unit.point, shape)

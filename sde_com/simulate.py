@@ -399,12 +399,13 @@ class SimulationUnit:
     count: int
 
 
-def _point_model(settings: SimulationSettings, params: dict, point: int, branch: int) -> PointModel:
+def point_model(settings: SimulationSettings, params: dict, point: int, branch: int) -> PointModel:
+    """The prepared model of flat sweep point ``point``, branch ``branch`` (validates the settings there)."""
     from .device import Device
     from .model import operating_points
-    from .sweep import _grid
+    from .sweep import parameter_grid
 
-    values, dims, shape, _ = _grid(params)
+    values, dims, shape, _ = parameter_grid(params)
     p = _point_parameters(values, dims, np.unravel_index(point, shape))
     device = Device(**{k: float(v) for k, v in p.items() if k not in ("detuning", "direction")})
     op = operating_points(device, float(p["detuning"]), str(p["direction"]))[branch]
@@ -425,7 +426,7 @@ def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[Simul
 
 def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit) -> dict:
     """Run one unit (see ``run_block`` for what it returns)."""
-    model = _point_model(settings, params, unit.point, unit.branch)
+    model = point_model(settings, params, unit.point, unit.branch)
     return run_block(model, settings, unit.first, unit.count)
 
 
@@ -449,9 +450,9 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
 
 def prepare_simulation(settings: SimulationSettings, params: dict) -> xr.Dataset:
     """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill)."""
-    from .sweep import _grid, sweep
+    from .sweep import parameter_grid, sweep
 
-    _, dims, _, _ = _grid(params)
+    _, dims, _, _ = parameter_grid(params)
     if (settings.transient or settings.traces) and "omega_m" in dims:
         raise ValueError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in seconds")
     return sweep(store_cov=True, revival=False, **params)
@@ -460,10 +461,10 @@ def prepare_simulation(settings: SimulationSettings, params: dict) -> xr.Dataset
 def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset,
                         results: dict[SimulationUnit, dict]) -> xr.Dataset:
     """Merge unit results (any completion order: they are put back in unit order) into the Dataset."""
-    from .sweep import _grid
+    from .sweep import parameter_grid
 
     s = settings
-    values, dims, shape, _ = _grid(params)
+    values, dims, shape, _ = parameter_grid(params)
     n_b = ds.sizes["branch"]
     n_t = s.snapshot_steps.size
     tail = (n_t,) if s.transient else ()
@@ -486,7 +487,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
         by_point.setdefault((unit.point, unit.branch), []).append(unit)
     for (point, b), units in by_point.items():
         at = (*np.unravel_index(point, shape), b)
-        model = _point_model(s, params, point, b)
+        model = point_model(s, params, point, b)
         out = estimate_point(model, s, [results[u] for u in units])
         for name in res:
             if name in out:

@@ -73,7 +73,8 @@ def _as_values(name: str, value) -> tuple[np.ndarray, bool]:
     return values, is_dim
 
 
-def _grid(params: Mapping[str, object]):
+def parameter_grid(params: Mapping[str, object]):
+    """Validated grid: (values per parameter, swept dimensions in order, grid shape, broadcast arrays)."""
     unknown = [k for k in params if k not in SWEEP_PARAMETERS]
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; allowed: {list(SWEEP_PARAMETERS)}")
@@ -99,7 +100,7 @@ def _grid(params: Mapping[str, object]):
 
 def validate_parameters(params: Mapping[str, object]) -> None:
     """Raise ValueError (naming the parameter and what is allowed) for any bad sweep parameter."""
-    _grid(params)
+    parameter_grid(params)
 
 
 def chain_inputs(full: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -130,7 +131,7 @@ def sweep(*, store_cov: bool = True, revival: bool | None = None, **params) -> x
     (detuning 1, direction 'ccw'). ``store_cov`` adds the 6×6 V (``cov``); ``revival`` adds
     ``logneg_max`` and the revival factor χ of Eq. (14) (default: when detuning is a dimension).
     """
-    n_points = math.prod(_grid(params)[2])
+    n_points = math.prod(parameter_grid(params)[2])
     return sweep_from_blocks(params, [sweep_block(params, 0, n_points, store_cov)], store_cov, revival)
 
 
@@ -139,7 +140,7 @@ def sweep_block(params: Mapping[str, object], start: int, stop: int, store_cov: 
 
     Each point is computed on its own, so blocks concatenated in order equal the whole sweep bitwise.
     """
-    _, _, _, full = _grid(params)
+    _, _, _, full = parameter_grid(params)
     inp = {k: v[start:stop] for k, v in chain_inputs(full).items()}
     out = run_chain(inp, store_cov=store_cov)
     out.update({k: inp[k] for k in ("kappa", "G0", "omega_m", "sagnac_shift")})
@@ -149,7 +150,7 @@ def sweep_block(params: Mapping[str, object], start: int, stop: int, store_cov: 
 def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_cov: bool = True,
                       revival: bool | None = None) -> xr.Dataset:
     """Assemble the Dataset of ``sweep`` from the raw outputs of consecutive ``sweep_block`` calls."""
-    values, dims, shape, _ = _grid(params)
+    values, dims, shape, _ = parameter_grid(params)
     raw = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     inp = {k: raw.pop(k) for k in ("kappa", "G0", "omega_m", "sagnac_shift")}
     out = raw

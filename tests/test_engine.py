@@ -191,3 +191,52 @@ def test_progress_goes_to_stderr_as_a_summary_when_not_a_terminal(tmp_path):
 def test_bad_execution_options(tmp_path, capsys, args, fragment):
     assert run_cli(tmp_path, SIM, tmp_path / "out.nc", *args) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_existing_scheduler_gives_the_identical_file(tmp_path):
+    from dask.distributed import LocalCluster
+
+    sc = parse_scenario(SIM)
+    execute(sc, tmp_path / "a.nc", quiet=True)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        execute(sc, tmp_path / "b.nc", quiet=True, scheduler=cluster.scheduler_address)
+    xr.testing.assert_identical(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
+
+
+def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys, monkeypatch):
+    import sde_com.engine as engine
+
+    real = engine.run_unit
+
+    def flaky(settings, params, unit):
+        if unit.point == 1 and unit.first == 7:
+            raise RuntimeError("boom")
+        return real(settings, params, unit)
+
+    monkeypatch.setattr(engine, "run_unit", flaky)
+    out = tmp_path / "out.nc"
+    assert run_cli(tmp_path, SIM, out) == 1
+    err = capsys.readouterr().err
+    assert "boom" in err and "'detuning': 0.8" in err and "trajectories 7..13" in err
+    assert not out.exists()
+    assert len(list((tmp_path / "out.nc.parts").glob("unit-*.npz"))) == 11  # 12 units, one failed
+    monkeypatch.setattr(engine, "run_unit", real)
+    assert run_cli(tmp_path, SIM, out, "--resume") == 0  # only the failed unit runs again
+    ref = tmp_path / "ref.nc"
+    assert run_cli(tmp_path, SIM, ref) == 0
+    xr.testing.assert_identical(read_dataset(ref), read_dataset(out))
+
+
+def test_missing_dask_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name in ("dask.distributed", "distributed"):  # what the engine imports (xarray probes dask itself)
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    assert run_cli(tmp_path, SIM, tmp_path / "out.nc", "--workers", "2") == 2
+    assert "pip install 'sde-com[dask]'" in capsys.readouterr().err
