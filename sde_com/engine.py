@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,11 @@ def plan(scenario: Scenario) -> list:
     if sim is None or scenario.dt_study:
         n = math.prod(parameter_grid(scenario.parameters)[2])
         if sim is not None:  # a dt study runs whole (one unit per dt would be the next refinement)
+            skeleton = prepare_simulation(sim, scenario.parameters)
+            for dt in scenario.dt_study:  # bad settings fail here, before any work
+                for u in plan_units(replace(sim, dt=dt), skeleton):
+                    if u.first == 0:
+                        point_model(replace(sim, dt=dt), scenario.parameters, u.point, u.branch)
             return [SweepUnit(0, n)]
         return [SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, n)) for a in range(0, n, SWEEP_POINTS_PER_UNIT)]
     units = plan_units(sim, prepare_simulation(sim, scenario.parameters))
@@ -269,7 +274,6 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     stop = _StopRequest()
     try:
         for i, result in _completed(scenario, units, todo, client):
-            stop.check()
             if isinstance(result, Exception):
                 failures.append(f"unit {i} ({_describe(scenario, units[i])}): {type(result).__name__}: {result}")
                 continue
@@ -310,6 +314,23 @@ def _describe(scenario: Scenario, unit) -> str:
     return f"{point}, branch {unit.branch}, trajectories {unit.first}..{unit.first + unit.count - 1}"
 
 
+class _LazyResults:
+    """unit → its checkpointed result (without traces), read from disk when asked for."""
+
+    def __init__(self, ckpt: Checkpoint, units: list):
+        self.ckpt = ckpt
+        self.index = {u: i for i, u in enumerate(units)}
+
+    def keys(self):
+        return self.index.keys()
+
+    def __getitem__(self, unit) -> dict:
+        r = self.ckpt.load(self.index[unit])
+        r.pop("trace", None)
+        r.pop("noise", None)
+        return r
+
+
 def _merge_and_write(scenario: Scenario, units: list, ckpt: Checkpoint, output: Path) -> None:
     sim = scenario.simulation
     if sim is None:
@@ -320,12 +341,9 @@ def _merge_and_write(scenario: Scenario, units: list, ckpt: Checkpoint, output: 
         return
     keep_traces = sim.traces and (scenario.variables is None or "trace" in scenario.variables)
     skeleton = prepare_simulation(sim, scenario.parameters)
-    results = {}
-    for i, unit in enumerate(units):
-        r = ckpt.load(i)
-        r.pop("trace", None), r.pop("noise", None)  # streamed separately below
-        results[unit] = r
-    ds = finish_dataset(scenario, assemble_simulation(sim, scenario.parameters, skeleton, results))
+    results = _LazyResults(ckpt, units)  # one unit in memory at a time; traces are streamed below
+    ds = finish_dataset(scenario, assemble_simulation(sim, scenario.parameters, skeleton, results,
+                                                      traces_in_results=False))
     if not keep_traces:
         write_dataset(ds, output, force=True)
         return

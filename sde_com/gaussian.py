@@ -58,12 +58,15 @@ def logneg_from_blocks(v):
     """Logarithmic negativity E_N = max(0, −ln 2ν⁻) of a 4×4 two-mode covariance, Eqs. (12)–(13).
 
     Σ = det𝒜 + detℬ − 2 det𝒞 and ν⁻ = 2^(−1/2)[Σ − (Σ² − 4 det V′)^(1/2)]^(1/2), natural log.
+    NaN for a non-finite covariance.
     """
     det_a = _det2(v[0, 0], v[0, 1], v[1, 0], v[1, 1])
     det_b = _det2(v[2, 2], v[2, 3], v[3, 2], v[3, 3])
     det_c = _det2(v[0, 2], v[0, 3], v[1, 2], v[1, 3])
     sigma = det_a + det_b - 2.0 * det_c
     det_v = _det4(v)
+    if not (np.isfinite(sigma) and np.isfinite(det_v)):
+        return np.nan  # no state (overflow, NaN): never report it as unentangled
     disc = sigma * sigma - 4.0 * det_v
     if disc < 0.0:  # rounding at a symmetric point: ν⁻ = ν⁺
         disc = 0.0

@@ -648,3 +648,24 @@ def run_batch_means(F, L, initial, seed, first_trajectory, n_steps, burn_in_step
             sum_uu,
         )
     return sum_u, sum_uu, batch_len
+
+
+@njit(cache=True)
+def accumulate_outer_products(snapshots, first, n_total, n_groups, total, total_sq, group_sum, group_count):
+    """Add the snapshots u(t) of trajectories first, first + 1, … to running sums of u uᵀ, of (u uᵀ)²
+    (elementwise) and of u uᵀ per trajectory group (group of trajectory i: i·n_groups // n_total).
+
+    Trajectory by trajectory in index order, so feeding blocks in order gives the same bits for any
+    block size; memory is that of the sums, not of the ensemble.
+    """
+    n_t = snapshots.shape[1]
+    for i in range(snapshots.shape[0]):
+        g = ((first + i) * n_groups) // n_total
+        group_count[g] += 1
+        for t in range(n_t):
+            for a in range(6):
+                for b in range(6):
+                    x = snapshots[i, t, a] * snapshots[i, t, b]
+                    total[t, a, b] += x
+                    total_sq[t, a, b] += x * x
+                    group_sum[g, t, a, b] += x

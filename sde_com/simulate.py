@@ -49,7 +49,8 @@ class SimulationSettings:
     save_times / save_every: ensemble snapshots (a transient run) at these times from t = 0, or every so
         often; without either, the run estimates the steady state from time averages after the burn-in.
     traces: record u(t) and its noise increments for this many trajectories, at the snapshot times when
-        ``save_every`` is given, else at every step.
+        ``save_every`` is given, else at every step; with a decimation of k steps the recorded noise is the
+        accumulated innovation u_n − F^k u_{n−k} that drove the trace between records.
     allow_unstable: run a transient at an operating point without steady state.
     chunk: trajectories per unit of work (results do not depend on it; default: about STEPS_PER_UNIT
         trajectory-steps per unit).
@@ -85,6 +86,10 @@ class SimulationSettings:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
         if self.seed >= 2**63:
             raise ValueError(f"seed must be < 2**63, got {self.seed!r}")
+        if self.n_steps - self.burn_in_steps < (N_BATCHES if self.trajectories == 1 else 1) and not (
+                self.save_times is not None or self.save_every is not None):
+            raise ValueError("duration must span at least one step after the burn-in "
+                             f"({N_BATCHES} with a single trajectory, for batch means)")
         if self.traces > self.trajectories:
             raise ValueError(f"traces must be <= trajectories ({self.trajectories}), got {self.traces}")
         if isinstance(self.initial, str):
@@ -239,8 +244,10 @@ def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float
         raise ValueError("the operating point is unstable (no steady state): steady-state estimates are refused; "
                          "a transient (save_times/save_every) may run with allow_unstable = true")
     V_inf = lyapunov_covariance_reference(A_s, D_s) if stable else None
-    V0 = initial_covariance(s.initial, V_inf, n_thermal)
     F, L = (np.ascontiguousarray(m) for m in step_maps(A_s, D_s, s.dt, s.method))
+    # "steady" means the scheme's own stationary state: V_dt for EM (V for exact), so no burn-in is needed
+    V_start = discrete_stationary_covariance(F, L) if (s.method == "em" and stable) else V_inf
+    V0 = initial_covariance(s.initial, V_start, n_thermal)
     if s.snapshot_steps.size and s.snapshot_steps.max() > s.n_steps:
         raise ValueError("snapshot times beyond the simulated time")
     return PointModel(A_s, D_s, F, L, V0, np.ascontiguousarray(_factor(V0)), V_inf, stable,
@@ -282,16 +289,20 @@ def run_block(model: PointModel, settings: SimulationSettings, first: int, count
     elif "samples" not in out:
         out["samples"] = sum_uu / n_avg
     if n_rec:
+        if s.trace_every > 1:  # the innovation between recorded states: u_k − F^k u_{k−1}, k = trace_every
+            Fk = np.linalg.matrix_power(model.F, s.trace_every)
+            noises = np.zeros_like(traces)
+            noises[:, 1:] = traces[:, 1:] - traces[:, :-1] @ Fk.T
         out["trace"], out["noise"] = traces, noises
     return out
 
 
-def estimate_point(model: PointModel, settings: SimulationSettings, blocks: list[dict]) -> dict:
-    """Estimates with errors and their references from the blocks of one point (in trajectory order)."""
+def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> dict:
+    """Estimates with errors and their references from the blocks of one point, an iterable in
+    trajectory order (it may load them one at a time)."""
     out: dict = {"stable": model.stable, "cov": model.V_inf, "max_dt_em": model.max_dt_em}
     if settings.transient:
-        snaps = np.concatenate([b["snapshots"] for b in blocks])
-        out.update(_transient_estimates(snaps, model, settings.snapshot_steps, settings))
+        out.update(_transient_estimates(blocks, model, settings.snapshot_steps, settings))
     else:
         out.update(_steady_estimates(np.concatenate([b["samples"] for b in blocks]), model, settings))
     return out
@@ -340,17 +351,28 @@ def _steady_estimates(per_traj: np.ndarray, model: PointModel, s: SimulationSett
                 logneg_ref=logneg(V_ref), logneg=logneg(V_inf))
 
 
-def _transient_estimates(snapshots: np.ndarray, model: PointModel, steps, s: SimulationSettings) -> dict:
-    """V(t) at each snapshot from the ensemble of u(t) uᵀ(t); references: the moment solution."""
-    n = snapshots.shape[0]
-    outer = snapshots[:, :, :, None] * snapshots[:, :, None, :]  # (traj, time, 6, 6)
-    V_sim = outer.mean(axis=0)
-    err = outer.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(V_sim.shape, np.nan)
+def _transient_estimates(blocks, model: PointModel, steps, s: SimulationSettings) -> dict:
+    """V(t) at each snapshot from the ensemble of u(t) uᵀ(t), streamed block by block through running
+    sums (memory of the sums, not of the ensemble); references: the moment solution."""
+    n = s.trajectories
+    n_t = steps.size
+    g = min(N_JACKKNIFE_GROUPS, n)
+    total, total_sq = np.zeros((n_t, 6, 6)), np.zeros((n_t, 6, 6))
+    group_sum, group_count = np.zeros((g, n_t, 6, 6)), np.zeros(g)
+    first = 0
+    for block in blocks:
+        snaps = block["snapshots"]
+        kernels.accumulate_outer_products(snaps, first, n, g, total, total_sq, group_sum, group_count)
+        first += snaps.shape[0]
+    V_sim = total / n
+    with np.errstate(invalid="ignore"):
+        var = np.clip(total_sq / n - V_sim**2, 0.0, None) * n / (n - 1) if n > 1 else np.full(V_sim.shape, np.nan)
+    err = np.sqrt(var / n)
     times = steps * s.dt
     V_moment = np.stack([moment_covariance(model.A, model.D, model.V0, t) for t in times])
     V_ref = discrete_moment_covariance(model.F, model.L, model.V0, steps) if s.method == "em" else V_moment
     z, zmax = _zscores(V_sim, err, V_ref)
-    groups, weights = _group_means(outer, N_JACKKNIFE_GROUPS)
+    groups, weights = group_sum / group_count[:, None, None, None], group_count
     en = np.empty(times.size)
     en_err = np.empty(times.size)
     for k in range(times.size):
@@ -376,7 +398,8 @@ SIM_VARIABLE_INFO: dict[str, tuple[str, str]] = {
     "logneg_ref": ("1", "E_N of the reference: continuous moment solution (transient) or cov_ref (steady)"),
     "max_dt_em": ("1", "largest stable Euler–Maruyama step ω_m·dt (|1 + λ dt| < 1)"),
     "trace": ("1", "recorded quadratures u(t) (xU, yU, xV, yV, q, p), vacuum variance 1/2"),
-    "noise": ("1", "noise increment L ξ that entered each recorded state (zero at t = 0)"),
+    "noise": ("1", "noise that entered each recorded state since the previous record: L ξ, or the accumulated "
+                   "innovation u_n − F^k u_(n−k) when recording every k steps (zero at t = 0)"),
 }
 
 SIMULATION_KEYS = ("method", "dt", "burn_in", "duration", "trajectories", "seed", "initial", "save_times",
@@ -458,9 +481,13 @@ def prepare_simulation(settings: SimulationSettings, params: dict) -> xr.Dataset
     return sweep(store_cov=True, revival=False, **params)
 
 
-def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset,
-                        results: dict[SimulationUnit, dict]) -> xr.Dataset:
-    """Merge unit results (any completion order: they are put back in unit order) into the Dataset."""
+def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset, results,
+                        traces_in_results: bool = True) -> xr.Dataset:
+    """Merge unit results into the Dataset, in unit order whatever order they finished in.
+
+    ``results`` maps each SimulationUnit to its ``run_block`` output; it may load them lazily (one point's
+    blocks are read one after the other). ``traces_in_results``: the blocks carry their recorded traces.
+    """
     from .sweep import parameter_grid
 
     s = settings
@@ -477,18 +504,18 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
     if not s.transient:
         res["zscore_max_continuous"] = np.full((*shape, n_b), np.nan)
     res["max_dt_em"] = np.full((*shape, n_b), np.nan)
-    keep_traces = s.traces and any("trace" in r for r in results.values())
+    keep_traces = s.traces and traces_in_results
     if keep_traces:
         n_trace_t = s.n_steps // s.trace_every + 1
         res["trace"] = np.full((*shape, n_b, s.traces, n_trace_t, 6), np.nan)
         res["noise"] = np.full((*shape, n_b, s.traces, n_trace_t, 6), np.nan)
     by_point: dict[tuple[int, int], list[SimulationUnit]] = {}
-    for unit in sorted(results):
+    for unit in sorted(results.keys()):
         by_point.setdefault((unit.point, unit.branch), []).append(unit)
     for (point, b), units in by_point.items():
         at = (*np.unravel_index(point, shape), b)
         model = point_model(s, params, point, b)
-        out = estimate_point(model, s, [results[u] for u in units])
+        out = estimate_point(model, s, (results[u] for u in units))
         for name in res:
             if name in out:
                 res[name][at] = out[name]
