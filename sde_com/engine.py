@@ -73,21 +73,27 @@ def plan(scenario: Scenario) -> list:
                         point_model(replace(sim, dt=dt), scenario.parameters, u.point, u.branch)
             return [SweepUnit(0, n)]
         return [SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, n)) for a in range(0, n, SWEEP_POINTS_PER_UNIT)]
-    units = plan_units(sim, prepare_simulation(sim, scenario.parameters))
-    for point, branch in sorted({(u.point, u.branch) for u in units}):
-        point_model(sim, scenario.parameters, point, branch)  # bad settings fail here, before any work
-    return units
+    return plan_units(sim, prepare_simulation(sim, scenario.parameters))
 
 
-def run_one(scenario: Scenario, unit) -> dict:
-    """Compute one unit (this is what a worker runs)."""
+def point_models(scenario: Scenario, units: list) -> dict:
+    """The prepared model of every (point, branch) the units touch, built here on the client (bad settings
+    fail now, before any work) and shipped with the units, so that workers with another CPU or LAPACK
+    cannot change a bit of e^{A dt}, L or the initial-state factor."""
+    sim = scenario.simulation
+    pairs = sorted({(u.point, u.branch) for u in units if isinstance(u, SimulationUnit)})
+    return {pb: point_model(sim, scenario.parameters, *pb) for pb in pairs}
+
+
+def run_one(scenario: Scenario, unit, model=None) -> dict:
+    """Compute one unit (this is what a worker runs); ``model``: its point's prepared model."""
     if isinstance(unit, SweepUnit):
         if scenario.simulation is not None:  # whole dt study in one unit
             from .scenario import run_scenario
 
             return {"dataset": run_scenario(scenario)}
         return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario))
-    return run_unit(scenario.simulation, scenario.parameters, unit)
+    return run_unit(scenario.simulation, scenario.parameters, unit, model)
 
 
 def _store_cov(scenario: Scenario) -> bool:
@@ -237,12 +243,15 @@ class _StopRequest:
             signal.signal(signal.SIGINT, self.old)
 
 
-def _completed(scenario, units, todo, client):
+def _completed(scenario, units, todo, client, models):
     """Yield (index, result or exception) as units finish."""
+    def model(unit):
+        return models.get((unit.point, unit.branch)) if isinstance(unit, SimulationUnit) else None
+
     if client is None:
         for i in todo:
             try:
-                yield i, run_one(scenario, units[i])
+                yield i, run_one(scenario, units[i], model(units[i]))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # reported with the unit's parameters, the rest go on
@@ -250,7 +259,8 @@ def _completed(scenario, units, todo, client):
         return
     from dask.distributed import as_completed
 
-    futures = {client.submit(run_one, scenario, units[i], pure=False, retries=3): i for i in todo}
+    futures = {client.submit(run_one, scenario, units[i], model(units[i]), pure=False, retries=3): i
+               for i in todo}
     for fut in as_completed(futures):
         i = futures[fut]
         try:
@@ -265,6 +275,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     output = Path(output)
     check_writable(output, force or resume)
     units = plan(scenario)
+    models = point_models(scenario, units) if scenario.simulation is not None and not scenario.dt_study else {}
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
     done = ckpt.done()
     todo = [i for i in range(len(units)) if i not in done]
@@ -273,7 +284,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     failures = []
     stop = _StopRequest()
     try:
-        for i, result in _completed(scenario, units, todo, client):
+        for i, result in _completed(scenario, units, todo, client, models):
             if isinstance(result, Exception):
                 failures.append(f"unit {i} ({_describe(scenario, units[i])}): {type(result).__name__}: {result}")
                 continue

@@ -447,9 +447,9 @@ def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[Simul
     return units
 
 
-def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit) -> dict:
-    """Run one unit (see ``run_block`` for what it returns)."""
-    model = point_model(settings, params, unit.point, unit.branch)
+def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit, model: PointModel | None = None) -> dict:
+    """Run one unit (see ``run_block`` for what it returns); ``model``: its point's, if already prepared."""
+    model = model if model is not None else point_model(settings, params, unit.point, unit.branch)
     return run_block(model, settings, unit.first, unit.count)
 
 

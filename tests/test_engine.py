@@ -208,10 +208,10 @@ def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys
 
     real = engine.run_unit
 
-    def flaky(settings, params, unit):
+    def flaky(settings, params, unit, *model):
         if unit.point == 1 and unit.first == 7:
             raise RuntimeError("boom")
-        return real(settings, params, unit)
+        return real(settings, params, unit, *model)
 
     monkeypatch.setattr(engine, "run_unit", flaky)
     out = tmp_path / "out.nc"
