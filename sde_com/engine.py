@@ -63,6 +63,8 @@ class SweepUnit:
 def plan(scenario: Scenario) -> list:
     """Every unit of the scenario, in merge order."""
     sim = scenario.simulation
+    if scenario.drive is not None:  # one operating point under a changing drive: one unit
+        return [SweepUnit(0, 1)]
     if sim is None or scenario.dt_study:
         n = math.prod(parameter_grid(scenario.parameters)[2])
         if sim is not None:  # a dt study runs whole (one unit per dt would be the next refinement)
@@ -88,7 +90,7 @@ def point_models(scenario: Scenario, units: list) -> dict:
 def run_one(scenario: Scenario, unit, model=None) -> dict:
     """Compute one unit (this is what a worker runs); ``model``: its point's prepared model."""
     if isinstance(unit, SweepUnit):
-        if scenario.simulation is not None:  # whole dt study in one unit
+        if scenario.simulation is not None:  # a whole dt study or driven run in one unit
             from .scenario import run_scenario
 
             return {"dataset": run_scenario(scenario)}
@@ -275,7 +277,8 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     output = Path(output)
     check_writable(output, force or resume)
     units = plan(scenario)
-    models = point_models(scenario, units) if scenario.simulation is not None and not scenario.dt_study else {}
+    models = point_models(scenario, units) if scenario.simulation is not None and not (
+        scenario.dt_study or scenario.drive) else {}
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
     done = ckpt.done()
     todo = [i for i in range(len(units)) if i not in done]

@@ -669,3 +669,41 @@ def accumulate_outer_products(snapshots, first, n_total, n_groups, total, total_
                     total[t, a, b] += x
                     total_sq[t, a, b] += x * x
                     group_sum[g, t, a, b] += x
+
+
+@njit(cache=True, parallel=True)
+def run_ensemble_varying(Fs, Ls, initial, seed, first_trajectory, snapshot_steps):
+    """Ensemble of u_{n+1} = F_n u_n + L_n xi_n with one map per step (a drift A(t) that changes in time).
+
+    Fs, Ls (n_steps, 6, 6); xi_n = normals 6n .. 6n+5 of the stepping stream of (seed, trajectory), the
+    same numbers ``run_ensemble`` uses, so a constant map reproduces it up to rounding. Returns the
+    snapshots (n_traj, n_snap, 6) at the sorted steps ``snapshot_steps`` (0 = initial state).
+    """
+    n_traj = initial.shape[0]
+    n_steps = Fs.shape[0]
+    n_snap = snapshot_steps.shape[0]
+    out = np.zeros((n_traj, n_snap, 6))
+    for i in prange(n_traj):
+        xi = np.empty(6 * n_steps)
+        fill_normals(seed, first_trajectory + i, 0, STEP_STREAM, xi)
+        u = initial[i].copy()
+        v = np.empty(6)
+        j = 0
+        while j < n_snap and snapshot_steps[j] == 0:
+            out[i, j] = u
+            j += 1
+        for n in range(n_steps):
+            for r in range(6):
+                acc = 0.0
+                for c in range(6):
+                    acc += Fs[n, r, c] * u[c]
+                w = 0.0
+                for c in range(6):
+                    w += Ls[n, r, c] * xi[6 * n + c]
+                v[r] = acc + w
+            for r in range(6):
+                u[r] = v[r]
+            while j < n_snap and snapshot_steps[j] == n + 1:
+                out[i, j] = u
+                j += 1
+    return out

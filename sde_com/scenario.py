@@ -16,17 +16,19 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._version import __version__
 from .plot import PLOT_KINDS
 from .simulate import (
     SIM_VARIABLE_INFO,
     SIMULATION_KEYS,
     SimulationSettings,
+    settings_to_dict,
     simulate,
     simulate_time_steps,
 )
 from .sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep, validate_parameters
 
-TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "output", "plot")
+TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "drive", "output", "plot")
 RANGE_KEYS = ("start", "stop", "num")
 OUTPUT_KEYS = ("variables",)
 PLOT_KEYS = ("kind", "x", "y", "hue", "panel", "variable", "title", "panel_titles")
@@ -43,6 +45,7 @@ class Scenario:
     parameters: dict
     simulation: SimulationSettings | None = None
     dt_study: tuple[float, ...] | None = None
+    drive: dict | None = None
     variables: tuple[str, ...] | None = None
     plot: dict = field(default_factory=dict)
     title: str = ""
@@ -125,7 +128,8 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
     if simulation is not None and (simulation.transient or simulation.traces) and "omega_m" in [
             k for k, v in params.items() if isinstance(v, list)]:
         raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
-    return Scenario(params, simulation, dt_study, variables, plot, str(raw.get("title", "")),
+    drive = _parse_drive(raw.get("drive"), simulation, dt_study, params)
+    return Scenario(params, simulation, dt_study, drive, variables, plot, str(raw.get("title", "")),
                     str(raw.get("description", "")), text, name)
 
 
@@ -155,6 +159,30 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
         return settings, None
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"[simulate] {exc}") from exc
+
+
+def _parse_drive(table, simulation, dt_study, params) -> dict | None:
+    """[drive]: a time-dependent drive envelope (sde_com.drive.Drive fields, + mean_field_start)."""
+    from .drive import DRIVE_KEYS, Drive
+
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ScenarioError("[drive] must be a table")
+    unknown = sorted(set(table) - set(DRIVE_KEYS))
+    if unknown:
+        raise ScenarioError(f"unknown key(s) {unknown} in [drive]; allowed: {list(DRIVE_KEYS)}")
+    if simulation is None or not simulation.transient or dt_study:
+        raise ScenarioError("[drive] needs a [simulate] transient (save_times or save_every) with a single dt")
+    if any(isinstance(v, list) for v in params.values()):
+        raise ScenarioError("[drive] runs one operating point: every [model] value must be a scalar")
+    if table.get("mean_field_start", "empty") not in ("empty", "steady"):
+        raise ScenarioError("drive.mean_field_start must be 'empty' or 'steady'")
+    try:
+        Drive(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items() if k != "mean_field_start"})
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"[drive] {exc}") from exc
+    return dict(table)
 
 
 def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
@@ -202,7 +230,9 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
     ``trace_sink``: see ``simulate.simulate``; without it recorded traces are kept in the Dataset.
     """
     wanted = scenario.variables
-    if scenario.dt_study:
+    if scenario.drive is not None:
+        ds = _run_drive(scenario)
+    elif scenario.dt_study:
         ds = simulate_time_steps(scenario.simulation, scenario.dt_study, **scenario.parameters)
     elif scenario.simulation is not None:
         ds = simulate(scenario.simulation, trace_sink=trace_sink, **scenario.parameters)
@@ -211,6 +241,25 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
         revival = None if wanted is None else bool({"revival", "logneg_max"} & set(wanted))
         ds = sweep(store_cov=store_cov, revival=revival, **scenario.parameters)
     return finish_dataset(scenario, ds)
+
+
+def _run_drive(scenario: Scenario) -> xr.Dataset:
+    from .device import Device
+    from .drive import Drive, simulate_drive
+
+    p = dict(scenario.parameters)
+    detuning = float(p.pop("detuning", 1.0))
+    direction = str(p.pop("direction", "ccw"))
+    table = dict(scenario.drive)
+    start = table.pop("mean_field_start", "empty")
+    drive = Drive(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()})
+    device = Device(**p)
+    ds = simulate_drive(device, detuning, direction, drive, scenario.simulation, mean_field_start=start)
+    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
+    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
+    ds.attrs["drive"] = json.dumps(scenario.drive)
+    ds.attrs["sde_com_version"] = __version__
+    return ds
 
 
 def finish_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:

@@ -1,0 +1,253 @@
+"""Time-dependent drives: the mean fields follow the nonlinear mean-field equations (Eq. (3) without the
+noises, corrected in PHYSICS.md) and the fluctuations du = A(t) u dt + dW with A(t) (Eq. (6)) built from
+the mean fields at each step. Times are in units of 1/ω_m unless a name says seconds.
+
+Dimensionless mean-field variables (the ODE is integrated in them): x_j = α_j ω_m/ε (amplitude of mode j
+per unit drive), y = G₀q/ω_m (the optomechanical frequency shift), P = G₀p/ω_m. With δ_j = Δ_j/ω_m,
+k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the drive envelope, Eq. (3) reads
+    x_U' = −(iδ_U + k) x_U − i j x_V + i y x_U + s(τ),   x_V' = −(iδ_V + k) x_V − i j x_U + i y x_V,
+    y' = P,   P' = −y − g P + c (|x_U|² + |x_V|²).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.integrate
+import xarray as xr
+
+from . import kernels
+from .device import Device, mode_detunings
+from .gaussian import logneg
+from .linear import diffusion_matrix, fill_drift_matrix, noise_covariance
+from .simulate import SimulationSettings, _factor, _jackknife, _zscores, initial_covariance
+
+DRIVE_KINDS = ("constant", "ramp", "pulse", "sine", "samples")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Drive:
+    """Envelope s(τ) of the drive amplitude, ε(t) = s(ω_m t)·ε of the Device's power (times in 1/ω_m).
+
+    constant: s = 1.  ramp: switch-on at ``start`` with a half-cosine rise over ``rise_time``.
+    pulse: Gaussian of centre ``start`` and standard deviation ``width``.
+    sine: s = 1 + depth·sin(frequency·τ + phase) (frequency in units of ω_m).
+    samples: linear interpolation of ``values`` at ``times`` (held constant outside).
+    """
+
+    kind: str = "constant"
+    start: float = 0.0
+    rise_time: float = 10.0
+    width: float = 10.0
+    depth: float = 0.5
+    frequency: float = 0.1
+    phase: float = 0.0
+    times: tuple[float, ...] = field(default_factory=tuple)
+    values: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if self.kind not in DRIVE_KINDS:
+            raise ValueError(f"drive kind must be one of {DRIVE_KINDS}, got {self.kind!r}")
+        for name in ("start", "rise_time", "width", "depth", "frequency", "phase"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"drive {name} must be a finite number, got {v!r}")
+        if self.kind == "ramp" and not self.rise_time > 0:
+            raise ValueError(f"drive rise_time must be > 0, got {self.rise_time!r}")
+        if self.kind == "pulse" and not self.width > 0:
+            raise ValueError(f"drive width must be > 0, got {self.width!r}")
+        if self.kind == "samples":
+            t, v = np.asarray(self.times, float), np.asarray(self.values, float)
+            if t.ndim != 1 or t.size < 2 or t.shape != v.shape or np.any(np.diff(t) <= 0) or not (
+                    np.all(np.isfinite(t)) and np.all(np.isfinite(v))):
+                raise ValueError("drive samples need ≥ 2 finite, strictly increasing times and as many values")
+
+    def envelope(self, tau):
+        """s(τ) for scalar or array τ (units of 1/ω_m)."""
+        tau = np.asarray(tau, dtype=float)
+        if self.kind == "constant":
+            return np.ones_like(tau)
+        if self.kind == "ramp":
+            x = np.clip((tau - self.start) / self.rise_time, 0.0, 1.0)
+            return 0.5 * (1.0 - np.cos(np.pi * x))
+        if self.kind == "pulse":
+            return np.exp(-0.5 * ((tau - self.start) / self.width) ** 2)
+        if self.kind == "sine":
+            return 1.0 + self.depth * np.sin(self.frequency * tau + self.phase)
+        return np.interp(tau, self.times, self.values)
+
+
+@dataclass(frozen=True)
+class _Rates:
+    delta_u: float
+    delta_v: float
+    k: float
+    j: float
+    g: float
+    c: float
+    coupling: float  # √2 G₀ ε / ω_m², so that G_j/ω_m = coupling · x_j
+
+
+def _rates(device: Device, detuning: float, direction: str) -> _Rates:
+    wm = device.omega_m
+    du, dv = mode_detunings(detuning * wm, device.sagnac_shift, direction)
+    eps = device.epsilon
+    return _Rates(du / wm, dv / wm, device.kappa / wm, device.J / wm, device.gamma_m / wm,
+                  device.G0**2 * eps**2 / wm**4, math.sqrt(2.0) * device.G0 * eps / wm**2)
+
+
+def mean_field_trajectory(device: Device, detuning: float, direction: str, drive: Drive, t_end: float,
+                          initial: np.ndarray | None = None):
+    """Integrate the mean-field equations (Eq. (3), noises dropped; module docstring) from τ = 0 to t_end.
+
+    ``initial``: (x_U, x_V, y, P) with complex x (default: empty cavity, mechanics at rest — a switch-on).
+    Returns scipy's dense solution of the real state (Re x_U, Im x_U, Re x_V, Im x_V, y, P).
+    """
+    r = _rates(device, detuning, direction)
+
+    def rhs(tau, z):
+        xu, xv, y, P = complex(z[0], z[1]), complex(z[2], z[3]), z[4], z[5]
+        dxu = -(1j * r.delta_u + r.k) * xu - 1j * r.j * xv + 1j * y * xu + float(drive.envelope(tau))
+        dxv = -(1j * r.delta_v + r.k) * xv - 1j * r.j * xu + 1j * y * xv
+        return [dxu.real, dxu.imag, dxv.real, dxv.imag, P, -y - r.g * P + r.c * (abs(xu) ** 2 + abs(xv) ** 2)]
+
+    z0 = np.zeros(6) if initial is None else np.array([initial[0].real, initial[0].imag, initial[1].real,
+                                                       initial[1].imag, initial[2].real, initial[3].real])
+    # max_step: resolve the drive's own time scales (a ramp or pulse the adaptive stepper could jump over)
+    max_step = min(1.0, drive.rise_time / 10, drive.width / 10)
+    sol = scipy.integrate.solve_ivp(rhs, (0.0, t_end), z0, method="DOP853", rtol=1e-11, atol=1e-12,
+                                    dense_output=True, max_step=max_step)
+    if not sol.success:
+        raise RuntimeError(f"mean-field integration failed: {sol.message}")
+    return sol.sol, r
+
+
+def steady_initial_state(device: Device, detuning: float, direction: str, branch: int = 0) -> np.ndarray:
+    """(x_U, x_V, y, P) of a steady-state branch of Eq. (7), for starting the ODE in a fixed point."""
+    from .model import operating_points
+
+    p = operating_points(device, detuning, direction)[branch]
+    scale = device.omega_m / device.epsilon
+    return np.array([p.alpha_u * scale, p.alpha_v * scale, device.G0 * p.q_s / device.omega_m, 0.0],
+                    dtype=complex)
+
+
+def drift_at(state: np.ndarray, r: _Rates) -> np.ndarray:
+    """A/ω_m (Eq. (6)) linearized around the mean-field state (Re x_U, Im x_U, Re x_V, Im x_V, y, P)."""
+    A = np.empty((6, 6))
+    xu, xv, y = complex(state[0], state[1]), complex(state[2], state[3]), float(state[4])
+    fill_drift_matrix(A, r.k, r.delta_u - y, r.delta_v - y, r.j, r.coupling * xu, r.coupling * xv, 1.0, r.g)
+    return A
+
+
+def step_maps_varying(sol, r: _Rates, D_s: np.ndarray, dt: float, n_steps: int, method: str):
+    """Per-step (F_n, L_n): Euler–Maruyama with A at the step's start, or the exact map of A frozen at the
+    step's midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, 6, 6)."""
+    Fs, Ls = np.empty((n_steps, 6, 6)), np.empty((n_steps, 6, 6))
+    sqrt_d = np.diag(np.sqrt(np.diag(D_s)))
+    for n in range(n_steps):
+        if method == "em":
+            A = drift_at(sol(n * dt), r)
+            Fs[n], Ls[n] = np.eye(6) + A * dt, math.sqrt(dt) * sqrt_d
+        else:
+            A = drift_at(sol((n + 0.5) * dt), r)
+            Fs[n], Q = noise_covariance(A, D_s, dt)
+            Ls[n] = _factor(Q)
+    return np.ascontiguousarray(Fs), np.ascontiguousarray(Ls)
+
+
+def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """V(t) from dV/dt = A(t)V + VA(t)ᵀ + D integrated deterministically (the reference for transients)."""
+    def rhs(tau, v):
+        V = v.reshape(6, 6)
+        A = drift_at(sol(tau), r)
+        return (A @ V + V @ A.T + D_s).ravel()
+
+    out = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), V0.ravel(), method="DOP853", t_eval=times,
+                                    rtol=1e-10, atol=1e-12 * max(1.0, np.abs(V0).max()), max_step=1.0)
+    V = out.y.T.reshape(-1, 6, 6)
+    return 0.5 * (V + np.swapaxes(V, 1, 2))
+
+
+DRIVE_KEYS = ("kind", "start", "rise_time", "width", "depth", "frequency", "phase", "times", "values",
+              "mean_field_start")
+
+
+def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive, settings: SimulationSettings,
+                   mean_field_start: str = "empty") -> xr.Dataset:
+    """A transient under a time-dependent drive: mean fields, ensemble V(t) and E_N(t) with errors, against
+    the moment ODE (and, for z-scores, the discrete moments of the scheme itself).
+
+    ``mean_field_start``: "empty" (cavity empty, mechanics at rest: a switch-on) or "steady" (the first
+    branch of Eq. (7) at the full drive). ``settings`` must ask for snapshots (save_times or save_every).
+    """
+    s = settings
+    if not s.transient:
+        raise ValueError("a driven run is a transient: give save_times or save_every")
+    if mean_field_start not in ("empty", "steady"):
+        raise ValueError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
+    start = steady_initial_state(device, detuning, direction) if mean_field_start == "steady" else None
+    sol, r = mean_field_trajectory(device, detuning, direction, drive, s.n_steps * s.dt, start)
+    D_s = diffusion_matrix(device.kappa, device.gamma_m, device.n_thermal) / device.omega_m
+    if s.initial == "steady":
+        raise ValueError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
+                         "covariance")
+    V0 = initial_covariance(s.initial, None, device.n_thermal)
+    Fs, Ls = step_maps_varying(sol, r, D_s, s.dt, s.n_steps, s.method)
+    if s.method == "em":  # EM needs |1 + λ dt| < 1 wherever A(t) itself is stable
+        lam = np.linalg.eigvals((Fs - np.eye(6)) / s.dt)
+        bad = (lam.real.max(axis=1) < 0) & (np.abs(1 + lam * s.dt).max(axis=1) >= 1)
+        if bad.any():
+            raise ValueError(f"dt = {s.dt:g} is unstable for Euler–Maruyama from τ = {np.argmax(bad) * s.dt:g} on; "
+                             "use a smaller dt or method = 'exact'")
+    steps = s.snapshot_steps
+    C0 = np.ascontiguousarray(_factor(V0))
+    u0 = kernels.sample_gaussian(C0, s.seed, 0, s.trajectories, kernels.INITIAL_STREAM)
+    snaps = kernels.run_ensemble_varying(Fs, Ls, u0, s.seed, 0, steps)
+    n = s.trajectories
+    outer = snaps[:, :, :, None] * snaps[:, :, None, :]
+    V_sim = outer.mean(axis=0)
+    err = outer.std(axis=0, ddof=1) / math.sqrt(n)
+    V_disc = np.empty_like(V_sim)
+    V = V0.copy()
+    k = 0
+    for m in range(s.n_steps + 1):
+        while k < steps.size and steps[k] == m:
+            V_disc[k] = V
+            k += 1
+        if m < s.n_steps:
+            V = Fs[m] @ V @ Fs[m].T + Ls[m] @ Ls[m].T
+    times = steps * s.dt
+    V_ode = moment_ode(sol, r, D_s, V0, times)
+    _, zmax = _zscores(V_sim, err, V_disc)
+    g = min(32, n)
+    edges = np.linspace(0, n, g + 1).astype(int)
+    groups = np.stack([outer[a:b].mean(axis=0) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    weights = np.diff(edges).astype(float)
+    en = np.array([_jackknife(groups[:, t], weights, logneg) for t in range(times.size)])
+    mf = sol(times)
+    scale = device.epsilon / device.omega_m
+    ds = xr.Dataset(
+        {
+            "drive": ("time", drive.envelope(times), dict(units="1", long_name="drive envelope ε(t)/ε")),
+            "photons": ("time", scale**2 * (mf[0] ** 2 + mf[1] ** 2),
+                        dict(units="1", long_name="mean-field photon number |α_U(t)|² of the driven mode")),
+            "photons_reflected": ("time", scale**2 * (mf[2] ** 2 + mf[3] ** 2),
+                                  dict(units="1", long_name="mean-field photon number |α_V(t)|²")),
+            "displacement": ("time", mf[4] * device.omega_m / device.G0,
+                             dict(units="1", long_name="mean-field displacement q(t)")),
+            "logneg_sim": ("time", en[:, 0], dict(units="1", long_name="E_N of the simulated ensemble")),
+            "logneg_sim_err": ("time", en[:, 1], dict(units="1", long_name="jackknife standard error of logneg_sim")),
+            "logneg_ref": ("time", [logneg(v) for v in V_ode],
+                           dict(units="1", long_name="E_N of the moment ODE dV/dt = A(t)V + VA(t)ᵀ + D")),
+            "cov_sim": (("time", "row", "col"), V_sim, dict(units="1", long_name="ensemble covariance V(t)")),
+            "cov_sim_err": (("time", "row", "col"), err, dict(units="1", long_name="standard error of cov_sim")),
+            "cov_ref": (("time", "row", "col"), V_ode, dict(units="1", long_name="moment ODE V(t)")),
+            "zscore_max": ("time", zmax, dict(units="1", long_name="max |cov_sim − discrete moments| / error")),
+        },
+        coords=dict(time=("time", times / device.omega_m, dict(units="s", long_name="time since the start")),
+                    row=list("xU yU xV yV q p".split()), col=list("xU yU xV yV q p".split())),
+    )
+    return ds
