@@ -28,7 +28,7 @@ from .simulate import (
 )
 from .sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep, validate_parameters
 
-TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "drive", "output", "plot")
+TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "drive", "wigner", "output", "plot")
 RANGE_KEYS = ("start", "stop", "num")
 OUTPUT_KEYS = ("variables",)
 PLOT_KEYS = ("kind", "x", "y", "hue", "panel", "variable", "title", "panel_titles")
@@ -46,6 +46,7 @@ class Scenario:
     simulation: SimulationSettings | None = None
     dt_study: tuple[float, ...] | None = None
     drive: dict | None = None
+    wigner: dict | None = None
     variables: tuple[str, ...] | None = None
     plot: dict = field(default_factory=dict)
     title: str = ""
@@ -129,7 +130,8 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
             k for k, v in params.items() if isinstance(v, list)]:
         raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
     drive = _parse_drive(raw.get("drive"), simulation, dt_study, params)
-    return Scenario(params, simulation, dt_study, drive, variables, plot, str(raw.get("title", "")),
+    wigner = _parse_wigner(raw.get("wigner"), simulation, dt_study, params)
+    return Scenario(params, simulation, dt_study, drive, wigner, variables, plot, str(raw.get("title", "")),
                     str(raw.get("description", "")), text, name)
 
 
@@ -185,6 +187,25 @@ def _parse_drive(table, simulation, dt_study, params) -> dict | None:
     return dict(table)
 
 
+def _parse_wigner(table, simulation, dt_study, params) -> dict | None:
+    """[wigner]: the truncated-Wigner check of the linearization at one operating point."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ScenarioError("[wigner] must be a table")
+    unknown = sorted(set(table) - {"branch"})
+    if unknown:
+        raise ScenarioError(f"unknown key(s) {unknown} in [wigner]; allowed: ['branch']")
+    if simulation is None or simulation.method != "em" or simulation.transient or dt_study:
+        raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
+    if any(isinstance(v, list) for v in params.values()):
+        raise ScenarioError("[wigner] runs one operating point: every [model] value must be a scalar")
+    b = table.get("branch", 0)
+    if isinstance(b, bool) or not isinstance(b, int) or b < 0:
+        raise ScenarioError(f"wigner.branch must be an integer >= 0, got {b!r}")
+    return dict(table)
+
+
 def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
     """Validate [plot] against the run it will draw, so a bad figure spec fails before any work."""
     kind = plot.get("kind", "lines")
@@ -232,6 +253,8 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
     wanted = scenario.variables
     if scenario.drive is not None:
         ds = _run_drive(scenario)
+    elif scenario.wigner is not None:
+        ds = _run_wigner(scenario)
     elif scenario.dt_study:
         ds = simulate_time_steps(scenario.simulation, scenario.dt_study, **scenario.parameters)
     elif scenario.simulation is not None:
@@ -258,6 +281,21 @@ def _run_drive(scenario: Scenario) -> xr.Dataset:
     ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
     ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
     ds.attrs["drive"] = json.dumps(scenario.drive)
+    ds.attrs["sde_com_version"] = __version__
+    return ds
+
+
+def _run_wigner(scenario: Scenario) -> xr.Dataset:
+    from .device import Device
+    from .wigner import wigner_dataset
+
+    p = dict(scenario.parameters)
+    detuning = float(p.pop("detuning", 1.0))
+    direction = str(p.pop("direction", "ccw"))
+    device = Device(**p)
+    ds = wigner_dataset(device, detuning, direction, scenario.simulation, scenario.wigner.get("branch", 0))
+    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
+    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
     ds.attrs["sde_com_version"] = __version__
     return ds
 
