@@ -5,7 +5,9 @@ quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
 """
 
 from ._version import __version__
+from .detection import detection_dataset, homodyne_record, welch_spectrum
 from .device import Device, hz_to_rad_per_s
+from .drive import Drive, simulate_drive
 from .engine import run_scenario_to_file
 from .gaussian import is_physical, logneg, logneg_symplectic, revival_factor
 from .io import read_dataset, write_dataset
@@ -19,15 +21,22 @@ from .linear import (
 from .model import OperatingPoint, operating_points
 from .scenario import load_scenario, parse_scenario, run_scenario
 from .simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
+from .spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
 from .sweep import sweep
+from .wigner import truncated_wigner_check
 
 __all__ = [
     "Device",
+    "Drive",
     "OperatingPoint",
     "SimulationSettings",
     "__version__",
+    "detection_dataset",
     "diffusion_matrix",
     "drift_matrix",
+    "filtered_logneg",
+    "filtered_mode_covariance",
+    "homodyne_record",
     "hz_to_rad_per_s",
     "is_physical",
     "load_scenario",
@@ -36,6 +45,7 @@ __all__ = [
     "lyapunov_covariance_reference",
     "moment_covariance",
     "operating_points",
+    "output_spectrum",
     "parse_scenario",
     "read_dataset",
     "revival_factor",
@@ -43,8 +53,12 @@ __all__ = [
     "run_scenario",
     "run_scenario_to_file",
     "simulate",
+    "simulate_drive",
     "simulate_point",
     "simulate_time_steps",
+    "spectral_matrix",
     "sweep",
+    "truncated_wigner_check",
+    "welch_spectrum",
     "write_dataset",
 ]

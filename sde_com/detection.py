@@ -56,3 +56,60 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     # scipy's two-sided density of a real signal puts half the power at ±f: it integrates to the variance
     # over df, which is our ∫ S dω/2π, so S(ω = 2πf) is the density itself
     return 2.0 * np.pi * f, p.mean(axis=0), err
+
+
+DETECT_KEYS = ("mode", "theta", "segment", "filter_bandwidths", "filter_center")
+
+
+def detection_dataset(device, detuning: float, direction: str, settings, mode: str = "U", theta: float = 0.0,
+                      segment: int = 1024, filter_bandwidths=(0.1, 0.3, 1.0, 3.0), filter_center: float = -1.0):
+    """The detector's view of one operating point, in one Dataset: homodyne records from Euler–Maruyama
+    traces, their Welch spectrum ± error beside the analytic output spectrum (``spectra.output_spectrum``),
+    and E_N between the mechanics and a filtered output mode (Genes et al. 2008) for each filter bandwidth
+    1/τ (units of ω_m) at ``filter_center`` (units of ω_m; −1 is the Stokes sideband).
+    """
+    import xarray as xr
+
+    from .model import operating_points
+    from .simulate import simulate_point
+    from .spectra import filtered_logneg, output_spectrum
+
+    s = settings
+    if s.method != "em" or not s.traces or s.trace_every != 1 or s.transient and s.save_times is not None:
+        raise ValueError("the detector's view needs Euler–Maruyama traces recorded at every step: method = 'em', "
+                         "traces >= 1, no save_times, save_every = dt or absent")
+    bandwidths = np.asarray(filter_bandwidths, dtype=float)
+    if bandwidths.ndim != 1 or bandwidths.size == 0 or np.any(~(bandwidths > 0)):
+        raise ValueError("filter_bandwidths must be a non-empty list of numbers > 0 (units of ω_m)")
+    wm = device.omega_m
+    op = operating_points(device, detuning, direction)[0]
+    out = simulate_point(op.drift, op.diffusion, wm, device.n_thermal, s)
+    records = homodyne_record(out["trace"], out["noise"], device.kappa / wm, s.dt, mode, theta)
+    w, S, err = welch_spectrum(records, s.dt, segment)
+    keep = np.abs(w) <= 0.3 * np.pi / s.dt  # below Nyquist/3, where the EM step does not colour the record
+    w, S, err = w[keep], S[keep], err[keep]
+    S_an = output_spectrum(op.drift, op.diffusion, device.kappa, w * wm, mode, theta)
+    en = [filtered_logneg(op.drift, op.diffusion, device.kappa, 1.0 / (b * wm), filter_center * wm, mode)
+          for b in bandwidths]
+    times = np.arange(records.shape[-1]) * s.dt / wm
+    return xr.Dataset(
+        {
+            "homodyne": (("trajectory", "time"), records, dict(
+                units="1", long_name=f"homodyne record of mode {mode} at LO phase θ = {theta:g}: bin average of "
+                                     "X_θ,out, white vacuum = variance 1/(2 ω_m dt)")),
+            "spectrum_welch": ("omega", S, dict(units="1", long_name="output spectrum S_θ(ω) from the records "
+                                                                     "(Welch, two-sided, shot noise 1/2)")),
+            "spectrum_welch_err": ("omega", err, dict(units="1", long_name="standard error of spectrum_welch")),
+            "spectrum_analytic": ("omega", S_an, dict(units="1", long_name="output spectrum of the linear "
+                                                                           "model (transfer function of A)")),
+            "filtered_logneg": ("bandwidth", np.array(en), dict(
+                units="1", long_name="E_N of the mechanics and the filtered output mode")),
+        },
+        coords=dict(
+            omega=("omega", w, dict(units="1", long_name="ω/ω_m (ω > 0: blue of the laser)")),
+            bandwidth=("bandwidth", bandwidths, dict(units="1", long_name="filter bandwidth 1/(τ ω_m)")),
+            time=("time", times, dict(units="s", long_name="start of each detection bin")),
+            trajectory=("trajectory", np.arange(records.shape[0]), dict(units="1", long_name="trajectory")),
+        ),
+        attrs=dict(filter_center=filter_center, mode=mode, theta=theta),
+    )

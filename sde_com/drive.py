@@ -171,8 +171,19 @@ def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarra
     return 0.5 * (V + np.swapaxes(V, 1, 2))
 
 
-DRIVE_KEYS = ("kind", "start", "rise_time", "width", "depth", "frequency", "phase", "times", "values",
+DRIVE_KEYS = ("kind", "start", "rise_time", "width", "depth", "frequency", "phase", "times", "values", "file",
               "mean_field_start")
+
+
+def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(times, values) of a drive envelope from a text file of two columns: τ (units of 1/ω_m) and s(τ)."""
+    try:
+        data = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"drive file {str(path)!r}: {exc}") from exc
+    if data.shape[1] != 2:
+        raise ValueError(f"drive file {str(path)!r} must have two columns (time in 1/ω_m, envelope)")
+    return tuple(data[:, 0].tolist()), tuple(data[:, 1].tolist())
 
 
 def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive, settings: SimulationSettings,

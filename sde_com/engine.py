@@ -63,7 +63,7 @@ class SweepUnit:
 def plan(scenario: Scenario) -> list:
     """Every unit of the scenario, in merge order."""
     sim = scenario.simulation
-    if scenario.drive is not None or scenario.wigner is not None:  # one operating point: one unit
+    if scenario.drive or scenario.wigner is not None or scenario.detect is not None:  # one point: one unit
         return [SweepUnit(0, 1)]
     if sim is None or scenario.dt_study:
         n = math.prod(parameter_grid(scenario.parameters)[2])
@@ -278,7 +278,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     check_writable(output, force or resume)
     units = plan(scenario)
     models = point_models(scenario, units) if scenario.simulation is not None and not (
-        scenario.dt_study or scenario.drive or scenario.wigner) else {}
+        scenario.dt_study or scenario.drive or scenario.wigner is not None or scenario.detect is not None) else {}
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
     done = ckpt.done()
     todo = [i for i in range(len(units)) if i not in done]

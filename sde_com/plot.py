@@ -24,7 +24,7 @@ import xarray as xr
 
 from .io import check_writable, replace_atomically
 
-PLOT_KINDS = ("lines", "map", "estimate", "matrix", "traces")
+PLOT_KINDS = ("lines", "map", "estimate", "matrix", "traces", "spectra")
 
 # Axis labels as the paper writes them; values are scaled so that the numbers match its axes
 # (the paper's "kHz"/"MHz" are read literally as 10³ and 10⁶ s⁻¹, see PHYSICS.md).
@@ -93,6 +93,8 @@ def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
         fig = _matrix(ds, spec, plt)
     elif kind == "traces":
         fig = _traces(ds, spec, plt)
+    elif kind == "spectra":
+        fig = _spectra(ds, spec, plt)
     else:
         raise ValueError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
     title = spec.get("title") or ds.attrs.get("title", "")
@@ -212,6 +214,27 @@ def _traces(ds, spec, plt):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"δ{q}")
         ax.legend(fontsize=7)
+    return fig
+
+
+def _spectra(ds, spec, plt):
+    """Output spectrum from the homodyne records (Welch ± 1σ) beside the analytic one; filtered-mode E_N."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.6, 3.6), layout="constrained")
+    w = ds["omega"].values
+    S, e = ds["spectrum_welch"].values, ds["spectrum_welch_err"].values
+    lim = float(spec.get("omega_max", 3.0))
+    sel = np.abs(w) <= lim
+    a.fill_between(w[sel], (S - e)[sel], (S + e)[sel], color="C0", alpha=0.3, lw=0)
+    a.plot(w[sel], S[sel], color="C0", lw=1, label="Welch from homodyne records ± 1σ")
+    a.plot(w[sel], ds["spectrum_analytic"].values[sel], "k--", lw=1.2, label="transfer function of A")
+    a.axhline(0.5, color="0.5", lw=0.8, label="shot noise")
+    a.set_xlabel("ω/ω_m")
+    a.set_ylabel("S_θ(ω)")
+    a.legend(fontsize=7)
+    b.plot(ds["bandwidth"].values, ds["filtered_logneg"].values, "o-")
+    b.set_xscale("log")
+    b.set_xlabel("filter bandwidth 1/(τ ω_m)")
+    b.set_ylabel("E_N (mechanics, filtered output)")
     return fig
 
 

@@ -28,7 +28,7 @@ from .simulate import (
 )
 from .sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep, validate_parameters
 
-TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "drive", "wigner", "output", "plot")
+TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "drive", "wigner", "detect", "output", "plot")
 RANGE_KEYS = ("start", "stop", "num")
 OUTPUT_KEYS = ("variables",)
 PLOT_KEYS = ("kind", "x", "y", "hue", "panel", "variable", "title", "panel_titles")
@@ -47,6 +47,7 @@ class Scenario:
     dt_study: tuple[float, ...] | None = None
     drive: dict | None = None
     wigner: dict | None = None
+    detect: dict | None = None
     variables: tuple[str, ...] | None = None
     plot: dict = field(default_factory=dict)
     title: str = ""
@@ -82,7 +83,7 @@ def _parse_value(key: str, value):
     return value
 
 
-def parse_scenario(text: str, name: str = "") -> Scenario:
+def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scenario:
     """Validate scenario TOML text; raise ScenarioError naming the bad key and the allowed values."""
     try:
         raw = tomllib.loads(text)
@@ -108,6 +109,13 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
     variables = output.get("variables")
     if variables is not None:
         allowed = list(VARIABLE_INFO) + (list(SIM_VARIABLE_INFO) if simulation else [])
+        if isinstance(raw.get("detect"), dict):
+            allowed += ["homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg"]
+        if isinstance(raw.get("wigner"), dict):
+            allowed += ["cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "difference", "difference_z", "logneg_tw",
+                        "logneg_lin", "photons"]
+        if isinstance(raw.get("drive"), dict):
+            allowed += ["drive", "photons", "photons_reflected", "displacement"]
         if not isinstance(variables, list):
             raise ScenarioError(f"output.variables must be a list of names from {allowed}")
         bad = [v for v in variables if v not in allowed]
@@ -129,9 +137,10 @@ def parse_scenario(text: str, name: str = "") -> Scenario:
     if simulation is not None and (simulation.transient or simulation.traces) and "omega_m" in [
             k for k, v in params.items() if isinstance(v, list)]:
         raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
-    drive = _parse_drive(raw.get("drive"), simulation, dt_study, params)
+    drive = _parse_drive(raw.get("drive"), simulation, dt_study, params, base)
     wigner = _parse_wigner(raw.get("wigner"), simulation, dt_study, params)
-    return Scenario(params, simulation, dt_study, drive, wigner, variables, plot, str(raw.get("title", "")),
+    detect = _parse_detect(raw.get("detect"), simulation, dt_study, params)
+    return Scenario(params, simulation, dt_study, drive, wigner, detect, variables, plot, str(raw.get("title", "")),
                     str(raw.get("description", "")), text, name)
 
 
@@ -163,9 +172,10 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
         raise ScenarioError(f"[simulate] {exc}") from exc
 
 
-def _parse_drive(table, simulation, dt_study, params) -> dict | None:
-    """[drive]: a time-dependent drive envelope (sde_com.drive.Drive fields, + mean_field_start)."""
-    from .drive import DRIVE_KEYS, Drive
+def _parse_drive(table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
+    """[drive]: a time-dependent drive envelope (sde_com.drive.Drive fields, + mean_field_start, + file:
+    a two-column text file of samples, relative to the scenario file, read into times/values)."""
+    from .drive import DRIVE_KEYS, Drive, load_samples
 
     if table is None:
         return None
@@ -180,11 +190,21 @@ def _parse_drive(table, simulation, dt_study, params) -> dict | None:
         raise ScenarioError("[drive] runs one operating point: every [model] value must be a scalar")
     if table.get("mean_field_start", "empty") not in ("empty", "steady"):
         raise ScenarioError("drive.mean_field_start must be 'empty' or 'steady'")
+    table = dict(table)
+    if "file" in table:
+        if not isinstance(table["file"], str) or table.get("kind", "samples") != "samples" or "times" in table:
+            raise ScenarioError("drive.file must be a path string, with kind = 'samples' and no times/values")
+        try:
+            table["times"], table["values"] = load_samples((base or Path(".")) / table.pop("file"))
+        except ValueError as exc:
+            raise ScenarioError(f"[drive] {exc}") from exc
+        table["kind"] = "samples"
     try:
-        Drive(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items() if k != "mean_field_start"})
+        Drive(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in table.items()
+                 if k != "mean_field_start"})
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"[drive] {exc}") from exc
-    return dict(table)
+    return table
 
 
 def _parse_wigner(table, simulation, dt_study, params) -> dict | None:
@@ -206,12 +226,45 @@ def _parse_wigner(table, simulation, dt_study, params) -> dict | None:
     return dict(table)
 
 
+def _parse_detect(table, simulation, dt_study, params) -> dict | None:
+    """[detect]: homodyne records, output spectra and filtered-mode E_N at one operating point."""
+    from .detection import DETECT_KEYS
+
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ScenarioError("[detect] must be a table")
+    unknown = sorted(set(table) - set(DETECT_KEYS))
+    if unknown:
+        raise ScenarioError(f"unknown key(s) {unknown} in [detect]; allowed: {list(DETECT_KEYS)}")
+    if simulation is None or simulation.method != "em" or not simulation.traces or simulation.trace_every != 1 \
+            or simulation.save_times is not None or dt_study:
+        raise ScenarioError("[detect] needs a [simulate] table with method = 'em', traces >= 1 recorded at "
+                            "every step (no save_times; save_every = dt or absent) and a single dt")
+    if any(isinstance(v, list) for v in params.values()):
+        raise ScenarioError("[detect] runs one operating point: every [model] value must be a scalar")
+    if table.get("mode", "U") not in ("U", "V"):
+        raise ScenarioError("detect.mode must be 'U' or 'V'")
+    seg = table.get("segment", 1024)
+    if isinstance(seg, bool) or not isinstance(seg, int) or seg < 16:
+        raise ScenarioError(f"detect.segment must be an integer >= 16, got {seg!r}")
+    bw = table.get("filter_bandwidths", [0.1, 0.3, 1.0, 3.0])
+    if not isinstance(bw, list) or not bw or not all(
+            not isinstance(b, bool) and isinstance(b, (int, float)) and b > 0 for b in bw):
+        raise ScenarioError("detect.filter_bandwidths must be a non-empty list of numbers > 0 (units of ω_m)")
+    for key in ("theta", "filter_center"):
+        v = table.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise ScenarioError(f"detect.{key} must be a finite number, got {v!r}")
+    return dict(table)
+
+
 def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
     """Validate [plot] against the run it will draw, so a bad figure spec fails before any work."""
     kind = plot.get("kind", "lines")
     if kind not in PLOT_KINDS:
         raise ScenarioError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
-    if kind in ("estimate", "matrix", "traces"):
+    if kind in ("estimate", "matrix", "traces", "spectra"):
         return  # drawn from the simulation's own variables; checked when drawn
     dims = [k for k, v in params.items() if isinstance(v, list)]
     available = set(variables) if variables is not None else set(VARIABLE_INFO)
@@ -242,7 +295,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"cannot read scenario {str(path)!r}: not UTF-8 text ({exc.reason})") from exc
-    return parse_scenario(text, name=path.name)
+    return parse_scenario(text, name=path.name, base=path.parent)
 
 
 def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
@@ -255,6 +308,8 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
         ds = _run_drive(scenario)
     elif scenario.wigner is not None:
         ds = _run_wigner(scenario)
+    elif scenario.detect is not None:
+        ds = _run_detect(scenario)
     elif scenario.dt_study:
         ds = simulate_time_steps(scenario.simulation, scenario.dt_study, **scenario.parameters)
     elif scenario.simulation is not None:
@@ -275,7 +330,7 @@ def _run_drive(scenario: Scenario) -> xr.Dataset:
     direction = str(p.pop("direction", "ccw"))
     table = dict(scenario.drive)
     start = table.pop("mean_field_start", "empty")
-    drive = Drive(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()})
+    drive = Drive(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in table.items()})
     device = Device(**p)
     ds = simulate_drive(device, detuning, direction, drive, scenario.simulation, mean_field_start=start)
     ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
@@ -296,6 +351,25 @@ def _run_wigner(scenario: Scenario) -> xr.Dataset:
     ds = wigner_dataset(device, detuning, direction, scenario.simulation, scenario.wigner.get("branch", 0))
     ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
     ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
+    ds.attrs["sde_com_version"] = __version__
+    return ds
+
+
+def _run_detect(scenario: Scenario) -> xr.Dataset:
+    from .detection import detection_dataset
+    from .device import Device
+
+    p = dict(scenario.parameters)
+    detuning = float(p.pop("detuning", 1.0))
+    direction = str(p.pop("direction", "ccw"))
+    device = Device(**p)
+    t = scenario.detect
+    ds = detection_dataset(device, detuning, direction, scenario.simulation, t.get("mode", "U"),
+                           float(t.get("theta", 0.0)), int(t.get("segment", 1024)),
+                           tuple(t.get("filter_bandwidths", (0.1, 0.3, 1.0, 3.0))), float(t.get("filter_center", -1.0)))
+    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
+    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
+    ds.attrs["detect"] = json.dumps(t)
     ds.attrs["sde_com_version"] = __version__
     return ds
 

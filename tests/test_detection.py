@@ -40,3 +40,56 @@ def test_bad_mode_and_rates_are_refused():
         homodyne_record(x, x, 0.6, 0.01, "W")
     with pytest.raises(ValueError, match="kappa and dt must be > 0"):
         homodyne_record(x, x, 0.0, 0.01)
+
+
+def test_welch_spectrum_agrees_with_the_analytic_output_spectrum():
+    """At the Fig. 2 peak: band power of the excess noise, and bin by bin where the spectrum is smooth."""
+    import scipy.integrate
+    import scipy.signal
+
+    from sde_com.detection import detection_dataset
+    from sde_com.spectra import output_excess_spectrum
+
+    d = Device()
+    n, dt, seg = 32, 0.005, 4096
+    s = SimulationSettings(method="em", dt=dt, duration=400.0, trajectories=n, traces=n, seed=3)
+    ds = detection_dataset(d, PEAK, "ccw", s, theta=0.0, segment=seg, filter_bandwidths=(1.0,))
+    # 1. excess power within |ω| < 4 ω_m, per trajectory (Welch's window redistributes power across
+    #    neighbouring bins but keeps its total, so a band much wider than the resolution compares exactly)
+    f, p = scipy.signal.welch(ds.homodyne.values, fs=1 / dt, nperseg=seg, return_onesided=False, detrend=False)
+    w = 2 * np.pi * f
+    band = np.abs(w) < 4.0
+    per_traj = ((p[:, band] - 0.5) * (f[1] - f[0])).sum(axis=1)
+    op = operating_points(d, PEAK)[0]
+    p_ref = scipy.integrate.quad(lambda x: output_excess_spectrum(op.drift, op.diffusion, d.kappa,
+                                                                  np.array([x * d.omega_m]))[0],
+                                 -4.0, 4.0, points=[-1.0, 0.0, 1.0], limit=200)[0] / (2 * np.pi)
+    z = (per_traj.mean() - p_ref) / (per_traj.std(ddof=1) / np.sqrt(n))
+    # one Student-t(31) statistic; the EM step biases the spectrum by O(ω_m dt) = 0.5 %, below the error
+    assert abs(z) < scipy.stats.t.ppf(1 - 1e-3 / 2, df=n - 1)
+    # 2. bin by bin where the analytic spectrum varies little over the resolution 2π/(seg dt) ≈ 0.3 ω_m
+    smooth = (np.abs(ds.omega.values) > 4.0)
+    zb = ((ds.spectrum_welch - ds.spectrum_analytic) / ds.spectrum_welch_err).values[smooth]
+    assert np.max(np.abs(zb)) < scipy.stats.t.ppf(1 - 1e-3 / (2 * smooth.sum()), df=n - 1)
+    # the filtered mode is entangled with the mechanics at the Stokes sideband
+    assert float(ds.filtered_logneg[0]) > 0.1
+
+
+PEAK = 0.75
+
+
+@pytest.mark.parametrize("simulate, detect, fragment", [
+    ('method = "exact"\ndt = 0.5\ntraces = 2\n', "", "method = 'em'"),
+    ('method = "em"\ndt = 0.01\n', "", "traces >= 1"),
+    ('method = "em"\ndt = 0.01\ntraces = 2\n', "segment = 4\n", "detect.segment"),
+    ('method = "em"\ndt = 0.01\ntraces = 2\n', "filter_bandwidths = [0.0]\n", "filter_bandwidths"),
+])
+def test_bad_detect_scenarios_exit_2(tmp_path, capsys, simulate, detect, fragment):
+    from sde_com.cli import main
+
+    f = tmp_path / "s.toml"
+    f.write_text(f"[model]\ndetuning = 0.75\n[simulate]\nduration = 10.0\ntrajectories = 2\n{simulate}"
+                 f"[detect]\n{detect}")
+    assert main(["run", str(f), "-o", str(tmp_path / "out.nc")]) == 2
+    assert fragment in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]

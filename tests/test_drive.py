@@ -103,3 +103,19 @@ def test_bad_drive_tables_exit_2_and_write_nothing(tmp_path, capsys, extra, frag
     assert main(["run", str(f), "-o", str(tmp_path / "out.nc")]) == 2
     assert fragment in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_drive_samples_from_a_file(tmp_path, capsys):
+    from sde_com.cli import main
+    from sde_com.io import read_dataset
+
+    (tmp_path / "env.txt").write_text("# time (1/ω_m)  envelope\n0 0\n10 1\n40 1\n")
+    f = tmp_path / "s.toml"
+    f.write_text('[model]\ndetuning = 0.75\n[simulate]\nmethod = "exact"\ndt = 0.5\nduration = 20.0\n'
+                 'trajectories = 4\ninitial = "thermal"\nsave_every = 5.0\n[drive]\nfile = "env.txt"\n')
+    out = tmp_path / "out.nc"
+    assert main(["run", str(f), "-o", str(out), "--quiet"]) == 0
+    np.testing.assert_allclose(read_dataset(out).drive.values, [0.0, 0.5, 1.0, 1.0, 1.0])
+    (tmp_path / "env.txt").write_text("0 0 1\n")
+    assert main(["run", str(f), "-o", str(tmp_path / "b.nc")]) == 2
+    assert "two columns" in capsys.readouterr().err
