@@ -321,57 +321,47 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
     return finish_dataset(scenario, ds)
 
 
-def _run_drive(scenario: Scenario) -> xr.Dataset:
+def _run_single_point(scenario: Scenario, run, table_name: str | None = None) -> xr.Dataset:
+    """Run ``run(device, detuning, direction)`` at the scenario's one operating point, with provenance."""
     from .device import Device
-    from .drive import Drive, simulate_drive
 
     p = dict(scenario.parameters)
     detuning = float(p.pop("detuning", 1.0))
     direction = str(p.pop("direction", "ccw"))
+    device = Device(**p)
+    ds = run(device, detuning, direction)
+    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
+    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
+    if table_name is not None:
+        ds.attrs[table_name] = json.dumps(getattr(scenario, table_name))
+    ds.attrs["sde_com_version"] = __version__
+    return ds
+
+
+def _run_drive(scenario: Scenario) -> xr.Dataset:
+    from .drive import Drive, simulate_drive
+
     table = dict(scenario.drive)
     start = table.pop("mean_field_start", "empty")
     drive = Drive(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in table.items()})
-    device = Device(**p)
-    ds = simulate_drive(device, detuning, direction, drive, scenario.simulation, mean_field_start=start)
-    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
-    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
-    ds.attrs["drive"] = json.dumps(scenario.drive)
-    ds.attrs["sde_com_version"] = __version__
-    return ds
+    return _run_single_point(scenario, lambda d, x, r: simulate_drive(d, x, r, drive, scenario.simulation,
+                                                                      mean_field_start=start), "drive")
 
 
 def _run_wigner(scenario: Scenario) -> xr.Dataset:
-    from .device import Device
     from .wigner import wigner_dataset
 
-    p = dict(scenario.parameters)
-    detuning = float(p.pop("detuning", 1.0))
-    direction = str(p.pop("direction", "ccw"))
-    device = Device(**p)
-    ds = wigner_dataset(device, detuning, direction, scenario.simulation, scenario.wigner.get("branch", 0))
-    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
-    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
-    ds.attrs["sde_com_version"] = __version__
-    return ds
+    branch = scenario.wigner.get("branch", 0)
+    return _run_single_point(scenario, lambda d, x, r: wigner_dataset(d, x, r, scenario.simulation, branch))
 
 
 def _run_detect(scenario: Scenario) -> xr.Dataset:
     from .detection import detection_dataset
-    from .device import Device
 
-    p = dict(scenario.parameters)
-    detuning = float(p.pop("detuning", 1.0))
-    direction = str(p.pop("direction", "ccw"))
-    device = Device(**p)
     t = scenario.detect
-    ds = detection_dataset(device, detuning, direction, scenario.simulation, t.get("mode", "U"),
-                           float(t.get("theta", 0.0)), int(t.get("segment", 1024)),
-                           tuple(t.get("filter_bandwidths", (0.1, 0.3, 1.0, 3.0))), float(t.get("filter_center", -1.0)))
-    ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
-    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
-    ds.attrs["detect"] = json.dumps(t)
-    ds.attrs["sde_com_version"] = __version__
-    return ds
+    return _run_single_point(scenario, lambda d, x, r: detection_dataset(
+        d, x, r, scenario.simulation, t.get("mode", "U"), float(t.get("theta", 0.0)), int(t.get("segment", 1024)),
+        tuple(t.get("filter_bandwidths", (0.1, 0.3, 1.0, 3.0))), float(t.get("filter_center", -1.0))), "detect")
 
 
 def finish_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
