@@ -58,6 +58,8 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     return 2.0 * np.pi * f, p.mean(axis=0), err
 
 
+# data variables of detection_dataset
+DETECT_VARIABLES = ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg")
 DETECT_KEYS = ("mode", "theta", "segment", "filter_bandwidths", "filter_center")
 
 

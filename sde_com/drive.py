@@ -171,6 +171,9 @@ def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarra
     return 0.5 * (V + np.swapaxes(V, 1, 2))
 
 
+# data variables of a driven run (simulate_drive)
+DRIVE_VARIABLES = ("drive", "photons", "photons_reflected", "displacement", "logneg_sim", "logneg_sim_err",
+                   "logneg_ref", "cov_sim", "cov_sim_err", "cov_ref", "zscore_max")
 DRIVE_KEYS = ("kind", "start", "rise_time", "width", "depth", "frequency", "phase", "times", "values", "file",
               "mean_field_start")
 

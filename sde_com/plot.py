@@ -23,8 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .io import check_writable, replace_atomically
-
-PLOT_KINDS = ("lines", "map", "estimate", "matrix", "traces", "spectra")
+from .scenario import PLOT_KINDS
 
 # Axis labels as the paper writes them; values are scaled so that the numbers match its axes
 # (the paper's "kHz"/"MHz" are read literally as 10³ and 10⁶ s⁻¹, see PHYSICS.md).
@@ -83,20 +82,11 @@ def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
     path = check_writable(path, force)
     spec = json.loads(ds.attrs.get("plot", "{}"))
     kind = spec.get("kind", "lines")
-    if kind == "lines":
-        fig = _lines(ds, spec, plt)
-    elif kind == "map":
-        fig = _map(ds, spec, plt)
-    elif kind == "estimate":
-        fig = _estimate(ds, spec, plt)
-    elif kind == "matrix":
-        fig = _matrix(ds, spec, plt)
-    elif kind == "traces":
-        fig = _traces(ds, spec, plt)
-    elif kind == "spectra":
-        fig = _spectra(ds, spec, plt)
-    else:
+    drawers = {"lines": _lines, "map": _map, "estimate": _estimate, "matrix": _matrix, "traces": _traces,
+               "spectra": _spectra}
+    if kind not in drawers:
         raise ValueError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
+    fig = drawers[kind](ds, spec, plt)
     title = spec.get("title") or ds.attrs.get("title", "")
     if title:
         fig.suptitle(title, fontsize=10)

@@ -17,7 +17,6 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .plot import PLOT_KINDS
 from .simulate import (
     SIM_VARIABLE_INFO,
     SIMULATION_KEYS,
@@ -31,6 +30,7 @@ from .sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep, validate_parameters
 TOP_LEVEL_KEYS = ("title", "description", "model", "simulate", "drive", "wigner", "detect", "output", "plot")
 RANGE_KEYS = ("start", "stop", "num")
 OUTPUT_KEYS = ("variables",)
+PLOT_KINDS = ("lines", "map", "estimate", "matrix", "traces", "spectra")  # drawn by sde_com.plot
 PLOT_KEYS = ("kind", "x", "y", "hue", "panel", "variable", "title", "panel_titles")
 
 
@@ -100,6 +100,10 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
         raise ScenarioError(f"unknown key(s) {unknown} in [model]; allowed: {list(SWEEP_PARAMETERS)}")
     params = {k: _parse_value(k, v) for k, v in model.items()}
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
+    given = [name for name in SINGLE_POINT_TABLES if name in raw]
+    if len(given) > 1:
+        raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in SINGLE_POINT_TABLES]}, "
+                            f"got {given}")
     output = raw.get("output", {})
     if not isinstance(output, dict):
         raise ScenarioError("[output] must be a table")
@@ -109,13 +113,9 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     variables = output.get("variables")
     if variables is not None:
         allowed = list(VARIABLE_INFO) + (list(SIM_VARIABLE_INFO) if simulation else [])
-        if isinstance(raw.get("detect"), dict):
-            allowed += ["homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg"]
-        if isinstance(raw.get("wigner"), dict):
-            allowed += ["cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "difference", "difference_z", "logneg_tw",
-                        "logneg_lin", "photons"]
-        if isinstance(raw.get("drive"), dict):
-            allowed += ["drive", "photons", "photons_reflected", "displacement"]
+        single = [name for name in SINGLE_POINT_TABLES if isinstance(raw.get(name), dict)]
+        if single:  # a single-point run has its own variables
+            allowed = list(_single_point_variables(single[0]))
         if not isinstance(variables, list):
             raise ScenarioError(f"output.variables must be a list of names from {allowed}")
         bad = [v for v in variables if v not in allowed]
@@ -172,25 +172,43 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
         raise ScenarioError(f"[simulate] {exc}") from exc
 
 
+SINGLE_POINT_TABLES = ("drive", "wigner", "detect")
+
+
+def _single_point_variables(name: str) -> tuple[str, ...]:
+    from .detection import DETECT_VARIABLES
+    from .drive import DRIVE_VARIABLES
+    from .wigner import WIGNER_VARIABLES
+
+    return {"drive": DRIVE_VARIABLES, "wigner": WIGNER_VARIABLES, "detect": DETECT_VARIABLES}[name]
+
+
+def _single_point_table(name: str, table, keys, params) -> dict | None:
+    """Checks shared by [drive], [wigner], [detect]: a table of known keys, at one operating point."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ScenarioError(f"[{name}] must be a table")
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise ScenarioError(f"unknown key(s) {unknown} in [{name}]; allowed: {list(keys)}")
+    if any(isinstance(v, list) for v in params.values()):
+        raise ScenarioError(f"[{name}] runs one operating point: every [model] value must be a scalar")
+    return dict(table)
+
+
 def _parse_drive(table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
     """[drive]: a time-dependent drive envelope (sde_com.drive.Drive fields, + mean_field_start, + file:
     a two-column text file of samples, relative to the scenario file, read into times/values)."""
     from .drive import DRIVE_KEYS, Drive, load_samples
 
+    table = _single_point_table("drive", table, DRIVE_KEYS, params)
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ScenarioError("[drive] must be a table")
-    unknown = sorted(set(table) - set(DRIVE_KEYS))
-    if unknown:
-        raise ScenarioError(f"unknown key(s) {unknown} in [drive]; allowed: {list(DRIVE_KEYS)}")
     if simulation is None or not simulation.transient or dt_study:
         raise ScenarioError("[drive] needs a [simulate] transient (save_times or save_every) with a single dt")
-    if any(isinstance(v, list) for v in params.values()):
-        raise ScenarioError("[drive] runs one operating point: every [model] value must be a scalar")
     if table.get("mean_field_start", "empty") not in ("empty", "steady"):
         raise ScenarioError("drive.mean_field_start must be 'empty' or 'steady'")
-    table = dict(table)
     if "file" in table:
         if not isinstance(table["file"], str) or table.get("kind", "samples") != "samples" or "times" in table:
             raise ScenarioError("drive.file must be a path string, with kind = 'samples' and no times/values")
@@ -209,17 +227,13 @@ def _parse_drive(table, simulation, dt_study, params, base: Path | None = None) 
 
 def _parse_wigner(table, simulation, dt_study, params) -> dict | None:
     """[wigner]: the truncated-Wigner check of the linearization at one operating point."""
+    from .wigner import WIGNER_KEYS
+
+    table = _single_point_table("wigner", table, WIGNER_KEYS, params)
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ScenarioError("[wigner] must be a table")
-    unknown = sorted(set(table) - {"branch"})
-    if unknown:
-        raise ScenarioError(f"unknown key(s) {unknown} in [wigner]; allowed: ['branch']")
     if simulation is None or simulation.method != "em" or simulation.transient or dt_study:
         raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
-    if any(isinstance(v, list) for v in params.values()):
-        raise ScenarioError("[wigner] runs one operating point: every [model] value must be a scalar")
     b = table.get("branch", 0)
     if isinstance(b, bool) or not isinstance(b, int) or b < 0:
         raise ScenarioError(f"wigner.branch must be an integer >= 0, got {b!r}")
@@ -230,19 +244,13 @@ def _parse_detect(table, simulation, dt_study, params) -> dict | None:
     """[detect]: homodyne records, output spectra and filtered-mode E_N at one operating point."""
     from .detection import DETECT_KEYS
 
+    table = _single_point_table("detect", table, DETECT_KEYS, params)
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ScenarioError("[detect] must be a table")
-    unknown = sorted(set(table) - set(DETECT_KEYS))
-    if unknown:
-        raise ScenarioError(f"unknown key(s) {unknown} in [detect]; allowed: {list(DETECT_KEYS)}")
     if simulation is None or simulation.method != "em" or not simulation.traces or simulation.trace_every != 1 \
             or simulation.save_times is not None or dt_study:
         raise ScenarioError("[detect] needs a [simulate] table with method = 'em', traces >= 1 recorded at "
                             "every step (no save_times; save_every = dt or absent) and a single dt")
-    if any(isinstance(v, list) for v in params.values()):
-        raise ScenarioError("[detect] runs one operating point: every [model] value must be a scalar")
     if table.get("mode", "U") not in ("U", "V"):
         raise ScenarioError("detect.mode must be 'U' or 'V'")
     seg = table.get("segment", 1024)

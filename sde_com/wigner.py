@@ -66,6 +66,9 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
 
 
 WIGNER_KEYS = ("branch",)
+# data variables of wigner_dataset
+WIGNER_VARIABLES = ("cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "cov_ref", "difference", "difference_z",
+                    "zscore_max", "logneg_tw", "logneg_lin", "logneg_ref", "photons")
 _INFO = {
     "cov_tw": "fluctuation covariance of the nonlinear model (truncated Wigner)",
     "cov_tw_err": "standard error of cov_tw (spread over trajectories)",
