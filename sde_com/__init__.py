@@ -4,6 +4,10 @@ Reproduces and extends Jiao et al., Phys. Rev. Lett. 125, 143605 (2020). Rates a
 quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
 """
 
+from . import kernel_cache
+
+kernel_cache.configure()  # before any kernel is defined: the cache lives outside the package
+
 from ._version import __version__
 from .detection import detection_dataset, homodyne_record, welch_spectrum
 from .device import Device, hz_to_rad_per_s

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 
 
+def _kernel_modules(scenario) -> tuple[str, ...]:
+    """The modules whose Numba kernels a scenario's run compiles on an empty cache."""
+    steady = ("steady", "linear", "gaussian", "chain")
+    return steady if scenario.simulation is None else (*steady, "kernels")
+
+
 def _run(args) -> None:
     from .engine import execute
     from .io import check_writable
+    from .kernel_cache import announce_compile
     from .scenario import check_plot, load_scenario
 
     out = Path(args.output)
@@ -26,16 +34,21 @@ def _run(args) -> None:
     scenario = load_scenario(args.scenario)
     if args.plot or args.plot_file:  # a figure that cannot be drawn fails before any work
         check_plot(scenario.plot, scenario.parameters, scenario.variables)
+    if not args.quiet:
+        announce_compile(_kernel_modules(scenario))
     execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
-            quiet=args.quiet)
+            quiet=args.quiet, history=shlex.join(["sde-com", *args.argv]))  # the file's history attribute
     print(f"wrote {out}")
     if args.plot or args.plot_file:
         import xarray as xr
 
-        from .plot import plot_dataset
+        from .plot import PlotError, plot_dataset
 
         with xr.open_dataset(out) as ds:  # lazily: streamed traces may not fit in memory
-            plot_dataset(ds, png, force=args.force or args.resume)
+            try:
+                plot_dataset(ds, png, force=args.force or args.resume)
+            except PlotError as exc:  # exit 2, no PNG; the dataset is complete
+                raise PlotError(f"{out} is written, but its figure cannot be drawn: {exc}") from exc
         print(f"wrote {png}")
 
 
@@ -101,8 +114,32 @@ def _bench_dask(args) -> None:
           f"{r['overhead_fraction']:.1%} of the Dask run")
 
 
+def _cache(args) -> None:
+    from . import kernel_cache
+
+    if args.clear:
+        print(f"removed the kernel cache {kernel_cache.clear()}")
+    else:
+        print(kernel_cache.cache_dir())
+
+
+def _schema(args) -> None:
+    from .schema import json_schema_text
+
+    if args.output is None:
+        sys.stdout.write(json_schema_text())
+        return
+    from .io import check_writable
+
+    check_writable(args.output, args.force).write_text(json_schema_text(), encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     parser = argparse.ArgumentParser(prog="sde-com", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sde-com {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario file and write a netCDF dataset")
     run.add_argument("scenario", help="scenario TOML file")
@@ -133,11 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench_dask = sub.add_parser("bench-dask", help="benchmark a LocalCluster against in-process threads")
     bench_dask.add_argument("--workers", type=int, default=2)
     bench_dask.set_defaults(func=_bench_dask)
+    cache = sub.add_parser("cache", help="print where the compiled kernels are cached (or --clear it)")
+    cache.add_argument("--clear", action="store_true", help="remove every cached kernel")
+    cache.set_defaults(func=_cache)
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors and checkers)")
+    schema.add_argument("-o", "--output", help="write it to this file instead")
+    schema.add_argument("--force", action="store_true", help="overwrite an existing file")
+    schema.set_defaults(func=_schema)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except (ValueError, FileExistsError, FileNotFoundError, IsADirectoryError) as exc:

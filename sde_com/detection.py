@@ -13,6 +13,9 @@ import math
 import numpy as np
 import scipy.signal
 
+from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
+from .schema import SCHEMA, defaults
+
 _MODE_ROWS = {"U": (0, 1), "V": (2, 3)}
 
 
@@ -58,13 +61,16 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     return 2.0 * np.pi * f, p.mean(axis=0), err
 
 
-# data variables of detection_dataset
-DETECT_VARIABLES = ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg")
-DETECT_KEYS = ("mode", "theta", "segment", "filter_bandwidths", "filter_center")
+# data variables of detection_dataset (units and meaning: sde_com.catalogue)
+DETECT_VARIABLES = variables_of("detect")
+DETECT_KEYS = tuple(SCHEMA["detect"].keys)
+DETECT_DEFAULTS = defaults("detect")  # the schema's: the one home of the [detect] defaults
 
 
-def detection_dataset(device, detuning: float, direction: str, settings, mode: str = "U", theta: float = 0.0,
-                      segment: int = 1024, filter_bandwidths=(0.1, 0.3, 1.0, 3.0), filter_center: float = -1.0):
+def detection_dataset(device, detuning: float, direction: str, settings, mode: str = DETECT_DEFAULTS["mode"],
+                      theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
+                      filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
+                      filter_center: float = DETECT_DEFAULTS["filter_center"]):
     """The detector's view of one operating point, in one Dataset: homodyne records from Euler–Maruyama
     traces, their Welch spectrum ± error beside the analytic output spectrum (``spectra.output_spectrum``),
     and E_N between the mechanics and a filtered output mode (Genes et al. 2008) for each filter bandwidth
@@ -93,25 +99,18 @@ def detection_dataset(device, detuning: float, direction: str, settings, mode: s
     S_an = output_spectrum(op.drift, op.diffusion, device.kappa, w * wm, mode, theta)
     en = [filtered_logneg(op.drift, op.diffusion, device.kappa, 1.0 / (b * wm), filter_center * wm, mode)
           for b in bandwidths]
-    times = np.arange(records.shape[-1]) * s.dt / wm
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
-            "homodyne": (("trajectory", "time"), records, dict(
-                units="1", long_name=f"homodyne record of mode {mode} at LO phase θ = {theta:g}: bin average of "
-                                     "X_θ,out, white vacuum = variance 1/(2 ω_m dt)")),
-            "spectrum_welch": ("omega", S, dict(units="1", long_name="output spectrum S_θ(ω) from the records "
-                                                                     "(Welch, two-sided, shot noise 1/2)")),
-            "spectrum_welch_err": ("omega", err, dict(units="1", long_name="standard error of spectrum_welch")),
-            "spectrum_analytic": ("omega", S_an, dict(units="1", long_name="output spectrum of the linear "
-                                                                           "model (transfer function of A)")),
-            "filtered_logneg": ("bandwidth", np.array(en), dict(
-                units="1", long_name="E_N of the mechanics and the filtered output mode")),
+            "homodyne": (("trajectory", "time"), records),
+            "spectrum_welch": ("omega", S),
+            "spectrum_welch_err": ("omega", err),
+            "spectrum_analytic": ("omega", S_an),
+            "filtered_logneg": ("bandwidth", np.array(en)),
         },
-        coords=dict(
-            omega=("omega", w, dict(units="1", long_name="ω/ω_m (ω > 0: blue of the laser)")),
-            bandwidth=("bandwidth", bandwidths, dict(units="1", long_name="filter bandwidth 1/(τ ω_m)")),
-            time=("time", times, dict(units="s", long_name="start of each detection bin")),
-            trajectory=("trajectory", np.arange(records.shape[0]), dict(units="1", long_name="trajectory")),
-        ),
+        coords=dict(omega=("omega", w), bandwidth=("bandwidth", bandwidths),
+                    trajectory=("trajectory", np.arange(records.shape[0], dtype=np.int32)),
+                    **time_coordinates(np.arange(records.shape[-1]) * s.dt, wm)),
         attrs=dict(filter_center=filter_center, mode=mode, theta=theta),
     )
+    set_time_reference(ds, wm)
+    return apply_catalogue(ds, title="sde_com detector's view")

@@ -1,6 +1,6 @@
 """Physical parameters of the spinning optomechanical resonator and their derived constants.
 
-Every rate and frequency is an angular frequency in rad/s (see PHYSICS.md, "Units"); a user who has a
+Every rate and frequency is an angular frequency in rad/s (see docs/physics.md, "Units"); a user who has a
 frequency f in Hz passes ``hz_to_rad_per_s(f)``. The defaults are the paper's values read literally as
 angular rates, which is the reading that reproduces its figures.
 """
@@ -63,9 +63,19 @@ def sagnac_shift(Omega, refractive_index, radius, wavelength, dn_dlambda):
     return np.asarray(Omega) * factor * (1.0 - 1.0 / n**2 - wavelength / n * np.asarray(dn_dlambda))
 
 
+# Allowed ranges, name → (operator, bound): the one home of these ranges (Device checks them; the scenario
+# schema, sde_com.schema, reads them for its [model] keys). Parameters not listed take any finite value.
+PARAMETER_BOUNDS: dict[str, tuple[str, float]] = {
+    **{name: (">", 0.0) for name in ("refractive_index", "mass", "radius", "wavelength", "quality_factor",
+                                     "omega_m", "gamma_m")},
+    "temperature": (">=", 0.0),
+    "power": (">=", 0.0),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Device:
-    """The paper's device, bath, drive and spin (defaults: PHYSICS.md table).
+    """The paper's device, bath, drive and spin (defaults: docs/physics.md table).
 
     Attributes (SI units; rates in rad/s):
         refractive_index: n of the resonator material (> 1 for a Sagnac shift of the paper's sign).
@@ -78,7 +88,7 @@ class Device:
         dn_dlambda: material dispersion dn/dλ in Eq. (1), 1/m (the paper calls it small; default 0).
         temperature: bath temperature T, K.
         power: drive power P, W.
-        Omega: angular velocity of the spin, rad/s (> 0: clockwise, PHYSICS.md "Directions").
+        Omega: angular velocity of the spin, rad/s (> 0: clockwise, docs/physics.md "Directions").
         J: backscattering coupling between the two counter-propagating modes, rad/s.
     """
 
@@ -103,12 +113,10 @@ class Device:
             if not math.isfinite(value):
                 raise ValueError(f"{f.name} must be finite, got {value!r}")
             object.__setattr__(self, f.name, float(value))
-        for name in ("refractive_index", "mass", "radius", "wavelength", "quality_factor", "omega_m", "gamma_m"):
-            if getattr(self, name) <= 0.0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("temperature", "power"):
-            if getattr(self, name) < 0.0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name, (op, bound) in PARAMETER_BOUNDS.items():
+            value = getattr(self, name)
+            if not (value > bound if op == ">" else value >= bound):
+                raise ValueError(f"{name} must be {op} {bound:g}, got {value!r}")
 
     # Derived constants -------------------------------------------------------------------------
 
@@ -150,29 +158,30 @@ class Device:
 
 DEVICE_PARAMETERS: tuple[str, ...] = tuple(f.name for f in fields(Device))
 
-# Units and descriptions used for Dataset attrs and error messages.
-PARAMETER_INFO: dict[str, tuple[str, str]] = {
+# (UDUNITS units, description) of every sweep parameter: the coordinates' attrs (via sde_com.catalogue) and
+# error messages. Units None: a string label, without units.
+PARAMETER_INFO: dict[str, tuple[str | None, str]] = {
     "refractive_index": ("1", "refractive index n"),
     "mass": ("kg", "effective mass m"),
     "radius": ("m", "resonator radius R"),
     "wavelength": ("m", "vacuum wavelength λ"),
     "quality_factor": ("1", "optical quality factor Q = ω_c/κ"),
-    "omega_m": ("rad/s", "mechanical angular frequency ω_m"),
-    "gamma_m": ("rad/s", "mechanical damping rate γ_m"),
-    "dn_dlambda": ("1/m", "material dispersion dn/dλ"),
+    "omega_m": ("rad s-1", "mechanical angular frequency ω_m"),
+    "gamma_m": ("rad s-1", "mechanical damping rate γ_m"),
+    "dn_dlambda": ("m-1", "material dispersion dn/dλ"),
     "temperature": ("K", "bath temperature T"),
     "power": ("W", "drive power P"),
-    "Omega": ("rad/s", "angular velocity of the spin Ω (> 0: clockwise)"),
-    "J": ("rad/s", "backscattering coupling J"),
+    "Omega": ("rad s-1", "angular velocity of the spin Ω (> 0: clockwise)"),
+    "J": ("rad s-1", "backscattering coupling J"),
     "detuning": ("1", "Δ_c/ω_m, cavity-laser detuning Δ_c = ω_c − ω_l in units of ω_m"),
-    "direction": ("", "input direction: 'ccw' (driven from the left) or 'cw' (from the right)"),
+    "direction": (None, "input direction: 'ccw' (driven from the left) or 'cw' (from the right)"),
 }
 
 DIRECTIONS: tuple[str, ...] = ("ccw", "cw")
 
 
 def mode_detunings(delta_c: float, sagnac_shift: float, direction: str) -> tuple[float, float]:
-    """Detunings (Δ_U, Δ_V) of the driven and the reflected mode, rad/s (PHYSICS.md "Directions").
+    """Detunings (Δ_U, Δ_V) of the driven and the reflected mode, rad/s (docs/physics.md "Directions").
 
     ccw: Δ_U = Δ_c + Δ_F, Δ_V = Δ_c − Δ_F;  cw: the signs of Δ_F swap.
     """

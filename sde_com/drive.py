@@ -1,5 +1,5 @@
 """Time-dependent drives: the mean fields follow the nonlinear mean-field equations (Eq. (3) without the
-noises, corrected in PHYSICS.md) and the fluctuations du = A(t) u dt + dW with A(t) (Eq. (6)) built from
+noises, corrected in docs/physics.md) and the fluctuations du = A(t) u dt + dW with A(t) (Eq. (6)) built from
 the mean fields at each step. Times are in units of 1/ω_m unless a name says seconds.
 
 Dimensionless mean-field variables (the ODE is integrated in them): x_j = α_j ω_m/ε (amplitude of mode j
@@ -12,19 +12,21 @@ k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the dri
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.integrate
 import xarray as xr
 
 from . import kernels
+from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
 from .device import Device, mode_detunings
 from .gaussian import logneg
-from .linear import diffusion_matrix, fill_drift_matrix, noise_covariance
+from .linear import QUADRATURES, diffusion_matrix, fill_drift_matrix, noise_covariance
+from .schema import SCHEMA, check_fields, default
 from .simulate import SimulationSettings, _factor, _jackknife, _zscores, initial_covariance
 
-DRIVE_KINDS = ("constant", "ramp", "pulse", "sine", "samples")
+DRIVE_KINDS = SCHEMA["drive"].keys["kind"].choices
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,27 +39,19 @@ class Drive:
     samples: linear interpolation of ``values`` at ``times`` (held constant outside).
     """
 
-    kind: str = "constant"
-    start: float = 0.0
-    rise_time: float = 10.0
-    width: float = 10.0
-    depth: float = 0.5
-    frequency: float = 0.1
-    phase: float = 0.0
-    times: tuple[float, ...] = field(default_factory=tuple)
-    values: tuple[float, ...] = field(default_factory=tuple)
+    # defaults, types and ranges: the [drive] table of sde_com.schema
+    kind: str = default("drive", "kind")
+    start: float = default("drive", "start")
+    rise_time: float = default("drive", "rise_time")
+    width: float = default("drive", "width")
+    depth: float = default("drive", "depth")
+    frequency: float = default("drive", "frequency")
+    phase: float = default("drive", "phase")
+    times: tuple[float, ...] = default("drive", "times")
+    values: tuple[float, ...] = default("drive", "values")
 
     def __post_init__(self):
-        if self.kind not in DRIVE_KINDS:
-            raise ValueError(f"drive kind must be one of {DRIVE_KINDS}, got {self.kind!r}")
-        for name in ("start", "rise_time", "width", "depth", "frequency", "phase"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"drive {name} must be a finite number, got {v!r}")
-        if self.kind == "ramp" and not self.rise_time > 0:
-            raise ValueError(f"drive rise_time must be > 0, got {self.rise_time!r}")
-        if self.kind == "pulse" and not self.width > 0:
-            raise ValueError(f"drive width must be > 0, got {self.width!r}")
+        check_fields(self, "drive", prefix="drive ")  # each field's type, range, choices
         if self.kind == "samples":
             t, v = np.asarray(self.times, float), np.asarray(self.values, float)
             if t.ndim != 1 or t.size < 2 or t.shape != v.shape or np.any(np.diff(t) <= 0) or not (
@@ -171,11 +165,9 @@ def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarra
     return 0.5 * (V + np.swapaxes(V, 1, 2))
 
 
-# data variables of a driven run (simulate_drive)
-DRIVE_VARIABLES = ("drive", "photons", "photons_reflected", "displacement", "logneg_sim", "logneg_sim_err",
-                   "logneg_ref", "cov_sim", "cov_sim_err", "cov_ref", "zscore_max")
-DRIVE_KEYS = ("kind", "start", "rise_time", "width", "depth", "frequency", "phase", "times", "values", "file",
-              "mean_field_start")
+# data variables of a driven run (simulate_drive; units and meaning: sde_com.catalogue)
+DRIVE_VARIABLES = variables_of("drive")
+DRIVE_KEYS = tuple(SCHEMA["drive"].keys)  # the Drive fields, + file, + mean_field_start
 
 
 def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -245,23 +237,19 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
     scale = device.epsilon / device.omega_m
     ds = xr.Dataset(
         {
-            "drive": ("time", drive.envelope(times), dict(units="1", long_name="drive envelope ε(t)/ε")),
-            "photons": ("time", scale**2 * (mf[0] ** 2 + mf[1] ** 2),
-                        dict(units="1", long_name="mean-field photon number |α_U(t)|² of the driven mode")),
-            "photons_reflected": ("time", scale**2 * (mf[2] ** 2 + mf[3] ** 2),
-                                  dict(units="1", long_name="mean-field photon number |α_V(t)|²")),
-            "displacement": ("time", mf[4] * device.omega_m / device.G0,
-                             dict(units="1", long_name="mean-field displacement q(t)")),
-            "logneg_sim": ("time", en[:, 0], dict(units="1", long_name="E_N of the simulated ensemble")),
-            "logneg_sim_err": ("time", en[:, 1], dict(units="1", long_name="jackknife standard error of logneg_sim")),
-            "logneg_ref": ("time", [logneg(v) for v in V_ode],
-                           dict(units="1", long_name="E_N of the moment ODE dV/dt = A(t)V + VA(t)ᵀ + D")),
-            "cov_sim": (("time", "row", "col"), V_sim, dict(units="1", long_name="ensemble covariance V(t)")),
-            "cov_sim_err": (("time", "row", "col"), err, dict(units="1", long_name="standard error of cov_sim")),
-            "cov_ref": (("time", "row", "col"), V_ode, dict(units="1", long_name="moment ODE V(t)")),
-            "zscore_max": ("time", zmax, dict(units="1", long_name="max |cov_sim − discrete moments| / error")),
+            "drive": ("time", drive.envelope(times)),
+            "photons": ("time", scale**2 * (mf[0] ** 2 + mf[1] ** 2)),
+            "photons_reflected": ("time", scale**2 * (mf[2] ** 2 + mf[3] ** 2)),
+            "displacement": ("time", mf[4] * device.omega_m / device.G0),
+            "logneg_sim": ("time", en[:, 0]),
+            "logneg_sim_err": ("time", en[:, 1]),
+            "logneg_ref": ("time", [logneg(v) for v in V_ode]),
+            "cov_sim": (("time", "row", "col"), V_sim),
+            "cov_sim_err": (("time", "row", "col"), err),
+            "cov_ref": (("time", "row", "col"), V_ode),
+            "zscore_max": ("time", zmax),
         },
-        coords=dict(time=("time", times / device.omega_m, dict(units="s", long_name="time since the start")),
-                    row=list("xU yU xV yV q p".split()), col=list("xU yU xV yV q p".split())),
+        coords=dict(**time_coordinates(times, device.omega_m), row=list(QUADRATURES), col=list(QUADRATURES)),
     )
-    return ds
+    set_time_reference(ds, device.omega_m)
+    return apply_catalogue(ds, title="sde_com time-dependent drive")

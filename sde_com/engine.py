@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .catalogue import VARIABLES, apply_catalogue
 from .device import Device
 from .io import StreamedNetCDF, check_writable, write_dataset
 from .scenario import Scenario, finish_dataset
 from .simulate import (
-    SIM_VARIABLE_INFO,
     SimulationUnit,
     assemble_simulation,
     plan_units,
@@ -197,7 +197,8 @@ def connect(workers: int | None, scheduler: str | None):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as exc:
-        raise ValueError("running on Dask needs the engine: pip install 'sde-com[dask]'") from exc
+        raise ValueError("running on Dask needs the dask extra: from a clone of sde_com, "
+                         "pip install '.[dask]'") from exc
     if scheduler is not None:
         try:
             return Client(scheduler, timeout="5s")
@@ -272,8 +273,10 @@ def _completed(scenario, units, todo, client, models):
 
 
 def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = False, workers: int | None = None,
-            scheduler: str | None = None, quiet: bool = False):
-    """Run ``scenario`` to ``output`` unit by unit with checkpoints; in-process unless workers/scheduler."""
+            scheduler: str | None = None, quiet: bool = False, history: str | None = None):
+    """Run ``scenario`` to ``output`` unit by unit with checkpoints; in-process unless workers/scheduler.
+
+    ``history``: the command recorded in the file's ``history`` attribute (default: the API call)."""
     output = Path(output)
     check_writable(output, force or resume)
     units = plan(scenario)
@@ -292,7 +295,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
                 failures.append(f"unit {i} ({_describe(scenario, units[i])}): {type(result).__name__}: {result}")
                 continue
             if "dataset" in result:  # a whole-run unit (dt study): nothing to merge
-                write_dataset(result["dataset"], output, force=True)
+                write_dataset(result["dataset"], output, force=True, history=history)
                 ckpt.remove()
                 progress.step()
                 progress.close("done")
@@ -314,7 +317,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     if failures:
         progress.close("failed")
         raise UnitFailed("; ".join(failures) + f". The other units are saved in {str(ckpt.folder)!r}")
-    _merge_and_write(scenario, units, ckpt, output)
+    _merge_and_write(scenario, units, ckpt, output, history)
     ckpt.remove()
     progress.close("done")
 
@@ -345,13 +348,13 @@ class _LazyResults:
         return r
 
 
-def _merge_and_write(scenario: Scenario, units: list, ckpt: Checkpoint, output: Path) -> None:
+def _merge_and_write(scenario: Scenario, units: list, ckpt: Checkpoint, output: Path, history: str | None) -> None:
     sim = scenario.simulation
     if sim is None:
         blocks = [ckpt.load(i) for i in range(len(units))]
         revival = None if scenario.variables is None else bool({"revival", "logneg_max"} & set(scenario.variables))
         ds = sweep_from_blocks(scenario.parameters, blocks, _store_cov(scenario), revival)
-        write_dataset(finish_dataset(scenario, ds), output, force=True)
+        write_dataset(finish_dataset(scenario, ds), output, force=True, history=history)
         return
     keep_traces = sim.traces and (scenario.variables is None or "trace" in scenario.variables)
     skeleton = prepare_simulation(sim, scenario.parameters)
@@ -359,15 +362,14 @@ def _merge_and_write(scenario: Scenario, units: list, ckpt: Checkpoint, output: 
     ds = finish_dataset(scenario, assemble_simulation(sim, scenario.parameters, skeleton, results,
                                                       traces_in_results=False))
     if not keep_traces:
-        write_dataset(ds, output, force=True)
+        write_dataset(ds, output, force=True, history=history)
         return
     dims = [d for d in scenario.dimensions]
     shape = tuple(skeleton.sizes[d] for d in dims)
     sizes = {**{d: skeleton.sizes[d] for d in dims}, "branch": skeleton.sizes["branch"], "trajectory": sim.traces,
              "time": sim.n_steps // sim.trace_every + 1, "quadrature": 6}
     vdims = (*dims, "branch", "trajectory", "time", "quadrature")
-    streams = {name: (vdims, dict(zip(("units", "long_name"), SIM_VARIABLE_INFO[name], strict=True)))
-               for name in ("trace", "noise")}
+    streams = {name: (vdims, VARIABLES[name].attrs) for name in ("trace", "noise")}
     writer = StreamedNetCDF(output, True, sizes, streams)
     try:
         for i, unit in enumerate(units):
@@ -380,11 +382,11 @@ def _merge_and_write(scenario: Scenario, units: list, ckpt: Checkpoint, output: 
                 writer.write("trace", index, r["trace"])
                 writer.write("noise", index, r["noise"])
         omega_m = float(scenario.parameters.get("omega_m", Device().omega_m))
-        ds = ds.assign_coords(trace_coordinates(sim)).assign_coords(time=time_coordinate(sim, omega_m))
+        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
     except BaseException:
         writer.abort()
         raise
-    writer.finish(ds)
+    writer.finish(ds, history)
 
 
 def run_scenario_to_file(scenario: Scenario, path, force: bool = False, **options) -> None:

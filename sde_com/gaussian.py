@@ -93,7 +93,7 @@ def logneg_symplectic(v4: np.ndarray) -> float:
     """E_N of a 4×4 two-mode covariance from the symplectic spectrum of its partial transpose.
 
     Independent of Eq. (13): ν⁻ is the smallest |eigenvalue| of iΩ_s P V′ P, P = diag(1, 1, 1, −1)
-    (PHYSICS.md, "Entanglement").
+    (docs/physics.md, "Entanglement").
     """
     P = np.diag([1.0, 1.0, 1.0, -1.0])
     nu = np.abs(np.linalg.eigvals(1j * symplectic_form(2) @ P @ v4 @ P))

@@ -31,7 +31,7 @@ Random numbers
     So normal m depends only on x_m and its own fix-up blocks: normals can be computed in any order,
     vectorized across trajectories, or skipped (the xoshiro sequence still advances one output per normal).
 
-Ensemble stepper (both integrators of PHYSICS.md "The stochastic picture")
+Ensemble stepper (both integrators of docs/physics.md "The stochastic picture")
     u_{n+1} = F u_n + L xi_n,  xi_n ~ N(0, I_6) = normals 6n .. 6n+5 of the stepping stream.
     Euler-Maruyama: F = I + A dt, L L^T = D dt.  Exact: F = expm(A dt), L L^T = Q_dt (Van Loan).
     A component xi_n[c] whose column L[:, c] is entirely zero cannot enter u; the stepper skips it (uses 0).
@@ -711,7 +711,7 @@ def run_ensemble_varying(Fs, Ls, initial, seed, first_trajectory, snapshot_steps
 
 @njit(cache=True, parallel=True)
 def run_truncated_wigner(rates, initial, reference, seed, first_trajectory, n_steps, dt, burn_in_steps):
-    """Euler–Maruyama for the full nonlinear Langevin equations (Eq. (3), corrected in PHYSICS.md) with
+    """Euler–Maruyama for the full nonlinear Langevin equations (Eq. (3), corrected in docs/physics.md) with
     the Gaussian noises of the linearized model (truncated Wigner), in units of ω_m.
 
     rates = (δ_U, δ_V, k, j, g0, e, g, thermal): Δ_j, κ, J, G₀, ε, γ_m over ω_m and thermal = 2n_m + 1.

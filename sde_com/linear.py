@@ -17,7 +17,7 @@ N_QUADRATURES = 6
 
 @njit(cache=True)
 def fill_drift_matrix(out, kappa, delta_u_eff, delta_v_eff, J, G_u, G_v, omega_m, gamma_m):
-    """Write the drift matrix A of Eq. (6) (corrected in PHYSICS.md) into the 6×6 array ``out``.
+    """Write the drift matrix A of Eq. (6) (corrected in docs/physics.md) into the 6×6 array ``out``.
 
     G_j = √2 G₀ α_j is the effective coupling of mode j (complex), Δ̃_j the effective detunings.
     Any consistent unit of rate works (rad/s, or everything divided by ω_m).
@@ -227,7 +227,7 @@ def noise_covariance(A: np.ndarray, D: np.ndarray, t: float) -> tuple[np.ndarray
 
 
 def moment_covariance(A: np.ndarray, D: np.ndarray, V0: np.ndarray, t: float) -> np.ndarray:
-    """Covariance at time t from V(0) = V0, the exact solution of dV/dt = AV + VAᵀ + D (PHYSICS.md,
+    """Covariance at time t from V(0) = V0, the exact solution of dV/dt = AV + VAᵀ + D (docs/physics.md,
     "The stochastic picture"): V(t) = e^{At} V0 e^{Aᵀt} + Q(t). For a stable A this equals
     e^{At}(V0 − V∞)e^{Aᵀt} + V∞ with V∞ of Eq. (11); it also holds where A is unstable.
     """
@@ -255,7 +255,7 @@ def discrete_stationary_covariance(F: np.ndarray, L: np.ndarray) -> np.ndarray:
     """Stationary covariance V_dt = F V_dt Fᵀ + L Lᵀ of a recursion u ← F u + L ξ (discrete Lyapunov).
 
     For Euler–Maruyama this is the covariance the integrator really samples; it differs from V of
-    Eq. (11) by O(dt) (PHYSICS.md).
+    Eq. (11) by O(dt) (docs/physics.md).
     """
     V = scipy.linalg.solve_discrete_lyapunov(F, L @ L.T)
     return 0.5 * (V + V.T)
@@ -276,7 +276,7 @@ def discrete_moment_covariance(F: np.ndarray, L: np.ndarray, V0: np.ndarray, ste
 
 
 def euler_maruyama_max_dt(A: np.ndarray) -> float:
-    """Largest dt with |1 + λ dt| < 1 for every eigenvalue λ of A (EM stability, PHYSICS.md).
+    """Largest dt with |1 + λ dt| < 1 for every eigenvalue λ of A (EM stability, docs/physics.md).
 
     For λ = −a + iω (a > 0) the condition is dt < 2a/(a² + ω²); 0 if some eigenvalue has Re λ ≥ 0.
     """

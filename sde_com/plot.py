@@ -1,95 +1,373 @@
 """Figures from sweep Datasets, as the scenario's ``[plot]`` table asks (needs the ``plot`` extra).
 
 ``[plot]`` keys:
-    kind = "lines" (default), "map", "estimate" (a simulated quantity ± 1σ against its references over
-           x = "time" or "dt"; variable = "logneg"), "matrix" (a 6×6 variable such as "zscore") or "traces"
-           (recorded quadratures against time: y = list of quadratures, one panel each; first 3 trajectories);
+    kind = "lines", "map", "estimate" (a simulated quantity ± 1σ against its references over x = "time",
+           "dt" or a swept parameter; variable = "logneg"), "matrix" (a 6×6 variable such as "zscore"),
+           "traces" (recorded quadratures against time: y = list of quadratures, one panel each; first 3
+           trajectories) or "spectra" (homodyne output spectrum and filtered-mode E_N);
     lines: x (a dimension), y (list of variables: one panel each), hue (dimensions: one line per combination),
            panel (optional dimension: one panel per value, for every y);
     map:   x, y (dimensions), variable; one panel per value of any remaining dimension (e.g. direction);
     title, panel_titles (optional strings).
-Quantities with a ``branch`` dimension are drawn for stable branches only (each branch its own line).
+Keys left out take defaults chosen from the Dataset's dimensions (``resolve_spec``; without a kind: one swept
+parameter → lines, two → lines with hue when one has ≤ 6 values, else a map; time-domain runs → the estimate
+over time or dt, or the z-score matrix). Every point is shown: dimensions that the spec does not place are
+added to the hue (lines) or give one panel per value (map, estimate, matrix, traces). A figure that cannot be
+drawn raises ``PlotError`` saying why. Quantities with a ``branch`` dimension are drawn for stable branches
+only (each branch its own line).
+
+``resolve_spec`` needs no matplotlib (``scenario.check_plot`` calls it before a run); matplotlib is imported
+inside the drawing functions only.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from .io import check_writable, replace_atomically
+from .io import check_writable, from_disk_layout, replace_atomically
+from .linear import QUADRATURES
 from .scenario import PLOT_KINDS
 
-# Axis labels as the paper writes them; values are scaled so that the numbers match its axes
-# (the paper's "kHz"/"MHz" are read literally as 10³ and 10⁶ s⁻¹, see PHYSICS.md).
-AXES: dict[str, tuple[str, float]] = {
-    "detuning": ("Δ_c/ω_m", 1.0),
-    "Omega": ("Ω (10³ s⁻¹)", 1e-3),
-    "J": ("J (10⁶ s⁻¹)", 1e-6),
-    "temperature": ("T (K)", 1.0),
-    "power": ("P (mW)", 1e3),
-    "logneg": ("E_N", 1.0),
-    "logneg_reflected": ("E_N (V, mech)", 1.0),
-    "logneg_optical": ("E_N (U, V)", 1.0),
-    "logneg_max": ("max over Δ_c of E_N", 1.0),
-    "photons": ("N_j (10⁹)", 1e-9),
-    "photons_reflected": ("N_V (10⁹)", 1e-9),
-    "coupling": ("|G_j|/ω_m", 1.0),
-    "coupling_reflected": ("|G_V|/ω_m", 1.0),
-    "revival": ("χ", 1.0),
-    "time": ("t (µs)", 1e6),
-    "dt": ("ω_m dt", 1.0),
+
+class PlotError(ValueError):
+    """A figure that cannot be drawn from this output; the message says why and what would work."""
+
+
+# Dimensions that are not sweep parameters (time, quadratures, ...): never chosen as a default hue or panel.
+INTERNAL_DIMS = ("branch", "row", "col", "time", "dt", "trajectory", "quadrature", "omega", "bandwidth")
+STRING_DIMS = ("direction", "quadrature", "row", "col")  # categorical: not an axis of a map
+# Default variable of a steady-state figure: the first of these in the output.
+PREFERRED = ("logneg", "logneg_max", "revival", "coupling", "photons", "logneg_reflected", "logneg_optical",
+             "coupling_reflected", "photons_reflected", "displacement", "sagnac_shift")
+NOT_DRAWN = ("stable", "n_branches")
+SMALL = 6  # a dimension with at most this many values is a hue (lines) rather than an axis (map)
+MAX_LINES = 16  # lines per panel
+MAX_PANELS = 16
+
+# name: (symbol, unit, scale); values are multiplied by scale so that the numbers match the paper's axes
+# (its "kHz"/"MHz" are read literally as 10³ and 10⁶ rad s⁻¹, see docs/physics.md).
+AXES: dict[str, tuple[str, str, float]] = {
+    "detuning": ("Δ_c/ω_m", "", 1.0),
+    "Omega": ("Ω", "10³ rad s⁻¹", 1e-3),
+    "J": ("J", "10⁶ rad s⁻¹", 1e-6),
+    "temperature": ("T", "K", 1.0),
+    "power": ("P", "mW", 1e3),
+    "omega_m": ("ω_m", "10⁶ rad s⁻¹", 1e-6),
+    "gamma_m": ("γ_m", "rad s⁻¹", 1.0),
+    "mass": ("m", "ng", 1e12),
+    "radius": ("R", "µm", 1e6),
+    "wavelength": ("λ", "nm", 1e9),
+    "quality_factor": ("Q", "", 1.0),
+    "refractive_index": ("n", "", 1.0),
+    "dn_dlambda": ("dn/dλ", "µm⁻¹", 1e-6),
+    "logneg": ("E_N", "", 1.0),
+    "logneg_reflected": ("E_N (V, mech)", "", 1.0),
+    "logneg_optical": ("E_N (U, V)", "", 1.0),
+    "logneg_max": ("max over Δ_c of E_N", "", 1.0),
+    "photons": ("N_j", "10⁹", 1e-9),
+    "photons_reflected": ("N_V", "10⁹", 1e-9),
+    "coupling": ("|G_j|/ω_m", "", 1.0),
+    "coupling_reflected": ("|G_V|/ω_m", "", 1.0),
+    "displacement": ("q_s", "", 1.0),
+    "sagnac_shift": ("Δ_F/ω_m", "", 1.0),
+    "revival": ("χ", "", 1.0),
+    "time": ("t", "µs", 1e6),
+    "time_scaled": ("ω_m t", "", 1.0),
+    "dt": ("ω_m dt", "", 1.0),
+    "zscore": ("z = (V_sim − V_ref)/σ", "", 1.0),
+    "difference_z": ("(V_TW − V_lin)/σ", "", 1.0),
+    "cov": ("V", "", 1.0),
 }
+UNITS = {"rad/s": "rad s⁻¹", "1/m": "m⁻¹", "1/s": "s⁻¹", "1": ""}
 
 
 def _axis(name: str, ds: xr.Dataset | None = None) -> tuple[str, float]:
+    """(axis label with its unit, scale to apply to the values)."""
     if name in AXES:
-        return AXES[name]
-    if ds is not None and name in ds.variables:
-        units = ds[name].attrs.get("units", "")
-        return (f"{name} ({units})" if units not in ("", "1") else name), 1.0
-    return name, 1.0
-
-
-def _stable_only(ds: xr.Dataset, name: str) -> xr.DataArray:
-    da = ds[name]
-    if "branch" in da.dims and "stable" in ds:
-        da = da.where(ds["stable"])
-    return da
+        symbol, unit, scale = AXES[name]
+        return (f"{symbol} ({unit})" if unit else symbol), scale
+    units = ds[name].attrs.get("units", "") if ds is not None and name in ds.variables else ""
+    units = UNITS.get(units, units)
+    return (f"{name} ({units})" if units else name), 1.0
 
 
 def _label(dim: str, value) -> str:
-    short = {"Omega": "Ω", "detuning": "Δ_c/ω_m", "temperature": "T", "power": "P"}.get(dim, dim)
+    """'Ω = 8×10³ rad s⁻¹', 'ccw', 'T = 0.13 K': one value of a dimension, for legends and panel titles."""
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    symbol, unit, scale = AXES.get(dim, (dim, "", 1.0))
+    v = float(value) * scale
+    if unit.startswith("10") and v != 0:
+        return f"{symbol} = {v:g}×{unit}"
+    if unit.startswith("10"):
+        return f"{symbol} = 0{unit[unit.find(' '):] if ' ' in unit else ''}"
+    return f"{symbol} = {v:g}{' ' + unit if unit else ''}"
+
+
+# Spec resolution (no matplotlib) -----------------------------------------------------------------------
+
+
+def _names(spec: dict, key: str) -> list[str]:
+    value = spec[key]
     if isinstance(value, str):
-        return value
-    label, scale = _axis(dim)
-    unit = label[label.find("(") + 1:-1] if "(" in label else ""
-    return f"{short} = {value * scale:g}{' ' + unit if unit and dim not in ('detuning',) else ''}"
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PlotError(f"plot.{key} must be a list of names, got {value!r}")
+    return value
+
+
+def _name(spec: dict, key: str) -> str:
+    value = spec[key]
+    if not isinstance(value, str):
+        raise PlotError(f"plot.{key} must be a name (a string), got {value!r}")
+    return value
+
+
+def _swept(dims: Sequence[str], sizes: Mapping[str, int]) -> list[str]:
+    """The sweep parameters among ``dims`` with more than one value, in order."""
+    return [d for d in dims if d not in INTERNAL_DIMS and sizes.get(d, 1) > 1]
+
+
+def _axis_dim(dims: Sequence[str], sizes: Mapping[str, int]) -> str | None:
+    """The best x axis among ``dims``: detuning if there, else the numeric one with the most values."""
+    numeric = [d for d in dims if d not in STRING_DIMS]
+    if "detuning" in numeric:
+        return "detuning"
+    if numeric:
+        return max(numeric, key=lambda d: sizes.get(d, 1))
+    return dims[0] if dims else None
+
+
+def _preferred(variables: Mapping[str, Sequence[str]], ok=lambda dims: True) -> str | None:
+    names = [v for v in PREFERRED if v in variables] + [v for v in variables if v not in PREFERRED]
+    for name in names:
+        dims = variables[name]
+        if name not in NOT_DRAWN and "row" not in dims and "quadrature" not in dims and ok(dims):
+            return name
+    return None
+
+
+def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict:
+    """The figure drawn without a ``[plot]`` kind, chosen from the output's dimensions and variables."""
+    swept = _swept(list(sizes), sizes)
+    if len(swept) > 2:
+        raise PlotError(f"the output is swept over {len(swept)} parameters {swept}: give a [plot] table "
+                        "(kind = 'lines' with x, hue and panel, or 'map' with x and y) to say how to draw it")
+    if "spectrum_welch" in variables:
+        return {"kind": "spectra"}
+    if "trace" in variables:
+        return {"kind": "traces"}
+    if "difference_z" in variables:
+        return {"kind": "matrix", "variable": "difference_z"}
+    sims = [v[:-4] for v in variables if v.endswith("_sim") and f"{v}_err" in variables]
+    if sims:
+        name = "logneg" if "logneg" in sims else sims[0]
+        dims = variables[f"{name}_sim"]
+        if "time" in dims or "dt" in dims or _swept(dims, sizes) or "zscore" not in variables:
+            return {"kind": "estimate", "variable": name}
+        return {"kind": "matrix", "variable": "zscore"}
+    if not swept:
+        if "cov" in variables:
+            return {"kind": "matrix", "variable": "cov"}
+        raise PlotError("a single operating point with nothing swept and no covariance: there is nothing to "
+                        "draw; sweep a [model] parameter (a list or a range)")
+    if len(swept) == 2 and all(sizes[d] > SMALL for d in swept) and not set(swept) & set(STRING_DIMS):
+        return {"kind": "map"}
+    return {"kind": "lines"}
+
+
+def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict:
+    """Complete ``spec`` (a ``[plot]`` table, possibly empty) with the defaults for this output and check it.
+
+    ``sizes``: dimension → number of values; ``variables``: data variable → its dimensions. Works from a
+    Dataset (``plot_dataset``) or from a scenario before the run (``scenario.check_plot``). Returns a new
+    dict with every key the drawer uses, including ``hue``/``panels``: the dimensions that get one line or
+    one panel per value, so that every point of the output is shown. Raises PlotError saying why not.
+    """
+    spec = dict(spec)
+    if "kind" not in spec:
+        spec = {**default_spec(sizes, variables), **spec}
+    kind = spec["kind"]
+    if kind not in PLOT_KINDS:
+        raise PlotError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
+    for key in ("title",):
+        if key in spec and not isinstance(spec[key], str):
+            raise PlotError(f"plot.{key} must be a string, got {spec[key]!r}")
+    if "panel_titles" in spec:
+        spec["panel_titles"] = _names(spec, "panel_titles")
+    return {"lines": _resolve_lines, "map": _resolve_map, "estimate": _resolve_estimate,
+            "matrix": _resolve_matrix, "traces": _resolve_traces, "spectra": _resolve_spectra}[kind](
+        spec, sizes, variables)
+
+
+def _need(name: str, variables: Mapping, what: str) -> Sequence[str]:
+    if name not in variables:
+        raise PlotError(f"{what} {name!r}, which is not in this output; it has {sorted(variables)}")
+    return variables[name]
+
+
+def _count(dims: Sequence[str], sizes: Mapping[str, int]) -> int:
+    return math.prod(sizes.get(d, 1) for d in dims)
+
+
+def _panels(dims: Sequence[str], used: Sequence[str], sizes: Mapping[str, int], kind: str) -> list[str]:
+    panels = [d for d in dims if d not in used and sizes.get(d, 1) > 1]
+    if _count(panels, sizes) > MAX_PANELS:
+        raise PlotError(f"plot: kind = {kind!r} would need {_count(panels, sizes)} panels (one per value of "
+                        f"{panels}), more than {MAX_PANELS}; select fewer points")
+    return panels
+
+
+def _resolve_lines(spec, sizes, variables):
+    if "y" in spec:
+        ys = _names(spec, "y")
+    else:
+        y = _preferred(variables, lambda dims: bool(_swept(dims, sizes)) or any(d in sizes for d in dims))
+        if y is None:
+            raise PlotError(f"plot: no variable of this output can be drawn as lines; it has {sorted(variables)}")
+        ys = [y]
+    for y in ys:
+        dims = _need(y, variables, "plot.y names")
+        if "row" in dims or "quadrature" in dims:
+            raise PlotError(f"plot.y = {y!r} is a matrix over (row, col): use kind = 'matrix'")
+    first = variables[ys[0]]
+    panel = _name(spec, "panel") if "panel" in spec else None
+    if "x" in spec:
+        x = _name(spec, "x")
+    else:
+        x = _axis_dim([d for d in _swept(first, sizes) if d != panel] or
+                      [d for d in first if d not in ("branch", panel)], sizes)
+        if x is None:
+            raise PlotError(f"plot: {ys[0]!r} has no dimension to draw it over; it is a single value")
+    hue = _names(spec, "hue") if "hue" in spec else []
+    for key, names in (("x", [x]), ("hue", hue), ("panel", [panel] if panel else [])):
+        for name in names:
+            if name not in sizes:
+                raise PlotError(f"plot.{key} = {name!r} is not a dimension of this output; it has "
+                                f"{sorted(d for d in sizes if d != 'branch')}")
+    used = {x, "branch", *hue, *([panel] if panel else [])}
+    extra = [d for y in ys for d in variables[y] if d not in used and sizes.get(d, 1) > 1]
+    hue = hue + list(dict.fromkeys(extra))  # every point shown: unplaced dimensions become hues
+    for y in ys:
+        missing = [d for d in [x, *hue, *([panel] if panel else [])] if d not in variables[y]]
+        if missing:
+            raise PlotError(f"plot: {y!r} does not vary over {missing} (its dimensions: "
+                            f"{list(variables[y])}); leave them out of x/hue/panel or draw another variable")
+    if _count(hue, sizes) > MAX_LINES:
+        raise PlotError(f"plot: {_count(hue, sizes)} lines per panel (one per value of {hue}) is more than "
+                        f"{MAX_LINES}; give plot.panel, or kind = 'map'")
+    n_panels = len(ys) * (sizes[panel] if panel else 1)
+    if n_panels > MAX_PANELS:
+        raise PlotError(f"plot: {n_panels} panels is more than {MAX_PANELS}")
+    return {**spec, "x": x, "y": ys, "hue": hue, "panel": panel}
+
+
+def _resolve_map(spec, sizes, variables):
+    def two_axes(dims):
+        return len([d for d in _swept(dims, sizes) if d not in STRING_DIMS]) >= 2
+
+    name = _name(spec, "variable") if "variable" in spec else _preferred(variables, two_axes)
+    if name is None:
+        raise PlotError("plot: kind = 'map' needs a variable over two swept parameters; this output has none")
+    dims = _need(name, variables, "plot.variable names")
+    numeric = [d for d in _swept(dims, sizes) if d not in STRING_DIMS]
+    x = _name(spec, "x") if "x" in spec else _axis_dim([d for d in numeric if d != spec.get("y")], sizes)
+    y = _name(spec, "y") if "y" in spec else next((d for d in numeric if d != x), None)
+    for key, d in (("x", x), ("y", y)):
+        if d is None or d not in dims or d in STRING_DIMS:
+            raise PlotError(f"plot.{key} = {d!r}: a map needs two numeric dimensions of {name!r}; it has "
+                            f"{[d for d in dims if d != 'branch']}")
+    if x == y:
+        raise PlotError(f"plot.x and plot.y are both {x!r}")
+    return {**spec, "x": x, "y": y, "variable": name, "panels": _panels(dims, (x, y, "branch"), sizes, "map")}
+
+
+def _resolve_estimate(spec, sizes, variables):
+    name = _name(spec, "variable") if "variable" in spec else "logneg"
+    for suffix in ("_sim", "_sim_err"):
+        _need(f"{name}{suffix}", variables, "kind = 'estimate' needs the time-domain variable")
+    dims = variables[f"{name}_sim"]
+    x = _name(spec, "x") if "x" in spec else (
+        "time" if "time" in dims else "dt" if "dt" in dims else _axis_dim(_swept(dims, sizes), sizes))
+    if x == "time_scaled":
+        x = "time"
+    if x is None or x not in dims:
+        raise PlotError(f"plot.x = {x!r} is not a dimension of {name + '_sim'!r} (its dimensions: {list(dims)}); "
+                        "an estimate is drawn over 'time', 'dt' or a swept parameter")
+    return {**spec, "x": x, "variable": name, "panels": _panels(dims, (x,), sizes, "estimate")}
+
+
+def _resolve_matrix(spec, sizes, variables):
+    name = _name(spec, "variable") if "variable" in spec else next(
+        (v for v in ("difference_z", "zscore", "cov") if v in variables), None)
+    if name is None:
+        raise PlotError(f"plot: kind = 'matrix' needs a (row, col) variable; this output has {sorted(variables)}")
+    dims = _need(name, variables, "plot.variable names")
+    if "row" not in dims or "col" not in dims:
+        raise PlotError(f"plot.variable = {name!r} is not a matrix over (row, col); its dimensions: {list(dims)}")
+    return {**spec, "variable": name, "panels": _panels(dims, ("row", "col"), sizes, "matrix")}
+
+
+def _resolve_traces(spec, sizes, variables):
+    dims = _need("trace", variables, "kind = 'traces' needs the recorded variable")
+    quads = _names(spec, "y") if "y" in spec else ["xU", "q"]
+    bad = [q for q in quads if q not in QUADRATURES]
+    if bad or not quads:
+        raise PlotError(f"plot.y: unknown quadrature(s) {bad}; allowed: {list(QUADRATURES)}")
+    panels = _panels(dims, ("trajectory", "time", "quadrature"), sizes, "traces")
+    if _count(panels, sizes) * len(quads) > MAX_PANELS:
+        raise PlotError(f"plot: kind = 'traces' would need more than {MAX_PANELS} panels")
+    return {**spec, "y": quads, "panels": panels}
+
+
+def _resolve_spectra(spec, sizes, variables):
+    for name in ("spectrum_welch", "spectrum_welch_err", "spectrum_analytic"):
+        _need(name, variables, "kind = 'spectra' needs the variable")
+    extra = [d for v in ("spectrum_welch", "filtered_logneg") if v in variables
+             for d in variables[v] if d not in ("omega", "bandwidth") and sizes.get(d, 1) > 1]
+    if extra:
+        raise PlotError(f"plot: kind = 'spectra' draws a single operating point; this output varies over {extra}")
+    return dict(spec)
+
+
+def dataset_outline(ds: xr.Dataset) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """(dimension sizes, data variable → dimensions): what ``resolve_spec`` needs to know of a Dataset."""
+    return dict(ds.sizes), {str(k): tuple(str(d) for d in v.dims) for k, v in ds.data_vars.items()}
+
+
+def dataset_spec(ds: xr.Dataset) -> dict:
+    """The resolved figure spec of ``ds``: its ``plot`` attribute (the scenario's [plot]) with defaults."""
+    try:
+        spec = json.loads(ds.attrs.get("plot", "{}"))
+    except json.JSONDecodeError as exc:
+        raise PlotError(f"the dataset's 'plot' attribute is not valid JSON: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise PlotError(f"the dataset's 'plot' attribute must be a table, got {spec!r}")
+    return resolve_spec(spec, *dataset_outline(ds))
+
+
+# Drawing -------------------------------------------------------------------------------------------------
 
 
 def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
-    """Draw the figure described by ``ds.attrs['plot']`` (or a default) and write it as PNG atomically."""
-    import matplotlib
+    """Draw the figure described by ``ds.attrs['plot']`` (or a default) and write it as PNG atomically.
 
-    matplotlib.use("Agg")
+    Raises PlotError (a ValueError) before anything is written when the figure cannot be drawn.
+    """
+    path = check_writable(path, force)
+    fig = draw_dataset(ds)
     import matplotlib.pyplot as plt
 
-    path = check_writable(path, force)
-    spec = json.loads(ds.attrs.get("plot", "{}"))
-    kind = spec.get("kind", "lines")
-    drawers = {"lines": _lines, "map": _map, "estimate": _estimate, "matrix": _matrix, "traces": _traces,
-               "spectra": _spectra}
-    if kind not in drawers:
-        raise ValueError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
-    fig = drawers[kind](ds, spec, plt)
-    title = spec.get("title") or ds.attrs.get("title", "")
-    if title:
-        fig.suptitle(title, fontsize=10)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
@@ -103,113 +381,235 @@ def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
     return path
 
 
-def _lines(ds, spec, plt):
-    x = spec.get("x", "detuning")
-    ys = spec.get("y", ["logneg"])
-    hue = [h for h in spec.get("hue", []) if h in ds.dims]
-    panel = spec.get("panel")
-    for name in [x, *ys, *([panel] if panel else [])]:
-        if name not in ds.variables:
-            raise ValueError(f"plot: {name!r} is not in the dataset")
-    panels = [(name, i) for name in ys for i in range(ds.sizes[panel] if panel else 1)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False,
+def draw_dataset(ds: xr.Dataset):
+    """The matplotlib Figure of ``ds`` (see ``plot_dataset``), laid out so that no text leaves the canvas.
+
+    ``ds`` may come from a run, from ``read_dataset`` or straight from ``xarray.open_dataset`` (time axis
+    indexed by ``time_scaled``, as in the file)."""
+    ds = from_disk_layout(ds)
+    spec = dataset_spec(ds)  # PlotError before any drawing
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawers = {"lines": _lines, "map": _map, "estimate": _estimate, "matrix": _matrix, "traces": _traces,
+               "spectra": _spectra}
+    fig = drawers[spec["kind"]](ds, spec, plt)
+    try:
+        title = spec.get("title") or ds.attrs.get("title", "")
+        if title:
+            fig.suptitle(title, fontsize=10)
+        _fit_texts(fig)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def _fit_texts(fig) -> None:
+    """Wrap the suptitle and panel titles that are wider than the figure / their panel, then lay out again."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [(fig._suptitle, fig.bbox.width * 0.96)] if fig._suptitle is not None else []
+    texts += [(ax.title, max(ax.bbox.width * 1.15, 60.0)) for ax in fig.axes if ax.get_title()]
+    changed = False
+    for text, room in texts:
+        original = text.get_text()
+        width = text.get_window_extent(renderer).width
+        if width > room:
+            chars = max(12, int(len(original) * room / width * 0.95))
+            text.set_text(textwrap.fill(original, chars))
+            changed = True
+    if changed:
+        fig.canvas.draw()
+
+
+def _grid(plt, n: int, width: float, height: float, legend: float = 0.0, ncols: int = 4):
+    """A constrained-layout figure with n panels in rows of at most ``ncols``; ``legend``: extra inches."""
+    ncols = max(1, min(n, ncols))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + legend, height * nrows), squeeze=False,
                              layout="constrained")
-    xlabel, xscale = _axis(x, ds)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
+def _combos(ds: xr.Dataset, dims: Sequence[str]) -> list[dict[str, int]]:
+    return [dict(zip(dims, c, strict=True)) for c in itertools.product(*[range(ds.sizes[d]) for d in dims])]
+
+
+def _title(ds: xr.Dataset, combo: Mapping[str, int]) -> str:
+    return ", ".join(_label(d, ds[d].values[i]) if d in ds.coords else f"{d} {i}" for d, i in combo.items())
+
+
+def _first(da: xr.DataArray, keep: Sequence[str]) -> xr.DataArray:
+    """``da`` at index 0 of every dimension not in ``keep`` (those have one value, or are placed elsewhere)."""
+    return da.isel({d: 0 for d in da.dims if d not in keep})
+
+
+def _xvalues(ds: xr.Dataset, x: str) -> tuple[np.ndarray, str]:
+    """(values to draw, axis label) of the x dimension; time as ω_m t where the output has it."""
+    if x == "time" and "time_scaled" in ds.coords:
+        return np.asarray(ds["time_scaled"].values, dtype=float), _axis("time_scaled")[0]
+    label, scale = _axis(x, ds)
+    values = ds[x].values if x in ds.coords else np.arange(ds.sizes[x])
+    if values.dtype.kind in "iuf":
+        values = values * scale
+    return values, label
+
+
+def _stable_only(ds: xr.Dataset, name: str) -> xr.DataArray:
+    da = ds[name]
+    if "branch" in da.dims and "stable" in ds and "branch" in ds["stable"].dims:
+        da = da.where(ds["stable"])
+    return da
+
+
+def _outside_legend(fig, handles, labels, where: str = "right") -> None:
+    if not handles:
+        return
+    if where == "right":
+        fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    else:
+        fig.legend(handles, labels, loc="outside lower center", fontsize=8, frameon=False,
+                   ncols=min(len(labels), 3))
+
+
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _lines(ds, spec, plt):
+    x, ys, hue, panel = spec["x"], spec["y"], spec["hue"], spec["panel"]
+    panels = [(name, i) for name in ys for i in range(ds.sizes[panel] if panel else 1)]
+    combos = _combos(ds, hue)
+    legend = 1.9 if len(combos) > 1 else 0.0
+    fig, axes = _grid(plt, len(panels), 4.2, 3.4, legend=legend, ncols=3)
+    xv, xlabel = _xvalues(ds, x)
+    marker = "o" if ds.sizes[x] <= 15 else None
     titles = spec.get("panel_titles", [])
-    for k, (ax, (name, p_index)) in enumerate(zip(axes[0], panels, strict=True)):
+    # one colour per line, the line style cycling with the last hue dimension: equal curves stay visible
+    styles = ds.sizes[hue[-1]] if hue else 1
+    for k, (ax, (name, p_index)) in enumerate(zip(axes, panels, strict=True)):
         da = _stable_only(ds, name)
+        title = titles[k] if k < len(titles) else ""
         if panel:
             da = da.isel({panel: p_index})
-            if k >= len(titles):
-                ax.set_title(_label(panel, ds[panel].values[p_index]), fontsize=9)
+            title = f"{title}  {_label(panel, ds[panel].values[p_index])}".strip()
+        if title:
+            ax.set_title(title, fontsize=9)
         ylabel, yscale = _axis(name, ds)
-        combos = list(itertools.product(*[range(ds.sizes[h]) for h in hue]))
         for c_index, combo in enumerate(combos):
-            sel = da.isel(dict(zip(hue, combo, strict=True)))
-            rest = [d for d in sel.dims if d not in (x, "branch")]
-            sel = sel.isel({d: 0 for d in rest})
-            label = ", ".join(_label(h, ds[h].values[i]) for h, i in zip(hue, combo, strict=True)) or name
-            color = f"C{c_index}"
+            sel = _first(da.isel(combo), (x, "branch"))
+            label = _title(ds, combo) or name
+            style = dict(color=f"C{c_index % 10}", ls=LINESTYLES[c_index % styles % len(LINESTYLES)])
             branches = sel.transpose(x, ...).values.reshape(ds.sizes[x], -1)
             for b in range(branches.shape[1]):
-                ax.plot(ds[x].values * xscale, branches[:, b] * yscale, color=color,
-                        label=label if b == 0 else None, lw=1.4)
+                ax.plot(xv, branches[:, b] * yscale, label=label if b == 0 else None, lw=1.4, marker=marker,
+                        ms=3, **style)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        if k < len(titles):
-            ax.set_title(titles[k], fontsize=9)
-        if hue:
-            ax.legend(fontsize=7)
+    if len(combos) > 1:
+        _outside_legend(fig, *axes[0].get_legend_handles_labels())
     return fig
 
 
 def _estimate(ds, spec, plt):
-    """A simulated quantity with its ±1σ band against its references, over ``x`` (time or dt)."""
-    x = spec.get("x", "time")
-    name = spec.get("variable", "logneg")
-    sim = ds[f"{name}_sim"]
-    others = [d for d in sim.dims if d != x]
-    sel = {d: 0 for d in others}
-    fig, ax = plt.subplots(figsize=(5.2, 3.6), layout="constrained")
-    xlabel, xscale = _axis(x, ds)
-    xv = ds[x].values * xscale
-    est, err = sim.isel(sel).values, ds[f"{name}_sim_err"].isel(sel).values
-    ax.fill_between(xv, est - err, est + err, color="C0", alpha=0.3, lw=0)
-    ax.plot(xv, est, "o-", color="C0", ms=3, label="simulated ± 1σ")
-    ref_label = "moment solution" if x == "time" else "scheme's own stationary value"
-    ax.plot(xv, ds[f"{name}_ref"].isel({d: 0 for d in ds[f"{name}_ref"].dims if d != x}).values * np.ones_like(xv),
-            "k--", label=ref_label)
-    if x != "time" and name in ds:
-        ax.axhline(float(ds[name].isel({d: 0 for d in ds[name].dims})), color="C3", label="Lyapunov (dt → 0)")
-    if x == "dt":
-        ax.set_xscale("log")
-        ax.set_xticks(xv, [f"{v:g}" for v in xv], minor=False)
-        ax.minorticks_off()
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(_axis(name, ds)[0])
-    ax.legend(fontsize=8)
+    """A simulated quantity with its ±1σ band against its references, over ``x`` (time, dt, a parameter)."""
+    x, name = spec["x"], spec["variable"]
+    combos = [c for c in _combos(ds, spec["panels"])
+              if not np.all(np.isnan(_first(ds[f"{name}_sim"].isel(c), (x,)).values))] or _combos(ds, spec["panels"])
+    fig, axes = _grid(plt, len(combos), 5.2, 3.4, ncols=3)
+    xv, xlabel = _xvalues(ds, x)
+    for ax, combo in zip(axes, combos, strict=True):
+        est = _first(ds[f"{name}_sim"].isel(combo), (x,)).values
+        err = _first(ds[f"{name}_sim_err"].isel(combo), (x,)).values
+        ax.fill_between(xv, est - err, est + err, color="C0", alpha=0.3, lw=0)
+        ax.plot(xv, est, "o-", color="C0", ms=3, label="simulated ± 1σ")
+        if f"{name}_ref" in ds:
+            ref = _first(ds[f"{name}_ref"].isel({d: i for d, i in combo.items() if d in ds[f"{name}_ref"].dims}),
+                         (x,))
+            ref_label = "moment solution" if x == "time" else "scheme's own stationary value"
+            ax.plot(xv, ref.values * np.ones_like(xv, dtype=float), "k--", label=ref_label)
+        if x != "time" and name in ds:
+            lyap = _first(ds[name].isel({d: i for d, i in combo.items() if d in ds[name].dims}), (x,))
+            if x in lyap.dims:
+                ax.plot(xv, lyap.values, color="C3", label="Lyapunov (dt → 0)")
+            else:
+                ax.axhline(float(lyap), color="C3", label="Lyapunov (dt → 0)")
+        if x == "dt":
+            ax.set_xscale("log")
+            ax.set_xticks(xv, [f"{v:g}" for v in xv], minor=False)
+            ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(_axis(name, ds)[0])
+        if combo:
+            ax.set_title(_title(ds, combo), fontsize=9)
+    _outside_legend(fig, *axes[0].get_legend_handles_labels(), where="below")
     return fig
 
 
 def _matrix(ds, spec, plt):
     """A 6×6 (row, col) variable, e.g. the z-scores of a cross-check, with its numbers written in."""
-    name = spec.get("variable", "zscore")
-    da = ds[name]
-    da = da.isel({d: 0 for d in da.dims if d not in ("row", "col")})
-    fig, ax = plt.subplots(figsize=(4.8, 4.0), layout="constrained")
-    lim = max(3.0, float(np.nanmax(np.abs(da.values))))
-    mesh = ax.imshow(da.values, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    for r in range(da.shape[0]):
-        for c in range(da.shape[1]):
-            ax.text(c, r, f"{da.values[r, c]:.1f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(6), ds["col"].values)
-    ax.set_yticks(range(6), ds["row"].values)
-    fig.colorbar(mesh, ax=ax, label=name)
-    if "zscore_max" in ds:
-        ax.set_title(f"max |z| = {float(ds['zscore_max'].max()):.2f}", fontsize=9)
+    name = spec["variable"]
+    combos = _combos(ds, spec["panels"])
+    fig, axes = _grid(plt, len(combos), 4.0, 4.0, legend=0.9, ncols=3)
+    values = [_first(ds[name].isel(c), ("row", "col")).transpose("row", "col") for c in combos]
+    finite = np.concatenate([np.abs(v.values[np.isfinite(v.values)]) for v in values])
+    largest = float(finite.max()) if finite.size else 0.0
+    z = name != "cov"  # z-scores: a common ±3 scale at least, one decimal
+    lim = max(3.0, largest) if z else largest or 1.0
+    for ax, combo, da in zip(axes, combos, values, strict=True):
+        mesh = ax.imshow(da.values, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        for r in range(da.shape[0]):
+            for c in range(da.shape[1]):
+                number = f"{da.values[r, c]:.1f}" if z else f"{da.values[r, c]:.2g}"
+                ax.text(c, r, number.removeprefix("-") if float(number) == 0 else number, ha="center",
+                        va="center", fontsize=7)
+        rows = ds["row"].values if "row" in ds.coords else QUADRATURES
+        cols = ds["col"].values if "col" in ds.coords else QUADRATURES
+        ax.set_xticks(range(da.shape[1]), cols)
+        ax.set_yticks(range(da.shape[0]), rows)
+        ax.set_xlabel("quadrature (column)")
+        ax.set_ylabel("quadrature (row)")
+        head = _title(ds, combo)
+        if z:  # the largest |entry| of what is shown
+            head = f"{head}\n" if head else ""
+            shown = np.abs(da.values[np.isfinite(da.values)])
+            head += f"max |{_axis(name)[0].split(' = ')[0]}| = {float(shown.max()) if shown.size else np.nan:.2f}"
+        if head:
+            ax.set_title(head, fontsize=9)
+    fig.colorbar(mesh, ax=axes, label=_axis(name, ds)[0], shrink=0.9)
     return fig
 
 
 def _traces(ds, spec, plt):
-    """Recorded quadratures u(t) of the first few trajectories, one panel per quadrature."""
-    quads = spec.get("y", ["xU", "q"])
-    tr = ds["trace"]
-    tr = tr.isel({d: 0 for d in tr.dims if d not in ("trajectory", "time", "quadrature")})
-    fig, axes = plt.subplots(1, len(quads), figsize=(4.4 * len(quads), 3.2), squeeze=False, layout="constrained")
-    xlabel, xscale = _axis("time", ds)
-    for ax, q in zip(axes[0], quads, strict=True):
+    """Recorded quadratures u(t) of the first few trajectories, one panel per quadrature (and point)."""
+    quads = spec["y"]
+    combos = _combos(ds, spec["panels"])
+    fig, axes = _grid(plt, len(combos) * len(quads), 4.4, 3.2, legend=1.3, ncols=len(quads))
+    xv, xlabel = _xvalues(ds, "time")
+    panels = [(c, q) for c in combos for q in quads]
+    for ax, (combo, q) in zip(axes, panels, strict=True):
+        tr = _first(ds["trace"].isel(combo), ("trajectory", "time", "quadrature"))
         for k in range(min(3, ds.sizes["trajectory"])):
-            ax.plot(ds["time"].values * xscale, tr.sel(quadrature=q).isel(trajectory=k).values, lw=0.7,
-                    label=f"trajectory {k}")
+            ax.plot(xv, tr.sel(quadrature=q).isel(trajectory=k).values, lw=0.7, label=f"trajectory {k}")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"δ{q}")
-        ax.legend(fontsize=7)
+        ax.set_ylabel(f"δ{q} (vacuum variance 1/2)")
+        if combo:
+            ax.set_title(_title(ds, combo), fontsize=9)
+    _outside_legend(fig, *axes[0].get_legend_handles_labels())
     return fig
 
 
 def _spectra(ds, spec, plt):
     """Output spectrum from the homodyne records (Welch ± 1σ) beside the analytic one; filtered-mode E_N."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.6, 3.6), layout="constrained")
+    two = "filtered_logneg" in ds
+    fig, axes = _grid(plt, 2 if two else 1, 4.8, 3.6)
+    a = axes[0]
     w = ds["omega"].values
     S, e = ds["spectrum_welch"].values, ds["spectrum_welch_err"].values
     lim = float(spec.get("omega_max", 3.0))
@@ -219,40 +619,35 @@ def _spectra(ds, spec, plt):
     a.plot(w[sel], ds["spectrum_analytic"].values[sel], "k--", lw=1.2, label="transfer function of A")
     a.axhline(0.5, color="0.5", lw=0.8, label="shot noise")
     a.set_xlabel("ω/ω_m")
-    a.set_ylabel("S_θ(ω)")
-    a.legend(fontsize=7)
-    b.plot(ds["bandwidth"].values, ds["filtered_logneg"].values, "o-")
-    b.set_xscale("log")
-    b.set_xlabel("filter bandwidth 1/(τ ω_m)")
-    b.set_ylabel("E_N (mechanics, filtered output)")
+    a.set_ylabel("S_θ(ω) (shot noise = 1/2)")
+    if two:
+        b = axes[1]
+        b.plot(ds["bandwidth"].values, ds["filtered_logneg"].values, "o-")
+        b.set_xscale("log")
+        b.set_xlabel("filter bandwidth 1/(τ ω_m)")
+        b.set_ylabel("E_N (mechanics, filtered output)")
+    _outside_legend(fig, *a.get_legend_handles_labels(), where="below")
     return fig
 
 
 def _map(ds, spec, plt):
-    x, y = spec.get("x", "detuning"), spec.get("y", "Omega")
-    name = spec.get("variable", "coupling")
-    for n in (x, y, name):
-        if n not in ds.variables:
-            raise ValueError(f"plot: {n!r} is not in the dataset")
+    x, y, name = spec["x"], spec["y"], spec["variable"]
     da = _stable_only(ds, name)
     if "branch" in da.dims:
         da = da.max("branch")  # the largest stable branch: one value per point
-    panels = [d for d in da.dims if d not in (x, y)]
-    combos = list(itertools.product(*[range(ds.sizes[d]) for d in panels]))
-    fig, axes = plt.subplots(1, len(combos), figsize=(4.4 * len(combos), 3.6), squeeze=False,
-                             layout="constrained")
-    xlabel, xscale = _axis(x, ds)
-    ylabel, yscale = _axis(y, ds)
+    combos = _combos(ds, spec["panels"])
+    fig, axes = _grid(plt, len(combos), 4.2, 3.6, legend=0.9, ncols=3)
+    xv, xlabel = _xvalues(ds, x)
+    yv, ylabel = _xvalues(ds, y)
     clabel, cscale = _axis(name, ds)
-    vmin, vmax = np.nanmin(da.values) * cscale, np.nanmax(da.values) * cscale
-    for ax, combo in zip(axes[0], combos, strict=True):
-        sel = da.isel(dict(zip(panels, combo, strict=True))).transpose(y, x)
-        mesh = ax.pcolormesh(ds[x].values * xscale, ds[y].values * yscale, sel.values * cscale,
-                             shading="auto", vmin=vmin, vmax=vmax, cmap="viridis")
+    finite = da.values[np.isfinite(da.values)]
+    vmin, vmax = (finite.min() * cscale, finite.max() * cscale) if finite.size else (None, None)
+    for ax, combo in zip(axes, combos, strict=True):
+        sel = _first(da.isel(combo), (x, y)).transpose(y, x)
+        mesh = ax.pcolormesh(xv, yv, sel.values * cscale, shading="auto", vmin=vmin, vmax=vmax, cmap="viridis")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        if panels:
-            ax.set_title(", ".join(_label(d, ds[d].values[i]) for d, i in zip(panels, combo, strict=True)),
-                         fontsize=9)
-        fig.colorbar(mesh, ax=ax, label=clabel)
+        if combo:
+            ax.set_title(_title(ds, combo), fontsize=9)
+    fig.colorbar(mesh, ax=axes, label=clabel, shrink=0.9)
     return fig

@@ -3,7 +3,7 @@
 The Python face of the Numba kernels (``kernels.py``): it validates settings, builds the one-step maps of
 Euler–Maruyama or of the exact discretization (``linear.py``), runs trajectory ensembles in chunks, and
 turns per-trajectory sums into estimates with standard errors, compared entry by entry with their
-references (PHYSICS.md, "The stochastic picture"). Times are in units of 1/ω_m unless a name says seconds.
+references (docs/physics.md, "The stochastic picture"). Times are in units of 1/ω_m unless a name says seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from . import kernels
+from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
 from .gaussian import logneg
 from .linear import (
     discrete_moment_covariance,
@@ -27,9 +28,10 @@ from .linear import (
     lyapunov_covariance_reference,
     moment_covariance,
 )
+from .schema import SCHEMA, check_fields, default
 
-METHODS = ("em", "exact")
-INITIAL_STATES = ("steady", "thermal", "zero")
+METHODS = SCHEMA["simulate"].keys["method"].choices
+INITIAL_STATES = SCHEMA["simulate"].keys["initial"].choices
 N_JACKKNIFE_GROUPS = 32  # leave-one-group-out jackknife; more groups cost time, not accuracy
 # Default unit of work: ≥ 5e7 trajectory-steps (≈ 0.4 s of kernel time on 2 threads, so a Dask unit's ~20 ms of
 # scheduling is < 5 %), and ≥ 64 trajectories so that every numba thread gets whole 16-lane SIMD blocks.
@@ -56,46 +58,29 @@ class SimulationSettings:
         trajectory-steps per unit).
     """
 
-    method: str = "exact"
-    dt: float = 0.1
-    burn_in: float = 0.0
-    duration: float = 100.0
-    trajectories: int = 100
-    seed: int = 0
-    initial: str | np.ndarray = "steady"
-    save_times: tuple[float, ...] | None = None
-    save_every: float | None = None
-    traces: int = 0
-    allow_unstable: bool = False
-    chunk: int | None = None
+    # defaults, types and ranges: the [simulate] table of sde_com.schema
+    method: str = default("simulate", "method")
+    dt: float = default("simulate", "dt")
+    burn_in: float = default("simulate", "burn_in")
+    duration: float = default("simulate", "duration")
+    trajectories: int = default("simulate", "trajectories")
+    seed: int = default("simulate", "seed")
+    initial: str | np.ndarray = default("simulate", "initial")
+    save_times: tuple[float, ...] | None = default("simulate", "save_times")
+    save_every: float | None = default("simulate", "save_every")
+    traces: int = default("simulate", "traces")
+    allow_unstable: bool = default("simulate", "allow_unstable")
+    chunk: int | None = default("simulate", "chunk")
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        for name in ("dt", "duration"):
-            v = getattr(self, name)
-            if not _is_real(v) or not v > 0 or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number > 0 (in units of 1/ω_m), got {v!r}")
-        if not _is_real(self.burn_in) or not math.isfinite(self.burn_in) or self.burn_in < 0:
-            raise ValueError(f"burn_in must be a finite number >= 0 (in units of 1/ω_m), got {self.burn_in!r}")
-        for name, low in (("trajectories", 1), ("seed", 0), ("traces", 0), ("chunk", 1)):
-            v = getattr(self, name)
-            if name == "chunk" and v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        if self.seed >= 2**63:
-            raise ValueError(f"seed must be < 2**63, got {self.seed!r}")
+        check_fields(self, "simulate")  # each field's type, range, choices; below: the checks across fields
         if self.n_steps - self.burn_in_steps < (N_BATCHES if self.trajectories == 1 else 1) and not (
                 self.save_times is not None or self.save_every is not None):
             raise ValueError("duration must span at least one step after the burn-in "
                              f"({N_BATCHES} with a single trajectory, for batch means)")
         if self.traces > self.trajectories:
             raise ValueError(f"traces must be <= trajectories ({self.trajectories}), got {self.traces}")
-        if isinstance(self.initial, str):
-            if self.initial not in INITIAL_STATES:
-                raise ValueError(f"initial must be one of {INITIAL_STATES} or a 6x6 covariance, got {self.initial!r}")
-        else:
+        if not isinstance(self.initial, str):
             V0 = np.asarray(self.initial, dtype=float)
             if V0.shape != (6, 6) or not np.all(np.isfinite(V0)) or not np.allclose(V0, V0.T):
                 raise ValueError("initial covariance must be a finite symmetric 6x6 matrix")
@@ -106,15 +91,14 @@ class SimulationSettings:
             raise ValueError("give save_times or save_every, not both")
         if self.save_times is not None:
             t = np.asarray(self.save_times, dtype=float)
-            if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) < 0):
-                raise ValueError("save_times must be a non-empty ascending list of times >= 0 (units of 1/ω_m)")
+            if np.any(np.diff(t) < 0):
+                raise ValueError(f"save_times must be ascending, got {list(self.save_times)}")
             if t[-1] > self.total_time * (1 + 1e-12):
                 raise ValueError(f"save_times must lie within burn_in + duration = {self.total_time:g}")
             object.__setattr__(self, "save_times", tuple(float(x) for x in t))
         if self.save_every is not None:
-            v = self.save_every
-            if not _is_real(v) or not math.isfinite(v) or not v >= self.dt:
-                raise ValueError(f"save_every must be a number >= dt = {self.dt:g} (units of 1/ω_m), got {v!r}")
+            if not self.save_every >= self.dt:
+                raise ValueError(f"save_every must be >= dt = {self.dt:g} (unit: 1/ω_ref), got {self.save_every!r}")
         if self.traces and self.save_times is not None:
             raise ValueError("traces are recorded on a regular grid: use save_every, not save_times")
 
@@ -384,26 +368,10 @@ def _transient_estimates(blocks, model: PointModel, steps, s: SimulationSettings
 
 # Sweeps ---------------------------------------------------------------------------------------------------
 
-# name: (units, long_name) of the time-domain variables
-SIM_VARIABLE_INFO: dict[str, tuple[str, str]] = {
-    "cov_sim": ("1", "covariance V estimated from the simulated ensemble"),
-    "cov_sim_err": ("1", "standard error of cov_sim (spread over independent trajectories)"),
-    "cov_ref": ("1", "covariance the scheme samples: Lyapunov V (exact) or discrete-Lyapunov V_dt (EM)"),
-    "cov_moment": ("1", "moment solution V(t) = e^{At}V(0)e^{Aᵀt} + ∫e^{As}De^{Aᵀs}ds of the continuous model"),
-    "zscore": ("1", "(cov_sim − cov_ref) / cov_sim_err, entry by entry"),
-    "zscore_max": ("1", "largest |zscore| over the 21 independent entries"),
-    "zscore_max_continuous": ("1", "largest |cov_sim − V| / cov_sim_err: for EM, the time-step bias in units of σ"),
-    "logneg_sim": ("1", "E_N of the simulated covariance (driven mode, mechanics)"),
-    "logneg_sim_err": ("1", "jackknife standard error of logneg_sim (over groups of trajectories)"),
-    "logneg_ref": ("1", "E_N of the reference: continuous moment solution (transient) or cov_ref (steady)"),
-    "max_dt_em": ("1", "largest stable Euler–Maruyama step ω_m·dt (|1 + λ dt| < 1)"),
-    "trace": ("1", "recorded quadratures u(t) (xU, yU, xV, yV, q, p), vacuum variance 1/2"),
-    "noise": ("1", "noise that entered each recorded state since the previous record: L ξ, or the accumulated "
-                   "innovation u_n − F^k u_(n−k) when recording every k steps (zero at t = 0)"),
-}
+# the time-domain data variables (their units and meaning: sde_com.catalogue)
+SIM_VARIABLE_INFO: tuple[str, ...] = variables_of("simulate")
 
-SIMULATION_KEYS = ("method", "dt", "burn_in", "duration", "trajectories", "seed", "initial", "save_times",
-                   "save_every", "traces", "allow_unstable", "chunk")
+SIMULATION_KEYS = tuple(SCHEMA["simulate"].keys)  # == the SimulationSettings fields
 
 
 def _point_parameters(values: dict, dims: list[str], index: tuple[int, ...]) -> dict:
@@ -536,31 +504,24 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
         ds[name] = ((*bdims, *t, "row", "col") if matrix else (*bdims, *t), arr)
     omega_m = float(values["omega_m"][0])
     if s.transient or s.traces:
-        ds = ds.assign_coords(time=time_coordinate(s, omega_m))
+        ds = ds.assign_coords(time_coordinate(s, omega_m))
+        set_time_reference(ds, omega_m)
     if s.traces:
         ds = ds.assign_coords(trace_coordinates(s))
-    for name, (units, long_name) in SIM_VARIABLE_INFO.items():
-        if name in ds:
-            ds[name].attrs.update(units=units, long_name=long_name)
     ds.attrs["simulation"] = json.dumps(settings_to_dict(s))
-    return ds
+    return apply_catalogue(ds, title="sde_com time-domain simulation")
 
 
-def time_coordinate(s: SimulationSettings, omega_m: float) -> xr.DataArray:
-    """Snapshot / trace times in seconds (steps × dt / ω_m)."""
+def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataArray]:
+    """Snapshot / trace times: ``time`` in seconds (steps × dt / ω_m) and ``time_scaled`` (steps × dt)."""
     steps = s.snapshot_steps if s.transient else np.arange(0, s.n_steps + 1, s.trace_every)
-    return xr.DataArray(steps * s.dt / omega_m, dims="time",
-                        attrs=dict(units="s", long_name="time since the start of the run"))
+    return time_coordinates(steps * s.dt, omega_m)
 
 
 def trace_coordinates(s: SimulationSettings) -> dict[str, xr.DataArray]:
-    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces, with units and long names."""
-    return dict(
-        trajectory=xr.DataArray(np.arange(s.traces), dims="trajectory", attrs=dict(
-            units="1", long_name="trajectory index (keys its random stream with the seed)")),
-        quadrature=xr.DataArray(["xU", "yU", "xV", "yV", "q", "p"], dims="quadrature", attrs=dict(
-            units="", long_name="quadrature, vacuum variance 1/2")),
-    )
+    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.catalogue)."""
+    return dict(trajectory=xr.DataArray(np.arange(s.traces, dtype=np.int32), dims="trajectory"),
+                quadrature=xr.DataArray(["xU", "yU", "xV", "yV", "q", "p"], dims="quadrature"))
 
 
 def settings_to_dict(s: SimulationSettings) -> dict:
@@ -580,11 +541,11 @@ def simulate_time_steps(settings: SimulationSettings, dts, **params) -> xr.Datas
     runs = [simulate(replace(settings, dt=float(dt)), **params) for dt in dts]
     sim_names = [n for n in runs[0].data_vars if n in SIM_VARIABLE_INFO]
     ds = runs[0].drop_vars(sim_names)
-    dt = xr.DataArray(np.asarray(dts, dtype=float), dims="dt", attrs=dict(units="1", long_name="time step ω_m·dt"))
+    dt = xr.DataArray(np.asarray(dts, dtype=float), dims="dt")
     for name in sim_names:
         ds[name] = xr.concat([r[name] for r in runs], dim=dt)
     ds = ds.assign_coords(dt=dt)
     sim = settings_to_dict(settings)
     sim["dt"] = [float(x) for x in dts]
     ds.attrs["simulation"] = json.dumps(sim)
-    return ds
+    return apply_catalogue(ds, title="sde_com time-step study")

@@ -1,6 +1,6 @@
 """Stationary spectra of the linear model and entanglement of a filtered output mode (issue 5, items 3–4).
 
-Conventions (PHYSICS.md; rates and frequencies in rad/s, vacuum variance 1/2):
+Conventions (docs/physics.md; rates and frequencies in rad/s, vacuum variance 1/2):
 
 - Linearized model u̇ = A u + v, u = (δX_U, δY_U, δX_V, δY_V, δq, δp), with v = (√(2κ) X_in^U, √(2κ) Y_in^U,
   √(2κ) X_in^V, √(2κ) Y_in^V, 0, ξ) and symmetrized white-noise correlations D δ(t − t′).

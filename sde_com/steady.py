@@ -1,6 +1,6 @@
 """Mean-field steady state: every real branch of the self-consistent Eq. (7).
 
-With Δ̃_j = Δ_j − G₀q_s, Eq. (7) (corrected in PHYSICS.md) gives
+With Δ̃_j = Δ_j − G₀q_s, Eq. (7) (corrected in docs/physics.md) gives
     α_U = (iΔ̃_V + κ) ε / [(iΔ̃_U + κ)(iΔ̃_V + κ) + J²],   α_V = −iJ α_U / (iΔ̃_V + κ),
     q_s = (G₀/ω_m)(|α_U|² + |α_V|²).
 In the dimensionless shift y = G₀q_s/κ the last line is a quintic polynomial P(y) = 0 (see

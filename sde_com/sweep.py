@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import xarray as xr
 
+from . import schema
 from ._version import __version__
+from .catalogue import apply_catalogue, variables_of
 from .chain import run_chain
 from .device import (
     DEVICE_PARAMETERS,
     DIRECTIONS,
-    PARAMETER_INFO,
     Device,
     decay_rate,
     drive_amplitude,
@@ -32,23 +33,8 @@ from .linear import QUADRATURES
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
-# name: (units, long_name) of every data variable a sweep can produce
-VARIABLE_INFO: dict[str, tuple[str, str]] = {
-    "logneg": ("1", "logarithmic negativity E_N of driven mode and mechanics, Eq. (12)"),
-    "logneg_reflected": ("1", "logarithmic negativity E_N of reflected mode and mechanics"),
-    "logneg_optical": ("1", "logarithmic negativity E_N of driven and reflected modes"),
-    "photons": ("1", "intracavity photon number N = |α_U|² of the driven mode"),
-    "photons_reflected": ("1", "intracavity photon number |α_V|² of the reflected mode"),
-    "coupling": ("1", "effective coupling |G_U|/ω_m of the driven mode"),
-    "coupling_reflected": ("1", "effective coupling |G_V|/ω_m of the reflected mode"),
-    "displacement": ("1", "mean dimensionless mechanical displacement q_s, Eq. (7)"),
-    "stable": ("1", "every eigenvalue of the drift matrix A has negative real part (Routh–Hurwitz)"),
-    "n_branches": ("1", "number of mean-field branches (real roots of Eq. (7))"),
-    "cov": ("1", "steady-state covariance matrix V of Eq. (11), vacuum variance 1/2"),
-    "sagnac_shift": ("1", "Sagnac–Fizeau shift Δ_F/ω_m, Eq. (1)"),
-    "logneg_max": ("1", "maximum over detuning and stable branches of E_N (driven mode, mechanics)"),
-    "revival": ("1", "revival factor χ = max E_N(Ω, J) / max E_N(Ω = 0, J = 0), Eq. (14)"),
-}
+# the data variables a sweep can produce (their units and meaning: sde_com.catalogue)
+VARIABLE_INFO: tuple[str, ...] = variables_of("sweep")
 
 
 def _as_values(name: str, value) -> tuple[np.ndarray, bool]:
@@ -78,7 +64,7 @@ def parameter_grid(params: Mapping[str, object]):
     unknown = [k for k in params if k not in SWEEP_PARAMETERS]
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; allowed: {list(SWEEP_PARAMETERS)}")
-    defaults = {**Device().as_dict(), "detuning": 1.0, "direction": "ccw"}
+    defaults = {**Device().as_dict(), **schema.defaults("model")}
     values, dims = {}, []
     for name in SWEEP_PARAMETERS:
         v, is_dim = _as_values(name, params.get(name, defaults[name]))
@@ -170,13 +156,13 @@ def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_co
         "coupling_reflected": (bdims, (g * np.abs(out["alpha_v"][:, :n_b])).reshape(bshape)),
         "displacement": (bdims, _displacement(out["shift"][:, :n_b], inp).reshape(bshape)),
         "stable": (bdims, stable.reshape(bshape)),
-        "n_branches": (tuple(dims), out["n_branches"].reshape(shape)),
+        "n_branches": (tuple(dims), out["n_branches"].reshape(shape).astype(np.int32)),
         "sagnac_shift": (tuple(dims), (inp["sagnac_shift"] / inp["omega_m"]).reshape(shape)),
     }
     if store_cov:
         data["cov"] = ((*bdims, "row", "col"), out["cov"][:, :n_b].reshape((*bshape, 6, 6)))
     coords = {d: values[d] for d in dims}
-    coords["branch"] = np.arange(n_b)
+    coords["branch"] = np.arange(n_b, dtype=np.int32)
     if store_cov:
         coords["row"] = list(QUADRATURES)
         coords["col"] = list(QUADRATURES)
@@ -192,7 +178,7 @@ def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_co
         ideal = sweep(store_cov=False, revival=False, Omega=0.0, J=0.0, **ideal_params)
         ds["revival"] = ds["logneg_max"] / _max_over_detuning(ideal)
     _annotate(ds, values, dims)
-    return ds
+    return apply_catalogue(ds, title="sde_com steady-state sweep")
 
 
 def _displacement(shift: np.ndarray, inp: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -208,19 +194,11 @@ def _max_over_detuning(ds: xr.Dataset) -> xr.DataArray:
 
 
 def _annotate(ds: xr.Dataset, values: Mapping[str, np.ndarray], dims: Iterable[str]) -> None:
-    for name, var in ds.variables.items():
-        if name in VARIABLE_INFO:
-            var.attrs["units"], var.attrs["long_name"] = VARIABLE_INFO[name]
-        elif name in PARAMETER_INFO:
-            var.attrs["units"], var.attrs["long_name"] = PARAMETER_INFO[name]
-    ds["branch"].attrs.update(units="1", long_name="mean-field branch, ascending in q_s")
-    for axis in ("row", "col"):
-        if axis in ds.coords:
-            ds[axis].attrs.update(units="", long_name=f"quadrature ({axis}) in the order xU, yU, xV, yV, q, p")
+    """Provenance attrs: version, every parameter value, the scalar parameters one by one."""
     used = {k: (v.tolist() if k in dims else v[0].item()) for k, v in values.items()}
     ds.attrs["sde_com_version"] = __version__
     ds.attrs["parameters"] = json.dumps(used)
     for k in SWEEP_PARAMETERS:
         if k not in dims:
             ds.attrs[k] = used[k]
-    ds.attrs["conventions"] = "rates in rad/s; quadratures (xU, yU, xV, yV, q, p); vacuum variance 1/2"
+    ds.attrs["sde_com_conventions"] = "rates in rad s-1; quadratures (xU, yU, xV, yV, q, p); vacuum variance 1/2"

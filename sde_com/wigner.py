@@ -11,14 +11,17 @@ import math
 import numpy as np
 
 from . import kernels
+from .catalogue import apply_catalogue, dims_in, variables_of
 from .device import Device, mode_detunings
 from .gaussian import logneg
+from .linear import QUADRATURES
 from .model import operating_points
+from .schema import SCHEMA, default
 from .simulate import SimulationSettings, _zscores, prepare_point
 
 
 def truncated_wigner_check(device: Device, detuning: float, direction: str, settings: SimulationSettings,
-                           branch: int = 0) -> dict:
+                           branch: int = default("wigner", "branch")) -> dict:
     """Stationary fluctuation covariance of the nonlinear model (truncated Wigner, Euler–Maruyama) next to
     the linearized one, trajectory by trajectory on the same noise.
 
@@ -65,34 +68,19 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
                 photons=abs(op.alpha_u) ** 2)
 
 
-WIGNER_KEYS = ("branch",)
-# data variables of wigner_dataset
-WIGNER_VARIABLES = ("cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "cov_ref", "difference", "difference_z",
-                    "zscore_max", "logneg_tw", "logneg_lin", "logneg_ref", "photons")
-_INFO = {
-    "cov_tw": "fluctuation covariance of the nonlinear model (truncated Wigner)",
-    "cov_tw_err": "standard error of cov_tw (spread over trajectories)",
-    "cov_lin": "covariance of the linearized model on the same noise (EM)",
-    "cov_lin_err": "standard error of cov_lin",
-    "cov_ref": "stationary covariance V_dt of linearized Euler–Maruyama",
-    "difference": "cov_tw − cov_lin, trajectory by trajectory, averaged",
-    "difference_z": "difference / its standard error: the nonlinearity in units of σ",
-}
+WIGNER_KEYS = tuple(SCHEMA["wigner"].keys)
+# data variables of wigner_dataset (units and meaning: sde_com.catalogue)
+WIGNER_VARIABLES = variables_of("wigner")
 
 
 def wigner_dataset(device: Device, detuning: float, direction: str, settings: SimulationSettings,
-                   branch: int = 0):
+                   branch: int = default("wigner", "branch")):
     """``truncated_wigner_check`` as an xarray Dataset (matrices over ``row``, ``col``)."""
     import xarray as xr
 
     r = truncated_wigner_check(device, detuning, direction, settings, branch)
-    names = ["xU", "yU", "xV", "yV", "q", "p"]
     with np.errstate(divide="ignore", invalid="ignore"):
         r["difference_z"] = r["difference"] / r["difference_err"]
-    data = {k: (("row", "col"), r[k], dict(units="1", long_name=v)) for k, v in _INFO.items()}
-    for k, long_name in (("zscore_max", "max |cov_tw − cov_ref| / cov_tw_err over the 21 entries"),
-                         ("logneg_tw", "E_N of cov_tw (driven mode, mechanics)"),
-                         ("logneg_lin", "E_N of cov_lin"), ("logneg_ref", "E_N of cov_ref"),
-                         ("photons", "mean-field photon number of the driven mode")):
-        data[k] = ((), r[k], dict(units="1", long_name=long_name))
-    return xr.Dataset(data, coords=dict(row=names, col=names))
+    data = {k: (dims_in(k, "wigner"), r[k]) for k in WIGNER_VARIABLES}
+    return apply_catalogue(xr.Dataset(data, coords=dict(row=list(QUADRATURES), col=list(QUADRATURES))),
+                           title="sde_com truncated-Wigner check")

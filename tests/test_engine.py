@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import xarray as xr
+from conftest import assert_identical_output
 
 from sde_com.cli import main
 from sde_com.engine import execute
@@ -57,8 +57,8 @@ def test_in_process_dask_and_chunk_sizes_give_identical_files(tmp_path):
     execute(replace(sc, simulation=replace(sc.simulation, chunk=40)), tmp_path / "b.nc", quiet=True)
     execute(replace(sc, simulation=replace(sc.simulation, chunk=3)), tmp_path / "c.nc", quiet=True, workers=2)
     a = read_dataset(tmp_path / "a.nc")
-    xr.testing.assert_identical(a, read_dataset(tmp_path / "b.nc"))
-    xr.testing.assert_identical(a, read_dataset(tmp_path / "c.nc"))
+    assert_identical_output(a, read_dataset(tmp_path / "b.nc"))
+    assert_identical_output(a, read_dataset(tmp_path / "c.nc"))
     assert a.trace.shape == (2, 1, 9, 201, 6)  # 2 points, 1 branch, 9 traces, 200/1.0 + 1 times
     assert not any(p.name.endswith(".parts") for p in tmp_path.iterdir())
 
@@ -67,7 +67,7 @@ def test_steady_sweep_on_dask_is_identical(tmp_path):
     text = "[model]\ndetuning = { start = -1.0, stop = 2.0, num = 61 }\nJ = [0.0, 4e7]\n"
     assert run_cli(tmp_path, text, tmp_path / "a.nc") == 0
     assert run_cli(tmp_path, text, tmp_path / "b.nc", "--workers", "2") == 0
-    xr.testing.assert_identical(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
+    assert_identical_output(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
 
 
 def _cli(*args, **kw):
@@ -99,7 +99,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
     saved = len(list((tmp_path / "out.nc.parts").glob("unit-*.npz")))
     assert not out.exists() and 3 <= saved < 24
     assert main(["run", str(f), "-o", str(out), "--quiet", "--resume"]) == 0
-    xr.testing.assert_identical(read_dataset(ref), read_dataset(out))
+    assert_identical_output(read_dataset(ref), read_dataset(out))
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
@@ -127,7 +127,7 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path):
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    xr.testing.assert_identical(read_dataset(ref), read_dataset(out))
+    assert_identical_output(read_dataset(ref), read_dataset(out))
 
 
 def _children(pid: int) -> list[int]:
@@ -200,7 +200,7 @@ def test_existing_scheduler_gives_the_identical_file(tmp_path):
     execute(sc, tmp_path / "a.nc", quiet=True)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         execute(sc, tmp_path / "b.nc", quiet=True, scheduler=cluster.scheduler_address)
-    xr.testing.assert_identical(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
+    assert_identical_output(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
 
 
 def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys, monkeypatch):
@@ -224,7 +224,7 @@ def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys
     assert run_cli(tmp_path, SIM, out, "--resume") == 0  # only the failed unit runs again
     ref = tmp_path / "ref.nc"
     assert run_cli(tmp_path, SIM, ref) == 0
-    xr.testing.assert_identical(read_dataset(ref), read_dataset(out))
+    assert_identical_output(read_dataset(ref), read_dataset(out))
 
 
 def test_missing_dask_is_a_clear_error(tmp_path, capsys, monkeypatch):
@@ -239,4 +239,4 @@ def test_missing_dask_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_dask)
     assert run_cli(tmp_path, SIM, tmp_path / "out.nc", "--workers", "2") == 2
-    assert "pip install 'sde-com[dask]'" in capsys.readouterr().err
+    assert "pip install '.[dask]'" in capsys.readouterr().err

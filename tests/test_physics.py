@@ -42,7 +42,7 @@ def two_mode_squeezed_vacuum(r):
 
 def test_derived_constants_match_physics_table():
     d = Device()
-    # PHYSICS.md quotes these to three or four digits
+    # docs/physics.md quotes these to three or four digits
     assert d.omega_c == pytest.approx(1.215e15, rel=1e-3)
     assert d.kappa == pytest.approx(3.80e7, rel=1e-3)
     assert d.G0 == pytest.approx(452, rel=1e-3)
@@ -302,7 +302,7 @@ def test_reversing_the_spin_swaps_the_directions():
 
 
 def test_spin_without_backscattering_only_shifts_the_curve():
-    # J = 0: E_N of the driven mode depends on Δ_U = Δ_c ± Δ_F only (PHYSICS.md), so the spinning curve
+    # J = 0: E_N of the driven mode depends on Δ_U = Δ_c ± Δ_F only (docs/physics.md), so the spinning curve
     # is the resting one shifted by ∓Δ_F/ω_m and its maximum does not change
     Omega = 8e3
     shift = Device(Omega=Omega).sagnac_shift / Device().omega_m

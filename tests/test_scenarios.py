@@ -1,6 +1,7 @@
 """Scenario files: every one parses; the committed data/ regenerate identically; provenance attrs; the netCDF
 round trip; and what a scenario means (defaults, ranges, lists, output selection)."""
 
+import itertools
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -8,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import assert_identical_output
 
 import sde_com
-from sde_com import Device
+from sde_com import Device, operating_points
 from sde_com.io import read_dataset, write_dataset
 from sde_com.scenario import load_scenario, parse_scenario, run_scenario
 from sde_com.sweep import SWEEP_PARAMETERS, sweep
@@ -62,10 +64,86 @@ def regenerated(tmp_path_factory):
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.xfail(reason=STALE[n], strict=True)) if n in STALE else n for n in WITH_DATA
 ])
-def test_committed_data_regenerate_identically(name, regenerated):
+def test_committed_data_regenerate(name, regenerated):
     _, fresh = regenerated(name)
     committed = read_dataset(ROOT / "data" / f"{name}.nc")
-    xr.testing.assert_identical(fresh, committed)
+    assert_same_within_rounding(fresh, committed)
+
+
+# The committed data/ against a regeneration. Bitwise identity is promised, and tested elsewhere, for one
+# machine: across threads, chunk sizes, Dask workers and resume. Across CPUs, values that pass through
+# BLAS/LAPACK (expm, Cholesky, eigenvalue and Lyapunov solves) or Numba's CPU-specific code generation may
+# differ in the last bits (seen: 1.2e-16 absolute, 3e-15 relative, on an AMD EPYC with OpenBLAS). Those
+# steps are backward stable: normwise relative error ≲ n·ε·κ(A) with n = 6, ε = 2.2e-16 and the condition
+# number of A/ω_m at the shipped operating points κ ≤ 100 (31 measured; test_condition_of_shipped_points),
+# i.e. ≲ 1.3e-13. A time-stepping estimate can amplify an error in the step map F by up to 1/(1 − ρ(F)²)
+# ≈ 1/(2·|Re λ|_min·dt) ≈ 2.4e3 (slowest decay 1/12 ω_m, finest shipped step 0.0025/ω_m): ≲ 3e-10.
+# RTOL_NORMWISE = 1e-9 sits above that and 1e5× below the smallest statistical error in the files
+# (~1e-4 relative), so a real change in physics or statistics still fails. It is normwise, against each
+# variable's largest magnitude: an entry near zero (a z-score, a vanishing covariance element) inherits an
+# absolute error, not a relative one.
+RTOL_NORMWISE = 1e-9
+
+
+def assert_same_within_rounding(fresh: xr.Dataset, committed: xr.Dataset) -> None:
+    """Same variables, coordinates (exactly: they are inputs) and attributes (except ``history``); float
+    data equal to RTOL_NORMWISE of each variable's largest finite magnitude, NaN and inf in the same places;
+    everything else exactly."""
+    assert set(fresh.data_vars) == set(committed.data_vars)
+    coords = [ds.coords.to_dataset() for ds in (fresh, committed)]
+    for c in coords:
+        c.attrs = {}  # compared below, less history
+    xr.testing.assert_identical(*coords)
+    assert _attrs(fresh) == _attrs(committed)
+    for name, var in committed.data_vars.items():
+        new = fresh[name]
+        assert new.dims == var.dims and _attrs(new) == _attrs(var), name
+        a, b = np.asarray(new.values), np.asarray(var.values)
+        if b.dtype.kind != "f":
+            np.testing.assert_array_equal(a, b, err_msg=name)
+            continue
+        finite = np.isfinite(b)
+        np.testing.assert_array_equal(np.isfinite(a), finite, err_msg=f"{name}: NaN/inf placement")
+        np.testing.assert_array_equal(a[~finite], b[~finite], err_msg=f"{name}: inf signs")
+        if finite.any():
+            scale = np.abs(b[finite]).max()
+            np.testing.assert_allclose(a[finite], b[finite], rtol=0, atol=RTOL_NORMWISE * scale, err_msg=name)
+
+
+def _attrs(obj) -> dict:
+    """Attributes less ``history``, arrays as lists (so that == compares them)."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in obj.attrs.items() if k != "history"}
+
+
+def test_same_within_rounding_has_power():
+    """The comparison accepts last-bit differences and refuses a change far below any statistical error."""
+    ds = xr.Dataset({"x": ("i", np.array([0.5, 1e-20, np.nan, 2.0]))})
+    nudged = ds.copy(deep=True)
+    nudged["x"].values[[0, 1]] += 3e-16
+    assert_same_within_rounding(nudged, ds)
+    changed = ds.copy(deep=True)
+    changed["x"].values[3] *= 1 + 1e-8
+    with pytest.raises(AssertionError):
+        assert_same_within_rounding(changed, ds)
+
+
+def test_condition_of_shipped_points():
+    """κ(A/ω_m) ≤ 100 at the shipped stable operating points: the premise of RTOL_NORMWISE (every point of
+    the smaller scenarios; an even sample of at most 2000 of the large maps)."""
+    worst = 0.0
+    for name in WITH_DATA:
+        scenario = load_scenario(SCENARIOS[name])
+        grid = {k: (v if isinstance(v, list) else [v]) for k, v in scenario.parameters.items()}
+        combos = list(itertools.product(*grid.values()))
+        for combo in combos[::max(1, len(combos) // 2000)]:
+            values = dict(zip(grid, combo, strict=True))
+            detuning = values.pop("detuning", 1.0)
+            direction = values.pop("direction", "ccw")
+            device = Device(**values)
+            for point in operating_points(device, detuning=detuning, direction=direction):
+                if point.stable:
+                    worst = max(worst, np.linalg.cond(point.drift / device.omega_m))
+    assert worst <= 100, worst
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -82,7 +160,7 @@ def test_provenance(name, regenerated):
                 assert parameters[dim] == ds[dim].values.tolist(), dim
         described = [*ds.data_vars, *(c for c in ds.coords if c in SWEEP_PARAMETERS)]
         for var in described:
-            assert "units" in ds[var].attrs, var
+            assert "units" in ds[var].attrs or ds[var].dtype.kind == "U", var  # string labels have no units
             assert ds[var].attrs.get("long_name"), var
 
 
@@ -111,7 +189,7 @@ ROUND_TRIPS = {
 def test_round_trip(tmp_path, kwargs):
     ds = sweep(**kwargs)
     back = read_dataset(write_dataset(ds, tmp_path / "sweep.nc"))
-    xr.testing.assert_identical(back, ds)
+    assert_identical_output(back, ds)
     for name, var in ds.variables.items():
         assert back[name].dtype == var.dtype, name
     assert back["stable"].dtype == bool
@@ -127,7 +205,7 @@ def test_round_trip_of_scenario_dataset(tmp_path):
     text = "[model]\ndetuning = { start = -1.0, stop = 2.0, num = 4 }\ndirection = [\"cw\", \"ccw\"]\n"
     ds = run_scenario(parse_scenario(text, "inline.toml"))
     back = read_dataset(write_dataset(ds, tmp_path / "s.nc"))
-    xr.testing.assert_identical(back, ds)
+    assert_identical_output(back, ds)
     assert back["stable"].dtype == bool and back["direction"].values.tolist() == ["cw", "ccw"]
 
 

@@ -1,0 +1,294 @@
+"""The one catalogue of output variables and coordinates: dims, UDUNITS units, CF names, meaning.
+
+Every Dataset a run produces is labelled from here (``apply_catalogue``), the scenario's ``[output]
+variables`` are checked against it, and the docs' output reference is generated from it
+(``output_reference_markdown``). Conventions: quadrature order (xU, yU, xV, yV, q, p), vacuum variance 1/2,
+natural log in E_N; every time in units of 1/ω_ref (ω_ref = ω_m) except the ``time`` coordinate, in seconds.
+
+In ``dims``, ``...`` stands for the swept parameters (absent in single-point runs); a shared name (``photons``,
+``cov_ref``, ...) keeps one meaning, stated so that it holds in every run kind that writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .device import PARAMETER_INFO
+
+CONVENTIONS = "CF-1.8"
+REFERENCES = "Jiao et al., Phys. Rev. Lett. 125, 143605 (2020), doi:10.1103/PhysRevLett.125.143605"
+SWEPT = "..."  # placeholder in ``dims`` for the swept parameters
+OMEGA_REF_UNITS = "rad s-1"
+
+
+@dataclass(frozen=True)
+class OutputVariable:
+    """One output variable or coordinate: what ``apply_catalogue`` writes into its attributes.
+
+    units: a UDUNITS string, or None for a string label (no units attribute). standard_name: only where the
+    CF standard-name table truly fits. flag_values / flag_meanings: for booleans stored as int8 flags.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    units: str | None
+    long_name: str
+    meaning: str
+    standard_name: str | None = None
+    flag_values: tuple[int, ...] | None = None
+    flag_meanings: str | None = None
+
+    @property
+    def attrs(self) -> dict:
+        """The netCDF attributes of this variable."""
+        out = {}
+        if self.units is not None:
+            out["units"] = self.units
+        out["long_name"] = self.long_name
+        if self.standard_name is not None:
+            out["standard_name"] = self.standard_name
+        if self.flag_values is not None:
+            out["flag_values"] = np.array(self.flag_values, dtype=np.int8)
+            out["flag_meanings"] = self.flag_meanings
+        return out
+
+
+def _v(name, dims, long_name, meaning, units="1", **kw) -> OutputVariable:
+    return OutputVariable(name, tuple(dims), units, long_name, meaning, **kw)
+
+
+_S, _B, _T, _M = SWEPT, "branch", "time", ("row", "col")
+
+_VARIABLE_LIST = [
+    # steady-state sweep (Eqs. (6), (7), (11)-(14))
+    _v("logneg", (_S, _B), "logarithmic negativity E_N of driven mode and mechanics, Eq. (12)",
+       "Steady-state E_N of the driven optical mode U and the mechanics; NaN on unstable branches."),
+    _v("logneg_reflected", (_S, _B), "logarithmic negativity E_N of reflected mode and mechanics",
+       "Steady-state E_N of the reflected mode V (populated by backscattering) and the mechanics."),
+    _v("logneg_optical", (_S, _B), "logarithmic negativity E_N of driven and reflected modes",
+       "Steady-state E_N between the two optical modes."),
+    _v("photons", (_S, _B), "mean-field intracavity photon number |α_U|² of the driven mode",
+       "Per mean-field branch of Eq. (7) in a sweep; the solution of the mean-field equations at each time "
+       "under a time-dependent drive; the branch's value in a truncated-Wigner check."),
+    _v("photons_reflected", (_S, _B), "mean-field intracavity photon number |α_V|² of the reflected mode",
+       "As `photons`, for the reflected mode V."),
+    _v("coupling", (_S, _B), "effective coupling |G_U|/ω_m of the driven mode",
+       "G_U = √2 G₀ α_U, in units of ω_m (Fig. 3(c)-(e))."),
+    _v("coupling_reflected", (_S, _B), "effective coupling |G_V|/ω_m of the reflected mode",
+       "G_V = √2 G₀ α_V, in units of ω_m."),
+    _v("displacement", (_S, _B), "mean-field dimensionless mechanical displacement q_s, Eq. (7)",
+       "Per branch in a sweep; q(t) of the mean-field equations under a time-dependent drive."),
+    _v("stable", (_S, _B), "steady state exists: every eigenvalue of the drift matrix A has negative real part",
+       "Routh–Hurwitz stability of the branch; stored as an int8 flag, read back as bool.",
+       flag_values=(0, 1), flag_meanings="unstable stable"),
+    _v("n_branches", (_S,), "number of mean-field branches (real roots of Eq. (7))",
+       "Branches beyond it are NaN-padded along `branch`."),
+    _v("cov", (_S, _B, *_M), "steady-state covariance matrix V of Eq. (11), vacuum variance 1/2",
+       "Lyapunov solution A V + V Aᵀ + D = 0; NaN on unstable branches."),
+    _v("sagnac_shift", (_S,), "Sagnac–Fizeau shift Δ_F/ω_m, Eq. (1)",
+       "Depends on the spin and the device only (no detuning or direction dimension)."),
+    _v("logneg_max", (_S,), "maximum of E_N (driven mode, mechanics) over detuning and stable branches",
+       "Written when detuning is swept (the detuning dimension is reduced)."),
+    _v("revival", (_S,), "revival factor χ = max E_N(Ω, J) / max E_N(Ω = 0, J = 0), Eq. (14)",
+       "Written with `logneg_max`."),
+    # time-domain ensembles (simulate); `time` only in transients (save_times / save_every)
+    _v("cov_sim", (_S, _B, _T, *_M), "covariance V estimated from the simulated ensemble",
+       "Steady runs: mean of per-trajectory time averages of u uᵀ after the burn-in; transients and driven "
+       "runs: ensemble average at each snapshot time."),
+    _v("cov_sim_err", (_S, _B, _T, *_M), "standard error of cov_sim (spread over independent trajectories)",
+       "Batch means over 32 consecutive batches when there is a single trajectory."),
+    _v("cov_ref", (_S, _B, _T, *_M), "reference covariance the simulated estimate is compared with",
+       "Steady runs: what the scheme samples (Lyapunov V for exact, discrete-Lyapunov V_dt for Euler–Maruyama); "
+       "transients: the scheme's discrete moments (EM) or the moment solution (exact); driven runs: the moment "
+       "ODE dV/dt = A(t)V + VA(t)ᵀ + D; truncated-Wigner check: V_dt of linearized Euler–Maruyama."),
+    _v("cov_moment", (_S, _B, _T, *_M), "moment solution V(t) of the continuous linear model",
+       "V(t) = e^{At}V(0)e^{Aᵀt} + ∫e^{As}De^{Aᵀs}ds (transients only)."),
+    _v("zscore", (_S, _B, _T, *_M), "(cov_sim − cov_ref) / cov_sim_err, entry by entry",
+       "NaN where the error is zero (an exactly known state)."),
+    _v("zscore_max", (_S, _B, _T), "largest |estimate − cov_ref| / standard error over the 21 independent entries",
+       "The test statistic of agreement with the reference (driven runs: against the scheme's discrete moments)."),
+    _v("zscore_max_continuous", (_S, _B), "largest |cov_sim − V| / cov_sim_err over the 21 independent entries",
+       "Against the continuous Lyapunov V: for Euler–Maruyama, the time-step bias in units of σ (steady runs)."),
+    _v("logneg_sim", (_S, _B, _T), "E_N of the simulated covariance (driven mode, mechanics)",
+       "E_N of cov_sim."),
+    _v("logneg_sim_err", (_S, _B, _T), "jackknife standard error of logneg_sim",
+       "Leave-one-group-out jackknife over 32 groups of trajectories."),
+    _v("logneg_ref", (_S, _B, _T), "E_N of the reference covariance (driven mode, mechanics)",
+       "E_N of cov_ref in steady runs and truncated-Wigner checks, of the continuous moment solution in "
+       "transients and driven runs."),
+    _v("max_dt_em", (_S, _B), "largest stable Euler–Maruyama step ω_m·dt (|1 + λ dt| < 1)",
+       "In units of 1/ω_m."),
+    _v("trace", (_S, _B, "trajectory", _T, "quadrature"),
+       "recorded quadratures u(t) (xU, yU, xV, yV, q, p), vacuum variance 1/2",
+       "Fluctuations about the mean field of the first `traces` trajectories."),
+    _v("noise", (_S, _B, "trajectory", _T, "quadrature"), "noise that entered each recorded state since the "
+       "previous record", "L ξ, or the accumulated innovation u_n − F^k u_(n−k) when recording every k steps "
+       "(zero at t = 0)."),
+    # time-dependent drive
+    _v("drive", (_T,), "drive envelope ε(t)/ε", "s(ω_m t) of the [drive] table."),
+    # truncated-Wigner check of the linearization
+    _v("cov_tw", _M, "fluctuation covariance of the nonlinear model (truncated Wigner)",
+       "Time averages about the mean-field fixed point, Euler–Maruyama."),
+    _v("cov_tw_err", _M, "standard error of cov_tw (spread over trajectories)", "Independent trajectories."),
+    _v("cov_lin", _M, "covariance of the linearized model on the same noise (Euler–Maruyama)",
+       "Same seed, same noise numbers as cov_tw."),
+    _v("cov_lin_err", _M, "standard error of cov_lin", "Spread over trajectories."),
+    _v("difference", _M, "cov_tw − cov_lin, trajectory by trajectory, averaged",
+       "The common noise cancels: resolves the nonlinearity far below either statistical error."),
+    _v("difference_z", _M, "difference / its standard error: the nonlinearity in units of σ", "Entry by entry."),
+    _v("logneg_tw", (), "E_N of cov_tw (driven mode, mechanics)", "Nonlinear model."),
+    _v("logneg_lin", (), "E_N of cov_lin (driven mode, mechanics)", "Linearized model on the same noise."),
+    # detector's view
+    _v("homodyne", ("trajectory", _T), "homodyne record of the output field at the local-oscillator phase θ",
+       "Bin average of X_θ,out = cos θ X_out + sin θ Y_out (mode and theta in the global attributes); white "
+       "vacuum noise has variance 1/(2 ω_m dt)."),
+    _v("spectrum_welch", ("omega",), "output spectrum S_θ(ω) estimated from the homodyne records",
+       "Welch, two-sided, symmetrized; shot noise 1/2."),
+    _v("spectrum_welch_err", ("omega",), "standard error of spectrum_welch", "Spread over trajectories."),
+    _v("spectrum_analytic", ("omega",), "output spectrum S_θ(ω) of the linear model",
+       "Transfer function of the drift matrix A."),
+    _v("filtered_logneg", ("bandwidth",), "E_N of the mechanics and the filtered output mode",
+       "Filter of bandwidth 1/τ at filter_center (global attribute; units of ω_m), Genes et al. 2008."),
+]
+VARIABLES: dict[str, OutputVariable] = {v.name: v for v in _VARIABLE_LIST}
+
+_COORDINATE_LIST = [
+    *(_v(name, (name,), long_name, f"Sweep parameter ({'string label' if units is None else units}).",
+         units=units) for name, (units, long_name) in PARAMETER_INFO.items()),
+    _v("branch", (_B,), "mean-field branch, ascending in q_s", "Index of the real roots of Eq. (7)."),
+    _v("row", ("row",), "quadrature (row) in the order xU, yU, xV, yV, q, p", "Row of a 6×6 matrix.", units=None),
+    _v("col", ("col",), "quadrature (col) in the order xU, yU, xV, yV, q, p", "Column of a 6×6 matrix.",
+       units=None),
+    _v("time", (_T,), "time since the start of the run",
+       "Seconds (ω_ref t / ω_ref); for a detection record, the start of each bin.", units="s"),
+    _v("time_scaled", (_T,), "time ω_ref·t in units of 1/ω_ref (ω_ref: global attribute omega_ref)",
+       "The time every scenario value is given in; ω_ref = ω_m."),
+    _v("dt", ("dt",), "time step ω_m·dt, in units of 1/ω_m", "Time-step study: one run per dt."),
+    _v("trajectory", ("trajectory",), "trajectory index (keys its random stream with the seed)",
+       "Recorded trajectories 0 .. traces − 1."),
+    _v("quadrature", ("quadrature",), "quadrature of a recorded trace (xU, yU, xV, yV, q, p)",
+       "Vacuum variance 1/2.", units=None),
+    _v("omega", ("omega",), "angular frequency ω/ω_m relative to the laser (ω > 0: blue of the laser)",
+       "Below a third of the Nyquist frequency, where the Euler–Maruyama step does not colour the record."),
+    _v("bandwidth", ("bandwidth",), "filter bandwidth 1/(τ ω_m)", "Of the filtered output mode."),
+]
+COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
+
+# run kind: (heading, the data variables it can write, in order)
+RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sweep": ("Steady-state sweep (`[model]` only)",
+              ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected", "coupling",
+               "coupling_reflected", "displacement", "stable", "n_branches", "cov", "sagnac_shift", "logneg_max",
+               "revival")),
+    "simulate": ("Time-domain ensembles (`[simulate]`), beside the sweep's variables",
+                 ("cov_sim", "cov_sim_err", "cov_ref", "cov_moment", "zscore", "zscore_max",
+                  "zscore_max_continuous", "logneg_sim", "logneg_sim_err", "logneg_ref", "max_dt_em", "trace",
+                  "noise")),
+    "drive": ("Time-dependent drive (`[drive]`)",
+              ("drive", "photons", "photons_reflected", "displacement", "logneg_sim", "logneg_sim_err",
+               "logneg_ref", "cov_sim", "cov_sim_err", "cov_ref", "zscore_max")),
+    "wigner": ("Truncated-Wigner check (`[wigner]`)",
+               ("cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "cov_ref", "difference", "difference_z",
+                "zscore_max", "logneg_tw", "logneg_lin", "logneg_ref", "photons")),
+    "detect": ("Detector's view (`[detect]`)",
+               ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg")),
+}
+
+
+def variables_of(kind: str) -> tuple[str, ...]:
+    """The data variables a run kind ('sweep', 'simulate', 'drive', 'wigner', 'detect') can write."""
+    return RUN_KINDS[kind][1]
+
+
+def dims_in(name: str, kind: str) -> tuple[str, ...]:
+    """The dimensions of variable ``name`` in a run of ``kind`` (``...``: the swept parameters)."""
+    dims = VARIABLES[name].dims
+    if kind == "drive":
+        return (_T, *(d for d in dims if d not in (_S, _B, _T)))
+    if kind in ("wigner", "detect"):
+        return tuple(d for d in dims if d not in (_S, _B) and (kind == "detect" or d != _T))
+    return dims
+
+
+def time_coordinates(scaled_times, omega_ref: float) -> dict[str, xr.DataArray]:
+    """``time`` (seconds) and ``time_scaled`` (= ω_ref t) on the ``time`` dimension, from times in 1/ω_ref."""
+    scaled = np.asarray(scaled_times, dtype=float)
+    return {"time": xr.DataArray(scaled / omega_ref, dims=_T, attrs=COORDINATES["time"].attrs),
+            "time_scaled": xr.DataArray(scaled, dims=_T, attrs=COORDINATES["time_scaled"].attrs)}
+
+
+def set_time_reference(ds: xr.Dataset, omega_ref: float) -> None:
+    """Record ω_ref (rad s-1), the unit of every scenario time, in the global attributes of ``ds``."""
+    ds.attrs["omega_ref"] = float(omega_ref)
+    ds.attrs["omega_ref_units"] = OMEGA_REF_UNITS
+
+
+def entry(ds: xr.Dataset, name: str) -> OutputVariable:
+    """The catalogue entry of a variable or coordinate of ``ds``; KeyError (a bug) when it has none."""
+    table, what = (COORDINATES, "coordinate") if name in ds.coords else (VARIABLES, "variable")
+    try:
+        return table[name]
+    except KeyError:
+        raise KeyError(f"output {what} {name!r} is not in sde_com.catalogue: add it there") from None
+
+
+def apply_catalogue(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
+    """A shallow copy of ``ds`` labelled from the catalogue: units, long_name, standard_name and flags of
+    every variable and coordinate (int64 stored as int32), and the CF global attributes (Conventions,
+    source, references; ``title`` when given, else kept or "sde_com output"; a scenario's title replaces it
+    later). A name missing from the catalogue raises KeyError."""
+    ds = ds.copy(deep=False)
+    for name in list(ds.variables):
+        e = entry(ds, name)
+        var = ds.variables[name]
+        if var.dtype == np.int64:
+            if var.size and np.abs(var.values).max() > np.iinfo(np.int32).max:
+                raise OverflowError(f"{name} does not fit in int32")
+            if name in ds.indexes:
+                ds = ds.assign_coords({name: (var.dims, var.values.astype(np.int32), var.attrs)})
+            else:
+                ds[name] = var.astype(np.int32)
+            var = ds.variables[name]
+        for key in ("units", "standard_name", "flag_values", "flag_meanings"):
+            var.attrs.pop(key, None)
+        var.attrs.update(e.attrs)
+    if "time" in ds.dims and "omega_ref" not in ds.attrs:
+        raise KeyError("a Dataset with a time axis needs the omega_ref attribute (catalogue.set_time_reference)")
+    ds.attrs["Conventions"] = CONVENTIONS
+    if title is not None:
+        ds.attrs["title"] = title
+    ds.attrs.setdefault("title", "sde_com output")
+    ds.attrs["source"] = f"sde_com {__version__}"
+    ds.attrs["references"] = REFERENCES
+    return ds
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def output_reference_markdown() -> str:
+    """The output reference of the docs: one table per run kind and one of coordinates, from the catalogue."""
+    lines = ["# Output variables", "",
+             "Generated from `sde_com.catalogue`. `...` in the dimensions stands for the swept parameters, in "
+             "the scenario's order; `time` is in seconds, with `time_scaled` = ω_ref·t beside it "
+             f"(ω_ref = ω_m, global attribute `omega_ref` in {OMEGA_REF_UNITS}). Files follow {CONVENTIONS}. "
+             "Units are UDUNITS strings; `1` is dimensionless.", ""]
+    for kind, (heading, names) in RUN_KINDS.items():
+        lines += [f"## {heading}", "", "| variable | dims | units | long_name | meaning |", "|---|---|---|---|---|"]
+        for name in names:
+            v = VARIABLES[name]
+            dims = ", ".join(dims_in(name, kind)) or "(scalar)"
+            lines.append(f"| `{name}` | {dims} | {v.units or ''} | {_cell(v.long_name)} | {_cell(v.meaning)} |")
+        if kind == "simulate":
+            lines += ["", "`time` appears only in transients (`save_times` / `save_every`); a time-step study "
+                          "(a list of `dt`) adds a leading `dt` dimension to these variables."]
+        lines.append("")
+    lines += ["## Coordinates", "", "| coordinate | units | long_name | meaning |", "|---|---|---|---|"]
+    for c in COORDINATES.values():
+        lines.append(f"| `{c.name}` | {c.units or ''} | {_cell(c.long_name)} | {_cell(c.meaning)} |")
+    return "\n".join(lines) + "\n"

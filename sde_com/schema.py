@@ -1,0 +1,518 @@
+"""The scenario schema: every table and key of a scenario file, with its type, unit, default, allowed values
+and a one-line doc. Validation (``sde_com.scenario``, and the settings objects built from Python), the error
+messages, the JSON Schema for editors (``json_schema``, shipped as ``scenario.schema.json``) and the docs'
+scenario reference (``scenario_reference_markdown``) all read it: a key, its range and its default are written
+here once. The [model] keys come from the device: ``device.PARAMETER_INFO`` (unit, name),
+``device.PARAMETER_BOUNDS`` (range) and the ``Device`` defaults.
+
+The time rule: every time in a scenario is in units of 1/ω_ref and every frequency in units of ω_ref, the
+system's reference rate (ω_m for the spinning resonator); the units ``TIME`` and ``RATE`` mark such keys.
+
+A plain-dataclass schema rather than pydantic: pydantic (2.x) adds a dependency and ~0.1 s to the start-up
+(about 20 % of ``import numpy, numba, xarray``), and its generated JSON Schema would need rewriting for the
+[model] value forms and the messages anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from .device import DEVICE_PARAMETERS, DIRECTIONS, PARAMETER_BOUNDS, PARAMETER_INFO, Device
+
+TIME = "1/omega_ref"  # unit of every time in a scenario: 1/ω_ref (1/ω_m for the spinning resonator)
+RATE = "omega_ref"  # unit of every frequency in a scenario: ω_ref (ω_m for the spinning resonator)
+UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
+TIME_RULE = ("Every time in a scenario is in units of 1/ω_ref and every frequency in units of ω_ref, the "
+             "system's reference rate: ω_m, the mechanical angular frequency, for the spinning resonator.")
+TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix")
+SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; the message names the offending key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a scenario table.
+
+    type: one of ``TYPES`` or a union of them ("string | matrix"); a number is finite and never a boolean.
+    unit: a UDUNITS string, ``TIME`` or ``RATE`` ("" for strings, "1" for pure numbers).
+    default: the value the code uses when the key is absent (None: absent means "not given", see doc).
+    minimum/maximum (exclusive_*: strict): bounds of a number, or of each number of a list.
+    choices: the allowed strings.   min_items: the shortest allowed list.
+    forms: other forms a scenario may give: "list" (several values: a sweep dimension or a study),
+        "range" ({start, stop, num}, num points with both ends included).
+    """
+
+    name: str
+    type: str
+    doc: str
+    unit: str = ""
+    default: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    choices: tuple = ()
+    min_items: int = 0
+    forms: tuple[str, ...] = ()
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.type.split(" | "))
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of a scenario file: its keys in order, and what it is for."""
+
+    name: str
+    doc: str
+    keys: Mapping[str, Key]
+
+
+def _table(name: str, doc: str, *keys: Key) -> Table:
+    return Table(name, doc, MappingProxyType({k.name: k for k in keys}))
+
+
+def _model_keys() -> tuple[Key, ...]:
+    """[model]: detuning and direction, then every Device parameter (unit, name, range, default from device)."""
+    keys = [Key("detuning", "number", PARAMETER_INFO["detuning"][1], "1", 1.0, forms=("list", "range")),
+            Key("direction", "string", PARAMETER_INFO["direction"][1], "", "ccw", choices=DIRECTIONS,
+                forms=("list",))]
+    device = Device()
+    for name in DEVICE_PARAMETERS:
+        unit, doc = PARAMETER_INFO[name]
+        op, bound = PARAMETER_BOUNDS.get(name, (None, None))
+        keys.append(Key(name, "number", doc, unit or "1", getattr(device, name), minimum=bound,
+                        exclusive_minimum=op == ">", forms=("list", "range")))
+    return tuple(keys)
+
+
+TOP_LEVEL = _table(
+    "", "The top level of a scenario file: two strings, then the tables below.",
+    Key("title", "string", "one-line title, kept in the output's attrs and drawn over the figure", default=""),
+    Key("description", "string", "what the scenario is for (the whole scenario text is kept in the output)",
+        default=""),
+)
+
+RANGE = _table(
+    "range", "A range of a [model] value, { start = ..., stop = ..., num = ... }: num evenly spaced points "
+             "from start to stop, both included (numpy.linspace).",
+    Key("start", "number", "first point (in the unit of the [model] key)"),
+    Key("stop", "number", "last point (in the unit of the [model] key)"),
+    Key("num", "integer", "number of points", "1", minimum=1),
+)
+
+SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
+    _table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
+                    "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
+           *_model_keys()),
+    _table(
+        "simulate", "Time-domain runs of the linearized Langevin equations du = A u dt + dW at every [model] "
+                    "point: steady-state estimates with error bars, or a transient (save_times / save_every).",
+        Key("method", "string", "'em' (Euler–Maruyama) or 'exact' (one-step map e^{A dt} with Van Loan noise: "
+                                "no time-step bias)", default="exact", choices=("em", "exact")),
+        Key("dt", "number", "time step; a list runs a time-step study (one run per dt, a `dt` dimension)", TIME,
+            0.1, minimum=0.0, exclusive_minimum=True, forms=("list",)),
+        Key("burn_in", "number", "simulated and discarded before the time averages start", TIME, 0.0,
+            minimum=0.0),
+        Key("duration", "number", "simulated time after the burn-in", TIME, 100.0, minimum=0.0,
+            exclusive_minimum=True),
+        Key("trajectories", "integer", "ensemble size", "1", 100, minimum=1),
+        Key("seed", "integer", "with the trajectory index, keys every random number (counter-based generator)",
+            "1", 0, minimum=0, maximum=2**63 - 1),
+        Key("initial", "string | matrix", "initial state: 'steady' N(0, V), 'thermal' (optical vacuum, thermal "
+                                          "mechanics), 'zero', or a 6×6 covariance (list of rows)",
+            default="steady", choices=("steady", "thermal", "zero")),
+        Key("save_times", "list[number]", "ensemble snapshots at these ascending times from t = 0, within "
+                                          "burn_in + duration (a transient run; absent: none)", TIME,
+            minimum=0.0, min_items=1),
+        Key("save_every", "number", "ensemble snapshots every so often, >= dt (a transient run; with traces, "
+                                    "their recording interval; absent: none)", TIME, minimum=0.0,
+            exclusive_minimum=True),
+        Key("traces", "integer", "record u(t) and its noise for this many trajectories (<= trajectories)", "1", 0,
+            minimum=0),
+        Key("allow_unstable", "boolean", "run a transient at an operating point without a steady state",
+            default=False),
+        Key("chunk", "integer", "trajectories per unit of work; results do not depend on it (absent: about 5e7 "
+                                "trajectory-steps per unit)", "1", minimum=1),
+    ),
+    _table(
+        "drive", "A time-dependent drive ε(t) = s(ω_ref t)·ε at one operating point: the mean fields follow the "
+                 "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate].",
+        Key("kind", "string", "envelope s: 'constant' (1), 'ramp' (half-cosine switch-on), 'pulse' (Gaussian), "
+                              "'sine' (1 + depth·sin(frequency·t + phase)), 'samples' (interpolated)",
+            default="constant", choices=("constant", "ramp", "pulse", "sine", "samples")),
+        Key("start", "number", "switch-on time (ramp) or centre (pulse)", TIME, 0.0),
+        Key("rise_time", "number", "duration of the half-cosine rise (ramp)", TIME, 10.0, minimum=0.0,
+            exclusive_minimum=True),
+        Key("width", "number", "standard deviation of the Gaussian (pulse)", TIME, 10.0, minimum=0.0,
+            exclusive_minimum=True),
+        Key("depth", "number", "modulation depth (sine)", "1", 0.5),
+        Key("frequency", "number", "modulation angular frequency (sine)", RATE, 0.1),
+        Key("phase", "number", "modulation phase (sine)", "rad", 0.0),
+        Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, ()),
+        Key("values", "list[number]", "envelope at the sample times (samples)", "1", ()),
+        Key("file", "string", "two-column text file (time, value) of samples, relative to the scenario file, "
+                              "instead of times/values (samples; absent: none)"),
+        Key("mean_field_start", "string", "mean fields at t = 0: 'empty' (empty cavity, mechanics at rest: a "
+                                          "switch-on) or 'steady' (the steady state of the constant drive)",
+            default="empty", choices=("empty", "steady")),
+    ),
+    _table(
+        "wigner", "The truncated-Wigner check of the linearization at one operating point: the nonlinear "
+                  "Langevin equations against the linear model on the same noise. Needs [simulate] method = "
+                  "'em', a single dt, no snapshots.",
+        Key("branch", "integer", "mean-field branch (ascending in q_s) to check", "1", 0, minimum=0),
+    ),
+    _table(
+        "detect", "What a detector sees at one operating point: homodyne records of the output, their spectra, "
+                  "filtered-mode E_N. Needs [simulate] method = 'em' with traces recorded at every step.",
+        Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
+            choices=("U", "V")),
+        Key("theta", "number", "local-oscillator phase θ", "rad", 0.0),
+        Key("segment", "integer", "Welch segment length, in samples (steps)", "1", 1024, minimum=16),
+        Key("filter_bandwidths", "list[number]", "bandwidths 1/τ of the filtered output modes", RATE,
+            (0.1, 0.3, 1.0, 3.0), minimum=0.0, exclusive_minimum=True, min_items=1),
+        Key("filter_center", "number", "centre of the output filter, relative to the laser (−1: the Stokes "
+                                       "sideband)", RATE, -1.0),
+    ),
+    _table(
+        "output", "Which data variables the output keeps.",
+        Key("variables", "list[string]", "keep only these data variables (names from the run's output "
+                                         "variables; absent: all)", min_items=1),
+    ),
+    _table(
+        "plot", "How `sde-com plot` draws the output (checked against the run before any work).",
+        Key("kind", "string", "'lines' (x, y, hue, panel), 'map' (x, y, variable); for time-domain runs "
+                              "'estimate', 'matrix', 'traces', 'spectra'", default="lines",
+            choices=("lines", "map", "estimate", "matrix", "traces", "spectra")),
+        Key("x", "string", "x axis: a swept parameter (lines, map: default 'detuning'), or 'time'/'dt' "
+                           "(estimate)"),
+        Key("y", "string | list[string]", "lines: the variables drawn (default ['logneg']); map: the swept "
+                                          "parameter on the y axis (default 'Omega')"),
+        Key("hue", "list[string]", "lines: swept parameters told apart by colour and style (default none)"),
+        Key("panel", "string", "lines: a swept parameter, one panel per value"),
+        Key("variable", "string", "map, estimate, matrix: the variable drawn (map default 'coupling')"),
+        Key("title", "string", "figure title (default: the scenario's title)"),
+        Key("panel_titles", "list[string]", "lines: one title per panel"),
+    ),
+)})
+
+TOP_LEVEL_KEYS: tuple[str, ...] = (*TOP_LEVEL.keys, *SCHEMA)
+
+
+def default(table: str, key: str):
+    """The default of ``[table] key``: what the code uses when the key is absent."""
+    return SCHEMA[table].keys[key].default
+
+
+def defaults(table: str) -> dict:
+    """Every key of ``table`` that has a default, with it."""
+    return {k.name: k.default for k in SCHEMA[table].keys.values() if k.default is not None}
+
+
+# Checks ----------------------------------------------------------------------------------------------------
+
+
+def _is_number(v) -> bool:
+    return (not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating))
+            and math.isfinite(v))
+
+
+def _is_integer(v) -> bool:
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer))
+
+
+def _is_sequence(v) -> bool:
+    return isinstance(v, (list, tuple)) or isinstance(v, np.ndarray) and v.ndim == 1
+
+
+def _in_bounds(key: Key, v) -> bool:
+    lo, hi = key.minimum, key.maximum
+    if lo is not None and not (v > lo if key.exclusive_minimum else v >= lo):
+        return False
+    return hi is None or (v < hi if key.exclusive_maximum else v <= hi)
+
+
+def _matches(key: Key, t: str, v) -> bool:
+    """Does v have type t (one of TYPES) and lie within the key's range and choices?"""
+    if t in ("number", "integer"):
+        return (_is_number(v) if t == "number" else _is_integer(v)) and _in_bounds(key, v)
+    if t == "boolean":
+        return isinstance(v, (bool, np.bool_))
+    if t == "string":
+        return isinstance(v, str) and (not key.choices or v in key.choices)
+    if t == "matrix":
+        rows = list(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
+        return isinstance(rows, (list, tuple)) and len(rows) > 0 and all(
+            _is_sequence(r) and all(_is_number(x) for x in r) for r in rows)
+    item = t[len("list["):-1]
+    return _is_sequence(v) and len(v) >= key.min_items and all(_matches(key, item, x) for x in v)
+
+
+def _number_text(x) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _bounds_text(key: Key) -> str:
+    parts = []
+    if key.minimum is not None:
+        parts.append(f"{'>' if key.exclusive_minimum else '>='} {_number_text(key.minimum)}")
+    if key.maximum is not None:
+        parts.append(f"{'<' if key.exclusive_maximum else '<='} {_number_text(key.maximum)}")
+    return " and ".join(parts)
+
+
+def unit_text(unit: str | None) -> str:
+    """A unit as written in messages and docs: TIME → '1/ω_ref', RATE → 'ω_ref', '1' → ''."""
+    return UNIT_TEXT.get(unit or "", unit or "")
+
+
+def _type_text(key: Key, t: str) -> str:
+    bounds, unit = _bounds_text(key), unit_text(key.unit)
+    if t == "string":
+        return "one of " + ", ".join(repr(c) for c in key.choices) if key.choices else "a string"
+    if t == "boolean":
+        return "true or false"
+    if t == "matrix":
+        return "a matrix (a list of rows of finite real numbers)"
+    if t.startswith("list["):
+        item = "strings" if t == "list[string]" else " ".join(filter(None, ["finite real numbers", bounds]))
+        size = "" if key.min_items == 0 else "non-empty " if key.min_items == 1 else f"{key.min_items}+ "
+        return f"a {size}list of {item}" + (f" (unit: {unit})" if unit else "")
+    what = "a finite real number" if t == "number" else "an integer"
+    if bounds:
+        return f"{bounds} ({what}" + (f", unit: {unit})" if unit else ")")
+    return what + (f" (unit: {unit})" if unit else "")
+
+
+def allowed(key: Key, forms: tuple[str, ...] | None = None) -> str:
+    """What ``key`` allows, in words (the second half of an error message)."""
+    forms = key.forms if forms is None else forms
+    text = " or ".join(_type_text(key, t) for t in key.types)
+    if "range" in forms:
+        return f"{text}, a non-empty 1-D list of them or a range {{start, stop, num}}"
+    if "list" in forms:
+        return f"{text}, or a non-empty 1-D list of them"
+    return text
+
+
+def show(value) -> str:
+    """A value as the user wrote it (TOML booleans lower case), shortened."""
+    text = ("true" if value else "false") if isinstance(value, (bool, np.bool_)) else repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, ...] = (),
+                error: type[ValueError] = ValueError) -> None:
+    """Raise ``error`` naming ``label`` (default: the key's name), the value and what is allowed, unless
+    ``value`` has the key's type, range and choices (or one of ``forms``: a list of such values, a range)."""
+    label = label or key.name
+    if "range" in forms and isinstance(value, dict):
+        return _check_range(key, value, label, error)
+    if "list" in forms and isinstance(value, list):
+        if not value:
+            raise error(f"{label}: a list needs at least one value")
+        bad = [v for v in value if not any(_matches(key, t, v) for t in key.types)]
+        if bad:
+            raise error(f"{label} must be {allowed(key, forms)}, got {show(bad[0])} in {show(value)}")
+        return None
+    if not any(_matches(key, t, value) for t in key.types):
+        raise error(f"{label} must be {allowed(key, forms)}, got {show(value)}")
+    return None
+
+
+def _check_range(key: Key, value: dict, label: str, error) -> None:
+    extra = sorted(set(value) - set(RANGE.keys))
+    missing = [k for k in RANGE.keys if k not in value]
+    if extra or missing:
+        raise error(f"{label}: a range needs exactly the keys {list(RANGE.keys)}; unknown {extra}, missing "
+                    f"{missing}")
+    for end in ("start", "stop"):
+        check_value(key, value[end], f"{label}.{end}", error=error)
+    check_value(RANGE.keys["num"], value["num"], f"{label}.num", error=error)
+
+
+def check_keys(name: str, table, error: type[ValueError] = ScenarioError) -> dict:
+    """``[name]`` must be a table of known keys; returns it."""
+    if not isinstance(table, dict):
+        raise error(f"[{name}] must be a table, got {show(table)}")
+    keys = SCHEMA[name].keys
+    unknown = [k for k in table if k not in keys]
+    if name != "model":
+        unknown.sort()
+    if unknown:
+        raise error(f"unknown key(s) {unknown} in [{name}]; allowed: {list(keys)}")
+    return table
+
+
+def check_table(name: str, table, error: type[ValueError] = ScenarioError) -> dict:
+    """Check ``[name]`` against the schema: a table, known keys, each value's type, range and choices (in the
+    forms the key allows). Messages name the key as ``name.key``. Returns the table."""
+    check_keys(name, table, error)
+    keys = SCHEMA[name].keys
+    for k, v in table.items():
+        key = keys[k]
+        check_value(key, v, f"{name}.{k}", forms=key.forms, error=error)
+    return table
+
+
+def check_top_level(raw: dict, error: type[ValueError] = ScenarioError) -> None:
+    """Known top-level keys, and the types of title and description."""
+    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise error(f"unknown top-level key(s) {unknown}; allowed: {list(TOP_LEVEL_KEYS)}")
+    for k, key in TOP_LEVEL.keys.items():
+        if k in raw:
+            check_value(key, raw[k], error=error)
+
+
+def check_fields(obj, table: str, prefix: str = "") -> None:
+    """Check the dataclass fields of a settings object (SimulationSettings, Drive) that are keys of ``table``
+    (their Python form: no lists of values, None where the default is None)."""
+    keys = SCHEMA[table].keys
+    for f in fields(obj):
+        key = keys.get(f.name)
+        value = getattr(obj, f.name)
+        if key is None or value is None and key.default is None:
+            continue
+        check_value(key, value, prefix + f.name)
+
+
+# Exports: JSON Schema, Markdown reference ------------------------------------------------------------------
+
+
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _bounds_json(key: Key) -> dict:
+    out = {}
+    if key.minimum is not None:
+        out["exclusiveMinimum" if key.exclusive_minimum else "minimum"] = key.minimum
+    if key.maximum is not None:
+        out["exclusiveMaximum" if key.exclusive_maximum else "maximum"] = key.maximum
+    return out
+
+
+def _type_json(key: Key, t: str) -> dict:
+    if t in ("number", "integer"):
+        return {"type": t, **_bounds_json(key)}
+    if t == "boolean":
+        return {"type": "boolean"}
+    if t == "string":
+        return {"type": "string", **({"enum": list(key.choices)} if key.choices else {})}
+    if t == "matrix":
+        return {"type": "array", "minItems": 1, "items": {"type": "array", "items": {"type": "number"}}}
+    out = {"type": "array", "items": _type_json(key, t[len("list["):-1])}
+    return {**out, "minItems": key.min_items} if key.min_items else out
+
+
+def _description(key: Key) -> str:
+    unit = unit_text(key.unit)
+    text = key.doc + (f" [unit: {unit}]" if unit else "")
+    if key.unit in (TIME, RATE):
+        text += " (ω_ref = ω_m for the spinning resonator)"
+    return text
+
+
+def _key_json(key: Key) -> dict:
+    alternatives = [_type_json(key, t) for t in key.types]
+    if "list" in key.forms:
+        alternatives.append({"type": "array", "minItems": 1, "items": alternatives[0]})
+    if "range" in key.forms:
+        alternatives.append({
+            "type": "object", "description": RANGE.doc, "additionalProperties": False,
+            "required": list(RANGE.keys),
+            "properties": {"start": alternatives[0], "stop": alternatives[0],
+                           "num": _type_json(RANGE.keys["num"], "integer")}})
+    out = {"description": _description(key)}
+    out.update(alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives})
+    if key.default is not None:
+        out["default"] = _jsonable(key.default)
+    return out
+
+
+def _table_json(table: Table) -> dict:
+    return {"type": "object", "description": table.doc, "additionalProperties": False,
+            "properties": {k: _key_json(key) for k, key in table.keys.items()}}
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft-07) of a scenario file, for editors (Taplo / Even Better TOML) and checkers."""
+    properties = {k: _key_json(key) for k, key in TOP_LEVEL.keys.items()}
+    properties.update({name: _table_json(table) for name, table in SCHEMA.items()})
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "sde_com scenario",
+        "description": "A scenario file of sde_com (TOML). " + TIME_RULE,
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def json_schema_text() -> str:
+    """``json_schema()`` as the text of the shipped ``scenario.schema.json`` (and of ``sde-com schema``)."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _type_doc(key: Key) -> str:
+    text = " or ".join("list of strings" if t == "list[string]" else "list of numbers" if t == "list[number]"
+                       else t for t in key.types)
+    if "range" in key.forms:
+        return f"{text}, list or range"
+    return f"{text} or list" if "list" in key.forms else text
+
+
+def _allowed_doc(key: Key) -> str:
+    parts = []
+    if key.choices:
+        parts.append(", ".join(f"`{json.dumps(c)}`" for c in key.choices))
+    if _bounds_text(key):
+        parts.append(_bounds_text(key))
+    if key.min_items:
+        parts.append(f"at least {key.min_items} item{'s' if key.min_items > 1 else ''}")
+    return "; ".join(parts)
+
+
+def _default_doc(key: Key) -> str:
+    if key.default is None:
+        return ""
+    v = _jsonable(key.default)
+    if isinstance(v, float):
+        return f"`{v:.12g}`"
+    return f"`{json.dumps(v, ensure_ascii=False)}`"  # TOML writes strings, booleans and lists alike
+
+
+def _markdown_table(table: Table) -> list[str]:
+    lines = ["| key | type | unit | default | allowed | meaning |", "|---|---|---|---|---|---|"]
+    for key in table.keys.values():
+        cells = [f"`{key.name}`", _type_doc(key), unit_text(key.unit) or key.unit, _default_doc(key),
+                 _allowed_doc(key), key.doc]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
+
+
+def scenario_reference_markdown() -> str:
+    """The docs' scenario reference (Markdown): every table and key with type, unit, default, range and doc."""
+    lines = ["# Scenario reference", "", f"**Time rule.** {TIME_RULE}", "",
+             "A scenario is a TOML file; an unknown key, a value of the wrong type (a TOML boolean is not a number) "
+             "or out of range stops the run with a message naming the key (`simulate.dt`) and what is allowed. "
+             "An empty default means that the key is absent unless given (see its meaning).", "",
+             "## Top level", "", TOP_LEVEL.doc, "", *_markdown_table(TOP_LEVEL), ""]
+    for name, table in SCHEMA.items():
+        lines += [f"## `[{name}]`", "", table.doc, "", *_markdown_table(table), ""]
+        if name == "model":
+            lines += ["### Ranges", "", RANGE.doc, "", *_markdown_table(RANGE), ""]
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""The kernel cache lives outside the package (a reinstall cannot shadow sde_com with a stray __pycache__),
+a first run says it is compiling, and the CLI shows and clears the cache."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import pytest
+
+import sde_com
+from sde_com import kernel_cache
+from sde_com.cli import main
+
+PACKAGE = Path(sde_com.__file__).resolve().parent
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    for var in ("SDE_COM_CACHE_DIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert kernel_cache.cache_dir() == tmp_path / "home" / ".cache" / "sde_com" / "numba"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert kernel_cache.cache_dir() == tmp_path / "xdg" / "sde_com" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert kernel_cache.cache_dir() == tmp_path / "numba"
+    monkeypatch.setenv("SDE_COM_CACHE_DIR", str(tmp_path / "ours"))
+    assert kernel_cache.cache_dir() == tmp_path / "ours"
+
+
+def test_numba_caches_outside_the_package():
+    cache = Path(numba.config.CACHE_DIR).resolve()
+    assert cache == kernel_cache.cache_dir().resolve()
+    assert PACKAGE not in cache.parents and cache != PACKAGE
+    assert os.environ["NUMBA_CACHE_DIR"] == numba.config.CACHE_DIR  # inherited by Dask worker processes
+    from sde_com.chain import steady_chain
+    from sde_com.kernels import run_ensemble
+
+    for kernel in (steady_chain, run_ensemble):  # where Numba will write and look for them
+        assert Path(kernel._cache._cache_path).resolve().parent == cache
+
+
+SCENARIO = """title = "tiny"
+[model]
+detuning = [0.5, 1.0]
+"""
+
+
+def test_first_run_says_it_compiles_and_caches_outside_the_package(tmp_path):
+    """A cold cache: the run says it is compiling, and fills the configured folder; a second run is silent."""
+    (tmp_path / "tiny.toml").write_text(SCENARIO)
+    env = {**os.environ, "SDE_COM_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    run = [sys.executable, "-m", "sde_com.cli", "run", "tiny.toml", "-o", "tiny.nc", "--force"]
+    first = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "compiling the numba kernels" in first.stderr and "first run only" in first.stderr
+    assert list((tmp_path / "cache").rglob("chain.*.nbi"))
+    second = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "compiling" not in second.stderr
+
+
+def test_cache_command(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SDE_COM_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "x").mkdir(parents=True)
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "cache")
+    assert main(["cache", "--clear"]) == 0
+    assert not (tmp_path / "cache").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse's version action exits
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sde-com {sde_com.__version__}"

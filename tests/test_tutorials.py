@@ -1,0 +1,95 @@
+"""The tutorials' scripts (docs/tutorials/*.py, shown verbatim on the documentation pages) run, write their
+figures, and show the physics they claim.
+
+Statistical thresholds are Bonferroni bounds: with m comparisons of an estimate against its reference in
+units of its own standard error, P(max |z| > z*) <= m * P(|T| > z*) = ALPHA when z* is the two-sided
+quantile at ALPHA / m. The errors are themselves estimated (from n independent trajectories, or from the
+32 jackknife groups for E_N), so the quantile is Student's t with n - 1 (or 31) degrees of freedom rather
+than the normal one. Seeds are fixed in the scripts, so each test is deterministic; ALPHA = 1e-3 is the
+chance that a correct code would fail one had the seed been drawn at random.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import t as student_t
+
+pytest.importorskip("matplotlib")
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "docs" / "tutorials"
+ALPHA = 1e-3
+JACKKNIFE_DOF = 31  # sde_com's E_N errors: leave-one-group-out jackknife over 32 groups of trajectories
+N_COV_ENTRIES = 21  # independent entries of a symmetric 6 x 6 covariance
+
+
+def bonferroni(m: int, dof: int) -> float:
+    """Two-sided |z| bound that m comparisons exceed with probability <= ALPHA."""
+    return float(student_t.ppf(1.0 - ALPHA / (2 * m), dof))
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"tutorial_{name}", TUTORIALS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_figure(path: Path) -> None:
+    assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_transient_tutorial(tmp_path):
+    r = load("transient").main(tmp_path)
+    check_figure(r["figure"])
+    sim, err, ref = r["logneg_sim"], r["logneg_sim_err"], r["logneg_ref"]
+    # Starts separable (thermal mechanics, E_N = 0 exactly for the moment solution) and ends at the steady state.
+    assert ref[0] == 0.0
+    assert abs(ref[-1] - r["logneg_steady"]) < 1e-3 * r["logneg_steady"]
+    # The final E_N agrees with the moment solution within its jackknife error (one comparison).
+    assert abs(sim[-1] - ref[-1]) < bonferroni(1, JACKKNIFE_DOF) * err[-1]
+    # ... and so does every entangled snapshot. Only where V(t) gives E_N > 0.05 (> 5 errors above 0): near 0
+    # the max(0, ·) in E_N clips the estimate and its error is not Gaussian.
+    entangled = ref > 0.05
+    assert entangled.sum() > 20
+    z = np.abs(sim - ref)[entangled] / err[entangled]
+    assert z.max() < bonferroni(int(entangled.sum()), JACKKNIFE_DOF)
+    # Every covariance entry at every snapshot against V(t): 21 entries x snapshots, errors from 20000
+    # trajectories (t with that many dof is normal to the digits that matter).
+    m = N_COV_ENTRIES * len(r["time"])
+    assert np.nanmax(r["zscore_max"]) < bonferroni(m, 20000 - 1)
+
+
+def test_steady_state_tutorial(tmp_path):
+    r = load("steady_state").main(tmp_path)
+    check_figure(r["figure"])
+    # Exact scheme: 21 independent covariance entries against the Lyapunov V, errors from 64 trajectories.
+    assert r["zscore_max"] < bonferroni(N_COV_ENTRIES, r["trajectories"] - 1)
+    assert abs(r["logneg_sim"] - r["logneg"]) < bonferroni(1, JACKKNIFE_DOF) * r["logneg_sim_err"]
+    # EM against its own stationary covariance V_dt: 21 entries at each of the dt values.
+    m = N_COV_ENTRIES * len(r["dt"])
+    assert np.max(r["em_zscore_max"]) < bonferroni(m, r["em_trajectories"] - 1)
+    # The E_N of each EM ensemble matches E_N(V_dt), i.e. its bias against V is the scheme's, ...
+    z = np.abs(r["bias_sim"] - r["bias_ref"]) / r["bias_err"]
+    assert z.max() < bonferroni(len(r["dt"]), JACKKNIFE_DOF)
+    # ... which is resolved at the largest dt (the figure's point) ...
+    assert abs(r["bias_sim"][-1]) > 5 * r["bias_err"][-1]
+    # ... and first order in dt: the fitted slope of log|E_N(V_dt) - E_N(V)| against log dt is deterministic
+    # (no sampling); O(dt²) terms move it by a few per cent over this factor-16 range of dt.
+    assert 0.9 < r["bias_order"] < 1.1
+
+
+def test_traces_tutorial(tmp_path):
+    r = load("traces").main(tmp_path)
+    check_figure(r["figure"])
+    assert r["dataset"].exists()
+    n = r["trajectories"]
+    # Variance of each of the 6 quadratures against the diagonal of V, errors from n trajectories.
+    assert np.abs(r["zscore"]).max() < bonferroni(6, n - 1)
+    # Autocorrelation of q at every lag against (e^{Aτ} V)_qq (the union bound needs no independence
+    # between lags).
+    z = np.abs(r["acf"] - r["acf_ref"]) / r["acf_err"]
+    assert z.max() < bonferroni(len(z), n - 1)
+    # The lag-0 autocorrelation is the variance of q (the same estimator twice).
+    assert r["acf"][0] == pytest.approx(r["variance"][4], rel=1e-12)
