@@ -1,35 +1,118 @@
 """MkDocs hooks: generated reference sections, and a check that the API page covers the public API.
 
-A page holds a placeholder line; ``on_page_markdown`` replaces it by the Markdown that a function of the
-package writes from the code itself (the scenario schema, the output catalogue). A placeholder whose
-generator cannot be imported, or that no page contains, stops the build: the reference never silently
-falls back to stale or missing text.
+A page holds a placeholder line; ``on_page_markdown`` replaces it by the Markdown written from the code
+itself: the scenario schema and the output catalogue (by functions of the package), the keys that the time
+rule covers (from ``sde_com.schema.SCHEMA``) and the command line (from ``sde_com.cli.build_parser()``), by
+the generators below. A placeholder whose generator cannot be imported, or that no page contains, stops the
+build: the reference never silently falls back to stale or missing text.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
 import re
+from collections.abc import Callable
+from contextlib import contextmanager
 
 from mkdocs.exceptions import PluginError
 
-GENERATED = {
-    "<!-- sde_com:scenario-reference -->": ("sde_com.schema", "scenario_reference_markdown"),
-    "<!-- sde_com:output-reference -->": ("sde_com.catalogue", "output_reference_markdown"),
-}
 API_PAGE = "reference/api.md"
+TIME_TABLES = ("simulate", "drive", "detect")  # the tables that docs/physics.md's time rule names
+HELP_COLUMNS = "100"  # terminal width for argparse, so the generated help does not depend on the terminal
 _used: set[str] = set()
 
 
-def _generate(placeholder: str, page_path: str) -> str:
-    module_name, function_name = GENERATED[placeholder]
+def _time_keys_markdown() -> str:
+    """The keys of the time rule: every scenario key whose unit is ``schema.TIME`` or ``schema.RATE``.
+
+    The rule on the physics page names the tables in words; a TIME or RATE key in another table stops the
+    build, so that the words cannot go stale either. The links are relative to a page at the top of docs/.
+    """
+    from sde_com import schema
+
+    lines = []
+    for name, table in schema.SCHEMA.items():
+        times = [f"`{k}`" for k, key in table.keys.items() if key.unit == schema.TIME]
+        rates = [f"`{k}`" for k, key in table.keys.items() if key.unit == schema.RATE]
+        if (times or rates) and name not in TIME_TABLES:
+            raise PluginError(f"[{name}] has keys in units of 1/ω_ref or ω_ref: name it in docs/physics.md's "
+                              "time rule and in TIME_TABLES of docs/hooks.py")
+        parts = ([f"times (1/ω_ref): {', '.join(times)}"] if times else []) + (
+            [f"frequencies (ω_ref): {', '.join(rates)}"] if rates else [])
+        if parts:
+            lines.append(f"- [`[{name}]`](reference/scenario.md#{name}): {'; '.join(parts)}")
+    if not lines:
+        raise PluginError("sde_com.schema.SCHEMA has no key in units of 1/ω_ref or ω_ref")
+    return "\n".join(lines)
+
+
+@contextmanager
+def _plain_terminal():
+    """A fixed width and no colour for argparse's help, whatever terminal the build runs in."""
+    saved = {k: os.environ.get(k) for k in ("COLUMNS", "NO_COLOR", "PYTHON_COLORS")}
+    os.environ.update(COLUMNS=HELP_COLUMNS, NO_COLOR="1", PYTHON_COLORS="0")
     try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"{page_path}: {placeholder} needs {module_name}.{function_name}(): {exc}") from exc
-    text = function()
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _defaults(parser: argparse.ArgumentParser) -> str:
+    """The options of ``parser`` that have a default value (argparse's help does not show them)."""
+    out = []
+    for action in parser._actions:
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            out.append(f"`{action.option_strings[-1]} {action.default}`")
+    return f"Defaults: {', '.join(out)}." if out else ""
+
+
+def _cli_reference_markdown() -> str:
+    """``sde-com --help`` and every ``sde-com COMMAND --help``, from ``sde_com.cli.build_parser()``."""
+    from sde_com.cli import build_parser
+
+    with _plain_terminal():
+        parser = build_parser()
+        (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        lines = ["### `sde-com`", "", "```text", parser.format_help().rstrip(), "```", ""]
+        for name, sub in subparsers.choices.items():
+            lines += [f"### `sde-com {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+            if defaults := _defaults(sub):
+                lines += [defaults, ""]
+    return "\n".join(lines)
+
+
+GENERATED: dict[str, tuple[str, str] | Callable[[], str]] = {
+    "<!-- sde_com:scenario-reference -->": ("sde_com.schema", "scenario_reference_markdown"),
+    "<!-- sde_com:output-reference -->": ("sde_com.catalogue", "output_reference_markdown"),
+    "<!-- sde_com:time-keys -->": _time_keys_markdown,
+    "<!-- sde_com:cli-reference -->": _cli_reference_markdown,
+}
+
+
+def _generate(placeholder: str, page_path: str) -> str:
+    generator = GENERATED[placeholder]
+    if callable(generator):
+        where = f"docs/hooks.py:{generator.__name__}()"
+        try:
+            text = generator()
+        except ImportError as exc:
+            raise PluginError(f"{page_path}: {placeholder} needs {where}: {exc}") from exc
+    else:
+        module_name, function_name = generator
+        where = f"{module_name}.{function_name}()"
+        try:
+            function = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"{page_path}: {placeholder} needs {where}: {exc}") from exc
+        text = function()
     if not isinstance(text, str) or not text.strip():
-        raise PluginError(f"{page_path}: {module_name}.{function_name}() returned no Markdown")
+        raise PluginError(f"{page_path}: {where} returned no Markdown")
     return text
 
 

@@ -6,7 +6,7 @@ quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
 
 from . import kernel_cache
 
-kernel_cache.configure()  # before any kernel is defined: the cache lives outside the package
+_restore_numba_cache_dir = kernel_cache.use_for_sde_com()  # the kernels below cache outside the package
 
 from ._version import __version__
 from .detection import detection_dataset, homodyne_record, welch_spectrum
@@ -28,6 +28,8 @@ from .simulate import SimulationSettings, simulate, simulate_point, simulate_tim
 from .spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
 from .sweep import sweep
 from .wigner import truncated_wigner_check
+
+_restore_numba_cache_dir()  # every kernel is defined: other code keeps its own Numba cache setting
 
 __all__ = [
     "Device",

@@ -3,7 +3,8 @@
 Every Dataset a run produces is labelled from here (``apply_catalogue``), the scenario's ``[output]
 variables`` are checked against it, and the docs' output reference is generated from it
 (``output_reference_markdown``). Conventions: quadrature order (xU, yU, xV, yV, q, p), vacuum variance 1/2,
-natural log in E_N; every time in units of 1/ω_ref (ω_ref = ω_m) except the ``time`` coordinate, in seconds.
+natural log in E_N; run times in units of 1/ω_ref (ω_ref = ω_m; the time rule of docs/physics.md) except
+the ``time`` coordinate, in seconds.
 
 In ``dims``, ``...`` stands for the swept parameters (absent in single-point runs); a shared name (``photons``,
 ``cov_ref``, ...) keeps one meaning, stated so that it holds in every run kind that writes it.
@@ -256,8 +257,9 @@ def apply_catalogue(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
         for key in ("units", "standard_name", "flag_values", "flag_meanings"):
             var.attrs.pop(key, None)
         var.attrs.update(e.attrs)
-    if "time" in ds.dims and "omega_ref" not in ds.attrs:
-        raise KeyError("a Dataset with a time axis needs the omega_ref attribute (catalogue.set_time_reference)")
+    if ("time" in ds.dims or "dt" in ds.dims) and "omega_ref" not in ds.attrs:
+        raise KeyError("a Dataset with a time axis or a dt study needs the omega_ref attribute "
+                       "(catalogue.set_time_reference)")
     ds.attrs["Conventions"] = CONVENTIONS
     if title is not None:
         ds.attrs["title"] = title

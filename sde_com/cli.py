@@ -16,6 +16,15 @@ def _kernel_modules(scenario) -> tuple[str, ...]:
     return steady if scenario.simulation is None else (*steady, "kernels")
 
 
+def _require_matplotlib() -> None:
+    """Drawing needs the plot extra: say so (exit 2) before any work, not with a traceback after it."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("drawing a figure needs matplotlib, the plot extra: from a clone of sde_com, "
+                         "pip install '.[plot]'")
+
+
 def _run(args) -> None:
     from .engine import execute
     from .io import check_writable
@@ -30,10 +39,11 @@ def _run(args) -> None:
         raise ValueError("give --workers or --scheduler, not both")
     check_writable(out, args.force or args.resume)  # fail before any work
     if args.plot or args.plot_file:
+        _require_matplotlib()
         check_writable(png, args.force or args.resume)
     scenario = load_scenario(args.scenario)
     if args.plot or args.plot_file:  # a figure that cannot be drawn fails before any work
-        check_plot(scenario.plot, scenario.parameters, scenario.variables)
+        check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
     if not args.quiet:
         announce_compile(_kernel_modules(scenario))
     execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
@@ -53,18 +63,21 @@ def _run(args) -> None:
 
 
 def _plot(args) -> None:
-    from .io import read_dataset
+    _require_matplotlib()
+    import xarray as xr
+
     from .plot import plot_dataset
 
     src = Path(args.dataset)
     if not src.exists():
         raise FileNotFoundError(f"dataset {str(src)!r} does not exist")
     png = Path(args.output) if args.output else src.with_suffix(".png")
-    try:
-        ds = read_dataset(src)
-    except OSError as exc:
-        raise ValueError(f"cannot read dataset {str(src)!r}: {exc}") from exc
-    plot_dataset(ds, png, force=args.force)
+    try:  # lazily: only what the figure draws is read (a trace file may not fit in memory)
+        ds = xr.open_dataset(src, engine="netcdf4")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read dataset {str(src)!r} (not a netCDF file?): {exc}") from exc
+    with ds:
+        plot_dataset(ds, png, force=args.force)
     print(f"wrote {png}")
 
 
@@ -118,7 +131,8 @@ def _cache(args) -> None:
     from . import kernel_cache
 
     if args.clear:
-        print(f"removed the kernel cache {kernel_cache.clear()}")
+        removed = kernel_cache.clear()
+        print(f"removed {len(removed)} folder(s) of compiled kernels from {kernel_cache.cache_dir()}")
     else:
         print(kernel_cache.cache_dir())
 
@@ -171,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_dask.add_argument("--workers", type=int, default=2)
     bench_dask.set_defaults(func=_bench_dask)
     cache = sub.add_parser("cache", help="print where the compiled kernels are cached (or --clear it)")
-    cache.add_argument("--clear", action="store_true", help="remove every cached kernel")
+    cache.add_argument("--clear", action="store_true", help="remove sde_com's compiled kernels (and nothing else)")
     cache.set_defaults(func=_cache)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors and checkers)")
     schema.add_argument("-o", "--output", help="write it to this file instead")

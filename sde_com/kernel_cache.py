@@ -8,8 +8,8 @@ package. The folder is, in order of precedence:
 2. ``$NUMBA_CACHE_DIR``, if the user set it for all of Numba;
 3. ``$XDG_CACHE_HOME/sde_com/numba`` (by default ``~/.cache/sde_com/numba``).
 
-Dask workers import sde_com as well, so they resolve the same folder (LocalCluster workers also inherit
-the environment variable set here). ``sde-com cache`` prints the folder; ``sde-com cache --clear`` empties it.
+Dask workers import sde_com as well, so they resolve the same folder. ``sde-com cache`` prints the folder;
+``sde-com cache --clear`` removes sde_com's compiled kernels from it (and nothing else).
 """
 
 from __future__ import annotations
@@ -20,12 +20,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-# measured on the 2-core development machine: the main job (fig2a) takes 12.5 s cold against 2.0 s warm
-FIRST_RUN_COMPILE_SECONDS = 10
+# First-run compile time, measured as cold minus warm wall time (medians) on the quiet 2-core development
+# machine: the main job (fig2a: 13.5 s cold, 1.7 s warm) compiles the steady-state kernels; a time-domain
+# job (sim_transient: 22.3 s cold, 2.1 s warm) compiles the ensemble kernels as well.
+COMPILE_SECONDS = {"steady": 12, "time-domain": 20}
+
+_active: Path | None = None  # the folder sde_com's kernels were defined with
 
 
 def cache_dir() -> Path:
-    """The kernel cache folder (not created)."""
+    """The kernel cache folder: the one sde_com's kernels use (``configured_dir`` unless that was
+    unwritable)."""
+    return _active if _active is not None else configured_dir()
+
+
+def configured_dir() -> Path:
+    """The folder the environment asks for (see the module docstring); not created."""
     for var in ("SDE_COM_CACHE_DIR", "NUMBA_CACHE_DIR"):
         if os.environ.get(var):
             return Path(os.environ[var]).expanduser()
@@ -33,27 +43,39 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "sde_com" / "numba"
 
 
-def configure() -> Path:
-    """Point Numba's cache at ``cache_dir()``; runs when sde_com is imported, before any kernel is defined.
+def use_for_sde_com():
+    """Point Numba's cache at ``cache_dir()`` while sde_com defines its kernels; return the function that
+    puts the previous setting back (``sde_com/__init__.py`` calls it once every kernel module is imported).
 
-    Numba reads ``config.CACHE_DIR`` when a ``cache=True`` function is defined, so setting it here covers
-    every sde_com kernel even if Numba was imported first. The environment variable is set too, so that
-    worker processes started from here use the same folder. An unwritable folder falls back to a
-    per-user temporary one rather than failing the import.
+    Numba fixes a ``cache=True`` function's cache folder when the function is defined, so sde_com's kernels
+    keep this folder while other code in the process keeps its own setting. Dask workers import sde_com and
+    so resolve the same folder. An unwritable folder falls back to a per-user temporary one rather than
+    failing the import.
     """
-    path = cache_dir()
+    global _active
+    path = configured_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe")
-        probe.close()
+        tempfile.NamedTemporaryFile(dir=path, prefix=".probe").close()
     except OSError:
         path = Path(tempfile.gettempdir()) / f"sde_com-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
         path.mkdir(parents=True, exist_ok=True)
-    os.environ["NUMBA_CACHE_DIR"] = str(path)
+    _active = path
     from numba.core import config
 
+    previous = config.CACHE_DIR
     config.CACHE_DIR = str(path)
-    return path
+
+    def restore() -> None:
+        config.CACHE_DIR = previous
+
+    return restore
+
+
+def _subfolders() -> list[Path]:
+    """sde_com's folders in the cache: one per installed copy of the package (Numba keys them by the source
+    folder's name and a hash of its path)."""
+    return sorted(cache_dir().glob("sde_com_*"))
 
 
 def is_cached(module: str) -> bool:
@@ -68,19 +90,21 @@ def is_cached(module: str) -> bool:
 
 def announce_compile(modules: tuple[str, ...], stream=None) -> bool:
     """Say on ``stream`` (stderr) that the kernels of ``modules`` are about to be compiled, when the cache
-    holds none of them yet; return whether it said so."""
+    holds none of them yet, and how long that takes; return whether it said so."""
     missing = [m for m in modules if not is_cached(m)]
     if not missing:
         return False
+    seconds = COMPILE_SECONDS["time-domain" if "kernels" in missing else "steady"]
     print(f"sde-com: compiling the numba kernels ({', '.join(missing)}); this happens on the first run only "
-          f"and takes about {FIRST_RUN_COMPILE_SECONDS} s on a quiet 2-core machine (longer under load). "
-          f"Cache: {cache_dir()}", file=stream or sys.stderr, flush=True)
+          f"and takes about {seconds} s on a quiet 2-core machine (longer under load). Cache: {cache_dir()}",
+          file=stream or sys.stderr, flush=True)
     return True
 
 
-def clear() -> Path:
-    """Remove every cached kernel; return the folder."""
-    path = cache_dir()
-    if path.exists():
-        shutil.rmtree(path)
-    return path
+def clear() -> list[Path]:
+    """Remove sde_com's compiled kernels (its own subfolders of the cache, nothing else that may share the
+    folder); return what was removed."""
+    removed = _subfolders()
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed

@@ -9,15 +9,16 @@
            panel (optional dimension: one panel per value, for every y);
     map:   x, y (dimensions), variable; one panel per value of any remaining dimension (e.g. direction);
     title, panel_titles (optional strings).
-Keys left out take defaults chosen from the Dataset's dimensions (``resolve_spec``; without a kind: one swept
-parameter → lines, two → lines with hue when one has ≤ 6 values, else a map; time-domain runs → the estimate
-over time or dt, or the z-score matrix). Every point is shown: dimensions that the spec does not place are
-added to the hue (lines) or give one panel per value (map, estimate, matrix, traces). A figure that cannot be
-drawn raises ``PlotError`` saying why. Quantities with a ``branch`` dimension are drawn for stable branches
-only (each branch its own line).
+Keys left out take defaults chosen from the Dataset's dimensions (``sde_com.plotspec``: without a kind, one
+swept parameter → lines over it; two → lines over the one with more values, one line per value of the other
+when it has ≤ 6 values, else a map; time-domain runs → the estimate over time or dt, or the z-score matrix).
+Every point is shown: dimensions that the spec does not place are added to the hue (lines) or give one panel
+per value (map, estimate, matrix, traces). A figure that cannot be drawn raises ``PlotError`` saying why.
+Quantities with a ``branch`` dimension are drawn for stable branches only (each branch its own line). Time is
+the ``time`` dimension (seconds); x = "time" or "time_scaled" draws it as ω_ref·t.
 
-``resolve_spec`` needs no matplotlib (``scenario.check_plot`` calls it before a run); matplotlib is imported
-inside the drawing functions only.
+The spec (``resolve_spec``, ``PlotError``) lives in ``sde_com.plotspec`` and needs no matplotlib
+(``scenario.check_plot`` applies it before a run); matplotlib is imported inside the drawing functions only.
 """
 
 from __future__ import annotations
@@ -36,23 +37,11 @@ import xarray as xr
 
 from .io import check_writable, from_disk_layout, replace_atomically
 from .linear import QUADRATURES
-from .scenario import PLOT_KINDS
+from .plotspec import INTERNAL_DIMS, PLOT_KINDS, PlotError, default_spec, resolve_spec
 
+__all__ = ["INTERNAL_DIMS", "PLOT_KINDS", "PlotError", "dataset_outline", "dataset_spec", "default_spec",
+           "draw_dataset", "plot_dataset", "resolve_spec"]
 
-class PlotError(ValueError):
-    """A figure that cannot be drawn from this output; the message says why and what would work."""
-
-
-# Dimensions that are not sweep parameters (time, quadratures, ...): never chosen as a default hue or panel.
-INTERNAL_DIMS = ("branch", "row", "col", "time", "dt", "trajectory", "quadrature", "omega", "bandwidth")
-STRING_DIMS = ("direction", "quadrature", "row", "col")  # categorical: not an axis of a map
-# Default variable of a steady-state figure: the first of these in the output.
-PREFERRED = ("logneg", "logneg_max", "revival", "coupling", "photons", "logneg_reflected", "logneg_optical",
-             "coupling_reflected", "photons_reflected", "displacement", "sagnac_shift")
-NOT_DRAWN = ("stable", "n_branches")
-SMALL = 6  # a dimension with at most this many values is a hue (lines) rather than an axis (map)
-MAX_LINES = 16  # lines per panel
-MAX_PANELS = 16
 
 # name: (symbol, unit, scale); values are multiplied by scale so that the numbers match the paper's axes
 # (its "kHz"/"MHz" are read literally as 10³ and 10⁶ rad s⁻¹, see docs/physics.md).
@@ -114,230 +103,7 @@ def _label(dim: str, value) -> str:
     return f"{symbol} = {v:g}{' ' + unit if unit else ''}"
 
 
-# Spec resolution (no matplotlib) -----------------------------------------------------------------------
-
-
-def _names(spec: dict, key: str) -> list[str]:
-    value = spec[key]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise PlotError(f"plot.{key} must be a list of names, got {value!r}")
-    return value
-
-
-def _name(spec: dict, key: str) -> str:
-    value = spec[key]
-    if not isinstance(value, str):
-        raise PlotError(f"plot.{key} must be a name (a string), got {value!r}")
-    return value
-
-
-def _swept(dims: Sequence[str], sizes: Mapping[str, int]) -> list[str]:
-    """The sweep parameters among ``dims`` with more than one value, in order."""
-    return [d for d in dims if d not in INTERNAL_DIMS and sizes.get(d, 1) > 1]
-
-
-def _axis_dim(dims: Sequence[str], sizes: Mapping[str, int]) -> str | None:
-    """The best x axis among ``dims``: detuning if there, else the numeric one with the most values."""
-    numeric = [d for d in dims if d not in STRING_DIMS]
-    if "detuning" in numeric:
-        return "detuning"
-    if numeric:
-        return max(numeric, key=lambda d: sizes.get(d, 1))
-    return dims[0] if dims else None
-
-
-def _preferred(variables: Mapping[str, Sequence[str]], ok=lambda dims: True) -> str | None:
-    names = [v for v in PREFERRED if v in variables] + [v for v in variables if v not in PREFERRED]
-    for name in names:
-        dims = variables[name]
-        if name not in NOT_DRAWN and "row" not in dims and "quadrature" not in dims and ok(dims):
-            return name
-    return None
-
-
-def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict:
-    """The figure drawn without a ``[plot]`` kind, chosen from the output's dimensions and variables."""
-    swept = _swept(list(sizes), sizes)
-    if len(swept) > 2:
-        raise PlotError(f"the output is swept over {len(swept)} parameters {swept}: give a [plot] table "
-                        "(kind = 'lines' with x, hue and panel, or 'map' with x and y) to say how to draw it")
-    if "spectrum_welch" in variables:
-        return {"kind": "spectra"}
-    if "trace" in variables:
-        return {"kind": "traces"}
-    if "difference_z" in variables:
-        return {"kind": "matrix", "variable": "difference_z"}
-    sims = [v[:-4] for v in variables if v.endswith("_sim") and f"{v}_err" in variables]
-    if sims:
-        name = "logneg" if "logneg" in sims else sims[0]
-        dims = variables[f"{name}_sim"]
-        if "time" in dims or "dt" in dims or _swept(dims, sizes) or "zscore" not in variables:
-            return {"kind": "estimate", "variable": name}
-        return {"kind": "matrix", "variable": "zscore"}
-    if not swept:
-        if "cov" in variables:
-            return {"kind": "matrix", "variable": "cov"}
-        raise PlotError("a single operating point with nothing swept and no covariance: there is nothing to "
-                        "draw; sweep a [model] parameter (a list or a range)")
-    if len(swept) == 2 and all(sizes[d] > SMALL for d in swept) and not set(swept) & set(STRING_DIMS):
-        return {"kind": "map"}
-    return {"kind": "lines"}
-
-
-def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict:
-    """Complete ``spec`` (a ``[plot]`` table, possibly empty) with the defaults for this output and check it.
-
-    ``sizes``: dimension → number of values; ``variables``: data variable → its dimensions. Works from a
-    Dataset (``plot_dataset``) or from a scenario before the run (``scenario.check_plot``). Returns a new
-    dict with every key the drawer uses, including ``hue``/``panels``: the dimensions that get one line or
-    one panel per value, so that every point of the output is shown. Raises PlotError saying why not.
-    """
-    spec = dict(spec)
-    if "kind" not in spec:
-        spec = {**default_spec(sizes, variables), **spec}
-    kind = spec["kind"]
-    if kind not in PLOT_KINDS:
-        raise PlotError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
-    for key in ("title",):
-        if key in spec and not isinstance(spec[key], str):
-            raise PlotError(f"plot.{key} must be a string, got {spec[key]!r}")
-    if "panel_titles" in spec:
-        spec["panel_titles"] = _names(spec, "panel_titles")
-    return {"lines": _resolve_lines, "map": _resolve_map, "estimate": _resolve_estimate,
-            "matrix": _resolve_matrix, "traces": _resolve_traces, "spectra": _resolve_spectra}[kind](
-        spec, sizes, variables)
-
-
-def _need(name: str, variables: Mapping, what: str) -> Sequence[str]:
-    if name not in variables:
-        raise PlotError(f"{what} {name!r}, which is not in this output; it has {sorted(variables)}")
-    return variables[name]
-
-
-def _count(dims: Sequence[str], sizes: Mapping[str, int]) -> int:
-    return math.prod(sizes.get(d, 1) for d in dims)
-
-
-def _panels(dims: Sequence[str], used: Sequence[str], sizes: Mapping[str, int], kind: str) -> list[str]:
-    panels = [d for d in dims if d not in used and sizes.get(d, 1) > 1]
-    if _count(panels, sizes) > MAX_PANELS:
-        raise PlotError(f"plot: kind = {kind!r} would need {_count(panels, sizes)} panels (one per value of "
-                        f"{panels}), more than {MAX_PANELS}; select fewer points")
-    return panels
-
-
-def _resolve_lines(spec, sizes, variables):
-    if "y" in spec:
-        ys = _names(spec, "y")
-    else:
-        y = _preferred(variables, lambda dims: bool(_swept(dims, sizes)) or any(d in sizes for d in dims))
-        if y is None:
-            raise PlotError(f"plot: no variable of this output can be drawn as lines; it has {sorted(variables)}")
-        ys = [y]
-    for y in ys:
-        dims = _need(y, variables, "plot.y names")
-        if "row" in dims or "quadrature" in dims:
-            raise PlotError(f"plot.y = {y!r} is a matrix over (row, col): use kind = 'matrix'")
-    first = variables[ys[0]]
-    panel = _name(spec, "panel") if "panel" in spec else None
-    if "x" in spec:
-        x = _name(spec, "x")
-    else:
-        x = _axis_dim([d for d in _swept(first, sizes) if d != panel] or
-                      [d for d in first if d not in ("branch", panel)], sizes)
-        if x is None:
-            raise PlotError(f"plot: {ys[0]!r} has no dimension to draw it over; it is a single value")
-    hue = _names(spec, "hue") if "hue" in spec else []
-    for key, names in (("x", [x]), ("hue", hue), ("panel", [panel] if panel else [])):
-        for name in names:
-            if name not in sizes:
-                raise PlotError(f"plot.{key} = {name!r} is not a dimension of this output; it has "
-                                f"{sorted(d for d in sizes if d != 'branch')}")
-    used = {x, "branch", *hue, *([panel] if panel else [])}
-    extra = [d for y in ys for d in variables[y] if d not in used and sizes.get(d, 1) > 1]
-    hue = hue + list(dict.fromkeys(extra))  # every point shown: unplaced dimensions become hues
-    for y in ys:
-        missing = [d for d in [x, *hue, *([panel] if panel else [])] if d not in variables[y]]
-        if missing:
-            raise PlotError(f"plot: {y!r} does not vary over {missing} (its dimensions: "
-                            f"{list(variables[y])}); leave them out of x/hue/panel or draw another variable")
-    if _count(hue, sizes) > MAX_LINES:
-        raise PlotError(f"plot: {_count(hue, sizes)} lines per panel (one per value of {hue}) is more than "
-                        f"{MAX_LINES}; give plot.panel, or kind = 'map'")
-    n_panels = len(ys) * (sizes[panel] if panel else 1)
-    if n_panels > MAX_PANELS:
-        raise PlotError(f"plot: {n_panels} panels is more than {MAX_PANELS}")
-    return {**spec, "x": x, "y": ys, "hue": hue, "panel": panel}
-
-
-def _resolve_map(spec, sizes, variables):
-    def two_axes(dims):
-        return len([d for d in _swept(dims, sizes) if d not in STRING_DIMS]) >= 2
-
-    name = _name(spec, "variable") if "variable" in spec else _preferred(variables, two_axes)
-    if name is None:
-        raise PlotError("plot: kind = 'map' needs a variable over two swept parameters; this output has none")
-    dims = _need(name, variables, "plot.variable names")
-    numeric = [d for d in _swept(dims, sizes) if d not in STRING_DIMS]
-    x = _name(spec, "x") if "x" in spec else _axis_dim([d for d in numeric if d != spec.get("y")], sizes)
-    y = _name(spec, "y") if "y" in spec else next((d for d in numeric if d != x), None)
-    for key, d in (("x", x), ("y", y)):
-        if d is None or d not in dims or d in STRING_DIMS:
-            raise PlotError(f"plot.{key} = {d!r}: a map needs two numeric dimensions of {name!r}; it has "
-                            f"{[d for d in dims if d != 'branch']}")
-    if x == y:
-        raise PlotError(f"plot.x and plot.y are both {x!r}")
-    return {**spec, "x": x, "y": y, "variable": name, "panels": _panels(dims, (x, y, "branch"), sizes, "map")}
-
-
-def _resolve_estimate(spec, sizes, variables):
-    name = _name(spec, "variable") if "variable" in spec else "logneg"
-    for suffix in ("_sim", "_sim_err"):
-        _need(f"{name}{suffix}", variables, "kind = 'estimate' needs the time-domain variable")
-    dims = variables[f"{name}_sim"]
-    x = _name(spec, "x") if "x" in spec else (
-        "time" if "time" in dims else "dt" if "dt" in dims else _axis_dim(_swept(dims, sizes), sizes))
-    if x == "time_scaled":
-        x = "time"
-    if x is None or x not in dims:
-        raise PlotError(f"plot.x = {x!r} is not a dimension of {name + '_sim'!r} (its dimensions: {list(dims)}); "
-                        "an estimate is drawn over 'time', 'dt' or a swept parameter")
-    return {**spec, "x": x, "variable": name, "panels": _panels(dims, (x,), sizes, "estimate")}
-
-
-def _resolve_matrix(spec, sizes, variables):
-    name = _name(spec, "variable") if "variable" in spec else next(
-        (v for v in ("difference_z", "zscore", "cov") if v in variables), None)
-    if name is None:
-        raise PlotError(f"plot: kind = 'matrix' needs a (row, col) variable; this output has {sorted(variables)}")
-    dims = _need(name, variables, "plot.variable names")
-    if "row" not in dims or "col" not in dims:
-        raise PlotError(f"plot.variable = {name!r} is not a matrix over (row, col); its dimensions: {list(dims)}")
-    return {**spec, "variable": name, "panels": _panels(dims, ("row", "col"), sizes, "matrix")}
-
-
-def _resolve_traces(spec, sizes, variables):
-    dims = _need("trace", variables, "kind = 'traces' needs the recorded variable")
-    quads = _names(spec, "y") if "y" in spec else ["xU", "q"]
-    bad = [q for q in quads if q not in QUADRATURES]
-    if bad or not quads:
-        raise PlotError(f"plot.y: unknown quadrature(s) {bad}; allowed: {list(QUADRATURES)}")
-    panels = _panels(dims, ("trajectory", "time", "quadrature"), sizes, "traces")
-    if _count(panels, sizes) * len(quads) > MAX_PANELS:
-        raise PlotError(f"plot: kind = 'traces' would need more than {MAX_PANELS} panels")
-    return {**spec, "y": quads, "panels": panels}
-
-
-def _resolve_spectra(spec, sizes, variables):
-    for name in ("spectrum_welch", "spectrum_welch_err", "spectrum_analytic"):
-        _need(name, variables, "kind = 'spectra' needs the variable")
-    extra = [d for v in ("spectrum_welch", "filtered_logneg") if v in variables
-             for d in variables[v] if d not in ("omega", "bandwidth") and sizes.get(d, 1) > 1]
-    if extra:
-        raise PlotError(f"plot: kind = 'spectra' draws a single operating point; this output varies over {extra}")
-    return dict(spec)
+# Spec of a Dataset (no matplotlib) ----------------------------------------------------------------------
 
 
 def dataset_outline(ds: xr.Dataset) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
@@ -480,6 +246,7 @@ def _outside_legend(fig, handles, labels, where: str = "right") -> None:
 
 
 LINESTYLES = ("-", "--", ":", "-.")
+OMEGA_SHOWN = 3.0  # spectra: |ω|/ω_m up to this
 
 
 def _lines(ds, spec, plt):
@@ -612,8 +379,7 @@ def _spectra(ds, spec, plt):
     a = axes[0]
     w = ds["omega"].values
     S, e = ds["spectrum_welch"].values, ds["spectrum_welch_err"].values
-    lim = float(spec.get("omega_max", 3.0))
-    sel = np.abs(w) <= lim
+    sel = np.abs(w) <= OMEGA_SHOWN
     a.fill_between(w[sel], (S - e)[sel], (S + e)[sel], color="C0", alpha=0.3, lw=0)
     a.plot(w[sel], S[sel], color="C0", lw=1, label="Welch from homodyne records ± 1σ")
     a.plot(w[sel], ds["spectrum_analytic"].values[sel], "k--", lw=1.2, label="transfer function of A")

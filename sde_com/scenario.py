@@ -4,7 +4,7 @@ A scenario has a ``[model]`` table whose keys are sweep parameters (``sde_com.sw
 each a scalar, a list, or a range ``{start, stop, num}`` (num ≥ 1 points, both ends included); keys left
 out take the paper's values. Optional: ``title``, ``description``, ``[simulate]``, one of ``[drive]``,
 ``[wigner]``, ``[detect]``, ``[output]`` (``variables``: which data variables to keep) and ``[plot]`` (how
-``sde-com plot`` draws it; see ``sde_com.plot``). Every key, its type, unit, default and range are declared
+``sde-com plot`` draws it; see ``sde_com.plotspec``). Every key, its type, unit, default and range are declared
 once in ``sde_com.schema``, which the checks here read; what remains here are the checks across keys.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
+from .plotspec import PLOT_KINDS, RunOutline  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
+from .plotspec import check_plot as _check_plot
 from .schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
 from .simulate import (
     SIM_VARIABLE_INFO,
@@ -31,7 +32,6 @@ from .sweep import VARIABLE_INFO, sweep, validate_parameters
 
 RANGE_KEYS = tuple(RANGE.keys)
 OUTPUT_KEYS = tuple(SCHEMA["output"].keys)
-PLOT_KINDS = SCHEMA["plot"].keys["kind"].choices  # drawn by sde_com.plot
 PLOT_KEYS = tuple(SCHEMA["plot"].keys)
 
 
@@ -57,6 +57,12 @@ class Scenario:
         """The swept parameters (lists and ranges), in file order."""
         return [k for k, v in self.parameters.items() if isinstance(v, list)]
 
+    @property
+    def run_outline(self) -> RunOutline:
+        """What the run writes beside the swept parameters (its kind, added dimensions): for ``check_plot``."""
+        single = next((t for t in SINGLE_POINT_TABLES if getattr(self, t) is not None), None)
+        return run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
+
 
 def _parse_value(value):
     """A checked [model] value: a range becomes its list of points."""
@@ -80,16 +86,17 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
                             f"got {given}")
     variables = _parse_output(raw.get("output"), simulation, given)
     plot = check_table("plot", raw.get("plot", {}))
-    if plot:
-        check_plot(plot, params, variables)
     if simulation is not None and (simulation.transient or simulation.traces) and isinstance(
             params.get("omega_m"), list):
         raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
     drive = _parse_drive(raw.get("drive"), simulation, dt_study, params, base)
     wigner = _parse_wigner(raw.get("wigner"), simulation, dt_study, params)
     detect = _parse_detect(raw.get("detect"), simulation, dt_study, params)
-    return Scenario(params, simulation, dt_study, drive, wigner, detect, variables, plot, raw.get("title", ""),
-                    raw.get("description", ""), text, name)
+    scenario = Scenario(params, simulation, dt_study, drive, wigner, detect, variables, plot, raw.get("title", ""),
+                        raw.get("description", ""), text, name)
+    if plot:  # a figure that cannot be drawn from this run's output fails here, before any work
+        check_plot(plot, params, variables, run=scenario.run_outline)
+    return scenario
 
 
 def _parse_model(table) -> dict:
@@ -208,45 +215,36 @@ def _parse_detect(table, simulation, dt_study, params) -> dict | None:
     return table
 
 
-def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None) -> None:
-    """Validate [plot] against the run it will draw, so a bad figure spec fails before any work.
+def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None, *,
+               run: RunOutline | None = None) -> None:
+    """Validate [plot] against the run it will draw, so that a bad figure spec fails before any work.
 
-    The defaults and the checks are those of ``sde_com.plot.resolve_spec`` (one home), applied to the outline
-    of the steady-state sweep's output (its dimensions and variables). The time-domain kinds, and runs whose
-    output is not a plain sweep, are checked against the real output when drawn.
+    ``run``: what the run writes beside the sweep (``Scenario.run_outline``; None: a steady-state sweep, [model]
+    only). The defaults and checks are ``sde_com.plotspec``'s (one home), applied to the run's outline.
     """
-    from .plot import INTERNAL_DIMS, PlotError, resolve_spec  # no matplotlib at import
+    _check_plot(plot, params, variables, run=run)
 
-    kind = plot.get("kind")
-    if kind is not None and kind not in PLOT_KINDS:
-        raise ScenarioError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
-    names = list(VARIABLE_INFO) if variables is None else list(variables)
-    named = [plot.get(k) for k in ("x", "panel", "variable")]
-    named += [n for k in ("y", "hue") if isinstance(plot.get(k), list) for n in plot[k]]
-    elsewhere = {*SIM_VARIABLE_INFO, *INTERNAL_DIMS, "time_scaled"}.union(
-        *(_single_point_variables(t) for t in SINGLE_POINT_TABLES)) - set(VARIABLE_INFO)
-    if kind in ("estimate", "traces", "spectra") or not set(names) <= set(VARIABLE_INFO) or any(
-            isinstance(n, str) and n in elsewhere for n in named):
-        return  # drawn from a time-domain run's own output: checked by plot_dataset when drawn
-    swept = {k: len(v) for k, v in params.items() if isinstance(v, list)}
-    if variables is None and swept.get("detuning", 1) < 2:
-        names = [n for n in names if n not in ("logneg_max", "revival")]  # made when detuning is swept
-    outline = {}
-    for name in names:
-        dims = list(swept)
-        if name in ("logneg_max", "revival"):
-            dims = [d for d in dims if d != "detuning"]
-        elif name == "sagnac_shift":
-            dims = [d for d in dims if d not in ("detuning", "direction")]
-        elif name != "n_branches":
-            dims += ["branch", *(("row", "col") if name == "cov" else ())]
-        outline[name] = tuple(dims)
-    used = {d for dims in outline.values() for d in dims}
-    sizes = {d: swept.get(d, 1 if d == "branch" else 6) for d in [*swept, "branch", "row", "col"] if d in used}
-    try:
-        resolve_spec(plot, sizes, outline)
-    except PlotError as exc:
-        raise ScenarioError(str(exc)) from exc
+
+def run_outline(simulation: SimulationSettings | None, dt_study: tuple[float, ...] | None = None,
+                single: str | None = None, table: dict | None = None) -> RunOutline:
+    """What a run with these [simulate] settings (and single-point table ``single``: 'drive', 'wigner',
+    'detect', with its ``table``) writes beside the swept parameters, for ``check_plot``."""
+    if simulation is None:
+        return RunOutline()
+    kind = single or "simulate"
+    s = simulation
+    sizes = {}
+    if s.transient:
+        sizes["time"] = int(s.snapshot_steps.size)
+    elif s.traces:
+        sizes["time"] = s.n_steps // s.trace_every + 1
+    if s.traces:
+        sizes["trajectory"] = int(s.traces)
+    if dt_study:
+        sizes["dt"] = len(dt_study)
+    if kind == "detect":
+        sizes["bandwidth"] = len({**defaults("detect"), **(table or {})}["filter_bandwidths"])
+    return RunOutline(kind, sizes, s.transient)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -297,7 +295,6 @@ def _run_single_point(scenario: Scenario, run, table_name: str | None = None) ->
     ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
     if table_name is not None:
         ds.attrs[table_name] = json.dumps(getattr(scenario, table_name))
-    ds.attrs["sde_com_version"] = __version__
     return ds
 
 
@@ -335,7 +332,7 @@ def finish_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
         ds = ds.drop_vars([c for c in ("row", "col") if c in ds.coords and "cov" not in ds.data_vars])
     ds.attrs["scenario"] = scenario.text
     ds.attrs["scenario_name"] = scenario.name
-    ds.attrs["title"] = scenario.title
+    ds.attrs["title"] = scenario.title or ds.attrs.get("title") or scenario.name  # CF: never empty
     if scenario.plot:
         ds.attrs["plot"] = json.dumps(scenario.plot)
     return ds

@@ -5,8 +5,9 @@ scenario reference (``scenario_reference_markdown``) all read it: a key, its ran
 here once. The [model] keys come from the device: ``device.PARAMETER_INFO`` (unit, name),
 ``device.PARAMETER_BOUNDS`` (range) and the ``Device`` defaults.
 
-The time rule: every time in a scenario is in units of 1/ω_ref and every frequency in units of ω_ref, the
-system's reference rate (ω_m for the spinning resonator); the units ``TIME`` and ``RATE`` mark such keys.
+The time rule (``TIME_RULE``): the times of the [simulate], [drive] and [detect] tables are in units of
+1/ω_ref and their frequencies in units of ω_ref, the system's reference rate (ω_m for the spinning
+resonator); the units ``TIME`` and ``RATE`` mark such keys. [model] parameters are SI (rates in rad s-1).
 
 A plain-dataclass schema rather than pydantic: pydantic (2.x) adds a dependency and ~0.1 s to the start-up
 (about 20 % of ``import numpy, numba, xarray``), and its generated JSON Schema would need rewriting for the
@@ -26,11 +27,12 @@ import numpy as np
 
 from .device import DEVICE_PARAMETERS, DIRECTIONS, PARAMETER_BOUNDS, PARAMETER_INFO, Device
 
-TIME = "1/omega_ref"  # unit of every time in a scenario: 1/ω_ref (1/ω_m for the spinning resonator)
-RATE = "omega_ref"  # unit of every frequency in a scenario: ω_ref (ω_m for the spinning resonator)
+TIME = "1/omega_ref"  # unit of a run time ([simulate], [drive], [detect]): 1/ω_ref (1/ω_m here)
+RATE = "omega_ref"  # unit of a run frequency ([drive], [detect]): ω_ref (ω_m here)
 UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
-TIME_RULE = ("Every time in a scenario is in units of 1/ω_ref and every frequency in units of ω_ref, the "
-             "system's reference rate: ω_m, the mechanical angular frequency, for the spinning resonator.")
+TIME_RULE = ("Every time given in the [simulate], [drive] and [detect] tables is in units of 1/ω_ref, and every "
+             "frequency there in units of ω_ref, the system's reference rate (ω_m, the mechanical angular "
+             "frequency, for the spinning resonator); [model] parameters are SI, with rates in rad s-1.")
 TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix")
 SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
 
@@ -192,17 +194,24 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
                                          "variables; absent: all)", min_items=1),
     ),
     _table(
-        "plot", "How `sde-com plot` draws the output (checked against the run before any work).",
+        "plot", "How `sde-com plot` draws the output (checked against the run before any work). Keys left out "
+                "are chosen from the output: one swept parameter → lines over it; two → lines over the one with "
+                "more values, one line per value of the other when it has at most 6 values (e.g. direction), "
+                "else a map of the first preferred variable (logneg, logneg_max, revival, coupling, ...); "
+                "time-domain runs → the estimate over time or dt, the z-score matrix, the traces or the spectra.",
         Key("kind", "string", "'lines' (x, y, hue, panel), 'map' (x, y, variable); for time-domain runs "
-                              "'estimate', 'matrix', 'traces', 'spectra'", default="lines",
+                              "'estimate', 'matrix', 'traces', 'spectra' (absent: chosen from the output, see "
+                              "the defaults above)",
             choices=("lines", "map", "estimate", "matrix", "traces", "spectra")),
-        Key("x", "string", "x axis: a swept parameter (lines, map: default 'detuning'), or 'time'/'dt' "
-                           "(estimate)"),
-        Key("y", "string | list[string]", "lines: the variables drawn (default ['logneg']); map: the swept "
-                                          "parameter on the y axis (default 'Omega')"),
-        Key("hue", "list[string]", "lines: swept parameters told apart by colour and style (default none)"),
+        Key("x", "string", "x axis: a swept parameter (lines, map), or 'time' (= 'time_scaled', drawn as "
+                           "ω_ref·t) / 'dt' (estimate, lines); absent: chosen from the output (lines, map: the "
+                           "parameter with the most values)"),
+        Key("y", "string | list[string]", "lines: the variables drawn, one panel each; map: the swept parameter "
+                                          "on the y axis; traces: the quadratures; absent: chosen from the output"),
+        Key("hue", "list[string]", "lines: dimensions told apart by colour and style (absent: every dimension "
+                                   "not placed on x or panel)"),
         Key("panel", "string", "lines: a swept parameter, one panel per value"),
-        Key("variable", "string", "map, estimate, matrix: the variable drawn (map default 'coupling')"),
+        Key("variable", "string", "map, estimate, matrix: the variable drawn (absent: chosen from the output)"),
         Key("title", "string", "figure title (default: the scenario's title)"),
         Key("panel_titles", "list[string]", "lines: one title per panel"),
     ),
@@ -506,7 +515,8 @@ def _markdown_table(table: Table) -> list[str]:
 
 def scenario_reference_markdown() -> str:
     """The docs' scenario reference (Markdown): every table and key with type, unit, default, range and doc."""
-    lines = ["# Scenario reference", "", f"**Time rule.** {TIME_RULE}", "",
+    lines = ["# Scenario reference", "",
+             f"**Time rule.** {TIME_RULE} See [the time rule](../physics.md#the-time-rule).", "",
              "A scenario is a TOML file; an unknown key, a value of the wrong type (a TOML boolean is not a number) "
              "or out of range stops the run with a message naming the key (`simulate.dt`) and what is allowed. "
              "An empty default means that the key is absent unless given (see its meaning).", "",

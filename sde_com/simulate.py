@@ -20,6 +20,7 @@ from . import kernels
 from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
 from .gaussian import logneg
 from .linear import (
+    QUADRATURES,
     discrete_moment_covariance,
     discrete_stationary_covariance,
     euler_maruyama_max_dt,
@@ -505,6 +506,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
     omega_m = float(values["omega_m"][0])
     if s.transient or s.traces:
         ds = ds.assign_coords(time_coordinate(s, omega_m))
+    if len(values["omega_m"]) == 1:  # the unit of dt, burn_in, duration (swept: the omega_m coordinate)
         set_time_reference(ds, omega_m)
     if s.traces:
         ds = ds.assign_coords(trace_coordinates(s))
@@ -521,7 +523,7 @@ def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataA
 def trace_coordinates(s: SimulationSettings) -> dict[str, xr.DataArray]:
     """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.catalogue)."""
     return dict(trajectory=xr.DataArray(np.arange(s.traces, dtype=np.int32), dims="trajectory"),
-                quadrature=xr.DataArray(["xU", "yU", "xV", "yV", "q", "p"], dims="quadrature"))
+                quadrature=xr.DataArray(list(QUADRATURES), dims="quadrature"))
 
 
 def settings_to_dict(s: SimulationSettings) -> dict:

@@ -16,7 +16,6 @@ import numpy as np
 import xarray as xr
 
 from . import schema
-from ._version import __version__
 from .catalogue import apply_catalogue, variables_of
 from .chain import run_chain
 from .device import (
@@ -196,7 +195,6 @@ def _max_over_detuning(ds: xr.Dataset) -> xr.DataArray:
 def _annotate(ds: xr.Dataset, values: Mapping[str, np.ndarray], dims: Iterable[str]) -> None:
     """Provenance attrs: version, every parameter value, the scalar parameters one by one."""
     used = {k: (v.tolist() if k in dims else v[0].item()) for k, v in values.items()}
-    ds.attrs["sde_com_version"] = __version__
     ds.attrs["parameters"] = json.dumps(used)
     for k in SWEEP_PARAMETERS:
         if k not in dims:

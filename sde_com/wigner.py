@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import kernels
-from .catalogue import apply_catalogue, dims_in, variables_of
+from .catalogue import apply_catalogue, dims_in, set_time_reference, variables_of
 from .device import Device, mode_detunings
 from .gaussian import logneg
 from .linear import QUADRATURES
@@ -82,5 +82,6 @@ def wigner_dataset(device: Device, detuning: float, direction: str, settings: Si
     with np.errstate(divide="ignore", invalid="ignore"):
         r["difference_z"] = r["difference"] / r["difference_err"]
     data = {k: (dims_in(k, "wigner"), r[k]) for k in WIGNER_VARIABLES}
-    return apply_catalogue(xr.Dataset(data, coords=dict(row=list(QUADRATURES), col=list(QUADRATURES))),
-                           title="sde_com truncated-Wigner check")
+    ds = xr.Dataset(data, coords=dict(row=list(QUADRATURES), col=list(QUADRATURES)))
+    set_time_reference(ds, device.omega_m)  # the unit of the run's dt, burn_in and duration
+    return apply_catalogue(ds, title="sde_com truncated-Wigner check")

@@ -38,7 +38,7 @@ def cf_findings(path) -> tuple[dict[int, list[str]], dict]:
     failed: dict[int, list[str]] = {}
     for result in groups:
         value = result.value
-        if isinstance(value, tuple) and value[0] < value[1]:
+        if value is False or (isinstance(value, tuple) and value[0] < value[1]):  # scored or pass/fail
             failed.setdefault(result.weight, []).extend(result.msgs or [result.name])
     return failed, errors
 

@@ -387,3 +387,24 @@ def test_console_script_exits_2_on_bad_input(tmp_path):
     assert result.stderr.startswith("sde-com: error: ") and "Traceback" not in result.stderr
     assert "mass" in result.stderr and "> 0" in result.stderr
     assert listing(tmp_path) == ["scenario.toml"]
+
+
+@pytest.mark.parametrize("command", ["run", "plot"])
+def test_missing_matplotlib_is_a_clear_error_before_any_work(command, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[model]\ndetuning = [0.5, 1.0]\n")
+    out = tmp_path / "out.nc"
+    if command == "run":
+        argv = ["run", str(scenario), "-o", str(out), "--plot", "--quiet"]
+    else:
+        write_dataset(sweep(detuning=[0.5, 1.0]), out)
+        argv = ["plot", str(out)]
+    assert main(argv) == EXIT_BAD_INPUT
+    assert "pip install '.[plot]'" in capsys.readouterr().err
+    assert not out.with_suffix(".png").exists()
+    assert out.exists() == (command == "plot")  # a refused run writes nothing

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numba
 import pytest
 
 import sde_com
@@ -20,25 +19,28 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
     for var in ("SDE_COM_CACHE_DIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert kernel_cache.cache_dir() == tmp_path / "home" / ".cache" / "sde_com" / "numba"
+    assert kernel_cache.configured_dir() == tmp_path / "home" / ".cache" / "sde_com" / "numba"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert kernel_cache.cache_dir() == tmp_path / "xdg" / "sde_com" / "numba"
+    assert kernel_cache.configured_dir() == tmp_path / "xdg" / "sde_com" / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    assert kernel_cache.cache_dir() == tmp_path / "numba"
+    assert kernel_cache.configured_dir() == tmp_path / "numba"
     monkeypatch.setenv("SDE_COM_CACHE_DIR", str(tmp_path / "ours"))
-    assert kernel_cache.cache_dir() == tmp_path / "ours"
+    assert kernel_cache.configured_dir() == tmp_path / "ours"
 
 
-def test_numba_caches_outside_the_package():
-    cache = Path(numba.config.CACHE_DIR).resolve()
-    assert cache == kernel_cache.cache_dir().resolve()
+def test_kernels_cache_outside_the_package_and_numba_keeps_its_setting():
+    cache = kernel_cache.cache_dir().resolve()
     assert PACKAGE not in cache.parents and cache != PACKAGE
-    assert os.environ["NUMBA_CACHE_DIR"] == numba.config.CACHE_DIR  # inherited by Dask worker processes
     from sde_com.chain import steady_chain
     from sde_com.kernels import run_ensemble
 
-    for kernel in (steady_chain, run_ensemble):  # where Numba will write and look for them
+    for kernel in (steady_chain, run_ensemble):  # where Numba writes and looks for them
         assert Path(kernel._cache._cache_path).resolve().parent == cache
+    # the process-wide setting is the user's again once sde_com's kernels are defined
+    check = ("import numba; before = numba.config.CACHE_DIR; import sde_com; "
+             "assert numba.config.CACHE_DIR == before, (before, numba.config.CACHE_DIR)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    subprocess.run([sys.executable, "-c", check], env=env, check=True, timeout=120)
 
 
 SCENARIO = """title = "tiny"
@@ -62,13 +64,20 @@ def test_first_run_says_it_compiles_and_caches_outside_the_package(tmp_path):
     assert "compiling" not in second.stderr
 
 
-def test_cache_command(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("SDE_COM_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "cache" / "x").mkdir(parents=True)
+def test_cache_command_clears_only_sde_com_kernels(monkeypatch, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(kernel_cache, "_active", cache)
+    ours = cache / "sde_com_0123abcd"
+    ours.mkdir(parents=True)
+    (ours / "chain.steady_chain-24.py311.nbi").write_bytes(b"")
+    foreign = cache / "someone_else_4567" / "kernel.nbi"  # another project sharing NUMBA_CACHE_DIR
+    foreign.parent.mkdir()
+    foreign.write_bytes(b"")
     assert main(["cache"]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "cache")
+    assert capsys.readouterr().out.strip() == str(cache)
     assert main(["cache", "--clear"]) == 0
-    assert not (tmp_path / "cache").exists()
+    assert not ours.exists() and foreign.exists() and cache.exists()
+    assert "removed 1 folder" in capsys.readouterr().out
 
 
 def test_version(capsys):
@@ -76,3 +85,24 @@ def test_version(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"sde-com {sde_com.__version__}"
+
+
+def _worker_cache_dir() -> str:
+    from sde_com import kernel_cache
+    from sde_com.kernels import run_ensemble
+
+    return str(Path(run_ensemble._cache._cache_path).parent), str(kernel_cache.cache_dir())
+
+
+def test_dask_workers_use_the_same_cache():
+    pytest.importorskip("dask.distributed")
+    from sde_com.engine import connect
+
+    client = connect(workers=1, scheduler=None)
+    try:
+        ours = str(kernel_cache.cache_dir())
+        assert set(client.run(_worker_cache_dir).values()) == {(ours, ours)}
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()

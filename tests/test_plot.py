@@ -2,7 +2,9 @@
 ``sde-com plot`` and ``sde-com run --plot``; every point is shown; no text leaves the canvas and legends sit
 outside the axes; a figure that cannot be drawn exits 2 with a message and writes no PNG."""
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from sde_com import plotspec  # noqa: E402
 from sde_com.cli import EXIT_BAD_INPUT, main  # noqa: E402
-from sde_com.io import read_dataset, write_dataset  # noqa: E402
+from sde_com.io import from_disk_layout, read_dataset, write_dataset  # noqa: E402
 from sde_com.plot import PlotError, dataset_outline, dataset_spec, draw_dataset, resolve_spec  # noqa: E402
+from sde_com.plotspec import outline  # noqa: E402
 from sde_com.scenario import ScenarioError, check_plot, load_scenario, parse_scenario, run_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +102,66 @@ def test_committed_output_plots_via_cli_with_nothing_clipped(name, tmp_path, cap
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_shipped_plot_spec_passes_check_plot(name):
     scenario = load_scenario(SCENARIOS[name])
-    check_plot(scenario.plot, scenario.parameters, scenario.variables)
+    check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
+    if len(scenario.dimensions) <= 2:  # the default figure too
+        check_plot({}, scenario.parameters, scenario.variables, run=scenario.run_outline)
+    if scenario.simulation is None:  # the positional form: a steady-state sweep
+        check_plot(scenario.plot, scenario.parameters, scenario.variables)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_outline_before_the_run_is_the_written_output(name):
+    """check_plot's outline (from the catalogue) has the variables, dimensions and sizes of the real file."""
+    scenario = load_scenario(SCENARIOS[name])
+    sizes, variables = outline(scenario.parameters, scenario.variables, scenario.run_outline)
+    with xr.open_dataset(ROOT / "data" / f"{name}.nc") as ds:
+        real_sizes, real_variables = dataset_outline(from_disk_layout(ds))
+    assert variables == real_variables
+    assert {d: n for d, n in sizes.items() if d not in ("branch", "omega")} == {
+        d: n for d, n in real_sizes.items() if d not in ("branch", "omega")}
+
+
+def _imports_within_sde_com(module: str) -> set[str]:
+    """The sde_com modules that ``module`` imports, directly or through others (read from the source)."""
+    seen, todo = set(), [module]
+    while todo:
+        tree = ast.parse((ROOT / "sde_com" / f"{todo.pop()}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                for name in names:
+                    if name not in seen and (ROOT / "sde_com" / f"{name}.py").exists():
+                        seen.add(name)
+                        todo.append(name)
+    return seen
+
+
+def test_plotspec_is_below_scenario_and_plot():
+    """The spec logic imports neither scenario nor plot, and they do not import each other (no cycle)."""
+    assert not {"scenario", "plot"} & _imports_within_sde_com("plotspec")
+    assert "plotspec" in _imports_within_sde_com("scenario") and "plotspec" in _imports_within_sde_com("plot")
+    assert "plot" not in _imports_within_sde_com("scenario") and "scenario" not in _imports_within_sde_com("plot")
+    import sde_com.plot
+    import sde_com.scenario
+    from sde_com.schema import SCHEMA
+
+    assert sde_com.plot.PlotError is plotspec.PlotError and issubclass(PlotError, ValueError)
+    assert sde_com.plot.resolve_spec is plotspec.resolve_spec
+    assert sde_com.scenario.PLOT_KINDS is plotspec.PLOT_KINDS is SCHEMA["plot"].keys["kind"].choices
+
+
+def test_every_plot_key_read_is_declared_in_the_schema():
+    """The drawer reads no [plot] key that the schema refuses (omega_max once was read, never accepted)."""
+    from sde_com.schema import SCHEMA
+
+    read = set()
+    for module in ("plot.py", "plotspec.py"):
+        text = (ROOT / "sde_com" / module).read_text(encoding="utf-8")
+        read |= set(re.findall(r"spec(?:\.get\(|\[)\"(\w+)\"", text))
+        read |= set(re.findall(r"_(?:name|names|dim)\(spec, \"(\w+)\"\)", text))
+    assert read
+    resolved = {"panels"}  # added by resolve_spec
+    assert read - resolved <= set(SCHEMA["plot"].keys), read - resolved - set(SCHEMA["plot"].keys)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)  # 1-3 s each
@@ -106,6 +169,28 @@ def test_shipped_scenario_runs_with_plot(name, tmp_path, capsys):
     status, out, png = run_cli(tmp_path, SCENARIOS[name].read_text(encoding="utf-8"))
     assert status == 0, capsys.readouterr().err
     assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_plot_subcommand_reads_the_file_lazily(tmp_path, monkeypatch, capsys):
+    """`sde-com plot` opens the file lazily (a trace file may not fit in memory): nothing loads it whole,
+    and the string coordinates read lazily (object arrays) still label the figure."""
+    import sde_com.io
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the whole dataset was loaded")
+
+    monkeypatch.setattr(xr.Dataset, "load", refuse)
+    monkeypatch.setattr(sde_com.io, "read_dataset", refuse)
+    for name in ("sim_traces", "fig2a"):
+        png = tmp_path / f"{name}.png"
+        assert main(["plot", str(ROOT / "data" / f"{name}.nc"), "-o", str(png)]) == 0, capsys.readouterr().err
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    bad = tmp_path / "bad.nc"
+    bad.write_text("not a netCDF file\n")
+    assert main(["plot", str(bad), "-o", str(tmp_path / "X.png")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("sde-com: error: cannot read dataset") and "bad.nc" in err and "Traceback" not in err
+    assert not (tmp_path / "X.png").exists()
 
 
 def test_matrix_title_quotes_the_variable_shown():
@@ -200,6 +285,70 @@ def test_any_sweep_over_one_or_two_parameters_plots(model):
     plt.close(fig)
 
 
+@pytest.mark.parametrize("model, kind, x, hue", [
+    ("detuning = [0.0, 0.4, 0.75, 1.1, 1.5]\nOmega = { start = 0.0, stop = 2e4, num = 20 }", "lines", "Omega",
+     ["detuning"]),
+    ("detuning = [0.0, 0.75, 1.5]\ntemperature = { start = 0.0, stop = 1.0, num = 40 }", "lines", "temperature",
+     ["detuning"]),
+    ("detuning = { start = 0.0, stop = 1.5, num = 20 }\nOmega = [0.0, 5e3, 1e4, 1.5e4, 2e4]", "lines", "detuning",
+     ["Omega"]),
+    ('direction = ["ccw", "cw"]\nOmega = { start = 0.0, stop = 2e4, num = 40 }', "lines", "Omega", ["direction"]),
+    ("Omega = [0.0, 1e4]\npower = [0.005, 0.01, 0.015, 0.02, 0.025, 0.03]", "lines", "power", ["Omega"]),
+    ("detuning = { start = 0.0, stop = 1.5, num = 30 }\nOmega = { start = 0.0, stop = 2e4, num = 30 }", "map",
+     "detuning", None),
+])
+def test_two_parameter_sweep_plots_by_default_with_the_smaller_dimension_as_hue(tmp_path, capsys, model, kind, x,
+                                                                              hue):
+    """Lines over the larger dimension, one line per value of the smaller (≤ 6 values), else a map; never a
+    default that the checks then refuse (detuning × 20 Ω values once asked for 20 lines per panel)."""
+    text = f"[model]\n{model}\n"
+    scenario = parse_scenario(text)
+    check_plot({}, scenario.parameters, scenario.variables, run=scenario.run_outline)
+    ds = run_scenario(scenario)
+    spec = dataset_spec(ds)
+    assert spec["kind"] == kind and spec["x"] == x
+    if kind == "lines":
+        assert spec["hue"] == hue
+        fig = drawn(ds)
+        (ax,) = panels(fig)
+        n_hue = ds.sizes[hue[0]]
+        assert len(ax.get_lines()) == n_hue and len(ax.get_lines()[0].get_xdata()) == ds.sizes[x]
+    else:
+        assert {spec["x"], spec["y"]} == {"detuning", "Omega"}
+        fig = drawn(ds)
+    plt.close(fig)
+    if "num = 40" in model:  # the same through `sde-com run --plot`
+        status, out, png = run_cli(tmp_path, text)
+        assert status == 0, capsys.readouterr().err
+        assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_default_figure_of_every_one_or_two_parameter_sweep_is_accepted():
+    """Every pair of [model] keys at any sizes: the default spec passes its own checks (before the run)."""
+    from itertools import combinations
+
+    from sde_com.schema import SCHEMA
+
+    keys = list(SCHEMA["model"].keys)
+    for n in (1, 2):
+        for names in combinations(keys, n):
+            for sizes in ((2, 2), (5, 20), (20, 5), (3, 40), (6, 7), (7, 7), (30, 30)):
+                params = {k: ["ccw", "cw"] if k == "direction" else [float(i) for i in range(s)]
+                          for k, s in zip(names, sizes[:n], strict=True)}
+                spec = resolve_spec({}, *outline(params))
+                assert spec["kind"] in ("lines", "map"), (params, spec)
+                check_plot({}, params, None)
+
+
+def test_default_map_falls_back_to_lines_when_no_variable_spans_both_axes():
+    text = ("[model]\ndetuning = { start = 0.0, stop = 1.5, num = 8 }\nOmega = { start = 0.0, stop = 2e4, num = 8 }\n"
+            "[output]\nvariables = [\"logneg_max\", \"revival\"]\n")
+    scenario = parse_scenario(text)
+    spec = resolve_spec({}, *outline(scenario.parameters, scenario.variables))
+    assert spec["kind"] == "lines" and spec["x"] == "Omega" and spec["y"] == ["logneg_max"]
+    check_plot({}, scenario.parameters, scenario.variables)
+
+
 def test_every_point_of_unplaced_dimensions_is_drawn():
     """A [plot] that names only x: the other swept dimension becomes the hue, not its first value."""
     ds = sweep_ds('detuning = [0.0, 0.75, 1.5]\nOmega = [0.0, 8e3, 2e4]',
@@ -219,6 +368,22 @@ def test_time_scaled_axis_when_present():
     assert ax.get_xlabel() == "ω_m t"
     assert ax.get_lines()[0].get_xdata()[-1] == pytest.approx(120.0, rel=1e-6)
     plt.close(fig)
+
+
+def test_lines_accept_time_scaled_like_estimate():
+    """x = "time_scaled" (ω_ref·t, as the file indexes time) is the time dimension for lines and estimate alike."""
+    with xr.open_dataset(ROOT / "data" / "sim_transient.nc") as ds:
+        ds = from_disk_layout(ds.load())
+    for kind, extra in (("lines", {"y": ["logneg_sim"]}), ("estimate", {})):
+        spec = {"kind": kind, "x": "time_scaled", **extra}
+        assert resolve_spec(spec, *dataset_outline(ds))["x"] == "time"
+        ds.attrs["plot"] = json.dumps(spec)
+        fig = drawn(ds)
+        assert panels(fig)[0].get_xlabel() == "ω_m t"
+        plt.close(fig)
+    scenario = load_scenario(SCENARIOS["sim_transient"])
+    check_plot({"kind": "lines", "x": "time_scaled", "y": ["logneg_sim"]}, scenario.parameters,
+               scenario.variables, run=scenario.run_outline)
 
 
 # Time-domain outputs ---------------------------------------------------------------------------------------
@@ -333,13 +498,55 @@ def test_run_plot_with_impossible_spec_fails_before_work(tmp_path, capsys, plot,
     assert not out.exists() and not png.exists()
 
 
-def test_run_plot_of_time_domain_kind_on_a_sweep_exits_2_without_png(tmp_path, capsys):
-    """Not checkable before the run (a simulation kind): the dataset is written, the PNG is not."""
-    status, out, png = run_cli(tmp_path, '[model]\ndetuning = [0.0, 1.0]\n[plot]\nkind = "estimate"\n')
+@pytest.mark.parametrize("model", ["detuning = [0.5, 1.0]", "detuning = 0.75"])
+@pytest.mark.parametrize("plot, fragment", [
+    ('kind = "estimate"', "logneg_sim"),
+    ('kind = "traces"', "'trace'"),
+    ('kind = "spectra"', "spectrum_welch"),
+    ('kind = "matrix"\nvariable = "zscore"', "'zscore'"),
+    ('kind = "lines"\nx = "time"', "'time'"),
+])
+def test_run_plot_of_time_domain_kind_without_simulate_fails_before_work(tmp_path, capsys, model, plot, fragment):
+    """No [simulate]: a time-domain figure is refused when the scenario is read, before any work (no file)."""
+    status, out, png = run_cli(tmp_path, f"[model]\n{model}\n[plot]\n{plot}\n")
     assert status == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "logneg_sim" in err and "Traceback" not in err
-    assert out.exists() and not png.exists()
+    assert err.startswith("sde-com: error: ") and fragment in err and "Traceback" not in err
+    assert not out.exists() and not png.exists()
+    with pytest.raises(ScenarioError, match=re.escape(fragment)):
+        load_scenario(tmp_path / "scenario.toml")
+
+
+@pytest.mark.parametrize("extra, plot, fragment", [
+    ("", 'kind = "traces"', "'trace'"),  # no traces recorded
+    ("", 'kind = "spectra"', "spectrum_welch"),  # no [detect]
+    ("", 'kind = "estimate"\nx = "time"', "'time'"),  # a steady run: no snapshots
+    ('[output]\nvariables = ["logneg", "cov"]\n', 'kind = "estimate"', "logneg_sim"),
+    ("[wigner]\n", 'kind = "estimate"', "logneg_sim"),
+])
+def test_time_domain_spec_the_run_will_not_write_is_refused_before_work(tmp_path, capsys, extra, plot, fragment):
+    status, out, png = run_cli(tmp_path, f"{SIM_POINT.replace('exact', 'em')}{extra}[plot]\n{plot}\n")
+    assert status == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert not out.exists() and not png.exists()
+
+
+def test_y_that_is_not_a_curve_names_its_real_dimensions():
+    """y = ["trace"] is over (trajectory, time, quadrature), not "a matrix over (row, col)"."""
+    with xr.open_dataset(ROOT / "data" / "sim_traces.nc") as ds:
+        sizes, variables = dataset_outline(from_disk_layout(ds))
+    with pytest.raises(PlotError) as drawn_error:
+        resolve_spec({"kind": "lines", "y": ["trace"]}, sizes, variables)
+    scenario = load_scenario(SCENARIOS["sim_traces"])
+    with pytest.raises(ScenarioError) as checked_error:
+        check_plot({"kind": "lines", "y": ["trace"]}, scenario.parameters, scenario.variables,
+                   run=scenario.run_outline)
+    for message in (str(drawn_error.value), str(checked_error.value)):
+        assert "(row, col)" not in message and "matrix" not in message
+        assert "('trajectory', 'time', 'quadrature')" in message and "kind = 'traces'" in message
+    with pytest.raises(PlotError, match=r"matrix over \(row, col\).*kind = 'matrix'"):
+        resolve_spec({"kind": "lines", "y": ["cov"]}, sizes, variables)
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -363,6 +570,15 @@ def test_plot_subcommand_with_spec_the_file_lacks_exits_2(tmp_path, capsys, spec
 
 # check_plot and plot.py agree (one home for the defaults) --------------------------------------------------
 
+SIM_SMALL = """detuning = 0.75
+[simulate]
+method = "exact"
+dt = 0.5
+duration = 20.0
+trajectories = 4
+seed = 1
+initial = "steady"
+"""
 AGREEMENT = [
     ("detuning = [0.0, 1.0]", {}),
     ("Omega = [0.0, 8e3, 2e4]\ndirection = [\"ccw\", \"cw\"]", {}),
@@ -374,6 +590,19 @@ AGREEMENT = [
     ("temperature = 0.1", {}),
     ("temperature = 0.1", {"kind": "lines"}),
     ("temperature = [0.1, 0.2]", {"kind": "matrix", "variable": "cov"}),
+    ("detuning = [0.0, 0.4, 0.75, 1.1, 1.5]\nOmega = { start = 0.0, stop = 2e4, num = 20 }", {}),
+    ("detuning = [0.0, 0.4, 0.75, 1.1, 1.5]\nOmega = { start = 0.0, stop = 2e4, num = 20 }", {"kind": "lines"}),
+    ("detuning = [0.0, 0.75, 1.5]\nOmega = [0.0, 8e3]", {"kind": "estimate"}),
+    (SIM_SMALL, {}),
+    (SIM_SMALL, {"kind": "estimate"}),  # a steady single point: nothing to draw it over
+    (SIM_SMALL, {"kind": "traces"}),
+    (SIM_SMALL, {"kind": "matrix", "variable": "cov_sim"}),
+    (SIM_SMALL + "save_every = 2.0\n", {}),
+    (SIM_SMALL + "save_every = 2.0\n", {"kind": "lines", "x": "time_scaled", "y": ["logneg_sim", "logneg_ref"]}),
+    (SIM_SMALL + "save_every = 2.0\ntraces = 2\n", {}),
+    (SIM_SMALL + "save_every = 2.0\ntraces = 2\n", {"kind": "lines", "y": ["trace"]}),
+    (SIM_SMALL.replace("dt = 0.5", "dt = [0.5, 0.25]"), {}),
+    (SIM_SMALL.replace("dt = 0.5", "dt = [0.5, 0.25]"), {"kind": "estimate", "x": "time"}),
 ]
 
 
@@ -387,7 +616,7 @@ def test_check_plot_agrees_with_the_drawn_figure(model, plot):
     except PlotError:
         drawn_spec = None
     try:
-        check_plot(plot, scenario.parameters, scenario.variables)
+        check_plot(plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
         checked = True
     except ScenarioError:
         checked = False

@@ -150,7 +150,7 @@ def test_condition_of_shipped_points():
 def test_provenance(name, regenerated):
     in_memory, from_file = regenerated(name)
     for ds in (in_memory, from_file):
-        assert ds.attrs["sde_com_version"] == sde_com.__version__
+        assert ds.attrs["source"] == f"sde_com {sde_com.__version__}"
         assert ds.attrs["scenario"] == SCENARIOS[name].read_text(encoding="utf-8")
         assert ds.attrs["scenario_name"] == f"{name}.toml"
         parameters = json.loads(ds.attrs["parameters"])

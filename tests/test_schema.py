@@ -159,6 +159,22 @@ def test_schema_keys_are_the_codes_keys():
     assert SCHEMA["plot"].keys["kind"].choices == PLOT_KINDS
 
 
+def test_plot_keys_chosen_from_the_output_declare_no_default():
+    """[plot] kind, x, y and variable are chosen from the output (sde_com.plotspec), not fixed values: the
+    schema declares none (it once said kind 'lines', map variable 'coupling' and map y 'Omega')."""
+    from sde_com.plotspec import resolve_spec
+
+    keys = SCHEMA["plot"].keys
+    for name in ("kind", "x", "y", "variable"):
+        assert keys[name].default is None, name
+        assert "chosen from the output" in keys[name].doc, name
+    assert "default" not in json_schema()["properties"]["plot"]["properties"]["kind"]
+    sizes = {"detuning": 30, "Omega": 30, "branch": 1}
+    dims = ("detuning", "Omega", "branch")
+    spec = resolve_spec({}, sizes, {"coupling": dims, "logneg": dims})
+    assert spec["kind"] == "map" and spec["variable"] == "logneg"  # not the old documented 'coupling'
+
+
 def test_time_rule_every_time_and_frequency_in_units_of_the_reference_rate():
     times = {("simulate", k) for k in ("dt", "burn_in", "duration", "save_times", "save_every")}
     times |= {("drive", k) for k in ("start", "rise_time", "width", "times")}
