@@ -2,7 +2,7 @@
 
 A page holds a placeholder line; ``on_page_markdown`` replaces it by the Markdown written from the code
 itself: the scenario schema and the output catalogue (by functions of the package), the keys that the time
-rule covers (from ``sde_com.schema.SCHEMA``) and the command line (from ``sde_com.cli.build_parser()``), by
+rule covers (from ``sde_com.runs.schema.SCHEMA``) and the command line (from ``sde_com.cli.build_parser()``), by
 the generators below. A placeholder whose generator cannot be imported, or that no page contains, stops the
 build: the reference never silently falls back to stale or missing text.
 """
@@ -30,7 +30,7 @@ def _time_keys_markdown() -> str:
     The rule on the physics page names the tables in words; a TIME or RATE key in another table stops the
     build, so that the words cannot go stale either. The links are relative to a page at the top of docs/.
     """
-    from sde_com import schema
+    from sde_com.runs import schema
 
     lines = []
     for name, table in schema.SCHEMA.items():
@@ -44,7 +44,7 @@ def _time_keys_markdown() -> str:
         if parts:
             lines.append(f"- [`[{name}]`](reference/scenario.md#{name}): {'; '.join(parts)}")
     if not lines:
-        raise PluginError("sde_com.schema.SCHEMA has no key in units of 1/ω_ref or ω_ref")
+        raise PluginError("sde_com.runs.schema.SCHEMA has no key in units of 1/ω_ref or ω_ref")
     return "\n".join(lines)
 
 
@@ -88,8 +88,8 @@ def _cli_reference_markdown() -> str:
 
 
 GENERATED: dict[str, tuple[str, str] | Callable[[], str]] = {
-    "<!-- sde_com:scenario-reference -->": ("sde_com.schema", "scenario_reference_markdown"),
-    "<!-- sde_com:output-reference -->": ("sde_com.catalogue", "output_reference_markdown"),
+    "<!-- sde_com:scenario-reference -->": ("sde_com.runs.schema", "scenario_reference_markdown"),
+    "<!-- sde_com:output-reference -->": ("sde_com.results.catalogue", "output_reference_markdown"),
     "<!-- sde_com:time-keys -->": _time_keys_markdown,
     "<!-- sde_com:cli-reference -->": _cli_reference_markdown,
 }
@@ -134,7 +134,7 @@ def _check_api_page(markdown: str) -> None:
     """Every name of ``sde_com.__all__`` has a ``:::`` directive, and each directive shows a public name.
 
     A directive names ``sde_com.NAME``, or the defining module's path where a submodule of the same name
-    would shadow the function for mkdocstrings (``sde_com.sweep.sweep``): it must be the same object.
+    would shadow the function for mkdocstrings (``sde_com.results.sweep.sweep``): it must be the same object.
     """
     import sde_com
 
@@ -146,7 +146,7 @@ def _check_api_page(markdown: str) -> None:
             raise PluginError(f"{API_PAGE}: {path} is not a name of sde_com.__all__")
         if _resolve(path) is not getattr(sde_com, name):
             raise PluginError(f"{API_PAGE}: {path} is not the object sde_com.{name} (a submodule of that name? "
-                              "then write the defining path, e.g. sde_com.sweep.sweep)")
+                              "then write the defining path, e.g. sde_com.results.sweep.sweep)")
         documented.add(name)
     if missing := sorted(public - documented):
         raise PluginError(f"{API_PAGE} does not document these names of sde_com.__all__: {', '.join(missing)}")

@@ -4,30 +4,30 @@ Reproduces and extends Jiao et al., Phys. Rev. Lett. 125, 143605 (2020). Rates a
 quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
 """
 
-from . import kernel_cache
+from sde_com import kernel_cache
 
 _restore_numba_cache_dir = kernel_cache.use_for_sde_com()  # the kernels below cache outside the package
 
-from ._version import __version__
-from .detection import detection_dataset, homodyne_record, welch_spectrum
-from .device import Device, hz_to_rad_per_s
-from .drive import Drive, simulate_drive
-from .engine import run_scenario_to_file
-from .gaussian import is_physical, logneg, logneg_symplectic, revival_factor
-from .io import read_dataset, write_dataset
-from .linear import (
+from sde_com._version import __version__
+from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic, revival_factor
+from sde_com.physics.linear import (
     diffusion_matrix,
     drift_matrix,
     lyapunov_covariance_reference,
     moment_covariance,
     routh_hurwitz_stable,
 )
-from .model import OperatingPoint, operating_points
-from .scenario import load_scenario, parse_scenario, run_scenario
-from .simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
-from .spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
-from .sweep import sweep
-from .wigner import truncated_wigner_check
+from sde_com.physics.model import OperatingPoint, operating_points
+from sde_com.physics.resonator.device import Device, hz_to_rad_per_s
+from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
+from sde_com.results.io import read_dataset, write_dataset
+from sde_com.results.sweep import sweep
+from sde_com.runs.engine import run_scenario_to_file
+from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
+from sde_com.simulation.detection import detection_dataset, homodyne_record, welch_spectrum
+from sde_com.simulation.drive import Drive, simulate_drive
+from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
+from sde_com.simulation.wigner import truncated_wigner_check
 
 _restore_numba_cache_dir()  # every kernel is defined: other code keeps its own Numba cache setting
 

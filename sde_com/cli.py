@@ -12,8 +12,8 @@ EXIT_BAD_INPUT = 2
 
 def _kernel_modules(scenario) -> tuple[str, ...]:
     """The modules whose Numba kernels a scenario's run compiles on an empty cache."""
-    steady = ("steady", "linear", "gaussian", "chain")
-    return steady if scenario.simulation is None else (*steady, "kernels")
+    steady = ("physics.resonator.steady", "physics.linear", "physics.gaussian", "physics.resonator.chain")
+    return steady if scenario.simulation is None else (*steady, "kernels.ensemble")
 
 
 def _require_matplotlib() -> None:
@@ -26,10 +26,10 @@ def _require_matplotlib() -> None:
 
 
 def _run(args) -> None:
-    from .engine import execute
-    from .io import check_writable
-    from .kernel_cache import announce_compile
-    from .scenario import check_plot, load_scenario
+    from sde_com.kernel_cache import announce_compile
+    from sde_com.results.io import check_writable
+    from sde_com.runs.engine import execute
+    from sde_com.runs.scenario import check_plot, load_scenario
 
     out = Path(args.output)
     png = Path(args.plot_file) if args.plot_file else out.with_suffix(".png")
@@ -52,7 +52,7 @@ def _run(args) -> None:
     if args.plot or args.plot_file:
         import xarray as xr
 
-        from .plot import PlotError, plot_dataset
+        from sde_com.plot import PlotError, plot_dataset
 
         with xr.open_dataset(out) as ds:  # lazily: streamed traces may not fit in memory
             try:
@@ -66,7 +66,7 @@ def _plot(args) -> None:
     _require_matplotlib()
     import xarray as xr
 
-    from .plot import plot_dataset
+    from sde_com.plot import plot_dataset
 
     src = Path(args.dataset)
     if not src.exists():
@@ -82,7 +82,7 @@ def _plot(args) -> None:
 
 
 def _bench(args) -> None:
-    from .bench import benchmark_steady_chain
+    from sde_com.benchmarks import benchmark_steady_chain
 
     if args.points < 1 or args.baseline_points < 1 or args.repeat < 1:
         raise ValueError("--points, --baseline-points and --repeat must be >= 1")
@@ -95,7 +95,7 @@ def _bench(args) -> None:
 
 
 def _bench_sde(args) -> None:
-    from .bench import benchmark_sde
+    from sde_com.benchmarks import benchmark_sde
 
     if args.trajectories < 1 or args.steps < 1 or args.repeat < 1:
         raise ValueError("--trajectories, --steps and --repeat must be >= 1")
@@ -112,7 +112,7 @@ def _bench_sde(args) -> None:
 
 
 def _bench_dask(args) -> None:
-    from .bench import benchmark_dask
+    from sde_com.benchmarks import benchmark_dask
 
     if args.workers < 1:
         raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
@@ -128,7 +128,7 @@ def _bench_dask(args) -> None:
 
 
 def _cache(args) -> None:
-    from . import kernel_cache
+    from sde_com import kernel_cache
 
     if args.clear:
         removed = kernel_cache.clear()
@@ -138,19 +138,19 @@ def _cache(args) -> None:
 
 
 def _schema(args) -> None:
-    from .schema import json_schema_text
+    from sde_com.runs.schema import json_schema_text
 
     if args.output is None:
         sys.stdout.write(json_schema_text())
         return
-    from .io import check_writable
+    from sde_com.results.io import check_writable
 
     check_writable(args.output, args.force).write_text(json_schema_text(), encoding="utf-8")
     print(f"wrote {args.output}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._version import __version__
+    from sde_com._version import __version__
 
     parser = argparse.ArgumentParser(prog="sde-com", description=__doc__)
     parser.add_argument("--version", action="version", version=f"sde-com {__version__}")
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sde-com: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
     except RuntimeError as exc:
-        from .engine import UnitFailed
+        from sde_com.runs.engine import UnitFailed
 
         if not isinstance(exc, UnitFailed):
             raise

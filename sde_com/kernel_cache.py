@@ -79,13 +79,14 @@ def _subfolders() -> list[Path]:
 
 
 def is_cached(module: str) -> bool:
-    """Whether the cache holds compiled functions of the sde_com module ``module`` (e.g. ``"chain"``) for
+    """Whether the cache holds compiled functions of the sde_com module ``module`` (dotted below the
+    package, e.g. ``"physics.resonator.chain"``) for
     this installation (Numba keys its cache folder by the source folder, as computed here)."""
     from numba.core.caching import _CacheLocator
 
-    source = Path(__file__).with_name(f"{module}.py")
+    source = Path(__file__).parent.joinpath(*module.split(".")).with_suffix(".py")
     folder = cache_dir() / _CacheLocator.get_suitable_cache_subpath(str(source))
-    return any(folder.glob(f"{module}.*.nbi"))
+    return any(folder.glob(f"{module.rpartition('.')[2]}.*.nbi"))
 
 
 def announce_compile(modules: tuple[str, ...], stream=None) -> bool:
@@ -94,7 +95,7 @@ def announce_compile(modules: tuple[str, ...], stream=None) -> bool:
     missing = [m for m in modules if not is_cached(m)]
     if not missing:
         return False
-    seconds = COMPILE_SECONDS["time-domain" if "kernels" in missing else "steady"]
+    seconds = COMPILE_SECONDS["time-domain" if any(m.startswith("kernels.") for m in missing) else "steady"]
     print(f"sde-com: compiling the numba kernels ({', '.join(missing)}); this happens on the first run only "
           f"and takes about {seconds} s on a quiet 2-core machine (longer under load). Cache: {cache_dir()}",
           file=stream or sys.stderr, flush=True)

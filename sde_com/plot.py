@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .io import check_writable, from_disk_layout, replace_atomically
-from .linear import QUADRATURES
-from .plotspec import INTERNAL_DIMS, PLOT_KINDS, PlotError, default_spec, resolve_spec
+from sde_com.physics.linear import QUADRATURES
+from sde_com.results.io import check_writable, from_disk_layout, replace_atomically
+from sde_com.runs.plotspec import INTERNAL_DIMS, PLOT_KINDS, PlotError, default_spec, resolve_spec
 
 __all__ = ["INTERNAL_DIMS", "PLOT_KINDS", "PlotError", "dataset_outline", "dataset_spec", "default_spec",
            "draw_dataset", "plot_dataset", "resolve_spec"]

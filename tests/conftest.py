@@ -33,8 +33,8 @@ def assert_identical_output(a: xr.Dataset, b: xr.Dataset) -> None:
 def scenario_outputs(tmp_path_factory):
     """name -> (Dataset from run_scenario, path of the same written with write_dataset), for every
     scenarios/*.toml; each scenario runs once per session, on first use."""
-    from sde_com.io import write_dataset
-    from sde_com.scenario import load_scenario, run_scenario
+    from sde_com.results.io import write_dataset
+    from sde_com.runs.scenario import load_scenario, run_scenario
 
     folder = tmp_path_factory.mktemp("scenario_outputs")
     cache = {}

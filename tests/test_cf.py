@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 from conftest import SCENARIO_FILES, assert_identical_output
 
-from sde_com.catalogue import (
+from sde_com.results.catalogue import (
     COORDINATES,
     REFERENCES,
     RUN_KINDS,
@@ -17,7 +17,7 @@ from sde_com.catalogue import (
     apply_catalogue,
     output_reference_markdown,
 )
-from sde_com.io import read_dataset, write_dataset
+from sde_com.results.io import read_dataset, write_dataset
 
 compliance_runner = pytest.importorskip("compliance_checker.runner")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the checker's own ioos_sos notice
@@ -118,8 +118,8 @@ def test_strings_and_flags_in_the_file(scenario_outputs, tmp_path):
 
 def test_streamed_traces_file_is_cf(tmp_path, scenario_outputs):
     """The engine's path (traces streamed unit by unit), as the CLI writes it, with its history line."""
-    from sde_com.engine import execute
-    from sde_com.scenario import load_scenario
+    from sde_com.runs.engine import execute
+    from sde_com.runs.scenario import load_scenario
 
     out = tmp_path / "traces.nc"
     execute(load_scenario(SCENARIO_FILES["sim_traces"]), out, quiet=True, history="sde-com run x.toml -o y.nc")

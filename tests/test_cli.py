@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 
 from sde_com.cli import EXIT_BAD_INPUT, main
-from sde_com.io import write_dataset
-from sde_com.sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep
+from sde_com.results.io import write_dataset
+from sde_com.results.sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OLD_BYTES = b"an earlier output that must survive\n"

@@ -5,8 +5,8 @@ import pytest
 import scipy.stats
 
 from sde_com import Device, operating_points
-from sde_com.detection import homodyne_record, welch_spectrum
-from sde_com.simulate import SimulationSettings, simulate_point
+from sde_com.simulation.detection import homodyne_record, welch_spectrum
+from sde_com.simulation.simulate import SimulationSettings, simulate_point
 
 
 def vacuum_cavity_traces(n=32, duration=300.0, dt=0.01):
@@ -49,8 +49,8 @@ def test_welch_spectrum_agrees_with_the_analytic_output_spectrum():
     import scipy.integrate
     import scipy.signal
 
-    from sde_com.detection import detection_dataset
-    from sde_com.spectra import output_excess_spectrum
+    from sde_com.physics.spectra import output_excess_spectrum
+    from sde_com.simulation.detection import detection_dataset
 
     d = Device()
     n, dt, seg = 32, 0.005, 4096

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from sde_com import Device, kernels, operating_points
-from sde_com.drive import Drive, mean_field_trajectory, simulate_drive
-from sde_com.linear import lyapunov_covariance_reference
-from sde_com.simulate import SimulationSettings, step_maps
+from sde_com import Device, operating_points
+from sde_com.kernels import ensemble as kernels
+from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.simulation.drive import Drive, mean_field_trajectory, simulate_drive
+from sde_com.simulation.simulate import SimulationSettings, step_maps
 
 PEAK = 0.75
 
@@ -107,7 +108,7 @@ def test_bad_drive_tables_exit_2_and_write_nothing(tmp_path, capsys, extra, frag
 
 def test_drive_samples_from_a_file(tmp_path, capsys):
     from sde_com.cli import main
-    from sde_com.io import read_dataset
+    from sde_com.results.io import read_dataset
 
     (tmp_path / "env.txt").write_text("# time (1/ω_m)  envelope\n0 0\n10 1\n40 1\n")
     f = tmp_path / "s.toml"

@@ -12,9 +12,9 @@ import pytest
 from conftest import assert_identical_output
 
 from sde_com.cli import main
-from sde_com.engine import execute
-from sde_com.io import read_dataset
-from sde_com.scenario import parse_scenario
+from sde_com.results.io import read_dataset
+from sde_com.runs.engine import execute
+from sde_com.runs.scenario import parse_scenario
 
 SIM = """
 [model]
@@ -204,7 +204,7 @@ def test_existing_scheduler_gives_the_identical_file(tmp_path):
 
 
 def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys, monkeypatch):
-    import sde_com.engine as engine
+    import sde_com.runs.engine as engine
 
     real = engine.run_unit
 

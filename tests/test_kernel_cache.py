@@ -31,8 +31,8 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_kernels_cache_outside_the_package_and_numba_keeps_its_setting():
     cache = kernel_cache.cache_dir().resolve()
     assert PACKAGE not in cache.parents and cache != PACKAGE
-    from sde_com.chain import steady_chain
-    from sde_com.kernels import run_ensemble
+    from sde_com.kernels.ensemble import run_ensemble
+    from sde_com.physics.resonator.chain import steady_chain
 
     for kernel in (steady_chain, run_ensemble):  # where Numba writes and looks for them
         assert Path(kernel._cache._cache_path).resolve().parent == cache
@@ -89,14 +89,14 @@ def test_version(capsys):
 
 def _worker_cache_dir() -> str:
     from sde_com import kernel_cache
-    from sde_com.kernels import run_ensemble
+    from sde_com.kernels.ensemble import run_ensemble
 
     return str(Path(run_ensemble._cache._cache_path).parent), str(kernel_cache.cache_dir())
 
 
 def test_dask_workers_use_the_same_cache():
     pytest.importorskip("dask.distributed")
-    from sde_com.engine import connect
+    from sde_com.runs.engine import connect
 
     client = connect(workers=1, scheduler=None)
     try:

@@ -15,7 +15,7 @@ import scipy.linalg
 import scipy.special
 import scipy.stats
 
-from sde_com import kernels
+from sde_com.kernels import ensemble as kernels
 
 FAIL_PROBABILITY = 1e-3  # per statistical test, for a correct implementation and a random seed
 NO_SNAPSHOTS = np.zeros(0, dtype=np.int64)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import sde_com
-from sde_com.chain import run_chain
-from sde_com.device import Device, mode_detunings
-from sde_com.gaussian import logneg_from_blocks, symplectic_form
-from sde_com.linear import lyapunov_residual
-from sde_com.steady import coupling_strength, mean_fields, real_polynomial_roots, steady_branches
+from sde_com.physics.gaussian import logneg_from_blocks, symplectic_form
+from sde_com.physics.linear import lyapunov_residual
+from sde_com.physics.resonator.chain import run_chain
+from sde_com.physics.resonator.device import Device, mode_detunings
+from sde_com.physics.resonator.steady import coupling_strength, mean_fields, real_polynomial_roots, steady_branches
 
 # Rounding level for quantities of order one built from O(10) floating-point operations on O(1) numbers.
 ROUNDING = 1e-12
@@ -107,7 +107,7 @@ def test_every_branch_found_against_a_sign_scan(power, J, detuning):
     branches = steady_branches(du, dv, J, kap, d.G0, d.epsilon, d.omega_m)
     # independent count: sign changes of the Eq. (7) residual on a fine grid covering all roots
     # (every root has 0 <= y <= k·max(1 + (d_v − y)² + j²)/|·|² ... bounded by the Cauchy bound below)
-    c = np.array(sde_com.steady.steady_polynomial(*args[:4]))
+    c = np.array(sde_com.physics.resonator.steady.steady_polynomial(*args[:4]))
     bound = 1 + np.max(np.abs(c[1:]))
     grid = np.linspace(-bound, bound, 400_000)  # even count: never exactly on the root y = 0 of P = 0
     res = self_consistency_residual(grid, *args)
@@ -257,7 +257,7 @@ def test_closed_formula_agrees_with_symplectic_eigenvalues():
         if np.isnan(V).any():
             continue
         for pair in (("U", "mech"), ("V", "mech"), ("U", "V")):
-            v4 = sde_com.gaussian.reduced_covariance(V, *pair)
+            v4 = sde_com.physics.gaussian.reduced_covariance(V, *pair)
             assert sde_com.logneg(V, *pair) == pytest.approx(sde_com.logneg_symplectic(v4), abs=1e-9)
 
 

@@ -17,12 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from sde_com import plotspec  # noqa: E402
 from sde_com.cli import EXIT_BAD_INPUT, main  # noqa: E402
-from sde_com.io import from_disk_layout, read_dataset, write_dataset  # noqa: E402
 from sde_com.plot import PlotError, dataset_outline, dataset_spec, draw_dataset, resolve_spec  # noqa: E402
-from sde_com.plotspec import outline  # noqa: E402
-from sde_com.scenario import ScenarioError, check_plot, load_scenario, parse_scenario, run_scenario  # noqa: E402
+from sde_com.results.io import from_disk_layout, read_dataset, write_dataset  # noqa: E402
+from sde_com.runs import plotspec  # noqa: E402
+from sde_com.runs.plotspec import outline  # noqa: E402
+from sde_com.runs.scenario import ScenarioError, check_plot, load_scenario, parse_scenario, run_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.toml"))}
@@ -122,40 +122,43 @@ def test_outline_before_the_run_is_the_written_output(name):
 
 
 def _imports_within_sde_com(module: str) -> set[str]:
-    """The sde_com modules that ``module`` imports, directly or through others (read from the source)."""
+    """The sde_com modules (dotted below the package) that ``module`` imports, directly or through others
+    (read from the source)."""
     seen, todo = set(), [module]
     while todo:
-        tree = ast.parse((ROOT / "sde_com" / f"{todo.pop()}.py").read_text(encoding="utf-8"))
+        tree = ast.parse((ROOT / "sde_com").joinpath(*todo.pop().split(".")).with_suffix(".py")
+                         .read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
-                for name in names:
-                    if name not in seen and (ROOT / "sde_com" / f"{name}.py").exists():
-                        seen.add(name)
-                        todo.append(name)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sde_com."):
+                name = node.module.removeprefix("sde_com.")
+                if name not in seen and (ROOT / "sde_com").joinpath(*name.split(".")).with_suffix(".py").exists():
+                    seen.add(name)
+                    todo.append(name)
     return seen
 
 
 def test_plotspec_is_below_scenario_and_plot():
     """The spec logic imports neither scenario nor plot, and they do not import each other (no cycle)."""
-    assert not {"scenario", "plot"} & _imports_within_sde_com("plotspec")
-    assert "plotspec" in _imports_within_sde_com("scenario") and "plotspec" in _imports_within_sde_com("plot")
-    assert "plot" not in _imports_within_sde_com("scenario") and "scenario" not in _imports_within_sde_com("plot")
+    assert not {"runs.scenario", "plot"} & _imports_within_sde_com("runs.plotspec")
+    assert "runs.plotspec" in _imports_within_sde_com("runs.scenario")
+    assert "runs.plotspec" in _imports_within_sde_com("plot")
+    assert "plot" not in _imports_within_sde_com("runs.scenario")
+    assert "runs.scenario" not in _imports_within_sde_com("plot")
     import sde_com.plot
-    import sde_com.scenario
-    from sde_com.schema import SCHEMA
+    import sde_com.runs.scenario
+    from sde_com.runs.schema import SCHEMA
 
     assert sde_com.plot.PlotError is plotspec.PlotError and issubclass(PlotError, ValueError)
     assert sde_com.plot.resolve_spec is plotspec.resolve_spec
-    assert sde_com.scenario.PLOT_KINDS is plotspec.PLOT_KINDS is SCHEMA["plot"].keys["kind"].choices
+    assert sde_com.runs.scenario.PLOT_KINDS is plotspec.PLOT_KINDS is SCHEMA["plot"].keys["kind"].choices
 
 
 def test_every_plot_key_read_is_declared_in_the_schema():
     """The drawer reads no [plot] key that the schema refuses (omega_max once was read, never accepted)."""
-    from sde_com.schema import SCHEMA
+    from sde_com.runs.schema import SCHEMA
 
     read = set()
-    for module in ("plot.py", "plotspec.py"):
+    for module in ("plot.py", "runs/plotspec.py"):
         text = (ROOT / "sde_com" / module).read_text(encoding="utf-8")
         read |= set(re.findall(r"spec(?:\.get\(|\[)\"(\w+)\"", text))
         read |= set(re.findall(r"_(?:name|names|dim)\(spec, \"(\w+)\"\)", text))
@@ -174,13 +177,13 @@ def test_shipped_scenario_runs_with_plot(name, tmp_path, capsys):
 def test_plot_subcommand_reads_the_file_lazily(tmp_path, monkeypatch, capsys):
     """`sde-com plot` opens the file lazily (a trace file may not fit in memory): nothing loads it whole,
     and the string coordinates read lazily (object arrays) still label the figure."""
-    import sde_com.io
+    import sde_com.results.io
 
     def refuse(*args, **kwargs):
         raise AssertionError("the whole dataset was loaded")
 
     monkeypatch.setattr(xr.Dataset, "load", refuse)
-    monkeypatch.setattr(sde_com.io, "read_dataset", refuse)
+    monkeypatch.setattr(sde_com.results.io, "read_dataset", refuse)
     for name in ("sim_traces", "fig2a"):
         png = tmp_path / f"{name}.png"
         assert main(["plot", str(ROOT / "data" / f"{name}.nc"), "-o", str(png)]) == 0, capsys.readouterr().err
@@ -327,7 +330,7 @@ def test_default_figure_of_every_one_or_two_parameter_sweep_is_accepted():
     """Every pair of [model] keys at any sizes: the default spec passes its own checks (before the run)."""
     from itertools import combinations
 
-    from sde_com.schema import SCHEMA
+    from sde_com.runs.schema import SCHEMA
 
     keys = list(SCHEMA["model"].keys)
     for n in (1, 2):

@@ -13,9 +13,9 @@ from conftest import assert_identical_output
 
 import sde_com
 from sde_com import Device, operating_points
-from sde_com.io import read_dataset, write_dataset
-from sde_com.scenario import load_scenario, parse_scenario, run_scenario
-from sde_com.sweep import SWEEP_PARAMETERS, sweep
+from sde_com.results.io import read_dataset, write_dataset
+from sde_com.results.sweep import SWEEP_PARAMETERS, sweep
+from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.toml"))}

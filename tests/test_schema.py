@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sde_com import schema
+from sde_com import spec as specs
 from sde_com.cli import main
-from sde_com.device import DIRECTIONS, Device
-from sde_com.drive import DRIVE_KEYS, DRIVE_KINDS, Drive
-from sde_com.scenario import PLOT_KINDS, ScenarioError, parse_scenario, run_scenario
-from sde_com.schema import RATE, SCHEMA, TIME, TOP_LEVEL, Key, check_value, json_schema
-from sde_com.simulate import INITIAL_STATES, METHODS, SIMULATION_KEYS, SimulationSettings
-from sde_com.sweep import SWEEP_PARAMETERS, parameter_grid
+from sde_com.physics.resonator.device import DIRECTIONS, Device
+from sde_com.results.sweep import SWEEP_PARAMETERS, parameter_grid
+from sde_com.runs import schema
+from sde_com.runs.scenario import PLOT_KINDS, ScenarioError, parse_scenario, run_scenario
+from sde_com.runs.schema import RATE, SCHEMA, TIME, TOP_LEVEL, Key, check_value, json_schema
+from sde_com.simulation.drive import DRIVE_KEYS, DRIVE_KINDS, Drive
+from sde_com.simulation.simulate import INITIAL_STATES, METHODS, SIMULATION_KEYS, SimulationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -71,8 +72,8 @@ def test_every_key_refuses_a_wrong_type_naming_it(table, key):
     for value in _wrong_types(spec):
         message = _refused(_scenario(table, key, value))
         assert message.startswith(f"{table}.{key} must be "), message
-        assert "got " + schema.show(value) in message, message
-        assert schema.allowed(spec) in message
+        assert "got " + specs.show(value) in message, message
+        assert specs.allowed(spec) in message
 
 
 @pytest.mark.parametrize("key", list(TOP_LEVEL.keys))
@@ -90,7 +91,7 @@ def test_every_bounded_key_refuses_a_value_out_of_range(table, key):
     bad = int(bad) if "integer" in spec.types else float(bad)
     value = [bad] if spec.types == ("list[number]",) else bad
     message = _refused(_scenario(table, key, value))
-    bound = f"{'>' if spec.exclusive_minimum else '>='} {schema._number_text(spec.minimum)}"
+    bound = f"{'>' if spec.exclusive_minimum else '>='} {specs._number_text(spec.minimum)}"
     assert message.startswith(f"{table}.{key} must be ") and bound in message and repr(bad) in message, message
     if "list" in spec.forms:  # also inside a list of values
         assert bound in _refused(_scenario(table, key, [value, value]))
@@ -162,7 +163,7 @@ def test_schema_keys_are_the_codes_keys():
 def test_plot_keys_chosen_from_the_output_declare_no_default():
     """[plot] kind, x, y and variable are chosen from the output (sde_com.plotspec), not fixed values: the
     schema declares none (it once said kind 'lines', map variable 'coupling' and map y 'Omega')."""
-    from sde_com.plotspec import resolve_spec
+    from sde_com.runs.plotspec import resolve_spec
 
     keys = SCHEMA["plot"].keys
     for name in ("kind", "x", "y", "variable"):
@@ -205,9 +206,9 @@ def test_model_defaults_are_the_sweeps():
 
 
 def test_function_defaults_are_the_schemas():
-    from sde_com.detection import detection_dataset
-    from sde_com.drive import simulate_drive
-    from sde_com.wigner import truncated_wigner_check, wigner_dataset
+    from sde_com.simulation.detection import detection_dataset
+    from sde_com.simulation.drive import simulate_drive
+    from sde_com.simulation.wigner import truncated_wigner_check, wigner_dataset
 
     params = inspect.signature(detection_dataset).parameters
     for k, key in SCHEMA["detect"].keys.items():
@@ -244,9 +245,9 @@ def _capture(monkeypatch, module, name):
 @pytest.mark.parametrize("given", ["", "filter_center = -1.0\n"], ids=["absent", "explicit"])
 def test_detect_runs_with_the_schemas_defaults(monkeypatch, given):
     """Absent [detect] keys run with the schema's defaults (filter_center once disagreed: 0.0 vs -1.0)."""
-    import sde_com.detection
+    import sde_com.simulation.detection
 
-    _capture(monkeypatch, sde_com.detection, "detection_dataset")
+    _capture(monkeypatch, sde_com.simulation.detection, "detection_dataset")
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario(SIM_EM + "[detect]\n" + given))
     device, detuning, direction, settings, mode, theta, segment, bandwidths, center = info.value.args[0]
@@ -258,14 +259,14 @@ def test_detect_runs_with_the_schemas_defaults(monkeypatch, given):
 
 
 def test_wigner_and_drive_run_with_the_schemas_defaults(monkeypatch):
-    import sde_com.drive
-    import sde_com.wigner
+    import sde_com.simulation.drive
+    import sde_com.simulation.wigner
 
-    _capture(monkeypatch, sde_com.wigner, "wigner_dataset")
+    _capture(monkeypatch, sde_com.simulation.wigner, "wigner_dataset")
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario("[simulate]\nmethod = \"em\"\ndt = 0.01\nduration = 1.0\n[wigner]\n"))
     assert info.value.args[0][-1] == schema.default("wigner", "branch")
-    _capture(monkeypatch, sde_com.drive, "simulate_drive")
+    _capture(monkeypatch, sde_com.simulation.drive, "simulate_drive")
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario("[simulate]\nduration = 1.0\nsave_every = 0.5\n[drive]\n"))
     args, kwargs = info.value.args

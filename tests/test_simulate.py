@@ -10,9 +10,9 @@ import xarray as xr
 
 import sde_com
 from sde_com.cli import main
-from sde_com.device import Device
-from sde_com.linear import discrete_stationary_covariance, euler_maruyama_step, lyapunov_covariance_reference
-from sde_com.simulate import SimulationSettings, simulate, simulate_point
+from sde_com.physics.linear import discrete_stationary_covariance, euler_maruyama_step, lyapunov_covariance_reference
+from sde_com.physics.resonator.device import Device
+from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_point
 
 PEAK = 0.75  # Δ_c/ω_m of the Fig. 2 peak (Ω = 0, J = 0)
 FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of every z-score test below
@@ -120,7 +120,7 @@ def test_traces_follow_the_recursion_with_their_recorded_noise(peak):
     d, A, D = peak
     s = SimulationSettings(method="exact", dt=0.3, duration=30.0, trajectories=4, traces=2, save_every=0.3)
     out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
-    from sde_com.simulate import step_maps
+    from sde_com.simulation.simulate import step_maps
 
     F, _ = step_maps(A / d.omega_m, D / d.omega_m, 0.3, "exact")
     tr, nz = out["trace"], out["noise"]
@@ -196,9 +196,9 @@ def test_cli_bad_simulation_input_exits_2_and_writes_nothing(tmp_path, capsys, t
 
 
 def test_streamed_traces_equal_in_memory(tmp_path):
-    from sde_com.engine import run_scenario_to_file
-    from sde_com.io import read_dataset
-    from sde_com.scenario import parse_scenario, run_scenario
+    from sde_com.results.io import read_dataset
+    from sde_com.runs.engine import run_scenario_to_file
+    from sde_com.runs.scenario import parse_scenario, run_scenario
 
     sc = parse_scenario("[model]\ndetuning = [0.7, 0.8]\n[simulate]\ndt = 0.5\nduration = 20.0\ntrajectories = 6\n"
                         "traces = 4\nsave_every = 1.0\nchunk = 3\n")
@@ -220,7 +220,7 @@ def test_time_averaging_memory_does_not_grow_with_steps():
 
     code = """
 import resource, numpy as np
-from sde_com.simulate import SimulationSettings, simulate_point
+from sde_com.simulation.simulate import SimulationSettings, simulate_point
 from sde_com import Device, operating_points
 d = Device(); p = operating_points(d, 0.75)[0]
 def run(duration):
@@ -254,7 +254,7 @@ def test_em_steady_start_is_the_schemes_own_stationary_state(peak):
 
 
 def test_overflowed_or_missing_states_are_nan_not_unentangled():
-    from sde_com.gaussian import logneg_from_blocks
+    from sde_com.physics.gaussian import logneg_from_blocks
 
     assert np.isnan(logneg_from_blocks(np.full((4, 4), np.nan)))
     assert np.isnan(logneg_from_blocks(np.diag([1e300, 1e300, 1e300, 1e300])))

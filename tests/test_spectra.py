@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import sde_com
-from sde_com import spectra
-from sde_com.gaussian import is_physical, logneg_from_blocks
+from sde_com.physics import spectra
+from sde_com.physics.gaussian import is_physical, logneg_from_blocks
 
 DEVICE = sde_com.Device()
 OMEGA_M = DEVICE.omega_m

@@ -6,8 +6,8 @@ import scipy.stats
 
 from sde_com import Device
 from sde_com.cli import main
-from sde_com.simulate import SimulationSettings
-from sde_com.wigner import truncated_wigner_check
+from sde_com.simulation.simulate import SimulationSettings
+from sde_com.simulation.wigner import truncated_wigner_check
 
 N_TRAJ = 64
 # Bonferroni over 21 entries at a family-wise 1e-3, Student-t over trajectories (as in test_simulate)

@@ -12,9 +12,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .gaussian import logneg_from_blocks
-from .linear import fill_drift_matrix, lyapunov_covariance, routh_hurwitz_stable
-from .steady import MAX_BRANCHES, mean_fields, steady_shift_roots
+from sde_com.physics.gaussian import logneg_from_blocks
+from sde_com.physics.linear import fill_drift_matrix, lyapunov_covariance, routh_hurwitz_stable
+from sde_com.physics.resonator.steady import MAX_BRANCHES, mean_fields, steady_shift_roots
 
 # Pairs (rows of the 6×6 covariance) whose E_N the chain reports: (U, mech), (V, mech), (U, V).
 PAIR_ROWS = np.array([[0, 1, 4, 5], [2, 3, 4, 5], [0, 1, 2, 3]], dtype=np.int64)

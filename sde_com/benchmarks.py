@@ -7,9 +7,9 @@ import time
 import numpy as np
 import scipy.linalg
 
-from .device import Device
-from .model import operating_points
-from .sweep import sweep
+from sde_com.physics.model import operating_points
+from sde_com.physics.resonator.device import Device
+from sde_com.results.sweep import sweep
 
 
 def _median_time(fn, repeat: int) -> float:
@@ -61,9 +61,13 @@ def benchmark_sde(n_traj: int = 2000, n_steps: int = 2000, repeat: int = 3, pilo
     The time-to-target comes from a pilot run per scheme: its standard error falls as 1/√(trajectory-steps),
     so the steps needed are the pilot's × (pilot error / target)², and their time is steps / measured rate.
     """
-    from . import kernels
-    from .linear import discrete_stationary_covariance, euler_maruyama_step, lyapunov_covariance_reference
-    from .simulate import SimulationSettings, simulate_point, step_maps
+    from sde_com.kernels import ensemble as kernels
+    from sde_com.physics.linear import (
+        discrete_stationary_covariance,
+        euler_maruyama_step,
+        lyapunov_covariance_reference,
+    )
+    from sde_com.simulation.simulate import SimulationSettings, simulate_point, step_maps
 
     device = Device()
     point = operating_points(device, 0.75)[0]
@@ -120,8 +124,8 @@ def benchmark_dask(workers: int = 2, trajectories: int = 256, duration: float = 
     import tempfile
     from pathlib import Path
 
-    from .engine import connect, execute
-    from .scenario import parse_scenario
+    from sde_com.runs.engine import connect, execute
+    from sde_com.runs.scenario import parse_scenario
 
     text = (f"[model]\ndetuning = 0.75\n[simulate]\nmethod = \"exact\"\ndt = 0.05\nduration = {duration}\n"
             f"trajectories = {trajectories}\nseed = 1\n")
@@ -144,7 +148,7 @@ def benchmark_dask(workers: int = 2, trajectories: int = 256, duration: float = 
         timed("dask", text, workers=workers)
         timed("dask_tiny", tiny, workers=workers)
     scenario = parse_scenario(text)
-    from .engine import plan
+    from sde_com.runs.engine import plan
 
     n_units = len(plan(scenario))
     out.update(workers=workers, units=n_units, trajectory_steps=trajectories * scenario.simulation.n_steps,

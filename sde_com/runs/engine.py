@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
-from .catalogue import VARIABLES, apply_catalogue
-from .device import Device
-from .io import StreamedNetCDF, check_writable, write_dataset
-from .scenario import Scenario, finish_dataset
-from .simulate import (
+from sde_com._version import __version__
+from sde_com.physics.resonator.device import Device
+from sde_com.results.catalogue import VARIABLES, apply_catalogue
+from sde_com.results.io import StreamedNetCDF, check_writable, write_dataset
+from sde_com.results.sweep import parameter_grid, sweep_block, sweep_from_blocks
+from sde_com.runs.scenario import Scenario, finish_dataset
+from sde_com.simulation.simulate import (
     SimulationUnit,
     assemble_simulation,
     plan_units,
@@ -39,7 +40,6 @@ from .simulate import (
     time_coordinate,
     trace_coordinates,
 )
-from .sweep import parameter_grid, sweep_block, sweep_from_blocks
 
 SWEEP_POINTS_PER_UNIT = 50_000  # ≈ 0.1–0.2 s of chain work per unit
 
@@ -91,7 +91,7 @@ def run_one(scenario: Scenario, unit, model=None) -> dict:
     """Compute one unit (this is what a worker runs); ``model``: its point's prepared model."""
     if isinstance(unit, SweepUnit):
         if scenario.simulation is not None:  # a whole dt study or driven run in one unit
-            from .scenario import run_scenario
+            from sde_com.runs.scenario import run_scenario
 
             return {"dataset": run_scenario(scenario)}
         return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario))
@@ -213,7 +213,7 @@ def connect(workers: int | None, scheduler: str | None):
 
 
 def _warm_up() -> None:
-    from . import kernels
+    from sde_com.kernels import ensemble as kernels
 
     z = np.zeros((1, 6))
     eye = np.eye(6)

@@ -15,10 +15,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import xarray as xr
 
-from . import schema
-from .catalogue import apply_catalogue, variables_of
-from .chain import run_chain
-from .device import (
+from sde_com.physics.linear import QUADRATURES
+from sde_com.physics.resonator.chain import run_chain
+from sde_com.physics.resonator.device import (
     DEVICE_PARAMETERS,
     DIRECTIONS,
     Device,
@@ -28,7 +27,8 @@ from .device import (
     single_photon_coupling,
     thermal_occupation,
 )
-from .linear import QUADRATURES
+from sde_com.results.catalogue import apply_catalogue, variables_of
+from sde_com.runs import schema
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 

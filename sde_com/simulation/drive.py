@@ -18,13 +18,13 @@ import numpy as np
 import scipy.integrate
 import xarray as xr
 
-from . import kernels
-from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
-from .device import Device, mode_detunings
-from .gaussian import logneg
-from .linear import QUADRATURES, diffusion_matrix, fill_drift_matrix, noise_covariance
-from .schema import SCHEMA, check_fields, default
-from .simulate import SimulationSettings, _factor, _jackknife, _zscores, initial_covariance
+from sde_com.kernels import ensemble as kernels
+from sde_com.physics.gaussian import logneg
+from sde_com.physics.linear import QUADRATURES, diffusion_matrix, fill_drift_matrix, noise_covariance
+from sde_com.physics.resonator.device import Device, mode_detunings
+from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
+from sde_com.runs.schema import SCHEMA, check_fields, default
+from sde_com.simulation.simulate import SimulationSettings, _factor, _jackknife, _zscores, initial_covariance
 
 DRIVE_KINDS = SCHEMA["drive"].keys["kind"].choices
 
@@ -120,7 +120,7 @@ def mean_field_trajectory(device: Device, detuning: float, direction: str, drive
 
 def steady_initial_state(device: Device, detuning: float, direction: str, branch: int = 0) -> np.ndarray:
     """(x_U, x_V, y, P) of a steady-state branch of Eq. (7), for starting the ODE in a fixed point."""
-    from .model import operating_points
+    from sde_com.physics.model import operating_points
 
     p = operating_points(device, detuning, direction)[branch]
     scale = device.omega_m / device.epsilon

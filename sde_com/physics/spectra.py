@@ -22,7 +22,7 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 
-from .gaussian import logneg_from_blocks
+from sde_com.physics.gaussian import logneg_from_blocks
 
 OPTICAL_MODES: tuple[str, ...] = ("U", "V")
 _OPTICAL_ROWS = {"U": (0, 1), "V": (2, 3)}

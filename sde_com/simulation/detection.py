@@ -13,8 +13,8 @@ import math
 import numpy as np
 import scipy.signal
 
-from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
-from .schema import SCHEMA, defaults
+from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
+from sde_com.runs.schema import SCHEMA, defaults
 
 _MODE_ROWS = {"U": (0, 1), "V": (2, 3)}
 
@@ -78,9 +78,9 @@ def detection_dataset(device, detuning: float, direction: str, settings, mode: s
     """
     import xarray as xr
 
-    from .model import operating_points
-    from .simulate import simulate_point
-    from .spectra import filtered_logneg, output_spectrum
+    from sde_com.physics.model import operating_points
+    from sde_com.physics.spectra import filtered_logneg, output_spectrum
+    from sde_com.simulation.simulate import simulate_point
 
     s = settings
     if s.method != "em" or not s.traces or s.trace_every != 1 or s.transient and s.save_times is not None:

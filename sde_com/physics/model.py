@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .device import Device, mode_detunings
-from .gaussian import logneg
-from .linear import (
+from sde_com.physics.gaussian import logneg
+from sde_com.physics.linear import (
     diffusion_matrix,
     drift_matrix,
     lyapunov_covariance_reference,
     max_growth_rate,
 )
-from .steady import steady_branches
+from sde_com.physics.resonator.device import Device, mode_detunings
+from sde_com.physics.resonator.steady import steady_branches
 
 
 @dataclass(frozen=True)

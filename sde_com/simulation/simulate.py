@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import xarray as xr
 
-from . import kernels
-from .catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
-from .gaussian import logneg
-from .linear import (
+from sde_com.kernels import ensemble as kernels
+from sde_com.physics.gaussian import logneg
+from sde_com.physics.linear import (
     QUADRATURES,
     discrete_moment_covariance,
     discrete_stationary_covariance,
@@ -29,7 +28,8 @@ from .linear import (
     lyapunov_covariance_reference,
     moment_covariance,
 )
-from .schema import SCHEMA, check_fields, default
+from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
+from sde_com.runs.schema import SCHEMA, check_fields, default
 
 METHODS = SCHEMA["simulate"].keys["method"].choices
 INITIAL_STATES = SCHEMA["simulate"].keys["initial"].choices
@@ -393,9 +393,9 @@ class SimulationUnit:
 
 def point_model(settings: SimulationSettings, params: dict, point: int, branch: int) -> PointModel:
     """The prepared model of flat sweep point ``point``, branch ``branch`` (validates the settings there)."""
-    from .device import Device
-    from .model import operating_points
-    from .sweep import parameter_grid
+    from sde_com.physics.model import operating_points
+    from sde_com.physics.resonator.device import Device
+    from sde_com.results.sweep import parameter_grid
 
     values, dims, shape, _ = parameter_grid(params)
     p = _point_parameters(values, dims, np.unravel_index(point, shape))
@@ -442,7 +442,7 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
 
 def prepare_simulation(settings: SimulationSettings, params: dict) -> xr.Dataset:
     """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill)."""
-    from .sweep import parameter_grid, sweep
+    from sde_com.results.sweep import parameter_grid, sweep
 
     _, dims, _, _ = parameter_grid(params)
     if (settings.transient or settings.traces) and "omega_m" in dims:
@@ -457,7 +457,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
     ``results`` maps each SimulationUnit to its ``run_block`` output; it may load them lazily (one point's
     blocks are read one after the other). ``traces_in_results``: the blocks carry their recorded traces.
     """
-    from .sweep import parameter_grid
+    from sde_com.results.sweep import parameter_grid
 
     s = settings
     values, dims, shape, _ = parameter_grid(params)

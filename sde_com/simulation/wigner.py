@@ -10,14 +10,14 @@ import math
 
 import numpy as np
 
-from . import kernels
-from .catalogue import apply_catalogue, dims_in, set_time_reference, variables_of
-from .device import Device, mode_detunings
-from .gaussian import logneg
-from .linear import QUADRATURES
-from .model import operating_points
-from .schema import SCHEMA, default
-from .simulate import SimulationSettings, _zscores, prepare_point
+from sde_com.kernels import ensemble as kernels
+from sde_com.physics.gaussian import logneg
+from sde_com.physics.linear import QUADRATURES
+from sde_com.physics.model import operating_points
+from sde_com.physics.resonator.device import Device, mode_detunings
+from sde_com.results.catalogue import apply_catalogue, dims_in, set_time_reference, variables_of
+from sde_com.runs.schema import SCHEMA, default
+from sde_com.simulation.simulate import SimulationSettings, _zscores, prepare_point
 
 
 def truncated_wigner_check(device: Device, detuning: float, direction: str, settings: SimulationSettings,
@@ -57,7 +57,7 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
     V_tw, V_lin = tw.mean(axis=0), lin.mean(axis=0)
     err_tw, err_lin = tw.std(axis=0, ddof=1) / math.sqrt(n), lin.std(axis=0, ddof=1) / math.sqrt(n)
     diff = tw - lin
-    from .linear import discrete_stationary_covariance
+    from sde_com.physics.linear import discrete_stationary_covariance
 
     V_ref = discrete_stationary_covariance(model.F, model.L)
     _, zmax = _zscores(V_tw, err_tw, V_ref)

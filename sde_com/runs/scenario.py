@@ -1,6 +1,6 @@
 """Scenario files: TOML data (never code) → validated run plan → Dataset.
 
-A scenario has a ``[model]`` table whose keys are sweep parameters (``sde_com.sweep.SWEEP_PARAMETERS``),
+A scenario has a ``[model]`` table whose keys are sweep parameters (``sde_com.results.sweep.SWEEP_PARAMETERS``),
 each a scalar, a list, or a range ``{start, stop, num}`` (num ≥ 1 points, both ends included); keys left
 out take the paper's values. Optional: ``title``, ``description``, ``[simulate]``, one of ``[drive]``,
 ``[wigner]``, ``[detect]``, ``[output]`` (``variables``: which data variables to keep) and ``[plot]`` (how
@@ -18,17 +18,17 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .plotspec import PLOT_KINDS, RunOutline  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
-from .plotspec import check_plot as _check_plot
-from .schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
-from .simulate import (
+from sde_com.results.sweep import VARIABLE_INFO, sweep, validate_parameters
+from sde_com.runs.plotspec import PLOT_KINDS, RunOutline  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
+from sde_com.runs.plotspec import check_plot as _check_plot
+from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
+from sde_com.simulation.simulate import (
     SIM_VARIABLE_INFO,
     SimulationSettings,
     settings_to_dict,
     simulate,
     simulate_time_steps,
 )
-from .sweep import VARIABLE_INFO, sweep, validate_parameters
 
 RANGE_KEYS = tuple(RANGE.keys)
 OUTPUT_KEYS = tuple(SCHEMA["output"].keys)
@@ -153,9 +153,9 @@ SINGLE_POINT_TABLES = ("drive", "wigner", "detect")
 
 
 def _single_point_variables(name: str) -> tuple[str, ...]:
-    from .detection import DETECT_VARIABLES
-    from .drive import DRIVE_VARIABLES
-    from .wigner import WIGNER_VARIABLES
+    from sde_com.simulation.detection import DETECT_VARIABLES
+    from sde_com.simulation.drive import DRIVE_VARIABLES
+    from sde_com.simulation.wigner import WIGNER_VARIABLES
 
     return {"drive": DRIVE_VARIABLES, "wigner": WIGNER_VARIABLES, "detect": DETECT_VARIABLES}[name]
 
@@ -171,9 +171,9 @@ def _single_point_table(name: str, table, params) -> dict | None:
 
 
 def _parse_drive(table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
-    """[drive]: a time-dependent drive envelope (sde_com.drive.Drive fields, + mean_field_start, + file:
+    """[drive]: a time-dependent drive envelope (sde_com.simulation.drive.Drive fields, + mean_field_start, + file:
     a two-column text file of samples, relative to the scenario file, read into times/values)."""
-    from .drive import Drive, load_samples
+    from sde_com.simulation.drive import Drive, load_samples
 
     table = _single_point_table("drive", table, params)
     if table is None:
@@ -284,7 +284,7 @@ def run_scenario(scenario: Scenario, trace_sink=None) -> xr.Dataset:
 
 def _run_single_point(scenario: Scenario, run, table_name: str | None = None) -> xr.Dataset:
     """Run ``run(device, detuning, direction)`` at the scenario's one operating point, with provenance."""
-    from .device import Device
+    from sde_com.physics.resonator.device import Device
 
     p = {**defaults("model"), **scenario.parameters}
     detuning = float(p.pop("detuning"))
@@ -299,7 +299,7 @@ def _run_single_point(scenario: Scenario, run, table_name: str | None = None) ->
 
 
 def _run_drive(scenario: Scenario) -> xr.Dataset:
-    from .drive import Drive, simulate_drive
+    from sde_com.simulation.drive import Drive, simulate_drive
 
     table = dict(scenario.drive)
     start = table.pop("mean_field_start", defaults("drive")["mean_field_start"])
@@ -309,14 +309,14 @@ def _run_drive(scenario: Scenario) -> xr.Dataset:
 
 
 def _run_wigner(scenario: Scenario) -> xr.Dataset:
-    from .wigner import wigner_dataset
+    from sde_com.simulation.wigner import wigner_dataset
 
     branch = {**defaults("wigner"), **scenario.wigner}["branch"]
     return _run_single_point(scenario, lambda d, x, r: wigner_dataset(d, x, r, scenario.simulation, branch))
 
 
 def _run_detect(scenario: Scenario) -> xr.Dataset:
-    from .detection import detection_dataset
+    from sde_com.simulation.detection import detection_dataset
 
     t = {**defaults("detect"), **scenario.detect}  # absent keys: the schema's defaults
     return _run_single_point(scenario, lambda d, x, r: detection_dataset(

@@ -17,72 +17,30 @@ A plain-dataclass schema rather than pydantic: pydantic (2.x) adds a dependency 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
+from sde_com import spec
+from sde_com.errors import ScenarioError
+from sde_com.physics.resonator.device import DEVICE_PARAMETERS, DIRECTIONS, PARAMETER_BOUNDS, PARAMETER_INFO, Device
+from sde_com.spec import (
+    RANGE,
+    RATE,
+    TIME,
+    Key,
+    Table,
+    bounds_text,
+    check_value,
+    make_table,
+    show,
+    unit_text,
+)
 
-from .device import DEVICE_PARAMETERS, DIRECTIONS, PARAMETER_BOUNDS, PARAMETER_INFO, Device
-
-TIME = "1/omega_ref"  # unit of a run time ([simulate], [drive], [detect]): 1/ω_ref (1/ω_m here)
-RATE = "omega_ref"  # unit of a run frequency ([drive], [detect]): ω_ref (ω_m here)
-UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
 TIME_RULE = ("Every time given in the [simulate], [drive] and [detect] tables is in units of 1/ω_ref, and every "
              "frequency there in units of ω_ref, the system's reference rate (ω_m, the mechanical angular "
              "frequency, for the spinning resonator); [model] parameters are SI, with rates in rad s-1.")
-TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix")
-SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
-
-
-class ScenarioError(ValueError):
-    """A scenario file that cannot be run; the message names the offending key and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key of a scenario table.
-
-    type: one of ``TYPES`` or a union of them ("string | matrix"); a number is finite and never a boolean.
-    unit: a UDUNITS string, ``TIME`` or ``RATE`` ("" for strings, "1" for pure numbers).
-    default: the value the code uses when the key is absent (None: absent means "not given", see doc).
-    minimum/maximum (exclusive_*: strict): bounds of a number, or of each number of a list.
-    choices: the allowed strings.   min_items: the shortest allowed list.
-    forms: other forms a scenario may give: "list" (several values: a sweep dimension or a study),
-        "range" ({start, stop, num}, num points with both ends included).
-    """
-
-    name: str
-    type: str
-    doc: str
-    unit: str = ""
-    default: object = None
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    exclusive_maximum: bool = False
-    choices: tuple = ()
-    min_items: int = 0
-    forms: tuple[str, ...] = ()
-
-    @property
-    def types(self) -> tuple[str, ...]:
-        return tuple(self.type.split(" | "))
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of a scenario file: its keys in order, and what it is for."""
-
-    name: str
-    doc: str
-    keys: Mapping[str, Key]
-
-
-def _table(name: str, doc: str, *keys: Key) -> Table:
-    return Table(name, doc, MappingProxyType({k.name: k for k in keys}))
+SCHEMA_FILE = Path(__file__).parents[1] / "scenario.schema.json"  # shipped at the package root
 
 
 def _model_keys() -> tuple[Key, ...]:
@@ -99,26 +57,18 @@ def _model_keys() -> tuple[Key, ...]:
     return tuple(keys)
 
 
-TOP_LEVEL = _table(
+TOP_LEVEL = make_table(
     "", "The top level of a scenario file: two strings, then the tables below.",
     Key("title", "string", "one-line title, kept in the output's attrs and drawn over the figure", default=""),
     Key("description", "string", "what the scenario is for (the whole scenario text is kept in the output)",
         default=""),
 )
 
-RANGE = _table(
-    "range", "A range of a [model] value, { start = ..., stop = ..., num = ... }: num evenly spaced points "
-             "from start to stop, both included (numpy.linspace).",
-    Key("start", "number", "first point (in the unit of the [model] key)"),
-    Key("stop", "number", "last point (in the unit of the [model] key)"),
-    Key("num", "integer", "number of points", "1", minimum=1),
-)
-
 SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
-    _table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
+    make_table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
            *_model_keys()),
-    _table(
+    make_table(
         "simulate", "Time-domain runs of the linearized Langevin equations du = A u dt + dW at every [model] "
                     "point: steady-state estimates with error bars, or a transient (save_times / save_every).",
         Key("method", "string", "'em' (Euler–Maruyama) or 'exact' (one-step map e^{A dt} with Van Loan noise: "
@@ -148,7 +98,7 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
         Key("chunk", "integer", "trajectories per unit of work; results do not depend on it (absent: about 5e7 "
                                 "trajectory-steps per unit)", "1", minimum=1),
     ),
-    _table(
+    make_table(
         "drive", "A time-dependent drive ε(t) = s(ω_ref t)·ε at one operating point: the mean fields follow the "
                  "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate].",
         Key("kind", "string", "envelope s: 'constant' (1), 'ramp' (half-cosine switch-on), 'pulse' (Gaussian), "
@@ -170,13 +120,13 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
                                           "switch-on) or 'steady' (the steady state of the constant drive)",
             default="empty", choices=("empty", "steady")),
     ),
-    _table(
+    make_table(
         "wigner", "The truncated-Wigner check of the linearization at one operating point: the nonlinear "
                   "Langevin equations against the linear model on the same noise. Needs [simulate] method = "
                   "'em', a single dt, no snapshots.",
         Key("branch", "integer", "mean-field branch (ascending in q_s) to check", "1", 0, minimum=0),
     ),
-    _table(
+    make_table(
         "detect", "What a detector sees at one operating point: homodyne records of the output, their spectra, "
                   "filtered-mode E_N. Needs [simulate] method = 'em' with traces recorded at every step.",
         Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
@@ -188,12 +138,12 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
         Key("filter_center", "number", "centre of the output filter, relative to the laser (−1: the Stokes "
                                        "sideband)", RATE, -1.0),
     ),
-    _table(
+    make_table(
         "output", "Which data variables the output keeps.",
         Key("variables", "list[string]", "keep only these data variables (names from the run's output "
                                          "variables; absent: all)", min_items=1),
     ),
-    _table(
+    make_table(
         "plot", "How `sde-com plot` draws the output (checked against the run before any work). Keys left out "
                 "are chosen from the output: one swept parameter → lines over it; two → lines over the one with "
                 "more values, one line per value of the other when it has at most 6 values (e.g. direction), "
@@ -228,128 +178,6 @@ def default(table: str, key: str):
 def defaults(table: str) -> dict:
     """Every key of ``table`` that has a default, with it."""
     return {k.name: k.default for k in SCHEMA[table].keys.values() if k.default is not None}
-
-
-# Checks ----------------------------------------------------------------------------------------------------
-
-
-def _is_number(v) -> bool:
-    return (not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating))
-            and math.isfinite(v))
-
-
-def _is_integer(v) -> bool:
-    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer))
-
-
-def _is_sequence(v) -> bool:
-    return isinstance(v, (list, tuple)) or isinstance(v, np.ndarray) and v.ndim == 1
-
-
-def _in_bounds(key: Key, v) -> bool:
-    lo, hi = key.minimum, key.maximum
-    if lo is not None and not (v > lo if key.exclusive_minimum else v >= lo):
-        return False
-    return hi is None or (v < hi if key.exclusive_maximum else v <= hi)
-
-
-def _matches(key: Key, t: str, v) -> bool:
-    """Does v have type t (one of TYPES) and lie within the key's range and choices?"""
-    if t in ("number", "integer"):
-        return (_is_number(v) if t == "number" else _is_integer(v)) and _in_bounds(key, v)
-    if t == "boolean":
-        return isinstance(v, (bool, np.bool_))
-    if t == "string":
-        return isinstance(v, str) and (not key.choices or v in key.choices)
-    if t == "matrix":
-        rows = list(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
-        return isinstance(rows, (list, tuple)) and len(rows) > 0 and all(
-            _is_sequence(r) and all(_is_number(x) for x in r) for r in rows)
-    item = t[len("list["):-1]
-    return _is_sequence(v) and len(v) >= key.min_items and all(_matches(key, item, x) for x in v)
-
-
-def _number_text(x) -> str:
-    return str(x) if isinstance(x, int) else f"{x:g}"
-
-
-def _bounds_text(key: Key) -> str:
-    parts = []
-    if key.minimum is not None:
-        parts.append(f"{'>' if key.exclusive_minimum else '>='} {_number_text(key.minimum)}")
-    if key.maximum is not None:
-        parts.append(f"{'<' if key.exclusive_maximum else '<='} {_number_text(key.maximum)}")
-    return " and ".join(parts)
-
-
-def unit_text(unit: str | None) -> str:
-    """A unit as written in messages and docs: TIME → '1/ω_ref', RATE → 'ω_ref', '1' → ''."""
-    return UNIT_TEXT.get(unit or "", unit or "")
-
-
-def _type_text(key: Key, t: str) -> str:
-    bounds, unit = _bounds_text(key), unit_text(key.unit)
-    if t == "string":
-        return "one of " + ", ".join(repr(c) for c in key.choices) if key.choices else "a string"
-    if t == "boolean":
-        return "true or false"
-    if t == "matrix":
-        return "a matrix (a list of rows of finite real numbers)"
-    if t.startswith("list["):
-        item = "strings" if t == "list[string]" else " ".join(filter(None, ["finite real numbers", bounds]))
-        size = "" if key.min_items == 0 else "non-empty " if key.min_items == 1 else f"{key.min_items}+ "
-        return f"a {size}list of {item}" + (f" (unit: {unit})" if unit else "")
-    what = "a finite real number" if t == "number" else "an integer"
-    if bounds:
-        return f"{bounds} ({what}" + (f", unit: {unit})" if unit else ")")
-    return what + (f" (unit: {unit})" if unit else "")
-
-
-def allowed(key: Key, forms: tuple[str, ...] | None = None) -> str:
-    """What ``key`` allows, in words (the second half of an error message)."""
-    forms = key.forms if forms is None else forms
-    text = " or ".join(_type_text(key, t) for t in key.types)
-    if "range" in forms:
-        return f"{text}, a non-empty 1-D list of them or a range {{start, stop, num}}"
-    if "list" in forms:
-        return f"{text}, or a non-empty 1-D list of them"
-    return text
-
-
-def show(value) -> str:
-    """A value as the user wrote it (TOML booleans lower case), shortened."""
-    text = ("true" if value else "false") if isinstance(value, (bool, np.bool_)) else repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, ...] = (),
-                error: type[ValueError] = ValueError) -> None:
-    """Raise ``error`` naming ``label`` (default: the key's name), the value and what is allowed, unless
-    ``value`` has the key's type, range and choices (or one of ``forms``: a list of such values, a range)."""
-    label = label or key.name
-    if "range" in forms and isinstance(value, dict):
-        return _check_range(key, value, label, error)
-    if "list" in forms and isinstance(value, list):
-        if not value:
-            raise error(f"{label}: a list needs at least one value")
-        bad = [v for v in value if not any(_matches(key, t, v) for t in key.types)]
-        if bad:
-            raise error(f"{label} must be {allowed(key, forms)}, got {show(bad[0])} in {show(value)}")
-        return None
-    if not any(_matches(key, t, value) for t in key.types):
-        raise error(f"{label} must be {allowed(key, forms)}, got {show(value)}")
-    return None
-
-
-def _check_range(key: Key, value: dict, label: str, error) -> None:
-    extra = sorted(set(value) - set(RANGE.keys))
-    missing = [k for k in RANGE.keys if k not in value]
-    if extra or missing:
-        raise error(f"{label}: a range needs exactly the keys {list(RANGE.keys)}; unknown {extra}, missing "
-                    f"{missing}")
-    for end in ("start", "stop"):
-        check_value(key, value[end], f"{label}.{end}", error=error)
-    check_value(RANGE.keys["num"], value["num"], f"{label}.num", error=error)
 
 
 def check_keys(name: str, table, error: type[ValueError] = ScenarioError) -> dict:
@@ -387,15 +215,8 @@ def check_top_level(raw: dict, error: type[ValueError] = ScenarioError) -> None:
 
 
 def check_fields(obj, table: str, prefix: str = "") -> None:
-    """Check the dataclass fields of a settings object (SimulationSettings, Drive) that are keys of ``table``
-    (their Python form: no lists of values, None where the default is None)."""
-    keys = SCHEMA[table].keys
-    for f in fields(obj):
-        key = keys.get(f.name)
-        value = getattr(obj, f.name)
-        if key is None or value is None and key.default is None:
-            continue
-        check_value(key, value, prefix + f.name)
+    """Check a settings object's fields against ``[table]`` (see ``sde_com.spec.check_fields``)."""
+    spec.check_fields(obj, SCHEMA[table], prefix)
 
 
 # Exports: JSON Schema, Markdown reference ------------------------------------------------------------------
@@ -488,8 +309,8 @@ def _allowed_doc(key: Key) -> str:
     parts = []
     if key.choices:
         parts.append(", ".join(f"`{json.dumps(c)}`" for c in key.choices))
-    if _bounds_text(key):
-        parts.append(_bounds_text(key))
+    if bounds_text(key):
+        parts.append(bounds_text(key))
     if key.min_items:
         parts.append(f"at least {key.min_items} item{'s' if key.min_items > 1 else ''}")
     return "; ".join(parts)

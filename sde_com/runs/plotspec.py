@@ -18,9 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .catalogue import SWEPT, dims_in, variables_of
-from .linear import QUADRATURES
-from .schema import SCHEMA, ScenarioError
+from sde_com.physics.linear import QUADRATURES
+from sde_com.results.catalogue import SWEPT, dims_in, variables_of
+from sde_com.runs.schema import SCHEMA, ScenarioError
 
 PLOT_KINDS: tuple[str, ...] = SCHEMA["plot"].keys["kind"].choices  # the schema's: one home
 

@@ -1,6 +1,6 @@
 """netCDF output: atomic writes (temporary name, then rename) with compression, and reading back.
 
-Files follow CF-1.8 (attributes from ``sde_com.catalogue.apply_catalogue``): integers are int32, booleans
+Files follow CF-1.8 (attributes from ``sde_com.results.catalogue.apply_catalogue``): integers are int32, booleans
 int8 flags (read back as bool), strings character arrays with a ``NAME_strlen`` dimension (read back as str),
 coordinates carry no ``_FillValue``, and every write adds a ``history`` line (an ISO UTC timestamp and the
 command that made the file).

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .device import PARAMETER_INFO
+from sde_com._version import __version__
+from sde_com.physics.resonator.device import PARAMETER_INFO
 
 CONVENTIONS = "CF-1.8"
 REFERENCES = "Jiao et al., Phys. Rev. Lett. 125, 143605 (2020), doi:10.1103/PhysRevLett.125.143605"

@@ -1,0 +1,1 @@
+"""Numba kernels only: plain functions on arrays, no validation, no xarray."""
