@@ -10,16 +10,12 @@ _restore_numba_cache_dir = kernel_cache.use_for_sde_com()  # the kernels below c
 
 from sde_com._version import __version__
 from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic, revival_factor
-from sde_com.physics.linear import (
-    diffusion_matrix,
-    drift_matrix,
-    lyapunov_covariance_reference,
-    moment_covariance,
-    routh_hurwitz_stable,
-)
+from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
 from sde_com.physics.model import OperatingPoint, operating_points
 from sde_com.physics.resonator.device import Device, hz_to_rad_per_s
+from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
 from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
+from sde_com.physics.system import LinearSystem, get_system, register_system
 from sde_com.results.io import read_dataset, write_dataset
 from sde_com.results.sweep import sweep
 from sde_com.runs.engine import run_scenario_to_file
@@ -32,6 +28,9 @@ from sde_com.simulation.wigner import truncated_wigner_check
 _restore_numba_cache_dir()  # every kernel is defined: other code keeps its own Numba cache setting
 
 __all__ = [
+    "LinearSystem",
+    "get_system",
+    "register_system",
     "Device",
     "Drive",
     "OperatingPoint",

@@ -1,4 +1,9 @@
-"""The ``sde-com`` command line: run a scenario, plot a result, benchmark. Thin: the work is elsewhere."""
+"""The ``sde-com`` command line: run a scenario, plot a result, benchmark. Thin: the work is elsewhere.
+
+Exit statuses (``sde_com.errors``): 0 done; 2 a user's error (a scenario, a file, an argument), with a message;
+3 a numerical failure on valid input, with a message naming the parameters; 1 units that failed (reported, the
+others kept for ``--resume``) or a bug (a traceback); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,21 @@ import shlex
 import sys
 from pathlib import Path
 
+from sde_com.errors import NumericalError, UnitFailed, UserError
+
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_NUMERICAL = 3
+EXIT_INTERRUPTED = 130
+# the file errors of a user's paths (the scenario, the output and its folder)
+FILE_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def _kernel_modules(scenario) -> tuple[str, ...]:
     """The modules whose Numba kernels a scenario's run compiles on an empty cache."""
     steady = ("physics.resonator.steady", "physics.linear", "physics.gaussian", "physics.resonator.chain")
-    return steady if scenario.simulation is None else (*steady, "kernels.ensemble")
+    ensemble = ("random.philox", "random.normals", "kernels.ensemble", "kernels.accumulators")
+    return steady if scenario.simulation is None else (*steady, *ensemble)
 
 
 def _require_matplotlib() -> None:
@@ -21,8 +34,15 @@ def _require_matplotlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise ValueError("drawing a figure needs matplotlib, the plot extra: from a clone of sde_com, "
+        raise UserError("drawing a figure needs matplotlib, the plot extra: from a clone of sde_com, "
                          "pip install '.[plot]'")
+
+
+def _check_run_options(args) -> None:
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be an integer >= 1, got {args.workers}")
+    if args.workers is not None and args.scheduler is not None:
+        raise UserError("give --workers or --scheduler, not both")
 
 
 def _run(args) -> None:
@@ -32,34 +52,37 @@ def _run(args) -> None:
     from sde_com.runs.scenario import check_plot, load_scenario
 
     out = Path(args.output)
-    png = Path(args.plot_file) if args.plot_file else out.with_suffix(".png")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
-    if args.workers is not None and args.scheduler is not None:
-        raise ValueError("give --workers or --scheduler, not both")
-    check_writable(out, args.force or args.resume)  # fail before any work
-    if args.plot or args.plot_file:
+    png = Path(args.plot_file) if args.plot_file else (out.with_suffix(".png") if args.plot else None)
+    overwrite = args.force or args.resume
+    _check_run_options(args)
+    check_writable(out, overwrite)  # fail before any work
+    if png is not None:
         _require_matplotlib()
-        check_writable(png, args.force or args.resume)
+        check_writable(png, overwrite)
     scenario = load_scenario(args.scenario)
-    if args.plot or args.plot_file:  # a figure that cannot be drawn fails before any work
+    if png is not None:  # a figure that cannot be drawn fails before any work
         check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
     if not args.quiet:
         announce_compile(_kernel_modules(scenario))
     execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
             quiet=args.quiet, history=shlex.join(["sde-com", *args.argv]))  # the file's history attribute
     print(f"wrote {out}")
-    if args.plot or args.plot_file:
-        import xarray as xr
+    if png is not None:
+        _draw(out, png, overwrite)
 
-        from sde_com.plot import PlotError, plot_dataset
 
-        with xr.open_dataset(out) as ds:  # lazily: streamed traces may not fit in memory
-            try:
-                plot_dataset(ds, png, force=args.force or args.resume)
-            except PlotError as exc:  # exit 2, no PNG; the dataset is complete
-                raise PlotError(f"{out} is written, but its figure cannot be drawn: {exc}") from exc
-        print(f"wrote {png}")
+def _draw(out: Path, png: Path, force: bool) -> None:
+    """The figure of the written dataset ``out``; a figure that cannot be drawn is exit 2, with no PNG."""
+    import xarray as xr
+
+    from sde_com.plot import PlotError, plot_dataset
+
+    with xr.open_dataset(out) as ds:  # lazily: streamed traces may not fit in memory
+        try:
+            plot_dataset(ds, png, force=force)
+        except PlotError as exc:  # the dataset is complete
+            raise PlotError(f"{out} is written, but its figure cannot be drawn: {exc}") from exc
+    print(f"wrote {png}")
 
 
 def _plot(args) -> None:
@@ -75,7 +98,7 @@ def _plot(args) -> None:
     try:  # lazily: only what the figure draws is read (a trace file may not fit in memory)
         ds = xr.open_dataset(src, engine="netcdf4")
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read dataset {str(src)!r} (not a netCDF file?): {exc}") from exc
+        raise UserError(f"cannot read dataset {str(src)!r} (not a netCDF file?): {exc}") from exc
     with ds:
         plot_dataset(ds, png, force=args.force)
     print(f"wrote {png}")
@@ -85,7 +108,7 @@ def _bench(args) -> None:
     from sde_com.benchmarks import benchmark_steady_chain
 
     if args.points < 1 or args.baseline_points < 1 or args.repeat < 1:
-        raise ValueError("--points, --baseline-points and --repeat must be >= 1")
+        raise UserError("--points, --baseline-points and --repeat must be >= 1")
     r = benchmark_steady_chain(args.points, args.baseline_points, args.repeat)
     print(f"steady-state chain: {r['chain_us_per_point']:.2f} us/point ({r['chain_points_per_s']:.3g} points/s, "
           f"median of {r['repeat']}, {r['points']} points)")
@@ -98,7 +121,7 @@ def _bench_sde(args) -> None:
     from sde_com.benchmarks import benchmark_sde
 
     if args.trajectories < 1 or args.steps < 1 or args.repeat < 1:
-        raise ValueError("--trajectories, --steps and --repeat must be >= 1")
+        raise UserError("--trajectories, --steps and --repeat must be >= 1")
     r = benchmark_sde(args.trajectories, args.steps, args.repeat)
     rates = r["rates"]
     for name in ("em", "exact", "numpy"):
@@ -115,7 +138,7 @@ def _bench_dask(args) -> None:
     from sde_com.benchmarks import benchmark_dask
 
     if args.workers < 1:
-        raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
+        raise UserError(f"--workers must be an integer >= 1, got {args.workers}")
     r = benchmark_dask(args.workers)
     print(f"ensemble, {r['trajectory_steps']:.3g} trajectory-steps in {r['units']} units: in-process "
           f"{r['in_process']:.2f} s, LocalCluster({r['workers']}) {r['dask']:.2f} s "
@@ -143,9 +166,10 @@ def _schema(args) -> None:
     if args.output is None:
         sys.stdout.write(json_schema_text())
         return
-    from sde_com.results.io import check_writable
+    from sde_com.results.io import atomic_output
 
-    check_writable(args.output, args.force).write_text(json_schema_text(), encoding="utf-8")
+    with atomic_output(args.output, args.force) as tmp:
+        tmp.write_text(json_schema_text(), encoding="utf-8")
     print(f"wrote {args.output}")
 
 
@@ -195,23 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; → its exit status. A bug (any other exception) propagates: a traceback, exit 1."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, IsADirectoryError) as exc:
+    except (UserError, *FILE_ERRORS) as exc:
         print(f"sde-com: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except NumericalError as exc:
+        print(f"sde-com: numerical failure: {exc}", file=sys.stderr)
+        return EXIT_NUMERICAL
+    except UnitFailed as exc:
+        print(f"sde-com: error: {exc}", file=sys.stderr)  # units that raised; the others are kept
+        return EXIT_FAILED
     except KeyboardInterrupt as exc:
         print(f"sde-com: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        from sde_com.runs.engine import UnitFailed
-
-        if not isinstance(exc, UnitFailed):
-            raise
-        print(f"sde-com: error: {exc}", file=sys.stderr)  # units that raised; the others are kept
-        return 1
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -18,3 +18,8 @@ class ScenarioError(UserError):
 
 class NumericalError(RuntimeError):
     """A computation that failed on valid input: the message says what failed and for which parameters."""
+
+
+class UnitFailed(RuntimeError):
+    """Units of a run raised (a mix, or not of the kinds above): reported, exit 1; the others' results are kept
+    in the checkpoint for ``--resume``."""

@@ -26,8 +26,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from sde_com.physics.linear import QUADRATURES
-from sde_com.results.io import check_writable, from_disk_layout, replace_atomically
+from sde_com.physics.resonator.drift import QUADRATURES
+from sde_com.results.io import atomic_output, check_writable, from_disk_layout
 from sde_com.runs.plotspec import INTERNAL_DIMS, PLOT_KINDS, PlotError, default_spec, resolve_spec
 
 __all__ = ["INTERNAL_DIMS", "PLOT_KINDS", "PlotError", "dataset_outline", "dataset_spec", "default_spec",
@@ -134,14 +132,9 @@ def plot_dataset(ds: xr.Dataset, path: str | Path, force: bool = False) -> Path:
     fig = draw_dataset(ds)
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
-        replace_atomically(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_output(path, force, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     finally:
         plt.close(fig)
     return path

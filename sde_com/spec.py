@@ -13,6 +13,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sde_com.errors import UserError
+
 TIME = "1/omega_ref"  # unit of a run time ([simulate], [drive], [detect]): 1/ω_ref (1/ω_m here)
 RATE = "omega_ref"  # unit of a run frequency ([drive], [detect]): ω_ref (ω_m here)
 UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
@@ -165,7 +167,7 @@ def show(value) -> str:
 
 
 def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, ...] = (),
-                error: type[ValueError] = ValueError) -> None:
+                error: type[ValueError] = UserError) -> None:
     """Raise ``error`` naming ``label`` (default: the key's name), the value and what is allowed, unless
     ``value`` has the key's type, range and choices (or one of ``forms``: a list of such values, a range)."""
     label = label or key.name

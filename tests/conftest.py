@@ -3,7 +3,8 @@
 ``assert_identical_output``: the identity promise of written outputs (regeneration, resume, workers,
 chunking) covers data, coordinates and every attribute except ``history``, which records when and by which
 command a file was made. ``scenario_outputs``: every shipped scenario run once per session, in memory and
-written to netCDF.
+written to netCDF. And the helpers and constants that several test files share: ``ROOT``, ``DATA``,
+``SCENARIO_FILES``, ``PNG_MAGIC``, ``PEAK``, ``write_scenario``, ``run_text``, ``run_cli``.
 """
 
 from pathlib import Path
@@ -12,8 +13,33 @@ import pytest
 import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"  # the committed outputs
 SCENARIO_FILES = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.toml"))}
 RUN_DEPENDENT_ATTRS = ("history",)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PEAK = 0.75  # Δ_c/ω_m of the paper's Fig. 2 peak (Ω = 0, J = 0)
+
+
+def write_scenario(folder: Path, text: str, name: str = "scenario.toml") -> Path:
+    """Scenario ``text`` written to ``folder/name``; → its path."""
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_text(text: str, name: str = "") -> xr.Dataset:
+    """A scenario given as text, parsed (as file ``name``) and run in memory."""
+    from sde_com.runs.scenario import parse_scenario, run_scenario
+
+    return run_scenario(parse_scenario(text, name))
+
+
+def run_cli(folder: Path, text: str, out: Path, *extra: str) -> int:
+    """``sde-com run scenario.toml -o OUT --quiet [extra]`` in-process, ``text`` written to ``folder``;
+    → the exit status."""
+    from sde_com.cli import main
+
+    return main(["run", str(write_scenario(folder, text)), "-o", str(out), "--quiet", *extra])
 
 
 def without_history(ds: xr.Dataset) -> xr.Dataset:

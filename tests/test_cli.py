@@ -11,12 +11,12 @@ from pathlib import Path
 import matplotlib.figure
 import pytest
 import xarray as xr
+from conftest import PNG_MAGIC, write_scenario
 
 from sde_com.cli import EXIT_BAD_INPUT, main
 from sde_com.results.io import write_dataset
 from sde_com.results.sweep import SWEEP_PARAMETERS, VARIABLE_INFO, sweep
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OLD_BYTES = b"an earlier output that must survive\n"
 
 # A small, fast scenario with a plot spec (3 x 2 points).
@@ -36,12 +36,6 @@ x = "detuning"
 y = ["logneg"]
 hue = ["direction"]
 """
-
-
-def write_scenario(folder: Path, text: str, name: str = "scenario.toml") -> Path:
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def listing(folder: Path) -> list[str]:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import PEAK
 
 from sde_com import Device, operating_points
 from sde_com.simulation.detection import homodyne_record, welch_spectrum
@@ -75,9 +76,6 @@ def test_welch_spectrum_agrees_with_the_analytic_output_spectrum():
     assert np.max(np.abs(zb)) < scipy.stats.t.ppf(1 - 1e-3 / (2 * smooth.sum()), df=n - 1)
     # the filtered mode is entangled with the mechanics at the Stokes sideband
     assert float(ds.filtered_logneg[0]) > 0.1
-
-
-PEAK = 0.75
 
 
 @pytest.mark.parametrize("simulate, detect, fragment", [

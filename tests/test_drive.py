@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import PEAK
 
 from sde_com import Device, operating_points
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.linear import lyapunov_covariance_reference
 from sde_com.simulation.drive import Drive, mean_field_trajectory, simulate_drive
 from sde_com.simulation.simulate import SimulationSettings, step_maps
-
-PEAK = 0.75
 
 
 def test_mean_field_ode_relaxes_to_the_steady_branch():

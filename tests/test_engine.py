@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import assert_identical_output
+from conftest import assert_identical_output, run_cli, write_scenario
 
 from sde_com.cli import main
 from sde_com.results.io import read_dataset
@@ -43,12 +43,6 @@ trajectories = 64
 chunk = 8
 seed = 5
 """
-
-
-def run_cli(tmp_path, text, out, *extra):
-    f = tmp_path / "s.toml"
-    f.write_text(text)
-    return main(["run", str(f), "-o", str(out), "--quiet", *extra])
 
 
 def test_in_process_dask_and_chunk_sizes_give_identical_files(tmp_path):
@@ -87,8 +81,7 @@ def _wait_for_units(parts: Path, n: int, proc, timeout=120.0):
 
 
 def test_sigkill_then_resume_is_identical(tmp_path):
-    f = tmp_path / "s.toml"
-    f.write_text(LONG)
+    f = write_scenario(tmp_path, LONG)
     ref = tmp_path / "ref.nc"
     assert run_cli(tmp_path, LONG, ref) == 0
     out = tmp_path / "out.nc"
@@ -103,8 +96,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
-    f = tmp_path / "s.toml"
-    f.write_text(LONG)
+    f = write_scenario(tmp_path, LONG)
     out = tmp_path / "out.nc"
     proc = _cli("run", str(f), "-o", str(out))
     _wait_for_units(tmp_path / "out.nc.parts", 2, proc)
@@ -115,8 +107,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
 
 
 def test_a_killed_worker_does_not_change_the_result(tmp_path):
-    f = tmp_path / "s.toml"
-    f.write_text(LONG)
+    f = write_scenario(tmp_path, LONG)
     ref = tmp_path / "ref.nc"
     assert run_cli(tmp_path, LONG, ref) == 0
     out = tmp_path / "out.nc"
@@ -151,8 +142,7 @@ def _cmdline(pid: int) -> bytes:
 
 
 def test_resume_with_a_changed_scenario_is_refused(tmp_path, capsys):
-    f = tmp_path / "s.toml"
-    f.write_text(LONG)
+    f = write_scenario(tmp_path, LONG)
     out = tmp_path / "out.nc"
     proc = _cli("run", str(f), "-o", str(out), "--quiet")
     _wait_for_units(tmp_path / "out.nc.parts", 1, proc)
@@ -175,8 +165,7 @@ def test_unreachable_scheduler_fails_fast(tmp_path, capsys):
 
 
 def test_progress_goes_to_stderr_as_a_summary_when_not_a_terminal(tmp_path):
-    f = tmp_path / "s.toml"
-    f.write_text(SIM)
+    f = write_scenario(tmp_path, SIM)
     done = subprocess.run([sys.executable, "-m", "sde_com.cli", "run", str(f), "-o", str(tmp_path / "a.nc")],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"wrote {tmp_path / 'a.nc'}"
@@ -204,23 +193,23 @@ def test_existing_scheduler_gives_the_identical_file(tmp_path):
 
 
 def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys, monkeypatch):
-    import sde_com.runs.engine as engine
+    import sde_com.runs.kinds as kinds  # where the simulate kind runs its units
 
-    real = engine.run_unit
+    real = kinds.run_unit
 
     def flaky(settings, params, unit, *model):
         if unit.point == 1 and unit.first == 7:
             raise RuntimeError("boom")
         return real(settings, params, unit, *model)
 
-    monkeypatch.setattr(engine, "run_unit", flaky)
+    monkeypatch.setattr(kinds, "run_unit", flaky)
     out = tmp_path / "out.nc"
     assert run_cli(tmp_path, SIM, out) == 1
     err = capsys.readouterr().err
     assert "boom" in err and "'detuning': 0.8" in err and "trajectories 7..13" in err
     assert not out.exists()
     assert len(list((tmp_path / "out.nc.parts").glob("unit-*.npz"))) == 11  # 12 units, one failed
-    monkeypatch.setattr(engine, "run_unit", real)
+    monkeypatch.setattr(kinds, "run_unit", real)
     assert run_cli(tmp_path, SIM, out, "--resume") == 0  # only the failed unit runs again
     ref = tmp_path / "ref.nc"
     assert run_cli(tmp_path, SIM, ref) == 0

@@ -31,7 +31,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_kernels_cache_outside_the_package_and_numba_keeps_its_setting():
     cache = kernel_cache.cache_dir().resolve()
     assert PACKAGE not in cache.parents and cache != PACKAGE
-    from sde_com.kernels.ensemble import run_ensemble
+    from sde_com.kernels.ensemble import _run_blocks6 as run_ensemble  # the compiled 6-D kernel
     from sde_com.physics.resonator.chain import steady_chain
 
     for kernel in (steady_chain, run_ensemble):  # where Numba writes and looks for them
@@ -89,7 +89,7 @@ def test_version(capsys):
 
 def _worker_cache_dir() -> str:
     from sde_com import kernel_cache
-    from sde_com.kernels.ensemble import run_ensemble
+    from sde_com.kernels.ensemble import _run_blocks6 as run_ensemble  # the compiled 6-D kernel
 
     return str(Path(run_ensemble._cache._cache_path).parent), str(kernel_cache.cache_dir())
 

@@ -16,13 +16,15 @@ import scipy.special
 import scipy.stats
 
 from sde_com.kernels import ensemble as kernels
+from sde_com.random import normals as rng_normals
+from sde_com.random import philox
 
 FAIL_PROBABILITY = 1e-3  # per statistical test, for a correct implementation and a random seed
 NO_SNAPSHOTS = np.zeros(0, dtype=np.int64)
 IU = np.triu_indices(6)
 M32, M64 = 2**32 - 1, 2**64 - 1
-N_LAYERS = kernels.ZIGGURAT_LAYERS
-X, RATIO, HEIGHT, R = kernels._ZIG_X, kernels._ZIG_RATIO, kernels._ZIG_F, kernels.ZIGGURAT_R
+N_LAYERS = rng_normals.ZIGGURAT_LAYERS
+X, RATIO, HEIGHT, R = rng_normals._ZIG_X, rng_normals._ZIG_RATIO, rng_normals._ZIG_F, rng_normals.ZIGGURAT_R
 
 
 def _system():
@@ -68,7 +70,7 @@ def _z_scores(sum_u, sum_uu, n_avg, V):
 
 
 def _stationary_run(F, L, V, seed, n_traj, n_steps):
-    initial = kernels.sample_gaussian(np.linalg.cholesky(V), seed, 0, n_traj, 1)
+    initial = rng_normals.sample_gaussian(np.linalg.cholesky(V), seed, 0, n_traj, 1)
     sum_u, sum_uu, n_avg, *_ = kernels.run_ensemble(F, L, initial, seed, 0, n_steps, 0, NO_SNAPSHOTS, 0, 1)
     return _z_scores(sum_u, sum_uu, n_avg, V)
 
@@ -76,7 +78,7 @@ def _stationary_run(F, L, V, seed, n_traj, n_steps):
 def _small_run(seed=11, first=0, n_traj=100):
     A, D = _system()
     F, L = _euler_maruyama(A, D, 0.05)
-    initial = kernels.sample_gaussian(np.eye(6), seed, first, n_traj, 1)
+    initial = rng_normals.sample_gaussian(np.eye(6), seed, first, n_traj, 1)
     snaps = np.array([0, 250, 250, 500], dtype=np.int64)
     return kernels.run_ensemble(F, L, initial, seed, first, 500, 100, snaps, min(5, n_traj), 7)
 
@@ -93,7 +95,7 @@ def _philox_words(seed, trajectory, tag, block):
     """Philox block ``block`` of (seed, trajectory, tag) as two 64-bit words (the docstring's layout)."""
     w = [
         int(x)
-        for x in kernels.philox4x32(
+        for x in philox.philox4x32(
             trajectory & M32, trajectory >> 32, block & M32, (block >> 32) | tag << 24, seed & M32, seed >> 32
         )
     ]
@@ -171,10 +173,10 @@ def _candidate_u(words):
 
 
 def _slow_path(words, seed=77, trajectory=5, tag=0):
-    """kernels._zig_slow on each word, normal index m = position (independent fix-up streams)."""
+    """rng_normals._zig_slow on each word, normal index m = position (independent fix-up streams)."""
     s, t = np.uint64(seed), np.uint64(trajectory)
     k0, k1, t0, t1 = s & np.uint64(M32), s >> np.uint64(32), t & np.uint64(M32), t >> np.uint64(32)
-    return np.array([kernels._zig_slow(w, k0, k1, t0, t1, np.uint64(tag), m) for m, w in enumerate(words)])
+    return np.array([rng_normals._zig_slow(w, k0, k1, t0, t1, np.uint64(tag), m) for m, w in enumerate(words)])
 
 
 # --- generators: known answers and the documented layout -------------------------------------------------
@@ -193,7 +195,7 @@ def _slow_path(words, seed=77, trajectory=5, tag=0):
     ],
 )
 def test_philox_known_answers(counter, key, expected):
-    assert tuple(int(x) for x in kernels.philox4x32(*counter, *key)) == expected
+    assert tuple(int(x) for x in philox.philox4x32(*counter, *key)) == expected
 
 
 def test_xoshiro256pp_known_answers():
@@ -203,7 +205,7 @@ def test_xoshiro256pp_known_answers():
                 10450023813501588000]  # fmt: skip
     s = tuple(np.uint64(x) for x in (1, 2, 3, 4))
     for value in expected:
-        out, *s = kernels.xoshiro_next(*s)
+        out, *s = philox.xoshiro_next(*s)
         s = [np.uint64(x) for x in s]  # returned as Python ints
         assert int(out) == value
     s = [1, 2, 3, 4]
@@ -211,9 +213,9 @@ def test_xoshiro256pp_known_answers():
 
 
 def test_uniform53_spans_zero_to_one_minus_ulp():
-    assert kernels.uniform53(np.uint64(0)) == 0.0
-    assert kernels.uniform53(np.uint64(2**11)) == 2.0**-53
-    assert kernels.uniform53(np.uint64(M64)) == 1.0 - 2.0**-53
+    assert rng_normals.uniform53(np.uint64(0)) == 0.0
+    assert rng_normals.uniform53(np.uint64(2**11)) == 2.0**-53
+    assert rng_normals.uniform53(np.uint64(M64)) == 1.0 - 2.0**-53
 
 
 def test_normals_follow_the_documented_recipe():
@@ -222,12 +224,12 @@ def test_normals_follow_the_documented_recipe():
     12000 normals include ~50 fix-ups."""
     seed, trajectory = -5, 2**33 + 7
     assert np.array_equal(
-        kernels.standard_normals(seed, trajectory, 12_000), _reference_normals(seed, trajectory, 0, 12_000)
+        rng_normals.standard_normals(seed, trajectory, 12_000), _reference_normals(seed, trajectory, 0, 12_000)
     )
     out = np.empty(40)
-    assert kernels.fill_normals(seed, trajectory, 100, 1, out) == 140
+    assert rng_normals.fill_normals(seed, trajectory, 100, 1, out) == 140
     assert np.array_equal(out, _reference_normals(seed, trajectory, 1, 40, first=100))
-    z = kernels.sample_gaussian(np.eye(6), seed, trajectory, 3, 1)
+    z = rng_normals.sample_gaussian(np.eye(6), seed, trajectory, 3, 1)
     for i in range(3):
         assert np.array_equal(z[i], _reference_normals(seed, trajectory + i, 1, 6))
 
@@ -264,13 +266,13 @@ def test_ziggurat_tables_have_equal_layers():
     np.testing.assert_allclose(RATIO[:-1], X[1:N_LAYERS] / X[: N_LAYERS - 1], rtol=4e-16)
     # the construction reproduces the published r of Marsaglia & Tsang (2000), 128 layers, to its 12 decimals
     # (their own round-off), and numpy's 256-layer r
-    assert kernels._ziggurat_tables(128)[0] == pytest.approx(3.442619855899, abs=5e-12)
-    assert kernels._ziggurat_tables(256)[0] == pytest.approx(3.6541528853610088, rel=1e-15)
+    assert rng_normals._ziggurat_tables(128)[0] == pytest.approx(3.442619855899, abs=5e-12)
+    assert rng_normals._ziggurat_tables(256)[0] == pytest.approx(3.6541528853610088, rel=1e-15)
 
 
 @pytest.fixture(scope="module")
 def many_normals():
-    return kernels.standard_normals(2024, 0, 10_000_000)
+    return rng_normals.standard_normals(2024, 0, 10_000_000)
 
 
 def test_normals_moments_and_distribution(many_normals):
@@ -342,9 +344,9 @@ def test_wedge_accepts_exactly_the_area_under_the_curve(layer):
 def test_streams_uncorrelated():
     # A sample correlation of independent streams is ~N(0, 1/n): |r| sqrt(n) < 5 fails w.p. ~6e-7 each.
     n = 200_000
-    z0, z1 = kernels.standard_normals(7, 0, n), kernels.standard_normals(7, 1, n)
-    other_seed = kernels.standard_normals(8, 0, n)
-    init = kernels.sample_gaussian(np.eye(6), 7, 0, n // 6, 1).ravel()
+    z0, z1 = rng_normals.standard_normals(7, 0, n), rng_normals.standard_normals(7, 1, n)
+    other_seed = rng_normals.standard_normals(8, 0, n)
+    init = rng_normals.sample_gaussian(np.eye(6), 7, 0, n // 6, 1).ravel()
     pairs = [
         (z0, z1),  # adjacent trajectories
         (z0, other_seed),  # adjacent seeds
@@ -411,13 +413,13 @@ def test_outputs_follow_the_recursion_and_the_stream(zero_column):
     if zero_column:
         L[:, 4] = 0.0
     seed, first, n_steps, burn_in = 3, 5, 3000, 700  # > 1024 summed states: crosses a partial-sum flush
-    initial = kernels.sample_gaussian(np.eye(6), seed, first, 2, 1)
+    initial = rng_normals.sample_gaussian(np.eye(6), seed, first, 2, 1)
     snaps = np.array([0, 1, 1500, 3000], dtype=np.int64)
     sum_u, sum_uu, n_avg, snapshots, traces, noises = kernels.run_ensemble(
         F, L, initial, seed, first, n_steps, burn_in, snaps, 1, 1
     )
     path, noise = traces[0], noises[0]
-    xi = kernels.standard_normals(seed, first, 6 * n_steps).reshape(n_steps, 6)
+    xi = rng_normals.standard_normals(seed, first, 6 * n_steps).reshape(n_steps, 6)
     assert n_avg == n_steps - burn_in and path.shape == (n_steps + 1, 6)
     assert np.array_equal(path[0], initial[0]) and np.array_equal(noise[0], np.zeros(6))
     assert np.array_equal(snapshots[0], path[snaps])
@@ -469,7 +471,7 @@ def test_snapshots_follow_the_discrete_moment_recursion():
     V0 = np.diag([0.5, 0.5, 0.5, 0.5, 3.5, 3.5])  # vacuum optics, thermal mechanics
     steps = np.array([0, 20, 100], dtype=np.int64)
     n_traj = 20_000
-    initial = kernels.sample_gaussian(np.linalg.cholesky(V0), 303, 0, n_traj, 1)
+    initial = rng_normals.sample_gaussian(np.linalg.cholesky(V0), 303, 0, n_traj, 1)
     snapshots = kernels.run_ensemble(F, L, initial, 303, 0, 100, 100, steps, 0, 1)[3]
     assert np.array_equal(snapshots[:, 0], initial)
     Vn, V_of_step = V0, {}
@@ -514,7 +516,7 @@ def test_euler_maruyama_strong_order_one():
     T, n_fine, n_paths = 1.0, 2048, 256
     ratios = [16, 32, 64, 128, 256]  # dt = T/128 .. T/8
     log_dt = np.log(np.array(ratios) * T / n_fine)
-    normals = np.array([kernels.standard_normals(404, k, 6 * n_fine) for k in range(n_paths)])
+    normals = np.array([rng_normals.standard_normals(404, k, 6 * n_fine) for k in range(n_paths)])
     reference = _em_endpoints(normals, A, B, T, n_fine, 1)
 
     def slope(paths):
@@ -523,5 +525,5 @@ def test_euler_maruyama_strong_order_one():
 
     assert 0.8 < slope(normals) < 1.2
     # Power: coarse runs on another Brownian path do not converge to the reference at all.
-    other = np.array([kernels.standard_normals(405, k, 6 * n_fine) for k in range(n_paths)])
+    other = np.array([rng_normals.standard_normals(405, k, 6 * n_fine) for k in range(n_paths)])
     assert not 0.8 < slope(other) < 1.2

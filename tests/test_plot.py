@@ -5,7 +5,6 @@ outside the axes; a figure that cannot be drawn exits 2 with a message and write
 import ast
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import xarray as xr
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from conftest import PNG_MAGIC, ROOT, SCENARIO_FILES, run_cli, run_text  # noqa: E402
 from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
@@ -23,10 +23,6 @@ from sde_com.results.io import from_disk_layout, read_dataset, write_dataset  # 
 from sde_com.runs import plotspec  # noqa: E402
 from sde_com.runs.plotspec import outline  # noqa: E402
 from sde_com.runs.scenario import ScenarioError, check_plot, load_scenario, parse_scenario, run_scenario  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.toml"))}
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def assert_nothing_clipped(fig) -> None:
@@ -72,22 +68,16 @@ def panels(fig):
     return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
-def run_text(text: str) -> xr.Dataset:
-    return run_scenario(parse_scenario(text))
-
-
-def run_cli(tmp_path, text):
+def run_with_plot(tmp_path, text):
     """``sde-com run SCEN -o out.nc --plot`` in-process → (exit status, out.nc, out.png)."""
-    scenario = tmp_path / "scenario.toml"
-    scenario.write_text(text, encoding="utf-8")
     out = tmp_path / "out.nc"
-    return main(["run", str(scenario), "-o", str(out), "--plot", "--quiet"]), out, out.with_suffix(".png")
+    return run_cli(tmp_path, text, out, "--plot"), out, out.with_suffix(".png")
 
 
 # Shipped outputs -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_committed_output_plots_via_cli_with_nothing_clipped(name, tmp_path, capsys):
     nc = ROOT / "data" / f"{name}.nc"
     png = tmp_path / f"{name}.png"
@@ -99,9 +89,9 @@ def test_committed_output_plots_via_cli_with_nothing_clipped(name, tmp_path, cap
         plt.close(fig)
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_shipped_plot_spec_passes_check_plot(name):
-    scenario = load_scenario(SCENARIOS[name])
+    scenario = load_scenario(SCENARIO_FILES[name])
     check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
     if len(scenario.dimensions) <= 2:  # the default figure too
         check_plot({}, scenario.parameters, scenario.variables, run=scenario.run_outline)
@@ -109,10 +99,10 @@ def test_shipped_plot_spec_passes_check_plot(name):
         check_plot(scenario.plot, scenario.parameters, scenario.variables)
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_outline_before_the_run_is_the_written_output(name):
     """check_plot's outline (from the catalogue) has the variables, dimensions and sizes of the real file."""
-    scenario = load_scenario(SCENARIOS[name])
+    scenario = load_scenario(SCENARIO_FILES[name])
     sizes, variables = outline(scenario.parameters, scenario.variables, scenario.run_outline)
     with xr.open_dataset(ROOT / "data" / f"{name}.nc") as ds:
         real_sizes, real_variables = dataset_outline(from_disk_layout(ds))
@@ -167,9 +157,9 @@ def test_every_plot_key_read_is_declared_in_the_schema():
     assert read - resolved <= set(SCHEMA["plot"].keys), read - resolved - set(SCHEMA["plot"].keys)
 
 
-@pytest.mark.parametrize("name", SCENARIOS)  # 1-3 s each
+@pytest.mark.parametrize("name", SCENARIO_FILES)  # 1-3 s each
 def test_shipped_scenario_runs_with_plot(name, tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, SCENARIOS[name].read_text(encoding="utf-8"))
+    status, out, png = run_with_plot(tmp_path, SCENARIO_FILES[name].read_text(encoding="utf-8"))
     assert status == 0, capsys.readouterr().err
     assert png.read_bytes().startswith(PNG_MAGIC)
 
@@ -223,7 +213,7 @@ def sweep_ds(model: str, plot: str = "") -> xr.Dataset:
 
 
 def test_1d_sweep_over_omega(tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, "[model]\nOmega = { start = 0.0, stop = 2e4, num = 5 }\n")
+    status, out, png = run_with_plot(tmp_path, "[model]\nOmega = { start = 0.0, stop = 2e4, num = 5 }\n")
     assert status == 0, capsys.readouterr().err
     assert png.read_bytes().startswith(PNG_MAGIC)
     assert main(["plot", str(out), "-o", str(tmp_path / "X.png")]) == 0
@@ -236,7 +226,7 @@ def test_1d_sweep_over_omega(tmp_path, capsys):
 
 
 def test_1d_sweep_over_temperature(tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, "[model]\ntemperature = [0.0, 0.1, 0.5, 1.0]\n")
+    status, out, png = run_with_plot(tmp_path, "[model]\ntemperature = [0.0, 0.1, 0.5, 1.0]\n")
     assert status == 0, capsys.readouterr().err
     fig = drawn(read_dataset(out))
     (ax,) = panels(fig)
@@ -245,7 +235,7 @@ def test_1d_sweep_over_temperature(tmp_path, capsys):
 
 
 def test_2d_sweep_over_j_and_power_small_is_lines_with_hue(tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, "[model]\nJ = [0.0, 3e7, 7.6e7]\npower = [0.005, 0.01, 0.015, 0.02]\n")
+    status, out, png = run_with_plot(tmp_path, "[model]\nJ = [0.0, 3e7, 7.6e7]\npower = [0.005, 0.01, 0.015, 0.02]\n")
     assert status == 0, capsys.readouterr().err
     ds = read_dataset(out)
     spec = dataset_spec(ds)
@@ -259,7 +249,7 @@ def test_2d_sweep_over_j_and_power_small_is_lines_with_hue(tmp_path, capsys):
 
 
 def test_2d_sweep_over_j_and_power_large_is_a_map(tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, "[model]\nJ = { start = 0.0, stop = 1e8, num = 8 }\n"
+    status, out, png = run_with_plot(tmp_path, "[model]\nJ = { start = 0.0, stop = 1e8, num = 8 }\n"
                                          "power = { start = 0.005, stop = 0.02, num = 7 }\n")
     assert status == 0, capsys.readouterr().err
     ds = read_dataset(out)
@@ -321,7 +311,7 @@ def test_two_parameter_sweep_plots_by_default_with_the_smaller_dimension_as_hue(
         fig = drawn(ds)
     plt.close(fig)
     if "num = 40" in model:  # the same through `sde-com run --plot`
-        status, out, png = run_cli(tmp_path, text)
+        status, out, png = run_with_plot(tmp_path, text)
         assert status == 0, capsys.readouterr().err
         assert png.read_bytes().startswith(PNG_MAGIC)
 
@@ -384,7 +374,7 @@ def test_lines_accept_time_scaled_like_estimate():
         fig = drawn(ds)
         assert panels(fig)[0].get_xlabel() == "ω_m t"
         plt.close(fig)
-    scenario = load_scenario(SCENARIOS["sim_transient"])
+    scenario = load_scenario(SCENARIO_FILES["sim_transient"])
     check_plot({"kind": "lines", "x": "time_scaled", "y": ["logneg_sim"]}, scenario.parameters,
                scenario.variables, run=scenario.run_outline)
 
@@ -406,7 +396,7 @@ initial = "steady"
 
 
 def test_single_point_simulation_plots_by_default(tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, SIM_POINT)
+    status, out, png = run_with_plot(tmp_path, SIM_POINT)
     assert status == 0, capsys.readouterr().err
     assert png.read_bytes().startswith(PNG_MAGIC)
     assert main(["plot", str(out), "-o", str(tmp_path / "X.png")]) == 0
@@ -477,7 +467,7 @@ def test_plot_of_three_swept_dimensions_without_spec_exits_2(tmp_path, capsys):
 
 
 def test_run_plot_of_three_swept_dimensions_fails_before_work(tmp_path, capsys):
-    status, out, png = run_cli(tmp_path, '[model]\ndetuning = [0.0, 1.0]\nOmega = [0.0, 8e3]\nJ = [0.0, 7.6e7]\n')
+    status, out, png = run_with_plot(tmp_path, '[model]\ndetuning = [0.0, 1.0]\nOmega = [0.0, 8e3]\nJ = [0.0, 7.6e7]\n')
     assert status == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "3 parameters" in err and "Traceback" not in err
@@ -494,7 +484,7 @@ def test_run_plot_of_three_swept_dimensions_fails_before_work(tmp_path, capsys):
 def test_run_plot_with_impossible_spec_fails_before_work(tmp_path, capsys, plot, fragment):
     text = ('[model]\ndetuning = [0.0, 1.0]\nOmega = [0.0, 8e3]\ndirection = ["ccw", "cw"]\n'
             '[output]\nvariables = ["logneg", "stable", "cov"]\n[plot]\n' + plot + "\n")
-    status, out, png = run_cli(tmp_path, text)
+    status, out, png = run_with_plot(tmp_path, text)
     assert status == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
@@ -511,7 +501,7 @@ def test_run_plot_with_impossible_spec_fails_before_work(tmp_path, capsys, plot,
 ])
 def test_run_plot_of_time_domain_kind_without_simulate_fails_before_work(tmp_path, capsys, model, plot, fragment):
     """No [simulate]: a time-domain figure is refused when the scenario is read, before any work (no file)."""
-    status, out, png = run_cli(tmp_path, f"[model]\n{model}\n[plot]\n{plot}\n")
+    status, out, png = run_with_plot(tmp_path, f"[model]\n{model}\n[plot]\n{plot}\n")
     assert status == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.startswith("sde-com: error: ") and fragment in err and "Traceback" not in err
@@ -528,7 +518,7 @@ def test_run_plot_of_time_domain_kind_without_simulate_fails_before_work(tmp_pat
     ("[wigner]\n", 'kind = "estimate"', "logneg_sim"),
 ])
 def test_time_domain_spec_the_run_will_not_write_is_refused_before_work(tmp_path, capsys, extra, plot, fragment):
-    status, out, png = run_cli(tmp_path, f"{SIM_POINT.replace('exact', 'em')}{extra}[plot]\n{plot}\n")
+    status, out, png = run_with_plot(tmp_path, f"{SIM_POINT.replace('exact', 'em')}{extra}[plot]\n{plot}\n")
     assert status == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
@@ -541,7 +531,7 @@ def test_y_that_is_not_a_curve_names_its_real_dimensions():
         sizes, variables = dataset_outline(from_disk_layout(ds))
     with pytest.raises(PlotError) as drawn_error:
         resolve_spec({"kind": "lines", "y": ["trace"]}, sizes, variables)
-    scenario = load_scenario(SCENARIOS["sim_traces"])
+    scenario = load_scenario(SCENARIO_FILES["sim_traces"])
     with pytest.raises(ScenarioError) as checked_error:
         check_plot({"kind": "lines", "y": ["trace"]}, scenario.parameters, scenario.variables,
                    run=scenario.run_outline)

@@ -5,13 +5,12 @@ import importlib.util
 import os
 import re
 import shlex
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from sde_com.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

@@ -4,12 +4,11 @@ round trip; and what a scenario means (defaults, ranges, lists, output selection
 import itertools
 import json
 from dataclasses import fields
-from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import assert_identical_output
+from conftest import ROOT, SCENARIO_FILES, assert_identical_output, run_text
 
 import sde_com
 from sde_com import Device, operating_points
@@ -17,9 +16,7 @@ from sde_com.results.io import read_dataset, write_dataset
 from sde_com.results.sweep import SWEEP_PARAMETERS, sweep
 from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.toml"))}
-WITH_DATA = [name for name in SCENARIOS if (ROOT / "data" / f"{name}.nc").exists()]
+WITH_DATA = [name for name in SCENARIO_FILES if (ROOT / "data" / f"{name}.nc").exists()]
 
 # Committed outputs known not to match their scenario file (regenerate with
 # `sde-com run scenarios/NAME.toml -o data/NAME.nc --plot --force`, then drop the entry).
@@ -27,18 +24,18 @@ STALE: dict[str, str] = {}
 
 
 def test_scenarios_exist():
-    assert SCENARIOS, "no scenarios/*.toml found"
+    assert SCENARIO_FILES, "no scenarios/*.toml found"
 
 
 def test_every_scenario_has_committed_outputs():
-    for name in SCENARIOS:
+    for name in SCENARIO_FILES:
         assert (ROOT / "data" / f"{name}.nc").exists(), name
         assert (ROOT / "data" / f"{name}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_scenario_parses(name):
-    path = SCENARIOS[name]
+    path = SCENARIO_FILES[name]
     scenario = load_scenario(path)
     assert scenario.name == path.name
     assert scenario.text == path.read_text(encoding="utf-8")
@@ -54,7 +51,7 @@ def regenerated(tmp_path_factory):
 
     def get(name):
         if name not in cache:
-            ds = run_scenario(load_scenario(SCENARIOS[name]))
+            ds = run_scenario(load_scenario(SCENARIO_FILES[name]))
             cache[name] = ds, read_dataset(write_dataset(ds, folder / f"{name}.nc"))
         return cache[name]
 
@@ -132,7 +129,7 @@ def test_condition_of_shipped_points():
     the smaller scenarios; an even sample of at most 2000 of the large maps)."""
     worst = 0.0
     for name in WITH_DATA:
-        scenario = load_scenario(SCENARIOS[name])
+        scenario = load_scenario(SCENARIO_FILES[name])
         grid = {k: (v if isinstance(v, list) else [v]) for k, v in scenario.parameters.items()}
         combos = list(itertools.product(*grid.values()))
         for combo in combos[::max(1, len(combos) // 2000)]:
@@ -146,12 +143,12 @@ def test_condition_of_shipped_points():
     assert worst <= 100, worst
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_provenance(name, regenerated):
     in_memory, from_file = regenerated(name)
     for ds in (in_memory, from_file):
         assert ds.attrs["source"] == f"sde_com {sde_com.__version__}"
-        assert ds.attrs["scenario"] == SCENARIOS[name].read_text(encoding="utf-8")
+        assert ds.attrs["scenario"] == SCENARIO_FILES[name].read_text(encoding="utf-8")
         assert ds.attrs["scenario_name"] == f"{name}.toml"
         parameters = json.loads(ds.attrs["parameters"])
         assert set(SWEEP_PARAMETERS) <= set(parameters)
@@ -164,7 +161,7 @@ def test_provenance(name, regenerated):
             assert ds[var].attrs.get("long_name"), var
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_scenario_figure_draws(name, regenerated, tmp_path):
     """The [plot] spec of every scenario fits its own dataset (plot values are not checked at parse time)."""
     pytest.importorskip("matplotlib")
@@ -210,10 +207,6 @@ def test_round_trip_of_scenario_dataset(tmp_path):
 
 
 # Semantics -----------------------------------------------------------------------------------------
-
-
-def run_text(text):
-    return run_scenario(parse_scenario(text, "inline.toml"))
 
 
 def test_omitted_keys_take_paper_values():
@@ -266,7 +259,7 @@ def test_range_is_linspace(start, stop, num):
 def test_range_in_scenario_files_is_linspace(regenerated):
     import tomllib
 
-    for name, path in SCENARIOS.items():
+    for name, path in SCENARIO_FILES.items():
         model = tomllib.loads(path.read_text(encoding="utf-8"))["model"]
         ds, _ = regenerated(name)
         parameters = json.loads(ds.attrs["parameters"])

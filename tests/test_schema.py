@@ -11,10 +11,10 @@ import dataclasses
 import inspect
 import json
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, SCENARIO_FILES
 
 from sde_com import spec as specs
 from sde_com.cli import main
@@ -26,8 +26,7 @@ from sde_com.runs.schema import RATE, SCHEMA, TIME, TOP_LEVEL, Key, check_value,
 from sde_com.simulation.drive import DRIVE_KEYS, DRIVE_KINDS, Drive
 from sde_com.simulation.simulate import INITIAL_STATES, METHODS, SIMULATION_KEYS, SimulationSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
+SCENARIOS = list(SCENARIO_FILES.values())
 ALL_KEYS = [(t, k) for t, table in SCHEMA.items() for k in table.keys]
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import xarray as xr
+from conftest import PEAK
 
 import sde_com
 from sde_com.cli import main
@@ -14,7 +15,6 @@ from sde_com.physics.linear import discrete_stationary_covariance, euler_maruyam
 from sde_com.physics.resonator.device import Device
 from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_point
 
-PEAK = 0.75  # Δ_c/ω_m of the Fig. 2 peak (Ω = 0, J = 0)
 FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of every z-score test below
 
 

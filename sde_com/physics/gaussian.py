@@ -84,6 +84,24 @@ def logneg(V: np.ndarray, mode_a: str = "U", mode_b: str = "mech") -> float:
     return float(logneg_from_blocks(np.ascontiguousarray(reduced_covariance(V, mode_a, mode_b))))
 
 
+def logneg_pair(V: np.ndarray, i: int, j: int) -> float:
+    """E_N (Eqs. (12)–(13)) of the modes i and j (0-based mode indices) of a 2N×2N covariance in (x, p) pairs.
+
+    Any N ≥ 2; ``logneg(V)`` of the resonator is ``logneg_pair(V, 0, 2)`` (U and the mechanics).
+    """
+    V = np.asarray(V, dtype=float)
+    if V.ndim != 2 or V.shape[0] != V.shape[1] or V.shape[0] % 2 or V.shape[0] < 4:
+        raise ValueError(f"V must be a 2N×2N covariance with N ≥ 2, got shape {V.shape}")
+    n = V.shape[0] // 2
+    for name, k in (("i", i), ("j", j)):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
+            raise ValueError(f"{name} must be a mode index in 0..{n - 1}, got {k!r}")
+    if i == j:
+        raise ValueError("a pair needs two different modes")
+    rows = [2 * i, 2 * i + 1, 2 * j, 2 * j + 1]
+    return float(logneg_from_blocks(np.ascontiguousarray(V[np.ix_(rows, rows)])))
+
+
 def symplectic_form(n_modes: int) -> np.ndarray:
     """Ω_s = ⊕ [[0, 1], [−1, 0]] for n_modes modes in (x, p) pair order."""
     return np.kron(np.eye(n_modes), np.array([[0.0, 1.0], [-1.0, 0.0]]))

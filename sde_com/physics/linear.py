@@ -1,8 +1,11 @@
-"""Linearized fluctuation dynamics: drift A (Eq. (6)), diffusion D, stability, Lyapunov V (Eq. (11)).
+"""Generic linear maths of du = A u dt + dW, E[dW dWᵀ] = D dt, for any even dimension 2N.
 
-Quadrature order u = (δX_U, δY_U, δX_V, δY_V, δq, δp); vacuum variance 1/2 on each optical quadrature.
-Rates in rad/s. The functions decorated with ``njit`` are plain array functions used by the fast sweep
+Stability (characteristic polynomial, Routh–Hurwitz, growth rate), the Lyapunov covariance V of
+A V + V Aᵀ + D = 0 (Eq. (11) of the paper), the moment solution V(t) (Van Loan), and the one-step maps of
+the Euler–Maruyama and exact discretizations with their discrete covariances. Rates in rad/s (or any
+consistent unit). The functions decorated with ``njit`` are plain array functions used by the fast sweep
 kernel; ``scipy``-based ones beside them are the slow, obviously-right references the tests compare with.
+A system's own drift and diffusion live with the system (``resonator.drift`` for the spinning resonator).
 """
 
 from __future__ import annotations
@@ -10,56 +13,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 from numba import njit
-
-QUADRATURES: tuple[str, ...] = ("xU", "yU", "xV", "yV", "q", "p")
-N_QUADRATURES = 6
-
-
-@njit(cache=True)
-def fill_drift_matrix(out, kappa, delta_u_eff, delta_v_eff, J, G_u, G_v, omega_m, gamma_m):
-    """Write the drift matrix A of Eq. (6) (corrected in docs/physics.md) into the 6×6 array ``out``.
-
-    G_j = √2 G₀ α_j is the effective coupling of mode j (complex), Δ̃_j the effective detunings.
-    Any consistent unit of rate works (rad/s, or everything divided by ω_m).
-    """
-    out[:, :] = 0.0
-    out[0, 0] = -kappa
-    out[0, 1] = delta_u_eff
-    out[0, 3] = J
-    out[0, 4] = -G_u.imag
-    out[1, 0] = -delta_u_eff
-    out[1, 1] = -kappa
-    out[1, 2] = -J
-    out[1, 4] = G_u.real
-    out[2, 1] = J
-    out[2, 2] = -kappa
-    out[2, 3] = delta_v_eff
-    out[2, 4] = -G_v.imag
-    out[3, 0] = -J
-    out[3, 2] = -delta_v_eff
-    out[3, 3] = -kappa
-    out[3, 4] = G_v.real
-    out[4, 5] = omega_m
-    out[5, 0] = G_u.real
-    out[5, 1] = G_u.imag
-    out[5, 2] = G_v.real
-    out[5, 3] = G_v.imag
-    out[5, 4] = -omega_m
-    out[5, 5] = -gamma_m
-
-
-def drift_matrix(kappa, delta_u_eff, delta_v_eff, J, G_u, G_v, omega_m, gamma_m) -> np.ndarray:
-    """Drift matrix A of Eq. (6) as a new 6×6 array (see ``fill_drift_matrix``)."""
-    out = np.empty((6, 6))
-    fill_drift_matrix(out, float(kappa), float(delta_u_eff), float(delta_v_eff), float(J), complex(G_u),
-                      complex(G_v), float(omega_m), float(gamma_m))
-    return out
-
-
-def diffusion_matrix(kappa: float, gamma_m: float, n_thermal: float) -> np.ndarray:
-    """Diffusion matrix D = diag(κ, κ, κ, κ, 0, γ_m(2n_m + 1)) under Eq. (10), vacuum variance 1/2."""
-    return np.diag([kappa, kappa, kappa, kappa, 0.0, gamma_m * (2.0 * n_thermal + 1.0)])
-
 
 # Stability ---------------------------------------------------------------------------------------
 
@@ -167,7 +120,7 @@ def _solve_in_place(M, rhs):
 def lyapunov_covariance(A, D):
     """Steady-state covariance V of Eq. (11), A V + V Aᵀ = −D, for symmetric V.
 
-    Solves the linear system for the n(n+1)/2 independent entries of V directly (21 unknowns for n = 6),
+    Solves the linear system for the n(n+1)/2 independent entries of V directly (n = 2N; 21 unknowns for n = 6),
     several times cheaper than Bartels–Stewart for one small matrix. Only meaningful where A is stable;
     scale A and D by the same rate (e.g. 1/ω_m) for conditioning: V is unchanged.
     """
@@ -237,8 +190,16 @@ def moment_covariance(A: np.ndarray, D: np.ndarray, V0: np.ndarray, t: float) ->
 
 
 def euler_maruyama_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """(F, L) of the Euler–Maruyama recursion u ← F u + L ξ: F = I + A dt, L = √dt D^{1/2} (D diagonal)."""
-    return np.eye(A.shape[0]) + A * dt, np.sqrt(dt) * np.diag(np.sqrt(np.diag(D)))
+    """(F, L) of the Euler–Maruyama recursion u ← F u + L ξ: F = I + A dt, L Lᵀ = D dt.
+
+    L = √dt diag(√D_kk) for a diagonal D (the resonator); otherwise L = √dt U √w from D = U diag(w) Uᵀ
+    (any positive semidefinite D, e.g. correlated noises of another system).
+    """
+    F = np.eye(A.shape[0]) + A * dt
+    if np.count_nonzero(D - np.diag(np.diag(D))) == 0:
+        return F, np.sqrt(dt) * np.diag(np.sqrt(np.diag(D)))
+    w, U = np.linalg.eigh(0.5 * (D + D.T))
+    return F, np.sqrt(dt) * U * np.sqrt(np.clip(w, 0.0, None))
 
 
 def exact_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -284,3 +245,17 @@ def euler_maruyama_max_dt(A: np.ndarray) -> float:
     if np.any(lam.real >= 0.0):
         return 0.0
     return float(np.min(-2.0 * lam.real / np.abs(lam) ** 2))
+
+
+# The resonator's names that lived here before the system seam (``resonator.drift`` is their home now),
+# still importable from this module for code written against the old layout; resolved on first access,
+# so importing this generic module does not import the resonator.
+_MOVED_TO_RESONATOR = ("QUADRATURES", "N_QUADRATURES", "fill_drift_matrix", "drift_matrix", "diffusion_matrix")
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_RESONATOR:
+        from sde_com.physics.resonator import drift
+
+        return getattr(drift, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

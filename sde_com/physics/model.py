@@ -1,4 +1,4 @@
-"""One operating point, every branch: device + drive → mean fields (Eq. (7)) → A, D (Eq. (6)) → V (Eq. (11)).
+"""One operating point, every branch: system + parameters → mean fields (Eq. (7)) → A, D (Eq. (6)) → V (Eq. (11)).
 
 This is the readable per-point path (scipy's Lyapunov solver, numpy eigenvalues), used by the Python API,
 by the time-domain simulator, and by the tests as the reference for the fast sweep kernel.
@@ -7,19 +7,16 @@ by the time-domain simulator, and by the tests as the reference for the fast swe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sde_com.physics.gaussian import logneg
-from sde_com.physics.linear import (
-    diffusion_matrix,
-    drift_matrix,
-    lyapunov_covariance_reference,
-    max_growth_rate,
-)
-from sde_com.physics.resonator.device import Device, mode_detunings
-from sde_com.physics.resonator.steady import steady_branches
+from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.physics.resonator.device import Device
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.system import LinearSystem
 
 
 @dataclass(frozen=True)
@@ -27,12 +24,16 @@ class OperatingPoint:
     """One mean-field branch of one operating point and its linearized dynamics.
 
     Attributes:
-        branch: index of the branch, ascending in q_s.
-        q_s: mean dimensionless displacement (Eq. (7)).
-        alpha_u, alpha_v: complex mean amplitudes of the driven and the reflected mode (photons = |α|²).
-        drift: A of Eq. (6), rad/s.  diffusion: D, rad/s.
-        growth_rate: max Re eig(A), rad/s; stable iff < 0.
+        branch: index of the branch, ascending (in q_s for the resonator).
+        q_s: mean dimensionless displacement (Eq. (7)); NaN for a system without one.
+        alpha_u, alpha_v: complex mean amplitudes of the driven and the reflected mode (photons = |α|²);
+            NaN for a system without them.
+        drift: A (Eq. (6) for the resonator), rad/s.  diffusion: D, rad/s.
+        growth_rate: max Re eig(A), rad/s.
         cov: Lyapunov V of Eq. (11) where stable, else None.
+        stable: the stability decision (``stability.decide_stability``: Routh–Hurwitz on A/ω_ref).
+        marginal: the decision is within rounding (the methods disagree, or |growth_rate| ≲ 1e-9 ω_ref).
+        mean_field: every mean-field value of the system's branch, by name.
     """
 
     branch: int
@@ -43,10 +44,9 @@ class OperatingPoint:
     diffusion: np.ndarray
     growth_rate: float
     cov: np.ndarray | None
-
-    @property
-    def stable(self) -> bool:
-        return self.growth_rate < 0.0
+    stable: bool
+    marginal: bool
+    mean_field: Mapping[str, complex | float] = field(default_factory=dict)
 
     @property
     def logneg(self) -> float:
@@ -62,19 +62,27 @@ def validate_detuning_direction(detuning: float, direction: str) -> None:
         raise ValueError(f"direction must be one of ('ccw', 'cw'), got {direction!r}")
 
 
+def points(system: LinearSystem, params: Mapping[str, object] | None = None) -> list[OperatingPoint]:
+    """Every branch of ``system`` at ``params``: A, D, the stability decision, and V of Eq. (11) where stable.
+
+    V is solved in units of ω_ref (A/ω_ref, D/ω_ref: the same V, better-scaled matrices).
+    """
+    params = system.resolve(params)
+    omega_ref = system.reference_rate(params)
+    out = []
+    for b in system.branches(params):
+        verdict = system.stability(b, params)
+        cov = lyapunov_covariance_reference(b.drift / omega_ref, b.diffusion / omega_ref) if verdict.stable \
+            else None
+        mf = b.mean_field
+        out.append(OperatingPoint(b.index, float(mf.get("q_s", math.nan)), complex(mf.get("alpha_u", math.nan)),
+                                  complex(mf.get("alpha_v", math.nan)), b.drift, b.diffusion, verdict.growth_rate,
+                                  cov, verdict.stable, verdict.marginal, mf))
+    return out
+
+
 def operating_points(device: Device, detuning: float, direction: str = "ccw") -> list[OperatingPoint]:
-    """All branches of the operating point (device, Δ_c = detuning·ω_m, input direction), ascending in q_s."""
+    """All branches of the operating point (device, Δ_c = detuning·ω_m, input direction), ascending in q_s:
+    ``points`` of the ``SpinningResonator``."""
     validate_detuning_direction(detuning, direction)
-    kappa, omega_m = device.kappa, device.omega_m
-    delta_u, delta_v = mode_detunings(detuning * omega_m, device.sagnac_shift, direction)
-    D = diffusion_matrix(kappa, device.gamma_m, device.n_thermal)
-    points = []
-    for i, b in enumerate(steady_branches(delta_u, delta_v, device.J, kappa, device.G0, device.epsilon, omega_m)):
-        g = math.sqrt(2.0) * device.G0
-        A = drift_matrix(kappa, b["delta_u_eff"], b["delta_v_eff"], device.J, g * b["alpha_u"],
-                         g * b["alpha_v"], omega_m, device.gamma_m)
-        rate = max_growth_rate(A)
-        # Solve in units of ω_m: same V, better-scaled matrices.
-        cov = lyapunov_covariance_reference(A / omega_m, D / omega_m) if rate < 0.0 else None
-        points.append(OperatingPoint(i, b["q_s"], b["alpha_u"], b["alpha_v"], A, D, rate, cov))
-    return points
+    return points(SpinningResonator(), {"detuning": detuning, "direction": direction, **device.as_dict()})

@@ -23,6 +23,7 @@ import scipy.integrate
 import scipy.linalg
 
 from sde_com.physics.gaussian import logneg_from_blocks
+from sde_com.physics.stability import decide_stability
 
 OPTICAL_MODES: tuple[str, ...] = ("U", "V")
 _OPTICAL_ROWS = {"U": (0, 1), "V": (2, 3)}
@@ -59,7 +60,8 @@ def _optical_rows(mode: str) -> tuple[int, int]:
 
 
 def _is_stable(A: np.ndarray) -> bool:
-    return bool(np.max(np.linalg.eigvals(A).real) < 0.0)
+    """The one stability decision (``stability.decide_stability``; ω_ref = max |A_kl|, A alone is known)."""
+    return decide_stability(A).stable
 
 
 # Transfer functions ------------------------------------------------------------------------------

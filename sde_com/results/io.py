@@ -1,5 +1,9 @@
 """netCDF output: atomic writes (temporary name, then rename) with compression, and reading back.
 
+Every file sde_com writes (netCDF, PNG, checkpoints, the JSON Schema) goes through ``atomic_output``: an
+existing output is refused without ``force``, the data go to a temporary file beside it, which is renamed
+into place with the usual permissions when complete and removed on any failure.
+
 Files follow CF-1.8 (attributes from ``sde_com.results.catalogue.apply_catalogue``): integers are int32, booleans
 int8 flags (read back as bool), strings character arrays with a ``NAME_strlen`` dimension (read back as str),
 coordinates carry no ``_FillValue``, and every write adds a ``history`` line (an ISO UTC timestamp and the
@@ -17,7 +21,9 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 
+import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -55,6 +61,54 @@ def replace_atomically(tmp: str | Path, path: Path) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+class AtomicOutput:
+    """A temporary file beside ``path`` that becomes ``path`` when complete (see ``atomic_output``).
+
+    ``tmp``: where to write.  ``commit()``: rename it into place with the usual permissions.
+    ``discard()``: remove it.  As a context manager: yields ``tmp``, commits on success, discards on any
+    exception (KeyboardInterrupt included) and re-raises it.
+    """
+
+    def __init__(self, path: str | Path, force: bool = False, suffix: str = ".tmp"):
+        self.path = check_writable(path, force)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        replace_atomically(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if kind is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.discard()
+                raise
+        else:
+            self.discard()
+
+
+def atomic_output(path: str | Path, force: bool = False, suffix: str = ".tmp") -> AtomicOutput:
+    """The one way sde_com writes a file: ``with atomic_output(path, force) as tmp: <write tmp>``.
+
+    Refuses an existing ``path`` unless ``force`` (FileExistsError) and a missing folder (FileNotFoundError)
+    before anything is written; the data go to ``tmp`` beside ``path`` (``suffix``: its ending, for writers
+    that go by it), renamed to ``path`` when the block completes; on any failure ``tmp`` is removed and
+    ``path`` is untouched. For a write that spans calls, use the returned ``AtomicOutput``'s ``tmp``,
+    ``commit()`` and ``discard()``.
+    """
+    return AtomicOutput(path, force, suffix)
 
 
 def encoding(ds: xr.Dataset) -> dict:
@@ -96,17 +150,11 @@ def write_dataset(ds: xr.Dataset, path: str | Path, force: bool = False, history
     ``history``: the command that made the file (the CLI passes its command line; default: this API call),
     appended with a timestamp to the ``history`` attribute.
     """
-    path = check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    out = atomic_output(path, force)
+    with out as tmp:
         ds = to_disk_layout(_with_history(ds, history))
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding(ds))
-        replace_atomically(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return out.path
 
 
 def read_dataset(path: str | Path) -> xr.Dataset:
@@ -141,13 +189,13 @@ class StreamedNetCDF:
 
     def __init__(self, path: str | Path, force: bool, dims: dict[str, int],
                  variables: dict[str, tuple[tuple[str, ...], dict]]):
-        import netCDF4
-        import numpy as np
-
-        self.path = check_writable(path, force)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        self.out = atomic_output(path, force)
+        self.path, self.tmp = self.out.path, self.out.tmp
+        try:
+            self.nc = netCDF4.Dataset(str(self.tmp), "w", format="NETCDF4")
+        except BaseException:
+            self.out.discard()
+            raise
         rename = {TIME: TIME_ON_DISK}  # the file's layout (module docstring)
         dims = {rename.get(d, d): size for d, size in dims.items()}
         for name, size in dims.items():
@@ -175,7 +223,7 @@ class StreamedNetCDF:
                     var.setncattr("coordinates", " ".join(aux))
             self.nc.close()
             ds.to_netcdf(self.tmp, mode="a", engine="netcdf4", encoding=encoding(ds))
-            replace_atomically(self.tmp, self.path)
+            self.out.commit()
         except BaseException:
             self.abort()
             raise
@@ -186,4 +234,4 @@ class StreamedNetCDF:
             if self.nc.isopen():
                 self.nc.close()
         finally:
-            Path(self.tmp).unlink(missing_ok=True)
+            self.out.discard()

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import xarray as xr
 
-from sde_com.physics.linear import QUADRATURES
 from sde_com.physics.resonator.chain import run_chain
 from sde_com.physics.resonator.device import (
     DEVICE_PARAMETERS,
@@ -27,8 +26,9 @@ from sde_com.physics.resonator.device import (
     single_photon_coupling,
     thermal_occupation,
 )
+from sde_com.physics.resonator.drift import QUADRATURES
+from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.results.catalogue import apply_catalogue, variables_of
-from sde_com.runs import schema
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
@@ -63,7 +63,7 @@ def parameter_grid(params: Mapping[str, object]):
     unknown = [k for k in params if k not in SWEEP_PARAMETERS]
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; allowed: {list(SWEEP_PARAMETERS)}")
-    defaults = {**Device().as_dict(), **schema.defaults("model")}
+    defaults = {**Device().as_dict(), **{k: key.default for k, key in SpinningResonator.parameters.items()}}
     values, dims = {}, []
     for name in SWEEP_PARAMETERS:
         v, is_dim = _as_values(name, params.get(name, defaults[name]))

@@ -18,14 +18,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sde_com.physics.linear import QUADRATURES
+from sde_com.errors import UserError
+from sde_com.physics.resonator.drift import QUADRATURES
 from sde_com.results.catalogue import SWEPT, dims_in, variables_of
 from sde_com.runs.schema import SCHEMA, ScenarioError
 
 PLOT_KINDS: tuple[str, ...] = SCHEMA["plot"].keys["kind"].choices  # the schema's: one home
 
 
-class PlotError(ValueError):
+class PlotError(UserError):
     """A figure that cannot be drawn from this output; the message says why and what would work."""
 
 

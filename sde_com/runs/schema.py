@@ -2,8 +2,8 @@
 and a one-line doc. Validation (``sde_com.scenario``, and the settings objects built from Python), the error
 messages, the JSON Schema for editors (``json_schema``, shipped as ``scenario.schema.json``) and the docs'
 scenario reference (``scenario_reference_markdown``) all read it: a key, its range and its default are written
-here once. The [model] keys come from the device: ``device.PARAMETER_INFO`` (unit, name),
-``device.PARAMETER_BOUNDS`` (range) and the ``Device`` defaults.
+here once. The [model] keys are the system's parameters (``SpinningResonator.parameters``: unit, name, range
+and default from the device).
 
 The time rule (``TIME_RULE``): the times of the [simulate], [drive] and [detect] tables are in units of
 1/ω_ref and their frequencies in units of ω_ref, the system's reference rate (ω_m for the spinning
@@ -23,7 +23,8 @@ from types import MappingProxyType
 
 from sde_com import spec
 from sde_com.errors import ScenarioError
-from sde_com.physics.resonator.device import DEVICE_PARAMETERS, DIRECTIONS, PARAMETER_BOUNDS, PARAMETER_INFO, Device
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.simulation.keys import TABLES as SIMULATION_TABLES
 from sde_com.spec import (
     RANGE,
     RATE,
@@ -43,20 +44,6 @@ TIME_RULE = ("Every time given in the [simulate], [drive] and [detect] tables is
 SCHEMA_FILE = Path(__file__).parents[1] / "scenario.schema.json"  # shipped at the package root
 
 
-def _model_keys() -> tuple[Key, ...]:
-    """[model]: detuning and direction, then every Device parameter (unit, name, range, default from device)."""
-    keys = [Key("detuning", "number", PARAMETER_INFO["detuning"][1], "1", 1.0, forms=("list", "range")),
-            Key("direction", "string", PARAMETER_INFO["direction"][1], "", "ccw", choices=DIRECTIONS,
-                forms=("list",))]
-    device = Device()
-    for name in DEVICE_PARAMETERS:
-        unit, doc = PARAMETER_INFO[name]
-        op, bound = PARAMETER_BOUNDS.get(name, (None, None))
-        keys.append(Key(name, "number", doc, unit or "1", getattr(device, name), minimum=bound,
-                        exclusive_minimum=op == ">", forms=("list", "range")))
-    return tuple(keys)
-
-
 TOP_LEVEL = make_table(
     "", "The top level of a scenario file: two strings, then the tables below.",
     Key("title", "string", "one-line title, kept in the output's attrs and drawn over the figure", default=""),
@@ -67,77 +54,8 @@ TOP_LEVEL = make_table(
 SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
     make_table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
-           *_model_keys()),
-    make_table(
-        "simulate", "Time-domain runs of the linearized Langevin equations du = A u dt + dW at every [model] "
-                    "point: steady-state estimates with error bars, or a transient (save_times / save_every).",
-        Key("method", "string", "'em' (Euler–Maruyama) or 'exact' (one-step map e^{A dt} with Van Loan noise: "
-                                "no time-step bias)", default="exact", choices=("em", "exact")),
-        Key("dt", "number", "time step; a list runs a time-step study (one run per dt, a `dt` dimension)", TIME,
-            0.1, minimum=0.0, exclusive_minimum=True, forms=("list",)),
-        Key("burn_in", "number", "simulated and discarded before the time averages start", TIME, 0.0,
-            minimum=0.0),
-        Key("duration", "number", "simulated time after the burn-in", TIME, 100.0, minimum=0.0,
-            exclusive_minimum=True),
-        Key("trajectories", "integer", "ensemble size", "1", 100, minimum=1),
-        Key("seed", "integer", "with the trajectory index, keys every random number (counter-based generator)",
-            "1", 0, minimum=0, maximum=2**63 - 1),
-        Key("initial", "string | matrix", "initial state: 'steady' N(0, V), 'thermal' (optical vacuum, thermal "
-                                          "mechanics), 'zero', or a 6×6 covariance (list of rows)",
-            default="steady", choices=("steady", "thermal", "zero")),
-        Key("save_times", "list[number]", "ensemble snapshots at these ascending times from t = 0, within "
-                                          "burn_in + duration (a transient run; absent: none)", TIME,
-            minimum=0.0, min_items=1),
-        Key("save_every", "number", "ensemble snapshots every so often, >= dt (a transient run; with traces, "
-                                    "their recording interval; absent: none)", TIME, minimum=0.0,
-            exclusive_minimum=True),
-        Key("traces", "integer", "record u(t) and its noise for this many trajectories (<= trajectories)", "1", 0,
-            minimum=0),
-        Key("allow_unstable", "boolean", "run a transient at an operating point without a steady state",
-            default=False),
-        Key("chunk", "integer", "trajectories per unit of work; results do not depend on it (absent: about 5e7 "
-                                "trajectory-steps per unit)", "1", minimum=1),
-    ),
-    make_table(
-        "drive", "A time-dependent drive ε(t) = s(ω_ref t)·ε at one operating point: the mean fields follow the "
-                 "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate].",
-        Key("kind", "string", "envelope s: 'constant' (1), 'ramp' (half-cosine switch-on), 'pulse' (Gaussian), "
-                              "'sine' (1 + depth·sin(frequency·t + phase)), 'samples' (interpolated)",
-            default="constant", choices=("constant", "ramp", "pulse", "sine", "samples")),
-        Key("start", "number", "switch-on time (ramp) or centre (pulse)", TIME, 0.0),
-        Key("rise_time", "number", "duration of the half-cosine rise (ramp)", TIME, 10.0, minimum=0.0,
-            exclusive_minimum=True),
-        Key("width", "number", "standard deviation of the Gaussian (pulse)", TIME, 10.0, minimum=0.0,
-            exclusive_minimum=True),
-        Key("depth", "number", "modulation depth (sine)", "1", 0.5),
-        Key("frequency", "number", "modulation angular frequency (sine)", RATE, 0.1),
-        Key("phase", "number", "modulation phase (sine)", "rad", 0.0),
-        Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, ()),
-        Key("values", "list[number]", "envelope at the sample times (samples)", "1", ()),
-        Key("file", "string", "two-column text file (time, value) of samples, relative to the scenario file, "
-                              "instead of times/values (samples; absent: none)"),
-        Key("mean_field_start", "string", "mean fields at t = 0: 'empty' (empty cavity, mechanics at rest: a "
-                                          "switch-on) or 'steady' (the steady state of the constant drive)",
-            default="empty", choices=("empty", "steady")),
-    ),
-    make_table(
-        "wigner", "The truncated-Wigner check of the linearization at one operating point: the nonlinear "
-                  "Langevin equations against the linear model on the same noise. Needs [simulate] method = "
-                  "'em', a single dt, no snapshots.",
-        Key("branch", "integer", "mean-field branch (ascending in q_s) to check", "1", 0, minimum=0),
-    ),
-    make_table(
-        "detect", "What a detector sees at one operating point: homodyne records of the output, their spectra, "
-                  "filtered-mode E_N. Needs [simulate] method = 'em' with traces recorded at every step.",
-        Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
-            choices=("U", "V")),
-        Key("theta", "number", "local-oscillator phase θ", "rad", 0.0),
-        Key("segment", "integer", "Welch segment length, in samples (steps)", "1", 1024, minimum=16),
-        Key("filter_bandwidths", "list[number]", "bandwidths 1/τ of the filtered output modes", RATE,
-            (0.1, 0.3, 1.0, 3.0), minimum=0.0, exclusive_minimum=True, min_items=1),
-        Key("filter_center", "number", "centre of the output filter, relative to the laser (−1: the Stokes "
-                                       "sideband)", RATE, -1.0),
-    ),
+           *SpinningResonator.parameters.values()),
+    *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys
     make_table(
         "output", "Which data variables the output keeps.",
         Key("variables", "list[string]", "keep only these data variables (names from the run's output "

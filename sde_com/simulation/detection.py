@@ -11,10 +11,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.signal
+import xarray as xr
 
+from sde_com.errors import UserError
+from sde_com.physics.model import operating_points
+from sde_com.physics.spectra import filtered_logneg, output_spectrum
 from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
-from sde_com.runs.schema import SCHEMA, defaults
+from sde_com.simulation.ensemble import simulate_point
+from sde_com.simulation.keys import DETECT
+from sde_com.simulation.schemes import scheme_names
 
 _MODE_ROWS = {"U": (0, 1), "V": (2, 3)}
 
@@ -31,9 +36,9 @@ def homodyne_record(trace: np.ndarray, noise: np.ndarray, kappa: float, dt: floa
     ``kappa`` and ``dt`` in units of ω_m and 1/ω_m. trace, noise: (..., time, 6) → record (..., time − 1).
     """
     if mode not in _MODE_ROWS:
-        raise ValueError(f"mode must be 'U' or 'V', got {mode!r}")
+        raise UserError(f"mode must be 'U' or 'V', got {mode!r}")
     if not (kappa > 0 and dt > 0):
-        raise ValueError("kappa and dt must be > 0")
+        raise UserError("kappa and dt must be > 0")
     rx, ry = _MODE_ROWS[mode]
     c, s = math.cos(theta), math.sin(theta)
     x = c * trace[..., :-1, rx] + s * trace[..., :-1, ry]
@@ -48,6 +53,8 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     Returns (ω, S(ω), standard error): S averaged over trajectories, its error from their spread (each
     trajectory's Welch estimate is independent of the others'). ω in units of ω_m, ascending.
     """
+    import scipy.signal  # lazily: ~0.25 s that `import sde_com` (and every CLI command) need not pay
+
     records = np.atleast_2d(records)
     nper = min(segment, records.shape[-1])
     f, p = scipy.signal.welch(records, fs=1.0 / dt, nperseg=nper, return_onesided=False, scaling="density",
@@ -63,8 +70,9 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
 
 # data variables of detection_dataset (units and meaning: sde_com.catalogue)
 DETECT_VARIABLES = variables_of("detect")
-DETECT_KEYS = tuple(SCHEMA["detect"].keys)
-DETECT_DEFAULTS = defaults("detect")  # the schema's: the one home of the [detect] defaults
+DETECT_KEYS = tuple(DETECT.keys)
+# the [detect] defaults, from their one home (sde_com.simulation.keys)
+DETECT_DEFAULTS = {k.name: k.default for k in DETECT.keys.values() if k.default is not None}
 
 
 def detection_dataset(device, detuning: float, direction: str, settings, mode: str = DETECT_DEFAULTS["mode"],
@@ -76,19 +84,14 @@ def detection_dataset(device, detuning: float, direction: str, settings, mode: s
     and E_N between the mechanics and a filtered output mode (Genes et al. 2008) for each filter bandwidth
     1/τ (units of ω_m) at ``filter_center`` (units of ω_m; −1 is the Stokes sideband).
     """
-    import xarray as xr
-
-    from sde_com.physics.model import operating_points
-    from sde_com.physics.spectra import filtered_logneg, output_spectrum
-    from sde_com.simulation.simulate import simulate_point
-
     s = settings
-    if s.method != "em" or not s.traces or s.trace_every != 1 or s.transient and s.save_times is not None:
-        raise ValueError("the detector's view needs Euler–Maruyama traces recorded at every step: method = 'em', "
-                         "traces >= 1, no save_times, save_every = dt or absent")
+    if not s.scheme.raw_noise or not s.traces or s.trace_every != 1 or s.transient and s.save_times is not None:
+        raise UserError("the detector's view needs Euler–Maruyama traces recorded at every step: method = "
+                        f"{scheme_names(lambda sc: sc.raw_noise)}, traces >= 1, no save_times, save_every = dt "
+                        "or absent")
     bandwidths = np.asarray(filter_bandwidths, dtype=float)
     if bandwidths.ndim != 1 or bandwidths.size == 0 or np.any(~(bandwidths > 0)):
-        raise ValueError("filter_bandwidths must be a non-empty list of numbers > 0 (units of ω_m)")
+        raise UserError("filter_bandwidths must be a non-empty list of numbers > 0 (units of ω_m)")
     wm = device.omega_m
     op = operating_points(device, detuning, direction)[0]
     out = simulate_point(op.drift, op.diffusion, wm, device.n_thermal, s)

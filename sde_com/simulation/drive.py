@@ -18,15 +18,26 @@ import numpy as np
 import scipy.integrate
 import xarray as xr
 
+from sde_com.errors import NumericalError, UserError
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.gaussian import logneg
-from sde_com.physics.linear import QUADRATURES, diffusion_matrix, fill_drift_matrix, noise_covariance
+from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device, mode_detunings
+from sde_com.physics.resonator.drift import QUADRATURES, diffusion_matrix, fill_drift_matrix
+from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
-from sde_com.runs.schema import SCHEMA, check_fields, default
-from sde_com.simulation.simulate import SimulationSettings, _factor, _jackknife, _zscores, initial_covariance
+from sde_com.simulation.ensemble import initial_covariance
+from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS, covariance_factor, group_means, jackknife, zscores
+from sde_com.simulation.keys import DRIVE
+from sde_com.simulation.schemes import Scheme
+from sde_com.simulation.settings import SimulationSettings
+from sde_com.spec import check_fields
 
-DRIVE_KINDS = SCHEMA["drive"].keys["kind"].choices
+DRIVE_KINDS = DRIVE.keys["kind"].choices
+
+
+def _default(key: str):
+    return DRIVE.keys[key].default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,24 +50,24 @@ class Drive:
     samples: linear interpolation of ``values`` at ``times`` (held constant outside).
     """
 
-    # defaults, types and ranges: the [drive] table of sde_com.schema
-    kind: str = default("drive", "kind")
-    start: float = default("drive", "start")
-    rise_time: float = default("drive", "rise_time")
-    width: float = default("drive", "width")
-    depth: float = default("drive", "depth")
-    frequency: float = default("drive", "frequency")
-    phase: float = default("drive", "phase")
-    times: tuple[float, ...] = default("drive", "times")
-    values: tuple[float, ...] = default("drive", "values")
+    # defaults, types and ranges: the [drive] table of sde_com.simulation.keys
+    kind: str = _default("kind")
+    start: float = _default("start")
+    rise_time: float = _default("rise_time")
+    width: float = _default("width")
+    depth: float = _default("depth")
+    frequency: float = _default("frequency")
+    phase: float = _default("phase")
+    times: tuple[float, ...] = _default("times")
+    values: tuple[float, ...] = _default("values")
 
     def __post_init__(self):
-        check_fields(self, "drive", prefix="drive ")  # each field's type, range, choices
+        check_fields(self, DRIVE, prefix="drive ")  # each field's type, range, choices
         if self.kind == "samples":
             t, v = np.asarray(self.times, float), np.asarray(self.values, float)
             if t.ndim != 1 or t.size < 2 or t.shape != v.shape or np.any(np.diff(t) <= 0) or not (
                     np.all(np.isfinite(t)) and np.all(np.isfinite(v))):
-                raise ValueError("drive samples need ≥ 2 finite, strictly increasing times and as many values")
+                raise UserError("drive samples need ≥ 2 finite, strictly increasing times and as many values")
 
     def envelope(self, tau):
         """s(τ) for scalar or array τ (units of 1/ω_m)."""
@@ -114,14 +125,12 @@ def mean_field_trajectory(device: Device, detuning: float, direction: str, drive
     sol = scipy.integrate.solve_ivp(rhs, (0.0, t_end), z0, method="DOP853", rtol=1e-11, atol=1e-12,
                                     dense_output=True, max_step=max_step)
     if not sol.success:
-        raise RuntimeError(f"mean-field integration failed: {sol.message}")
+        raise NumericalError(f"mean-field integration failed: {sol.message}")
     return sol.sol, r
 
 
 def steady_initial_state(device: Device, detuning: float, direction: str, branch: int = 0) -> np.ndarray:
     """(x_U, x_V, y, P) of a steady-state branch of Eq. (7), for starting the ODE in a fixed point."""
-    from sde_com.physics.model import operating_points
-
     p = operating_points(device, detuning, direction)[branch]
     scale = device.omega_m / device.epsilon
     return np.array([p.alpha_u * scale, p.alpha_v * scale, device.G0 * p.q_s / device.omega_m, 0.0],
@@ -136,20 +145,29 @@ def drift_at(state: np.ndarray, r: _Rates) -> np.ndarray:
     return A
 
 
-def step_maps_varying(sol, r: _Rates, D_s: np.ndarray, dt: float, n_steps: int, method: str):
-    """Per-step (F_n, L_n): Euler–Maruyama with A at the step's start, or the exact map of A frozen at the
-    step's midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, 6, 6)."""
+def step_maps_varying(sol, r: _Rates, D_s: np.ndarray, dt: float, n_steps: int, scheme: Scheme):
+    """Per-step (F_n, L_n) of the scheme with A(t) (Eq. (6) about the mean fields) frozen in each step at the
+    scheme's ``drift_time``: Euler–Maruyama with A at the step's start, the exact map with A at the step's
+    midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, 6, 6)."""
     Fs, Ls = np.empty((n_steps, 6, 6)), np.empty((n_steps, 6, 6))
-    sqrt_d = np.diag(np.sqrt(np.diag(D_s)))
     for n in range(n_steps):
-        if method == "em":
-            A = drift_at(sol(n * dt), r)
-            Fs[n], Ls[n] = np.eye(6) + A * dt, math.sqrt(dt) * sqrt_d
-        else:
-            A = drift_at(sol((n + 0.5) * dt), r)
-            Fs[n], Q = noise_covariance(A, D_s, dt)
-            Ls[n] = _factor(Q)
+        Fs[n], Ls[n] = scheme.step(drift_at(sol((n + scheme.drift_time) * dt), r), D_s, dt)
     return np.ascontiguousarray(Fs), np.ascontiguousarray(Ls)
+
+
+def discrete_moments_varying(Fs: np.ndarray, Ls: np.ndarray, V0: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Covariances V_m = F_m V_{m−1} F_mᵀ + L_m L_mᵀ of the time-dependent recursion from V0, at the given
+    (sorted) step numbers: what the scheme itself samples (the reference of the z-scores)."""
+    V_disc = np.empty((steps.size, *V0.shape))
+    V = V0.copy()
+    k = 0
+    for m in range(Fs.shape[0] + 1):
+        while k < steps.size and steps[k] == m:
+            V_disc[k] = V
+            k += 1
+        if m < Fs.shape[0]:
+            V = Fs[m] @ V @ Fs[m].T + Ls[m] @ Ls[m].T
+    return V_disc
 
 
 def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -167,7 +185,7 @@ def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarra
 
 # data variables of a driven run (simulate_drive; units and meaning: sde_com.catalogue)
 DRIVE_VARIABLES = variables_of("drive")
-DRIVE_KEYS = tuple(SCHEMA["drive"].keys)  # the Drive fields, + file, + mean_field_start
+DRIVE_KEYS = tuple(DRIVE.keys)  # the Drive fields, + file, + mean_field_start
 
 
 def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -175,9 +193,9 @@ def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     try:
         data = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"drive file {str(path)!r}: {exc}") from exc
+        raise UserError(f"drive file {str(path)!r}: {exc}") from exc
     if data.shape[1] != 2:
-        raise ValueError(f"drive file {str(path)!r} must have two columns (time in 1/ω_m, envelope)")
+        raise UserError(f"drive file {str(path)!r} must have two columns (time in 1/ω_m, envelope)")
     return tuple(data[:, 0].tolist()), tuple(data[:, 1].tolist())
 
 
@@ -191,48 +209,32 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
     """
     s = settings
     if not s.transient:
-        raise ValueError("a driven run is a transient: give save_times or save_every")
+        raise UserError("a driven run is a transient: give save_times or save_every")
     if mean_field_start not in ("empty", "steady"):
-        raise ValueError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
+        raise UserError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
     start = steady_initial_state(device, detuning, direction) if mean_field_start == "steady" else None
     sol, r = mean_field_trajectory(device, detuning, direction, drive, s.n_steps * s.dt, start)
     D_s = diffusion_matrix(device.kappa, device.gamma_m, device.n_thermal) / device.omega_m
     if s.initial == "steady":
-        raise ValueError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
+        raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
                          "covariance")
     V0 = initial_covariance(s.initial, None, device.n_thermal)
-    Fs, Ls = step_maps_varying(sol, r, D_s, s.dt, s.n_steps, s.method)
-    if s.method == "em":  # EM needs |1 + λ dt| < 1 wherever A(t) itself is stable
-        lam = np.linalg.eigvals((Fs - np.eye(6)) / s.dt)
-        bad = (lam.real.max(axis=1) < 0) & (np.abs(1 + lam * s.dt).max(axis=1) >= 1)
-        if bad.any():
-            raise ValueError(f"dt = {s.dt:g} is unstable for Euler–Maruyama from τ = {np.argmax(bad) * s.dt:g} on; "
-                             "use a smaller dt or method = 'exact'")
+    Fs, Ls = step_maps_varying(sol, r, D_s, s.dt, s.n_steps, s.scheme)
+    s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
     steps = s.snapshot_steps
-    C0 = np.ascontiguousarray(_factor(V0))
-    u0 = kernels.sample_gaussian(C0, s.seed, 0, s.trajectories, kernels.INITIAL_STREAM)
+    C0 = np.ascontiguousarray(covariance_factor(V0))
+    u0 = sample_gaussian(C0, s.seed, 0, s.trajectories, INITIAL_STREAM)
     snaps = kernels.run_ensemble_varying(Fs, Ls, u0, s.seed, 0, steps)
     n = s.trajectories
     outer = snaps[:, :, :, None] * snaps[:, :, None, :]
     V_sim = outer.mean(axis=0)
     err = outer.std(axis=0, ddof=1) / math.sqrt(n)
-    V_disc = np.empty_like(V_sim)
-    V = V0.copy()
-    k = 0
-    for m in range(s.n_steps + 1):
-        while k < steps.size and steps[k] == m:
-            V_disc[k] = V
-            k += 1
-        if m < s.n_steps:
-            V = Fs[m] @ V @ Fs[m].T + Ls[m] @ Ls[m].T
+    V_disc = discrete_moments_varying(Fs, Ls, V0, steps)
     times = steps * s.dt
     V_ode = moment_ode(sol, r, D_s, V0, times)
-    _, zmax = _zscores(V_sim, err, V_disc)
-    g = min(32, n)
-    edges = np.linspace(0, n, g + 1).astype(int)
-    groups = np.stack([outer[a:b].mean(axis=0) for a, b in zip(edges[:-1], edges[1:], strict=True)])
-    weights = np.diff(edges).astype(float)
-    en = np.array([_jackknife(groups[:, t], weights, logneg) for t in range(times.size)])
+    _, zmax = zscores(V_sim, err, V_disc)
+    groups, weights = group_means(outer, N_JACKKNIFE_GROUPS)
+    en = np.array([jackknife(groups[:, t], weights, logneg) for t in range(times.size)])
     mf = sol(times)
     scale = device.epsilon / device.omega_m
     ds = xr.Dataset(

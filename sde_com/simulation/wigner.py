@@ -9,19 +9,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import xarray as xr
 
+from sde_com.errors import UserError
 from sde_com.kernels import ensemble as kernels
+from sde_com.kernels.wigner import run_truncated_wigner
 from sde_com.physics.gaussian import logneg
-from sde_com.physics.linear import QUADRATURES
 from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device, mode_detunings
+from sde_com.physics.resonator.drift import QUADRATURES
+from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import apply_catalogue, dims_in, set_time_reference, variables_of
-from sde_com.runs.schema import SCHEMA, default
-from sde_com.simulation.simulate import SimulationSettings, _zscores, prepare_point
+from sde_com.simulation.ensemble import prepare_point
+from sde_com.simulation.estimators import zscores
+from sde_com.simulation.keys import WIGNER
+from sde_com.simulation.schemes import scheme_names
+from sde_com.simulation.settings import SimulationSettings
+
+DEFAULT_BRANCH = WIGNER.keys["branch"].default
 
 
 def truncated_wigner_check(device: Device, detuning: float, direction: str, settings: SimulationSettings,
-                           branch: int = default("wigner", "branch")) -> dict:
+                           branch: int = DEFAULT_BRANCH) -> dict:
     """Stationary fluctuation covariance of the nonlinear model (truncated Wigner, Euler–Maruyama) next to
     the linearized one, trajectory by trajectory on the same noise.
 
@@ -32,9 +41,9 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
     resolves the nonlinearity far below the statistical error of either), and the three E_N.
     """
     s = settings
-    if s.method != "em" or s.transient or s.trajectories < 2:
-        raise ValueError("the truncated-Wigner check runs Euler–Maruyama time averages: method = 'em', no "
-                         "save_times/save_every, trajectories >= 2")
+    if not s.scheme.raw_noise or s.transient or s.trajectories < 2:  # the nonlinear kernel is EM on the same ξ
+        raise UserError("the truncated-Wigner check runs Euler–Maruyama time averages: method = "
+                        f"{scheme_names(lambda sc: sc.raw_noise)}, no save_times/save_every, trajectories >= 2")
     op = operating_points(device, detuning, direction)[branch]
     model = prepare_point(op.drift, op.diffusion, device.omega_m, device.n_thermal, s)  # checks dt, stability
     wm = device.omega_m
@@ -45,22 +54,20 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
     # by starting (and measuring) about the fixed point of the nonlinear drift
     q_fixed = op.q_s
     reference = np.array([op.alpha_u.real, op.alpha_u.imag, op.alpha_v.real, op.alpha_v.imag, q_fixed, 0.0])
-    u0 = kernels.sample_gaussian(model.C0, s.seed, 0, s.trajectories, kernels.INITIAL_STREAM)
+    u0 = sample_gaussian(model.C0, s.seed, 0, s.trajectories, INITIAL_STREAM)
     state0 = np.empty_like(u0)
     state0[:, :4] = reference[:4] + u0[:, :4] / math.sqrt(2.0)
     state0[:, 4:] = reference[4:] + u0[:, 4:]
     n_avg = s.n_steps - s.burn_in_steps
-    tw = kernels.run_truncated_wigner(rates, state0, reference, s.seed, 0, s.n_steps, s.dt, s.burn_in_steps) / n_avg
+    tw = run_truncated_wigner(rates, state0, reference, s.seed, 0, s.n_steps, s.dt, s.burn_in_steps) / n_avg
     lin = kernels.run_ensemble(model.F, model.L, u0, s.seed, 0, s.n_steps, s.burn_in_steps,
                                np.zeros(0, dtype=np.int64), 0, 1)[1] / n_avg
     n = s.trajectories
     V_tw, V_lin = tw.mean(axis=0), lin.mean(axis=0)
     err_tw, err_lin = tw.std(axis=0, ddof=1) / math.sqrt(n), lin.std(axis=0, ddof=1) / math.sqrt(n)
     diff = tw - lin
-    from sde_com.physics.linear import discrete_stationary_covariance
-
-    V_ref = discrete_stationary_covariance(model.F, model.L)
-    _, zmax = _zscores(V_tw, err_tw, V_ref)
+    V_ref = model.V_stationary  # V_dt = F V_dt Fᵀ + L Lᵀ: what linear EM samples
+    _, zmax = zscores(V_tw, err_tw, V_ref)
     return dict(cov_tw=V_tw, cov_tw_err=err_tw, cov_lin=V_lin, cov_lin_err=err_lin, cov_ref=V_ref,
                 zscore_max=float(zmax), difference=diff.mean(axis=0),
                 difference_err=diff.std(axis=0, ddof=1) / math.sqrt(n),
@@ -68,16 +75,14 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
                 photons=abs(op.alpha_u) ** 2)
 
 
-WIGNER_KEYS = tuple(SCHEMA["wigner"].keys)
+WIGNER_KEYS = tuple(WIGNER.keys)
 # data variables of wigner_dataset (units and meaning: sde_com.catalogue)
 WIGNER_VARIABLES = variables_of("wigner")
 
 
 def wigner_dataset(device: Device, detuning: float, direction: str, settings: SimulationSettings,
-                   branch: int = default("wigner", "branch")):
+                   branch: int = DEFAULT_BRANCH):
     """``truncated_wigner_check`` as an xarray Dataset (matrices over ``row``, ``col``)."""
-    import xarray as xr
-
     r = truncated_wigner_check(device, detuning, direction, settings, branch)
     with np.errstate(divide="ignore", invalid="ignore"):
         r["difference_z"] = r["difference"] / r["difference_err"]

@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit, prange
 
 from sde_com.physics.gaussian import logneg_from_blocks
-from sde_com.physics.linear import fill_drift_matrix, lyapunov_covariance, routh_hurwitz_stable
+from sde_com.physics.linear import lyapunov_covariance, routh_hurwitz_stable
+from sde_com.physics.resonator.drift import fill_drift_matrix
 from sde_com.physics.resonator.steady import MAX_BRANCHES, mean_fields, steady_shift_roots
 
 # Pairs (rows of the 6×6 covariance) whose E_N the chain reports: (U, mech), (V, mech), (U, V).

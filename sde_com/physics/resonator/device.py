@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from sde_com.errors import UserError
+
 # CODATA exact values (SI).
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 HBAR = 1.054_571_817e-34  # J s
@@ -109,14 +111,14 @@ class Device:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{f.name} must be a real number, got {value!r}")
+                raise UserError(f"{f.name} must be a real number, got {value!r}")
             if not math.isfinite(value):
-                raise ValueError(f"{f.name} must be finite, got {value!r}")
+                raise UserError(f"{f.name} must be finite, got {value!r}")
             object.__setattr__(self, f.name, float(value))
         for name, (op, bound) in PARAMETER_BOUNDS.items():
             value = getattr(self, name)
             if not (value > bound if op == ">" else value >= bound):
-                raise ValueError(f"{name} must be {op} {bound:g}, got {value!r}")
+                raise UserError(f"{name} must be {op} {bound:g}, got {value!r}")
 
     # Derived constants -------------------------------------------------------------------------
 
@@ -195,4 +197,4 @@ def direction_sign(direction: str) -> float:
         return 1.0
     if direction == "cw":
         return -1.0
-    raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    raise UserError(f"direction must be one of {DIRECTIONS}, got {direction!r}")

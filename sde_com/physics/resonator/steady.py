@@ -76,7 +76,7 @@ def _bracketed_root(c, deg, lo, hi, f_lo):
 
 
 @njit(cache=True)
-def real_polynomial_roots(c, out):
+def real_polynomial_roots(c, out):  # noqa: C901 (numba kernel, checked at 20)
     """All real roots (ascending, coinciding ones merged) of the polynomial c (highest power first,
     c[0] ≠ 0, degree ≤ 5); returns their number and writes them to ``out``.
 

@@ -1,0 +1,123 @@
+"""The spinning optomechanical resonator (Jiao et al., PRL 125, 143605 (2020)) as a ``LinearSystem``.
+
+Modes (U, V, m): the driven and the reflected optical mode and the mechanics; quadratures (xU, yU, xV, yV,
+q, p). Parameters: the detuning Δ_c/ω_m, the input direction, and every ``Device`` parameter (Eq. (1)).
+Branches: the real roots of Eq. (7) (``steady``), drift A of Eq. (6) and diffusion D (``drift``);
+ω_ref = ω_m.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from sde_com.physics.resonator.device import (
+    DEVICE_PARAMETERS,
+    DIRECTIONS,
+    PARAMETER_BOUNDS,
+    PARAMETER_INFO,
+    Device,
+    mode_detunings,
+)
+from sde_com.physics.resonator.drift import QUADRATURES, diffusion_matrix, drift_matrix, fill_drift_matrix
+from sde_com.physics.resonator.steady import steady_branches
+from sde_com.physics.system import Branch, LinearSystem, MeanFieldDynamics, register_system
+from sde_com.spec import Key
+
+
+def _model_keys() -> tuple[Key, ...]:
+    """detuning and direction, then every Device parameter (unit, name, range, default from device)."""
+    keys = [Key("detuning", "number", PARAMETER_INFO["detuning"][1], "1", 1.0, forms=("list", "range")),
+            Key("direction", "string", PARAMETER_INFO["direction"][1], "", "ccw", choices=DIRECTIONS,
+                forms=("list",))]
+    device = Device()
+    for name in DEVICE_PARAMETERS:
+        unit, doc = PARAMETER_INFO[name]
+        op, bound = PARAMETER_BOUNDS.get(name, (None, None))
+        keys.append(Key(name, "number", doc, unit or "1", getattr(device, name), minimum=bound,
+                        exclusive_minimum=op == ">", forms=("list", "range")))
+    return tuple(keys)
+
+
+def device_of(params: Mapping[str, object]) -> Device:
+    """The ``Device`` of a full parameter mapping (``SpinningResonator.resolve``)."""
+    return Device(**{name: params[name] for name in DEVICE_PARAMETERS})
+
+
+@register_system
+class SpinningResonator(LinearSystem):
+    """The spinning whispering-gallery resonator: two counter-propagating optical modes and one mechanical
+    mode, Eqs. (1)–(7) of the paper (docs/physics.md); ω_ref = ω_m."""
+
+    name = "spinning_resonator"
+    modes = ("U", "V", "m")
+    quadratures = QUADRATURES
+    parameters = MappingProxyType({k.name: k for k in _model_keys()})
+    capabilities = frozenset({"mean_field_dynamics", "output_ports"})
+
+    def reference_rate(self, params: Mapping[str, object]) -> float:
+        """ω_m, rad/s."""
+        return device_of(self.resolve(params)).omega_m
+
+    def branches(self, params: Mapping[str, object]) -> list[Branch]:
+        """Every real branch of Eq. (7), ascending in q_s, with A of Eq. (6) and D (rad/s).
+
+        mean_field: q_s, alpha_u, alpha_v (complex, photons = |α|²), delta_u_eff, delta_v_eff (Δ̃_j, rad/s).
+        """
+        params = self.resolve(params)
+        device = device_of(params)
+        kappa, omega_m = device.kappa, device.omega_m
+        delta_u, delta_v = mode_detunings(params["detuning"] * omega_m, device.sagnac_shift, params["direction"])
+        D = diffusion_matrix(kappa, device.gamma_m, device.n_thermal)
+        g = math.sqrt(2.0) * device.G0
+        out = []
+        for i, b in enumerate(steady_branches(delta_u, delta_v, device.J, kappa, device.G0, device.epsilon,
+                                              omega_m)):
+            A = drift_matrix(kappa, b["delta_u_eff"], b["delta_v_eff"], device.J, g * b["alpha_u"],
+                             g * b["alpha_v"], omega_m, device.gamma_m)
+            out.append(Branch(i, MappingProxyType(dict(b)), A, D.copy()))
+        return out
+
+    def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
+        """Both optical modes leak into the detected port at κ (input–output a_out = √(2κ) a − a_in)."""
+        kappa = device_of(self.resolve(params)).kappa
+        return {"U": kappa, "V": kappa}
+
+    def mean_field_dynamics(self, params: Mapping[str, object]) -> MeanFieldDynamics:
+        """Eq. (3) without noise in τ = ω_m t, for the state z = (Re x_U, Im x_U, Re x_V, Im x_V, y, P) with
+        x_j = α_j ω_m/ε, y = G₀q/ω_m (docs/physics.md):
+            ẋ_U = −(iΔ_U/ω_m + κ/ω_m − iy) x_U − i(J/ω_m) x_V + s,   ẋ_V = −(iΔ_V/ω_m + κ/ω_m − iy) x_V − i(J/ω_m) x_U,
+            ẏ = P,   Ṗ = −y − (γ_m/ω_m) P + (G₀²ε²/ω_m⁴)(|x_U|² + |x_V|²).
+        """
+        params = self.resolve(params)
+        dev = device_of(params)
+        wm, eps = dev.omega_m, dev.epsilon
+        du, dv = mode_detunings(params["detuning"] * wm, dev.sagnac_shift, params["direction"])
+        du, dv, k, j, g = du / wm, dv / wm, dev.kappa / wm, dev.J / wm, dev.gamma_m / wm
+        c = dev.G0**2 * eps**2 / wm**4
+        coupling = math.sqrt(2.0) * dev.G0 * eps / wm**2  # G_j/ω_m = coupling · x_j
+        drive = 1.0 if eps > 0.0 else 0.0  # P = 0: no drive (the scale ω_m/ε of x_j is then moot)
+        scale = wm / eps if eps > 0.0 else 0.0
+
+        def rhs(tau, z, s=1.0):
+            xu, xv, y, P = complex(z[0], z[1]), complex(z[2], z[3]), z[4], z[5]
+            dxu = -(1j * du + k) * xu - 1j * j * xv + 1j * y * xu + drive * s
+            dxv = -(1j * dv + k) * xv - 1j * j * xu + 1j * y * xv
+            return np.array([dxu.real, dxu.imag, dxv.real, dxv.imag, P, -y - g * P + c * (abs(xu) ** 2
+                                                                                          + abs(xv) ** 2)])
+
+        def drift(z):
+            A = np.empty((6, 6))
+            xu, xv, y = complex(z[0], z[1]), complex(z[2], z[3]), float(z[4])
+            fill_drift_matrix(A, k, du - y, dv - y, j, coupling * xu, coupling * xv, 1.0, g)
+            return A
+
+        def steady_state(branch):
+            xu, xv = branch.mean_field["alpha_u"] * scale, branch.mean_field["alpha_v"] * scale
+            y = dev.G0 * branch.mean_field["q_s"] / wm
+            return np.array([xu.real, xu.imag, xv.real, xv.imag, y, 0.0])
+
+        return MeanFieldDynamics(rhs, drift, steady_state)

@@ -1,0 +1,208 @@
+"""The system seam: a linear quantum Langevin system du = A u dt + dW, E[dW dWᵀ] = D dt, and its registry.
+
+u = (x₁, p₁, x₂, p₂, …) holds the fluctuation quadratures of N modes in mode order, (x, p) per mode, vacuum
+variance 1/2; rates in rad/s. A system says what its parameters are (``spec.Key``: unit, range, default,
+doc; they are the scenario's [model] keys), its reference rate ω_ref (the unit of every run time), and every
+mean-field steady-state branch with its drift A and diffusion D. Everything downstream (Lyapunov V of
+Eq. (11), moments, E_N of Eqs. (12)–(13), the time-domain kernels) works on A and D alone.
+
+Optional capabilities, declared in ``capabilities``:
+
+- ``"mean_field_dynamics"``: the nonlinear mean-field equations (drives, the truncated-Wigner check);
+- ``"output_ports"``: decay rates into the detected output port of each optical mode (spectra, filtered
+  modes, detection).
+
+The registry maps a name to a system class: built-ins register in code (``register_system``), plug-ins
+through the entry-point group ``"sde_com.systems"`` (``name = "package.module:Class"``), loaded on the
+first lookup of a name not registered yet, so the CLI and Dask workers find a plug-in by name. Scenario
+files name a registered system; they never hold a path to code.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from types import MappingProxyType
+from typing import ClassVar
+
+import numpy as np
+
+from sde_com import spec
+from sde_com.errors import UserError
+from sde_com.physics.stability import Stability, decide_stability
+
+ENTRY_POINT_GROUP = "sde_com.systems"
+CAPABILITIES: tuple[str, ...] = ("mean_field_dynamics", "output_ports")
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One mean-field steady-state branch of a system and its linearized fluctuation dynamics.
+
+    Attributes:
+        index: position among the system's branches (ascending in the system's order parameter).
+        mean_field: the system's mean-field values at this branch, by name (e.g. q_s, alpha_u).
+        drift: A (2N×2N, rad/s).  diffusion: D (2N×2N, rad/s), E[dW dWᵀ] = D dt, vacuum variance 1/2.
+    """
+
+    index: int
+    mean_field: Mapping[str, complex | float]
+    drift: np.ndarray
+    diffusion: np.ndarray
+
+
+@dataclass(frozen=True)
+class MeanFieldDynamics:
+    """The nonlinear mean-field equations of a system in the time τ = ω_ref t.
+
+    Attributes:
+        rhs: (τ, z, s) → dz/dτ for the real mean-field state z and the drive envelope s (1: the constant
+            drive of the parameters).
+        drift: z → A/ω_ref, the drift of the fluctuations linearized around z.
+        steady_state: branch → z at that branch (a fixed point of rhs with s = 1).
+    """
+
+    rhs: Callable[[float, np.ndarray, float], np.ndarray]
+    drift: Callable[[np.ndarray], np.ndarray]
+    steady_state: Callable[[Branch], np.ndarray]
+
+
+class LinearSystem(abc.ABC):
+    """A linear quantum Langevin system du = A u dt + dW, E[dW dWᵀ] = D dt (module docstring).
+
+    Subclasses set the class attributes ``name`` (registry key), ``modes`` (N mode names), ``quadratures``
+    (2N labels, (x, p) per mode in mode order), ``parameters`` (name → ``spec.Key``) and ``capabilities``,
+    and implement ``reference_rate`` and ``branches``. Systems hold no state: ``params`` is passed to each
+    method, a mapping of parameter values (absent keys take the Key's default, see ``resolve``).
+    """
+
+    name: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]]
+    quadratures: ClassVar[tuple[str, ...]]
+    parameters: ClassVar[Mapping[str, spec.Key]]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def dimension(self) -> int:
+        """2N, the number of quadratures."""
+        return 2 * len(self.modes)
+
+    def resolve(self, params: Mapping[str, object] | None = None) -> dict[str, object]:
+        """Every parameter by name: ``params`` checked against ``parameters`` (type, range, choices), absent
+        ones at their default. Raises UserError naming an unknown key or a bad value and what is allowed."""
+        params = {} if params is None else dict(params)
+        unknown = sorted(set(params) - set(self.parameters))
+        if unknown:
+            raise UserError(f"unknown parameter(s) {unknown} of system {self.name!r}; known: "
+                            f"{list(self.parameters)}")
+        out = {}
+        for key in self.parameters.values():
+            value = params.get(key.name, key.default)
+            spec.check_value(key, value, key.name, error=UserError)
+            out[key.name] = value
+        return out
+
+    @abc.abstractmethod
+    def reference_rate(self, params: Mapping[str, object]) -> float:
+        """ω_ref (rad/s): the unit of every run time (times in 1/ω_ref, frequencies in ω_ref)."""
+
+    @abc.abstractmethod
+    def branches(self, params: Mapping[str, object]) -> list[Branch]:
+        """Every mean-field steady-state branch, ascending, with its drift A and diffusion D (rad/s)."""
+
+    def stability(self, branch: Branch, params: Mapping[str, object]) -> Stability:
+        """The stability decision (``decide_stability``) of a branch, Routh–Hurwitz on A/ω_ref."""
+        return decide_stability(branch.drift, self.reference_rate(params))
+
+    def mean_field_dynamics(self, params: Mapping[str, object]) -> MeanFieldDynamics:
+        """The nonlinear mean-field equations (capability ``"mean_field_dynamics"``)."""
+        require(self, "mean_field_dynamics", "mean-field dynamics")
+        raise NotImplementedError(f"{type(self).__name__} declares mean_field_dynamics but does not define it")
+
+    def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
+        """Mode → decay rate into its detected output port, rad/s (capability ``"output_ports"``)."""
+        require(self, "output_ports", "output ports")
+        raise NotImplementedError(f"{type(self).__name__} declares output_ports but does not define it")
+
+
+def require(system: LinearSystem, capability: str, run_kind: str) -> None:
+    """Raise UserError naming the run kind, the system and the capability, unless ``system`` has it."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"capability must be one of {CAPABILITIES}, got {capability!r}")
+    if capability not in system.capabilities:
+        have = sorted(system.capabilities) or "none"
+        raise UserError(f"run kind {run_kind!r} needs the capability {capability!r}, which system "
+                        f"{system.name!r} does not have (its capabilities: {have})")
+
+
+# Registry ----------------------------------------------------------------------------------------
+
+_REGISTRY: dict[str, type[LinearSystem]] = {}
+SYSTEMS: Mapping[str, type[LinearSystem]] = MappingProxyType(_REGISTRY)  # name → class, read-only view
+
+
+def _check_system_class(cls) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, LinearSystem)):
+        raise TypeError(f"a system must be a subclass of LinearSystem, got {cls!r}")
+    for attr in ("name", "modes", "quadratures", "parameters"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"system class {cls.__name__} does not set {attr!r}")
+    if len(cls.quadratures) != 2 * len(cls.modes):
+        raise TypeError(f"system {cls.name!r}: {len(cls.modes)} modes need {2 * len(cls.modes)} quadratures, "
+                        f"got {len(cls.quadratures)}")
+    unknown = set(cls.capabilities) - set(CAPABILITIES)
+    if unknown:
+        raise TypeError(f"system {cls.name!r}: unknown capabilities {sorted(unknown)}; known {CAPABILITIES}")
+
+
+def register_system(cls: type[LinearSystem]) -> type[LinearSystem]:
+    """Add a system class to the registry under ``cls.name`` (usable as a class decorator).
+
+    Re-registering the same class is a no-op; another class under a taken name is a TypeError.
+    """
+    _check_system_class(cls)
+    present = _REGISTRY.get(cls.name)
+    if present is not None and present is not cls:
+        raise TypeError(f"system name {cls.name!r} is taken by {present.__module__}.{present.__qualname__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_entry_point(name: str) -> None:
+    """Register the plug-in system ``name`` of the entry-point group ``sde_com.systems``, if there is one."""
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            cls = ep.load()
+            if getattr(cls, "name", None) != name:
+                raise TypeError(f"entry point {name!r} of {ENTRY_POINT_GROUP!r} ({ep.value}) loads a system "
+                                f"named {getattr(cls, 'name', None)!r}")
+            register_system(cls)
+            return
+
+
+def _builtins() -> None:
+    """Register the built-in systems (imported here, not at module level: they import this module)."""
+    from sde_com.physics.resonator.system import SpinningResonator
+
+    register_system(SpinningResonator)
+
+
+def system_names() -> list[str]:
+    """Names of the registered systems and of the installed plug-ins (entry points), sorted."""
+    _builtins()
+    return sorted(set(_REGISTRY) | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def get_system(name: str) -> LinearSystem:
+    """The system registered as ``name`` (an instance); plug-ins load on first lookup. UserError listing the
+    known names if there is none."""
+    _builtins()
+    if not isinstance(name, str):
+        raise UserError(f"a system name must be a string, got {name!r}; known systems: {system_names()}")
+    if name not in _REGISTRY:
+        _load_entry_point(name)
+    if name not in _REGISTRY:
+        raise UserError(f"unknown system {name!r}; known systems: {system_names()}")
+    return _REGISTRY[name]()

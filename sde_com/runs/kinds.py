@@ -1,0 +1,431 @@
+"""The kinds of run a scenario can ask for, one class each, in one registry (``RUN_KINDS``).
+
+A kind says which scenario table selects it and what it needs of the others (``parse_table``), which
+capability of the system it needs, how its run splits into units of work (``plan``, ``models``), how a unit
+runs (``run_unit``), how the units' results merge into the written Dataset (``write``), how the whole run goes
+in memory (``run``) and which output variables it can write (the catalogue's ``variables_of``). ``kind_of``
+decides a scenario's kind, once, for ``runs.scenario`` and ``runs.engine``, which dispatch through the
+registry: adding a kind touches this file.
+
+Units carry everything a worker needs: blocks of sweep points (``SweepUnit``), blocks of trajectories at one
+operating point (``simulate.SimulationUnit``), or the whole run (``WholeRun``: a time-step study, a
+single-point run), whose result is the finished Dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from sde_com.errors import NumericalError
+from sde_com.physics.resonator.device import Device
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.system import LinearSystem, require
+from sde_com.results.catalogue import VARIABLES, apply_catalogue, variables_of
+from sde_com.results.io import StreamedNetCDF, write_dataset
+from sde_com.results.sweep import parameter_grid, sweep, sweep_block, sweep_from_blocks
+from sde_com.runs.schema import ScenarioError, check_table, defaults
+from sde_com.simulation.simulate import (
+    SimulationUnit,
+    assemble_simulation,
+    plan_units,
+    point_model,
+    prepare_simulation,
+    run_unit,
+    settings_to_dict,
+    simulate,
+    simulate_time_steps,
+    time_coordinate,
+    trace_coordinates,
+)
+
+if TYPE_CHECKING:
+    from sde_com.runs.scenario import Scenario
+
+SWEEP_POINTS_PER_UNIT = 50_000  # ≈ 0.1–0.2 s of chain work per unit
+
+
+@dataclass(frozen=True, order=True)
+class SweepUnit:
+    """Flat sweep points [start, stop)."""
+
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True, order=True)
+class WholeRun:
+    """The whole run in one unit; its result is the finished Dataset (``{"dataset": ds}``), never merged."""
+
+
+class RunKind:
+    """What a kind of run is made of; the defaults are a run done whole, in one unit."""
+
+    name = ""
+    catalogue = ""  # the catalogue's run kind (``results.catalogue.RUN_KINDS``) whose variables it writes
+    table: str | None = None  # the scenario table that selects it
+    capability: str | None = None  # what it needs of the system (``physics.system.require``)
+
+    def selected(self, scenario) -> bool:
+        """Whether ``scenario`` (anything with the Scenario's table attributes) is of this kind."""
+        return getattr(scenario, self.table) is not None
+
+    def variables(self) -> tuple[str, ...]:
+        """The output variables a run of this kind can write ([output] variables are chosen among them)."""
+        return variables_of(self.catalogue)
+
+    def parse_table(self, table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
+        """The kind's own table, checked against the others (the schema's checks, then the cross checks)."""
+        return None
+
+    def run(self, scenario: Scenario, trace_sink=None) -> xr.Dataset:
+        """The whole run in memory, before ``finish_dataset``."""
+        raise NotImplementedError
+
+    def plan(self, scenario: Scenario) -> list:
+        """Every unit of the run, in merge order; bad settings fail here, before any work."""
+        return [WholeRun()]
+
+    def models(self, scenario: Scenario, units: list) -> list:
+        """What each unit needs prepared on the client (aligned with ``units``; None: nothing)."""
+        return [None] * len(units)
+
+    def run_unit(self, scenario: Scenario, unit, model=None) -> dict:
+        """Compute one unit (what a worker runs)."""
+        return {"dataset": finish_dataset(scenario, self.run(scenario))}
+
+    def write(self, scenario: Scenario, units: list, ckpt, output: Path, history: str | None) -> None:
+        """Merge the checkpointed results of ``units`` (``ckpt.load(i)``) and write ``output``."""
+        raise NotImplementedError(f"a {self.name} run is written whole by its one unit")
+
+    def describe(self, scenario: Scenario, unit) -> str:
+        """The unit, for a report of its failure: with the parameters it ran at."""
+        return f"the whole {self.name} run at {json.dumps(scenario.parameters)}"
+
+
+class SweepKind(RunKind):
+    """The steady-state sweep: [model] only; blocks of sweep points."""
+
+    name = catalogue = "sweep"
+
+    def selected(self, scenario) -> bool:
+        return scenario.simulation is None
+
+    def run(self, scenario, trace_sink=None):
+        return sweep(store_cov=_store_cov(scenario), revival=_revival(scenario), **scenario.parameters)
+
+    def plan(self, scenario):
+        n = math.prod(parameter_grid(scenario.parameters)[2])
+        return [SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, n)) for a in range(0, n, SWEEP_POINTS_PER_UNIT)]
+
+    def run_unit(self, scenario, unit, model=None):
+        return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario))
+
+    def write(self, scenario, units, ckpt, output, history):
+        blocks = [ckpt.load(i) for i in range(len(units))]
+        ds = sweep_from_blocks(scenario.parameters, blocks, _store_cov(scenario), _revival(scenario))
+        write_dataset(finish_dataset(scenario, ds), output, force=True, history=history)
+
+    def describe(self, scenario, unit):
+        return f"sweep points {unit.start}..{unit.stop - 1}"
+
+
+class SimulateKind(RunKind):
+    """Time-domain ensembles at every sweep point ([simulate]): steady estimates, transients (snapshots) and
+    recorded traces; blocks of trajectories at one operating point; traces streamed to the file."""
+
+    name = catalogue = "simulate"
+
+    def selected(self, scenario) -> bool:
+        return scenario.simulation is not None
+
+    def variables(self):
+        return variables_of("sweep") + variables_of("simulate")
+
+    def run(self, scenario, trace_sink=None):
+        return simulate(scenario.simulation, trace_sink=trace_sink, **scenario.parameters)
+
+    def plan(self, scenario):
+        sim = scenario.simulation
+        return plan_units(sim, prepare_simulation(sim, scenario.parameters))
+
+    def models(self, scenario, units):
+        """The prepared model of every (point, branch) the units touch, built on the client (bad settings fail
+        now, before any work) and shipped with the units, so that workers with another CPU or LAPACK cannot
+        change a bit of e^{A dt}, L or the initial-state factor."""
+        pairs = sorted({(u.point, u.branch) for u in units})
+        prepared = {pb: _prepared_point(scenario, *pb) for pb in pairs}
+        return [prepared[(u.point, u.branch)] for u in units]
+
+    def run_unit(self, scenario, unit, model=None):
+        return run_unit(scenario.simulation, scenario.parameters, unit, model)
+
+    def write(self, scenario, units, ckpt, output, history):
+        sim = scenario.simulation
+        skeleton = prepare_simulation(sim, scenario.parameters)
+        results = _LazyResults(ckpt, units)  # one unit in memory at a time; traces are streamed below
+        ds = finish_dataset(scenario, assemble_simulation(sim, scenario.parameters, skeleton, results,
+                                                          traces_in_results=False))
+        if sim.traces and (scenario.variables is None or "trace" in scenario.variables):
+            _stream_traces(scenario, units, ckpt, output, history, skeleton, ds)
+        else:
+            write_dataset(ds, output, force=True, history=history)
+
+    def describe(self, scenario, unit):
+        return (f"{_point_of(scenario, unit.point)}, branch {unit.branch}, "
+                f"trajectories {unit.first}..{unit.first + unit.count - 1}")
+
+
+class DtStudyKind(RunKind):
+    """A time-step study ([simulate] with a list of dt): one ensemble per dt, a leading ``dt`` dimension; run
+    whole (one unit per dt would be the next refinement)."""
+
+    name = "dt_study"
+    catalogue = "simulate"
+
+    def selected(self, scenario) -> bool:
+        return bool(scenario.dt_study)
+
+    variables = SimulateKind.variables
+
+    def run(self, scenario, trace_sink=None):
+        return simulate_time_steps(scenario.simulation, scenario.dt_study, **scenario.parameters)
+
+    def plan(self, scenario):
+        sim = scenario.simulation
+        skeleton = prepare_simulation(sim, scenario.parameters)
+        for dt in scenario.dt_study:  # bad settings fail here, before any work
+            for u in plan_units(replace(sim, dt=dt), skeleton):
+                if u.first == 0:
+                    point_model(replace(sim, dt=dt), scenario.parameters, u.point, u.branch)
+        return [WholeRun()]
+
+
+class SinglePointKind(RunKind):
+    """A run at one operating point ([drive], [wigner], [detect]), done whole."""
+
+    record_table = True  # the table goes into the file's attrs
+
+    def variables(self):
+        return variables_of(self.name)
+
+    def parse_table(self, table, simulation, dt_study, params, base=None):
+        """The schema's checks, at one operating point, then the kind's needs of [simulate]."""
+        if table is None:
+            return None
+        check_table(self.name, table)
+        if any(isinstance(v, list) for v in params.values()):
+            raise ScenarioError(f"[{self.name}] runs one operating point: every [model] value must be a scalar")
+        table = dict(table)
+        self.check_simulation(simulation, dt_study)
+        return self.check(table, base)
+
+    def check_simulation(self, simulation, dt_study) -> None:
+        raise NotImplementedError
+
+    def check(self, table: dict, base: Path | None) -> dict:
+        return table
+
+    def run(self, scenario, trace_sink=None):
+        p = {**defaults("model"), **scenario.parameters}
+        detuning = float(p.pop("detuning"))
+        direction = str(p.pop("direction"))
+        device = Device(**p)
+        ds = self.run_at(scenario, device, detuning, direction)
+        ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
+        ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
+        if self.record_table:
+            ds.attrs[self.name] = json.dumps(getattr(scenario, self.name))
+        return ds
+
+    def run_at(self, scenario: Scenario, device, detuning: float, direction: str) -> xr.Dataset:
+        raise NotImplementedError
+
+
+def _drive_fields(table: dict) -> dict:
+    """[drive] keys → ``Drive`` fields (lists as tuples)."""
+    return {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in table.items()
+            if k != "mean_field_start"}
+
+
+class DriveKind(SinglePointKind):
+    """A time-dependent drive envelope ([drive]): the mean field and the fluctuations follow it."""
+
+    name = catalogue = table = "drive"
+    capability = "mean_field_dynamics"
+
+    def check_simulation(self, simulation, dt_study):
+        if simulation is None or not simulation.transient or dt_study:
+            raise ScenarioError("[drive] needs a [simulate] transient (save_times or save_every) with a single dt")
+
+    def check(self, table, base):
+        """``file``: a two-column text file of samples, relative to the scenario file, read into times/values."""
+        from sde_com.simulation.drive import Drive, load_samples
+
+        if "file" in table:
+            if table.get("kind", "samples") != "samples" or "times" in table or "values" in table:
+                raise ScenarioError("drive.file needs kind = 'samples' (or no kind) and no times/values")
+            try:
+                table["times"], table["values"] = load_samples((base or Path(".")) / table.pop("file"))
+            except ValueError as exc:
+                raise ScenarioError(f"[drive] {exc}") from exc
+            table["kind"] = "samples"
+        try:
+            Drive(**_drive_fields(table))
+        except (ValueError, TypeError) as exc:
+            raise ScenarioError(f"[drive] {exc}") from exc
+        return table
+
+    def run_at(self, scenario, device, detuning, direction):
+        from sde_com.simulation.drive import Drive, simulate_drive
+
+        start = scenario.drive.get("mean_field_start", defaults("drive")["mean_field_start"])
+        drive = Drive(**_drive_fields(scenario.drive))
+        return simulate_drive(device, detuning, direction, drive, scenario.simulation, mean_field_start=start)
+
+
+class WignerKind(SinglePointKind):
+    """The truncated-Wigner check of the linearization at one operating point ([wigner])."""
+
+    name = catalogue = table = "wigner"
+    capability = "mean_field_dynamics"
+    record_table = False
+
+    def check_simulation(self, simulation, dt_study):
+        if simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study:
+            raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
+
+    def run_at(self, scenario, device, detuning, direction):
+        from sde_com.simulation.wigner import wigner_dataset
+
+        branch = {**defaults("wigner"), **scenario.wigner}["branch"]
+        return wigner_dataset(device, detuning, direction, scenario.simulation, branch)
+
+
+class DetectKind(SinglePointKind):
+    """The detector's view ([detect]): homodyne records, output spectra, filtered-mode E_N at one point."""
+
+    name = catalogue = table = "detect"
+    capability = "output_ports"
+
+    def check_simulation(self, simulation, dt_study):
+        if (simulation is None or not simulation.scheme.raw_noise or not simulation.traces
+                or simulation.trace_every != 1 or simulation.save_times is not None or dt_study):
+            raise ScenarioError("[detect] needs a [simulate] table with method = 'em', traces >= 1 recorded at "
+                                "every step (no save_times; save_every = dt or absent) and a single dt")
+
+    def run_at(self, scenario, device, detuning, direction):
+        from sde_com.simulation.detection import detection_dataset
+
+        t = {**defaults("detect"), **scenario.detect}  # absent keys: the schema's defaults
+        return detection_dataset(device, detuning, direction, scenario.simulation, t["mode"], float(t["theta"]),
+                                 int(t["segment"]), tuple(t["filter_bandwidths"]), float(t["filter_center"]))
+
+
+# in the order kind_of tries them: a single-point table first, then a dt study, [simulate], the sweep
+RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (DriveKind(), WignerKind(), DetectKind(), DtStudyKind(),
+                                                      SimulateKind(), SweepKind())}
+SINGLE_POINT_TABLES = tuple(k.table for k in RUN_KINDS.values() if k.table)  # at most one per scenario
+
+
+def kind_of(scenario) -> RunKind:
+    """The kind of a run: of a Scenario, or of anything with its attributes (the single-point tables,
+    ``simulation`` and ``dt_study``), such as the raw tables while a scenario is parsed."""
+    return next(k for k in RUN_KINDS.values() if k.selected(scenario))
+
+
+def require_capability(kind: RunKind, system: LinearSystem | None = None) -> None:
+    """Refuse (UserError) a kind that needs a capability the system lacks; ``system``: the spinning
+    resonator unless given (scenarios name no other system yet)."""
+    if kind.capability is not None:
+        require(SpinningResonator() if system is None else system, kind.capability, kind.name)
+
+
+def _store_cov(scenario: Scenario) -> bool:
+    return scenario.variables is None or "cov" in scenario.variables
+
+
+def _revival(scenario: Scenario) -> bool | None:
+    return None if scenario.variables is None else bool({"revival", "logneg_max"} & set(scenario.variables))
+
+
+def _point_of(scenario: Scenario, point: int) -> dict:
+    """The parameters of flat sweep point ``point``."""
+    values, dims, shape, _ = parameter_grid(scenario.parameters)
+    index = np.unravel_index(point, shape)
+    return {d: values[d][i].item() for d, i in zip(dims, index, strict=True)}
+
+
+def _prepared_point(scenario: Scenario, point: int, branch: int):
+    """``point_model`` at (point, branch); a failed factorization of valid input is a NumericalError there."""
+    try:
+        return point_model(scenario.simulation, scenario.parameters, point, branch)
+    except np.linalg.LinAlgError as exc:
+        raise NumericalError(f"preparing the time-domain model failed ({exc}) at {_point_of(scenario, point)}, "
+                             f"branch {branch}, dt = {scenario.simulation.dt:g}") from exc
+
+
+class _LazyResults:
+    """unit → its checkpointed result (without traces), read from disk when asked for."""
+
+    def __init__(self, ckpt, units: list):
+        self.ckpt = ckpt
+        self.index = {u: i for i, u in enumerate(units)}
+
+    def keys(self):
+        return self.index.keys()
+
+    def __getitem__(self, unit) -> dict:
+        r = self.ckpt.load(self.index[unit])
+        r.pop("trace", None)
+        r.pop("noise", None)
+        return r
+
+
+def _stream_traces(scenario: Scenario, units: list, ckpt, output: Path, history: str | None, skeleton,
+                   ds: xr.Dataset) -> None:
+    """Write ``ds`` with the recorded traces and noises streamed from the checkpoint, unit by unit."""
+    sim = scenario.simulation
+    dims = list(scenario.dimensions)
+    shape = tuple(skeleton.sizes[d] for d in dims)
+    sizes = {**{d: skeleton.sizes[d] for d in dims}, "branch": skeleton.sizes["branch"], "trajectory": sim.traces,
+             "time": sim.n_steps // sim.trace_every + 1, "quadrature": 6}
+    vdims = (*dims, "branch", "trajectory", "time", "quadrature")
+    streams = {name: (vdims, VARIABLES[name].attrs) for name in ("trace", "noise")}
+    writer = StreamedNetCDF(output, True, sizes, streams)
+    try:
+        for i, unit in enumerate(units):
+            if not isinstance(unit, SimulationUnit) or unit.first >= sim.traces:
+                continue
+            r = ckpt.load(i)
+            if "trace" in r:
+                index = (*np.unravel_index(unit.point, shape), unit.branch,
+                         slice(unit.first, unit.first + r["trace"].shape[0]))
+                writer.write("trace", index, r["trace"])
+                writer.write("noise", index, r["noise"])
+        omega_m = float(scenario.parameters.get("omega_m", Device().omega_m))
+        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish(ds, history)
+
+
+def finish_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
+    """Keep the scenario's [output] variables and add the provenance attrs (scenario text, plot spec)."""
+    wanted = scenario.variables
+    if wanted is not None:
+        ds = ds[[v for v in wanted if v in ds.data_vars]]
+        ds = ds.drop_vars([c for c in ("row", "col") if c in ds.coords and "cov" not in ds.data_vars])
+    ds.attrs["scenario"] = scenario.text
+    ds.attrs["scenario_name"] = scenario.name
+    ds.attrs["title"] = scenario.title or ds.attrs.get("title") or scenario.name  # CF: never empty
+    if scenario.plot:
+        ds.attrs["plot"] = json.dumps(scenario.plot)
+    return ds

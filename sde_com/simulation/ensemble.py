@@ -1,0 +1,241 @@
+"""Trajectory ensembles of the linearized Langevin equations du = A u dt + dW, E[dW dWᵀ] = D dt (Eq. (10)).
+
+An operating point is prepared once (``prepare_point``: stability, the scheme's one-step map u ← F u + L ξ,
+the initial covariance), then run in units of work: blocks of trajectories whose results depend only on the
+seed and their trajectory indices (``run_block``), turned into estimates with errors by ``estimate_point``.
+A sweep's units (``SimulationUnit``) are planned point by point and branch by branch (``plan_units``) and run
+anywhere (``run_unit``: in process, or on Dask workers). Times in units of 1/ω_m unless a name says seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from sde_com.errors import UserError
+from sde_com.kernels import ensemble as kernels
+from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance
+from sde_com.physics.model import operating_points
+from sde_com.physics.resonator.device import Device
+from sde_com.physics.stability import decide_stability
+from sde_com.random import INITIAL_STREAM, sample_gaussian
+from sde_com.results.sweep import parameter_grid
+from sde_com.simulation.estimators import N_BATCHES, covariance_factor, steady_estimates, transient_estimates
+from sde_com.simulation.schemes import EulerMaruyama, get_scheme
+from sde_com.simulation.settings import SimulationSettings
+
+# Default unit of work: ≥ 5e7 trajectory-steps (≈ 0.4 s of kernel time on 2 threads, so a Dask unit's ~20 ms of
+# scheduling is < 5 %), and ≥ 64 trajectories so that every numba thread gets whole 16-lane SIMD blocks.
+STEPS_PER_UNIT = 50_000_000
+MIN_TRAJECTORIES_PER_UNIT = 64
+
+
+def initial_covariance(initial, V_steady: np.ndarray | None, n_thermal: float) -> np.ndarray:
+    """Covariance of the initial state: steady N(0, V), thermal (optical vacuum, mechanics at n_m), zero."""
+    if not isinstance(initial, str):
+        return np.asarray(initial, dtype=float)
+    if initial == "steady":
+        if V_steady is None:
+            raise UserError("initial = 'steady' needs a stable operating point (no steady state here)")
+        return V_steady
+    if initial == "thermal":
+        return np.diag([0.5, 0.5, 0.5, 0.5, n_thermal + 0.5, n_thermal + 0.5])
+    return np.zeros((6, 6))
+
+
+def step_maps(A: np.ndarray, D: np.ndarray, dt: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(F, L) of the scheme named ``method`` for a step dt (A, D, dt in the same time unit); dt checked first."""
+    scheme = get_scheme(method)
+    scheme.check_dt(A, dt)
+    return scheme.step(A, D, dt)
+
+
+@dataclass(frozen=True)
+class PointModel:
+    """One operating point and branch prepared for the kernels; times in units of 1/ω_m.
+
+    A, D: drift and diffusion / ω_m.  F, L: the scheme's one-step map u ← F u + L ξ.  C0: C0 C0ᵀ = V0, the
+    initial covariance.  V_inf: Lyapunov V of Eq. (11) (None where unstable).  V_stationary: the covariance
+    the scheme samples in the steady state (V_dt for Euler–Maruyama, V for exact; None where unstable).
+    max_dt_em: the Euler–Maruyama stability limit of dt, whatever the scheme (reported beside every run).
+    """
+
+    A: np.ndarray
+    D: np.ndarray
+    F: np.ndarray
+    L: np.ndarray
+    V0: np.ndarray
+    C0: np.ndarray
+    V_inf: np.ndarray | None
+    stable: bool
+    max_dt_em: float
+    V_stationary: np.ndarray | None = None
+
+
+def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float,
+                  settings: SimulationSettings) -> PointModel:
+    """Check the run against the operating point (stability, the scheme's dt) and build the kernels' inputs."""
+    s = settings
+    A_s, D_s = A / omega_m, D / omega_m  # time in units of 1/ω_m: V is unchanged
+    stable = decide_stability(A, omega_m).stable  # Routh–Hurwitz on A/ω_m: the project's one decision
+    if not stable and not (s.transient and s.allow_unstable):
+        raise UserError("the operating point is unstable (no steady state): steady-state estimates are refused; "
+                         "a transient (save_times/save_every) may run with allow_unstable = true")
+    V_inf = lyapunov_covariance_reference(A_s, D_s) if stable else None
+    F, L = (np.ascontiguousarray(m) for m in step_maps(A_s, D_s, s.dt, s.method))
+    # "steady" means the scheme's own stationary state (V_dt for EM, V for exact), so no burn-in is needed
+    V_stationary = s.scheme.stationary_covariance(F, L, V_inf)
+    V0 = initial_covariance(s.initial, V_stationary, n_thermal)
+    if s.snapshot_steps.size and s.snapshot_steps.max() > s.n_steps:
+        raise UserError("snapshot times beyond the simulated time")
+    return PointModel(A_s, D_s, F, L, V0, np.ascontiguousarray(covariance_factor(V0)), V_inf, stable,
+                      EulerMaruyama().max_dt(A_s), V_stationary)
+
+
+def trajectory_blocks(settings: SimulationSettings) -> list[tuple[int, int]]:
+    """(first trajectory, count) of each block of ``chunk`` trajectories, in order."""
+    n = settings.trajectories
+    c = settings.chunk or min(n, max(MIN_TRAJECTORIES_PER_UNIT, STEPS_PER_UNIT // settings.n_steps))
+    return [(first, min(c, n - first)) for first in range(0, n, c)]
+
+
+def _recorded_noise(model: PointModel, s: SimulationSettings, traces: np.ndarray, noises: np.ndarray):
+    """The noise that drove each recorded state: the kernel's increments, or with a decimation of k =
+    trace_every steps the innovation u_k − F^k u_{k−1} between recorded states."""
+    if s.trace_every == 1:
+        return noises
+    Fk = np.linalg.matrix_power(model.F, s.trace_every)
+    noises = np.zeros_like(traces)
+    noises[:, 1:] = traces[:, 1:] - traces[:, :-1] @ Fk.T
+    return noises
+
+
+def _batch_means(model: PointModel, s: SimulationSettings, u0: np.ndarray, first: int) -> np.ndarray:
+    """Time averages of u uᵀ over N_BATCHES consecutive batches of one trajectory (after the burn-in)."""
+    _, batch_uu, batch_len = kernels.run_batch_means(model.F, model.L, u0, s.seed, first, s.n_steps,
+                                                     s.burn_in_steps, N_BATCHES)
+    if batch_len < 1:
+        raise UserError(f"duration must span at least {N_BATCHES} steps for batch means with one trajectory")
+    return batch_uu[0] / batch_len
+
+
+def run_block(model: PointModel, settings: SimulationSettings, first: int, count: int) -> dict:
+    """Trajectories [first, first + count) of one point: everything the estimators need from them.
+
+    ``samples`` (steady runs): per-trajectory time averages of u uᵀ after the burn-in, or, for a single
+    trajectory, the averages over N_BATCHES consecutive batches (batch means). ``snapshots`` (transient
+    runs): u at the snapshot steps. ``trace``, ``noise``: recorded paths of the block's traced trajectories.
+    A block's result depends only on the seed and its trajectory indices, never on the block size.
+    """
+    s = settings
+    u0 = sample_gaussian(model.C0, s.seed, first, count, INITIAL_STREAM)
+    n_rec = max(0, min(s.traces - first, count))
+    out = {}
+    if not s.transient and s.trajectories == 1:
+        out["samples"] = _batch_means(model, s, u0, first)
+        if not n_rec:
+            return out
+    _, sum_uu, n_avg, snaps, traces, noises = kernels.run_ensemble(
+        model.F, model.L, u0, s.seed, first, s.n_steps, s.burn_in_steps, s.snapshot_steps, n_rec, s.trace_every)
+    if s.transient:
+        out["snapshots"] = snaps
+    elif "samples" not in out:
+        out["samples"] = sum_uu / n_avg
+    if n_rec:
+        out["trace"], out["noise"] = traces, _recorded_noise(model, s, traces, noises)
+    return out
+
+
+def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> dict:
+    """Estimates with errors and their references from the blocks of one point, an iterable in
+    trajectory order (it may load them one at a time).
+
+    Steady runs: against the scheme's stationary covariance. Transients: against the scheme's discrete
+    moments, with the moment solution V(t) = e^{At} V0 e^{Aᵀt} + Q(t) beside them (``cov_moment``).
+    """
+    s = settings
+    out: dict = {"stable": model.stable, "cov": model.V_inf, "max_dt_em": model.max_dt_em}
+    if not s.transient:
+        out.update(steady_estimates(np.concatenate([b["samples"] for b in blocks]), model.V_stationary,
+                                    model.V_inf))
+        return out
+    steps = s.snapshot_steps
+    V_moment = np.stack([moment_covariance(model.A, model.D, model.V0, t) for t in steps * s.dt])
+    V_ref = s.scheme.moment_reference(model.F, model.L, model.V0, steps, V_moment)
+    out.update(transient_estimates(blocks, s.trajectories, steps, V_ref, V_moment))
+    return out
+
+
+def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float, settings: SimulationSettings,
+                   trace_sink: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
+    """Run an ensemble at one operating point (A, D in rad/s) and return estimates beside their references.
+
+    Steady-state mode (no snapshots): ``cov_sim`` from time averages after the burn-in, ``cov_sim_err`` from
+    the spread of the per-trajectory averages over independent trajectories (batch means over 32
+    consecutive batches when there is one trajectory), ``cov_ref`` the covariance the scheme samples
+    (Lyapunov V for exact, the discrete-Lyapunov V_dt for EM), ``cov`` the continuous V, z-scores against
+    ``cov_ref``, E_N with jackknife errors. Transient mode: the same per snapshot time, with the moment
+    solution as reference. ``trace_sink(first_trajectory, traces, noises)`` receives recorded paths block
+    by block (else they are returned in memory).
+    """
+    model = prepare_point(A, D, omega_m, n_thermal, settings)
+    blocks = []
+    for first, count in trajectory_blocks(settings):
+        block = run_block(model, settings, first, count)
+        if "trace" in block and trace_sink is not None:
+            trace_sink(first, block.pop("trace"), block.pop("noise"))
+        blocks.append(block)
+    out = estimate_point(model, settings, blocks)
+    if settings.traces and trace_sink is None:
+        out["trace"] = np.concatenate([b["trace"] for b in blocks if "trace" in b])
+        out["noise"] = np.concatenate([b["noise"] for b in blocks if "noise" in b])
+    return out
+
+
+# Units of a sweep ------------------------------------------------------------------------------------------
+
+
+def _point_parameters(values: dict, dims: list[str], index: tuple[int, ...]) -> dict:
+    return {k: (v[index[dims.index(k)]] if k in dims else v[0]) for k, v in values.items()}
+
+
+@dataclass(frozen=True, order=True)
+class SimulationUnit:
+    """A piece of a sweep's time-domain work: trajectories [first, first + count) at the flat sweep point
+    ``point``, mean-field branch ``branch``. With the sweep parameters and the settings it is all a worker
+    needs; its result depends on nothing else (seed and trajectory indices key the random numbers)."""
+
+    point: int
+    branch: int
+    first: int
+    count: int
+
+
+def point_model(settings: SimulationSettings, params: dict, point: int, branch: int) -> PointModel:
+    """The prepared model of flat sweep point ``point``, branch ``branch`` (validates the settings there)."""
+    values, dims, shape, _ = parameter_grid(params)
+    p = _point_parameters(values, dims, np.unravel_index(point, shape))
+    device = Device(**{k: float(v) for k, v in p.items() if k not in ("detuning", "direction")})
+    op = operating_points(device, float(p["detuning"]), str(p["direction"]))[branch]
+    return prepare_point(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings)
+
+
+def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[SimulationUnit]:
+    """Every unit of a run, in a fixed order: points (C order), branches, trajectory blocks."""
+    stable = sweep_ds["stable"].values.reshape(-1, sweep_ds.sizes["branch"])
+    n_branches = sweep_ds["n_branches"].values.reshape(-1)
+    units = []
+    for point in range(stable.shape[0]):
+        for b in range(int(n_branches[point])):
+            if stable[point, b] or (settings.transient and settings.allow_unstable):
+                units += [SimulationUnit(point, b, f, c) for f, c in trajectory_blocks(settings)]
+    return units
+
+
+def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit, model: PointModel | None = None) -> dict:
+    """Run one unit (see ``run_block`` for what it returns); ``model``: its point's, if already prepared."""
+    model = model if model is not None else point_model(settings, params, unit.point, unit.branch)
+    return run_block(model, settings, unit.first, unit.count)

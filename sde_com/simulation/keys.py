@@ -1,0 +1,87 @@
+"""The scenario tables of the simulation layer, declared here with the ``sde_com.spec`` vocabulary: [simulate]
+(``SimulationSettings``), [drive] (``Drive``), [wigner] and [detect]. ``sde_com.runs.schema`` assembles them
+with the other tables into the scenario schema; the simulation modules read their defaults and checks here.
+The [simulate] method's choices and doc come from the scheme registry (``schemes.SCHEMES``).
+"""
+
+from __future__ import annotations
+
+from sde_com.simulation.schemes import SCHEMES
+from sde_com.spec import RATE, TIME, Key, Table, make_table
+
+SIMULATE = make_table(
+    "simulate", "Time-domain runs of the linearized Langevin equations du = A u dt + dW at every [model] "
+                "point: steady-state estimates with error bars, or a transient (save_times / save_every).",
+    Key("method", "string", " or ".join(f"{name!r} ({s.doc})" for name, s in SCHEMES.items()), default="exact",
+        choices=tuple(SCHEMES)),
+    Key("dt", "number", "time step; a list runs a time-step study (one run per dt, a `dt` dimension)", TIME,
+        0.1, minimum=0.0, exclusive_minimum=True, forms=("list",)),
+    Key("burn_in", "number", "simulated and discarded before the time averages start", TIME, 0.0,
+        minimum=0.0),
+    Key("duration", "number", "simulated time after the burn-in", TIME, 100.0, minimum=0.0,
+        exclusive_minimum=True),
+    Key("trajectories", "integer", "ensemble size", "1", 100, minimum=1),
+    Key("seed", "integer", "with the trajectory index, keys every random number (counter-based generator)",
+        "1", 0, minimum=0, maximum=2**63 - 1),
+    Key("initial", "string | matrix", "initial state: 'steady' N(0, V), 'thermal' (optical vacuum, thermal "
+                                      "mechanics), 'zero', or a 6×6 covariance (list of rows)",
+        default="steady", choices=("steady", "thermal", "zero")),
+    Key("save_times", "list[number]", "ensemble snapshots at these ascending times from t = 0, within "
+                                      "burn_in + duration (a transient run; absent: none)", TIME,
+        minimum=0.0, min_items=1),
+    Key("save_every", "number", "ensemble snapshots every so often, >= dt (a transient run; with traces, "
+                                "their recording interval; absent: none)", TIME, minimum=0.0,
+        exclusive_minimum=True),
+    Key("traces", "integer", "record u(t) and its noise for this many trajectories (<= trajectories)", "1", 0,
+        minimum=0),
+    Key("allow_unstable", "boolean", "run a transient at an operating point without a steady state",
+        default=False),
+    Key("chunk", "integer", "trajectories per unit of work; results do not depend on it (absent: about 5e7 "
+                            "trajectory-steps per unit)", "1", minimum=1),
+)
+
+DRIVE = make_table(
+    "drive", "A time-dependent drive ε(t) = s(ω_ref t)·ε at one operating point: the mean fields follow the "
+             "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate].",
+    Key("kind", "string", "envelope s: 'constant' (1), 'ramp' (half-cosine switch-on), 'pulse' (Gaussian), "
+                          "'sine' (1 + depth·sin(frequency·t + phase)), 'samples' (interpolated)",
+        default="constant", choices=("constant", "ramp", "pulse", "sine", "samples")),
+    Key("start", "number", "switch-on time (ramp) or centre (pulse)", TIME, 0.0),
+    Key("rise_time", "number", "duration of the half-cosine rise (ramp)", TIME, 10.0, minimum=0.0,
+        exclusive_minimum=True),
+    Key("width", "number", "standard deviation of the Gaussian (pulse)", TIME, 10.0, minimum=0.0,
+        exclusive_minimum=True),
+    Key("depth", "number", "modulation depth (sine)", "1", 0.5),
+    Key("frequency", "number", "modulation angular frequency (sine)", RATE, 0.1),
+    Key("phase", "number", "modulation phase (sine)", "rad", 0.0),
+    Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, ()),
+    Key("values", "list[number]", "envelope at the sample times (samples)", "1", ()),
+    Key("file", "string", "two-column text file (time, value) of samples, relative to the scenario file, "
+                          "instead of times/values (samples; absent: none)"),
+    Key("mean_field_start", "string", "mean fields at t = 0: 'empty' (empty cavity, mechanics at rest: a "
+                                      "switch-on) or 'steady' (the steady state of the constant drive)",
+        default="empty", choices=("empty", "steady")),
+)
+
+WIGNER = make_table(
+    "wigner", "The truncated-Wigner check of the linearization at one operating point: the nonlinear "
+              "Langevin equations against the linear model on the same noise. Needs [simulate] method = "
+              "'em', a single dt, no snapshots.",
+    Key("branch", "integer", "mean-field branch (ascending in q_s) to check", "1", 0, minimum=0),
+)
+
+DETECT = make_table(
+    "detect", "What a detector sees at one operating point: homodyne records of the output, their spectra, "
+              "filtered-mode E_N. Needs [simulate] method = 'em' with traces recorded at every step.",
+    Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
+        choices=("U", "V")),
+    Key("theta", "number", "local-oscillator phase θ", "rad", 0.0),
+    Key("segment", "integer", "Welch segment length, in samples (steps)", "1", 1024, minimum=16),
+    Key("filter_bandwidths", "list[number]", "bandwidths 1/τ of the filtered output modes", RATE,
+        (0.1, 0.3, 1.0, 3.0), minimum=0.0, exclusive_minimum=True, min_items=1),
+    Key("filter_center", "number", "centre of the output filter, relative to the laser (−1: the Stokes "
+                                   "sideband)", RATE, -1.0),
+)
+
+
+TABLES: tuple[Table, ...] = (SIMULATE, DRIVE, WIGNER, DETECT)

@@ -1,0 +1,153 @@
+"""What a time-domain run does: ``SimulationSettings``, the validated form of the [simulate] table
+(``sde_com.simulation.keys``). Times in units of 1/ω_ref (1/ω_m for the spinning resonator).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+import numpy as np
+
+from sde_com import spec
+from sde_com.errors import UserError
+from sde_com.simulation.estimators import N_BATCHES
+from sde_com.simulation.keys import SIMULATE
+from sde_com.simulation.schemes import SCHEMES, Scheme, get_scheme
+
+METHODS = SIMULATE.keys["method"].choices  # the schemes a scenario file may name
+INITIAL_STATES = SIMULATE.keys["initial"].choices
+SIMULATION_KEYS = tuple(SIMULATE.keys)  # == the SimulationSettings fields
+
+
+def _default(key: str):
+    return SIMULATE.keys[key].default
+
+
+@functools.lru_cache(maxsize=8)
+def _table(schemes: tuple[str, ...]) -> spec.Table:
+    """[simulate] with the method's choices read from the live scheme registry (``register_scheme``)."""
+    keys = dict(SIMULATE.keys)
+    keys["method"] = replace(keys["method"], choices=schemes)
+    return spec.Table(SIMULATE.name, SIMULATE.doc, MappingProxyType(keys))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationSettings:
+    """What a time-domain run does (every time in units of 1/ω_m).
+
+    method: the integration scheme's name in ``schemes.SCHEMES``: "em" (Euler–Maruyama) or "exact"
+        (Φ = e^{A dt}, Van Loan noise; no time-step bias).
+    dt: time step ω_m·dt > 0.   burn_in: discarded first, ≥ 0.   duration: simulated after the burn-in, > 0.
+    trajectories: ensemble size ≥ 1.   seed: integer ≥ 0; with the trajectory index it keys every random number.
+    initial: "steady" (N(0, V)), "thermal" (optical vacuum, thermal mechanics), "zero", or a 6×6 covariance.
+    save_times / save_every: ensemble snapshots (a transient run) at these times from t = 0, or every so
+        often; without either, the run estimates the steady state from time averages after the burn-in.
+    traces: record u(t) and its noise increments for this many trajectories, at the snapshot times when
+        ``save_every`` is given, else at every step; with a decimation of k steps the recorded noise is the
+        accumulated innovation u_n − F^k u_{n−k} that drove the trace between records.
+    allow_unstable: run a transient at an operating point without steady state.
+    chunk: trajectories per unit of work (results do not depend on it; default: about STEPS_PER_UNIT
+        trajectory-steps per unit).
+    """
+
+    # defaults, types and ranges: the [simulate] table of sde_com.simulation.keys
+    method: str = _default("method")
+    dt: float = _default("dt")
+    burn_in: float = _default("burn_in")
+    duration: float = _default("duration")
+    trajectories: int = _default("trajectories")
+    seed: int = _default("seed")
+    initial: str | np.ndarray = _default("initial")
+    save_times: tuple[float, ...] | None = _default("save_times")
+    save_every: float | None = _default("save_every")
+    traces: int = _default("traces")
+    allow_unstable: bool = _default("allow_unstable")
+    chunk: int | None = _default("chunk")
+
+    def __post_init__(self):
+        spec.check_fields(self, _table(tuple(SCHEMES)))  # each field's type, range, choices
+        # the checks across fields, in this order (the first failing one is reported)
+        self._check_duration()
+        if self.traces > self.trajectories:
+            raise UserError(f"traces must be <= trajectories ({self.trajectories}), got {self.traces}")
+        if not isinstance(self.initial, str):
+            object.__setattr__(self, "initial", _covariance_6x6(self.initial))
+        self._check_snapshots()
+
+    def _check_duration(self) -> None:
+        need = N_BATCHES if self.trajectories == 1 else 1
+        if self.n_steps - self.burn_in_steps < need and not self.transient:
+            raise UserError("duration must span at least one step after the burn-in "
+                             f"({N_BATCHES} with a single trajectory, for batch means)")
+
+    def _check_snapshots(self) -> None:
+        """save_times (ascending, within the run) or save_every (≥ dt), not both; traces need save_every."""
+        if self.save_times is not None and self.save_every is not None:
+            raise UserError("give save_times or save_every, not both")
+        if self.save_times is not None:
+            t = np.asarray(self.save_times, dtype=float)
+            if np.any(np.diff(t) < 0):
+                raise UserError(f"save_times must be ascending, got {list(self.save_times)}")
+            if t[-1] > self.total_time * (1 + 1e-12):
+                raise UserError(f"save_times must lie within burn_in + duration = {self.total_time:g}")
+            object.__setattr__(self, "save_times", tuple(float(x) for x in t))
+        if self.save_every is not None and not self.save_every >= self.dt:
+            raise UserError(f"save_every must be >= dt = {self.dt:g} (unit: 1/ω_ref), got {self.save_every!r}")
+        if self.traces and self.save_times is not None:
+            raise UserError("traces are recorded on a regular grid: use save_every, not save_times")
+
+    @property
+    def scheme(self) -> Scheme:
+        """The integration scheme named by ``method`` (``schemes.SCHEMES``)."""
+        return get_scheme(self.method)
+
+    @property
+    def total_time(self) -> float:
+        return self.burn_in + self.duration
+
+    @property
+    def n_steps(self) -> int:
+        return max(1, int(round(self.total_time / self.dt)))
+
+    @property
+    def burn_in_steps(self) -> int:
+        return int(round(self.burn_in / self.dt))
+
+    @property
+    def transient(self) -> bool:
+        return self.save_times is not None or self.save_every is not None
+
+    @property
+    def snapshot_steps(self) -> np.ndarray:
+        if self.save_times is not None:
+            return np.array([int(round(t / self.dt)) for t in self.save_times], dtype=np.int64)
+        if self.save_every is not None:
+            return np.arange(0, self.n_steps + 1, self.trace_every, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64)
+
+    @property
+    def trace_every(self) -> int:
+        return max(1, int(round(self.save_every / self.dt))) if self.save_every is not None else 1
+
+
+def _covariance_6x6(initial) -> np.ndarray:
+    """A given initial covariance as a float array: finite, symmetric, 6×6, positive semidefinite."""
+    V0 = np.asarray(initial, dtype=float)
+    if V0.shape != (6, 6) or not np.all(np.isfinite(V0)) or not np.allclose(V0, V0.T):
+        raise UserError("initial covariance must be a finite symmetric 6x6 matrix")
+    if np.linalg.eigvalsh(V0).min() < -1e-12 * max(1.0, np.abs(V0).max()):
+        raise UserError("initial covariance must be positive semidefinite")
+    return V0
+
+
+def settings_to_dict(s: SimulationSettings) -> dict:
+    """The settings as plain JSON-able values (provenance)."""
+    out = {}
+    for k in SIMULATION_KEYS:
+        if k == "chunk":  # results do not depend on it
+            continue
+        v = getattr(s, k)
+        out[k] = v.tolist() if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple) else v)
+    return out
