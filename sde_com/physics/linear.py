@@ -245,17 +245,3 @@ def euler_maruyama_max_dt(A: np.ndarray) -> float:
     if np.any(lam.real >= 0.0):
         return 0.0
     return float(np.min(-2.0 * lam.real / np.abs(lam) ** 2))
-
-
-# The resonator's names that lived here before the system seam (``resonator.drift`` is their home now),
-# still importable from this module for code written against the old layout; resolved on first access,
-# so importing this generic module does not import the resonator.
-_MOVED_TO_RESONATOR = ("QUADRATURES", "N_QUADRATURES", "fill_drift_matrix", "drift_matrix", "diffusion_matrix")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_RESONATOR:
-        from sde_com.physics.resonator import drift
-
-        return getattr(drift, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,7 +74,8 @@ class LinearSystem(abc.ABC):
 
     Subclasses set the class attributes ``name`` (registry key), ``modes`` (N mode names), ``quadratures``
     (2N labels, (x, p) per mode in mode order), ``parameters`` (name → ``spec.Key``) and ``capabilities``,
-    and implement ``reference_rate`` and ``branches``. Systems hold no state: ``params`` is passed to each
+    and implement ``reference_rate`` and ``branches`` (and ``thermal_covariance``, where the system has a
+    thermal state). Systems hold no state: ``params`` is passed to each
     method, a mapping of parameter values (absent keys take the Key's default, see ``resolve``).
     """
 
@@ -115,6 +116,12 @@ class LinearSystem(abc.ABC):
     def stability(self, branch: Branch, params: Mapping[str, object]) -> Stability:
         """The stability decision (``decide_stability``) of a branch, Routh–Hurwitz on A/ω_ref."""
         return decide_stability(branch.drift, self.reference_rate(params))
+
+    def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
+        """The covariance (2N×2N, vacuum variance 1/2) of the thermal state: each mode in its bath's thermal
+        state; vacuum (½ I) for optical modes. The initial state ``initial = "thermal"`` of a run."""
+        raise UserError(f"system {self.name!r} does not define a thermal state (thermal_covariance): "
+                        "use initial = 'steady', 'zero' or a given covariance")
 
     def mean_field_dynamics(self, params: Mapping[str, object]) -> MeanFieldDynamics:
         """The nonlinear mean-field equations (capability ``"mean_field_dynamics"``)."""

@@ -67,7 +67,9 @@ _S, _B, _T, _M = SWEPT, "branch", "time", ("row", "col")
 _VARIABLE_LIST = [
     # steady-state sweep (Eqs. (6), (7), (11)-(14))
     _v("logneg", (_S, _B), "logarithmic negativity E_N of driven mode and mechanics, Eq. (12)",
-       "Steady-state E_N of the driven optical mode U and the mechanics; NaN on unstable branches."),
+       "Steady-state E_N of the driven optical mode U and the mechanics; NaN on unstable branches. For a "
+       "system through the seam (`sweep(system=...)`) it is over `pair`: E_N of Eqs. (12)–(13) of each pair "
+       "of the system's modes (long_name: logarithmic negativity E_N of a pair of modes)."),
     _v("logneg_reflected", (_S, _B), "logarithmic negativity E_N of reflected mode and mechanics",
        "Steady-state E_N of the reflected mode V (populated by backscattering) and the mechanics."),
     _v("logneg_optical", (_S, _B), "logarithmic negativity E_N of driven and reflected modes",
@@ -86,6 +88,9 @@ _VARIABLE_LIST = [
     _v("stable", (_S, _B), "steady state exists: every eigenvalue of the drift matrix A has negative real part",
        "Routh–Hurwitz stability of the branch; stored as an int8 flag, read back as bool.",
        flag_values=(0, 1), flag_meanings="unstable stable"),
+    _v("marginal", (_S, _B), "stability decision within rounding (Routh–Hurwitz and eigenvalues disagree, or "
+       "|max Re λ| < 1e-9 ω_ref)", "The branch's `stable` flag may flip under rounding; stored as an int8 flag, "
+       "read back as bool.", flag_values=(0, 1), flag_meanings="decided marginal"),
     _v("n_branches", (_S,), "number of mean-field branches (real roots of Eq. (7))",
        "Branches beyond it are NaN-padded along `branch`."),
     _v("cov", (_S, _B, *_M), "steady-state covariance matrix V of Eq. (11), vacuum variance 1/2",
@@ -110,10 +115,13 @@ _VARIABLE_LIST = [
        "V(t) = e^{At}V(0)e^{Aᵀt} + ∫e^{As}De^{Aᵀs}ds (transients only)."),
     _v("zscore", (_S, _B, _T, *_M), "(cov_sim − cov_ref) / cov_sim_err, entry by entry",
        "NaN where the error is zero (an exactly known state)."),
+    # long_name (a file attribute) kept as written in the committed data/ files; the meaning says it for any 2N
     _v("zscore_max", (_S, _B, _T), "largest |estimate − cov_ref| / standard error over the 21 independent entries",
-       "The test statistic of agreement with the reference (driven runs: against the scheme's discrete moments)."),
+       "The test statistic of agreement with the reference (driven runs: against the scheme's discrete moments); "
+       "the max runs over the d(d+1)/2 independent entries of the d×d covariance, d = 2N: 21 for the resonator."),
     _v("zscore_max_continuous", (_S, _B), "largest |cov_sim − V| / cov_sim_err over the 21 independent entries",
-       "Against the continuous Lyapunov V: for Euler–Maruyama, the time-step bias in units of σ (steady runs)."),
+       "Against the continuous Lyapunov V: for Euler–Maruyama, the time-step bias in units of σ (steady runs); "
+       "the max runs over the d(d+1)/2 independent entries of the d×d covariance, d = 2N: 21 for the resonator."),
     _v("logneg_sim", (_S, _B, _T), "E_N of the simulated covariance (driven mode, mechanics)",
        "E_N of cov_sim."),
     _v("logneg_sim_err", (_S, _B, _T), "jackknife standard error of logneg_sim",
@@ -164,6 +172,8 @@ _COORDINATE_LIST = [
     _v("row", ("row",), "quadrature (row) in the order xU, yU, xV, yV, q, p", "Row of a 6×6 matrix.", units=None),
     _v("col", ("col",), "quadrature (col) in the order xU, yU, xV, yV, q, p", "Column of a 6×6 matrix.",
        units=None),
+    _v("pair", ("pair",), "pair of modes 'a-b' whose logarithmic negativity E_N is given",
+       "Every pair of the system's modes, in mode order (`sweep(system=...)`).", units=None),
     _v("time", (_T,), "time since the start of the run",
        "Seconds (ω_ref t / ω_ref); for a detection record, the start of each bin.", units="s"),
     _v("time_scaled", (_T,), "time ω_ref·t in units of 1/ω_ref (ω_ref: global attribute omega_ref)",
@@ -179,12 +189,18 @@ _COORDINATE_LIST = [
 ]
 COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 
+# `logneg` of a system through the seam, over `pair` (its entry's long_name names the resonator's pair)
+PAIR_LOGNEG_LONG_NAME = "logarithmic negativity E_N of a pair of modes, Eqs. (12)-(13)"
+_SEAM_DIMS = {"logneg": (_S, _B, "pair")}
+
 # run kind: (heading, the data variables it can write, in order)
 RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sweep": ("Steady-state sweep (`[model]` only)",
               ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected", "coupling",
                "coupling_reflected", "displacement", "stable", "n_branches", "cov", "sagnac_shift", "logneg_max",
                "revival")),
+    "seam_sweep": ("Steady-state sweep of any system through the seam (`sweep(system=...)`, per-point path)",
+                   ("logneg", "stable", "marginal", "n_branches", "cov")),
     "simulate": ("Time-domain ensembles (`[simulate]`), beside the sweep's variables",
                  ("cov_sim", "cov_sim_err", "cov_ref", "cov_moment", "zscore", "zscore_max",
                   "zscore_max_continuous", "logneg_sim", "logneg_sim_err", "logneg_ref", "max_dt_em", "trace",
@@ -201,13 +217,15 @@ RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def variables_of(kind: str) -> tuple[str, ...]:
-    """The data variables a run kind ('sweep', 'simulate', 'drive', 'wigner', 'detect') can write."""
+    """The data variables a run kind ('sweep', 'seam_sweep', 'simulate', 'drive', 'wigner', 'detect') can write."""
     return RUN_KINDS[kind][1]
 
 
 def dims_in(name: str, kind: str) -> tuple[str, ...]:
     """The dimensions of variable ``name`` in a run of ``kind`` (``...``: the swept parameters)."""
     dims = VARIABLES[name].dims
+    if kind == "seam_sweep":
+        return _SEAM_DIMS.get(name, dims)
     if kind == "drive":
         return (_T, *(d for d in dims if d not in (_S, _B, _T)))
     if kind in ("wigner", "detect"):

@@ -6,15 +6,24 @@ every (point, branch) from its units, in unit order, with coordinates and attrib
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
-from sde_com.physics.resonator.drift import QUADRATURES
-from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
-from sde_com.results.sweep import parameter_grid, sweep
-from sde_com.simulation.ensemble import SimulationUnit, estimate_point, point_model
+from sde_com.physics.model import points
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.system import LinearSystem
+from sde_com.results.catalogue import (
+    COORDINATES,
+    apply_catalogue,
+    set_time_reference,
+    time_coordinates,
+    variables_of,
+)
+from sde_com.results.sweep import sweep
+from sde_com.simulation.ensemble import SimulationUnit, estimate_point, point_model, point_parameters, system_grid
 from sde_com.simulation.settings import SimulationSettings, settings_to_dict
 
 # the time-domain data variables (their units and meaning: sde_com.catalogue)
@@ -26,20 +35,71 @@ _PER_POINT = ("max_dt_em", "zscore_max_continuous")  # never along time
 _TRACES = ("trace", "noise")
 
 
-def prepare_simulation(settings: SimulationSettings, params: dict) -> xr.Dataset:
-    """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill)."""
-    _, dims, _, _ = parameter_grid(params)
-    if (settings.transient or settings.traces) and "omega_m" in dims:
-        raise UserError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in seconds")
-    return sweep(store_cov=True, revival=False, **params)
+def _resonator(system: LinearSystem | None) -> bool:
+    return system is None or isinstance(system, SpinningResonator)
 
 
-def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: bool) -> dict[str, np.ndarray]:
-    """NaN-filled arrays (sweep dims…, branch, [time], …) of every variable the run produces."""
+def prepare_simulation(settings: SimulationSettings, params: dict, system: LinearSystem | None = None) -> xr.Dataset:
+    """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill).
+
+    ``system``: the spinning resonator unless given (its skeleton is ``results.sweep.sweep``); any other
+    system's skeleton holds ``stable``, ``n_branches`` and ``cov`` from ``physics.model.points``.
+    """
+    if _resonator(system):
+        _, dims, _ = system_grid(SpinningResonator(), params)
+        if (settings.transient or settings.traces) and "omega_m" in dims:
+            raise UserError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in "
+                            "seconds")
+        return sweep(store_cov=True, revival=False, **params)
+    if (settings.transient or settings.traces) and len(_reference_rates(system, params)) > 1:
+        raise UserError(f"the reference rate of system {system.name!r} cannot vary over a run with snapshots or "
+                        "traces: their time axis is in seconds")
+    return _system_skeleton(system, params)
+
+
+def _system_skeleton(system: LinearSystem, params: dict) -> xr.Dataset:
+    """``stable``, ``n_branches`` and ``cov`` (NaN where unstable) of every point and branch of a system."""
+    values, dims, shape = system_grid(system, params)
+    for d in dims:
+        if d not in COORDINATES:
+            raise UserError(f"parameter {d!r} of system {system.name!r} cannot be swept yet: it is not an output "
+                            "coordinate of sde_com.results.catalogue (give it one value)")
+    ops = [points(system, point_parameters(system, params, i)) for i in range(math.prod(shape))]
+    n_b, dim = max(1, max(len(o) for o in ops)), system.dimension
+    stable = np.zeros((len(ops), n_b), dtype=bool)
+    cov = np.full((len(ops), n_b, dim, dim), np.nan)
+    for i, branches in enumerate(ops):
+        for b, op in enumerate(branches):
+            stable[i, b] = op.stable
+            if op.cov is not None:
+                cov[i, b] = op.cov
+    bdims = (*dims, "branch")
+    ds = xr.Dataset({"stable": (bdims, stable.reshape((*shape, n_b))),
+                     "n_branches": (tuple(dims), np.array([len(o) for o in ops], np.int32).reshape(shape)),
+                     "cov": ((*bdims, "row", "col"), cov.reshape((*shape, n_b, dim, dim)))},
+                    coords={**{d: values[d] for d in dims}, "branch": np.arange(n_b, dtype=np.int32),
+                            "row": list(system.quadratures), "col": list(system.quadratures)})
+    ds.attrs["system"] = system.name
+    ds.attrs["parameters"] = json.dumps({k: (v.tolist() if k in dims else v[0].item()) for k, v in values.items()})
+    return apply_catalogue(ds, title=f"sde_com steady state of {system.name}")
+
+
+def _reference_rates(system: LinearSystem | None, params: dict) -> np.ndarray:
+    """ω_ref of the run: the resonator's omega_m values (scalar: one), else the distinct ω_ref over the grid."""
+    if _resonator(system):
+        return system_grid(SpinningResonator(), params)[0]["omega_m"]
+    n_points = math.prod(system_grid(system, params)[2])
+    return np.unique([system.reference_rate(system.resolve(point_parameters(system, params, i)))
+                      for i in range(n_points)])
+
+
+def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: bool,
+                   d: int = 6) -> dict[str, np.ndarray]:
+    """NaN-filled arrays (sweep dims…, branch, [time], …) of every variable the run produces (d: 2N)."""
     tail = (s.snapshot_steps.size,) if s.transient else ()
-    res = {name: np.full((*shape, *tail, 6, 6), np.nan) for name in _MATRICES}
+    res = {name: np.full((*shape, *tail, d, d), np.nan) for name in _MATRICES}
     if s.transient:
-        res["cov_moment"] = np.full((*shape, *tail, 6, 6), np.nan)
+        res["cov_moment"] = np.full((*shape, *tail, d, d), np.nan)
     for name in _SCALARS:
         res[name] = np.full((*shape, *tail), np.nan)
     if not s.transient:
@@ -48,7 +108,7 @@ def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: b
     if keep_traces:
         n_trace_t = s.n_steps // s.trace_every + 1
         for name in _TRACES:
-            res[name] = np.full((*shape, s.traces, n_trace_t, 6), np.nan)
+            res[name] = np.full((*shape, s.traces, n_trace_t, d), np.nan)
     return res
 
 
@@ -78,19 +138,21 @@ def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool) -> tuple[s
 
 
 def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset, results,
-                        traces_in_results: bool = True) -> xr.Dataset:
+                        traces_in_results: bool = True, system: LinearSystem | None = None) -> xr.Dataset:
     """Merge unit results into the Dataset, in unit order whatever order they finished in.
 
     ``results`` maps each SimulationUnit to its ``run_block`` output; it may load them lazily (one point's
     blocks are read one after the other). ``traces_in_results``: the blocks carry their recorded traces.
+    ``system``: the spinning resonator unless given.
     """
     s = settings
-    values, dims, shape, _ = parameter_grid(params)
+    system = SpinningResonator() if system is None else system
+    values, dims, shape = system_grid(system, params)
     keep_traces = bool(s.traces and traces_in_results)
-    res = _empty_results(s, (*shape, ds.sizes["branch"]), keep_traces)
+    res = _empty_results(s, (*shape, ds.sizes["branch"]), keep_traces, system.dimension)
     for (point, b), units in _units_by_point(results).items():
         at = (*np.unravel_index(point, shape), b)
-        out = estimate_point(point_model(s, params, point, b), s, (results[u] for u in units))
+        out = estimate_point(point_model(s, params, point, b, system), s, (results[u] for u in units))
         for name in res:
             if name in out:
                 res[name][at] = out[name]
@@ -98,29 +160,32 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
             _fill_traces(res, at, units, results)
     for name, arr in res.items():
         ds[name] = (_dims_of(name, (*dims, "branch"), s.transient), arr)
-    return _finish(ds, s, values)
+    return _finish(ds, s, _reference_rates(system, params), system)
 
 
-def _finish(ds: xr.Dataset, s: SimulationSettings, values: dict) -> xr.Dataset:
-    """Time and trace coordinates, the unit of times, provenance, the catalogue's attributes."""
-    omega_m = float(values["omega_m"][0])
+def _finish(ds: xr.Dataset, s: SimulationSettings, omega_refs: np.ndarray, system: LinearSystem) -> xr.Dataset:
+    """Time and trace coordinates, the unit of times (ω_ref), provenance, the catalogue's attributes."""
+    omega_ref = float(omega_refs[0])
     if s.transient or s.traces:
-        ds = ds.assign_coords(time_coordinate(s, omega_m))
-    if len(values["omega_m"]) == 1:  # the unit of dt, burn_in, duration (swept: the omega_m coordinate)
-        set_time_reference(ds, omega_m)
+        ds = ds.assign_coords(time_coordinate(s, omega_ref))
+    if len(omega_refs) == 1:  # the unit of dt, burn_in, duration (swept: e.g. the omega_m coordinate)
+        set_time_reference(ds, omega_ref)
     if s.traces:
-        ds = ds.assign_coords(trace_coordinates(s))
+        ds = ds.assign_coords(trace_coordinates(s, system))
     ds.attrs["simulation"] = json.dumps(settings_to_dict(s))
     return apply_catalogue(ds, title="sde_com time-domain simulation")
 
 
 def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataArray]:
-    """Snapshot / trace times: ``time`` in seconds (steps × dt / ω_m) and ``time_scaled`` (steps × dt)."""
+    """Snapshot / trace times: ``time`` in seconds (steps × dt / ω_ref; ``omega_m``: ω_ref) and
+    ``time_scaled`` (steps × dt)."""
     steps = s.snapshot_steps if s.transient else np.arange(0, s.n_steps + 1, s.trace_every)
     return time_coordinates(steps * s.dt, omega_m)
 
 
-def trace_coordinates(s: SimulationSettings) -> dict[str, xr.DataArray]:
-    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.catalogue)."""
+def trace_coordinates(s: SimulationSettings, system: LinearSystem | None = None) -> dict[str, xr.DataArray]:
+    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.catalogue); the
+    quadrature labels are the system's (the spinning resonator's unless given)."""
+    quadratures = SpinningResonator.quadratures if system is None else system.quadratures
     return dict(trajectory=xr.DataArray(np.arange(s.traces, dtype=np.int32), dims="trajectory"),
-                quadrature=xr.DataArray(list(QUADRATURES), dims="quadrature"))
+                quadrature=xr.DataArray(list(quadratures), dims="quadrature"))

@@ -9,7 +9,9 @@ anywhere (``run_unit``: in process, or on Dask workers). Times in units of 1/ω_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +19,12 @@ import xarray as xr
 
 from sde_com.errors import UserError
 from sde_com.kernels import ensemble as kernels
+from sde_com.physics.gaussian import logneg, logneg_pair
 from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance
-from sde_com.physics.model import operating_points
-from sde_com.physics.resonator.device import Device
+from sde_com.physics.model import OperatingPoint, points
+from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.stability import decide_stability
+from sde_com.physics.system import LinearSystem
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.sweep import parameter_grid
 from sde_com.simulation.estimators import N_BATCHES, covariance_factor, steady_estimates, transient_estimates
@@ -33,17 +37,44 @@ STEPS_PER_UNIT = 50_000_000
 MIN_TRAJECTORIES_PER_UNIT = 64
 
 
-def initial_covariance(initial, V_steady: np.ndarray | None, n_thermal: float) -> np.ndarray:
-    """Covariance of the initial state: steady N(0, V), thermal (optical vacuum, mechanics at n_m), zero."""
+# The thermal state of a point: the resonator's n_m (a number), the system's thermal covariance (2N×2N), a
+# callable giving it (``LinearSystem.thermal_covariance`` at the point's parameters), or None (none defined).
+Thermal = float | np.ndarray | Callable[[], np.ndarray] | None
+
+
+def _thermal_state(thermal: Thermal) -> np.ndarray:
+    if thermal is None:
+        raise UserError("initial = 'thermal' needs the system's thermal state, which this point does not define")
+    if callable(thermal):
+        return np.asarray(thermal(), dtype=float)
+    if np.ndim(thermal) == 0:  # the spinning resonator's n_m: SpinningResonator.thermal_covariance
+        n_thermal = float(thermal)
+        return np.diag([0.5, 0.5, 0.5, 0.5, n_thermal + 0.5, n_thermal + 0.5])
+    return np.asarray(thermal, dtype=float)
+
+
+def initial_covariance(initial, V_steady: np.ndarray | None, thermal: Thermal,
+                       dimension: int = 6) -> np.ndarray:
+    """Covariance of the initial state (dimension × dimension): steady N(0, V) (``V_steady``), thermal (each
+    mode in its bath's thermal state, ``LinearSystem.thermal_covariance``; for the spinning resonator a number
+    n_m: optical vacuum, mechanics at n_m), zero, or a given covariance (UserError naming ``initial`` and the
+    expected shape unless it is dimension × dimension)."""
     if not isinstance(initial, str):
-        return np.asarray(initial, dtype=float)
+        V0 = np.asarray(initial, dtype=float)
+        if V0.shape != (dimension, dimension):
+            raise UserError(f"initial covariance must have the system's shape ({dimension}, {dimension}), "
+                            f"got {V0.shape}")
+        return V0
     if initial == "steady":
         if V_steady is None:
             raise UserError("initial = 'steady' needs a stable operating point (no steady state here)")
         return V_steady
     if initial == "thermal":
-        return np.diag([0.5, 0.5, 0.5, 0.5, n_thermal + 0.5, n_thermal + 0.5])
-    return np.zeros((6, 6))
+        V0 = _thermal_state(thermal)
+        if V0.shape != (dimension, dimension):
+            raise ValueError(f"thermal covariance of shape {V0.shape}, expected ({dimension}, {dimension})")
+        return V0
+    return np.zeros((dimension, dimension))
 
 
 def step_maps(A: np.ndarray, D: np.ndarray, dt: float, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -55,12 +86,15 @@ def step_maps(A: np.ndarray, D: np.ndarray, dt: float, method: str) -> tuple[np.
 
 @dataclass(frozen=True)
 class PointModel:
-    """One operating point and branch prepared for the kernels; times in units of 1/ω_m.
+    """One operating point and branch prepared for the kernels; times in units of 1/ω_ref (ω_m for the
+    spinning resonator).
 
-    A, D: drift and diffusion / ω_m.  F, L: the scheme's one-step map u ← F u + L ξ.  C0: C0 C0ᵀ = V0, the
+    A, D: drift and diffusion / ω_ref (2N×2N).  F, L: the scheme's one-step map u ← F u + L ξ.  C0: C0 C0ᵀ = V0, the
     initial covariance.  V_inf: Lyapunov V of Eq. (11) (None where unstable).  V_stationary: the covariance
     the scheme samples in the steady state (V_dt for Euler–Maruyama, V for exact; None where unstable).
     max_dt_em: the Euler–Maruyama stability limit of dt, whatever the scheme (reported beside every run).
+    entanglement: V → E_N of the pair the run reports (default: modes 0 and 2, the resonator's driven mode
+    and mechanics; ``entanglement_of``).
     """
 
     A: np.ndarray
@@ -73,26 +107,61 @@ class PointModel:
     stable: bool
     max_dt_em: float
     V_stationary: np.ndarray | None = None
+    entanglement: Callable[[np.ndarray], float] = logneg
+
+    @property
+    def dimension(self) -> int:
+        """2N, the number of quadratures."""
+        return self.A.shape[0]
 
 
-def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float,
+def _no_pair(V: np.ndarray) -> float:
+    return math.nan
+
+
+def entanglement_of(n_modes: int) -> Callable[[np.ndarray], float]:
+    """The E_N a run of a system of ``n_modes`` modes reports: of its first and last mode (for the spinning
+    resonator the driven mode and the mechanics, ``logneg``); NaN for a single mode."""
+    if n_modes == 3:
+        return logneg
+    return functools.partial(logneg_pair, i=0, j=n_modes - 1) if n_modes >= 2 else _no_pair
+
+
+def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Thermal,
                   settings: SimulationSettings) -> PointModel:
-    """Check the run against the operating point (stability, the scheme's dt) and build the kernels' inputs."""
+    """Check the run against the operating point (stability, the scheme's dt) and build the kernels' inputs.
+
+    A, D: 2N×2N in rad/s; ``omega_m``: ω_ref of the system, the time unit (ω_m for the spinning resonator);
+    ``n_thermal``: the thermal state (``Thermal``: n_m for the resonator, else the system's thermal
+    covariance or a callable giving it).
+    """
+    stable = decide_stability(A, omega_m).stable  # Routh–Hurwitz on A/ω_ref: the project's one decision
+    V_inf = lyapunov_covariance_reference(A / omega_m, D / omega_m) if stable else None
+    return _prepare(A / omega_m, D / omega_m, stable, V_inf, n_thermal, settings)
+
+
+def prepare_operating_point(op: OperatingPoint, omega_ref: float, thermal: Thermal,
+                            settings: SimulationSettings) -> PointModel:
+    """``prepare_point`` of one branch of ``physics.model.points``: its stability verdict and Lyapunov V."""
+    return _prepare(op.drift / omega_ref, op.diffusion / omega_ref, op.stable, op.cov, thermal, settings)
+
+
+def _prepare(A_s: np.ndarray, D_s: np.ndarray, stable: bool, V_inf: np.ndarray | None, thermal: Thermal,
+             settings: SimulationSettings) -> PointModel:
+    """The kernels' inputs from A, D / ω_ref (time in units of 1/ω_ref: V is unchanged) and the verdict."""
     s = settings
-    A_s, D_s = A / omega_m, D / omega_m  # time in units of 1/ω_m: V is unchanged
-    stable = decide_stability(A, omega_m).stable  # Routh–Hurwitz on A/ω_m: the project's one decision
     if not stable and not (s.transient and s.allow_unstable):
         raise UserError("the operating point is unstable (no steady state): steady-state estimates are refused; "
                          "a transient (save_times/save_every) may run with allow_unstable = true")
-    V_inf = lyapunov_covariance_reference(A_s, D_s) if stable else None
     F, L = (np.ascontiguousarray(m) for m in step_maps(A_s, D_s, s.dt, s.method))
     # "steady" means the scheme's own stationary state (V_dt for EM, V for exact), so no burn-in is needed
     V_stationary = s.scheme.stationary_covariance(F, L, V_inf)
-    V0 = initial_covariance(s.initial, V_stationary, n_thermal)
+    d = A_s.shape[0]
+    V0 = initial_covariance(s.initial, V_stationary, thermal, d)
     if s.snapshot_steps.size and s.snapshot_steps.max() > s.n_steps:
         raise UserError("snapshot times beyond the simulated time")
     return PointModel(A_s, D_s, F, L, V0, np.ascontiguousarray(covariance_factor(V0)), V_inf, stable,
-                      EulerMaruyama().max_dt(A_s), V_stationary)
+                      EulerMaruyama().max_dt(A_s), V_stationary, entanglement_of(d // 2))
 
 
 def trajectory_blocks(settings: SimulationSettings) -> list[tuple[int, int]]:
@@ -160,18 +229,19 @@ def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> d
     out: dict = {"stable": model.stable, "cov": model.V_inf, "max_dt_em": model.max_dt_em}
     if not s.transient:
         out.update(steady_estimates(np.concatenate([b["samples"] for b in blocks]), model.V_stationary,
-                                    model.V_inf))
+                                    model.V_inf, model.entanglement))
         return out
     steps = s.snapshot_steps
     V_moment = np.stack([moment_covariance(model.A, model.D, model.V0, t) for t in steps * s.dt])
     V_ref = s.scheme.moment_reference(model.F, model.L, model.V0, steps, V_moment)
-    out.update(transient_estimates(blocks, s.trajectories, steps, V_ref, V_moment))
+    out.update(transient_estimates(blocks, s.trajectories, steps, V_ref, V_moment, model.entanglement))
     return out
 
 
-def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: float, settings: SimulationSettings,
+def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Thermal, settings: SimulationSettings,
                    trace_sink: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
-    """Run an ensemble at one operating point (A, D in rad/s) and return estimates beside their references.
+    """Run an ensemble at one operating point (A, D in rad/s, 2N×2N; ``omega_m``: the system's ω_ref, the time
+    unit; ``n_thermal``: its thermal state, see ``prepare_point``) and return estimates beside their references.
 
     Steady-state mode (no snapshots): ``cov_sim`` from time averages after the burn-in, ``cov_sim_err`` from
     the spread of the per-trajectory averages over independent trajectories (batch means over 32
@@ -214,13 +284,52 @@ class SimulationUnit:
     count: int
 
 
-def point_model(settings: SimulationSettings, params: dict, point: int, branch: int) -> PointModel:
-    """The prepared model of flat sweep point ``point``, branch ``branch`` (validates the settings there)."""
-    values, dims, shape, _ = parameter_grid(params)
+def _system_values(system: LinearSystem, params: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """Each parameter of a system other than the resonator as a 1-D array of values (a scalar: one value)."""
+    unknown = sorted(set(params) - set(system.parameters))
+    if unknown:
+        raise UserError(f"unknown parameter(s) {unknown} of system {system.name!r}; known: "
+                        f"{list(system.parameters)}")
+    values = {}
+    for name, v in params.items():
+        is_dim = not np.isscalar(v) and not isinstance(v, str)
+        values[name] = np.atleast_1d(np.asarray(list(v) if is_dim else v))
+        if is_dim and (values[name].ndim != 1 or values[name].size == 0):
+            raise UserError(f"{name} must be a scalar or a non-empty 1-D sequence")
+    return values
+
+
+def system_grid(system: LinearSystem, params: Mapping[str, object]):
+    """(values per parameter, swept dimensions in the order given, grid shape) of a run's parameters:
+    ``results.sweep.parameter_grid`` for the spinning resonator, the same rule for any other system (each
+    parameter a scalar or a 1-D sequence; sequences are dimensions; absent ones take their default)."""
+    if isinstance(system, SpinningResonator):
+        values, dims, shape, _ = parameter_grid(params)
+        return values, dims, shape
+    values = _system_values(system, params)
+    dims = [k for k, v in params.items() if not np.isscalar(v) and not isinstance(v, str)]
+    return values, dims, tuple(values[d].size for d in dims)
+
+
+def point_parameters(system: LinearSystem, params: Mapping[str, object], point: int) -> dict:
+    """The system's parameters (plain Python values) at flat grid point ``point`` (C order)."""
+    values, dims, shape = system_grid(system, params)
     p = _point_parameters(values, dims, np.unravel_index(point, shape))
-    device = Device(**{k: float(v) for k, v in p.items() if k not in ("detuning", "direction")})
-    op = operating_points(device, float(p["detuning"]), str(p["direction"]))[branch]
-    return prepare_point(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings)
+    return {k: (str(v) if isinstance(v, (str, np.str_)) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in p.items()}
+
+
+def point_model(settings: SimulationSettings, params: dict, point: int, branch: int,
+                system: LinearSystem | None = None) -> PointModel:
+    """The prepared model of flat sweep point ``point``, branch ``branch`` (validates the settings there):
+    A, D, V and the stability verdict from ``physics.model.points(system, ·)``, ω_ref from the system's
+    ``reference_rate``, the thermal state from its ``thermal_covariance``. ``system``: the spinning resonator
+    unless given."""
+    system = SpinningResonator() if system is None else system
+    p = system.resolve(point_parameters(system, params, point))
+    op = points(system, p)[branch]
+    return prepare_operating_point(op, system.reference_rate(p), functools.partial(system.thermal_covariance, p),
+                                   settings)
 
 
 def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[SimulationUnit]:
@@ -235,7 +344,9 @@ def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[Simul
     return units
 
 
-def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit, model: PointModel | None = None) -> dict:
-    """Run one unit (see ``run_block`` for what it returns); ``model``: its point's, if already prepared."""
-    model = model if model is not None else point_model(settings, params, unit.point, unit.branch)
+def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit, model: PointModel | None = None,
+             system: LinearSystem | None = None) -> dict:
+    """Run one unit (see ``run_block`` for what it returns); ``model``: its point's, if already prepared;
+    ``system``: the spinning resonator unless given."""
+    model = model if model is not None else point_model(settings, params, unit.point, unit.branch, system)
     return run_block(model, settings, unit.first, unit.count)

@@ -41,12 +41,14 @@ def jackknife(values_by_group: np.ndarray, weights: np.ndarray, fn: Callable[[np
     return full, float(math.sqrt((g - 1) / g * np.sum((loo - loo.mean()) ** 2)))
 
 
-def jackknife_logneg_over_time(groups: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``jackknife`` of E_N (Eq. (13)) at each time of groups (group, time, 6, 6) → (E_N(t), error(t))."""
+def jackknife_logneg_over_time(groups: np.ndarray, weights: np.ndarray,
+                               entanglement: Callable[[np.ndarray], float] = logneg) -> tuple[np.ndarray, np.ndarray]:
+    """``jackknife`` of E_N (Eq. (13); ``entanglement``: V → E_N of the reported pair, default the resonator's
+    driven mode and mechanics) at each time of groups (group, time, d, d) → (E_N(t), error(t))."""
     n_t = groups.shape[1]
     en, en_err = np.empty(n_t), np.empty(n_t)
     for k in range(n_t):
-        en[k], en_err[k] = jackknife(groups[:, k], weights, logneg)
+        en[k], en_err[k] = jackknife(groups[:, k], weights, entanglement)
     return en, en_err
 
 
@@ -60,43 +62,49 @@ def group_means(per_traj: np.ndarray, n_groups: int = N_JACKKNIFE_GROUPS) -> tup
 
 
 def zscores(estimate, error, reference):
-    """(z, max |z| over the upper triangle) of estimates against their reference, per leading index.
+    """(z, max |z| over the upper triangle: the d(d+1)/2 independent entries of d×d matrices) of estimates
+    against their reference, per leading index.
 
     Entries with zero error (e.g. the exactly known state at t = 0) carry no test: NaN, skipped in the max.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (estimate - reference) / error
-    iu = np.triu_indices(6)
+    iu = np.triu_indices(z.shape[-1])
     zu = np.abs(z[..., iu[0], iu[1]])
     zu = np.where(np.isfinite(zu), zu, -np.inf).max(axis=-1)
     return z, np.where(np.isfinite(zu), zu, np.nan)
 
 
-def steady_estimates(per_traj: np.ndarray, V_ref: np.ndarray, V_lyapunov: np.ndarray) -> dict:
-    """V from per-trajectory (or per-batch) time averages of u uᵀ (the mean of u is zero), errors from their
-    spread over the independent trajectories (batches); z-scores against the scheme's stationary ``V_ref``
-    and against the Lyapunov V of Eq. (11) (for Euler–Maruyama the latter shows the time-step bias)."""
+def steady_estimates(per_traj: np.ndarray, V_ref: np.ndarray, V_lyapunov: np.ndarray,
+                     entanglement: Callable[[np.ndarray], float] = logneg) -> dict:
+    """V from per-trajectory (or per-batch) time averages of u uᵀ (the mean of u is zero; per_traj: (n, d, d)),
+    errors from their spread over the independent trajectories (batches); z-scores against the scheme's
+    stationary ``V_ref`` and against the Lyapunov V of Eq. (11) (for Euler–Maruyama the latter shows the
+    time-step bias). ``entanglement``: V → E_N of the reported pair (default: the resonator's ``logneg``)."""
     n = per_traj.shape[0]
     V_sim = per_traj.mean(axis=0)
-    err = per_traj.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full((6, 6), np.nan)
+    err = per_traj.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(per_traj.shape[1:], np.nan)
     z, zmax = zscores(V_sim, err, V_ref)
     _, zmax_continuous = zscores(V_sim, err, V_lyapunov)
     groups, weights = group_means(per_traj)
-    en, en_err = jackknife(groups, weights, logneg)
+    en, en_err = jackknife(groups, weights, entanglement)
     return dict(cov_sim=V_sim, cov_sim_err=err, cov_ref=V_ref, zscore=z, zscore_max=zmax,
                 zscore_max_continuous=zmax_continuous, logneg_sim=en, logneg_sim_err=en_err,
-                logneg_ref=logneg(V_ref), logneg=logneg(V_lyapunov))
+                logneg_ref=entanglement(V_ref), logneg=entanglement(V_lyapunov))
 
 
 def snapshot_moments(blocks: Iterable[dict], n: int, n_t: int):
-    """Running sums of u uᵀ over the snapshots of the blocks (in trajectory order; one at a time in memory)
-    → (V(t), its standard error, group means of u uᵀ for the jackknife, group sizes)."""
+    """Running sums of u uᵀ over the snapshots (trajectory, time, d) of the blocks (in trajectory order; one at a
+    time in memory) → (V(t), its standard error, group means of u uᵀ for the jackknife, group sizes)."""
     g = min(N_JACKKNIFE_GROUPS, n)
-    total, total_sq = np.zeros((n_t, 6, 6)), np.zeros((n_t, 6, 6))
-    group_sum, group_count = np.zeros((g, n_t, 6, 6)), np.zeros(g)
+    total = total_sq = group_sum = None
+    group_count = np.zeros(g)
     first = 0
     for block in blocks:
         snaps = block["snapshots"]
+        if total is None:  # d from the first block's snapshots
+            d = snaps.shape[-1]
+            total, total_sq, group_sum = np.zeros((n_t, d, d)), np.zeros((n_t, d, d)), np.zeros((g, n_t, d, d))
         accumulate_outer_products(snaps, first, n, g, total, total_sq, group_sum, group_count)
         first += snaps.shape[0]
     V_sim = total / n
@@ -106,13 +114,13 @@ def snapshot_moments(blocks: Iterable[dict], n: int, n_t: int):
 
 
 def transient_estimates(blocks: Iterable[dict], n: int, steps: np.ndarray, V_ref: np.ndarray,
-                        V_moment: np.ndarray) -> dict:
+                        V_moment: np.ndarray, entanglement: Callable[[np.ndarray], float] = logneg) -> dict:
     """V(t) at each snapshot step from the ensemble of u(t) uᵀ(t) (``snapshot_moments``), z-scores against
-    the scheme's discrete moments ``V_ref``, E_N(t) with jackknife errors beside E_N of the moment solution
-    ``V_moment`` (V(t) = e^{At} V0 e^{Aᵀt} + Q(t))."""
+    the scheme's discrete moments ``V_ref``, E_N(t) (``entanglement``, default the resonator's ``logneg``)
+    with jackknife errors beside E_N of the moment solution ``V_moment`` (V(t) = e^{At} V0 e^{Aᵀt} + Q(t))."""
     V_sim, err, groups, weights = snapshot_moments(blocks, n, steps.size)
     z, zmax = zscores(V_sim, err, V_ref)
-    en, en_err = jackknife_logneg_over_time(groups, weights)
+    en, en_err = jackknife_logneg_over_time(groups, weights, entanglement)
     return dict(cov_sim=V_sim, cov_sim_err=err, cov_ref=V_ref, cov_moment=V_moment, zscore=z, zscore_max=zmax,
-                logneg_sim=en, logneg_sim_err=en_err, logneg_ref=np.array([logneg(V) for V in V_moment]),
+                logneg_sim=en, logneg_sim_err=en_err, logneg_ref=np.array([entanglement(V) for V in V_moment]),
                 time_steps=steps)

@@ -41,7 +41,9 @@ class SimulationSettings:
         (Φ = e^{A dt}, Van Loan noise; no time-step bias).
     dt: time step ω_m·dt > 0.   burn_in: discarded first, ≥ 0.   duration: simulated after the burn-in, > 0.
     trajectories: ensemble size ≥ 1.   seed: integer ≥ 0; with the trajectory index it keys every random number.
-    initial: "steady" (N(0, V)), "thermal" (optical vacuum, thermal mechanics), "zero", or a 6×6 covariance.
+    initial: "steady" (N(0, V)), "thermal" (each mode in its bath's thermal state: the system's
+        ``thermal_covariance``; for the resonator optical vacuum, thermal mechanics), "zero", or a 2N×2N
+        covariance (its shape is checked against the system's dimension when a point is prepared).
     save_times / save_every: ensemble snapshots (a transient run) at these times from t = 0, or every so
         often; without either, the run estimates the steady state from time averages after the burn-in.
     traces: record u(t) and its noise increments for this many trajectories, at the snapshot times when
@@ -73,7 +75,7 @@ class SimulationSettings:
         if self.traces > self.trajectories:
             raise UserError(f"traces must be <= trajectories ({self.trajectories}), got {self.traces}")
         if not isinstance(self.initial, str):
-            object.__setattr__(self, "initial", _covariance_6x6(self.initial))
+            object.__setattr__(self, "initial", _covariance(self.initial))
         self._check_snapshots()
 
     def _check_duration(self) -> None:
@@ -132,11 +134,12 @@ class SimulationSettings:
         return max(1, int(round(self.save_every / self.dt))) if self.save_every is not None else 1
 
 
-def _covariance_6x6(initial) -> np.ndarray:
-    """A given initial covariance as a float array: finite, symmetric, 6×6, positive semidefinite."""
+def _covariance(initial) -> np.ndarray:
+    """A given initial covariance as a float array: finite, symmetric, square, positive semidefinite (its size
+    is checked against the system's dimension when a point is prepared: ``ensemble.initial_covariance``)."""
     V0 = np.asarray(initial, dtype=float)
-    if V0.shape != (6, 6) or not np.all(np.isfinite(V0)) or not np.allclose(V0, V0.T):
-        raise UserError("initial covariance must be a finite symmetric 6x6 matrix")
+    if V0.ndim != 2 or V0.shape[0] != V0.shape[1] or not np.all(np.isfinite(V0)) or not np.allclose(V0, V0.T):
+        raise UserError(f"initial covariance must be a finite symmetric square matrix, got shape {V0.shape}")
     if np.linalg.eigvalsh(V0).min() < -1e-12 * max(1.0, np.abs(V0).max()):
         raise UserError("initial covariance must be positive semidefinite")
     return V0

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
+from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import apply_catalogue
 from sde_com.simulation.assemble import (
     SIM_VARIABLE_INFO,
@@ -29,15 +30,19 @@ from sde_com.simulation.ensemble import (
     STEPS_PER_UNIT,
     PointModel,
     SimulationUnit,
+    entanglement_of,
     estimate_point,
     initial_covariance,
     plan_units,
     point_model,
+    point_parameters,
+    prepare_operating_point,
     prepare_point,
     run_block,
     run_unit,
     simulate_point,
     step_maps,
+    system_grid,
     trajectory_blocks,
 )
 from sde_com.simulation.estimators import N_BATCHES, N_JACKKNIFE_GROUPS
@@ -52,35 +57,44 @@ from sde_com.simulation.settings import (
 __all__ = [  # re-exported: sde_com/__init__.py, runs/ and the tests import them from here
     "INITIAL_STATES", "METHODS", "MIN_TRAJECTORIES_PER_UNIT", "N_BATCHES", "N_JACKKNIFE_GROUPS",
     "SIMULATION_KEYS", "SIM_VARIABLE_INFO", "STEPS_PER_UNIT", "PointModel", "SimulationSettings",
-    "SimulationUnit", "assemble_simulation", "estimate_point", "initial_covariance", "plan_units", "point_model",
-    "prepare_point", "prepare_simulation", "run_block", "run_unit", "settings_to_dict", "simulate",
-    "simulate_point", "simulate_time_steps", "step_maps", "time_coordinate", "trace_coordinates",
+    "SimulationUnit", "assemble_simulation", "entanglement_of", "estimate_point", "initial_covariance",
+    "plan_units", "point_model", "point_parameters", "prepare_operating_point", "prepare_point",
+    "prepare_simulation", "run_block", "run_unit", "settings_to_dict", "simulate", "simulate_point",
+    "simulate_time_steps", "step_maps", "system_grid", "time_coordinate", "trace_coordinates",
     "trajectory_blocks",
 ]
 
 
-def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None, **params) -> xr.Dataset:
+def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None,
+             system: LinearSystem | None = None, **params) -> xr.Dataset:
     """Steady-state sweep (``sde_com.sweep``) plus a time-domain ensemble at every point and stable branch.
 
-    ``params`` are sweep parameters as in ``sweep``. The same seed is used at every point (common random
-    numbers: differences between points are not blurred by independent noise). Unstable branches get NaN
+    ``system``: the ``LinearSystem`` simulated (default: the spinning resonator); ``params`` are its
+    parameters, each a scalar or a 1-D sequence (a dimension), as in ``sweep`` for the resonator. The same
+    seed is used at every point (common random numbers: differences between points are not blurred by
+    independent noise). Unstable branches get NaN
     unless the run is a transient with ``allow_unstable``. Recorded traces are returned in the Dataset, or,
     with ``trace_sink(point_index, branch, first_trajectory, traces, noises)``, handed over block by block
     (``scenario.run_scenario_to_file`` streams them to disk this way).
     """
-    ds = prepare_simulation(settings, params)
+    ds = prepare_simulation(settings, params, system)
     results = {}
+    models = {}  # each (point, branch) prepared once
     for unit in plan_units(settings, ds):
-        results[unit] = block = run_unit(settings, params, unit)
+        key = (unit.point, unit.branch)
+        if key not in models:
+            models[key] = point_model(settings, params, unit.point, unit.branch, system)
+        results[unit] = block = run_unit(settings, params, unit, models[key])
         if trace_sink is not None and "trace" in block:
             trace_sink(unit.point, unit.branch, unit.first, block.pop("trace"), block.pop("noise"))
-    return assemble_simulation(settings, params, ds, results)
+    return assemble_simulation(settings, params, ds, results, system=system)
 
 
-def simulate_time_steps(settings: SimulationSettings, dts, **params) -> xr.Dataset:
-    """A time-step study: ``simulate`` once per dt (units of 1/ω_m), time-domain results along a ``dt``
+def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSystem | None = None,
+                        **params) -> xr.Dataset:
+    """A time-step study: ``simulate`` once per dt (units of 1/ω_ref), time-domain results along a ``dt``
     dimension beside the (dt-independent) steady-state variables. Same seed for every dt."""
-    runs = [simulate(replace(settings, dt=float(dt)), **params) for dt in dts]
+    runs = [simulate(replace(settings, dt=float(dt)), system=system, **params) for dt in dts]
     sim_names = [n for n in runs[0].data_vars if n in SIM_VARIABLE_INFO]
     ds = runs[0].drop_vars(sim_names)
     dt = xr.DataArray(np.asarray(dts, dtype=float), dims="dt")

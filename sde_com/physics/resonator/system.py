@@ -3,7 +3,8 @@
 Modes (U, V, m): the driven and the reflected optical mode and the mechanics; quadratures (xU, yU, xV, yV,
 q, p). Parameters: the detuning Δ_c/ω_m, the input direction, and every ``Device`` parameter (Eq. (1)).
 Branches: the real roots of Eq. (7) (``steady``), drift A of Eq. (6) and diffusion D (``drift``);
-ω_ref = ω_m.
+ω_ref = ω_m. Its vectorized steady-state chain (``SpinningResonator.steady_chain``, the numba kernel of
+``chain``) is the fast path of ``sde_com.results.sweep``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sde_com.physics.resonator.chain import run_chain
 from sde_com.physics.resonator.device import (
     DEVICE_PARAMETERS,
     DIRECTIONS,
     PARAMETER_BOUNDS,
     PARAMETER_INFO,
     Device,
+    decay_rate,
+    drive_amplitude,
     mode_detunings,
+    sagnac_shift,
+    single_photon_coupling,
+    thermal_occupation,
 )
 from sde_com.physics.resonator.drift import QUADRATURES, diffusion_matrix, drift_matrix, fill_drift_matrix
 from sde_com.physics.resonator.steady import steady_branches
@@ -45,6 +52,26 @@ def _model_keys() -> tuple[Key, ...]:
 def device_of(params: Mapping[str, object]) -> Device:
     """The ``Device`` of a full parameter mapping (``SpinningResonator.resolve``)."""
     return Device(**{name: params[name] for name in DEVICE_PARAMETERS})
+
+
+def chain_inputs(full: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Flat rate arrays (rad/s) for the chain kernel from broadcast parameter arrays (Eq. (1), Eq. (7))."""
+    p = {k: np.ravel(v) for k, v in full.items()}
+    delta_c = p["detuning"] * p["omega_m"]
+    shift = sagnac_shift(p["Omega"], p["refractive_index"], p["radius"], p["wavelength"], p["dn_dlambda"])
+    sign = np.where(p["direction"] == "ccw", 1.0, -1.0)
+    return dict(
+        kappa=decay_rate(p["wavelength"], p["quality_factor"]) * np.ones_like(delta_c),
+        delta_u=delta_c + sign * shift,
+        delta_v=delta_c - sign * shift,
+        J=p["J"] * np.ones_like(delta_c),
+        G0=single_photon_coupling(p["wavelength"], p["radius"], p["mass"], p["omega_m"]) * np.ones_like(delta_c),
+        epsilon=drive_amplitude(p["wavelength"], p["quality_factor"], p["power"]) * np.ones_like(delta_c),
+        omega_m=p["omega_m"] * np.ones_like(delta_c),
+        gamma_m=p["gamma_m"] * np.ones_like(delta_c),
+        n_thermal=thermal_occupation(p["omega_m"], p["temperature"]) * np.ones_like(delta_c),
+        sagnac_shift=shift * np.ones_like(delta_c),
+    )
 
 
 @register_system
@@ -79,6 +106,25 @@ class SpinningResonator(LinearSystem):
             A = drift_matrix(kappa, b["delta_u_eff"], b["delta_v_eff"], device.J, g * b["alpha_u"],
                              g * b["alpha_v"], omega_m, device.gamma_m)
             out.append(Branch(i, MappingProxyType(dict(b)), A, D.copy()))
+        return out
+
+    def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
+        """Optical vacuum and the mechanics at its bath's occupation n_m: diag(½, ½, ½, ½, n_m + ½, n_m + ½)."""
+        n_thermal = device_of(self.resolve(params)).n_thermal
+        return np.diag([0.5, 0.5, 0.5, 0.5, n_thermal + 0.5, n_thermal + 0.5])
+
+    def steady_chain(self, full: Mapping[str, np.ndarray], start: int, stop: int,
+                     store_cov: bool = True) -> dict[str, np.ndarray]:
+        """The vectorized steady state (Eqs. (6), (7), (11)–(13)) of the grid points [start, stop) (C order).
+
+        ``full``: every parameter's values broadcast over the grid (``sweep.parameter_grid``, validated).
+        Returns the raw outputs of ``chain.run_chain`` and the rates kappa, G0, omega_m, sagnac_shift of
+        those points (rad/s). The rates are computed on the whole grid and then sliced, and each point runs
+        on its own, so blocks concatenated in order equal the whole grid bitwise.
+        """
+        inp = {k: v[start:stop] for k, v in chain_inputs(full).items()}
+        out = run_chain(inp, store_cov=store_cov)
+        out.update({k: inp[k] for k in ("kappa", "G0", "omega_m", "sagnac_shift")})
         return out
 
     def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
