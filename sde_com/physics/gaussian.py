@@ -10,6 +10,8 @@ import math
 import numpy as np
 from numba import njit
 
+from sde_com.errors import UserError
+
 MODES: tuple[str, ...] = ("U", "V", "mech")
 _MODE_ROWS = {"U": (0, 1), "V": (2, 3), "mech": (4, 5)}
 
@@ -18,9 +20,9 @@ def pair_rows(mode_a: str, mode_b: str) -> tuple[int, int, int, int]:
     """Row/column indices of the 4×4 block V′ of the pair (mode_a, mode_b) in the 6×6 covariance."""
     for m in (mode_a, mode_b):
         if m not in _MODE_ROWS:
-            raise ValueError(f"mode must be one of {MODES}, got {m!r}")
+            raise UserError(f"mode must be one of {MODES}, got {m!r}")
     if mode_a == mode_b:
-        raise ValueError("a pair needs two different modes")
+        raise UserError("a pair needs two different modes")
     return _MODE_ROWS[mode_a] + _MODE_ROWS[mode_b]
 
 
@@ -91,13 +93,13 @@ def logneg_pair(V: np.ndarray, i: int, j: int) -> float:
     """
     V = np.asarray(V, dtype=float)
     if V.ndim != 2 or V.shape[0] != V.shape[1] or V.shape[0] % 2 or V.shape[0] < 4:
-        raise ValueError(f"V must be a 2N×2N covariance with N ≥ 2, got shape {V.shape}")
+        raise UserError(f"V must be a 2N×2N covariance with N ≥ 2, got shape {V.shape}")
     n = V.shape[0] // 2
     for name, k in (("i", i), ("j", j)):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
-            raise ValueError(f"{name} must be a mode index in 0..{n - 1}, got {k!r}")
+            raise UserError(f"{name} must be a mode index in 0..{n - 1}, got {k!r}")
     if i == j:
-        raise ValueError("a pair needs two different modes")
+        raise UserError("a pair needs two different modes")
     rows = [2 * i, 2 * i + 1, 2 * j, 2 * j + 1]
     return float(logneg_from_blocks(np.ascontiguousarray(V[np.ix_(rows, rows)])))
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sde_com.errors import UserError
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.linear import lyapunov_covariance_reference
-from sde_com.physics.resonator.device import Device
+from sde_com.physics.resonator.device import DIRECTIONS, Device
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem
 
@@ -57,9 +58,9 @@ class OperatingPoint:
 def validate_detuning_direction(detuning: float, direction: str) -> None:
     """Raise ValueError naming the parameter for a non-finite detuning or an unknown direction."""
     if isinstance(detuning, bool) or not isinstance(detuning, (int, float)) or not math.isfinite(detuning):
-        raise ValueError(f"detuning must be a finite real number (Δ_c/ω_m), got {detuning!r}")
-    if direction not in ("ccw", "cw"):
-        raise ValueError(f"direction must be one of ('ccw', 'cw'), got {direction!r}")
+        raise UserError(f"detuning must be a finite real number (Δ_c/ω_m), got {detuning!r}")
+    if direction not in DIRECTIONS:
+        raise UserError(f"direction must be one of ('ccw', 'cw'), got {direction!r}")
 
 
 def points(system: LinearSystem, params: Mapping[str, object] | None = None) -> list[OperatingPoint]:

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 
+from sde_com.errors import UserError
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.stability import decide_stability
 
@@ -40,22 +41,22 @@ def _check_system(A, D) -> tuple[np.ndarray, np.ndarray]:
     A = np.asarray(A, dtype=float)
     D = np.asarray(D, dtype=float)
     if A.shape != (6, 6) or D.shape != (6, 6):
-        raise ValueError(f"A and D must be 6×6 (order xU, yU, xV, yV, q, p), got {A.shape} and {D.shape}")
+        raise UserError(f"A and D must be 6×6 (order xU, yU, xV, yV, q, p), got {A.shape} and {D.shape}")
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(D))):
-        raise ValueError("A and D must be finite")
+        raise UserError("A and D must be finite")
     return A, D
 
 
 def _check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0.0 \
             or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number > 0 (rad/s or s), got {value!r}")
+        raise UserError(f"{name} must be a finite number > 0 (rad/s or s), got {value!r}")
     return float(value)
 
 
 def _optical_rows(mode: str) -> tuple[int, int]:
     if mode not in _OPTICAL_ROWS:
-        raise ValueError(f"mode must be one of {OPTICAL_MODES}, got {mode!r}")
+        raise UserError(f"mode must be one of {OPTICAL_MODES}, got {mode!r}")
     return _OPTICAL_ROWS[mode]
 
 
@@ -229,7 +230,7 @@ def filtered_mode_covariance(A, D, kappa: float, tau: float, center: float, mode
     kappa = _check_positive("kappa", kappa)
     tau = _check_positive("tau", tau)
     if isinstance(center, bool) or not math.isfinite(center):
-        raise ValueError(f"center must be a finite rate Ω_f in rad/s, got {center!r}")
+        raise UserError(f"center must be a finite rate Ω_f in rad/s, got {center!r}")
     _optical_rows(mode)
     if not _is_stable(A):
         return np.full((4, 4), np.nan)

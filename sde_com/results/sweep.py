@@ -63,17 +63,17 @@ def _as_values(name: str, value) -> tuple[np.ndarray, bool]:
     is_dim = not np.isscalar(value) and not isinstance(value, str)
     values = np.atleast_1d(np.asarray(list(value) if is_dim and not isinstance(value, np.ndarray) else value))
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"{name} must be a scalar or a non-empty 1-D sequence")
+        raise UserError(f"{name} must be a scalar or a non-empty 1-D sequence")
     if name == "direction":
         for v in values:
             if v not in DIRECTIONS:
-                raise ValueError(f"direction must be one of {DIRECTIONS}, got {str(v)!r}")
+                raise UserError(f"direction must be one of {DIRECTIONS}, got {str(v)!r}")
         return values.astype(str), is_dim
     if values.dtype.kind not in "iuf" or values.dtype == bool:
-        raise ValueError(f"{name} must be a real number or a sequence of them, got {value!r}")
+        raise UserError(f"{name} must be a real number or a sequence of them, got {value!r}")
     values = values.astype(float)
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise UserError(f"{name} must be finite, got {value!r}")
     if name != "detuning":
         for v in np.unique(values):
             Device(**{name: float(v)})  # raises ValueError naming the field and its allowed range
@@ -104,7 +104,7 @@ def _key_values(key: spec.Key, value) -> tuple[np.ndarray, bool]:
 def _check_names(params: Mapping[str, object], names: tuple[str, ...]) -> None:
     unknown = [k for k in params if k not in names]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; allowed: {list(names)}")
+        raise UserError(f"unknown parameter(s) {unknown}; allowed: {list(names)}")
 
 
 def parameter_grid(params: Mapping[str, object], system: LinearSystem | str | None = None):

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
+from sde_com.errors import UserError
 from sde_com.results.sweep import validate_parameters
 from sde_com.runs.kinds import SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
@@ -138,7 +139,7 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
         settings = SimulationSettings(**table)
         if isinstance(dts, list):
             if settings.transient or settings.traces:
-                raise ValueError("a list of dt (a time-step study) cannot record snapshots or traces")
+                raise UserError("a list of dt (a time-step study) cannot record snapshots or traces")
             for dt in dts:
                 replace(settings, dt=dt)  # validates each
             return settings, tuple(float(x) for x in dts)

@@ -72,7 +72,7 @@ def initial_covariance(initial, V_steady: np.ndarray | None, thermal: Thermal,
     if initial == "thermal":
         V0 = _thermal_state(thermal)
         if V0.shape != (dimension, dimension):
-            raise ValueError(f"thermal covariance of shape {V0.shape}, expected ({dimension}, {dimension})")
+            raise UserError(f"thermal covariance of shape {V0.shape}, expected ({dimension}, {dimension})")
         return V0
     return np.zeros((dimension, dimension))
 
