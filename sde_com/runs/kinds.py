@@ -31,8 +31,6 @@ from sde_com.results.catalogue import VARIABLES, apply_catalogue, variables_of
 from sde_com.results.io import StreamedNetCDF, write_dataset
 from sde_com.results.sweep import parameter_grid, sweep, sweep_block, sweep_from_blocks
 from sde_com.runs.schema import ScenarioError, check_table, defaults
-from sde_com.simulation.detection import detection_dataset
-from sde_com.simulation.drive import Drive, load_samples, simulate_drive
 from sde_com.simulation.simulate import (
     SimulationUnit,
     assemble_simulation,
@@ -46,7 +44,6 @@ from sde_com.simulation.simulate import (
     time_coordinate,
     trace_coordinates,
 )
-from sde_com.simulation.wigner import wigner_dataset
 
 if TYPE_CHECKING:
     from sde_com.runs.scenario import Scenario
@@ -269,6 +266,8 @@ class DriveKind(SinglePointKind):
 
     def check(self, table, base):
         """``file``: a two-column text file of samples, relative to the scenario file, read into times/values."""
+        from sde_com.simulation.drive import Drive, load_samples
+
         if "file" in table:
             if table.get("kind", "samples") != "samples" or "times" in table or "values" in table:
                 raise ScenarioError("drive.file needs kind = 'samples' (or no kind) and no times/values")
@@ -284,6 +283,8 @@ class DriveKind(SinglePointKind):
         return table
 
     def run_at(self, scenario, device, detuning, direction):
+        from sde_com.simulation.drive import Drive, simulate_drive
+
         start = scenario.drive.get("mean_field_start", defaults("drive")["mean_field_start"])
         drive = Drive(**_drive_fields(scenario.drive))
         return simulate_drive(device, detuning, direction, drive, scenario.simulation, mean_field_start=start)
@@ -301,6 +302,8 @@ class WignerKind(SinglePointKind):
             raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
 
     def run_at(self, scenario, device, detuning, direction):
+        from sde_com.simulation.wigner import wigner_dataset
+
         branch = {**defaults("wigner"), **scenario.wigner}["branch"]
         return wigner_dataset(device, detuning, direction, scenario.simulation, branch)
 
@@ -318,6 +321,8 @@ class DetectKind(SinglePointKind):
                                 "every step (no save_times; save_every = dt or absent) and a single dt")
 
     def run_at(self, scenario, device, detuning, direction):
+        from sde_com.simulation.detection import detection_dataset
+
         t = {**defaults("detect"), **scenario.detect}  # absent keys: the schema's defaults
         return detection_dataset(device, detuning, direction, scenario.simulation, t["mode"], float(t["theta"]),
                                  int(t["segment"]), tuple(t["filter_bandwidths"]), float(t["filter_center"]))
