@@ -73,9 +73,16 @@ def use_for_sde_com():
 
 
 def _subfolders() -> list[Path]:
-    """sde_com's folders in the cache: one per installed copy of the package (Numba keys them by the source
-    folder's name and a hash of its path)."""
-    return sorted(cache_dir().glob("sde_com_*"))
+    """sde_com's folders in the cache: Numba keys them by the source folder's name and a hash of its path,
+    one per package folder of this installation (``kernels_<hash>``, ``physics_<hash>``, ...), plus
+    ``sde_com_<hash>`` left by installations of the flat layout before 0.2."""
+    from numba.core.caching import _CacheLocator
+
+    root = cache_dir()
+    ours = {root / _CacheLocator.get_suitable_cache_subpath(str(folder / "__init__.py"))
+            for folder in (Path(__file__).parent, *Path(__file__).parent.rglob("*/"))
+            if (folder / "__init__.py").exists()}
+    return sorted(p for p in ours | set(root.glob("sde_com_*")) if p.is_dir())
 
 
 def is_cached(module: str) -> bool:

@@ -9,7 +9,7 @@
            panel (optional dimension: one panel per value, for every y);
     map:   x, y (dimensions), variable; one panel per value of any remaining dimension (e.g. direction);
     title, panel_titles (optional strings).
-Keys left out take defaults chosen from the Dataset's dimensions (``sde_com.plotspec``: without a kind, one
+Keys left out take defaults chosen from the Dataset's dimensions (``sde_com.runs.plotspec``: without a kind, one
 swept parameter → lines over it; two → lines over the one with more values, one line per value of the other
 when it has ≤ 6 values, else a map; time-domain runs → the estimate over time or dt, or the z-score matrix).
 Every point is shown: dimensions that the spec does not place are added to the hue (lines) or give one panel
@@ -17,7 +17,7 @@ per value (map, estimate, matrix, traces). A figure that cannot be drawn raises 
 Quantities with a ``branch`` dimension are drawn for stable branches only (each branch its own line). Time is
 the ``time`` dimension (seconds); x = "time" or "time_scaled" draws it as ω_ref·t.
 
-The spec (``resolve_spec``, ``PlotError``) lives in ``sde_com.plotspec`` and needs no matplotlib
+The spec (``resolve_spec``, ``PlotError``) lives in ``sde_com.runs.plotspec`` and needs no matplotlib
 (``scenario.check_plot`` applies it before a run); matplotlib is imported inside the drawing functions only.
 """
 

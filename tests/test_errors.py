@@ -109,3 +109,13 @@ def test_a_run_kind_the_system_cannot_do_is_a_user_error():
             require_capability(kind)  # the spinning resonator can do every kind
             with pytest.raises(UserError, match=f"{kind.name}.*{kind.capability}"):
                 require_capability(kind, Bare())
+
+
+def test_a_missing_wigner_branch_is_a_user_error_that_leaves_nothing_behind(tmp_path, capsys):
+    text = ('[model]\ndetuning = 0.75\n[simulate]\nmethod = "em"\ndt = 0.005\nduration = 10.0\n'
+            'trajectories = 4\n[wigner]\nbranch = 7\n')
+    out = tmp_path / "w.nc"
+    assert run_cli(tmp_path, text, out) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "wigner.branch = 7 does not exist" in err and "1 mean-field branch" in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "w.nc.parts").exists()  # the corrected run is not blocked

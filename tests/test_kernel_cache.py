@@ -65,19 +65,25 @@ def test_first_run_says_it_compiles_and_caches_outside_the_package(tmp_path):
 
 
 def test_cache_command_clears_only_sde_com_kernels(monkeypatch, tmp_path, capsys):
+    from sde_com.kernels.ensemble import _run_blocks6
+    from sde_com.physics.resonator.chain import steady_chain
+
     cache = tmp_path / "cache"
     monkeypatch.setattr(kernel_cache, "_active", cache)
-    ours = cache / "sde_com_0123abcd"
-    ours.mkdir(parents=True)
-    (ours / "chain.steady_chain-24.py311.nbi").write_bytes(b"")
+    # the folders Numba really uses for two kernels of this installation, and one of the old flat layout
+    ours = [cache / Path(k._cache._cache_path).name for k in (steady_chain, _run_blocks6)]
+    ours.append(cache / "sde_com_0123abcd")
+    for folder in ours:
+        folder.mkdir(parents=True)
+        (folder / "x.nbi").write_bytes(b"")
     foreign = cache / "someone_else_4567" / "kernel.nbi"  # another project sharing NUMBA_CACHE_DIR
     foreign.parent.mkdir()
     foreign.write_bytes(b"")
     assert main(["cache"]) == 0
     assert capsys.readouterr().out.strip() == str(cache)
     assert main(["cache", "--clear"]) == 0
-    assert not ours.exists() and foreign.exists() and cache.exists()
-    assert "removed 1 folder" in capsys.readouterr().out
+    assert not any(folder.exists() for folder in ours) and foreign.exists() and cache.exists()
+    assert "removed 3 folder" in capsys.readouterr().out
 
 
 def test_version(capsys):

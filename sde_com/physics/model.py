@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sde_com.errors import UserError
+from sde_com.errors import NumericalError, UserError
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.linear import lyapunov_covariance_reference
 from sde_com.physics.resonator.device import DIRECTIONS, Device
@@ -73,13 +73,20 @@ def points(system: LinearSystem, params: Mapping[str, object] | None = None) -> 
     out = []
     for b in system.branches(params):
         verdict = system.stability(b, params)
-        cov = lyapunov_covariance_reference(b.drift / omega_ref, b.diffusion / omega_ref) if verdict.stable \
-            else None
+        cov = _lyapunov(b, omega_ref, params) if verdict.stable else None
         mf = b.mean_field
         out.append(OperatingPoint(b.index, float(mf.get("q_s", math.nan)), complex(mf.get("alpha_u", math.nan)),
                                   complex(mf.get("alpha_v", math.nan)), b.drift, b.diffusion, verdict.growth_rate,
                                   cov, verdict.stable, verdict.marginal, mf))
     return out
+
+
+def _lyapunov(branch, omega_ref: float, params) -> np.ndarray:
+    """V of Eq. (11), solved in units of ω_ref; a failed solve at a stable point is a numerical failure."""
+    try:
+        return lyapunov_covariance_reference(branch.drift / omega_ref, branch.diffusion / omega_ref)
+    except np.linalg.LinAlgError as exc:
+        raise NumericalError(f"Lyapunov solve failed at branch {branch.index} of {dict(params)}: {exc}") from exc
 
 
 def operating_points(device: Device, detuning: float, direction: str = "ccw") -> list[OperatingPoint]:

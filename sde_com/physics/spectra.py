@@ -22,7 +22,7 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 
-from sde_com.errors import UserError
+from sde_com.errors import NumericalError, UserError
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.stability import decide_stability
 
@@ -162,8 +162,8 @@ def frequency_integral(func: Callable[[float], np.ndarray], center: float, scale
                                         limit=2000)
     res = np.asarray(res)
     if not err <= max(atol, 10.0 * rtol * np.linalg.norm(res)):
-        raise RuntimeError(f"frequency integral not converged: error estimate {err:.3g}, "
-                           f"|result| {np.linalg.norm(res):.3g}")
+        raise NumericalError(f"frequency integral not converged (center {center:.6g} rad/s, scale {scale:.6g} "
+                             f"rad/s, rtol {rtol:g}): error estimate {err:.3g}, |result| {np.linalg.norm(res):.3g}")
     return res, float(err)
 
 

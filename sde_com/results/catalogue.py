@@ -252,7 +252,7 @@ def entry(ds: xr.Dataset, name: str) -> OutputVariable:
     try:
         return table[name]
     except KeyError:
-        raise KeyError(f"output {what} {name!r} is not in sde_com.catalogue: add it there") from None
+        raise KeyError(f"output {what} {name!r} is not in sde_com.results.catalogue: add it there") from None
 
 
 def apply_catalogue(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
@@ -294,7 +294,7 @@ def _cell(text: str) -> str:
 def output_reference_markdown() -> str:
     """The output reference of the docs: one table per run kind and one of coordinates, from the catalogue."""
     lines = ["# Output variables", "",
-             "Generated from `sde_com.catalogue`. `...` in the dimensions stands for the swept parameters, in "
+             "Generated from `sde_com.results.catalogue`. `...` in the dimensions stands for the swept parameters, in "
              "the scenario's order; `time` is in seconds, with `time_scaled` = ω_ref·t beside it "
              f"(ω_ref = ω_m, global attribute `omega_ref` in {OMEGA_REF_UNITS}). Files follow {CONVENTIONS}. "
              "Units are UDUNITS strings; `1` is dimensionless.", ""]

@@ -34,7 +34,7 @@ from sde_com.results.catalogue import PAIR_LOGNEG_LONG_NAME, apply_catalogue, va
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
-# the data variables a sweep can produce (their units and meaning: sde_com.catalogue)
+# the data variables a sweep can produce (their units and meaning: sde_com.results.catalogue)
 VARIABLE_INFO: tuple[str, ...] = variables_of("sweep")
 SEAM_VARIABLES: tuple[str, ...] = variables_of("seam_sweep")  # those of the per-point path
 SCALAR_TYPES = ("number", "integer", "string", "boolean")  # key types whose lists are sweep dimensions

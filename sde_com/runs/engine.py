@@ -274,7 +274,10 @@ def _failure(scenario: Scenario, units: list, failures: dict, ckpt: Checkpoint) 
     every one is, else UnitFailed."""
     message = "; ".join(f"unit {i} ({scenario.kind.describe(scenario, units[i])}): {type(exc).__name__}: {exc}"
                         for i, exc in failures.items())
-    message += f". The other units are saved in {str(ckpt.folder)!r}"
+    if ckpt.done():
+        message += f". The other units are saved in {str(ckpt.folder)!r}: --resume reruns only the failed ones"
+    else:  # nothing finished: leave nothing behind that would block the corrected run
+        ckpt.remove()
     for cls in (NumericalError, UserError):
         if all(isinstance(exc, cls) for exc in failures.values()):
             return cls(message)

@@ -3,8 +3,8 @@
 ``resolve_spec`` completes a ``[plot]`` table (possibly empty) from an output's outline (dimension sizes and
 data variable → dimensions) and refuses, with ``PlotError`` saying why, a figure that cannot be drawn.
 ``sde_com.plot`` applies it to a Dataset before drawing; ``check_plot`` applies it before a run to the outline
-that the run will write (``outline``: read from ``sde_com.catalogue``), so that a bad figure fails before any
-work. Below ``sde_com.scenario`` and ``sde_com.plot``: imports neither.
+that the run will write (``outline``: read from ``sde_com.results.catalogue``), so that a bad figure fails before any
+work. Below ``sde_com.runs.scenario`` and ``sde_com.plot``: imports neither.
 
 Defaults (keys left out): without a kind, one swept parameter → lines over it; two → lines over the one with
 more values, one line per value of the other when it has at most 6 values (e.g. direction), else a map;

@@ -4,8 +4,8 @@ A scenario has a ``[model]`` table whose keys are sweep parameters (``sde_com.re
 each a scalar, a list, or a range ``{start, stop, num}`` (num ≥ 1 points, both ends included); keys left
 out take the paper's values. Optional: ``title``, ``description``, ``[simulate]``, one of ``[drive]``,
 ``[wigner]``, ``[detect]``, ``[output]`` (``variables``: which data variables to keep) and ``[plot]`` (how
-``sde-com plot`` draws it; see ``sde_com.plotspec``). Every key, its type, unit, default and range are declared
-once in ``sde_com.schema``, which the checks here read; what remains here are the checks across keys.
+``sde-com plot`` draws it; see ``sde_com.runs.plotspec``). Every key, its type, unit, default and range are declared
+once in ``sde_com.runs.schema``, which the checks here read; what remains here are the checks across keys.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None, *,
     """Validate [plot] against the run it will draw, so that a bad figure spec fails before any work.
 
     ``run``: what the run writes beside the sweep (``Scenario.run_outline``; None: a steady-state sweep, [model]
-    only). The defaults and checks are ``sde_com.plotspec``'s (one home), applied to the run's outline.
+    only). The defaults and checks are ``sde_com.runs.plotspec``'s (one home), applied to the run's outline.
     """
     _check_plot(plot, params, variables, run=run)
 

@@ -1,5 +1,5 @@
 """The scenario schema: every table and key of a scenario file, with its type, unit, default, allowed values
-and a one-line doc. Validation (``sde_com.scenario``, and the settings objects built from Python), the error
+and a one-line doc. Validation (``sde_com.runs.scenario``, and the settings objects built from Python), the error
 messages, the JSON Schema for editors (``json_schema``, shipped as ``scenario.schema.json``) and the docs'
 scenario reference (``scenario_reference_markdown``) all read it: a key, its range and its default are written
 here once. The [model] keys are the system's parameters (``SpinningResonator.parameters``: unit, name, range

@@ -26,7 +26,7 @@ from sde_com.results.sweep import sweep
 from sde_com.simulation.ensemble import SimulationUnit, estimate_point, point_model, point_parameters, system_grid
 from sde_com.simulation.settings import SimulationSettings, settings_to_dict
 
-# the time-domain data variables (their units and meaning: sde_com.catalogue)
+# the time-domain data variables (their units and meaning: sde_com.results.catalogue)
 SIM_VARIABLE_INFO: tuple[str, ...] = variables_of("simulate")
 
 _MATRICES = ("cov_sim", "cov_sim_err", "cov_ref", "zscore")  # (…, row, col) at every point (and time)
@@ -184,7 +184,7 @@ def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataA
 
 
 def trace_coordinates(s: SimulationSettings, system: LinearSystem | None = None) -> dict[str, xr.DataArray]:
-    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.catalogue); the
+    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.results.catalogue); the
     quadrature labels are the system's (the spinning resonator's unless given)."""
     quadratures = SpinningResonator.quadratures if system is None else system.quadratures
     return dict(trajectory=xr.DataArray(np.arange(s.traces, dtype=np.int32), dims="trajectory"),

@@ -3,7 +3,7 @@
 Input–output relation a_out = √(2κ) a − a_in, in quadratures X_out = √(2κ) δX − X_in (vacuum variance 1/2,
 so the output of a vacuum-driven empty cavity is white with spectral density 1/2: shot noise). Times in
 units of 1/ω_m, angular frequencies ω in units of ω_m. Spectra are two-sided and symmetrized:
-∫ S(ω) dω/2π is the variance, a convention shared with ``sde_com.spectra``.
+∫ S(ω) dω/2π is the variance, a convention shared with ``sde_com.physics.spectra``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     return 2.0 * np.pi * f, p.mean(axis=0), err
 
 
-# data variables of detection_dataset (units and meaning: sde_com.catalogue)
+# data variables of detection_dataset (units and meaning: sde_com.results.catalogue)
 DETECT_VARIABLES = variables_of("detect")
 DETECT_KEYS = tuple(DETECT.keys)
 # the [detect] defaults, from their one home (sde_com.simulation.keys)

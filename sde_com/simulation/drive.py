@@ -22,8 +22,10 @@ from sde_com.errors import NumericalError, UserError
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.model import operating_points
-from sde_com.physics.resonator.device import Device, mode_detunings
-from sde_com.physics.resonator.drift import QUADRATURES, diffusion_matrix, fill_drift_matrix
+from sde_com.physics.resonator.device import Device
+from sde_com.physics.resonator.drift import QUADRATURES, diffusion_matrix
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.system import MeanFieldDynamics
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
 from sde_com.simulation.ensemble import initial_covariance
@@ -84,39 +86,20 @@ class Drive:
         return np.interp(tau, self.times, self.values)
 
 
-@dataclass(frozen=True)
-class _Rates:
-    delta_u: float
-    delta_v: float
-    k: float
-    j: float
-    g: float
-    c: float
-    coupling: float  # √2 G₀ ε / ω_m², so that G_j/ω_m = coupling · x_j
-
-
-def _rates(device: Device, detuning: float, direction: str) -> _Rates:
-    wm = device.omega_m
-    du, dv = mode_detunings(detuning * wm, device.sagnac_shift, direction)
-    eps = device.epsilon
-    return _Rates(du / wm, dv / wm, device.kappa / wm, device.J / wm, device.gamma_m / wm,
-                  device.G0**2 * eps**2 / wm**4, math.sqrt(2.0) * device.G0 * eps / wm**2)
-
-
 def mean_field_trajectory(device: Device, detuning: float, direction: str, drive: Drive, t_end: float,
                           initial: np.ndarray | None = None):
-    """Integrate the mean-field equations (Eq. (3), noises dropped; module docstring) from τ = 0 to t_end.
+    """Integrate the mean-field equations (Eq. (3), noises dropped: the system's ``mean_field_dynamics``) with
+    the envelope s(τ) of ``drive`` from τ = 0 to t_end.
 
     ``initial``: (x_U, x_V, y, P) with complex x (default: empty cavity, mechanics at rest — a switch-on).
-    Returns scipy's dense solution of the real state (Re x_U, Im x_U, Re x_V, Im x_V, y, P).
+    Returns scipy's dense solution of the real state (Re x_U, Im x_U, Re x_V, Im x_V, y, P), and the
+    dynamics (its ``drift`` gives A/ω_m about a state).
     """
-    r = _rates(device, detuning, direction)
+    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
+    dynamics = SpinningResonator().mean_field_dynamics(params)
 
     def rhs(tau, z):
-        xu, xv, y, P = complex(z[0], z[1]), complex(z[2], z[3]), z[4], z[5]
-        dxu = -(1j * r.delta_u + r.k) * xu - 1j * r.j * xv + 1j * y * xu + float(drive.envelope(tau))
-        dxv = -(1j * r.delta_v + r.k) * xv - 1j * r.j * xu + 1j * y * xv
-        return [dxu.real, dxu.imag, dxv.real, dxv.imag, P, -y - r.g * P + r.c * (abs(xu) ** 2 + abs(xv) ** 2)]
+        return dynamics.rhs(tau, z, float(drive.envelope(tau)))
 
     z0 = np.zeros(6) if initial is None else np.array([initial[0].real, initial[0].imag, initial[1].real,
                                                        initial[1].imag, initial[2].real, initial[3].real])
@@ -125,8 +108,8 @@ def mean_field_trajectory(device: Device, detuning: float, direction: str, drive
     sol = scipy.integrate.solve_ivp(rhs, (0.0, t_end), z0, method="DOP853", rtol=1e-11, atol=1e-12,
                                     dense_output=True, max_step=max_step)
     if not sol.success:
-        raise NumericalError(f"mean-field integration failed: {sol.message}")
-    return sol.sol, r
+        raise NumericalError(f"mean-field integration failed at {params}: {sol.message}")
+    return sol.sol, dynamics
 
 
 def steady_initial_state(device: Device, detuning: float, direction: str, branch: int = 0) -> np.ndarray:
@@ -137,21 +120,13 @@ def steady_initial_state(device: Device, detuning: float, direction: str, branch
                     dtype=complex)
 
 
-def drift_at(state: np.ndarray, r: _Rates) -> np.ndarray:
-    """A/ω_m (Eq. (6)) linearized around the mean-field state (Re x_U, Im x_U, Re x_V, Im x_V, y, P)."""
-    A = np.empty((6, 6))
-    xu, xv, y = complex(state[0], state[1]), complex(state[2], state[3]), float(state[4])
-    fill_drift_matrix(A, r.k, r.delta_u - y, r.delta_v - y, r.j, r.coupling * xu, r.coupling * xv, 1.0, r.g)
-    return A
-
-
-def step_maps_varying(sol, r: _Rates, D_s: np.ndarray, dt: float, n_steps: int, scheme: Scheme):
+def step_maps_varying(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, dt: float, n_steps: int, scheme: Scheme):
     """Per-step (F_n, L_n) of the scheme with A(t) (Eq. (6) about the mean fields) frozen in each step at the
     scheme's ``drift_time``: Euler–Maruyama with A at the step's start, the exact map with A at the step's
     midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, 6, 6)."""
     Fs, Ls = np.empty((n_steps, 6, 6)), np.empty((n_steps, 6, 6))
     for n in range(n_steps):
-        Fs[n], Ls[n] = scheme.step(drift_at(sol((n + scheme.drift_time) * dt), r), D_s, dt)
+        Fs[n], Ls[n] = scheme.step(dynamics.drift(sol((n + scheme.drift_time) * dt)), D_s, dt)
     return np.ascontiguousarray(Fs), np.ascontiguousarray(Ls)
 
 
@@ -170,11 +145,11 @@ def discrete_moments_varying(Fs: np.ndarray, Ls: np.ndarray, V0: np.ndarray, ste
     return V_disc
 
 
-def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
+def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
     """V(t) from dV/dt = A(t)V + VA(t)ᵀ + D integrated deterministically (the reference for transients)."""
     def rhs(tau, v):
         V = v.reshape(6, 6)
-        A = drift_at(sol(tau), r)
+        A = dynamics.drift(sol(tau))
         return (A @ V + V @ A.T + D_s).ravel()
 
     out = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), V0.ravel(), method="DOP853", t_eval=times,
@@ -183,7 +158,7 @@ def moment_ode(sol, r: _Rates, D_s: np.ndarray, V0: np.ndarray, times: np.ndarra
     return 0.5 * (V + np.swapaxes(V, 1, 2))
 
 
-# data variables of a driven run (simulate_drive; units and meaning: sde_com.catalogue)
+# data variables of a driven run (simulate_drive; units and meaning: sde_com.results.catalogue)
 DRIVE_VARIABLES = variables_of("drive")
 DRIVE_KEYS = tuple(DRIVE.keys)  # the Drive fields, + file, + mean_field_start
 
@@ -213,13 +188,13 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
     if mean_field_start not in ("empty", "steady"):
         raise UserError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
     start = steady_initial_state(device, detuning, direction) if mean_field_start == "steady" else None
-    sol, r = mean_field_trajectory(device, detuning, direction, drive, s.n_steps * s.dt, start)
+    sol, dynamics = mean_field_trajectory(device, detuning, direction, drive, s.n_steps * s.dt, start)
     D_s = diffusion_matrix(device.kappa, device.gamma_m, device.n_thermal) / device.omega_m
     if s.initial == "steady":
         raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
                          "covariance")
     V0 = initial_covariance(s.initial, None, device.n_thermal)
-    Fs, Ls = step_maps_varying(sol, r, D_s, s.dt, s.n_steps, s.scheme)
+    Fs, Ls = step_maps_varying(sol, dynamics, D_s, s.dt, s.n_steps, s.scheme)
     s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
     steps = s.snapshot_steps
     C0 = np.ascontiguousarray(covariance_factor(V0))
@@ -231,7 +206,7 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
     err = outer.std(axis=0, ddof=1) / math.sqrt(n)
     V_disc = discrete_moments_varying(Fs, Ls, V0, steps)
     times = steps * s.dt
-    V_ode = moment_ode(sol, r, D_s, V0, times)
+    V_ode = moment_ode(sol, dynamics, D_s, V0, times)
     _, zmax = zscores(V_sim, err, V_disc)
     groups, weights = group_means(outer, N_JACKKNIFE_GROUPS)
     en = np.array([jackknife(groups[:, t], weights, logneg) for t in range(times.size)])

@@ -44,7 +44,11 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
     if not s.scheme.raw_noise or s.transient or s.trajectories < 2:  # the nonlinear kernel is EM on the same ξ
         raise UserError("the truncated-Wigner check runs Euler–Maruyama time averages: method = "
                         f"{scheme_names(lambda sc: sc.raw_noise)}, no save_times/save_every, trajectories >= 2")
-    op = operating_points(device, detuning, direction)[branch]
+    branches = operating_points(device, detuning, direction)
+    if not 0 <= branch < len(branches):
+        raise UserError(f"wigner.branch = {branch} does not exist: this operating point has {len(branches)} "
+                        f"mean-field branch(es), 0 .. {len(branches) - 1}")
+    op = branches[branch]
     model = prepare_point(op.drift, op.diffusion, device.omega_m, device.n_thermal, s)  # checks dt, stability
     wm = device.omega_m
     du, dv = mode_detunings(detuning * wm, device.sagnac_shift, direction)
@@ -76,7 +80,7 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
 
 
 WIGNER_KEYS = tuple(WIGNER.keys)
-# data variables of wigner_dataset (units and meaning: sde_com.catalogue)
+# data variables of wigner_dataset (units and meaning: sde_com.results.catalogue)
 WIGNER_VARIABLES = variables_of("wigner")
 
 

@@ -66,7 +66,7 @@ def sagnac_shift(Omega, refractive_index, radius, wavelength, dn_dlambda):
 
 
 # Allowed ranges, name → (operator, bound): the one home of these ranges (Device checks them; the scenario
-# schema, sde_com.schema, reads them for its [model] keys). Parameters not listed take any finite value.
+# schema, sde_com.runs.schema, reads them for its [model] keys). Parameters not listed take any finite value.
 PARAMETER_BOUNDS: dict[str, tuple[str, float]] = {
     **{name: (">", 0.0) for name in ("refractive_index", "mass", "radius", "wavelength", "quality_factor",
                                      "omega_m", "gamma_m")},
@@ -160,7 +160,7 @@ class Device:
 
 DEVICE_PARAMETERS: tuple[str, ...] = tuple(f.name for f in fields(Device))
 
-# (UDUNITS units, description) of every sweep parameter: the coordinates' attrs (via sde_com.catalogue) and
+# (UDUNITS units, description) of every sweep parameter: the coordinates' attrs (via sde_com.results.catalogue) and
 # error messages. Units None: a string label, without units.
 PARAMETER_INFO: dict[str, tuple[str | None, str]] = {
     "refractive_index": ("1", "refractive index n"),
