@@ -12,6 +12,7 @@ from sde_com.cli import EXIT_BAD_INPUT, EXIT_NUMERICAL, main
 from sde_com.errors import NumericalError, ScenarioError, UserError
 from sde_com.physics.resonator.device import Device
 from sde_com.runs.kinds import RUN_KINDS
+from sde_com.runs.scenario import parse_scenario
 
 DRIVEN = ('[model]\ndetuning = 0.75\n[simulate]\nmethod = "exact"\ndt = 0.5\nduration = 20.0\ntrajectories = 4\n'
           'initial = "thermal"\nsave_every = 5.0\n[drive]\nkind = "ramp"\nrise_time = 5.0\n')
@@ -119,3 +120,10 @@ def test_a_missing_wigner_branch_is_a_user_error_that_leaves_nothing_behind(tmp_
     err = capsys.readouterr().err
     assert "wigner.branch = 7 does not exist" in err and "1 mean-field branch" in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "w.nc.parts").exists()  # the corrected run is not blocked
+
+
+def test_a_driven_run_from_the_steady_state_is_refused_before_any_work():
+    text = ('[model]\ndetuning = 0.75\n[simulate]\nmethod = "exact"\ndt = 0.25\nduration = 40.0\n'
+            'trajectories = 64\nsave_every = 2.0\ninitial = "steady"\n[drive]\nkind = "ramp"\nrise_time = 20.0\n')
+    with pytest.raises(ScenarioError, match="initial = 'steady' has no meaning under a changing drive"):
+        parse_scenario(text)

@@ -267,7 +267,7 @@ def test_wigner_and_drive_run_with_the_schemas_defaults(monkeypatch):
     assert info.value.args[0][-1] == schema.default("wigner", "branch")
     _capture(monkeypatch, sde_com.simulation.drive, "simulate_drive")
     with pytest.raises(_Called) as info:
-        run_scenario(parse_scenario("[simulate]\nduration = 1.0\nsave_every = 0.5\n[drive]\n"))
+        run_scenario(parse_scenario("[simulate]\nduration = 1.0\nsave_every = 0.5\ninitial = \"thermal\"\n[drive]\n"))
     args, kwargs = info.value.args
     assert args[3] == Drive() and kwargs["mean_field_start"] == schema.default("drive", "mean_field_start")
 

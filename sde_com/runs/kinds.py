@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from sde_com.errors import NumericalError
+from sde_com.errors import NumericalError, UserError
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, require
@@ -261,8 +261,14 @@ class DriveKind(SinglePointKind):
     capability = "mean_field_dynamics"
 
     def check_simulation(self, simulation, dt_study):
+        from sde_com.simulation.drive import check_settings
+
         if simulation is None or not simulation.transient or dt_study:
             raise ScenarioError("[drive] needs a [simulate] transient (save_times or save_every) with a single dt")
+        try:
+            check_settings(simulation)
+        except UserError as exc:
+            raise ScenarioError(f"[simulate] {exc}") from exc
 
     def check(self, table, base):
         """``file``: a two-column text file of samples, relative to the scenario file, read into times/values."""

@@ -174,6 +174,16 @@ def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(data[:, 0].tolist()), tuple(data[:, 1].tolist())
 
 
+def check_settings(settings: SimulationSettings) -> None:
+    """What a driven run asks of its [simulate] settings, checked before any work: snapshots, and an initial
+    state that means something under a changing drive."""
+    if not settings.transient:
+        raise UserError("a driven run is a transient: give save_times or save_every")
+    if isinstance(settings.initial, str) and settings.initial == "steady":
+        raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
+                        "covariance")
+
+
 def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive, settings: SimulationSettings,
                    mean_field_start: str = "empty") -> xr.Dataset:
     """A transient under a time-dependent drive: mean fields, ensemble V(t) and E_N(t) with errors, against
@@ -183,16 +193,12 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
     branch of Eq. (7) at the full drive). ``settings`` must ask for snapshots (save_times or save_every).
     """
     s = settings
-    if not s.transient:
-        raise UserError("a driven run is a transient: give save_times or save_every")
+    check_settings(s)
     if mean_field_start not in ("empty", "steady"):
         raise UserError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
     start = steady_initial_state(device, detuning, direction) if mean_field_start == "steady" else None
     sol, dynamics = mean_field_trajectory(device, detuning, direction, drive, s.n_steps * s.dt, start)
     D_s = diffusion_matrix(device.kappa, device.gamma_m, device.n_thermal) / device.omega_m
-    if s.initial == "steady":
-        raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
-                         "covariance")
     V0 = initial_covariance(s.initial, None, device.n_thermal)
     Fs, Ls = step_maps_varying(sol, dynamics, D_s, s.dt, s.n_steps, s.scheme)
     s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
