@@ -2,30 +2,79 @@
 
 Reproduces and extends Jiao et al., Phys. Rev. Lett. 125, 143605 (2020). Rates are angular (rad/s);
 quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
+
+The public names below are imported on first use (PEP 562 ``__getattr__``): ``import sde_com`` and every
+``sde-com`` command pay only for what they use (scipy, xarray, the kernels, dask and matplotlib load later).
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from sde_com import kernel_cache
-
-_restore_numba_cache_dir = kernel_cache.use_for_sde_com()  # the kernels below cache outside the package
-
 from sde_com._version import __version__
-from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic, revival_factor
-from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
-from sde_com.physics.model import OperatingPoint, operating_points
-from sde_com.physics.resonator.device import Device, hz_to_rad_per_s
-from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
-from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
-from sde_com.physics.system import LinearSystem, get_system, register_system
-from sde_com.results.io import read_dataset, write_dataset
-from sde_com.results.sweep import sweep
-from sde_com.runs.engine import run_scenario_to_file
-from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
-from sde_com.simulation.detection import detection_dataset, homodyne_record, welch_spectrum
-from sde_com.simulation.drive import Drive, simulate_drive
-from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
-from sde_com.simulation.wigner import truncated_wigner_check
 
-_restore_numba_cache_dir()  # every kernel is defined: other code keeps its own Numba cache setting
+kernel_cache.install()  # before any kernel module is imported: sde_com's kernels cache outside the package
+
+if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstrings' API pages); see _API
+    from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic, revival_factor
+    from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
+    from sde_com.physics.model import OperatingPoint, operating_points
+    from sde_com.physics.resonator.device import Device, hz_to_rad_per_s
+    from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
+    from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
+    from sde_com.physics.system import LinearSystem, get_system, register_system
+    from sde_com.results.io import read_dataset, write_dataset
+    from sde_com.results.sweep import sweep
+    from sde_com.runs.engine import run_scenario_to_file
+    from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
+    from sde_com.simulation.detection import detection_dataset, homodyne_record, welch_spectrum
+    from sde_com.simulation.drive import Drive, simulate_drive
+    from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
+    from sde_com.simulation.wigner import truncated_wigner_check
+
+# public name -> the module that defines it, imported on first use (the same as the block above: a test
+# holds the two together)
+_API = {
+    "LinearSystem": "sde_com.physics.system",
+    "get_system": "sde_com.physics.system",
+    "register_system": "sde_com.physics.system",
+    "Device": "sde_com.physics.resonator.device",
+    "hz_to_rad_per_s": "sde_com.physics.resonator.device",
+    "Drive": "sde_com.simulation.drive",
+    "simulate_drive": "sde_com.simulation.drive",
+    "OperatingPoint": "sde_com.physics.model",
+    "operating_points": "sde_com.physics.model",
+    "SimulationSettings": "sde_com.simulation.simulate",
+    "simulate": "sde_com.simulation.simulate",
+    "simulate_point": "sde_com.simulation.simulate",
+    "simulate_time_steps": "sde_com.simulation.simulate",
+    "detection_dataset": "sde_com.simulation.detection",
+    "homodyne_record": "sde_com.simulation.detection",
+    "welch_spectrum": "sde_com.simulation.detection",
+    "diffusion_matrix": "sde_com.physics.resonator.drift",
+    "drift_matrix": "sde_com.physics.resonator.drift",
+    "filtered_logneg": "sde_com.physics.spectra",
+    "filtered_mode_covariance": "sde_com.physics.spectra",
+    "output_spectrum": "sde_com.physics.spectra",
+    "spectral_matrix": "sde_com.physics.spectra",
+    "is_physical": "sde_com.physics.gaussian",
+    "logneg": "sde_com.physics.gaussian",
+    "logneg_symplectic": "sde_com.physics.gaussian",
+    "revival_factor": "sde_com.physics.gaussian",
+    "lyapunov_covariance_reference": "sde_com.physics.linear",
+    "moment_covariance": "sde_com.physics.linear",
+    "routh_hurwitz_stable": "sde_com.physics.linear",
+    "load_scenario": "sde_com.runs.scenario",
+    "parse_scenario": "sde_com.runs.scenario",
+    "run_scenario": "sde_com.runs.scenario",
+    "run_scenario_to_file": "sde_com.runs.engine",
+    "read_dataset": "sde_com.results.io",
+    "write_dataset": "sde_com.results.io",
+    "sweep": "sde_com.results.sweep",
+    "truncated_wigner_check": "sde_com.simulation.wigner",
+}
+# subpackages reachable as attributes (``sde_com.physics.linear``) without an explicit import
+_SUBPACKAGES = ("kernels", "physics", "random", "results", "runs", "simulation")
 
 __all__ = [
     "LinearSystem",
@@ -67,3 +116,19 @@ __all__ = [
     "welch_spectrum",
     "write_dataset",
 ]
+
+
+def __getattr__(name: str):
+    """Import a public name (or a subpackage) on first use and keep it in the module."""
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))

@@ -104,21 +104,80 @@ def _plot(args) -> None:
     print(f"wrote {png}")
 
 
-def _bench(args) -> None:
-    from sde_com.benchmarks import benchmark_steady_chain
+BENCH_PARTS = ("chain", "sweep", "time-domain", "traces", "startup", "compile")
 
-    if args.points < 1 or args.baseline_points < 1 or args.repeat < 1:
-        raise UserError("--points, --baseline-points and --repeat must be >= 1")
-    r = benchmark_steady_chain(args.points, args.baseline_points, args.repeat)
-    print(f"steady-state chain: {r['chain_us_per_point']:.2f} us/point ({r['chain_points_per_s']:.3g} points/s, "
-          f"median of {r['repeat']}, {r['points']} points)")
-    print(f"scipy solve_continuous_lyapunov loop: {r['scipy_loop_us_per_point']:.1f} us/point "
-          f"({r['baseline_points']} points)")
-    print(f"speed-up: {r['speedup']:.1f}x")
+
+def _bench(args) -> None:
+    from sde_com.benchmarks.end_to_end import pinned
+
+    if args.points < 1 or args.baseline_points < 1 or args.repeat < 1 or args.e2e_repeat < 1:
+        raise UserError("--points, --baseline-points, --repeat and --e2e-repeat must be >= 1")
+    parts = args.only or BENCH_PARTS
+    print("BLAS pinned to 1 thread in every baseline; figures are medians")
+    chain = None
+    if {"chain", "sweep"} & set(parts):
+        chain = pinned("sde_com.benchmarks.kernels", "benchmark_steady_chain", points=args.points,
+                       baseline_points=args.baseline_points, repeat=args.repeat)
+        print(f"steady-state chain: {chain['chain_us_per_point']:.2f} us/point ({chain['chain_points_per_s']:.3g} "
+              f"points/s, median of {chain['repeat']}, {chain['points']} points)")
+        print(f"scipy solve_continuous_lyapunov loop: {chain['scipy_loop_us_per_point']:.1f} us/point "
+              f"({chain['baseline_points']} points)")
+        print(f"speed-up: {chain['speedup']:.1f}x")
+    for part in parts:
+        if part in _E2E:
+            _E2E[part](args, chain)
+
+
+def _bench_sweep(args, chain) -> None:
+    from sde_com.benchmarks.end_to_end import benchmark_sweep
+
+    r = benchmark_sweep(chain, args.e2e_repeat)
+    print(f"sweep end to end ({r['points']} points, sde-com run without startup): {r['us_per_point']:.2f} us/point = "
+          f"{r['over_chain']:.2f}x the chain, {r['scipy_over_e2e']:.1f}x faster than the scipy loop; peak memory "
+          f"{r['peak_mb']:.0f} MB, file {r['output_mb']:.0f} MB")
+
+
+def _bench_time_domain(args, chain) -> None:
+    from sde_com.benchmarks.end_to_end import benchmark_time_domain
+
+    for name, r in benchmark_time_domain(args.e2e_repeat).items():
+        print(f"{name.replace('_', '-')} ensemble end to end: {r['wall']:.2f} s, kernels alone {r['kernels']:.2f} s: "
+              f"checkpoints, merging, estimators and the file {r['overhead_fraction']:.1%} of the wall time; "
+              f"peak memory {r['peak_mb']:.0f} MB")
+
+
+def _bench_traces(args, chain) -> None:
+    from sde_com.benchmarks.end_to_end import benchmark_traces
+
+    for name, r in benchmark_traces(args.e2e_repeat).items():
+        print(f"noise traces end to end ({name.replace('_', ' ')}): {r['wall']:.2f} s = {r['over_netcdf4']:.2f}x "
+              f"netCDF4 writing the same arrays ({r['netcdf4']:.2f} s); peak memory {r['peak_mb']:.0f} MB, file "
+              f"{r['output_mb']:.0f} MB")
+
+
+def _bench_startup(args, chain) -> None:
+    from sde_com.benchmarks.startup import benchmark_startup
+
+    r = benchmark_startup()
+    print(f"startup: import numpy, numba, xarray {r['baseline_s']:.2f} s; import sde_com {r['import_s']:.2f} s "
+          f"({r['import_ratio']:.2f}x); sde-com --help {r['help_s']:.2f} s ({r['help_ratio']:.2f}x)")
+
+
+def _bench_compile(args, chain) -> None:
+    from sde_com.benchmarks.startup import benchmark_compile
+
+    r = benchmark_compile(args.compile_scenarios)
+    for name, c in r["scenarios"].items():
+        print(f"first run of {name} on an empty kernel cache: {c['cold_s']:.1f} s against {c['warm_s']:.1f} s "
+              f"warm (+{c['added_s']:.1f} s)")
+
+
+_E2E = {"sweep": _bench_sweep, "time-domain": _bench_time_domain, "traces": _bench_traces,
+        "startup": _bench_startup, "compile": _bench_compile}
 
 
 def _bench_sde(args) -> None:
-    from sde_com.benchmarks import benchmark_sde
+    from sde_com.benchmarks.kernels import benchmark_sde
 
     if args.trajectories < 1 or args.steps < 1 or args.repeat < 1:
         raise UserError("--trajectories, --steps and --repeat must be >= 1")
@@ -135,7 +194,7 @@ def _bench_sde(args) -> None:
 
 
 def _bench_dask(args) -> None:
-    from sde_com.benchmarks import benchmark_dask
+    from sde_com.benchmarks.kernels import benchmark_dask
 
     if args.workers < 1:
         raise UserError(f"--workers must be an integer >= 1, got {args.workers}")
@@ -195,10 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", help="PNG file (default: DATASET with .png)")
     plot.add_argument("--force", action="store_true", help="overwrite an existing PNG")
     plot.set_defaults(func=_plot)
-    bench = sub.add_parser("bench", help="benchmark the steady-state chain against a scipy loop")
-    bench.add_argument("--points", type=int, default=200_000)
-    bench.add_argument("--baseline-points", type=int, default=2_000)
-    bench.add_argument("--repeat", type=int, default=5)
+    bench = sub.add_parser("bench", help="benchmark the kernels and whole runs against baselines in the same run "
+                                         "(the steady-state chain against a scipy loop; sweeps, ensembles and "
+                                         "noise traces end to end; startup; compilation)")
+    bench.add_argument("--points", type=int, default=200_000, help="points of the chain benchmark")
+    bench.add_argument("--baseline-points", type=int, default=2_000, help="points of the scipy loop")
+    bench.add_argument("--repeat", type=int, default=5, help="repeats of the chain benchmark")
+    bench.add_argument("--e2e-repeat", type=int, default=3, help="fresh processes per end-to-end job")
+    bench.add_argument("--compile-scenarios", nargs="+", default=["scenarios/fig2a.toml"], metavar="SCENARIO",
+                       help="scenarios whose first run is timed on an empty kernel cache (default: the main job)")
+    bench.add_argument("--only", action="append", choices=BENCH_PARTS,
+                       help="run only this part (repeatable; default: all, a few minutes)")
     bench.set_defaults(func=_bench)
     bench_sde = sub.add_parser("bench-sde", help="benchmark the time-domain kernels against NumPy and each other")
     bench_sde.add_argument("--trajectories", type=int, default=2000)

@@ -20,18 +20,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-# First-run compile time, measured as cold minus warm wall time (medians) on the quiet 2-core development
-# machine: the main job (fig2a: 13.5 s cold, 1.7 s warm) compiles the steady-state kernels; a time-domain
-# job (sim_transient: 22.3 s cold, 2.1 s warm) compiles the ensemble kernels as well.
-COMPILE_SECONDS = {"steady": 12, "time-domain": 20}
+# First-run compile time, measured as cold minus warm wall time (medians, BLAS pinned to one thread;
+# sde_com.benchmarks.startup.benchmark_compile) on the 2-core development machine: the main job (fig2a: 5.6 s
+# cold, 1.2 s warm) compiles the steady-state kernels; a time-domain job (sim_*: ~11 s cold, ~1.4 s warm)
+# the ensemble kernels as well.
+COMPILE_SECONDS = {"steady": 5, "time-domain": 10}
 
 _active: Path | None = None  # the folder sde_com's kernels were defined with
 
 
 def cache_dir() -> Path:
     """The kernel cache folder: the one sde_com's kernels use (``configured_dir`` unless that was
-    unwritable)."""
-    return _active if _active is not None else configured_dir()
+    unwritable); created."""
+    return _resolve()
 
 
 def configured_dir() -> Path:
@@ -43,16 +44,12 @@ def configured_dir() -> Path:
     return Path(base).expanduser() / "sde_com" / "numba"
 
 
-def use_for_sde_com():
-    """Point Numba's cache at ``cache_dir()`` while sde_com defines its kernels; return the function that
-    puts the previous setting back (``sde_com/__init__.py`` calls it once every kernel module is imported).
-
-    Numba fixes a ``cache=True`` function's cache folder when the function is defined, so sde_com's kernels
-    keep this folder while other code in the process keeps its own setting. Dask workers import sde_com and
-    so resolve the same folder. An unwritable folder falls back to a per-user temporary one rather than
-    failing the import.
-    """
+def _resolve() -> Path:
+    """``configured_dir``, created; an unwritable folder falls back to a per-user temporary one rather than
+    failing the first kernel definition. Resolved once per process (``cache_dir`` reports it)."""
     global _active
+    if _active is not None:
+        return _active
     path = configured_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -61,15 +58,44 @@ def use_for_sde_com():
         path = Path(tempfile.gettempdir()) / f"sde_com-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
         path.mkdir(parents=True, exist_ok=True)
     _active = path
-    from numba.core import config
+    return path
 
-    previous = config.CACHE_DIR
-    config.CACHE_DIR = str(path)
 
-    def restore() -> None:
-        config.CACHE_DIR = previous
+def install() -> None:
+    """Make Numba cache every ``cache=True`` function defined in sde_com's source files in ``cache_dir()``
+    (``sde_com/__init__.py`` calls it, so it runs before any kernel module is imported).
 
-    return restore
+    Numba fixes a function's cache folder when the function is defined, asking its cache locators in turn;
+    ours goes first and answers only for sde_com's files, so sde_com's modules can be imported lazily, in
+    any order, while other code in the process keeps its own ``NUMBA_CACHE_DIR`` setting (Numba's
+    ``config.CACHE_DIR`` is never changed). Dask workers import sde_com and so resolve the same folder.
+    Idempotent.
+    """
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in numba 0.61
+    base = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+    if any(getattr(cls, "_sde_com", False) for cls in impl._locator_classes):
+        return
+    package = os.path.realpath(Path(__file__).parent) + os.sep
+
+    class _SdeComLocator(base):
+        """A ``NUMBA_CACHE_DIR``-style locator rooted at ``cache_dir()``, for sde_com's files only."""
+
+        _sde_com = True
+
+        def __init__(self, py_func, py_file):  # as the base class, with our folder for config.CACHE_DIR
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(str(_resolve()), self.get_suitable_cache_subpath(py_file))
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not os.path.realpath(py_file).startswith(package):
+                return None  # not ours: Numba's own locators decide
+            return super(base, cls).from_function(py_func, py_file)  # skip the config.CACHE_DIR check
+
+    impl._locator_classes = [_SdeComLocator, *impl._locator_classes]
 
 
 def _subfolders() -> list[Path]:

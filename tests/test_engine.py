@@ -8,12 +8,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import assert_identical_output, run_cli, write_scenario
 
 from sde_com.cli import main
 from sde_com.results.io import read_dataset
-from sde_com.runs.engine import execute
+from sde_com.runs.engine import execute, saved_units
 from sde_com.runs.scenario import parse_scenario
 
 SIM = """
@@ -65,14 +66,16 @@ def test_steady_sweep_on_dask_is_identical(tmp_path):
 
 
 def _cli(*args, **kw):
+    """The CLI in a subprocess that saves its checkpoint after every unit (the default waits 30 s)."""
+    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
     return subprocess.Popen([sys.executable, "-m", "sde_com.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
 def _wait_for_units(parts: Path, n: int, proc, timeout=120.0):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if parts.exists() and len(list(parts.glob("unit-*.npz"))) >= n:
+        if parts.exists() and saved_units(parts) >= n:
             return
         if proc.poll() is not None:
             raise AssertionError(f"run ended before {n} units: {proc.stderr.read()}")
@@ -89,7 +92,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
     _wait_for_units(tmp_path / "out.nc.parts", 3, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = len(list((tmp_path / "out.nc.parts").glob("unit-*.npz")))
+    saved = saved_units(tmp_path / "out.nc.parts")
     assert not out.exists() and 3 <= saved < 24
     assert main(["run", str(f), "-o", str(out), "--quiet", "--resume"]) == 0
     assert_identical_output(read_dataset(ref), read_dataset(out))
@@ -208,7 +211,7 @@ def test_a_unit_that_raises_is_reported_and_the_others_are_kept(tmp_path, capsys
     err = capsys.readouterr().err
     assert "boom" in err and "'detuning': 0.8" in err and "trajectories 7..13" in err
     assert not out.exists()
-    assert len(list((tmp_path / "out.nc.parts").glob("unit-*.npz"))) == 11  # 12 units, one failed
+    assert saved_units(tmp_path / "out.nc.parts") == 11  # 12 units, one failed
     monkeypatch.setattr(kinds, "run_unit", real)
     assert run_cli(tmp_path, SIM, out, "--resume") == 0  # only the failed unit runs again
     ref = tmp_path / "ref.nc"
@@ -229,3 +232,107 @@ def test_missing_dask_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     assert run_cli(tmp_path, SIM, tmp_path / "out.nc", "--workers", "2") == 2
     assert "pip install '.[dask]'" in capsys.readouterr().err
+
+
+# a bistable stretch: 3 branches above detuning ≈ 2.3 at power 0.3 W, 1 below, so blocks of 7 points have
+# 1 or 3 branches and the file's (unlimited) branch axis grows while the blocks stream in
+RAGGED = """
+[model]
+detuning = { start = -1.0, stop = 3.0, num = 41 }
+power = [0.2, 0.3]
+direction = ["ccw", "cw"]
+[output]
+variables = ["logneg", "photons", "stable", "n_branches", "cov", "sagnac_shift", "logneg_max", "revival"]
+"""
+
+
+def test_streamed_sweep_equals_the_in_memory_sweep(tmp_path, monkeypatch):
+    import sde_com.runs.kinds as kinds
+    from sde_com import sweep
+
+    monkeypatch.setattr(kinds, "SWEEP_POINTS_PER_UNIT", 7)
+    sc = parse_scenario(RAGGED)
+    execute(sc, tmp_path / "a.nc", quiet=True)
+    a = read_dataset(tmp_path / "a.nc")
+    ref = sweep(detuning=np.linspace(-1.0, 3.0, 41), power=[0.2, 0.3], direction=["ccw", "cw"])
+    assert a.sizes["branch"] == 3 and int(a.n_branches.min()) == 1  # ragged: the padding is exercised
+    for name in a.data_vars:
+        assert np.array_equal(a[name].values, ref[name].values, equal_nan=a[name].dtype.kind == "f"), name
+    assert a.stable.dtype == bool and not a.stable.values[a.n_branches.values == 1][:, 1:].any()
+
+
+class _Killed(BaseException):
+    """Stands for a SIGKILL inside the run: no handler runs, nothing is saved on the way out."""
+
+
+def test_a_sweep_killed_mid_run_resumes_to_the_same_file(tmp_path, monkeypatch):
+    import sde_com.runs.kinds as kinds
+
+    monkeypatch.setattr(kinds, "SWEEP_POINTS_PER_UNIT", 20)
+    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")  # saved after every unit
+    sc = parse_scenario(RAGGED)
+    execute(sc, tmp_path / "ref.nc", quiet=True)
+    real, calls = kinds.sweep_block, []
+
+    def dies_at_the_fourth(*args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise _Killed
+        return real(*args, **kw)
+
+    monkeypatch.setattr(kinds, "sweep_block", dies_at_the_fourth)
+    with pytest.raises(_Killed):
+        execute(sc, tmp_path / "out.nc", quiet=True)
+    assert saved_units(tmp_path / "out.nc.parts") == 3 and not (tmp_path / "out.nc").exists()
+    monkeypatch.setattr(kinds, "sweep_block", real)
+    execute(sc, tmp_path / "out.nc", quiet=True, resume=True)
+    assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(tmp_path / "out.nc"))
+    assert not (tmp_path / "out.nc.parts").exists()
+
+
+def test_a_short_run_saves_no_checkpoint(tmp_path, monkeypatch):
+    from sde_com.runs import engine
+
+    saves = []
+    monkeypatch.setattr(engine.Checkpoint, "save", lambda self, merger: saves.append(1))
+    execute(parse_scenario(RAGGED), tmp_path / "a.nc", quiet=True)
+    execute(parse_scenario(SIM), tmp_path / "b.nc", quiet=True)
+    assert saves == []  # the default interval is 30 s: checkpoints cost nothing in a short in-process run
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan"])
+def test_bad_checkpoint_interval_is_a_user_error(tmp_path, monkeypatch, capsys, value):
+    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", value)
+    assert run_cli(tmp_path, RAGGED, tmp_path / "out.nc") == 2
+    err = capsys.readouterr().err
+    assert "SDE_COM_CHECKPOINT_SECONDS" in err and repr(value) in err
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_the_plan_says_when_a_local_cluster_cannot_pay():
+    from sde_com.runs.engine import cluster_note
+
+    assert "1 unit of work" in cluster_note(1, 2)
+    cores = os.cpu_count()
+    assert f"{cores} cores" in cluster_note(10, cores) and "start-up" in cluster_note(10, cores)
+    assert cluster_note(10, cores + 1) is None
+
+
+@pytest.mark.parametrize("text", [
+    "[model]\ndetuning = 0.75\n",
+    "[model]\nOmega = [0.0, 8e3]\n",
+    "[model]\ndetuning = [0.5, 1.0, 1.5]\ndirection = [\"cw\", \"ccw\"]\nJ = [0.0, 4e7]\n",
+    "[model]\ndetuning = [0.5, 1.0]\n[output]\nvariables = [\"cov\", \"revival\"]\n",
+    "[model]\npower = [0.2, 0.3]\ndetuning = [2.5, 2.9]\n[output]\nvariables = [\"stable\", \"logneg_max\"]\n",
+])
+def test_the_streamed_file_equals_the_run_in_memory(tmp_path, text):
+    from sde_com.runs.scenario import run_scenario
+
+    sc = parse_scenario(text)
+    execute(sc, tmp_path / "a.nc", quiet=True)
+    streamed, memory = read_dataset(tmp_path / "a.nc"), run_scenario(sc)
+    assert set(streamed.variables) == set(memory.variables)
+    for name in memory.variables:
+        a, b = streamed[name].values, memory[name].values
+        assert streamed[name].dims == memory[name].dims, name
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name

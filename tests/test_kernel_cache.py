@@ -31,7 +31,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_kernels_cache_outside_the_package_and_numba_keeps_its_setting():
     cache = kernel_cache.cache_dir().resolve()
     assert PACKAGE not in cache.parents and cache != PACKAGE
-    from sde_com.kernels.ensemble import _run_blocks6 as run_ensemble  # the compiled 6-D kernel
+    from sde_com.kernels.ensemble import _blocks6 as run_ensemble  # the compiled 6-D kernel
     from sde_com.physics.resonator.chain import steady_chain
 
     for kernel in (steady_chain, run_ensemble):  # where Numba writes and looks for them
@@ -41,6 +41,22 @@ def test_kernels_cache_outside_the_package_and_numba_keeps_its_setting():
              "assert numba.config.CACHE_DIR == before, (before, numba.config.CACHE_DIR)")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     subprocess.run([sys.executable, "-c", check], env=env, check=True, timeout=120)
+
+
+def test_only_sde_com_functions_use_its_cache(tmp_path):
+    """Another project's cache=True function, defined after `import sde_com`, caches where Numba would put it
+    without sde_com (here: beside its source), and sde_com's kernels use sde_com's folder whatever the order
+    of the imports."""
+    (tmp_path / "other.py").write_text("from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    check = ("import sde_com, other, numba; from pathlib import Path; from sde_com import kernel_cache; "
+             "from sde_com.physics.gaussian import logneg_from_blocks as k; "
+             "theirs = Path(other.f._cache._cache_path).resolve(); ours = kernel_cache.cache_dir().resolve(); "
+             "assert ours not in theirs.parents, (theirs, ours); "
+             "assert Path(k._cache._cache_path).resolve().parent == ours; "
+             "assert numba.config.CACHE_DIR == ''")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(SDE_COM_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path, check=True, timeout=120)
 
 
 SCENARIO = """title = "tiny"
@@ -65,13 +81,13 @@ def test_first_run_says_it_compiles_and_caches_outside_the_package(tmp_path):
 
 
 def test_cache_command_clears_only_sde_com_kernels(monkeypatch, tmp_path, capsys):
-    from sde_com.kernels.ensemble import _run_blocks6
+    from sde_com.kernels.ensemble import _blocks6
     from sde_com.physics.resonator.chain import steady_chain
 
     cache = tmp_path / "cache"
     monkeypatch.setattr(kernel_cache, "_active", cache)
     # the folders Numba really uses for two kernels of this installation, and one of the old flat layout
-    ours = [cache / Path(k._cache._cache_path).name for k in (steady_chain, _run_blocks6)]
+    ours = [cache / Path(k._cache._cache_path).name for k in (steady_chain, _blocks6)]
     ours.append(cache / "sde_com_0123abcd")
     for folder in ours:
         folder.mkdir(parents=True)
@@ -95,7 +111,7 @@ def test_version(capsys):
 
 def _worker_cache_dir() -> str:
     from sde_com import kernel_cache
-    from sde_com.kernels.ensemble import _run_blocks6 as run_ensemble  # the compiled 6-D kernel
+    from sde_com.kernels.ensemble import _blocks6 as run_ensemble  # the compiled 6-D kernel
 
     return str(Path(run_ensemble._cache._cache_path).parent), str(kernel_cache.cache_dir())
 

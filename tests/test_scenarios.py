@@ -293,6 +293,14 @@ def test_list_order_does_not_change_values():
                             .sel(detuning=[0.0, 1.0], direction=["ccw", "cw"]))
 
 
+def test_a_sweep_writes_cov_only_when_asked_unless_nothing_is_swept():
+    # V at every point would be most of a big sweep's file and run time: on request (catalogue.ON_REQUEST)
+    swept = run_text("[model]\ndetuning = [0.0, 1.0]\n")
+    assert "cov" not in swept and "row" not in swept.coords and "logneg_max" in swept
+    single = run_text("[model]\ndetuning = 0.75\n")
+    assert single["cov"].shape == (1, 6, 6)
+
+
 @pytest.mark.parametrize("variables", [
     ["logneg"],
     ["logneg", "stable"],
@@ -302,8 +310,10 @@ def test_list_order_does_not_change_values():
     ["sagnac_shift"],
 ])
 def test_output_variables_keeps_only_those(variables):
+    from sde_com.results.catalogue import variables_of
+
     text = "[model]\ndetuning = [0.0, 1.0]\nOmega = [0.0, 8e3]\n"
-    full = run_text(text)
+    full = run_text(text + f"[output]\nvariables = {json.dumps(list(variables_of('sweep')))}\n")
     ds = run_text(text + f"[output]\nvariables = {json.dumps(variables)}\n")
     assert set(ds.data_vars) == set(variables)
     assert ("row" in ds.coords) == ("cov" in variables)

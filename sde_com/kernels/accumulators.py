@@ -8,8 +8,16 @@ independent of the lane, the block and the thread.
 
 ``record = (snapshot_steps, snapshots, traces, noises)`` and ``sums = (sum_u, sum_uu)`` are the stepper's
 outputs, written in place (shapes in ``sde_com.kernels.ensemble``).
+
+Statistics blocks (``block_outer_moments``, ``block_moments``): per block of S consecutive trajectories, the
+sums of x and of x² (elementwise) of a per-trajectory quantity x, in an order fixed by the trajectory index
+within the block only, so a block's sums are the same bits whichever unit of work computed them.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
 from numba import njit
 
 FLUSH = 1024  # partial sums are added to the totals every FLUSH states (limits rounding growth)
@@ -77,22 +85,127 @@ def symmetrize(sum_uu, i0, n_valid):
                     sum_uu[i0 + j, b, c, r] = sum_uu[i0 + j, b, r, c]
 
 
-@njit(cache=True)
-def accumulate_outer_products(snapshots, first, n_total, n_groups, total, total_sq, group_sum, group_count):
-    """Add the snapshots u(t) of trajectories first, first + 1, … to running sums of u uᵀ, of (u uᵀ)²
-    (elementwise) and of u uᵀ per trajectory group (group of trajectory i: i·n_groups // n_total).
+_TILE = 16  # lanes of the statistics accumulator: trajectories kS + 16 m + j go to lane j
 
-    Trajectory by trajectory in index order, so feeding blocks in order gives the same bits for any
-    block size; memory is that of the sums, not of the ensemble. Any dimension d = snapshots.shape[2].
+
+def block_outer_moments(snapshots, block_size):
+    """Per statistics block of ``block_size`` consecutive trajectories (local index i: block i // block_size,
+    the first block starting at i = 0): sums over its trajectories of x = u(t) u(t)ᵀ and of x² (elementwise)
+    at every snapshot t (the ensemble moments of V(t) = E[u uᵀ], docs/physics.md "The stochastic picture").
+
+    snapshots (n_traj, n_t, d) → (sum (k, n_t, q), sum_sq (k, n_t, q)), k = ceil(n_traj / block_size), packed:
+    only the upper triangle of x (it is symmetric), q = d (d + 1) / 2 entries (r, c ≥ r) row-major. Order:
+    trajectory kS + 16 m + j is added to lane j's accumulator (tiles m in order; missing trajectories of a
+    partial tile add +0), and the 16 lanes are summed in lane order at the end of the block; a block of at
+    most 16 has a lane per trajectory, whose sums in lane order are the sums in trajectory order. An order
+    fixed by the index within the block: the sums are independent of the unit, the thread and the number of
+    blocks. Blocks run in threads (``_in_threads``).
     """
-    n_t, d = snapshots.shape[1], snapshots.shape[2]
-    for i in range(snapshots.shape[0]):
-        g = ((first + i) * n_groups) // n_total
-        group_count[g] += 1
+    n, n_t, d = snapshots.shape
+    k = (n + block_size - 1) // block_size
+    out = np.zeros((k, n_t, d * (d + 1) // 2))
+    out_sq = np.zeros_like(out)
+    if block_size <= _TILE:
+        _in_threads(_outer_moments_small, k, snapshots, np.int64(block_size), out, out_sq)
+    else:
+        _in_threads(_outer_moments, k, snapshots, np.int64(block_size), np.int64(_TILE), out, out_sq)
+    return out, out_sq
+
+
+def block_moments(x, block_size):
+    """Per statistics block of ``block_size`` consecutive rows of x (n, m) (block i // block_size): the sums of
+    x and of x² (elementwise) over its rows, added in row order → (sum (k, m), sum_sq (k, m)),
+    k = ceil(n / block_size). Blocks run in threads; each block's order depends only on its rows."""
+    n, m = x.shape
+    k = (n + block_size - 1) // block_size
+    out = np.zeros((k, m))
+    out_sq = np.zeros((k, m))
+    _in_threads(_moments, k, x, np.int64(block_size), out, out_sq)
+    return out, out_sq
+
+
+def _in_threads(kernel, n_blocks, *args):
+    """``kernel(*args, first_block, stop_block)`` over all blocks on ``numba.get_num_threads()`` threads (the
+    kernels release the GIL; threads rather than ``parallel=True``, whose compile costs seconds). A block's
+    outputs are its own rows, so the split cannot change a bit of them."""
+    threads = min(numba.get_num_threads(), n_blocks)
+    if threads <= 1:
+        kernel(*args, np.int64(0), np.int64(n_blocks))
+        return
+    edges = np.linspace(0, n_blocks, 4 * threads + 1).astype(np.int64)
+    ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda r: kernel(*args, r[0], r[1]), ranges))  # re-raises
+
+
+@njit(cache=True, nogil=True)
+def _outer_moments(snapshots, block_size, lanes, out, out_sq, first_block, stop_block):
+    """``block_outer_moments`` of blocks [first_block, stop_block) with ``lanes`` (= _TILE) lanes, a run-time
+    value: a compile-time 16 is fully unrolled before LLVM's loop vectorizer sees the lane loops, which then
+    stay scalar (measured 2.4× slower)."""
+    n, n_t, d = snapshots.shape
+    n_q = d * (d + 1) // 2
+    U = np.zeros((d, lanes))
+    acc = np.empty((n_q, lanes))
+    acc_sq = np.empty((n_q, lanes))
+    for b in range(first_block, stop_block):
+        i_lo = b * block_size
+        i_hi = min(n, i_lo + block_size)
         for t in range(n_t):
-            for a in range(d):
-                for b in range(d):
-                    x = snapshots[i, t, a] * snapshots[i, t, b]
-                    total[t, a, b] += x
-                    total_sq[t, a, b] += x * x
-                    group_sum[g, t, a, b] += x
+            acc[:] = 0.0
+            acc_sq[:] = 0.0
+            for i0 in range(i_lo, i_hi, lanes):
+                n_valid = min(lanes, i_hi - i0)
+                for j in range(lanes):
+                    for r in range(d):
+                        U[r, j] = snapshots[i0 + j, t, r] if j < n_valid else 0.0
+                q = 0
+                for r in range(d):
+                    for c in range(r, d):
+                        for j in range(lanes):
+                            x = U[r, j] * U[c, j]
+                            acc[q, j] += x
+                            acc_sq[q, j] += x * x
+                        q += 1
+            for q in range(n_q):
+                s = 0.0
+                s_sq = 0.0
+                for j in range(lanes):
+                    s += acc[q, j]
+                    s_sq += acc_sq[q, j]
+                out[b, t, q] = s
+                out_sq[b, t, q] = s_sq
+
+
+@njit(cache=True, nogil=True)
+def _outer_moments_small(snapshots, block_size, out, out_sq, first_block, stop_block):
+    """``block_outer_moments`` of blocks [first_block, stop_block) of at most _TILE trajectories, each in its
+    own lane: the lanes' sums in lane order are the trajectories summed in order, added here directly (the
+    tile loop's zeroing and reduction cost more than the products when there are a few lanes)."""
+    n, n_t, d = snapshots.shape
+    for b in range(first_block, stop_block):
+        for t in range(n_t):
+            q = 0
+            for r in range(d):
+                for c in range(r, d):
+                    s = 0.0
+                    s_sq = 0.0
+                    for i in range(b * block_size, min(n, (b + 1) * block_size)):
+                        x = snapshots[i, t, r] * snapshots[i, t, c]
+                        s += x
+                        s_sq += x * x
+                    out[b, t, q] = s
+                    out_sq[b, t, q] = s_sq
+                    q += 1
+
+
+@njit(cache=True, nogil=True)
+def _moments(x, block_size, out, out_sq, first_block, stop_block):
+    """``block_moments`` of blocks [first_block, stop_block)."""
+    n, m = x.shape
+    for b in range(first_block, stop_block):
+        for i in range(b * block_size, min(n, (b + 1) * block_size)):
+            for e in range(m):
+                v = x[i, e]
+                out[b, e] += v
+                out_sq[b, e] += v * v

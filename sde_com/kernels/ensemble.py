@@ -42,6 +42,9 @@ Inside, a block's job is the tuple (seed, first_trajectory, n_steps, burn_in_ste
 trace_every); its outputs are ``record`` and ``sums`` of ``sde_com.kernels.accumulators``.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -51,6 +54,10 @@ from sde_com.random.philox import STEP_STREAM, split64, xoshiro_next, xoshiro_se
 
 _LANES = 16  # trajectories per vectorized block
 _STEP_TAG = np.uint64(STEP_STREAM)
+# int64 constants for calls: a literal int argument (0, or the global STEP_STREAM) makes Numba compile the
+# callee twice, once for Literal[int](0) and once for int64 (the same code; compile time only)
+_ZERO = np.int64(0)
+_STEP_STREAM = np.int64(STEP_STREAM)
 
 
 @njit(cache=True)
@@ -78,7 +85,7 @@ def _start_lanes(initial, i0, seed, first_trajectory):
     S2 = np.empty(_LANES, dtype=np.uint64)
     S3 = np.empty(_LANES, dtype=np.uint64)
     for j in range(_LANES):
-        S0[j], S1[j], S2[j], S3[j] = xoshiro_seed(seed, first_trajectory + i0 + j, STEP_STREAM)
+        S0[j], S1[j], S2[j], S3[j] = xoshiro_seed(seed, first_trajectory + i0 + j, _STEP_STREAM)
         if j < n_valid:
             for r in range(d):
                 U[r, j] = initial[i0 + j, r]
@@ -249,7 +256,7 @@ def _block6(F, L, initial, i0, job, record, sums):
     REJ = np.zeros(_LANES, dtype=np.int64)
     snapshot_steps = record[0]
     n_snap = snapshot_steps.shape[0]
-    js = record_state(0, U, W, i0, n_valid, n_traced, 0, trace_every, record)
+    js = record_state(_ZERO, U, W, i0, n_valid, n_traced, _ZERO, trace_every, record)
     count = 0
     for n in range(1, n_steps + 1):
         _draw6(S, RAW)  # words of normals m = 6 (n - 1) .. 6 (n - 1) + 5
@@ -344,7 +351,7 @@ def _block(F, L, initial, i0, job, record, sums):
     V = np.zeros((d, _LANES))
     snapshot_steps = record[0]
     n_snap = snapshot_steps.shape[0]
-    js = record_state(0, U, W, i0, n_valid, n_traced, 0, trace_every, record)
+    js = record_state(_ZERO, U, W, i0, n_valid, n_traced, _ZERO, trace_every, record)
     count = 0
     for n in range(1, n_steps + 1):
         _draw(S, RAW)  # words of normals m = d (n - 1) .. d (n - 1) + d - 1
@@ -365,18 +372,46 @@ def _block(F, L, initial, i0, job, record, sums):
     symmetrize(sums[1], i0, n_valid)
 
 
-@njit(cache=True, parallel=True)
-def _run_blocks6(F, L, initial, job, record, sums):
-    """All blocks of _LANES trajectories at d = 6 in parallel (prange over blocks); outputs written in place."""
-    for blk in prange((initial.shape[0] + _LANES - 1) // _LANES):
+@njit(cache=True, nogil=True)
+def _blocks6(F, L, initial, job, record, sums, first_block, stop_block):
+    """Blocks first_block .. stop_block - 1 of _LANES trajectories at d = 6; outputs written in place."""
+    for blk in range(first_block, stop_block):
         _block6(F, L, initial, blk * _LANES, job, record, sums)
 
 
-@njit(cache=True, parallel=True)
-def _run_blocks(F, L, initial, job, record, sums):
-    """All blocks of _LANES trajectories at any d in parallel (prange over blocks); outputs written in place."""
-    for blk in prange((initial.shape[0] + _LANES - 1) // _LANES):
+@njit(cache=True, nogil=True)
+def _blocks(F, L, initial, job, record, sums, first_block, stop_block):
+    """Blocks first_block .. stop_block - 1 of _LANES trajectories at any d; outputs written in place."""
+    for blk in range(first_block, stop_block):
         _block(F, L, initial, blk * _LANES, job, record, sums)
+
+
+def _in_threads(kernel, F, L, initial, job, record, sums):
+    """All blocks through ``kernel`` (``_blocks6`` or ``_blocks``) on ``numba.get_num_threads()`` threads.
+
+    Threads rather than ``parallel=True`` (prange over blocks): numba's parfors pipeline added ~2 s to the
+    first run's compile for the same run speed; the kernels release the GIL. A block's outputs are its own
+    rows, so the split into ranges of blocks (a few per thread, to balance) cannot change a bit of them.
+    """
+    n_blocks = (initial.shape[0] + _LANES - 1) // _LANES
+    threads = min(numba.get_num_threads(), n_blocks)
+    if threads <= 1:
+        kernel(F, L, initial, job, record, sums, _ZERO, np.int64(n_blocks))
+        return
+    edges = np.linspace(0, n_blocks, 4 * threads + 1).astype(np.int64)  # int64: one specialization
+    ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda r: kernel(F, L, initial, job, record, sums, r[0], r[1]), ranges))  # re-raises
+
+
+def _run_blocks6(F, L, initial, job, record, sums):
+    """All blocks of _LANES trajectories at d = 6, in threads; outputs written in place."""
+    _in_threads(_blocks6, F, L, initial, job, record, sums)
+
+
+def _run_blocks(F, L, initial, job, record, sums):
+    """All blocks of _LANES trajectories at any d, in threads; outputs written in place."""
+    _in_threads(_blocks, F, L, initial, job, record, sums)
 
 
 def _run(F, L, initial, job, record, sums):
@@ -432,12 +467,13 @@ def run_ensemble_varying(Fs, Ls, initial, seed, first_trajectory, snapshot_steps
     out = np.zeros((n_traj, n_snap, d))
     for i in prange(n_traj):
         xi = np.empty(d * n_steps)
-        fill_normals(seed, first_trajectory + i, 0, STEP_STREAM, xi)
+        fill_normals(seed, first_trajectory + i, _ZERO, _STEP_STREAM, xi)
         u = initial[i].copy()
         v = np.empty(d)
         j = 0
         while j < n_snap and snapshot_steps[j] == 0:
-            out[i, j] = u
+            for r in range(d):  # element-wise: an array assignment compiles numba's shape-error path (~2 s)
+                out[i, j, r] = u[r]
             j += 1
         for n in range(n_steps):
             for r in range(d):
@@ -451,6 +487,7 @@ def run_ensemble_varying(Fs, Ls, initial, seed, first_trajectory, snapshot_steps
             for r in range(d):
                 u[r] = v[r]
             while j < n_snap and snapshot_steps[j] == n + 1:
-                out[i, j] = u
+                for r in range(d):
+                    out[i, j, r] = u[r]
                 j += 1
     return out

@@ -33,11 +33,6 @@ def reduced_covariance(V: np.ndarray, mode_a: str = "U", mode_b: str = "mech") -
 
 
 @njit(cache=True)
-def _det2(a, b, c, d):
-    return a * d - b * c
-
-
-@njit(cache=True)
 def _det4(v):
     """Determinant of a 4×4 matrix by Laplace expansion in 2×2 minors (no LAPACK call, no allocation)."""
     s0 = v[0, 0] * v[1, 1] - v[1, 0] * v[0, 1]
@@ -62,12 +57,12 @@ def logneg_from_blocks(v):
     Σ = det𝒜 + detℬ − 2 det𝒞 and ν⁻ = 2^(−1/2)[Σ − (Σ² − 4 det V′)^(1/2)]^(1/2), natural log.
     NaN for a non-finite covariance.
     """
-    det_a = _det2(v[0, 0], v[0, 1], v[1, 0], v[1, 1])
-    det_b = _det2(v[2, 2], v[2, 3], v[3, 2], v[3, 3])
-    det_c = _det2(v[0, 2], v[0, 3], v[1, 2], v[1, 3])
+    det_a = v[0, 0] * v[1, 1] - v[0, 1] * v[1, 0]  # the 2×2 determinants
+    det_b = v[2, 2] * v[3, 3] - v[2, 3] * v[3, 2]
+    det_c = v[0, 2] * v[1, 3] - v[0, 3] * v[1, 2]
     sigma = det_a + det_b - 2.0 * det_c
     det_v = _det4(v)
-    if not (np.isfinite(sigma) and np.isfinite(det_v)):
+    if not (math.isfinite(sigma) and math.isfinite(det_v)):  # math, not np: no ufunc to type
         return np.nan  # no state (overflow, NaN): never report it as unentangled
     disc = sigma * sigma - 4.0 * det_v
     if disc < 0.0:  # rounding at a symmetric point: ν⁻ = ν⁺
@@ -79,6 +74,34 @@ def logneg_from_blocks(v):
     if nu_minus <= 0.0:
         return math.inf
     return max(0.0, -math.log(2.0 * nu_minus))
+
+
+@njit(cache=True)
+def logneg_rows(Vs, rows):
+    """E_N (Eqs. (12)–(13)) of the two-mode block ``rows`` (4 indices) of each covariance Vs[k] (n, d, d):
+    ``logneg_from_blocks`` on each block, so every value equals the one-matrix functions' bitwise."""
+    out = np.empty(Vs.shape[0])
+    v4 = np.empty((4, 4))
+    for k in range(Vs.shape[0]):
+        for r in range(4):
+            for c in range(4):
+                v4[r, c] = Vs[k, rows[r], rows[c]]
+        out[k] = logneg_from_blocks(v4)
+    return out
+
+
+@njit(cache=True)
+def logneg_rows_packed(P, d, rows):
+    """``logneg_rows`` of covariances given packed (n, d (d + 1) / 2): their upper triangles, row-major."""
+    out = np.empty(P.shape[0])
+    v4 = np.empty((4, 4))
+    for k in range(P.shape[0]):
+        for r in range(4):
+            for c in range(4):
+                a, b = min(rows[r], rows[c]), max(rows[r], rows[c])
+                v4[r, c] = P[k, a * d - a * (a - 1) // 2 + b - a]
+        out[k] = logneg_from_blocks(v4)
+    return out
 
 
 def logneg(V: np.ndarray, mode_a: str = "U", mode_b: str = "mech") -> float:

@@ -11,7 +11,6 @@ A system's own drift and diffusion live with the system (``resonator.drift`` for
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 from numba import njit
 
 # Stability ---------------------------------------------------------------------------------------
@@ -82,6 +81,8 @@ def routh_hurwitz_stable(A):
 
 def lyapunov_covariance_reference(A: np.ndarray, D: np.ndarray) -> np.ndarray:
     """Steady-state covariance V solving A V + V Aᵀ = −D (Eq. (11)) with scipy's Bartels–Stewart solver."""
+    import scipy.linalg  # lazily: the references are not on the fast path (scipy.linalg ~0.15 s to import)
+
     V = scipy.linalg.solve_continuous_lyapunov(A, -D)
     return 0.5 * (V + V.T)
 
@@ -170,6 +171,8 @@ def noise_covariance(A: np.ndarray, D: np.ndarray, t: float) -> tuple[np.ndarray
     M[:n, :n] = -A
     M[:n, n:] = D
     M[n:, n:] = A.T
+    import scipy.linalg  # lazily (see lyapunov_covariance_reference)
+
     E = scipy.linalg.expm(M * tau)
     Phi = E[n:, n:].T
     Q = Phi @ E[:n, n:]
@@ -187,6 +190,25 @@ def moment_covariance(A: np.ndarray, D: np.ndarray, V0: np.ndarray, t: float) ->
     Phi, Q = noise_covariance(A, D, t)
     V = Phi @ V0 @ Phi.T + Q
     return 0.5 * (V + V.T)
+
+
+def moment_covariances(A: np.ndarray, D: np.ndarray, V0: np.ndarray, steps: np.ndarray, dt: float) -> np.ndarray:
+    """``moment_covariance`` at the times steps·dt (sorted integer ``steps`` ≥ 0), by the exact recursion
+    V(t + τ) = Φ(τ) V(t) Φ(τ)ᵀ + Q(τ) from V(0) = V0 with (Φ, Q) of ``noise_covariance`` computed once per
+    distinct gap τ: a long record of equally spaced times costs one matrix exponential, not one per time."""
+    out = np.empty((len(steps), *V0.shape))
+    maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    V, previous = np.asarray(V0, dtype=float), 0
+    for k, step in enumerate(np.asarray(steps, dtype=np.int64)):
+        gap = int(step) - previous
+        if gap:
+            if gap not in maps:
+                maps[gap] = noise_covariance(A, D, gap * dt)
+            Phi, Q = maps[gap]
+            V = Phi @ V @ Phi.T + Q
+        V = 0.5 * (V + V.T)
+        out[k], previous = V, int(step)
+    return out
 
 
 def euler_maruyama_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +240,8 @@ def discrete_stationary_covariance(F: np.ndarray, L: np.ndarray) -> np.ndarray:
     For Euler–Maruyama this is the covariance the integrator really samples; it differs from V of
     Eq. (11) by O(dt) (docs/physics.md).
     """
+    import scipy.linalg  # lazily (see lyapunov_covariance_reference)
+
     V = scipy.linalg.solve_discrete_lyapunov(F, L @ L.T)
     return 0.5 * (V + V.T)
 

@@ -19,8 +19,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import scipy.integrate
-import scipy.linalg
 
 from sde_com.errors import NumericalError, UserError
 from sde_com.physics.gaussian import logneg_from_blocks
@@ -158,6 +156,8 @@ def frequency_integral(func: Callable[[float], np.ndarray], center: float, scale
         t = math.tan(phi)
         return func(center + scale * t) * (scale * (1.0 + t * t) / (2.0 * math.pi))
 
+    import scipy.integrate  # lazily: only the filtered (frequency-integral) measures need it
+
     res, err = scipy.integrate.quad_vec(integrand, -half, half, epsrel=rtol, epsabs=atol, points=list(phis),
                                         limit=2000)
     res = np.asarray(res)
@@ -264,6 +264,8 @@ def filtered_mode_covariance_lyapunov(A, D, kappa: float, tau: float, center: fl
     A_aug[6:, 6:] = [[-1.0 / tau, center], [-center, -1.0 / tau]]
     B = np.vstack([np.eye(6), -math.sqrt(2.0 / tau) / math.sqrt(2.0 * kappa) * P])
     scale = max(np.abs(A_aug).max(), 1.0)  # solve in units of the largest rate: same V, better conditioning
+    import scipy.linalg  # lazily, as scipy.integrate above
+
     V = scipy.linalg.solve_continuous_lyapunov(A_aug / scale, -(B @ D @ B.T) / scale)
     idx = [6, 7, *_MECHANICAL_ROWS]
     V = V[np.ix_(idx, idx)]

@@ -27,13 +27,16 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from sde_com.random.philox import INITIAL_STREAM, STEP_STREAM, philox_words, split64, xoshiro_next, xoshiro_seed
 
 ZIGGURAT_LAYERS = 1024
 _TWO_M53 = 2.0**-53
+# int64 constants for calls: a literal int argument makes Numba compile the callee twice (Literal[int], int64)
+_ZERO = np.int64(0)
+_STEP_STREAM = np.int64(STEP_STREAM)
 _LAYER = np.uint64(ZIGGURAT_LAYERS - 1)
 _U1 = np.uint64(1)
 _U10 = np.uint64(10)
@@ -126,7 +129,7 @@ def _zig_slow(word, k0, k1, t0, t1, tag_word, m):
     and fresh candidates from the fix-up words of normal m (module docstring, step 3)."""
     base = np.uint64(m) << _U16
     fix_tag = tag_word | _FIX_TAG
-    j = 0  # fix-up words used
+    j = np.int64(0)  # fix-up words used (int64, not a literal 0: _fix_word compiles once)
     spare = np.uint64(0)
     while True:
         i = word & _LAYER
@@ -178,11 +181,11 @@ def fill_normals(seed, trajectory, first, stream_tag, out):
 def standard_normals(seed, trajectory, n):
     """The first n normals of the stepping stream of one trajectory (xi_k[j] is item d k + j in d dimensions)."""
     out = np.empty(n)
-    fill_normals(seed, trajectory, 0, STEP_STREAM, out)
+    fill_normals(seed, trajectory, _ZERO, _STEP_STREAM, out)
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def sample_gaussian(chol, seed, first_trajectory, n_traj, stream_tag=INITIAL_STREAM):
     """Initial states u0 = chol @ z, z ~ N(0, I_d) = normals 0 .. d-1 of stream (seed, first_trajectory + i,
     stream_tag), d = chol.shape[0]. Use stream_tag >= 1 so the draws never overlap the stepping stream (tag 0).
@@ -190,9 +193,9 @@ def sample_gaussian(chol, seed, first_trajectory, n_traj, stream_tag=INITIAL_STR
     """
     d = chol.shape[0]
     out = np.empty((n_traj, d))
-    for i in prange(n_traj):
+    for i in range(n_traj):  # serial: d normals per trajectory are cheap, parfors cost ~0.7 s of compile
         z = np.empty(d)
-        fill_normals(seed, first_trajectory + i, 0, stream_tag, z)
+        fill_normals(seed, first_trajectory + i, _ZERO, stream_tag, z)
         for r in range(d):
             acc = 0.0
             for c in range(d):

@@ -216,6 +216,16 @@ RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# variables a run kind writes only when the scenario's [output] names them: large per-point matrices, which
+# would be most of a big sweep's file and of its run time (measured; docs/performance.md)
+ON_REQUEST: dict[str, tuple[str, ...]] = {"sweep": ("cov",)}
+
+
+def default_variables(kind: str) -> tuple[str, ...]:
+    """The data variables a run of ``kind`` writes when its scenario has no [output] table."""
+    return tuple(v for v in variables_of(kind) if v not in ON_REQUEST.get(kind, ()))
+
+
 def variables_of(kind: str) -> tuple[str, ...]:
     """The data variables a run kind ('sweep', 'seam_sweep', 'simulate', 'drive', 'wigner', 'detect') can write."""
     return RUN_KINDS[kind][1]
@@ -303,7 +313,8 @@ def output_reference_markdown() -> str:
         for name in names:
             v = VARIABLES[name]
             dims = ", ".join(dims_in(name, kind)) or "(scalar)"
-            lines.append(f"| `{name}` | {dims} | {v.units or ''} | {_cell(v.long_name)} | {_cell(v.meaning)} |")
+            when = " Written only when `[output]` names it." if name in ON_REQUEST.get(kind, ()) else ""
+            lines.append(f"| `{name}` | {dims} | {v.units or ''} | {_cell(v.long_name)} | {_cell(v.meaning)}{when} |")
         if kind == "simulate":
             lines += ["", "`time` appears only in transients (`save_times` / `save_every`); a time-step study "
                           "(a list of `dt`) adds a leading `dt` dimension to these variables."]

@@ -28,9 +28,9 @@ from sde_com.physics.gaussian import logneg_pair
 from sde_com.physics.model import points
 from sde_com.physics.resonator.device import DEVICE_PARAMETERS, DIRECTIONS, Device
 from sde_com.physics.resonator.drift import QUADRATURES
-from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.resonator.system import SpinningResonator, chain_inputs
 from sde_com.physics.system import LinearSystem, get_system
-from sde_com.results.catalogue import PAIR_LOGNEG_LONG_NAME, apply_catalogue, variables_of
+from sde_com.results.catalogue import PAIR_LOGNEG_LONG_NAME, VARIABLES, apply_catalogue, variables_of
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
@@ -188,34 +188,48 @@ def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_co
     return _assemble_chain(params, blocks, store_cov, revival)
 
 
+_CHAIN_BRANCH_VARIABLES = ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected",
+                           "coupling", "coupling_reflected", "displacement", "stable")  # (points, branch)
+
+
+def chain_variables(block: Mapping[str, np.ndarray], n_b: int) -> dict[str, np.ndarray]:
+    """The resonator's per-point variables from raw chain outputs (``SpinningResonator.steady_chain``) of a
+    block of flat points: name → (points, branch) array with ``n_b`` branches (NaN / False padded), plus
+    ``n_branches`` (points,) and ``cov`` (points, branch, 6, 6) when the block has it. Elementwise in the
+    points, so a block's values equal those of the whole grid bitwise."""
+    out = {k: _pad_branches(v, n_b)[:, :n_b] if v.ndim > 1 else v for k, v in block.items()
+           if k not in ("kappa", "G0", "omega_m", "sagnac_shift")}
+    inp = {k: block[k] for k in ("kappa", "G0", "omega_m")}
+    g = math.sqrt(2.0) * inp["G0"][:, None] / inp["omega_m"][:, None]
+    data = {
+        "logneg": out["logneg"][:, :, 0],
+        "logneg_reflected": out["logneg"][:, :, 1],
+        "logneg_optical": out["logneg"][:, :, 2],
+        "photons": np.abs(out["alpha_u"]) ** 2,
+        "photons_reflected": np.abs(out["alpha_v"]) ** 2,
+        "coupling": g * np.abs(out["alpha_u"]),
+        "coupling_reflected": g * np.abs(out["alpha_v"]),
+        "displacement": _displacement(out["shift"], inp),
+        "stable": out["stable"],
+        "n_branches": out["n_branches"].astype(np.int32),
+    }
+    if "cov" in out:
+        data["cov"] = out["cov"]
+    return data
+
+
 def _assemble_chain(params: Mapping[str, object], blocks: list[dict], store_cov: bool,
                     revival: bool | None) -> xr.Dataset:
     """The resonator's Dataset from the raw outputs of its chain (``SpinningResonator.steady_chain``)."""
     values, dims, shape, _ = parameter_grid(params)
-    raw = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
-    inp = {k: raw.pop(k) for k in ("kappa", "G0", "omega_m", "sagnac_shift")}
-    out = raw
-    n_b = max(1, int(out["n_branches"].max()))
-    bshape = (*shape, n_b)
+    n_b = max(1, *(int(b["n_branches"].max(initial=0)) for b in blocks))
+    parts = [chain_variables(b, n_b) for b in blocks]
     bdims = (*dims, "branch")
-    omega_m = inp["omega_m"][:, None]
-    stable = out["stable"][:, :n_b]
-    g = math.sqrt(2.0) * inp["G0"][:, None] / omega_m
-    data = {
-        "logneg": (bdims, out["logneg"][:, :n_b, 0].reshape(bshape)),
-        "logneg_reflected": (bdims, out["logneg"][:, :n_b, 1].reshape(bshape)),
-        "logneg_optical": (bdims, out["logneg"][:, :n_b, 2].reshape(bshape)),
-        "photons": (bdims, (np.abs(out["alpha_u"][:, :n_b]) ** 2).reshape(bshape)),
-        "photons_reflected": (bdims, (np.abs(out["alpha_v"][:, :n_b]) ** 2).reshape(bshape)),
-        "coupling": (bdims, (g * np.abs(out["alpha_u"][:, :n_b])).reshape(bshape)),
-        "coupling_reflected": (bdims, (g * np.abs(out["alpha_v"][:, :n_b])).reshape(bshape)),
-        "displacement": (bdims, _displacement(out["shift"][:, :n_b], inp).reshape(bshape)),
-        "stable": (bdims, stable.reshape(bshape)),
-        "n_branches": (tuple(dims), out["n_branches"].reshape(shape).astype(np.int32)),
-        "sagnac_shift": (tuple(dims), (inp["sagnac_shift"] / inp["omega_m"]).reshape(shape)),
-    }
-    if store_cov:
-        data["cov"] = ((*bdims, "row", "col"), out["cov"][:, :n_b].reshape((*bshape, 6, 6)))
+    data = {}
+    for name, arr in ((k, np.concatenate([p[k] for p in parts])) for k in parts[0]):
+        vdims = tuple(dims) if name == "n_branches" else (*bdims, "row", "col") if name == "cov" else bdims
+        data[name] = (vdims, arr.reshape((*shape, *arr.shape[1:])))
+    data["sagnac_shift"] = (tuple(dims), _sagnac_over_grid(blocks).reshape(shape))
     coords = {d: values[d] for d in dims}
     coords["branch"] = np.arange(n_b, dtype=np.int32)
     if store_cov:
@@ -226,14 +240,95 @@ def _assemble_chain(params: Mapping[str, object], blocks: list[dict], store_cov:
     ds["sagnac_shift"] = ds["sagnac_shift"].isel({d: 0 for d in ("detuning", "direction") if d in dims},
                                                  drop=True)
     if revival is None:
-        revival = "detuning" in dims and values["detuning"].size > 1
+        revival = default_revival(dims, values)
     if revival:
         ds["logneg_max"] = _max_over_detuning(ds)
-        ideal_params = {k: v for k, v in params.items() if k not in ("Omega", "J", "direction")}
-        ideal = sweep(store_cov=False, revival=False, Omega=0.0, J=0.0, **ideal_params)
-        ds["revival"] = ds["logneg_max"] / _max_over_detuning(ideal)
+        ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params)
     _annotate(ds, values, dims)
-    return apply_catalogue(ds, title="sde_com steady-state sweep")
+    return apply_catalogue(ds, title=SWEEP_TITLE)
+
+
+SWEEP_TITLE = "sde_com steady-state sweep"
+
+
+def _sagnac_over_grid(blocks: list[dict]) -> np.ndarray:
+    return np.concatenate([b["sagnac_shift"] / b["omega_m"] for b in blocks])
+
+
+def default_revival(dims, values) -> bool:
+    """The revival factor is reported by default when detuning is a dimension of more than one value."""
+    return "detuning" in dims and values["detuning"].size > 1
+
+
+def ideal_logneg_max(params: Mapping[str, object]) -> xr.DataArray:
+    """The denominator of the revival factor χ of Eq. (14): max E_N over detuning (and branch) of the ideal
+    device (Ω = 0, J = 0, either direction) at the sweep's other parameters."""
+    ideal_params = {k: v for k, v in params.items() if k not in ("Omega", "J", "direction")}
+    ideal = sweep(store_cov=False, revival=False, Omega=0.0, J=0.0, **ideal_params)
+    return _max_over_detuning(ideal)
+
+
+def streamed_layout(params: Mapping[str, object], names) -> tuple[dict, dict]:
+    """What a streamed sweep writes block by block (``chain_variables``): (dimension sizes with ``branch``
+    unlimited, {name: (dims, netCDF dtype, attributes, fill)}) for the wanted ``names``."""
+    values, dims, shape, _ = parameter_grid(params)
+    sizes = {**dict(zip(dims, shape, strict=True)), "branch": None, "row": 6, "col": 6}
+    bdims = (*dims, "branch")
+    layout = {}
+    for name in ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected", "coupling",
+                 "coupling_reflected", "displacement", "stable", "n_branches", "cov"):
+        if name in names:
+            vdims = tuple(dims) if name == "n_branches" else (*bdims, "row", "col") if name == "cov" else bdims
+            dtype = {"stable": "i1", "n_branches": "i4"}.get(name, "f8")
+            attrs = {**VARIABLES[name].attrs, **({"dtype": "bool"} if name == "stable" else {})}
+            layout[name] = (vdims, dtype, attrs, np.nan if dtype == "f8" else None)  # flags: padded explicitly
+    return sizes, layout
+
+
+def streamed_tail(params: Mapping[str, object], n_b: int, store_cov: bool, logneg_max: np.ndarray | None,
+                  names) -> xr.Dataset:
+    """The part of a streamed sweep written at the end: coordinates, ``sagnac_shift``, ``logneg_max`` and
+    ``revival`` (from the running maximum ``logneg_max`` over detuning and branch, reduced dims), attributes."""
+    values, dims, shape, full = parameter_grid(params)
+    coords = {d: values[d] for d in dims}
+    coords["branch"] = np.arange(n_b, dtype=np.int32)
+    if store_cov:
+        coords["row"] = list(QUADRATURES)
+        coords["col"] = list(QUADRATURES)
+    ds = xr.Dataset(coords=coords)
+    if "sagnac_shift" in names:  # Δ_F depends on the spin and the device only
+        reduced = {d: 0 for d in ("detuning", "direction") if d in dims}
+        rdims = [d for d in dims if d not in reduced]
+        sub = {k: v[tuple(0 if d in reduced else slice(None) for d in dims)] for k, v in full.items()}
+        inp = chain_inputs(sub)
+        rshape = tuple(values[d].size for d in rdims)
+        ds["sagnac_shift"] = (tuple(rdims), (inp["sagnac_shift"] / inp["omega_m"]).reshape(rshape))
+    if logneg_max is not None:
+        rdims = tuple(d for d in dims if d != "detuning")
+        ds["logneg_max"] = (rdims, logneg_max.reshape(tuple(values[d].size for d in rdims)))
+        if "revival" in names:
+            ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params)
+        if "logneg_max" not in names:
+            ds = ds.drop_vars("logneg_max")
+    _annotate(ds, values, dims)
+    return apply_catalogue(ds, title=SWEEP_TITLE)
+
+
+def running_logneg_max(params: Mapping[str, object]):
+    """(size of the reduced grid, fold) for the maximum of ``logneg`` over detuning and branch, block by
+    block: ``fold(acc, start, logneg_block)`` updates ``acc`` (NaN-initialized, reduced grid flattened) with
+    the flat points [start, start + len(block)). Maximum is exact, so the fold equals the Dataset's max."""
+    values, dims, shape, _ = parameter_grid(params)
+    keep = [i for i, d in enumerate(dims) if d != "detuning"]
+    rshape = tuple(shape[i] for i in keep)
+
+    def fold(acc: np.ndarray, start: int, logneg: np.ndarray) -> None:
+        per_point = np.fmax.reduce(logneg, axis=1) if logneg.shape[1] else np.full(logneg.shape[0], np.nan)
+        index = np.unravel_index(np.arange(start, start + logneg.shape[0]), shape)
+        target = np.ravel_multi_index(tuple(index[i] for i in keep), rshape) if keep else np.zeros(len(per_point), int)
+        np.fmax.at(acc, target, per_point)
+
+    return math.prod(rshape), fold
 
 
 def _point_params(values: Mapping[str, np.ndarray], dims: list[str], shape: tuple[int, ...],

@@ -1,10 +1,17 @@
 """Running a scenario as units of work: in-process or on Dask, with progress, checkpoints and resume.
 
 A run is split into units that carry everything they need, as its kind says (``sde_com.runs.kinds``): blocks
-of sweep points, blocks of trajectories at one operating point, or the whole run. Each finished unit is
-checkpointed atomically in ``OUT.parts/`` beside the output; the results are merged in unit order, so the
-file is bitwise the same whatever the executor, the number of workers, the completion order, or how often
-the run was interrupted and resumed.
+of sweep points, blocks of trajectories at one operating point, or the whole run. Each finished unit's result
+goes to the kind's merger (``sde_com.runs.mergers``) at once: large data stream into the output's scratch
+file, estimators keep sufficient statistics folded in a fixed order, so the file is bitwise the same
+whatever the executor, the number of workers, the completion order, or how often the run was interrupted and
+resumed.
+
+The checkpoint is the folder ``OUT.parts/`` beside the output: ``manifest.json`` (what it belongs to),
+``data.nc`` (the streamed output so far) and ``state.npz`` (the merger's state: which units are in, the
+statistics), saved atomically every ``checkpoint_seconds()`` (``SDE_COM_CHECKPOINT_SECONDS``, default 30 s)
+and whenever the run stops (Ctrl-C, a failed unit). A short run in-process never saves one; a killed run
+loses at most the units since the last save, which ``--resume`` runs again (their results are the same).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -23,7 +31,7 @@ import numpy as np
 
 from sde_com._version import __version__
 from sde_com.errors import NumericalError, UnitFailed, UserError
-from sde_com.results.io import atomic_output, check_writable, write_dataset
+from sde_com.results.io import atomic_output, check_writable
 from sde_com.runs.kinds import SWEEP_POINTS_PER_UNIT, SweepUnit, WholeRun  # noqa: F401 (re-exported)
 from sde_com.runs.scenario import Scenario
 
@@ -47,11 +55,34 @@ def fingerprint(scenario: Scenario) -> str:
     return hashlib.sha256(f"{__version__}\n{scenario.text}".encode()).hexdigest()
 
 
+CHECKPOINT_SECONDS = 30.0  # default time between checkpoint saves (SDE_COM_CHECKPOINT_SECONDS overrides)
+
+
+def checkpoint_seconds() -> float:
+    """Seconds between checkpoint saves: ``SDE_COM_CHECKPOINT_SECONDS`` if set (0: after every unit), else
+    CHECKPOINT_SECONDS."""
+    text = os.environ.get("SDE_COM_CHECKPOINT_SECONDS")
+    if text is None:
+        return CHECKPOINT_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:
+        raise UserError(f"SDE_COM_CHECKPOINT_SECONDS must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
 class Checkpoint:
-    """Finished units as .npz files in a folder beside the output, each written atomically."""
+    """A run's checkpoint folder beside the output: the manifest, the merger's streamed ``data.nc`` and its
+    ``state.npz`` (module docstring)."""
+
+    STATE = "state.npz"
 
     def __init__(self, output: Path, scenario: Scenario, n_units: int, resume: bool, force: bool):
         self.folder = output.with_name(output.name + ".parts")
+        self.interval = checkpoint_seconds()
+        self.last = time.monotonic()
         manifest = dict(fingerprint=fingerprint(scenario), units=n_units, scenario=scenario.name)
         path = self.folder / "manifest.json"
         if self.folder.exists():
@@ -71,19 +102,28 @@ class Checkpoint:
         if not path.exists():
             _atomic_write_bytes(path, json.dumps(manifest).encode())
 
-    def _file(self, index: int) -> Path:
-        return self.folder / f"unit-{index:07d}.npz"
-
-    def done(self) -> set[int]:
-        return {int(p.stem.split("-")[1]) for p in self.folder.glob("unit-*.npz")}
-
-    def save(self, index: int, result: dict) -> None:
-        with atomic_output(self._file(index), force=True, suffix=".npz") as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{k: v for k, v in result.items() if k != "dataset"})
-
-    def load(self, index: int) -> dict:
-        with np.load(self._file(index)) as z:
+    def load(self) -> dict | None:
+        """The saved merger state, or None (nothing saved yet: the run starts from its first unit)."""
+        path = self.folder / self.STATE
+        if not path.exists():
+            return None
+        with np.load(path) as z:
             return {k: z[k] for k in z.files}
+
+    def save(self, merger) -> None:
+        """Sync the merger's streamed data, then save its state atomically."""
+        merger.sync()
+        with atomic_output(self.folder / self.STATE, force=True, suffix=".npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **merger.state())
+        self.last = time.monotonic()
+
+    def save_if_due(self, merger) -> None:
+        if time.monotonic() - self.last >= self.interval:
+            self.save(merger)
+
+    def forget(self) -> None:
+        """Drop the saved state (its streamed data are gone): a resumed run starts from its first unit."""
+        (self.folder / self.STATE).unlink(missing_ok=True)
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -92,6 +132,15 @@ class Checkpoint:
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_output(path, force=True) as tmp:
         tmp.write_bytes(data)
+
+
+def saved_units(folder: str | Path) -> int:
+    """How many units a checkpoint folder's saved state holds (0 when none is saved)."""
+    path = Path(folder) / Checkpoint.STATE
+    if not path.exists():
+        return 0
+    with np.load(path) as z:
+        return int(z["done"].sum())
 
 
 class Progress:
@@ -128,35 +177,32 @@ class Progress:
             print(f"{what}: {self.done}/{self.total} units in {time.monotonic() - self.t0:.1f} s", file=sys.stderr)
 
 
-def connect(workers: int | None, scheduler: str | None):
-    """A dask.distributed Client: a LocalCluster of ``workers`` processes, or the cluster at ``scheduler``."""
+def connect(workers: int | None, scheduler: str | None, warm_up=None):
+    """A dask.distributed Client: a LocalCluster of ``workers`` processes, or the cluster at ``scheduler``.
+
+    ``warm_up``: a callable that runs the job's kernels on a tiny input (``RunKind.warm_up``). It runs here
+    first, so that an empty kernel cache is filled once, by this process, and then in every worker, which
+    loads the compiled kernels from the cache before its first unit instead of compiling them again."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as exc:
         raise UserError("running on Dask needs the dask extra: from a clone of sde_com, "
                          "pip install '.[dask]'") from exc
+    if warm_up is not None:
+        warm_up()
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout="5s")
+            client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
-    # one numba thread per worker process: the processes are the parallelism
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           env={"NUMBA_NUM_THREADS": "1"})
-    client = Client(cluster)
-    client.run(_warm_up)  # load the compiled kernels in every worker once, not inside the first units
+    else:
+        # one numba thread per worker process: the processes are the parallelism
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env={"NUMBA_NUM_THREADS": "1"})
+        client = Client(cluster)
+    if warm_up is not None:
+        client.run(warm_up)
     return client
-
-
-def _warm_up() -> None:
-    from sde_com.kernels import ensemble as kernels
-    from sde_com.random import INITIAL_STREAM, sample_gaussian
-
-    z = np.zeros((1, 6))
-    eye = np.eye(6)
-    sample_gaussian(eye, 0, 0, 1, INITIAL_STREAM)
-    kernels.run_ensemble(eye, eye, z, 0, 0, 1, 0, np.zeros(0, dtype=np.int64), 0, 1)
-    kernels.run_batch_means(eye, eye, z, 0, 0, 2, 0, 1)
 
 
 class _StopRequest:
@@ -216,47 +262,88 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     units = kind.plan(scenario)
     models = kind.models(scenario, units)
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
-    done = ckpt.done()
-    todo = [i for i in range(len(units)) if i not in done]
-    progress = Progress(len(units), quiet, already=len(done))
-    client = connect(workers, scheduler) if (workers or scheduler) else None
+    merger = kind.merger(scenario, units, models, ckpt.folder, ckpt.load())
+    todo = [i for i in range(len(units)) if not merger.done[i]]
+    progress = Progress(len(units), quiet, already=len(units) - len(todo))
+    if workers and not quiet:
+        note = cluster_note(len(todo), workers)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    try:
+        client = connect(workers, scheduler, kind.warm_up(scenario, units, models)) if (workers or scheduler) else None
+    except BaseException:
+        merger.close()
+        raise
     stop = _StopRequest()
     try:
-        failures = _run_units(scenario, units, todo, client, models, (ckpt, progress, stop), output, history)
+        failures = _run_units(scenario, units, todo, client, models, (ckpt, merger, progress, stop))
     except KeyboardInterrupt:
+        _stop(ckpt, merger)
+        stop.restore()
         progress.close("interrupted")
         raise RunInterrupted(f"{progress.done} of {len(units)} units are saved in {str(ckpt.folder)!r}; "
                              "continue with the same command and --resume") from None
+    except BaseException:
+        merger.close()
+        stop.restore()
+        raise
+    finally:
+        _close(client)
+    if failures:
+        stop.restore()
+        _stop(ckpt, merger)
+        progress.close("failed")
+        raise _failure(scenario, units, failures, ckpt, merger)
+    try:  # a first Ctrl-C now only sets the flag: the output is finished all the same
+        merger.finish(scenario, output, history)
+    except BaseException:  # the streamed file may be half-appended: the resumed run starts again
+        merger.abort()
+        ckpt.forget()
+        raise
     finally:
         stop.restore()
-        _close(client)
-    if failures is None:  # written whole by its one unit
-        return
-    if failures:
-        progress.close("failed")
-        raise _failure(scenario, units, failures, ckpt)
-    kind.write(scenario, units, ckpt, output, history)
     ckpt.remove()
     progress.close("done")
 
 
-def _run_units(scenario, units, todo, client, models, tracking, output, history) -> dict | None:
-    """Run the units still to do, checkpointing each result; → {index: exception} of the units that raised,
-    or None when a whole-run unit wrote the output itself."""
-    ckpt, progress, stop = tracking
+LOCAL_CLUSTER_START_SECONDS = 3.0  # measured LocalCluster(2) start with warm kernels (docs/dask.md)
+
+
+def cluster_note(n_units: int, workers: int) -> str | None:
+    """Why a LocalCluster of ``workers`` cannot pay for itself on this run, or None: a run of one unit runs
+    on one worker; and the in-process run already uses every core of this machine (Numba threads), so the
+    cluster's processes share the same cores and only add its start-up (measured break-even: docs/dask.md).
+    The cluster is started all the same: an explicit --workers is honoured."""
+    if n_units <= 1:
+        return (f"this run is {n_units} unit of work: a cluster runs it on one worker and adds its start-up "
+                f"(about {LOCAL_CLUSTER_START_SECONDS:.0f} s) to the in-process time")
+    cores = os.cpu_count() or 1
+    if workers <= cores:
+        return (f"a LocalCluster of {workers} workers shares this machine's {cores} cores, which the in-process "
+                f"run already uses: expect its time plus the cluster's start-up (about "
+                f"{LOCAL_CLUSTER_START_SECONDS:.0f} s); a cluster pays on more machines (--scheduler)")
+    return None
+
+
+def _stop(ckpt: Checkpoint, merger) -> None:
+    """Save the checkpoint of a stopped run (when any unit is in) and close the merger's files."""
+    if merger.done.any():
+        ckpt.save(merger)
+    merger.close()
+
+
+def _run_units(scenario, units, todo, client, models, tracking) -> dict:
+    """Run the units still to do, each result into the merger at once, the checkpoint saved when due;
+    → {index: exception} of the units that raised."""
+    ckpt, merger, progress, stop = tracking
     failures = {}
     for i, result in _completed(scenario, units, todo, client, models):
         if isinstance(result, Exception):
             failures[i] = result
             continue
-        if "dataset" in result:  # a whole-run unit (dt study, single point): nothing to merge
-            write_dataset(result["dataset"], output, force=True, history=history)
-            ckpt.remove()
-            progress.step()
-            progress.close("done")
-            return None
-        ckpt.save(i, result)
+        merger.add(i, result)
         progress.step()
+        ckpt.save_if_due(merger)
         stop.check()
     return failures
 
@@ -269,12 +356,12 @@ def _close(client) -> None:
             cluster.close()
 
 
-def _failure(scenario: Scenario, units: list, failures: dict, ckpt: Checkpoint) -> Exception:
+def _failure(scenario: Scenario, units: list, failures: dict, ckpt: Checkpoint, merger) -> Exception:
     """The error for units that raised, each named with its parameters: a NumericalError (or UserError) when
     every one is, else UnitFailed."""
     message = "; ".join(f"unit {i} ({scenario.kind.describe(scenario, units[i])}): {type(exc).__name__}: {exc}"
                         for i, exc in failures.items())
-    if ckpt.done():
+    if merger.done.any():
         message += f". The other units are saved in {str(ckpt.folder)!r}: --resume reruns only the failed ones"
     else:  # nothing finished: leave nothing behind that would block the corrected run
         ckpt.remove()

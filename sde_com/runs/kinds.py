@@ -14,6 +14,7 @@ single-point run), whose result is the finished Dataset.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, replace
@@ -27,22 +28,20 @@ from sde_com.errors import NumericalError, UserError
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, require
-from sde_com.results.catalogue import VARIABLES, apply_catalogue, variables_of
-from sde_com.results.io import StreamedNetCDF, write_dataset
-from sde_com.results.sweep import parameter_grid, sweep, sweep_block, sweep_from_blocks
+from sde_com.results.catalogue import default_variables, variables_of
+from sde_com.results.sweep import parameter_grid, sweep, sweep_block
+from sde_com.runs.mergers import Merger, SimulationMerger, SweepMerger, finish_dataset
 from sde_com.runs.schema import ScenarioError, check_table, defaults
 from sde_com.simulation.simulate import (
-    SimulationUnit,
-    assemble_simulation,
     plan_units,
     point_model,
     prepare_simulation,
+    run_block,
     run_unit,
     settings_to_dict,
     simulate,
     simulate_time_steps,
-    time_coordinate,
-    trace_coordinates,
+    statistics_layout,
 )
 
 if TYPE_CHECKING:
@@ -100,9 +99,18 @@ class RunKind:
         """Compute one unit (what a worker runs)."""
         return {"dataset": finish_dataset(scenario, self.run(scenario))}
 
-    def write(self, scenario: Scenario, units: list, ckpt, output: Path, history: str | None) -> None:
-        """Merge the checkpointed results of ``units`` (``ckpt.load(i)``) and write ``output``."""
-        raise NotImplementedError(f"a {self.name} run is written whole by its one unit")
+    def merger(self, scenario: Scenario, units: list, models: list, folder: Path, state: dict | None) -> Merger:
+        """What takes the units' results as they finish and writes the output (``runs.mergers``); ``models``:
+        what the units were prepared with, ``folder``: the checkpoint folder for its streamed data, ``state``:
+        its saved state when the run resumes."""
+        merger = Merger(len(units))
+        if state is not None:
+            merger.done = state["done"].astype(bool)
+        return merger
+
+    def warm_up(self, scenario: Scenario, units: list, models: list):
+        """A callable running this job's kernels on a tiny input (``runs.engine.connect``), or None."""
+        return None
 
     def describe(self, scenario: Scenario, unit) -> str:
         """The unit, for a report of its failure: with the parameters it ran at."""
@@ -120,6 +128,15 @@ class SweepKind(RunKind):
     def run(self, scenario, trace_sink=None):
         return sweep(store_cov=_store_cov(scenario), revival=_revival(scenario), **scenario.parameters)
 
+    def variables_written(self, scenario) -> tuple[str, ...]:
+        """The variables the scenario's file gets: its [output] list, else the kind's defaults, with V
+        (``cov``) at a single operating point (nothing swept: the matrix is then what there is to show)."""
+        if scenario.variables is not None:
+            return scenario.variables
+        if not scenario.dimensions:
+            return variables_of(self.catalogue)
+        return default_variables(self.catalogue)
+
     def plan(self, scenario):
         n = math.prod(parameter_grid(scenario.parameters)[2])
         return [SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, n)) for a in range(0, n, SWEEP_POINTS_PER_UNIT)]
@@ -127,10 +144,11 @@ class SweepKind(RunKind):
     def run_unit(self, scenario, unit, model=None):
         return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario))
 
-    def write(self, scenario, units, ckpt, output, history):
-        blocks = [ckpt.load(i) for i in range(len(units))]
-        ds = sweep_from_blocks(scenario.parameters, blocks, _store_cov(scenario), _revival(scenario))
-        write_dataset(finish_dataset(scenario, ds), output, force=True, history=history)
+    def merger(self, scenario, units, models, folder, state):
+        return SweepMerger(scenario, units, folder, state)
+
+    def warm_up(self, scenario, units, models):
+        return functools.partial(sweep_block, scenario.parameters, 0, 1, _store_cov(scenario))
 
     def describe(self, scenario, unit):
         return f"sweep points {unit.start}..{unit.stop - 1}"
@@ -166,16 +184,16 @@ class SimulateKind(RunKind):
     def run_unit(self, scenario, unit, model=None):
         return run_unit(scenario.simulation, scenario.parameters, unit, model)
 
-    def write(self, scenario, units, ckpt, output, history):
+    def merger(self, scenario, units, models, folder, state):
+        return SimulationMerger(scenario, units, models, folder, state)
+
+    def warm_up(self, scenario, units, models):
+        """One statistics block of the first unit: the stepper and the accumulators it needs."""
+        if not units:
+            return None
         sim = scenario.simulation
-        skeleton = prepare_simulation(sim, scenario.parameters)
-        results = _LazyResults(ckpt, units)  # one unit in memory at a time; traces are streamed below
-        ds = finish_dataset(scenario, assemble_simulation(sim, scenario.parameters, skeleton, results,
-                                                          traces_in_results=False))
-        if sim.traces and (scenario.variables is None or "trace" in scenario.variables):
-            _stream_traces(scenario, units, ckpt, output, history, skeleton, ds)
-        else:
-            write_dataset(ds, output, force=True, history=history)
+        return functools.partial(run_block, models[0], sim, 0, statistics_layout(sim)[1] if sim.trajectories > 1
+                                 else 1)
 
     def describe(self, scenario, unit):
         return (f"{_point_of(scenario, unit.point)}, branch {unit.branch}, "
@@ -354,7 +372,8 @@ def require_capability(kind: RunKind, system: LinearSystem | None = None) -> Non
 
 
 def _store_cov(scenario: Scenario) -> bool:
-    return scenario.variables is None or "cov" in scenario.variables
+    """Whether a sweep writes V (``cov``): see ``SweepKind.variables_written``."""
+    return "cov" in RUN_KINDS["sweep"].variables_written(scenario)
 
 
 def _revival(scenario: Scenario) -> bool | None:
@@ -375,63 +394,3 @@ def _prepared_point(scenario: Scenario, point: int, branch: int):
     except np.linalg.LinAlgError as exc:
         raise NumericalError(f"preparing the time-domain model failed ({exc}) at {_point_of(scenario, point)}, "
                              f"branch {branch}, dt = {scenario.simulation.dt:g}") from exc
-
-
-class _LazyResults:
-    """unit → its checkpointed result (without traces), read from disk when asked for."""
-
-    def __init__(self, ckpt, units: list):
-        self.ckpt = ckpt
-        self.index = {u: i for i, u in enumerate(units)}
-
-    def keys(self):
-        return self.index.keys()
-
-    def __getitem__(self, unit) -> dict:
-        r = self.ckpt.load(self.index[unit])
-        r.pop("trace", None)
-        r.pop("noise", None)
-        return r
-
-
-def _stream_traces(scenario: Scenario, units: list, ckpt, output: Path, history: str | None, skeleton,
-                   ds: xr.Dataset) -> None:
-    """Write ``ds`` with the recorded traces and noises streamed from the checkpoint, unit by unit."""
-    sim = scenario.simulation
-    dims = list(scenario.dimensions)
-    shape = tuple(skeleton.sizes[d] for d in dims)
-    sizes = {**{d: skeleton.sizes[d] for d in dims}, "branch": skeleton.sizes["branch"], "trajectory": sim.traces,
-             "time": sim.n_steps // sim.trace_every + 1, "quadrature": 6}
-    vdims = (*dims, "branch", "trajectory", "time", "quadrature")
-    streams = {name: (vdims, VARIABLES[name].attrs) for name in ("trace", "noise")}
-    writer = StreamedNetCDF(output, True, sizes, streams)
-    try:
-        for i, unit in enumerate(units):
-            if not isinstance(unit, SimulationUnit) or unit.first >= sim.traces:
-                continue
-            r = ckpt.load(i)
-            if "trace" in r:
-                index = (*np.unravel_index(unit.point, shape), unit.branch,
-                         slice(unit.first, unit.first + r["trace"].shape[0]))
-                writer.write("trace", index, r["trace"])
-                writer.write("noise", index, r["noise"])
-        omega_m = float(scenario.parameters.get("omega_m", Device().omega_m))
-        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
-    except BaseException:
-        writer.abort()
-        raise
-    writer.finish(ds, history)
-
-
-def finish_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
-    """Keep the scenario's [output] variables and add the provenance attrs (scenario text, plot spec)."""
-    wanted = scenario.variables
-    if wanted is not None:
-        ds = ds[[v for v in wanted if v in ds.data_vars]]
-        ds = ds.drop_vars([c for c in ("row", "col") if c in ds.coords and "cov" not in ds.data_vars])
-    ds.attrs["scenario"] = scenario.text
-    ds.attrs["scenario_name"] = scenario.name
-    ds.attrs["title"] = scenario.title or ds.attrs.get("title") or scenario.name  # CF: never empty
-    if scenario.plot:
-        ds.attrs["plot"] = json.dumps(scenario.plot)
-    return ds

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sde_com.errors import UserError
 from sde_com.physics.resonator.drift import QUADRATURES
-from sde_com.results.catalogue import SWEPT, dims_in, variables_of
+from sde_com.results.catalogue import ON_REQUEST, SWEPT, dims_in, variables_of
 from sde_com.runs.schema import SCHEMA, ScenarioError
 
 PLOT_KINDS: tuple[str, ...] = SCHEMA["plot"].keys["kind"].choices  # the schema's: one home
@@ -337,8 +337,11 @@ def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str]
         drop |= {"logneg_max", "revival", "zscore_max_continuous" if run.transient else "cov_moment"}
         if "trajectory" not in run.sizes:
             drop |= set(RECORDED)
-    elif variables is None and swept.get("detuning", 1) < 2:
-        drop |= {"logneg_max", "revival"}  # made when detuning is swept (or when asked for)
+    elif variables is None:
+        if swept:  # large per-point matrices: on request (a single point keeps them)
+            drop |= set(ON_REQUEST.get(run.kind, ()))
+        if swept.get("detuning", 1) < 2:
+            drop |= {"logneg_max", "revival"}  # made when detuning is swept (or when asked for)
     return {n: k for n, k in written.items() if n not in drop and (variables is None or n in variables)}
 
 

@@ -1,12 +1,14 @@
 """A sweep's time-domain results as one Dataset: the steady-state sweep (the skeleton), then the estimates of
-every (point, branch) from its units, in unit order, with coordinates and attributes from the catalogue
-(``sde_com.results.catalogue``). Times in the file: seconds (``time``) and ω_m·t (``time_scaled``).
+every (point, branch) (``ensemble.point_estimates`` of its folded statistics), with coordinates and attributes
+from the catalogue (``sde_com.results.catalogue``). Times in the file: seconds (``time``) and ω_m·t
+(``time_scaled``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
@@ -23,7 +25,10 @@ from sde_com.results.catalogue import (
     variables_of,
 )
 from sde_com.results.sweep import sweep
-from sde_com.simulation.ensemble import SimulationUnit, estimate_point, point_model, point_parameters, system_grid
+from sde_com.simulation.ensemble import (
+    point_parameters,
+    system_grid,
+)
 from sde_com.simulation.settings import SimulationSettings, settings_to_dict
 
 # the time-domain data variables (their units and meaning: sde_com.results.catalogue)
@@ -112,20 +117,7 @@ def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: b
     return res
 
 
-def _units_by_point(results) -> dict[tuple[int, int], list[SimulationUnit]]:
-    """The units of each (point, branch), in unit order."""
-    by_point: dict[tuple[int, int], list[SimulationUnit]] = {}
-    for unit in sorted(results.keys()):
-        by_point.setdefault((unit.point, unit.branch), []).append(unit)
-    return by_point
-
-
-def _fill_traces(res: dict, at: tuple, units: list[SimulationUnit], results) -> None:
-    for u in units:
-        if "trace" in results[u]:
-            n = results[u]["trace"].shape[0]
-            for name in _TRACES:
-                res[name][at][u.first:u.first + n] = results[u][name]
+PointKey = tuple[int, int]  # (flat sweep point, branch)
 
 
 def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool) -> tuple[str, ...]:
@@ -137,27 +129,31 @@ def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool) -> tuple[s
     return (*point_dims, *t, "row", "col") if matrix else (*point_dims, *t)
 
 
-def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset, results,
-                        traces_in_results: bool = True, system: LinearSystem | None = None) -> xr.Dataset:
-    """Merge unit results into the Dataset, in unit order whatever order they finished in.
+def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset,
+                        estimates: Mapping[PointKey, dict], system: LinearSystem | None = None,
+                        traces: Mapping[PointKey, tuple[np.ndarray, np.ndarray]] | None = None) -> xr.Dataset:
+    """The Dataset of a run from the estimates of each (point, branch) it simulated.
 
-    ``results`` maps each SimulationUnit to its ``run_block`` output; it may load them lazily (one point's
-    blocks are read one after the other). ``traces_in_results``: the blocks carry their recorded traces.
-    ``system``: the spinning resonator unless given.
+    ``estimates[(point, branch)]``: ``ensemble.point_estimates`` of the point's complete statistics (the
+    points absent are NaN: unstable branches). ``traces[(point, branch)]``: (trace, noise) of its recorded
+    trajectories, (traces, n_trace_t, d) each; None: the Dataset holds no traces (given, even empty, it holds
+    them, NaN where absent: e.g. streamed to the file by the caller). ``system``: the spinning resonator
+    unless given.
     """
     s = settings
     system = SpinningResonator() if system is None else system
     values, dims, shape = system_grid(system, params)
-    keep_traces = bool(s.traces and traces_in_results)
+    keep_traces = bool(s.traces and traces is not None)
     res = _empty_results(s, (*shape, ds.sizes["branch"]), keep_traces, system.dimension)
-    for (point, b), units in _units_by_point(results).items():
+    for (point, b), out in estimates.items():
         at = (*np.unravel_index(point, shape), b)
-        out = estimate_point(point_model(s, params, point, b, system), s, (results[u] for u in units))
         for name in res:
             if name in out:
                 res[name][at] = out[name]
-        if keep_traces:
-            _fill_traces(res, at, units, results)
+    for (point, b), recorded in (traces or {}).items() if keep_traces else ():
+        at = (*np.unravel_index(point, shape), b)
+        for name, arr in zip(_TRACES, recorded, strict=True):
+            res[name][at][:arr.shape[0]] = arr
     for name, arr in res.items():
         ds[name] = (_dims_of(name, (*dims, "branch"), s.transient), arr)
     return _finish(ds, s, _reference_rates(system, params), system)

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.integrate
 import xarray as xr
 
 from sde_com.errors import NumericalError, UserError
@@ -105,6 +104,8 @@ def mean_field_trajectory(device: Device, detuning: float, direction: str, drive
                                                        initial[1].imag, initial[2].real, initial[3].real])
     # max_step: resolve the drive's own time scales (a ramp or pulse the adaptive stepper could jump over)
     max_step = min(1.0, drive.rise_time / 10, drive.width / 10)
+    import scipy.integrate  # lazily: only driven runs integrate (scipy.integrate ~0.1 s to import)
+
     sol = scipy.integrate.solve_ivp(rhs, (0.0, t_end), z0, method="DOP853", rtol=1e-11, atol=1e-12,
                                     dense_output=True, max_step=max_step)
     if not sol.success:
@@ -151,6 +152,8 @@ def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray
         V = v.reshape(6, 6)
         A = dynamics.drift(sol(tau))
         return (A @ V + V @ A.T + D_s).ravel()
+
+    import scipy.integrate  # lazily (see mean_field_trajectory)
 
     out = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), V0.ravel(), method="DOP853", t_eval=times,
                                     rtol=1e-10, atol=1e-12 * max(1.0, np.abs(V0).max()), max_step=1.0)

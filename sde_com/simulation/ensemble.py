@@ -2,7 +2,9 @@
 
 An operating point is prepared once (``prepare_point``: stability, the scheme's one-step map u ← F u + L ξ,
 the initial covariance), then run in units of work: blocks of trajectories whose results depend only on the
-seed and their trajectory indices (``run_block``), turned into estimates with errors by ``estimate_point``.
+seed and their trajectory indices (``run_block``: sufficient statistics per block of trajectories, never the
+samples), folded in trajectory order (``point_accumulator``, ``MomentAccumulator.add``) and turned into
+estimates with errors (``point_estimates``; ``estimate_point`` does both).
 A sweep's units (``SimulationUnit``) are planned point by point and branch by branch (``plan_units``) and run
 anywhere (``run_unit``: in process, or on Dask workers). Times in units of 1/ω_m unless a name says seconds.
 """
@@ -19,15 +21,23 @@ import xarray as xr
 
 from sde_com.errors import UserError
 from sde_com.kernels import ensemble as kernels
-from sde_com.physics.gaussian import logneg, logneg_pair
-from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance
+from sde_com.kernels.accumulators import block_moments, block_outer_moments
+from sde_com.physics.gaussian import logneg, logneg_pair, logneg_rows, logneg_rows_packed
+from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariances
 from sde_com.physics.model import OperatingPoint, points
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.stability import decide_stability
 from sde_com.physics.system import LinearSystem
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.sweep import parameter_grid
-from sde_com.simulation.estimators import N_BATCHES, covariance_factor, steady_estimates, transient_estimates
+from sde_com.simulation.estimators import (
+    N_BATCHES,
+    MomentAccumulator,
+    covariance_factor,
+    stat_block_size,
+    steady_estimates,
+    transient_estimates,
+)
 from sde_com.simulation.schemes import EulerMaruyama, get_scheme
 from sde_com.simulation.settings import SimulationSettings
 
@@ -35,6 +45,7 @@ from sde_com.simulation.settings import SimulationSettings
 # scheduling is < 5 %), and ≥ 64 trajectories so that every numba thread gets whole 16-lane SIMD blocks.
 STEPS_PER_UNIT = 50_000_000
 MIN_TRAJECTORIES_PER_UNIT = 64
+TRACE_BYTES_PER_UNIT = 64 * 2**20  # recorded traces + noises held per unit (the rest streams to the file)
 
 
 # The thermal state of a point: the resonator's n_m (a number), the system's thermal covariance (2N×2N), a
@@ -115,16 +126,36 @@ class PointModel:
         return self.A.shape[0]
 
 
-def _no_pair(V: np.ndarray) -> float:
-    return math.nan
+@dataclass(frozen=True)
+class PairEntanglement:
+    """E_N (Eqs. (12)–(13)) of modes i and j of a 2N×2N covariance: the pair a run reports; ``batch`` of a
+    stack of covariances (the same bits, ``gaussian.logneg_rows``). No pair (i = j): NaN."""
+
+    i: int
+    j: int
+
+    def __call__(self, V: np.ndarray) -> float:
+        return logneg_pair(V, self.i, self.j) if self.i != self.j else math.nan
+
+    def _rows(self) -> np.ndarray:
+        return np.array([2 * self.i, 2 * self.i + 1, 2 * self.j, 2 * self.j + 1], dtype=np.int64)
+
+    def batch(self, Vs: np.ndarray) -> np.ndarray:
+        if self.i == self.j:
+            return np.full(len(Vs), math.nan)
+        return logneg_rows(np.ascontiguousarray(Vs, dtype=float), self._rows())
+
+    def batch_packed(self, P: np.ndarray, d: int) -> np.ndarray:
+        """``batch`` of covariances given as upper triangles (n, d (d + 1) / 2), row-major."""
+        if self.i == self.j:
+            return np.full(len(P), math.nan)
+        return logneg_rows_packed(np.ascontiguousarray(P, dtype=float), d, self._rows())
 
 
-def entanglement_of(n_modes: int) -> Callable[[np.ndarray], float]:
+def entanglement_of(n_modes: int) -> PairEntanglement:
     """The E_N a run of a system of ``n_modes`` modes reports: of its first and last mode (for the spinning
-    resonator the driven mode and the mechanics, ``logneg``); NaN for a single mode."""
-    if n_modes == 3:
-        return logneg
-    return functools.partial(logneg_pair, i=0, j=n_modes - 1) if n_modes >= 2 else _no_pair
+    resonator the driven mode and the mechanics, as ``logneg``); NaN for a single mode."""
+    return PairEntanglement(0, max(n_modes - 1, 0))
 
 
 def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Thermal,
@@ -164,11 +195,33 @@ def _prepare(A_s: np.ndarray, D_s: np.ndarray, stable: bool, V_inf: np.ndarray |
                       EulerMaruyama().max_dt(A_s), V_stationary, entanglement_of(d // 2))
 
 
-def trajectory_blocks(settings: SimulationSettings) -> list[tuple[int, int]]:
-    """(first trajectory, count) of each block of ``chunk`` trajectories, in order."""
+def statistics_layout(settings: SimulationSettings) -> tuple[int, int]:
+    """(n_items, S): the independent items of a point's statistics and the items per statistics block —
+    (trajectories, ``stat_block_size(trajectories)``), or for one steady trajectory its N_BATCHES batch means
+    as items in blocks of one."""
+    if not settings.transient and settings.trajectories == 1:
+        return N_BATCHES, 1
+    return settings.trajectories, stat_block_size(settings.trajectories)
+
+
+def trajectory_blocks(settings: SimulationSettings, dimension: int = 6) -> list[tuple[int, int]]:
+    """(first trajectory, count) of each unit of ``chunk`` trajectories, in order. Units are whole statistics
+    blocks: ``chunk`` (default: ≥ STEPS_PER_UNIT trajectory-steps and ≥ MIN_TRAJECTORIES_PER_UNIT) is rounded
+    up to a multiple of S = ``stat_block_size(trajectories)``, so every first is a multiple of S. Units that
+    record traces are cut smaller, to about TRACE_BYTES_PER_UNIT of traces and noises, so that memory stays
+    bounded however long the traces (the result does not depend on the units); ``dimension``: 2N."""
     n = settings.trajectories
+    S = stat_block_size(n)
     c = settings.chunk or min(n, max(MIN_TRAJECTORIES_PER_UNIT, STEPS_PER_UNIT // settings.n_steps))
-    return [(first, min(c, n - first)) for first in range(0, n, c)]
+    c = -(-c // S) * S
+    per_trace = 2 * 8 * dimension * (settings.n_steps // settings.trace_every + 1)
+    traced = max(S, min(c, TRACE_BYTES_PER_UNIT // per_trace // S * S))
+    blocks, first = [], 0
+    while first < n:
+        count = min(traced if first < settings.traces else c, n - first)
+        blocks.append((first, count))
+        first += count
+    return blocks
 
 
 def _recorded_noise(model: PointModel, s: SimulationSettings, traces: np.ndarray, noises: np.ndarray):
@@ -191,36 +244,71 @@ def _batch_means(model: PointModel, s: SimulationSettings, u0: np.ndarray, first
     return batch_uu[0] / batch_len
 
 
-def run_block(model: PointModel, settings: SimulationSettings, first: int, count: int) -> dict:
-    """Trajectories [first, first + count) of one point: everything the estimators need from them.
+def _statistics(x: np.ndarray, first: int, block_size: int) -> dict:
+    """The ``run_block`` statistics of per-item symmetric values x (n, d, d), items first, first + 1, … (first
+    a multiple of block_size): per block the count and the sums of x and x² in item order (``block_moments``),
+    packed to the upper triangle as ``block_outer_moments``."""
+    r, c = np.triu_indices(x.shape[-1])
+    total, total_sq = block_moments(np.ascontiguousarray(x[:, r, c]), block_size)
+    return _stat_dict(first, block_size, x.shape[0], total, total_sq)
 
-    ``samples`` (steady runs): per-trajectory time averages of u uᵀ after the burn-in, or, for a single
-    trajectory, the averages over N_BATCHES consecutive batches (batch means). ``snapshots`` (transient
-    runs): u at the snapshot steps. ``trace``, ``noise``: recorded paths of the block's traced trajectories.
-    A block's result depends only on the seed and its trajectory indices, never on the block size.
+
+def _stat_dict(first: int, block_size: int, count: int, total: np.ndarray, total_sq: np.ndarray) -> dict:
+    counts = np.full(total.shape[0], block_size, dtype=np.int64)
+    counts[-1] = count - block_size * (total.shape[0] - 1)
+    return dict(first_block=np.int64(first // block_size), stat_count=counts, stat_sum=total, stat_sum_sq=total_sq)
+
+
+def run_block(model: PointModel, settings: SimulationSettings, first: int, count: int) -> dict:
+    """Trajectories [first, first + count) of one point (a unit of ``trajectory_blocks``: first a multiple of
+    S, count too unless the unit ends the point): the sufficient statistics the estimators need from them.
+
+    A flat dict of numpy arrays (it may be saved with ``np.savez``):
+      ``first_block`` int64 scalar, the index of the unit's first statistics block (first // S);
+      ``stat_count`` (k,) int64, the items in each of its k blocks;
+      ``stat_sum``, ``stat_sum_sq`` (k, …, q): per block the sums of x and of x² (elementwise), x per item,
+        packed: the upper triangle (q = d (d + 1) / 2 entries, row-major) of the symmetric x: steady runs
+        x = a trajectory's time average of u uᵀ after the burn-in, (k, q); transient runs x = u(t) uᵀ(t) at
+        every snapshot, (k, n_t, q). For a single steady trajectory the items are
+        its N_BATCHES batch averages (batch means) in blocks of one (``statistics_layout``);
+      ``trace``, ``noise`` (when traces are recorded): paths of the unit's traced trajectories.
+    Each block's sums are taken in an order fixed by trajectory index within the block, so a unit's result
+    depends only on the seed and its trajectory indices, and a block's on its own trajectories only.
+    ``point_accumulator(...).add`` folds these results in order.
     """
     s = settings
+    _, S = statistics_layout(s)
+    if first % S or (count % S and first + count != s.trajectories):
+        raise ValueError(f"trajectories [{first}, {first + count}) are not whole statistics blocks of {S}")
     u0 = sample_gaussian(model.C0, s.seed, first, count, INITIAL_STREAM)
     n_rec = max(0, min(s.traces - first, count))
     out = {}
     if not s.transient and s.trajectories == 1:
-        out["samples"] = _batch_means(model, s, u0, first)
+        out.update(_statistics(_batch_means(model, s, u0, first), 0, 1))
         if not n_rec:
             return out
     _, sum_uu, n_avg, snaps, traces, noises = kernels.run_ensemble(
         model.F, model.L, u0, s.seed, first, s.n_steps, s.burn_in_steps, s.snapshot_steps, n_rec, s.trace_every)
     if s.transient:
-        out["snapshots"] = snaps
-    elif "samples" not in out:
-        out["samples"] = sum_uu / n_avg
+        out.update(_stat_dict(first, S, count, *block_outer_moments(snaps, S)))
+    elif not out:
+        out.update(_statistics(sum_uu / n_avg, first, S))
     if n_rec:
         out["trace"], out["noise"] = traces, _recorded_noise(model, s, traces, noises)
     return out
 
 
-def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> dict:
-    """Estimates with errors and their references from the blocks of one point, an iterable in
-    trajectory order (it may load them one at a time).
+def point_accumulator(model: PointModel, settings: SimulationSettings, spill=None) -> MomentAccumulator:
+    """An empty ``MomentAccumulator`` for the ``run_block`` results of one point and branch (``spill``: a file
+    for its finished jackknife groups, see ``MomentAccumulator``)."""
+    n_items, S = statistics_layout(settings)
+    d = model.dimension
+    shape = (settings.snapshot_steps.size, d, d) if settings.transient else (d, d)
+    return MomentAccumulator(n_items, S, shape, spill)
+
+
+def point_estimates(model: PointModel, settings: SimulationSettings, acc: MomentAccumulator) -> dict:
+    """Estimates with errors and their references from the complete statistics ``acc`` of one point.
 
     Steady runs: against the scheme's stationary covariance. Transients: against the scheme's discrete
     moments, with the moment solution V(t) = e^{At} V0 e^{Aᵀt} + Q(t) beside them (``cov_moment``).
@@ -228,14 +316,22 @@ def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> d
     s = settings
     out: dict = {"stable": model.stable, "cov": model.V_inf, "max_dt_em": model.max_dt_em}
     if not s.transient:
-        out.update(steady_estimates(np.concatenate([b["samples"] for b in blocks]), model.V_stationary,
-                                    model.V_inf, model.entanglement))
+        out.update(steady_estimates(acc, model.V_stationary, model.V_inf, model.entanglement))
         return out
     steps = s.snapshot_steps
-    V_moment = np.stack([moment_covariance(model.A, model.D, model.V0, t) for t in steps * s.dt])
+    V_moment = moment_covariances(model.A, model.D, model.V0, steps, s.dt)
     V_ref = s.scheme.moment_reference(model.F, model.L, model.V0, steps, V_moment)
-    out.update(transient_estimates(blocks, s.trajectories, steps, V_ref, V_moment, model.entanglement))
+    out.update(transient_estimates(acc, steps, V_ref, V_moment, model.entanglement))
     return out
+
+
+def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> dict:
+    """``point_estimates`` of the ``run_block`` results ``blocks`` of one point, an iterable in trajectory
+    order (it may load them one at a time: only the statistics are kept)."""
+    acc = point_accumulator(model, settings)
+    for block in blocks:
+        acc.add(block)
+    return point_estimates(model, settings, acc)
 
 
 def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Thermal, settings: SimulationSettings,
@@ -252,16 +348,20 @@ def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Ther
     by block (else they are returned in memory).
     """
     model = prepare_point(A, D, omega_m, n_thermal, settings)
-    blocks = []
-    for first, count in trajectory_blocks(settings):
+    acc = point_accumulator(model, settings)
+    traces, noises = [], []
+    for first, count in trajectory_blocks(settings, model.dimension):
         block = run_block(model, settings, first, count)
-        if "trace" in block and trace_sink is not None:
-            trace_sink(first, block.pop("trace"), block.pop("noise"))
-        blocks.append(block)
-    out = estimate_point(model, settings, blocks)
+        if "trace" in block:
+            if trace_sink is not None:
+                trace_sink(first, block.pop("trace"), block.pop("noise"))
+            else:
+                traces.append(block.pop("trace"))
+                noises.append(block.pop("noise"))
+        acc.add(block)
+    out = point_estimates(model, settings, acc)
     if settings.traces and trace_sink is None:
-        out["trace"] = np.concatenate([b["trace"] for b in blocks if "trace" in b])
-        out["noise"] = np.concatenate([b["noise"] for b in blocks if "noise" in b])
+        out["trace"], out["noise"] = np.concatenate(traces), np.concatenate(noises)
     return out
 
 
@@ -336,11 +436,13 @@ def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[Simul
     """Every unit of a run, in a fixed order: points (C order), branches, trajectory blocks."""
     stable = sweep_ds["stable"].values.reshape(-1, sweep_ds.sizes["branch"])
     n_branches = sweep_ds["n_branches"].values.reshape(-1)
+    dimension = sweep_ds.sizes.get("row", 6)
+    blocks = trajectory_blocks(settings, dimension)
     units = []
     for point in range(stable.shape[0]):
         for b in range(int(n_branches[point])):
             if stable[point, b] or (settings.transient and settings.allow_unstable):
-                units += [SimulationUnit(point, b, f, c) for f, c in trajectory_blocks(settings)]
+                units += [SimulationUnit(point, b, f, c) for f, c in blocks]
     return units
 
 

@@ -2,23 +2,48 @@
 
 Steady state: V from time averages of u uᵀ, its standard error from the spread over independent trajectories
 (batch means over ``N_BATCHES`` consecutive batches when there is one trajectory). Transients: V(t) from
-ensembles of u(t) uᵀ(t), streamed through running sums. E_N (Eq. (13)) and other nonlinear functions of V:
-delete-one-group jackknife over ``N_JACKKNIFE_GROUPS`` groups fixed by trajectory index. Every estimate is
-compared entry by entry with its reference by z-scores.
+ensembles of u(t) uᵀ(t). E_N (Eq. (13)) and other nonlinear functions of V: delete-one-group jackknife over
+``N_JACKKNIFE_GROUPS`` groups fixed by trajectory index. Every estimate is compared entry by entry with its
+reference by z-scores.
+
+Both are reduced from sufficient statistics, never from the samples: trajectory i of n belongs to statistics
+block k = i // S (S = ``stat_block_size(n)``), a unit of work returns the sums of x and x² over each of its
+blocks (x: a trajectory's time average of u uᵀ, or u(t) uᵀ(t) at every snapshot), and a ``MomentAccumulator``
+folds the blocks, in block order, into the sums of ``jackknife_groups`` groups of whole blocks. Every sum is
+taken in an order fixed by trajectory and block indices, so the estimates are bitwise independent of the unit
+size, the number of workers and the order in which units finish.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 
-from sde_com.kernels.accumulators import accumulate_outer_products
 from sde_com.physics.gaussian import logneg
 
 N_JACKKNIFE_GROUPS = 32  # leave-one-group-out jackknife; more groups cost time, not accuracy
 N_BATCHES = 32  # batch means for a single trajectory: each batch should span many relaxation times
+MAX_STAT_BLOCK = 256  # trajectories per statistics block at most (a unit's statistics: n / 256 blocks)
+
+
+def stat_block_size(n: int) -> int:
+    """S, the trajectories per statistics block of a run of n trajectories: the largest power of two ≤ n / 32,
+    clamped to [1, MAX_STAT_BLOCK], so there are ≥ N_JACKKNIFE_GROUPS blocks whenever n ≥ 32. Depends on n
+    only: units of work are whole blocks, and a block's sums do not depend on the unit that computed them."""
+    S = 1
+    while 2 * S * N_JACKKNIFE_GROUPS <= n and 2 * S <= MAX_STAT_BLOCK:
+        S *= 2
+    return S
+
+
+def jackknife_groups(n_blocks: int) -> int:
+    """G = min(N_JACKKNIFE_GROUPS, K) groups of whole blocks; block k of K is in group k G // K."""
+    return min(N_JACKKNIFE_GROUPS, n_blocks)
 
 
 def covariance_factor(V: np.ndarray) -> np.ndarray:
@@ -39,17 +64,6 @@ def jackknife(values_by_group: np.ndarray, weights: np.ndarray, fn: Callable[[np
     if not np.all(np.isfinite(loo)):
         return full, math.nan
     return full, float(math.sqrt((g - 1) / g * np.sum((loo - loo.mean()) ** 2)))
-
-
-def jackknife_logneg_over_time(groups: np.ndarray, weights: np.ndarray,
-                               entanglement: Callable[[np.ndarray], float] = logneg) -> tuple[np.ndarray, np.ndarray]:
-    """``jackknife`` of E_N (Eq. (13); ``entanglement``: V → E_N of the reported pair, default the resonator's
-    driven mode and mechanics) at each time of groups (group, time, d, d) → (E_N(t), error(t))."""
-    n_t = groups.shape[1]
-    en, en_err = np.empty(n_t), np.empty(n_t)
-    for k in range(n_t):
-        en[k], en_err[k] = jackknife(groups[:, k], weights, entanglement)
-    return en, en_err
 
 
 def group_means(per_traj: np.ndarray, n_groups: int = N_JACKKNIFE_GROUPS) -> tuple[np.ndarray, np.ndarray]:
@@ -75,52 +89,217 @@ def zscores(estimate, error, reference):
     return z, np.where(np.isfinite(zu), zu, np.nan)
 
 
-def steady_estimates(per_traj: np.ndarray, V_ref: np.ndarray, V_lyapunov: np.ndarray,
+JACKKNIFE_WINDOW = 2048  # times per pass of the jackknife over a transient (bounds its temporaries)
+
+
+class MomentAccumulator:
+    """Sufficient statistics of one (point, branch): per jackknife group, the count of trajectories and the sum
+    of x over them, and over all trajectories the sum of x² (elementwise); x the per-trajectory quantity of
+    shape ``shape`` (…, d, d), symmetric in its last two axes, so only their upper triangle is kept (packed,
+    as ``run_block`` gives it).
+
+    ``n_items`` trajectories (or batches) in blocks of ``block_size`` (K = ceil(n_items / block_size) blocks,
+    G = ``jackknife_groups(K)`` groups of consecutive blocks; block k in group k G // K). ``add`` takes
+    ``run_block`` results in block order (a left fold, block by block); a result that does not start at the
+    next block is refused (ValueError): the caller buffers units that finish early. Groups therefore fill one
+    after the other: only the open group's sum is updated, a finished one is final. It is kept in memory, or
+    with ``spill`` (a file path) appended to that file, so that memory holds one group, not G of them, for a
+    transient of very many snapshot times. ``to_arrays`` / ``from_arrays`` checkpoint it exactly (``sync``
+    first when spilling). ``moments`` gives V with errors once ``complete``; ``jackknife`` the delete-one-group
+    errors of a function of V.
+    """
+
+    def __init__(self, n_items: int, block_size: int, shape: tuple[int, ...], spill: str | Path | None = None):
+        self.n_items, self.block_size, self.shape = int(n_items), int(block_size), tuple(int(x) for x in shape)
+        self.n_blocks = -(-self.n_items // self.block_size)
+        self.n_groups = jackknife_groups(self.n_blocks)
+        self.next_block = 0
+        self.upper = np.triu_indices(self.shape[-1])
+        self.packed = (*self.shape[:-2], len(self.upper[0]))
+        self.group_count = np.zeros(self.n_groups, dtype=np.int64)
+        self.open_group = 0  # the group the next block goes to; those before are finished
+        self.open_sum = np.zeros(self.packed)
+        self.total = np.zeros(self.packed)  # Σ of the finished groups' sums, in group order
+        self.total_sq = np.zeros(self.packed)
+        self.finished: list[np.ndarray] = []  # finished groups' sums, when not spilled
+        self.spill = None if spill is None else Path(spill)
+        if self.spill is not None:
+            self.spill.write_bytes(b"")
+
+    @property
+    def complete(self) -> bool:
+        """Every block has been added."""
+        return self.next_block == self.n_blocks
+
+    def add(self, result: Mapping[str, np.ndarray]) -> None:
+        """Fold a unit's statistics (``first_block``, ``stat_count``, ``stat_sum``, ``stat_sum_sq``; the
+        ``run_block`` keys) into the group sums and the total of x², block by block in block order."""
+        first = int(result["first_block"])
+        count, total, total_sq = result["stat_count"], result["stat_sum"], result["stat_sum_sq"]
+        if first != self.next_block:
+            raise ValueError(f"statistics of blocks from {first} given, block {self.next_block} expected next "
+                             "(units must be added in trajectory order)")
+        if first + len(count) > self.n_blocks or total.shape[1:] != self.packed:
+            raise ValueError(f"{len(count)} blocks of shape {total.shape[1:]} from block {first} do not fit "
+                             f"{self.n_blocks} blocks of packed shape {self.packed}")
+        for j in range(len(count)):
+            g = (first + j) * self.n_groups // self.n_blocks
+            while self.open_group < g:
+                self._close_group()
+            self.group_count[g] += count[j]
+            self.open_sum += total[j]
+            self.total_sq += total_sq[j]
+        self.next_block = first + len(count)
+        if self.complete:
+            self._close_group()
+
+    def _close_group(self) -> None:
+        self.total += self.open_sum
+        if self.spill is None:
+            self.finished.append(self.open_sum)
+        else:
+            with open(self.spill, "ab") as f:
+                f.write(self.open_sum.tobytes())
+        self.open_sum = np.zeros(self.packed)
+        self.open_group += 1
+
+    def sync(self) -> None:
+        """Make the spilled groups durable before a checkpoint counts on them."""
+        if self.spill is not None:
+            with open(self.spill, "ab") as f:
+                os.fsync(f.fileno())
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The state as arrays (e.g. for ``np.savez``); ``from_arrays`` restores it bit for bit (the spilled
+        groups stay in their file: the state records how many there are)."""
+        layout = np.array([self.n_items, self.block_size, self.next_block, self.open_group], dtype=np.int64)
+        out = dict(layout=layout, shape=np.array(self.shape, dtype=np.int64), group_count=self.group_count.copy(),
+                   open_sum=self.open_sum.copy(), total=self.total.copy(), total_sq=self.total_sq.copy())
+        if self.spill is None:
+            out["finished"] = np.array(self.finished).reshape(len(self.finished), *self.packed)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], spill: str | Path | None = None) -> MomentAccumulator:
+        """The accumulator saved by ``to_arrays`` (``spill``: its file, cut back to the groups recorded)."""
+        n_items, block_size, next_block, open_group = (int(x) for x in arrays["layout"])
+        acc = cls(n_items, block_size, tuple(int(x) for x in arrays["shape"]))
+        acc.next_block, acc.open_group = next_block, open_group
+        acc.group_count[:] = arrays["group_count"]
+        acc.open_sum[:] = arrays["open_sum"]
+        acc.total[:] = arrays["total"]
+        acc.total_sq[:] = arrays["total_sq"]
+        if spill is None:
+            acc.finished = list(arrays["finished"])
+        else:
+            acc.spill = Path(spill)
+            with open(acc.spill, "r+b") as f:
+                f.truncate(open_group * acc.open_sum.nbytes)
+        return acc
+
+    def _unpack(self, packed: np.ndarray) -> np.ndarray:
+        """The symmetric (…, d, d) matrices of upper triangles (…, d (d + 1) / 2)."""
+        d = self.shape[-1]
+        out = np.empty((*packed.shape[:-1], d, d))
+        r, c = self.upper
+        out[..., r, c] = packed
+        out[..., c, r] = packed
+        return out
+
+    def _groups(self, a: int, b: int) -> np.ndarray:
+        """The finished groups' sums at the leading (time) indices [a, b), flattened: (G, b − a, q)."""
+        q = self.packed[-1]
+        if self.spill is None:
+            return np.stack([g.reshape(-1, q)[a:b] for g in self.finished])
+        n_lead = math.prod(self.packed[:-1])
+        out = np.empty((self.n_groups, b - a, q))
+        with open(self.spill, "rb") as f:
+            for g in range(self.n_groups):
+                f.seek((g * n_lead + a) * q * 8)
+                f.readinto(memoryview(out[g]).cast("B"))
+        return out
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean of x, its standard error) from the sums of the groups in group order.
+
+        V = Σx / n; the error from the one-pass variance s² = (Σx² / n − V²) · n / (n − 1) (clipped at 0; NaN
+        for n = 1), / √n. The one-pass form loses ~ 1e-16 / (relative spread)² of s² to cancellation; the
+        spread of per-trajectory averages and of u uᵀ is far above 1e-8 relative, so that is far below the
+        statistical error of s² itself.
+        """
+        if not self.complete:
+            raise ValueError(f"statistics of {self.next_block} of {self.n_blocks} blocks only")
+        n = int(self.group_count.sum())
+        V = self.total / n
+        with np.errstate(invalid="ignore"):
+            var = np.clip(self.total_sq / n - V**2, 0.0, None) * n / (n - 1) if n > 1 else np.full(V.shape, np.nan)
+        return self._unpack(V), self._unpack(np.sqrt(var / n))
+
+    def jackknife(self, entanglement, window: int = JACKKNIFE_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+        """``jackknife`` of ``entanglement`` (V → E_N; with a ``batch`` method for a stack of V when it has
+        one) at every leading index of x (every time of a transient; a steady x has none): (E_N, error),
+        evaluated ``window`` times at a time so that memory stays that of one window of the group sums."""
+        weights = self.group_count.astype(float)
+        lead = self.packed[:-1]
+        n_lead = math.prod(lead)
+        en, err = np.empty(n_lead), np.empty(n_lead)
+        d = self.shape[-1]
+        if hasattr(entanglement, "batch_packed"):  # straight from the upper triangles
+            batch = functools.partial(entanglement.batch_packed, d=d)
+        else:
+            def batch(P):
+                return np.array([entanglement(V) for V in self._unpack(P)])
+        for a in range(0, n_lead, window):
+            b = min(n_lead, a + window)
+            en[a:b], err[a:b] = jackknife_batch(self._groups(a, b) / weights[:, None, None], weights, batch)
+        return en.reshape(lead), err.reshape(lead)
+
+
+def jackknife_batch(groups: np.ndarray, weights: np.ndarray, batch) -> tuple[np.ndarray, np.ndarray]:
+    """``jackknife`` at each of many times at once: groups (G, n, …) of group means (of V, in any layout
+    ``batch`` reads), ``batch``: a stack of them (m, …) → their E_N (m,) → (E_N of the weighted mean,
+    standard error) per time; NaN error where any delete-one value is not finite, as ``jackknife``."""
+    g, n = groups.shape[:2]
+    W = weights.sum()
+    total = np.tensordot(weights, groups, axes=1) / W
+    full = batch(total)
+    if g < 2:
+        return full, np.full(n, math.nan)
+    w = weights.reshape((-1,) + (1,) * (groups.ndim - 1))
+    loo = batch(((total[None] * W - w * groups) / (W - w)).reshape(-1, *groups.shape[2:])).reshape(g, n)
+    with np.errstate(invalid="ignore"):  # an infinite delete-one value: NaN error, below
+        err = np.sqrt((g - 1) / g * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+    return full, np.where(np.all(np.isfinite(loo), axis=0), err, math.nan)
+
+
+def steady_estimates(acc: MomentAccumulator, V_ref: np.ndarray, V_lyapunov: np.ndarray,
                      entanglement: Callable[[np.ndarray], float] = logneg) -> dict:
-    """V from per-trajectory (or per-batch) time averages of u uᵀ (the mean of u is zero; per_traj: (n, d, d)),
-    errors from their spread over the independent trajectories (batches); z-scores against the scheme's
-    stationary ``V_ref`` and against the Lyapunov V of Eq. (11) (for Euler–Maruyama the latter shows the
-    time-step bias). ``entanglement``: V → E_N of the reported pair (default: the resonator's ``logneg``)."""
-    n = per_traj.shape[0]
-    V_sim = per_traj.mean(axis=0)
-    err = per_traj.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(per_traj.shape[1:], np.nan)
+    """V from per-trajectory (or per-batch) time averages x of u uᵀ (the mean of u is zero; ``acc``: their
+    statistics, shape (d, d)), errors from their spread over the independent trajectories (batches); z-scores
+    against the scheme's stationary ``V_ref`` and against the Lyapunov V of Eq. (11) (for Euler–Maruyama the
+    latter shows the time-step bias). ``entanglement``: V → E_N of the reported pair (default the resonator's
+    ``logneg``), with jackknife errors over the groups. The spread comes from the one-pass variance of
+    ``MomentAccumulator.moments`` (not a two-pass std: the relative spread of per-trajectory averages is far
+    above 1e-8, so the cancellation it risks is far below the statistical error)."""
+    V_sim, err = acc.moments()
     z, zmax = zscores(V_sim, err, V_ref)
     _, zmax_continuous = zscores(V_sim, err, V_lyapunov)
-    groups, weights = group_means(per_traj)
-    en, en_err = jackknife(groups, weights, entanglement)
+    en, en_err = (float(x) for x in acc.jackknife(entanglement))
     return dict(cov_sim=V_sim, cov_sim_err=err, cov_ref=V_ref, zscore=z, zscore_max=zmax,
                 zscore_max_continuous=zmax_continuous, logneg_sim=en, logneg_sim_err=en_err,
                 logneg_ref=entanglement(V_ref), logneg=entanglement(V_lyapunov))
 
 
-def snapshot_moments(blocks: Iterable[dict], n: int, n_t: int):
-    """Running sums of u uᵀ over the snapshots (trajectory, time, d) of the blocks (in trajectory order; one at a
-    time in memory) → (V(t), its standard error, group means of u uᵀ for the jackknife, group sizes)."""
-    g = min(N_JACKKNIFE_GROUPS, n)
-    total = total_sq = group_sum = None
-    group_count = np.zeros(g)
-    first = 0
-    for block in blocks:
-        snaps = block["snapshots"]
-        if total is None:  # d from the first block's snapshots
-            d = snaps.shape[-1]
-            total, total_sq, group_sum = np.zeros((n_t, d, d)), np.zeros((n_t, d, d)), np.zeros((g, n_t, d, d))
-        accumulate_outer_products(snaps, first, n, g, total, total_sq, group_sum, group_count)
-        first += snaps.shape[0]
-    V_sim = total / n
-    with np.errstate(invalid="ignore"):
-        var = np.clip(total_sq / n - V_sim**2, 0.0, None) * n / (n - 1) if n > 1 else np.full(V_sim.shape, np.nan)
-    return V_sim, np.sqrt(var / n), group_sum / group_count[:, None, None, None], group_count
-
-
-def transient_estimates(blocks: Iterable[dict], n: int, steps: np.ndarray, V_ref: np.ndarray,
+def transient_estimates(acc: MomentAccumulator, steps: np.ndarray, V_ref: np.ndarray,
                         V_moment: np.ndarray, entanglement: Callable[[np.ndarray], float] = logneg) -> dict:
-    """V(t) at each snapshot step from the ensemble of u(t) uᵀ(t) (``snapshot_moments``), z-scores against
-    the scheme's discrete moments ``V_ref``, E_N(t) (``entanglement``, default the resonator's ``logneg``)
-    with jackknife errors beside E_N of the moment solution ``V_moment`` (V(t) = e^{At} V0 e^{Aᵀt} + Q(t))."""
-    V_sim, err, groups, weights = snapshot_moments(blocks, n, steps.size)
+    """V(t) at each snapshot step from the ensemble of x = u(t) uᵀ(t) (``acc``: its statistics, shape
+    (n_t, d, d)), z-scores against the scheme's discrete moments ``V_ref``, E_N(t) (``entanglement``, default
+    the resonator's ``logneg``) with jackknife errors beside E_N of the moment solution ``V_moment``
+    (V(t) = e^{At} V0 e^{Aᵀt} + Q(t))."""
+    V_sim, err = acc.moments()
     z, zmax = zscores(V_sim, err, V_ref)
-    en, en_err = jackknife_logneg_over_time(groups, weights, entanglement)
+    en, en_err = acc.jackknife(entanglement)
+    batch = getattr(entanglement, "batch", None)
+    en_ref = batch(V_moment) if batch else np.array([entanglement(V) for V in V_moment])
     return dict(cov_sim=V_sim, cov_sim_err=err, cov_ref=V_ref, cov_moment=V_moment, zscore=z, zscore_max=zmax,
-                logneg_sim=en, logneg_sim_err=en_err, logneg_ref=np.array([entanglement(V) for V in V_moment]),
-                time_steps=steps)
+                logneg_sim=en, logneg_sim_err=en_err, logneg_ref=en_ref, time_steps=steps)

@@ -36,8 +36,10 @@ SIMULATE = make_table(
         minimum=0),
     Key("allow_unstable", "boolean", "run a transient at an operating point without a steady state",
         default=False),
-    Key("chunk", "integer", "trajectories per unit of work; results do not depend on it (absent: about 5e7 "
-                            "trajectory-steps per unit)", "1", minimum=1),
+    Key("chunk", "integer", "trajectories per unit of work, rounded up to a whole number of statistics blocks "
+                            "(S: the largest power of two <= trajectories/32, from 1 to 256); results do not "
+                            "depend on it (absent: about 5e7 trajectory-steps per unit, fewer while traces are "
+                            "recorded)", "1", minimum=1),
 )
 
 DRIVE = make_table(

@@ -50,8 +50,8 @@ class SimulationSettings:
         ``save_every`` is given, else at every step; with a decimation of k steps the recorded noise is the
         accumulated innovation u_n − F^k u_{n−k} that drove the trace between records.
     allow_unstable: run a transient at an operating point without steady state.
-    chunk: trajectories per unit of work (results do not depend on it; default: about STEPS_PER_UNIT
-        trajectory-steps per unit).
+    chunk: trajectories per unit of work, rounded up to whole statistics blocks (``ensemble.trajectory_blocks``;
+        results do not depend on it; default: about STEPS_PER_UNIT trajectory-steps per unit).
     """
 
     # defaults, types and ranges: the [simulate] table of sde_com.simulation.keys

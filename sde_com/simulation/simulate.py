@@ -34,6 +34,8 @@ from sde_com.simulation.ensemble import (
     estimate_point,
     initial_covariance,
     plan_units,
+    point_accumulator,
+    point_estimates,
     point_model,
     point_parameters,
     prepare_operating_point,
@@ -41,11 +43,12 @@ from sde_com.simulation.ensemble import (
     run_block,
     run_unit,
     simulate_point,
+    statistics_layout,
     step_maps,
     system_grid,
     trajectory_blocks,
 )
-from sde_com.simulation.estimators import N_BATCHES, N_JACKKNIFE_GROUPS
+from sde_com.simulation.estimators import N_BATCHES, N_JACKKNIFE_GROUPS, MomentAccumulator, stat_block_size
 from sde_com.simulation.settings import (
     INITIAL_STATES,
     METHODS,
@@ -56,11 +59,12 @@ from sde_com.simulation.settings import (
 
 __all__ = [  # re-exported: sde_com/__init__.py, runs/ and the tests import them from here
     "INITIAL_STATES", "METHODS", "MIN_TRAJECTORIES_PER_UNIT", "N_BATCHES", "N_JACKKNIFE_GROUPS",
-    "SIMULATION_KEYS", "SIM_VARIABLE_INFO", "STEPS_PER_UNIT", "PointModel", "SimulationSettings",
-    "SimulationUnit", "assemble_simulation", "entanglement_of", "estimate_point", "initial_covariance",
-    "plan_units", "point_model", "point_parameters", "prepare_operating_point", "prepare_point",
-    "prepare_simulation", "run_block", "run_unit", "settings_to_dict", "simulate", "simulate_point",
-    "simulate_time_steps", "step_maps", "system_grid", "time_coordinate", "trace_coordinates",
+    "SIMULATION_KEYS", "SIM_VARIABLE_INFO", "STEPS_PER_UNIT", "MomentAccumulator", "PointModel",
+    "SimulationSettings", "SimulationUnit", "assemble_simulation", "entanglement_of", "estimate_point",
+    "initial_covariance", "plan_units", "point_accumulator", "point_estimates", "point_model",
+    "point_parameters", "prepare_operating_point", "prepare_point", "prepare_simulation", "run_block",
+    "run_unit", "settings_to_dict", "simulate", "simulate_point", "simulate_time_steps", "stat_block_size",
+    "statistics_layout", "step_maps", "system_grid", "time_coordinate", "trace_coordinates",
     "trajectory_blocks",
 ]
 
@@ -78,16 +82,27 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
     (``scenario.run_scenario_to_file`` streams them to disk this way).
     """
     ds = prepare_simulation(settings, params, system)
-    results = {}
-    models = {}  # each (point, branch) prepared once
-    for unit in plan_units(settings, ds):
+    estimates, traces = {}, {}
+    model = acc = None
+    recorded: list = []
+    for unit in plan_units(settings, ds):  # points and branches in turn, each one's units in trajectory order
         key = (unit.point, unit.branch)
-        if key not in models:
-            models[key] = point_model(settings, params, unit.point, unit.branch, system)
-        results[unit] = block = run_unit(settings, params, unit, models[key])
-        if trace_sink is not None and "trace" in block:
-            trace_sink(unit.point, unit.branch, unit.first, block.pop("trace"), block.pop("noise"))
-    return assemble_simulation(settings, params, ds, results, system=system)
+        if unit.first == 0:  # a new (point, branch): prepared once; only its statistics are kept
+            model = point_model(settings, params, *key, system)
+            acc, recorded = point_accumulator(model, settings), []
+        block = run_unit(settings, params, unit, model)
+        if "trace" in block:
+            pair = block.pop("trace"), block.pop("noise")
+            if trace_sink is not None:
+                trace_sink(unit.point, unit.branch, unit.first, *pair)
+            else:
+                recorded.append(pair)
+        acc.add(block)
+        if acc.complete:
+            estimates[key] = point_estimates(model, settings, acc)
+            if recorded:
+                traces[key] = tuple(np.concatenate(x) for x in zip(*recorded, strict=True))
+    return assemble_simulation(settings, params, ds, estimates, system=system, traces=traces)
 
 
 def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSystem | None = None,

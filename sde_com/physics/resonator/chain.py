@@ -1,31 +1,38 @@
 """The fast steady-state chain over many operating points: branches → A → stability → V → E_N.
 
-One numba kernel, parallel over points, on plain float arrays (no validation: ``sweep`` validates). It
-composes the same njit functions the per-point reference path uses (Eqs. (6), (7), (11)–(13)); the
-tests hold the two paths together.
+One serial numba kernel on plain float arrays (no validation: ``sweep`` validates), run by ``run_chain`` on
+blocks of points in threads (the kernel releases the GIL). Threads rather than ``parallel=True``: numba's
+parfors pipeline made the first-run compile ~2 s longer for the same run speed. It composes the same njit
+functions the per-point reference path uses (Eqs. (6), (7), (11)–(13)); the tests hold the two paths
+together. Every point is independent, so the results do not depend on the blocks or the thread count.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.linear import lyapunov_covariance, routh_hurwitz_stable
 from sde_com.physics.resonator.drift import fill_drift_matrix
-from sde_com.physics.resonator.steady import MAX_BRANCHES, mean_fields, steady_shift_roots
+from sde_com.physics.resonator.steady import MAX_BRANCHES, mean_fields, real_polynomial_roots, steady_polynomial
 
 # Pairs (rows of the 6×6 covariance) whose E_N the chain reports: (U, mech), (V, mech), (U, V).
 PAIR_ROWS = np.array([[0, 1, 4, 5], [2, 3, 4, 5], [0, 1, 2, 3]], dtype=np.int64)
 PAIR_NAMES = ("U-mech", "V-mech", "U-V")
+# Points per thread task: a few ms of work, so that a task's overhead (~50 µs) stays below ~1 %, and
+# enough tasks to balance the cost of multi-branch points between threads.
+BLOCK_POINTS = 2048
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_thermal, store_cov,
                  n_branches, shift, alpha_u, alpha_v, stable, logneg, cov):
-    """Run the whole steady-state chain for every point i (all inputs shape (N,), rates in rad/s).
+    """Run the whole steady-state chain for every point i (all inputs shape (N,), rates in rad/s), serially.
 
     Outputs (preallocated, NaN-filled by the caller where a branch does not exist):
         n_branches (N,) int: number of real roots of Eq. (7);
@@ -35,14 +42,14 @@ def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_th
         cov (N, B, 6, 6): Lyapunov V of Eq. (11) if store_cov, NaN where unstable.
     """
     n_points = kappa.shape[0]
-    for i in prange(n_points):
+    for i in range(n_points):
         wm = omega_m[i]
         k = G0[i] ** 2 * epsilon[i] ** 2 / (wm * kappa[i] ** 3)
         d_u = delta_u[i] / kappa[i]
         d_v = delta_v[i] / kappa[i]
         j = J[i] / kappa[i]
         roots = np.empty(MAX_BRANCHES)
-        nb = steady_shift_roots(d_u, d_v, j, k, roots)
+        nb = real_polynomial_roots(steady_polynomial(d_u, d_v, j, k), roots)  # steady_shift_roots, one call less
         n_branches[i] = nb
         # everything below in units of ω_m: V is unchanged, the matrices are O(1)
         D = np.zeros((6, 6))
@@ -69,8 +76,10 @@ def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_th
                         for c in range(4):
                             v4[r, c] = V[PAIR_ROWS[p, r], PAIR_ROWS[p, c]]
                     logneg[i, b, p] = logneg_from_blocks(v4)
-                if store_cov:
-                    cov[i, b] = V
+                if store_cov:  # element-wise: an array assignment compiles numba's shape-error path (~2 s)
+                    for r in range(6):
+                        for c in range(6):
+                            cov[i, b, r, c] = V[r, c]
 
 
 def run_chain(params: dict[str, np.ndarray], store_cov: bool = True) -> dict[str, np.ndarray]:
@@ -88,8 +97,21 @@ def run_chain(params: dict[str, np.ndarray], store_cov: bool = True) -> dict[str
     )
     args = [np.ascontiguousarray(params[k], dtype=np.float64) for k in
             ("kappa", "delta_u", "delta_v", "J", "G0", "epsilon", "omega_m", "gamma_m", "n_thermal")]
-    steady_chain(*args, store_cov, out["n_branches"], out["shift"], out["alpha_u"], out["alpha_v"],
-                 out["stable"], out["logneg"], out["cov"])
+    store_cov = bool(store_cov)  # one specialization (not np.bool_ beside bool)
+    outputs = [out[k] for k in ("n_branches", "shift", "alpha_u", "alpha_v", "stable", "logneg")]
+
+    def block(start: int) -> None:  # points [start, start + BLOCK_POINTS): C-contiguous views, one signature
+        part = slice(start, start + BLOCK_POINTS)
+        steady_chain(*(a[part] for a in args), store_cov, *(o[part] for o in outputs),
+                     out["cov"][part] if store_cov else out["cov"])
+
+    starts = range(0, n, BLOCK_POINTS)
+    threads = min(numba.get_num_threads(), len(starts)) if len(starts) > 1 else 1  # honours set_num_threads
+    if threads == 1:
+        steady_chain(*args, store_cov, *outputs, out["cov"])
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(block, starts))  # re-raises a block's exception
     if not store_cov:
         del out["cov"]
     return out

@@ -164,7 +164,8 @@ def steady_branches(delta_u: float, delta_v: float, J: float, kappa: float, G0: 
     """
     k = coupling_strength(G0, epsilon, omega_m, kappa)
     roots = np.empty(MAX_BRANCHES)
-    n = steady_shift_roots(delta_u / kappa, delta_v / kappa, J / kappa, k, roots)
+    # steady_shift_roots' two calls: the kernels the chain compiles anyway, not a third one to compile
+    n = real_polynomial_roots(steady_polynomial(delta_u / kappa, delta_v / kappa, J / kappa, k), roots)
     branches = []
     for y in roots[:n]:
         alpha_u, alpha_v = mean_fields(delta_u / kappa, delta_v / kappa, J / kappa, y, epsilon / kappa)

@@ -54,9 +54,13 @@ def device_of(params: Mapping[str, object]) -> Device:
     return Device(**{name: params[name] for name in DEVICE_PARAMETERS})
 
 
-def chain_inputs(full: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Flat rate arrays (rad/s) for the chain kernel from broadcast parameter arrays (Eq. (1), Eq. (7))."""
-    p = {k: np.ravel(v) for k, v in full.items()}
+def chain_inputs(full: Mapping[str, np.ndarray], start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    """Flat rate arrays (rad/s) for the chain kernel from broadcast parameter arrays (Eq. (1), Eq. (7)), of the
+    flat grid points [start, stop) (C order; default all). Only those points are gathered, so a block of a
+    large grid costs memory in proportion to the block; every rate is an elementwise function of the
+    point's parameters, so a block's values equal the whole grid's bitwise."""
+    gather = _flat_points(full, start, stop)
+    p = {k: gather(v) for k, v in full.items()}
     delta_c = p["detuning"] * p["omega_m"]
     shift = sagnac_shift(p["Omega"], p["refractive_index"], p["radius"], p["wavelength"], p["dn_dlambda"])
     sign = np.where(p["direction"] == "ccw", 1.0, -1.0)
@@ -72,6 +76,25 @@ def chain_inputs(full: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n_thermal=thermal_occupation(p["omega_m"], p["temperature"]) * np.ones_like(delta_c),
         sagnac_shift=shift * np.ones_like(delta_c),
     )
+
+
+def _flat_points(full: Mapping[str, np.ndarray], start: int, stop: int | None):
+    """A function giving values.ravel()[start:stop] of any broadcast grid array of ``full``, without
+    materializing the grid (a value constant over the grid, stride 0 on every axis, is not gathered)."""
+    shape = np.shape(next(iter(full.values()))) if full else ()
+    size = int(np.prod(shape))
+    stop = size if stop is None else stop
+    index = np.unravel_index(np.arange(start, stop), shape) if len(shape) > 1 else None
+
+    def gather(values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values)
+        if values.ndim <= 1:
+            return np.ravel(values)[start:stop]
+        if not any(values.strides):
+            return np.full(stop - start, values.flat[0], dtype=values.dtype)
+        return values[index]
+
+    return gather
 
 
 @register_system
@@ -118,12 +141,14 @@ class SpinningResonator(LinearSystem):
         """The vectorized steady state (Eqs. (6), (7), (11)–(13)) of the grid points [start, stop) (C order).
 
         ``full``: every parameter's values broadcast over the grid (``sweep.parameter_grid``, validated).
-        Returns the raw outputs of ``chain.run_chain`` and the rates kappa, G0, omega_m, sagnac_shift of
-        those points (rad/s). The rates are computed on the whole grid and then sliced, and each point runs
-        on its own, so blocks concatenated in order equal the whole grid bitwise.
+        Returns the raw outputs of ``chain.run_chain``, their branch axis cut to the block's most branches
+        (at least 1), and the rates kappa, G0, omega_m, sagnac_shift of those points (rad/s). Each point runs
+        on its own, so blocks joined in order (padded to the most branches) equal the whole grid bitwise.
         """
-        inp = {k: v[start:stop] for k, v in chain_inputs(full).items()}
+        inp = chain_inputs(full, start, stop)
         out = run_chain(inp, store_cov=store_cov)
+        n_b = max(1, int(out["n_branches"].max(initial=0)))
+        out = {k: (v[:, :n_b] if v.ndim > 1 else v) for k, v in out.items()}
         out.update({k: inp[k] for k in ("kappa", "G0", "omega_m", "sagnac_shift")})
         return out
 

@@ -1,0 +1,212 @@
+"""End-to-end benchmarks: what a user's ``sde-com run`` costs against the kernels alone, measured in one run.
+
+Each job runs in a fresh Python process (``_child``), which first loads the job's kernels (``warm_up``: from
+the cache; startup is not counted), then times the whole run through ``runs.engine.execute`` (planning,
+units, merging, checkpoints, estimators, the file) and reports its wall time, its peak memory (ru_maxrss,
+the whole process) and the output's size. The baselines are measured in the same process right after:
+the kernels alone over the same units (time-domain jobs), or netCDF4 writing the same arrays (noise traces).
+BLAS is pinned to one thread in every child (``BLAS_ENV``). Medians of ``repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+# the jobs of issue-sized scale: a 500k-point sweep, ~1e9 trajectory-steps time-averaged and transient,
+# 200 noise traces x 50,001 samples (960 MB of float64)
+SWEEP_500K = """[model]
+detuning = { start = -1.0, stop = 2.5, num = 2500 }
+Omega = { start = 0.0, stop = 1e4, num = 100 }
+direction = ["ccw", "cw"]
+"""
+TIME_AVERAGED = """[model]
+detuning = 0.75
+[simulate]
+method = "exact"
+dt = 0.5
+burn_in = 50.0
+duration = 2000.0
+trajectories = 262144
+seed = 1
+initial = "steady"
+"""
+TRANSIENT = """[model]
+detuning = 0.75
+[simulate]
+method = "exact"
+dt = 0.25
+duration = 120.0
+trajectories = 2097152
+seed = 2
+initial = "thermal"
+save_every = 2.0
+[output]
+variables = ["logneg", "stable", "cov", "cov_sim", "cov_sim_err", "cov_moment", "zscore_max", "logneg_sim",
+             "logneg_sim_err", "logneg_ref"]
+"""
+TRACES = """[model]
+detuning = 0.75
+[simulate]
+method = "exact"
+dt = 0.1
+duration = 5000.0
+trajectories = 200
+traces = 200
+seed = 4
+initial = "steady"
+save_every = 0.1
+"""
+
+_CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+args = json.loads(sys.argv[1])
+from sde_com.benchmarks.end_to_end import _child
+print(json.dumps(_child(args)))
+"""
+
+
+def _child(args: dict) -> dict:
+    """Run one job in this (fresh) process; see the module docstring."""
+    import resource
+    import time
+
+    from sde_com.runs.engine import execute, plan
+    from sde_com.runs.scenario import parse_scenario
+
+    scenario = parse_scenario(args["text"])
+    kind = scenario.kind
+    units = plan(scenario)
+    models = kind.models(scenario, units)
+    warm = kind.warm_up(scenario, units, models)
+    if warm is not None:
+        warm()
+    out = Path(args["dir"]) / "out.nc"
+    t0 = time.perf_counter()
+    execute(scenario, out, force=True, quiet=True, workers=args.get("workers"))
+    result = {"wall": time.perf_counter() - t0, "units": len(units),
+              "output_mb": out.stat().st_size / 1e6}
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.unlink()
+    if args.get("baseline") == "kernels":
+        result["kernels"] = _kernels_alone(scenario, units, models)
+    elif args.get("baseline") == "netcdf4":
+        result["netcdf4"] = _netcdf4_alone(scenario, Path(args["dir"]) / "direct.nc")
+    return result
+
+
+def _kernels_alone(scenario, units, models) -> float:
+    """Wall time of the kernels alone over the job's units: initial states and the stepper, nothing kept."""
+    import time
+
+    from sde_com.kernels import ensemble as kernels
+    from sde_com.random import INITIAL_STREAM, sample_gaussian
+
+    s = scenario.simulation
+    t0 = time.perf_counter()
+    for unit, model in zip(units, models, strict=True):
+        u0 = sample_gaussian(model.C0, s.seed, unit.first, unit.count, INITIAL_STREAM)
+        n_rec = max(0, min(s.traces - unit.first, unit.count))
+        kernels.run_ensemble(model.F, model.L, u0, s.seed, unit.first, s.n_steps, s.burn_in_steps,
+                             s.snapshot_steps, n_rec, s.trace_every)
+    return time.perf_counter() - t0
+
+
+def _netcdf4_alone(scenario, path: Path) -> float:
+    """Wall time of netCDF4 writing arrays of the traces' and noises' shapes (distinct float64 data made
+    before the clock starts), uncompressed and contiguous: the fastest way to put them in a netCDF file."""
+    import time
+
+    import netCDF4
+
+    s = scenario.simulation
+    n_t = s.n_steps // s.trace_every + 1
+    data = np.random.default_rng(0).standard_normal((s.traces, n_t, 6))
+    t0 = time.perf_counter()
+    with netCDF4.Dataset(str(path), "w") as nc:
+        nc.createDimension("trajectory", s.traces)
+        nc.createDimension("time", n_t)
+        nc.createDimension("quadrature", 6)
+        for name in ("trace", "noise"):
+            var = nc.createVariable(name, "f8", ("trajectory", "time", "quadrature"), contiguous=True,
+                                    fill_value=False)
+            var[:] = data
+    wall = time.perf_counter() - t0
+    path.unlink()
+    return wall
+
+
+_PINNED = r"""
+import json, sys
+from importlib import import_module
+module, name, kwargs = json.loads(sys.argv[1])
+print(json.dumps(getattr(import_module(module), name)(**kwargs)))
+"""
+
+
+def pinned(module: str, name: str, **kwargs) -> dict:
+    """``module.name(**kwargs)`` (a benchmark returning a JSON-able dict) in a fresh process whose BLAS is
+    pinned to one thread (``BLAS_ENV``: the thread pools are sized when numpy loads, so it cannot be done in
+    this process)."""
+    done = subprocess.run([sys.executable, "-c", _PINNED, json.dumps([module, name, kwargs])], capture_output=True,
+                          text=True, env={**os.environ, **BLAS_ENV}, check=False)
+    if done.returncode:
+        raise RuntimeError(f"benchmark {name} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_job(text: str, repeat: int = 3, **args) -> dict:
+    """Medians over ``repeat`` fresh processes of one job (keys of ``_child``)."""
+    runs = []
+    env = {**os.environ, **BLAS_ENV}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat):
+            done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps({"text": text, "dir": tmp, **args})],
+                                  capture_output=True, text=True, env=env, check=False)
+            if done.returncode:
+                raise RuntimeError(f"benchmark job failed: {done.stderr[-2000:]}")
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+
+
+def benchmark_sweep(chain: dict, repeat: int = 3) -> dict:
+    """The 500k-point sweep end to end against the chain kernel (``chain``: ``benchmark_steady_chain``'s
+    result, measured in the same run) and the scipy loop."""
+    r = run_job(SWEEP_500K, repeat)
+    points = 2500 * 100 * 2
+    per_point = r["wall"] / points * 1e6
+    return {**r, "points": points, "us_per_point": per_point,
+            "over_chain": per_point / chain["chain_us_per_point"],
+            "scipy_over_e2e": chain["scipy_loop_us_per_point"] / per_point}
+
+
+def benchmark_time_domain(repeat: int = 3) -> dict:
+    """Time-averaged and transient ensembles of about 1e9 trajectory-steps: wall time against the kernels
+    alone; the rest (checkpoints, merging, estimators, the file, planning) as a fraction of the wall time."""
+    out = {}
+    for name, text in (("time_averaged", TIME_AVERAGED), ("transient", TRANSIENT)):
+        r = run_job(text, repeat, baseline="kernels")
+        r["overhead_fraction"] = max(0.0, (r["wall"] - r["kernels"]) / r["wall"])
+        out[name] = r
+    return out
+
+
+def benchmark_traces(repeat: int = 3) -> dict:
+    """200 noise traces of 50,001 samples streamed to the file, against netCDF4 writing the same arrays: as
+    ``sim_traces`` has it (ensemble estimates at every sample: 50,001 snapshot times), and the traces alone
+    (no snapshots: the estimates are time averages)."""
+    out = {}
+    for name, text in (("with_snapshots", TRACES), ("traces_only", TRACES.replace("save_every = 0.1\n", ""))):
+        r = run_job(text, repeat, baseline="netcdf4")
+        r["over_netcdf4"] = r["wall"] / r["netcdf4"]
+        out[name] = r
+    return out

@@ -1,0 +1,277 @@
+"""Merging the results of a run's units as they finish: into the output file, streamed, and into sufficient
+statistics, never into a pile of samples.
+
+A merger takes each unit's result once (``add``, in any order), keeps what a checkpoint needs in ``state``
+(small numpy arrays: which units are in, running reductions, the estimators' sums), and writes the output at
+the end (``finish``). Large per-point data (a sweep's variables, recorded traces) go straight into a netCDF
+file in the run's checkpoint folder (``data.nc``, ``results.io.StreamedNetCDF``) that becomes the output by a
+rename, so memory is bounded by one unit's result and scratch disk by the output itself.
+
+The engine (``runs.engine``) saves ``state`` beside ``data.nc`` now and then and when a run stops; a resumed
+run rebuilds its merger from them (``resume``) and runs only the units not yet in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sde_com.physics.resonator.device import Device
+from sde_com.results.catalogue import VARIABLES, apply_catalogue
+from sde_com.results.io import StreamedNetCDF, write_dataset
+from sde_com.results.sweep import (
+    chain_variables,
+    default_revival,
+    parameter_grid,
+    running_logneg_max,
+    streamed_layout,
+    streamed_tail,
+)
+from sde_com.simulation.estimators import MomentAccumulator
+from sde_com.simulation.simulate import (
+    assemble_simulation,
+    point_accumulator,
+    point_estimates,
+    prepare_simulation,
+    time_coordinate,
+    trace_coordinates,
+)
+
+DATA_FILE = "data.nc"  # the streamed output inside the checkpoint folder
+
+
+class Merger:
+    """The merge of a run done whole by one unit (a time-step study, a single-point run): its result is the
+    finished Dataset, written as it is."""
+
+    def __init__(self, n_units: int):
+        self.done = np.zeros(n_units, dtype=bool)
+        self.dataset = None
+
+    def add(self, index: int, result: dict) -> None:
+        """Take unit ``index``'s result (once; any order)."""
+        self.dataset = result["dataset"]
+        self.done[index] = True
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps (arrays); ``sync`` first."""
+        return {"done": self.done}
+
+    def sync(self) -> None:
+        """Hand streamed data to the operating system before a checkpoint counts on it."""
+
+    def finish(self, scenario, output: Path, history: str | None) -> None:
+        """Write the output (an existing file is replaced: the engine checked ``--force`` before any work)."""
+        write_dataset(finish_dataset(scenario, self.dataset), output, force=True, history=history)
+
+    def close(self) -> None:
+        """Stop without finishing: keep what the checkpoint refers to."""
+
+    def abort(self) -> None:
+        """Stop and remove the streamed data."""
+
+
+class SweepMerger(Merger):
+    """A steady-state sweep of the spinning resonator: each block of points streamed into ``data.nc``
+    (``branch`` unlimited: it grows to the most branches of any point), the maximum of E_N over detuning
+    folded block by block for ``logneg_max`` and ``revival``."""
+
+    def __init__(self, scenario, units: list, folder: Path, state: dict | None):
+        super().__init__(len(units))
+        params = scenario.parameters
+        self.scenario, self.units, self.params = scenario, units, params
+        values, dims, self.shape, _ = parameter_grid(params)
+        self.names = set(scenario.kind.variables_written(scenario))
+        revival = (default_revival(dims, values) if scenario.variables is None
+                   else bool({"revival", "logneg_max"} & self.names))
+        self.store_cov = "cov" in self.names
+        sizes, self.layout = streamed_layout(params, self.names)
+        self.branches = np.zeros(len(units), dtype=np.int64)  # each unit's branch axis
+        size, self.fold = running_logneg_max(params)
+        self.logneg_max = np.full(size, np.nan) if revival else None
+        resume = state is not None
+        if resume:
+            self.done, self.branches = state["done"].astype(bool), state["branches"]
+            if revival:
+                self.logneg_max = state["logneg_max"]
+        self.stream = StreamedNetCDF(folder / DATA_FILE, sizes, self.layout, resume=resume)
+
+    def add(self, index, result):
+        start = self.units[index].start
+        n_b = result["stable"].shape[1]
+        data = chain_variables(result, n_b)
+        for name in self.layout:
+            self.stream.write_points(name, start, data[name], self.shape)
+        if self.logneg_max is not None:
+            self.fold(self.logneg_max, start, data["logneg"])
+        self.branches[index] = n_b
+        self.done[index] = True
+
+    def state(self):
+        out = {"done": self.done, "branches": self.branches}
+        if self.logneg_max is not None:
+            out["logneg_max"] = self.logneg_max
+        return out
+
+    def sync(self):
+        self.stream.sync()
+
+    def finish(self, scenario, output, history):
+        n_b = int(self.branches.max(initial=1))
+        if "stable" in self.layout:  # a block with fewer branches: its flags beyond them are False
+            for unit, b in zip(self.units, self.branches, strict=True):
+                if b < n_b:
+                    zeros = np.zeros((unit.stop - unit.start, n_b - b), dtype=np.int8)
+                    self.stream.write_points("stable", unit.start, zeros, self.shape, (slice(b, n_b),))
+        tail = streamed_tail(self.params, n_b, self.store_cov, self.logneg_max, self.names)
+        self.stream.finish(finish_dataset(scenario, tail, streamed=set(self.layout)), output, True, history)
+
+    def close(self):
+        self.stream.close()
+
+    def abort(self):
+        self.stream.abort()
+
+
+def finish_dataset(scenario, ds: xr.Dataset, streamed=frozenset()) -> xr.Dataset:
+    """Keep the scenario's [output] variables and add the provenance attrs (scenario text, plot spec).
+    ``streamed``: variables already in the file (``runs.mergers``), whose coordinates stay."""
+    wanted = scenario.variables
+    if wanted is not None and streamed:  # the rest of a streamed file: every coordinate stays
+        ds = ds.drop_vars([v for v in ds.data_vars if v not in wanted])
+    elif wanted is not None:
+        ds = ds[[v for v in wanted if v in ds.data_vars]]
+    if wanted is not None and "cov" not in ds.data_vars and "cov" not in streamed:
+        ds = ds.drop_vars([c for c in ("row", "col") if c in ds.coords])
+    ds.attrs["scenario"] = scenario.text
+    ds.attrs["scenario_name"] = scenario.name
+    ds.attrs["title"] = scenario.title or ds.attrs.get("title") or scenario.name  # CF: never empty
+    if scenario.plot:
+        ds.attrs["plot"] = json.dumps(scenario.plot)
+    return ds
+
+
+class SimulationMerger(Merger):
+    """Time-domain units: each (point, branch)'s statistics folded in trajectory order (a unit that finishes
+    before its turn waits in ``pending``), its estimates made when its last unit is in; recorded traces and
+    noises streamed into ``data.nc`` as their units finish. Memory and checkpoint: the statistics, the
+    waiting units' statistics and the estimates, never the samples."""
+
+    def __init__(self, scenario, units: list, models: list, folder: Path, state: dict | None):
+        super().__init__(len(units))
+        self.scenario, self.units, self.models = scenario, units, models
+        self.sim = sim = scenario.simulation
+        self.order: dict[tuple[int, int], list[int]] = {}
+        for i, u in sorted(enumerate(units), key=lambda iu: iu[1]):
+            self.order.setdefault((u.point, u.branch), []).append(i)
+        self.next = dict.fromkeys(self.order, 0)
+        self.acc: dict[tuple[int, int], object] = {}
+        self.pending: dict[int, dict] = {}
+        self.estimates: dict[tuple[int, int], dict] = {}
+        wanted = scenario.variables
+        self.streamed = tuple(v for v in ("trace", "noise") if sim.traces and (wanted is None or v in wanted))
+        self.skeleton = prepare_simulation(sim, scenario.parameters)
+        self.folder = folder
+        if state is not None:
+            self._restore(state)
+        self.stream = None
+        if self.streamed:
+            sizes, layout = self._trace_layout()
+            self.stream = StreamedNetCDF(folder / DATA_FILE, sizes, layout, resume=state is not None)
+
+    def _trace_layout(self):
+        dims = list(self.scenario.dimensions)
+        sizes = {**{d: self.skeleton.sizes[d] for d in dims}, "branch": self.skeleton.sizes["branch"],
+                 "trajectory": self.sim.traces, "time": self.sim.n_steps // self.sim.trace_every + 1,
+                 "quadrature": self.skeleton.sizes["row"]}
+        vdims = (*dims, "branch", "trajectory", "time", "quadrature")
+        return sizes, {name: (vdims, "f8", VARIABLES[name].attrs, None) for name in self.streamed}  # all written
+
+    def add(self, index, result):
+        unit = self.units[index]
+        result = dict(result)
+        recorded = {name: result.pop(name) for name in ("trace", "noise") if name in result}
+        if self.stream is not None and recorded:
+            shape = tuple(self.skeleton.sizes[d] for d in self.scenario.dimensions)
+            at = (*np.unravel_index(unit.point, shape), unit.branch,
+                  slice(unit.first, unit.first + recorded["trace"].shape[0]))
+            for name in self.streamed:
+                self.stream.write(name, at, recorded[name])
+        self.pending[index] = result
+        self.done[index] = True
+        self._fold((unit.point, unit.branch))
+
+    def _fold(self, key) -> None:
+        """Fold the waiting units of ``key`` that are next in trajectory order; estimates when complete."""
+        order = self.order[key]
+        while self.next[key] < len(order) and order[self.next[key]] in self.pending:
+            i = order[self.next[key]]
+            if key not in self.acc:
+                self.acc[key] = point_accumulator(self.models[i], self.sim, self._spill(key))
+            self.acc[key].add(self.pending.pop(i))
+            self.next[key] += 1
+        if self.next[key] == len(order) and key in self.acc:
+            self.estimates[key] = point_estimates(self.models[order[0]], self.sim, self.acc.pop(key))
+
+    def _spill(self, key) -> Path | None:
+        """Where a transient's finished jackknife groups go (a file per point and branch in the checkpoint
+        folder: memory then holds one group over the snapshot times, not all of them)."""
+        return self.folder / f"groups-{key[0]}-{key[1]}.bin" if self.sim.transient else None
+
+    def state(self):
+        out = {"done": self.done}
+        for (p, b), acc in self.acc.items():
+            out.update({f"acc:{p}:{b}:{k}": v for k, v in acc.to_arrays().items()})
+        for (p, b), n in self.next.items():
+            out[f"next:{p}:{b}:n"] = np.asarray(n)
+        for i, result in self.pending.items():
+            out.update({f"pending:{i}:{k}": np.asarray(v) for k, v in result.items()})
+        for (p, b), est in self.estimates.items():
+            out.update({f"est:{p}:{b}:{k}": np.asarray(v) for k, v in est.items() if v is not None})
+        return out
+
+    def _restore(self, state: dict) -> None:
+        self.done = state["done"].astype(bool)
+        groups: dict[tuple[str, ...], dict] = {}
+        for name, value in state.items():
+            if name != "done":
+                what, *key, field = name.split(":")
+                groups.setdefault((what, *key), {})[field] = value
+        for (what, *key), fields in groups.items():
+            if what == "acc":
+                point = (int(key[0]), int(key[1]))
+                self.acc[point] = MomentAccumulator.from_arrays(fields, self._spill(point))
+            elif what == "next":
+                self.next[(int(key[0]), int(key[1]))] = int(fields["n"])
+            elif what == "pending":
+                self.pending[int(key[0])] = fields
+            elif what == "est":
+                self.estimates[(int(key[0]), int(key[1]))] = fields
+
+    def sync(self):
+        for acc in self.acc.values():
+            acc.sync()
+        if self.stream is not None:
+            self.stream.sync()
+
+    def finish(self, scenario, output, history):
+        sim, params = self.sim, scenario.parameters
+        ds = finish_dataset(scenario, assemble_simulation(sim, params, self.skeleton.copy(), self.estimates),
+                            streamed=set(self.streamed))
+        if self.stream is None:
+            write_dataset(ds, output, force=True, history=history)
+            return
+        omega_m = float(params.get("omega_m", Device().omega_m))
+        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
+        self.stream.finish(ds, output, True, history)
+
+    def close(self):
+        if self.stream is not None:
+            self.stream.close()
+
+    def abort(self):
+        if self.stream is not None:
+            self.stream.abort()
