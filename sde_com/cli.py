@@ -201,7 +201,9 @@ def _bench_dask(args) -> None:
     r = benchmark_dask(args.workers)
     print(f"ensemble, {r['trajectory_steps']:.3g} trajectory-steps in {r['units']} units: in-process "
           f"{r['in_process']:.2f} s, LocalCluster({r['workers']}) {r['dask']:.2f} s "
-          f"(of which cluster start {r['cluster_start']:.2f} s)")
+          f"(start-up {r['cluster_start']:.2f} s)")
+    print(f"Dask time beyond the in-process time and the start-up (cluster, workers loading the kernels): "
+          f"{r['excess_over_start']:+.2f} s")
     print(f"parallel efficiency (in-process time / Dask time): {r['efficiency']:.2f}; "
           f"{r['efficiency_after_start']:.2f} leaving out the cluster start")
     print(f"overhead per unit: Dask {r['overhead_per_unit_dask'] * 1e3:.1f} ms, in-process "

@@ -31,7 +31,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_kernels_cache_outside_the_package_and_numba_keeps_its_setting():
     cache = kernel_cache.cache_dir().resolve()
     assert PACKAGE not in cache.parents and cache != PACKAGE
-    from sde_com.kernels.ensemble import _blocks6 as run_ensemble  # the compiled 6-D kernel
+    from sde_com.kernels.ensemble import _run_blocks6 as run_ensemble  # the compiled 6-D kernel
     from sde_com.physics.resonator.chain import steady_chain
 
     for kernel in (steady_chain, run_ensemble):  # where Numba writes and looks for them
@@ -81,13 +81,13 @@ def test_first_run_says_it_compiles_and_caches_outside_the_package(tmp_path):
 
 
 def test_cache_command_clears_only_sde_com_kernels(monkeypatch, tmp_path, capsys):
-    from sde_com.kernels.ensemble import _blocks6
+    from sde_com.kernels.ensemble import _run_blocks6
     from sde_com.physics.resonator.chain import steady_chain
 
     cache = tmp_path / "cache"
     monkeypatch.setattr(kernel_cache, "_active", cache)
     # the folders Numba really uses for two kernels of this installation, and one of the old flat layout
-    ours = [cache / Path(k._cache._cache_path).name for k in (steady_chain, _blocks6)]
+    ours = [cache / Path(k._cache._cache_path).name for k in (steady_chain, _run_blocks6)]
     ours.append(cache / "sde_com_0123abcd")
     for folder in ours:
         folder.mkdir(parents=True)
@@ -111,7 +111,7 @@ def test_version(capsys):
 
 def _worker_cache_dir() -> str:
     from sde_com import kernel_cache
-    from sde_com.kernels.ensemble import _blocks6 as run_ensemble  # the compiled 6-D kernel
+    from sde_com.kernels.ensemble import _run_blocks6 as run_ensemble  # the compiled 6-D kernel
 
     return str(Path(run_ensemble._cache._cache_path).parent), str(kernel_cache.cache_dir())
 

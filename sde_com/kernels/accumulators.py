@@ -7,7 +7,8 @@ the totals; every lane's numbers are added in the same order whatever the block,
 independent of the lane, the block and the thread.
 
 ``record = (snapshot_steps, snapshots, traces, noises)`` and ``sums = (sum_u, sum_uu)`` are the stepper's
-outputs, written in place (shapes in ``sde_com.kernels.ensemble``).
+outputs, written in place (shapes in ``sde_com.kernels.ensemble``; the snapshots are stored time-major,
+(n_snap, d, n_traj), so that a block's lanes are written, and read by ``block_outer_moments``, contiguously).
 
 Statistics blocks (``block_outer_moments``, ``block_moments``): per block of S consecutive trajectories, the
 sums of x and of x² (elementwise) of a per-trajectory quantity x, in an order fixed by the trajectory index
@@ -30,9 +31,9 @@ def record_state(n, U, W, i0, n_valid, n_traced, js, trace_every, record):
     snapshot_steps, snapshots, traces, noises = record
     d = U.shape[0]
     while js < snapshot_steps.shape[0] and snapshot_steps[js] == n:
-        for j in range(n_valid):
-            for r in range(d):
-                snapshots[i0 + j, js, r] = U[r, j]
+        for r in range(d):
+            for j in range(n_valid):
+                snapshots[js, r, i0 + j] = U[r, j]
         js += 1
     if n_traced > 0 and n % trace_every == 0:
         k = n // trace_every
@@ -93,7 +94,8 @@ def block_outer_moments(snapshots, block_size):
     the first block starting at i = 0): sums over its trajectories of x = u(t) u(t)ᵀ and of x² (elementwise)
     at every snapshot t (the ensemble moments of V(t) = E[u uᵀ], docs/physics.md "The stochastic picture").
 
-    snapshots (n_traj, n_t, d) → (sum (k, n_t, q), sum_sq (k, n_t, q)), k = ceil(n_traj / block_size), packed:
+    snapshots (n_traj, n_t, d), any strides (the stepper's are a view of its time-major array, read without a
+    copy) → (sum (k, n_t, q), sum_sq (k, n_t, q)), k = ceil(n_traj / block_size), packed:
     only the upper triangle of x (it is symmetric), q = d (d + 1) / 2 entries (r, c ≥ r) row-major. Order:
     trajectory kS + 16 m + j is added to lane j's accumulator (tiles m in order; missing trajectories of a
     partial tile add +0), and the 16 lanes are summed in lane order at the end of the block; a block of at
@@ -105,10 +107,11 @@ def block_outer_moments(snapshots, block_size):
     k = (n + block_size - 1) // block_size
     out = np.zeros((k, n_t, d * (d + 1) // 2))
     out_sq = np.zeros_like(out)
+    by_time = np.ascontiguousarray(snapshots.transpose(1, 2, 0))  # the stepper's layout: no copy
     if block_size <= _TILE:
-        _in_threads(_outer_moments_small, k, snapshots, np.int64(block_size), out, out_sq)
+        _in_threads(_outer_moments_small, k, by_time, np.int64(block_size), out, out_sq)
     else:
-        _in_threads(_outer_moments, k, snapshots, np.int64(block_size), np.int64(_TILE), out, out_sq)
+        _in_threads(_outer_moments, k, by_time, np.int64(block_size), np.int64(_TILE), out, out_sq)
     return out, out_sq
 
 
@@ -139,11 +142,11 @@ def _in_threads(kernel, n_blocks, *args):
 
 
 @njit(cache=True, nogil=True)
-def _outer_moments(snapshots, block_size, lanes, out, out_sq, first_block, stop_block):
-    """``block_outer_moments`` of blocks [first_block, stop_block) with ``lanes`` (= _TILE) lanes, a run-time
-    value: a compile-time 16 is fully unrolled before LLVM's loop vectorizer sees the lane loops, which then
-    stay scalar (measured 2.4× slower)."""
-    n, n_t, d = snapshots.shape
+def _outer_moments(by_time, block_size, lanes, out, out_sq, first_block, stop_block):
+    """``block_outer_moments`` of blocks [first_block, stop_block) of the time-major snapshots by_time
+    (n_t, d, n) with ``lanes`` (= _TILE) lanes, a run-time value: a compile-time 16 is fully unrolled before
+    LLVM's loop vectorizer sees the lane loops, which then stay scalar (measured 2.4× slower)."""
+    n_t, d, n = by_time.shape
     n_q = d * (d + 1) // 2
     U = np.zeros((d, lanes))
     acc = np.empty((n_q, lanes))
@@ -156,9 +159,11 @@ def _outer_moments(snapshots, block_size, lanes, out, out_sq, first_block, stop_
             acc_sq[:] = 0.0
             for i0 in range(i_lo, i_hi, lanes):
                 n_valid = min(lanes, i_hi - i0)
-                for j in range(lanes):
-                    for r in range(d):
-                        U[r, j] = snapshots[i0 + j, t, r] if j < n_valid else 0.0
+                for r in range(d):
+                    for j in range(n_valid):
+                        U[r, j] = by_time[t, r, i0 + j]
+                    for j in range(n_valid, lanes):
+                        U[r, j] = 0.0
                 q = 0
                 for r in range(d):
                     for c in range(r, d):
@@ -178,11 +183,11 @@ def _outer_moments(snapshots, block_size, lanes, out, out_sq, first_block, stop_
 
 
 @njit(cache=True, nogil=True)
-def _outer_moments_small(snapshots, block_size, out, out_sq, first_block, stop_block):
+def _outer_moments_small(by_time, block_size, out, out_sq, first_block, stop_block):
     """``block_outer_moments`` of blocks [first_block, stop_block) of at most _TILE trajectories, each in its
     own lane: the lanes' sums in lane order are the trajectories summed in order, added here directly (the
     tile loop's zeroing and reduction cost more than the products when there are a few lanes)."""
-    n, n_t, d = snapshots.shape
+    n_t, d, n = by_time.shape
     for b in range(first_block, stop_block):
         for t in range(n_t):
             q = 0
@@ -191,7 +196,7 @@ def _outer_moments_small(snapshots, block_size, out, out_sq, first_block, stop_b
                     s = 0.0
                     s_sq = 0.0
                     for i in range(b * block_size, min(n, (b + 1) * block_size)):
-                        x = snapshots[i, t, r] * snapshots[i, t, c]
+                        x = by_time[t, r, i] * by_time[t, c, i]
                         s += x
                         s_sq += x * x
                     out[b, t, q] = s

@@ -306,21 +306,21 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     progress.close("done")
 
 
-LOCAL_CLUSTER_START_SECONDS = 3.0  # measured LocalCluster(2) start with warm kernels (docs/dask.md)
+LOCAL_CLUSTER_START_SECONDS = 2.0  # LocalCluster(2) start-up and shut-down, warm kernels (docs/performance.md)
 
 
 def cluster_note(n_units: int, workers: int) -> str | None:
     """Why a LocalCluster of ``workers`` cannot pay for itself on this run, or None: a run of one unit runs
     on one worker; and the in-process run already uses every core of this machine (Numba threads), so the
-    cluster's processes share the same cores and only add its start-up (measured break-even: docs/dask.md).
+    cluster's processes share the same cores and only add its start-up and shut-down (docs/performance.md).
     The cluster is started all the same: an explicit --workers is honoured."""
     if n_units <= 1:
-        return (f"this run is {n_units} unit of work: a cluster runs it on one worker and adds its start-up "
-                f"(about {LOCAL_CLUSTER_START_SECONDS:.0f} s) to the in-process time")
+        return (f"this run is {n_units} unit of work: a cluster runs it on one worker and adds its start-up and "
+                f"shut-down (about {LOCAL_CLUSTER_START_SECONDS:.0f} s) to the in-process time")
     cores = os.cpu_count() or 1
     if workers <= cores:
         return (f"a LocalCluster of {workers} workers shares this machine's {cores} cores, which the in-process "
-                f"run already uses: expect its time plus the cluster's start-up (about "
+                f"run already uses: expect its time plus the cluster's start-up and shut-down (about "
                 f"{LOCAL_CLUSTER_START_SECONDS:.0f} s); a cluster pays on more machines (--scheduler)")
     return None
 
