@@ -22,7 +22,7 @@ from pathlib import Path
 
 # First-run compile time, measured as cold minus warm wall time (medians, BLAS pinned to one thread;
 # sde_com.benchmarks.startup.benchmark_compile) on the 2-core development machine: the main job (fig2a: 6.1 s
-# cold, 1.4 s warm) compiles the steady-state kernels; a time-domain job (sim_*: 12.9–13.9 s cold, ~1.5 s
+# cold, 1.4 s warm) compiles the steady-state kernels; a time-domain job (sim_*: 12.9–14.8 s cold, ~1.5 s
 # warm) the ensemble kernels as well.
 COMPILE_SECONDS = {"steady": 5, "time-domain": 12}
 

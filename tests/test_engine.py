@@ -336,3 +336,79 @@ def test_the_streamed_file_equals_the_run_in_memory(tmp_path, text):
         a, b = streamed[name].values, memory[name].values
         assert streamed[name].dims == memory[name].dims, name
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+
+
+TRACED_UNSTABLE = """
+[model]
+detuning = [0.8, 2.5]
+power = 0.3
+[simulate]
+method = "exact"
+dt = 0.5
+duration = 20.0
+trajectories = 4
+traces = 2
+seed = 1
+save_every = 1.0
+"""
+
+
+def test_traces_of_branches_that_do_not_run_are_nan_in_the_streamed_file(tmp_path):
+    from sde_com.runs.scenario import run_scenario
+
+    sc = parse_scenario(TRACED_UNSTABLE)
+    execute(sc, tmp_path / "a.nc", quiet=True)
+    streamed, memory = read_dataset(tmp_path / "a.nc"), run_scenario(sc)
+    assert np.isnan(memory.trace.values).any() and not np.isnan(memory.trace.values).all()
+    for name in ("trace", "noise", "cov_sim", "logneg_sim"):
+        assert np.array_equal(streamed[name].values, memory[name].values, equal_nan=True), name
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage"])
+def test_a_resume_whose_streamed_file_is_lost_runs_every_unit_again(tmp_path, monkeypatch, capsys, damage):
+    import sde_com.runs.kinds as kinds
+
+    monkeypatch.setattr(kinds, "SWEEP_POINTS_PER_UNIT", 20)
+    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")
+    sc = parse_scenario(RAGGED)
+    execute(sc, tmp_path / "ref.nc", quiet=True)
+    real, calls = kinds.sweep_block, []
+
+    def dies_at_the_third(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Killed
+        return real(*args, **kw)
+
+    monkeypatch.setattr(kinds, "sweep_block", dies_at_the_third)
+    with pytest.raises(_Killed):
+        execute(sc, tmp_path / "out.nc", quiet=True)
+    data = tmp_path / "out.nc.parts" / "data.nc"
+    data.unlink() if damage == "missing" else data.write_bytes(b"\x89HDF\r\n\x1a\n not a file any more")
+    monkeypatch.setattr(kinds, "sweep_block", real)
+    execute(sc, tmp_path / "out.nc", quiet=True, resume=True)
+    assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(tmp_path / "out.nc"))
+    if damage == "garbage":
+        assert "running every unit again" in capsys.readouterr().err
+
+
+def test_a_whole_run_stopped_before_its_file_resumes_by_running_again(tmp_path, monkeypatch):
+    from sde_com.runs.mergers import Merger
+
+    text = (SIM.replace("dt = 0.5", "dt = [0.5, 0.25]").replace("traces = 9\n", "").replace("chunk = 7\n", "")
+            .replace("save_every = 1.0\n", ""))
+    sc = parse_scenario(text)
+    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")
+    real = Merger.tail
+
+    def killed(self, scenario):
+        raise _Killed
+
+    monkeypatch.setattr(Merger, "tail", killed)
+    with pytest.raises(_Killed):
+        execute(sc, tmp_path / "out.nc", quiet=True)
+    assert saved_units(tmp_path / "out.nc.parts") == 0  # its Dataset is not kept: nothing is claimed saved
+    monkeypatch.setattr(Merger, "tail", real)
+    execute(sc, tmp_path / "out.nc", quiet=True, resume=True)
+    execute(sc, tmp_path / "ref.nc", quiet=True)
+    assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(tmp_path / "out.nc"))

@@ -219,3 +219,23 @@ def test_spilled_groups_give_the_same_bits_and_survive_a_checkpoint(peak, tmp_pa
         resumed.add(r)
     _outcomes_equal(point_estimates(model, s, memory), point_estimates(model, s, resumed))
     assert (tmp_path / "groups.bin").stat().st_size == memory.n_groups * memory.total.nbytes
+
+
+@pytest.mark.parametrize("n", [256, 1000, 64 * 7 + 5])
+def test_moments_made_in_the_stepper_equal_the_pass_over_the_snapshots(peak, n):
+    """``run_ensemble_moments`` adds each lane block's products while it is in cache; the sums must be those
+    of ``block_outer_moments`` over the same snapshots, bit for bit (partial last lane block included)."""
+    from sde_com.kernels import ensemble as kernels
+
+    s = _settings(True, chunk=64)
+    d, A, D = peak
+    model = prepare_point(A, D, d.omega_m, d.n_thermal, s)
+    u0 = np.random.default_rng(n).standard_normal((n, 6))
+    S = 64 if n >= 64 * 32 else 16
+    snaps, traces, noises = kernels.run_ensemble(model.F, model.L, u0, 5, 32, s.n_steps, 0, s.snapshot_steps, 3,
+                                                 1)[3:]
+    total, total_sq, t2, n2 = kernels.run_ensemble_moments(model.F, model.L, u0, 5, 32, s.n_steps, s.snapshot_steps,
+                                                          3, 1, S)
+    ref, ref_sq = block_outer_moments(snaps, S)
+    assert np.array_equal(total, ref) and np.array_equal(total_sq, ref_sq)
+    assert np.array_equal(traces, t2) and np.array_equal(noises, n2)

@@ -105,7 +105,8 @@ def _child(args: dict) -> dict:
 
 
 def _kernels_alone(scenario, units, models) -> float:
-    """Wall time of the kernels alone over the job's units: initial states and the stepper, nothing kept."""
+    """Wall time of the kernels alone over the job's units: initial states and the stepper (with its snapshots
+    and traces), no statistics and nothing kept."""
     import time
 
     from sde_com.kernels import ensemble as kernels
@@ -116,8 +117,9 @@ def _kernels_alone(scenario, units, models) -> float:
     for unit, model in zip(units, models, strict=True):
         u0 = sample_gaussian(model.C0, s.seed, unit.first, unit.count, INITIAL_STREAM)
         n_rec = max(0, min(s.traces - unit.first, unit.count))
-        kernels.run_ensemble(model.F, model.L, u0, s.seed, unit.first, s.n_steps, s.burn_in_steps,
-                             s.snapshot_steps, n_rec, s.trace_every)
+        burn_in = s.n_steps if s.transient else s.burn_in_steps  # a transient sums no time averages
+        kernels.run_ensemble(model.F, model.L, u0, s.seed, unit.first, s.n_steps, burn_in, s.snapshot_steps, n_rec,
+                             s.trace_every)
     return time.perf_counter() - t0
 
 

@@ -101,7 +101,7 @@ def block_outer_moments(snapshots, block_size):
     partial tile add +0), and the 16 lanes are summed in lane order at the end of the block; a block of at
     most 16 has a lane per trajectory, whose sums in lane order are the sums in trajectory order. An order
     fixed by the index within the block: the sums are independent of the unit, the thread and the number of
-    blocks. Blocks run in threads (``_in_threads``).
+    blocks. Blocks run in threads (``in_threads``).
     """
     n, n_t, d = snapshots.shape
     k = (n + block_size - 1) // block_size
@@ -109,9 +109,9 @@ def block_outer_moments(snapshots, block_size):
     out_sq = np.zeros_like(out)
     by_time = np.ascontiguousarray(snapshots.transpose(1, 2, 0))  # the stepper's layout: no copy
     if block_size <= _TILE:
-        _in_threads(_outer_moments_small, k, by_time, np.int64(block_size), out, out_sq)
+        in_threads(_outer_moments_small, k, by_time, np.int64(block_size), out, out_sq)
     else:
-        _in_threads(_outer_moments, k, by_time, np.int64(block_size), np.int64(_TILE), out, out_sq)
+        in_threads(outer_moments, k, by_time, np.int64(block_size), np.int64(_TILE), out, out_sq)
     return out, out_sq
 
 
@@ -123,26 +123,35 @@ def block_moments(x, block_size):
     k = (n + block_size - 1) // block_size
     out = np.zeros((k, m))
     out_sq = np.zeros((k, m))
-    _in_threads(_moments, k, x, np.int64(block_size), out, out_sq)
+    in_threads(_moments, k, x, np.int64(block_size), out, out_sq)
     return out, out_sq
 
 
-def _in_threads(kernel, n_blocks, *args):
+def in_threads(kernel, n_blocks, *args):
     """``kernel(*args, first_block, stop_block)`` over all blocks on ``numba.get_num_threads()`` threads (the
     kernels release the GIL; threads rather than ``parallel=True``, whose compile costs seconds). A block's
-    outputs are its own rows, so the split cannot change a bit of them."""
+    outputs are its own rows, so the split cannot change a bit of them. The pool lives as long as the
+    process (starting threads for every call measured slower)."""
     threads = min(numba.get_num_threads(), n_blocks)
     if threads <= 1:
         kernel(*args, np.int64(0), np.int64(n_blocks))
         return
     edges = np.linspace(0, n_blocks, 4 * threads + 1).astype(np.int64)
     ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda r: kernel(*args, r[0], r[1]), ranges))  # re-raises
+    list(_pool(threads).map(lambda r: kernel(*args, r[0], r[1]), ranges))  # re-raises
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="sde_com")
+    return _POOLS[threads]
 
 
 @njit(cache=True, nogil=True)
-def _outer_moments(by_time, block_size, lanes, out, out_sq, first_block, stop_block):
+def outer_moments(by_time, block_size, lanes, out, out_sq, first_block, stop_block):
     """``block_outer_moments`` of blocks [first_block, stop_block) of the time-major snapshots by_time
     (n_t, d, n) with ``lanes`` (= _TILE) lanes, a run-time value: a compile-time 16 is fully unrolled before
     LLVM's loop vectorizer sees the lane loops, which then stay scalar (measured 2.4× slower)."""
@@ -214,3 +223,4 @@ def _moments(x, block_size, out, out_sq, first_block, stop_block):
                 v = x[i, e]
                 out[b, e] += v
                 out_sq[b, e] += v * v
+

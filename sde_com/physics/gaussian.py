@@ -77,22 +77,10 @@ def logneg_from_blocks(v):
 
 
 @njit(cache=True)
-def logneg_rows(Vs, rows):
-    """E_N (Eqs. (12)–(13)) of the two-mode block ``rows`` (4 indices) of each covariance Vs[k] (n, d, d):
-    ``logneg_from_blocks`` on each block, so every value equals the one-matrix functions' bitwise."""
-    out = np.empty(Vs.shape[0])
-    v4 = np.empty((4, 4))
-    for k in range(Vs.shape[0]):
-        for r in range(4):
-            for c in range(4):
-                v4[r, c] = Vs[k, rows[r], rows[c]]
-        out[k] = logneg_from_blocks(v4)
-    return out
-
-
-@njit(cache=True)
 def logneg_rows_packed(P, d, rows):
-    """``logneg_rows`` of covariances given packed (n, d (d + 1) / 2): their upper triangles, row-major."""
+    """E_N (Eqs. (12)–(13)) of the two-mode block ``rows`` (4 indices) of each covariance, given packed
+    (n, d (d + 1) / 2: its upper triangle, row-major): ``logneg_from_blocks`` on each block, so every value
+    equals the one-matrix functions' bitwise."""
     out = np.empty(P.shape[0])
     v4 = np.empty((4, 4))
     for k in range(P.shape[0]):

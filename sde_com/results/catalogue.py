@@ -216,14 +216,16 @@ RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-# variables a run kind writes only when the scenario's [output] names them: large per-point matrices, which
-# would be most of a big sweep's file and of its run time (measured; docs/performance.md)
+# variables a swept run of a kind writes only when the scenario's [output] names them: large per-point
+# matrices, which would be most of a big sweep's file and of its run time (measured; docs/performance.md).
+# At a single operating point (nothing swept) they are written: the matrix is then what there is to show.
 ON_REQUEST: dict[str, tuple[str, ...]] = {"sweep": ("cov",)}
 
 
-def default_variables(kind: str) -> tuple[str, ...]:
-    """The data variables a run of ``kind`` writes when its scenario has no [output] table."""
-    return tuple(v for v in variables_of(kind) if v not in ON_REQUEST.get(kind, ()))
+def default_variables(kind: str, swept: bool = True) -> tuple[str, ...]:
+    """The data variables a run of ``kind`` writes when its scenario has no [output] table (``swept``:
+    whether any parameter is swept; see ON_REQUEST)."""
+    return tuple(v for v in variables_of(kind) if not swept or v not in ON_REQUEST.get(kind, ()))
 
 
 def variables_of(kind: str) -> tuple[str, ...]:
@@ -313,7 +315,8 @@ def output_reference_markdown() -> str:
         for name in names:
             v = VARIABLES[name]
             dims = ", ".join(dims_in(name, kind)) or "(scalar)"
-            when = " Written only when `[output]` names it." if name in ON_REQUEST.get(kind, ()) else ""
+            when = (" Written when `[output]` names it, or when nothing is swept."
+                    if name in ON_REQUEST.get(kind, ()) else "")
             lines.append(f"| `{name}` | {dims} | {v.units or ''} | {_cell(v.long_name)} | {_cell(v.meaning)}{when} |")
         if kind == "simulate":
             lines += ["", "`time` appears only in transients (`save_times` / `save_every`); a time-step study "

@@ -1,8 +1,10 @@
-"""netCDF output: atomic writes (temporary name, then rename) with compression, and reading back.
+"""netCDF output: atomic writes (temporary name, then rename), streamed writes, and reading back.
 
-Every file sde_com writes (netCDF, PNG, checkpoints, the JSON Schema) goes through ``atomic_output``: an
-existing output is refused without ``force``, the data go to a temporary file beside it, which is renamed
-into place with the usual permissions when complete and removed on any failure.
+Every file sde_com writes (netCDF, PNG, checkpoint states, the JSON Schema) goes through ``atomic_output``
+(an existing output is refused without ``force``, the data go to a temporary file beside it, which is
+renamed into place with the usual permissions when complete and removed on any failure), or, for an output
+written while its run goes (``StreamedNetCDF``), is built in the run's checkpoint folder and renamed into
+place when complete.
 
 Files follow CF-1.8 (attributes from ``sde_com.results.catalogue.apply_catalogue``): integers are int32, booleans
 int8 flags (read back as bool), strings character arrays with a ``NAME_strlen`` dimension (read back as str),
@@ -243,9 +245,13 @@ class StreamedNetCDF:
                  variables: dict[str, tuple[tuple[str, ...], str, dict, object]], resume: bool = False):
         self.path = Path(path)
         rename = {TIME: TIME_ON_DISK}  # the file's layout (module docstring)
-        if resume and self.path.exists():
+        if resume:  # OSError when it is missing or unreadable (runs.mergers.open_stream starts again then)
             self.nc = netCDF4.Dataset(str(self.path), "a")
-            self.vars = {name: self.nc.variables[name] for name in variables}
+            try:
+                self.vars = {name: self.nc.variables[name] for name in variables}
+            except KeyError:
+                self.nc.close()
+                raise
             for var in self.vars.values():
                 var.set_auto_maskandscale(False)
             return

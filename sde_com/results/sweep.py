@@ -194,7 +194,9 @@ _CHAIN_BRANCH_VARIABLES = ("logneg", "logneg_reflected", "logneg_optical", "phot
 
 def chain_variables(block: Mapping[str, np.ndarray], n_b: int) -> dict[str, np.ndarray]:
     """The resonator's per-point variables from raw chain outputs (``SpinningResonator.steady_chain``) of a
-    block of flat points: name → (points, branch) array with ``n_b`` branches (NaN / False padded), plus
+    block of flat points: photons |α_j|² and the couplings √2 G₀|α_j|/ω_m of the mean fields of Eq. (7), the
+    displacement q_s, E_N of Eqs. (12)–(13), stability of Eq. (6); name → (points, branch) array with ``n_b``
+    branches (NaN / False padded), plus
     ``n_branches`` (points,) and ``cov`` (points, branch, 6, 6) when the block has it. Elementwise in the
     points, so a block's values equal those of the whole grid bitwise."""
     out = {k: _pad_branches(v, n_b)[:, :n_b] if v.ndim > 1 else v for k, v in block.items()
@@ -287,8 +289,9 @@ def streamed_layout(params: Mapping[str, object], names) -> tuple[dict, dict]:
 
 def streamed_tail(params: Mapping[str, object], n_b: int, store_cov: bool, logneg_max: np.ndarray | None,
                   names) -> xr.Dataset:
-    """The part of a streamed sweep written at the end: coordinates, ``sagnac_shift``, ``logneg_max`` and
-    ``revival`` (from the running maximum ``logneg_max`` over detuning and branch, reduced dims), attributes."""
+    """The part of a streamed sweep written at the end: coordinates, ``sagnac_shift`` (Δ_F/ω_m, Eq. (1)),
+    ``logneg_max`` and ``revival`` χ (Eq. (14), from the running maximum ``logneg_max`` over detuning and
+    branch, reduced dims), attributes."""
     values, dims, shape, full = parameter_grid(params)
     coords = {d: values[d] for d in dims}
     coords["branch"] = np.arange(n_b, dtype=np.int32)
@@ -315,9 +318,10 @@ def streamed_tail(params: Mapping[str, object], n_b: int, store_cov: bool, logne
 
 
 def running_logneg_max(params: Mapping[str, object]):
-    """(size of the reduced grid, fold) for the maximum of ``logneg`` over detuning and branch, block by
-    block: ``fold(acc, start, logneg_block)`` updates ``acc`` (NaN-initialized, reduced grid flattened) with
-    the flat points [start, start + len(block)). Maximum is exact, so the fold equals the Dataset's max."""
+    """(size of the reduced grid, fold) for the maximum of ``logneg`` over detuning and branch (the numerator
+    of the revival factor, Eq. (14)), block by block: ``fold(acc, start, logneg_block)`` updates ``acc``
+    (NaN-initialized, reduced grid flattened) with the flat points [start, start + len(block)). Maximum is
+    exact, so the fold equals the Dataset's max."""
     values, dims, shape, _ = parameter_grid(params)
     keep = [i for i, d in enumerate(dims) if d != "detuning"]
     rshape = tuple(shape[i] for i in keep)

@@ -262,7 +262,12 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     units = kind.plan(scenario)
     models = kind.models(scenario, units)
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
-    merger = kind.merger(scenario, units, models, ckpt.folder, ckpt.load())
+    try:
+        merger = kind.merger(scenario, units, models, ckpt.folder, ckpt.load())
+    except BaseException:
+        if not resume:  # nothing of this run is in it: leave nothing behind that would block the next
+            ckpt.remove()
+        raise
     todo = [i for i in range(len(units)) if not merger.done[i]]
     progress = Progress(len(units), quiet, already=len(units) - len(todo))
     if workers and not quiet:
@@ -272,16 +277,19 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     try:
         client = connect(workers, scheduler, kind.warm_up(scenario, units, models)) if (workers or scheduler) else None
     except BaseException:
-        merger.close()
+        _abandon(ckpt, merger)
         raise
     stop = _StopRequest()
     try:
         failures = _run_units(scenario, units, todo, client, models, (ckpt, merger, progress, stop))
-    except KeyboardInterrupt:
-        _stop(ckpt, merger)
+    except KeyboardInterrupt as exc:
         stop.restore()
+        if isinstance(exc, _MergeInterrupted):  # the merger may be half-way: keep the last saved state
+            merger.close()
+        else:
+            _stop(ckpt, merger)
         progress.close("interrupted")
-        raise RunInterrupted(f"{progress.done} of {len(units)} units are saved in {str(ckpt.folder)!r}; "
+        raise RunInterrupted(f"{saved_units(ckpt.folder)} of {len(units)} units are saved in {str(ckpt.folder)!r}; "
                              "continue with the same command and --resume") from None
     except BaseException:
         merger.close()
@@ -294,16 +302,40 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
         _stop(ckpt, merger)
         progress.close("failed")
         raise _failure(scenario, units, failures, ckpt, merger)
-    try:  # a first Ctrl-C now only sets the flag: the output is finished all the same
-        merger.finish(scenario, output, history)
-    except BaseException:  # the streamed file may be half-appended: the resumed run starts again
-        merger.abort()
-        ckpt.forget()
-        raise
-    finally:
-        stop.restore()
+    _finish(scenario, output, history, ckpt, merger, stop)
     ckpt.remove()
     progress.close("done")
+
+
+def _finish(scenario, output, history, ckpt, merger, stop) -> None:
+    """Write the output. A first Ctrl-C now only sets the flag (the output is finished all the same). What
+    is computed before the file is touched may fail and leave the checkpoint as it was; once the streamed file
+    is being appended to, the saved state no longer describes it, so it is dropped first."""
+    try:
+        try:
+            tail = merger.tail(scenario)
+        except BaseException:
+            _stop(ckpt, merger)
+            raise
+        ckpt.forget()
+        try:
+            merger.commit(tail, output, history)
+        except BaseException:  # the streamed file may be half-appended: a resumed run starts again
+            merger.abort()
+            raise
+    finally:
+        stop.restore()
+
+
+class _MergeInterrupted(KeyboardInterrupt):
+    """A second Ctrl-C while a result was being merged: the merger's state may be half-way."""
+
+
+def _abandon(ckpt: Checkpoint, merger) -> None:
+    """A run that failed before its units: close the merger; remove the checkpoint unless units are saved."""
+    merger.close()
+    if not merger.done.any():
+        ckpt.remove()
 
 
 LOCAL_CLUSTER_START_SECONDS = 2.0  # LocalCluster(2) start-up and shut-down, warm kernels (docs/performance.md)
@@ -337,14 +369,20 @@ def _run_units(scenario, units, todo, client, models, tracking) -> dict:
     → {index: exception} of the units that raised."""
     ckpt, merger, progress, stop = tracking
     failures = {}
+    left = len(todo)
     for i, result in _completed(scenario, units, todo, client, models):
+        left -= 1
         if isinstance(result, Exception):
             failures[i] = result
             continue
-        merger.add(i, result)
+        try:
+            merger.add(i, result)
+        except KeyboardInterrupt:
+            raise _MergeInterrupted from None
         progress.step()
         ckpt.save_if_due(merger)
-        stop.check()
+        if left:  # a Ctrl-C during the last unit: the run is finished all the same
+            stop.check()
     return failures
 
 

@@ -36,12 +36,11 @@ from sde_com.simulation.simulate import (
     plan_units,
     point_model,
     prepare_simulation,
-    run_block,
     run_unit,
     settings_to_dict,
     simulate,
     simulate_time_steps,
-    statistics_layout,
+    warm_up_kernels,
 )
 
 if TYPE_CHECKING:
@@ -129,13 +128,11 @@ class SweepKind(RunKind):
         return sweep(store_cov=_store_cov(scenario), revival=_revival(scenario), **scenario.parameters)
 
     def variables_written(self, scenario) -> tuple[str, ...]:
-        """The variables the scenario's file gets: its [output] list, else the kind's defaults, with V
-        (``cov``) at a single operating point (nothing swept: the matrix is then what there is to show)."""
+        """The variables the scenario's file gets: its [output] list, else the kind's defaults
+        (``catalogue.default_variables``)."""
         if scenario.variables is not None:
             return scenario.variables
-        if not scenario.dimensions:
-            return variables_of(self.catalogue)
-        return default_variables(self.catalogue)
+        return default_variables(self.catalogue, swept=bool(scenario.dimensions))
 
     def plan(self, scenario):
         n = math.prod(parameter_grid(scenario.parameters)[2])
@@ -188,12 +185,8 @@ class SimulateKind(RunKind):
         return SimulationMerger(scenario, units, models, folder, state)
 
     def warm_up(self, scenario, units, models):
-        """One statistics block of the first unit: the stepper and the accumulators it needs."""
-        if not units:
-            return None
-        sim = scenario.simulation
-        return functools.partial(run_block, models[0], sim, 0, statistics_layout(sim)[1] if sim.trajectories > 1
-                                 else 1)
+        """The stepper and the accumulators the units call, on a tiny input (``warm_up_kernels``)."""
+        return functools.partial(warm_up_kernels, models[0], scenario.simulation) if units else None
 
     def describe(self, scenario, unit):
         return (f"{_point_of(scenario, unit.point)}, branch {unit.branch}, "

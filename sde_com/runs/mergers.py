@@ -5,7 +5,8 @@ A merger takes each unit's result once (``add``, in any order), keeps what a che
 (small numpy arrays: which units are in, running reductions, the estimators' sums), and writes the output at
 the end (``finish``). Large per-point data (a sweep's variables, recorded traces) go straight into a netCDF
 file in the run's checkpoint folder (``data.nc``, ``results.io.StreamedNetCDF``) that becomes the output by a
-rename, so memory is bounded by one unit's result and scratch disk by the output itself.
+rename: memory holds one unit's result, the statistics in progress and the estimates, never the samples;
+scratch disk is the output itself plus the statistics (docs/dask.md, "How much memory and disk").
 
 The engine (``runs.engine``) saves ``state`` beside ``data.nc`` now and then and when a run stops; a resumed
 run rebuilds its merger from them (``resume``) and runs only the units not yet in.
@@ -14,6 +15,8 @@ run rebuilds its merger from them (``resume``) and runs only the units not yet i
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,21 @@ from sde_com.simulation.simulate import (
 DATA_FILE = "data.nc"  # the streamed output inside the checkpoint folder
 
 
+def open_stream(folder: Path, sizes: dict, layout: dict, state: dict | None):
+    """(the streamed file, the state to resume from): a resumed run reopens ``data.nc``; when it is missing or
+    cannot be opened (a kill while HDF5 was writing), the saved state is dropped and the run starts again
+    from its first unit (same results: the random numbers are counter-based)."""
+    path = folder / DATA_FILE
+    if state is not None:
+        try:
+            return StreamedNetCDF(path, sizes, layout, resume=True), state
+        except (OSError, KeyError):
+            print(f"note: the checkpoint's {DATA_FILE} could not be reopened; running every unit again",
+                  file=sys.stderr)
+        path.unlink(missing_ok=True)
+    return StreamedNetCDF(path, sizes, layout), None
+
+
 class Merger:
     """The merge of a run done whole by one unit (a time-step study, a single-point run): its result is the
     finished Dataset, written as it is."""
@@ -57,15 +75,21 @@ class Merger:
         self.done[index] = True
 
     def state(self) -> dict[str, np.ndarray]:
-        """What a checkpoint keeps (arrays); ``sync`` first."""
-        return {"done": self.done}
+        """What a checkpoint keeps (arrays); ``sync`` first. A whole run's Dataset is not kept: a resumed run
+        does its one unit again."""
+        return {"done": np.zeros_like(self.done)}
 
     def sync(self) -> None:
         """Hand streamed data to the operating system before a checkpoint counts on it."""
 
-    def finish(self, scenario, output: Path, history: str | None) -> None:
+    def tail(self, scenario) -> xr.Dataset:
+        """What the output gets beside the streamed data, computed before the file is touched (a failure here
+        leaves the checkpoint as it was)."""
+        return finish_dataset(scenario, self.dataset)
+
+    def commit(self, tail: xr.Dataset, output: Path, history: str | None) -> None:
         """Write the output (an existing file is replaced: the engine checked ``--force`` before any work)."""
-        write_dataset(finish_dataset(scenario, self.dataset), output, force=True, history=history)
+        write_dataset(tail, output, force=True, history=history)
 
     def close(self) -> None:
         """Stop without finishing: keep what the checkpoint refers to."""
@@ -92,12 +116,11 @@ class SweepMerger(Merger):
         self.branches = np.zeros(len(units), dtype=np.int64)  # each unit's branch axis
         size, self.fold = running_logneg_max(params)
         self.logneg_max = np.full(size, np.nan) if revival else None
-        resume = state is not None
-        if resume:
+        self.stream, state = open_stream(folder, sizes, self.layout, state)
+        if state is not None:
             self.done, self.branches = state["done"].astype(bool), state["branches"]
             if revival:
                 self.logneg_max = state["logneg_max"]
-        self.stream = StreamedNetCDF(folder / DATA_FILE, sizes, self.layout, resume=resume)
 
     def add(self, index, result):
         start = self.units[index].start
@@ -119,7 +142,7 @@ class SweepMerger(Merger):
     def sync(self):
         self.stream.sync()
 
-    def finish(self, scenario, output, history):
+    def tail(self, scenario):
         n_b = int(self.branches.max(initial=1))
         if "stable" in self.layout:  # a block with fewer branches: its flags beyond them are False
             for unit, b in zip(self.units, self.branches, strict=True):
@@ -127,7 +150,10 @@ class SweepMerger(Merger):
                     zeros = np.zeros((unit.stop - unit.start, n_b - b), dtype=np.int8)
                     self.stream.write_points("stable", unit.start, zeros, self.shape, (slice(b, n_b),))
         tail = streamed_tail(self.params, n_b, self.store_cov, self.logneg_max, self.names)
-        self.stream.finish(finish_dataset(scenario, tail, streamed=set(self.layout)), output, True, history)
+        return finish_dataset(scenario, tail, streamed=set(self.layout))
+
+    def commit(self, tail, output, history):
+        self.stream.finish(tail, output, True, history)
 
     def close(self):
         self.stream.close()
@@ -175,12 +201,11 @@ class SimulationMerger(Merger):
         self.streamed = tuple(v for v in ("trace", "noise") if sim.traces and (wanted is None or v in wanted))
         self.skeleton = prepare_simulation(sim, scenario.parameters)
         self.folder = folder
-        if state is not None:
-            self._restore(state)
         self.stream = None
         if self.streamed:
-            sizes, layout = self._trace_layout()
-            self.stream = StreamedNetCDF(folder / DATA_FILE, sizes, layout, resume=state is not None)
+            self.stream, state = open_stream(folder, *self._trace_layout(), state)
+        if state is not None:
+            self._restore(state)
 
     def _trace_layout(self):
         dims = list(self.scenario.dimensions)
@@ -188,7 +213,10 @@ class SimulationMerger(Merger):
                  "trajectory": self.sim.traces, "time": self.sim.n_steps // self.sim.trace_every + 1,
                  "quadrature": self.skeleton.sizes["row"]}
         vdims = (*dims, "branch", "trajectory", "time", "quadrature")
-        return sizes, {name: (vdims, "f8", VARIABLES[name].attrs, None) for name in self.streamed}  # all written
+        # NaN where no unit runs (an unstable branch, a point with fewer branches); else no fill pass
+        everything = len(self.order) == math.prod(sizes[d] for d in (*dims, "branch"))
+        fill = None if everything else np.nan
+        return sizes, {name: (vdims, "f8", VARIABLES[name].attrs, fill) for name in self.streamed}
 
     def add(self, index, result):
         unit = self.units[index]
@@ -211,10 +239,12 @@ class SimulationMerger(Merger):
             i = order[self.next[key]]
             if key not in self.acc:
                 self.acc[key] = point_accumulator(self.models[i], self.sim, self._spill(key))
-            self.acc[key].add(self.pending.pop(i))
+            self.acc[key].add(self.pending[i])
+            del self.pending[i]
             self.next[key] += 1
         if self.next[key] == len(order) and key in self.acc:
-            self.estimates[key] = point_estimates(self.models[order[0]], self.sim, self.acc.pop(key))
+            self.estimates[key] = point_estimates(self.models[order[0]], self.sim, self.acc[key])
+            del self.acc[key]
 
     def _spill(self, key) -> Path | None:
         """Where a transient's finished jackknife groups go (a file per point and branch in the checkpoint
@@ -257,16 +287,20 @@ class SimulationMerger(Merger):
         if self.stream is not None:
             self.stream.sync()
 
-    def finish(self, scenario, output, history):
+    def tail(self, scenario):
         sim, params = self.sim, scenario.parameters
         ds = finish_dataset(scenario, assemble_simulation(sim, params, self.skeleton.copy(), self.estimates),
                             streamed=set(self.streamed))
         if self.stream is None:
-            write_dataset(ds, output, force=True, history=history)
-            return
+            return ds
         omega_m = float(params.get("omega_m", Device().omega_m))
-        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
-        self.stream.finish(ds, output, True, history)
+        return apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
+
+    def commit(self, tail, output, history):
+        if self.stream is None:
+            write_dataset(tail, output, force=True, history=history)
+        else:
+            self.stream.finish(tail, output, True, history)
 
     def close(self):
         if self.stream is not None:

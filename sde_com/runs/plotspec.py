@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sde_com.errors import UserError
 from sde_com.physics.resonator.drift import QUADRATURES
-from sde_com.results.catalogue import ON_REQUEST, SWEPT, dims_in, variables_of
+from sde_com.results.catalogue import SWEPT, default_variables, dims_in, variables_of
 from sde_com.runs.schema import SCHEMA, ScenarioError
 
 PLOT_KINDS: tuple[str, ...] = SCHEMA["plot"].keys["kind"].choices  # the schema's: one home
@@ -338,8 +338,7 @@ def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str]
         if "trajectory" not in run.sizes:
             drop |= set(RECORDED)
     elif variables is None:
-        if swept:  # large per-point matrices: on request (a single point keeps them)
-            drop |= set(ON_REQUEST.get(run.kind, ()))
+        drop |= set(variables_of(run.kind)) - set(default_variables(run.kind, swept=bool(swept)))
         if swept.get("detuning", 1) < 2:
             drop |= {"logneg_max", "revival"}  # made when detuning is swept (or when asked for)
     return {n: k for n, k in written.items() if n not in drop and (variables is None or n in variables)}

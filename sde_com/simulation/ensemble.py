@@ -22,7 +22,7 @@ import xarray as xr
 from sde_com.errors import UserError
 from sde_com.kernels import ensemble as kernels
 from sde_com.kernels.accumulators import block_moments, block_outer_moments
-from sde_com.physics.gaussian import logneg, logneg_pair, logneg_rows, logneg_rows_packed
+from sde_com.physics.gaussian import logneg, logneg_pair, logneg_rows_packed
 from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariances
 from sde_com.physics.model import OperatingPoint, points
 from sde_com.physics.resonator.system import SpinningResonator
@@ -128,8 +128,9 @@ class PointModel:
 
 @dataclass(frozen=True)
 class PairEntanglement:
-    """E_N (Eqs. (12)–(13)) of modes i and j of a 2N×2N covariance: the pair a run reports; ``batch`` of a
-    stack of covariances (the same bits, ``gaussian.logneg_rows``). No pair (i = j): NaN."""
+    """E_N (Eqs. (12)–(13)) of modes i and j of a 2N×2N covariance: the pair a run reports; ``batch_packed``
+    of a stack of covariances given as upper triangles (the same bits, ``gaussian.logneg_rows_packed``). No
+    pair (i = j): NaN."""
 
     i: int
     j: int
@@ -139,11 +140,6 @@ class PairEntanglement:
 
     def _rows(self) -> np.ndarray:
         return np.array([2 * self.i, 2 * self.i + 1, 2 * self.j, 2 * self.j + 1], dtype=np.int64)
-
-    def batch(self, Vs: np.ndarray) -> np.ndarray:
-        if self.i == self.j:
-            return np.full(len(Vs), math.nan)
-        return logneg_rows(np.ascontiguousarray(Vs, dtype=float), self._rows())
 
     def batch_packed(self, P: np.ndarray, d: int) -> np.ndarray:
         """``batch`` of covariances given as upper triangles (n, d (d + 1) / 2), row-major."""
@@ -287,15 +283,50 @@ def run_block(model: PointModel, settings: SimulationSettings, first: int, count
         out.update(_statistics(_batch_means(model, s, u0, first), 0, 1))
         if not n_rec:
             return out
-    _, sum_uu, n_avg, snaps, traces, noises = kernels.run_ensemble(
-        model.F, model.L, u0, s.seed, first, s.n_steps, s.burn_in_steps, s.snapshot_steps, n_rec, s.trace_every)
-    if s.transient:
+    if s.transient and _moments_in_stepper(model, S):
+        total, total_sq, traces, noises = kernels.run_ensemble_moments(
+            model.F, model.L, u0, s.seed, first, s.n_steps, s.snapshot_steps, n_rec, s.trace_every, S)
+        out.update(_stat_dict(first, S, count, total, total_sq))
+    elif s.transient:  # no time averages are needed: burn-in over the whole run (nothing summed)
+        _, _, _, snaps, traces, noises = kernels.run_ensemble(
+            model.F, model.L, u0, s.seed, first, s.n_steps, s.n_steps, s.snapshot_steps, n_rec, s.trace_every)
         out.update(_stat_dict(first, S, count, *block_outer_moments(snaps, S)))
-    elif not out:
-        out.update(_statistics(sum_uu / n_avg, first, S))
+    else:
+        _, sum_uu, n_avg, _, traces, noises = kernels.run_ensemble(
+            model.F, model.L, u0, s.seed, first, s.n_steps, s.burn_in_steps, s.snapshot_steps, n_rec, s.trace_every)
+        if not out:
+            out.update(_statistics(sum_uu / n_avg, first, S))
     if n_rec:
         out["trace"], out["noise"] = traces, _recorded_noise(model, s, traces, noises)
     return out
+
+
+def _moments_in_stepper(model: PointModel, block_size: int) -> bool:
+    """Whether a transient's snapshot moments are made inside the stepper (``kernels.run_ensemble_moments``:
+    d = 6, statistics blocks of whole lane blocks), else in a pass over the snapshots; the same bits."""
+    return model.dimension == 6 and block_size % 16 == 0
+
+
+def warm_up_kernels(model: PointModel, settings: SimulationSettings) -> None:
+    """Run every kernel a unit of this run calls (``run_block``) on a tiny input of the same types, so that
+    they are compiled, or loaded from the cache, before the run (``runs.engine.connect``)."""
+    s = settings
+    n_items, S = statistics_layout(s)
+    d = model.dimension
+    u0 = sample_gaussian(model.C0, s.seed, 0, 1, INITIAL_STREAM)
+    steps = min(2, s.n_steps)
+    snapshot_steps = np.arange(steps + 1, dtype=np.int64) if s.transient else s.snapshot_steps[:0]
+    if s.transient and _moments_in_stepper(model, S):
+        kernels.run_ensemble_moments(model.F, model.L, np.zeros((S, d)), s.seed, 0, steps, snapshot_steps,
+                                     1 if s.traces else 0, 1, S)
+        return
+    kernels.run_ensemble(model.F, model.L, u0, s.seed, 0, steps, 0, snapshot_steps, 1 if s.traces else 0, 1)
+    if not s.transient and s.trajectories == 1:
+        kernels.run_batch_means(model.F, model.L, u0, s.seed, 0, N_BATCHES, 0, N_BATCHES)
+    if s.transient:
+        block_outer_moments(np.zeros((S, 1, d)), S)
+    else:
+        block_moments(np.zeros((S, d * (d + 1) // 2)), S)
 
 
 def point_accumulator(model: PointModel, settings: SimulationSettings, spill=None) -> MomentAccumulator:

@@ -216,7 +216,8 @@ class MomentAccumulator:
         with open(self.spill, "rb") as f:
             for g in range(self.n_groups):
                 f.seek((g * n_lead + a) * q * 8)
-                f.readinto(memoryview(out[g]).cast("B"))
+                if f.readinto(memoryview(out[g]).cast("B")) != out[g].nbytes:
+                    raise RuntimeError(f"{self.spill}: group {g} is shorter than recorded")
         return out
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +300,10 @@ def transient_estimates(acc: MomentAccumulator, steps: np.ndarray, V_ref: np.nda
     V_sim, err = acc.moments()
     z, zmax = zscores(V_sim, err, V_ref)
     en, en_err = acc.jackknife(entanglement)
-    batch = getattr(entanglement, "batch", None)
-    en_ref = batch(V_moment) if batch else np.array([entanglement(V) for V in V_moment])
+    if hasattr(entanglement, "batch_packed"):
+        r, c = np.triu_indices(V_moment.shape[-1])
+        en_ref = entanglement.batch_packed(V_moment[..., r, c], V_moment.shape[-1])
+    else:
+        en_ref = np.array([entanglement(V) for V in V_moment])
     return dict(cov_sim=V_sim, cov_sim_err=err, cov_ref=V_ref, cov_moment=V_moment, zscore=z, zscore_max=zmax,
                 logneg_sim=en, logneg_sim_err=en_err, logneg_ref=en_ref, time_steps=steps)

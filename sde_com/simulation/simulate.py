@@ -47,6 +47,7 @@ from sde_com.simulation.ensemble import (
     step_maps,
     system_grid,
     trajectory_blocks,
+    warm_up_kernels,
 )
 from sde_com.simulation.estimators import N_BATCHES, N_JACKKNIFE_GROUPS, MomentAccumulator, stat_block_size
 from sde_com.simulation.settings import (
@@ -65,7 +66,7 @@ __all__ = [  # re-exported: sde_com/__init__.py, runs/ and the tests import them
     "point_parameters", "prepare_operating_point", "prepare_point", "prepare_simulation", "run_block",
     "run_unit", "settings_to_dict", "simulate", "simulate_point", "simulate_time_steps", "stat_block_size",
     "statistics_layout", "step_maps", "system_grid", "time_coordinate", "trace_coordinates",
-    "trajectory_blocks",
+    "trajectory_blocks", "warm_up_kernels",
 ]
 
 
