@@ -265,26 +265,33 @@ class _Killed(BaseException):
     """Stands for a SIGKILL inside the run: no handler runs, nothing is saved on the way out."""
 
 
-def test_a_sweep_killed_mid_run_resumes_to_the_same_file(tmp_path, monkeypatch):
+def _sweep_killed_at_unit(tmp_path, monkeypatch, k: int):
+    """The RAGGED sweep in units of 20 points, its checkpoint saved after every unit, killed as unit ``k``
+    starts (written to out.nc), after a reference run (ref.nc); → the scenario."""
     import sde_com.runs.kinds as kinds
 
     monkeypatch.setattr(kinds, "SWEEP_POINTS_PER_UNIT", 20)
-    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")  # saved after every unit
+    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")
     sc = parse_scenario(RAGGED)
     execute(sc, tmp_path / "ref.nc", quiet=True)
     real, calls = kinds.sweep_block, []
 
-    def dies_at_the_fourth(*args, **kw):
+    def dies_at_unit_k(*args, **kw):
         calls.append(1)
-        if len(calls) == 4:
+        if len(calls) == k:
             raise _Killed
         return real(*args, **kw)
 
-    monkeypatch.setattr(kinds, "sweep_block", dies_at_the_fourth)
+    monkeypatch.setattr(kinds, "sweep_block", dies_at_unit_k)
     with pytest.raises(_Killed):
         execute(sc, tmp_path / "out.nc", quiet=True)
-    assert saved_units(tmp_path / "out.nc.parts") == 3 and not (tmp_path / "out.nc").exists()
     monkeypatch.setattr(kinds, "sweep_block", real)
+    return sc
+
+
+def test_a_sweep_killed_mid_run_resumes_to_the_same_file(tmp_path, monkeypatch):
+    sc = _sweep_killed_at_unit(tmp_path, monkeypatch, 4)
+    assert saved_units(tmp_path / "out.nc.parts") == 3 and not (tmp_path / "out.nc").exists()
     execute(sc, tmp_path / "out.nc", quiet=True, resume=True)
     assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(tmp_path / "out.nc"))
     assert not (tmp_path / "out.nc.parts").exists()
@@ -366,26 +373,9 @@ def test_traces_of_branches_that_do_not_run_are_nan_in_the_streamed_file(tmp_pat
 
 @pytest.mark.parametrize("damage", ["missing", "garbage"])
 def test_a_resume_whose_streamed_file_is_lost_runs_every_unit_again(tmp_path, monkeypatch, capsys, damage):
-    import sde_com.runs.kinds as kinds
-
-    monkeypatch.setattr(kinds, "SWEEP_POINTS_PER_UNIT", 20)
-    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")
-    sc = parse_scenario(RAGGED)
-    execute(sc, tmp_path / "ref.nc", quiet=True)
-    real, calls = kinds.sweep_block, []
-
-    def dies_at_the_third(*args, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Killed
-        return real(*args, **kw)
-
-    monkeypatch.setattr(kinds, "sweep_block", dies_at_the_third)
-    with pytest.raises(_Killed):
-        execute(sc, tmp_path / "out.nc", quiet=True)
+    sc = _sweep_killed_at_unit(tmp_path, monkeypatch, 3)
     data = tmp_path / "out.nc.parts" / "data.nc"
     data.unlink() if damage == "missing" else data.write_bytes(b"\x89HDF\r\n\x1a\n not a file any more")
-    monkeypatch.setattr(kinds, "sweep_block", real)
     execute(sc, tmp_path / "out.nc", quiet=True, resume=True)
     assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(tmp_path / "out.nc"))
     if damage == "garbage":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+from sde_com.benchmarks import BLAS_ENV
 
 # the jobs of issue-sized scale: a 500k-point sweep, ~1e9 trajectory-steps time-averaged and transient,
 # 200 noise traces x 50,001 samples (960 MB of float64)

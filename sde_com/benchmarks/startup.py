@@ -16,15 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-BLAS_THREADS = 1
-_BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+from sde_com.benchmarks import BLAS_ENV, BLAS_THREADS
+
 # the baseline: the heavy dependencies that every sde_com run needs anyway
 BASELINE_IMPORT = "import numpy, numba, xarray"
 
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({var: str(BLAS_THREADS) for var in _BLAS_VARS})
+    env.update(BLAS_ENV)
     env.update(extra)
     return env
 

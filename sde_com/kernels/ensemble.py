@@ -54,16 +54,12 @@ from sde_com.kernels.accumulators import (
     record_state,
     symmetrize,
 )
-from sde_com.random.normals import _zig_fast, _zig_slow, fill_normals
+from sde_com.random.normals import STEP_STREAM_ID, ZERO, _zig_fast, _zig_slow, fill_normals
 from sde_com.random.philox import STEP_STREAM, split64, xoshiro_next, xoshiro_seed
 
 _LANES = 16  # trajectories per vectorized block
 _STEP_TAG = np.uint64(STEP_STREAM)
-# int64 constants for calls: a literal int argument (0, or the global STEP_STREAM) makes Numba compile the
-# callee twice, once for Literal[int](0) and once for int64 (the same code; compile time only)
-_ZERO = np.int64(0)
 _TILES = np.int64(16)  # lanes of the statistics tiles (accumulators._TILE), a run-time value there
-_STEP_STREAM = np.int64(STEP_STREAM)
 
 
 @njit(cache=True)
@@ -91,7 +87,7 @@ def _start_lanes(initial, i0, seed, first_trajectory):
     S2 = np.empty(_LANES, dtype=np.uint64)
     S3 = np.empty(_LANES, dtype=np.uint64)
     for j in range(_LANES):
-        S0[j], S1[j], S2[j], S3[j] = xoshiro_seed(seed, first_trajectory + i0 + j, _STEP_STREAM)
+        S0[j], S1[j], S2[j], S3[j] = xoshiro_seed(seed, first_trajectory + i0 + j, STEP_STREAM_ID)
         if j < n_valid:
             for r in range(d):
                 U[r, j] = initial[i0 + j, r]
@@ -262,7 +258,7 @@ def _block6(F, L, initial, i0, job, record, sums):
     REJ = np.zeros(_LANES, dtype=np.int64)
     snapshot_steps = record[0]
     n_snap = snapshot_steps.shape[0]
-    js = record_state(_ZERO, U, W, i0, n_valid, n_traced, _ZERO, trace_every, record)
+    js = record_state(ZERO, U, W, i0, n_valid, n_traced, ZERO, trace_every, record)
     count = 0
     for n in range(1, n_steps + 1):
         _draw6(S, RAW)  # words of normals m = 6 (n - 1) .. 6 (n - 1) + 5
@@ -357,7 +353,7 @@ def _block(F, L, initial, i0, job, record, sums):
     V = np.zeros((d, _LANES))
     snapshot_steps = record[0]
     n_snap = snapshot_steps.shape[0]
-    js = record_state(_ZERO, U, W, i0, n_valid, n_traced, _ZERO, trace_every, record)
+    js = record_state(ZERO, U, W, i0, n_valid, n_traced, ZERO, trace_every, record)
     count = 0
     for n in range(1, n_steps + 1):
         _draw(S, RAW)  # words of normals m = d (n - 1) .. d (n - 1) + d - 1
@@ -481,7 +477,7 @@ def run_ensemble_varying(Fs, Ls, initial, seed, first_trajectory, snapshot_steps
     out = np.zeros((n_traj, n_snap, d))
     for i in prange(n_traj):
         xi = np.empty(d * n_steps)
-        fill_normals(seed, first_trajectory + i, _ZERO, _STEP_STREAM, xi)
+        fill_normals(seed, first_trajectory + i, ZERO, STEP_STREAM_ID, xi)
         u = initial[i].copy()
         v = np.empty(d)
         j = 0

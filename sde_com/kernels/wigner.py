@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from sde_com.random.normals import _STEP_STREAM, _ZERO, fill_normals
+from sde_com.random.normals import STEP_STREAM_ID, ZERO, fill_normals
 
 
 @njit(cache=True, parallel=True)
@@ -29,7 +29,7 @@ def run_truncated_wigner(rates, initial, reference, seed, first_trajectory, n_st
     sum_uu = np.zeros((n_traj, 6, 6))
     for i in prange(n_traj):
         xi = np.empty(6 * n_steps)
-        fill_normals(seed, first_trajectory + i, _ZERO, _STEP_STREAM, xi)
+        fill_normals(seed, first_trajectory + i, ZERO, STEP_STREAM_ID, xi)
         ur, ui, vr, vi, q, p = initial[i, 0], initial[i, 1], initial[i, 2], initial[i, 3], initial[i, 4], \
             initial[i, 5]
         u = np.empty(6)

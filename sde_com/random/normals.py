@@ -35,8 +35,8 @@ from sde_com.random.philox import INITIAL_STREAM, STEP_STREAM, philox_words, spl
 ZIGGURAT_LAYERS = 1024
 _TWO_M53 = 2.0**-53
 # int64 constants for calls: a literal int argument makes Numba compile the callee twice (Literal[int], int64)
-_ZERO = np.int64(0)
-_STEP_STREAM = np.int64(STEP_STREAM)
+ZERO = np.int64(0)
+STEP_STREAM_ID = np.int64(STEP_STREAM)
 _LAYER = np.uint64(ZIGGURAT_LAYERS - 1)
 _U1 = np.uint64(1)
 _U10 = np.uint64(10)
@@ -181,7 +181,7 @@ def fill_normals(seed, trajectory, first, stream_tag, out):
 def standard_normals(seed, trajectory, n):
     """The first n normals of the stepping stream of one trajectory (xi_k[j] is item d k + j in d dimensions)."""
     out = np.empty(n)
-    fill_normals(seed, trajectory, _ZERO, _STEP_STREAM, out)
+    fill_normals(seed, trajectory, ZERO, STEP_STREAM_ID, out)
     return out
 
 
@@ -195,7 +195,7 @@ def sample_gaussian(chol, seed, first_trajectory, n_traj, stream_tag=INITIAL_STR
     out = np.empty((n_traj, d))
     for i in range(n_traj):  # serial: d normals per trajectory are cheap, parfors cost ~0.7 s of compile
         z = np.empty(d)
-        fill_normals(seed, first_trajectory + i, _ZERO, stream_tag, z)
+        fill_normals(seed, first_trajectory + i, ZERO, stream_tag, z)
         for r in range(d):
             acc = 0.0
             for c in range(d):

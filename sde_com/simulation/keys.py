@@ -6,6 +6,7 @@ The [simulate] method's choices and doc come from the scheme registry (``schemes
 
 from __future__ import annotations
 
+from sde_com.simulation.estimators import MAX_STAT_BLOCK, N_JACKKNIFE_GROUPS
 from sde_com.simulation.schemes import SCHEMES
 from sde_com.spec import RATE, TIME, Key, Table, make_table
 
@@ -37,9 +38,9 @@ SIMULATE = make_table(
     Key("allow_unstable", "boolean", "run a transient at an operating point without a steady state",
         default=False),
     Key("chunk", "integer", "trajectories per unit of work, rounded up to a whole number of statistics blocks "
-                            "(S: the largest power of two <= trajectories/32, from 1 to 256); results do not "
-                            "depend on it (absent: about 5e7 trajectory-steps per unit, fewer while traces are "
-                            "recorded)", "1", minimum=1),
+                            f"(S: the largest power of two <= trajectories/{N_JACKKNIFE_GROUPS}, from 1 to "
+                            f"{MAX_STAT_BLOCK}); results do not depend on it (absent: about 5e7 trajectory-steps per "
+                            "unit, fewer while traces are recorded)", "1", minimum=1),
 )
 
 DRIVE = make_table(
