@@ -345,6 +345,28 @@ def test_the_streamed_file_equals_the_run_in_memory(tmp_path, text):
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
 
 
+def test_streamed_writes_land_in_order_and_a_failed_one_is_raised(tmp_path):
+    """``StreamedNetCDF.write`` writes in a background thread: ``sync`` waits for every write, in the order
+    given; a write that fails there is raised by a later call."""
+    import netCDF4
+
+    from sde_com.results.io import StreamedNetCDF
+
+    f = StreamedNetCDF(tmp_path / "a.nc", {"x": 4}, {"v": (("x",), "f8", {}, np.nan)})
+    for k in range(8):
+        f.write("v", slice(k % 4, k % 4 + 1), np.array([float(k)]))
+    f.sync()
+    with netCDF4.Dataset(tmp_path / "a.nc") as nc:
+        assert nc["v"][:].tolist() == [4.0, 5.0, 6.0, 7.0]
+    f.write("v", slice(0, 2), np.ones(3))  # the wrong shape: fails in the writer
+    with pytest.raises((ValueError, IndexError)):
+        for _ in range(3):
+            f.write("v", slice(0, 1), np.zeros(1))
+        f.sync()
+    f.abort()
+    assert not (tmp_path / "a.nc").exists()
+
+
 TRACED_UNSTABLE = """
 [model]
 detuning = [0.8, 2.5]

@@ -26,6 +26,16 @@ def test_startup_loads_no_heavy_module(code):
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_writing_a_file_loads_no_cluster_and_leaves_it_loadable(tmp_path):
+    """xarray's scheduler lookup would import ``distributed`` (0.13 s) at every write; without a cluster it is
+    skipped, and the module can be imported normally afterwards."""
+    out = tmp_path / "a.nc"
+    code = ("import xarray as xr\nfrom sde_com.results.io import write_dataset\n"
+            f"write_dataset(xr.Dataset({{'a': ('x', [1.0])}}), {str(out)!r})\n"
+            "assert 'distributed' not in sys.modules, 'loaded by the write'\nimport distributed")
+    assert "distributed" in _loaded_after(code) and out.exists()
+
+
 def test_help_runs():
     out = subprocess.run([sys.executable, "-m", "sde_com.cli", "--help"], capture_output=True, text=True,
                          check=True, timeout=120)

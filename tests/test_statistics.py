@@ -2,15 +2,17 @@
 they give — bitwise independent of the unit size and of checkpointing (sde_com.simulation.estimators,
 sde_com.kernels.accumulators, ensemble.run_block)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import xarray as xr
 from conftest import PEAK
 
 import sde_com
-from sde_com.kernels.accumulators import block_moments, block_outer_moments
+from sde_com.kernels.accumulators import block_moments, block_outer_moments, sums_larger_than_samples
 from sde_com.physics.resonator.device import Device
-from sde_com.simulation.estimators import jackknife
+from sde_com.simulation.estimators import jackknife, snapshot_sums
 from sde_com.simulation.simulate import (
     MomentAccumulator,
     SimulationSettings,
@@ -60,7 +62,7 @@ def peak():
 
 def _settings(transient: bool, **kw):
     base = dict(method="exact", dt=0.5, duration=40.0, trajectories=1000, seed=3, initial="thermal")
-    return SimulationSettings(**base, **({"save_every": 5.0} if transient else {}), **kw)
+    return SimulationSettings(**{**base, **kw}, **({"save_every": 5.0} if transient else {}))
 
 
 @pytest.mark.parametrize("transient", [False, True])
@@ -77,15 +79,15 @@ def test_estimates_do_not_depend_on_the_unit_size(peak, transient):
     assert np.all(np.isfinite(runs[0]["cov_sim_err"] if not transient else runs[0]["cov_sim_err"][1:]))
 
 
-@pytest.mark.parametrize("transient", [False, True])
-def test_folded_units_equal_the_in_memory_simulation(transient, tmp_path):
-    s = _settings(transient, chunk=96)
+@pytest.mark.parametrize("transient, n", [(False, 1000), (True, 1000), (True, 150)])
+def test_folded_units_equal_the_in_memory_simulation(transient, n, tmp_path):
+    """150 trajectories: blocks of 4, whose units hand over their snapshots (``sums_larger_than_samples``);
+    a unit that waits for its turn is kept as its blocks' sums."""
+    s = _settings(transient, chunk=96, trajectories=n)
     a = simulate(s, detuning=[0.7, 0.8])
-    b = simulate(_settings(transient), detuning=[0.7, 0.8])
+    b = simulate(replace(s, chunk=None), detuning=[0.7, 0.8])
     xr.testing.assert_identical(a, b)
     # the engine's merge: units added in reverse completion order wait for their turn, then fold in order
-    from dataclasses import replace
-
     from sde_com.runs.mergers import SimulationMerger
     from sde_com.runs.scenario import parse_scenario
 
@@ -177,6 +179,24 @@ def test_steady_statistics_and_batch_means(peak):
     model, (r,) = _unit_results(peak, one)
     assert r["stat_sum"].shape == (32, 21) and np.all(r["stat_count"] == 1)
     np.testing.assert_array_equal(r["stat_sum_sq"], r["stat_sum"] ** 2)  # one batch average per block
+
+
+@pytest.mark.parametrize("n", [8, 100, 203])
+def test_snapshots_fold_to_the_bits_of_their_blocks_sums(peak, n):
+    """Small blocks (1, 2, 4 trajectories; 203: a partial last block) hand over their snapshots, folded at once
+    (``fold_outer_moments``); the same units as block sums (``snapshot_sums``) must fold to the same bits."""
+    s = _settings(True, chunk=48, trajectories=n)
+    S = stat_block_size(n)
+    assert sums_larger_than_samples(S, 6)
+    model, results = _unit_results(peak, s)
+    assert all("stat_snapshots" in r and "stat_sum" not in r for r in results)
+    samples, sums = point_accumulator(model, s), point_accumulator(model, s)
+    for r in results:
+        samples.add(r)
+        sums.add(snapshot_sums(r, S))
+    for k, v in sums.to_arrays().items():
+        np.testing.assert_array_equal(samples.to_arrays()[k], v, err_msg=k)
+    _outcomes_equal(point_estimates(model, s, samples), point_estimates(model, s, sums))
 
 
 def test_block_outer_moments_equal_numpy_and_do_not_depend_on_the_cut():

@@ -115,6 +115,24 @@ def block_outer_moments(snapshots, block_size):
     return out, out_sq
 
 
+def sums_larger_than_samples(block_size, d):
+    """Whether a block's sums of x = u uᵀ and x² (2 · d (d + 1) / 2 numbers a snapshot) outweigh its samples
+    (block_size · d): then a unit hands over its snapshots, folded at once by ``fold_outer_moments``, rather
+    than its blocks' sums. Only blocks of at most _TILE (summed lane by lane as ``_outer_moments_small``)."""
+    return block_size <= min(d + 1, _TILE)
+
+
+def fold_outer_moments(snapshots, first, block_size, total, total_sq):
+    """Add the sums of x = u uᵀ and x² of the blocks of ``block_size`` (≤ _TILE) snapshots starting at
+    trajectory ``first`` to ``total`` and ``total_sq`` (n_t, q), packed as ``block_outer_moments``: the same
+    operations, bit for bit, as ``total += sum; total_sq += sum_sq`` of that block's ``block_outer_moments``,
+    without the (k, n_t, q) sums in memory. snapshots: time-major (n_t, d, n), the stepper's layout. Times run
+    in threads (each time's sums are its own)."""
+    n_t = snapshots.shape[0]
+    stop = min(snapshots.shape[2], first + block_size)
+    in_threads(_fold_outer_moments, n_t, snapshots, np.int64(first), np.int64(stop), total, total_sq)
+
+
 def block_moments(x, block_size):
     """Per statistics block of ``block_size`` consecutive rows of x (n, m) (block i // block_size): the sums of
     x and of x² (elementwise) over its rows, added in row order → (sum (k, m), sum_sq (k, m)),
@@ -211,6 +229,26 @@ def _outer_moments_small(by_time, block_size, out, out_sq, first_block, stop_blo
                     out[b, t, q] = s
                     out_sq[b, t, q] = s_sq
                     q += 1
+
+
+@njit(cache=True, nogil=True)
+def _fold_outer_moments(by_time, i_lo, i_hi, total, total_sq, t_first, t_stop):
+    """``fold_outer_moments`` of trajectories [i_lo, i_hi) at times [t_first, t_stop): each sum in
+    ``_outer_moments_small``'s order, then added to the total."""
+    d = by_time.shape[1]
+    for t in range(t_first, t_stop):
+        q = 0
+        for r in range(d):
+            for c in range(r, d):
+                s = 0.0
+                s_sq = 0.0
+                for i in range(i_lo, i_hi):
+                    x = by_time[t, r, i] * by_time[t, c, i]
+                    s += x
+                    s_sq += x * x
+                total[t, q] += s
+                total_sq[t, q] += s_sq
+                q += 1
 
 
 @njit(cache=True, nogil=True)

@@ -197,17 +197,22 @@ def moment_covariances(A: np.ndarray, D: np.ndarray, V0: np.ndarray, steps: np.n
     V(t + τ) = Φ(τ) V(t) Φ(τ)ᵀ + Q(τ) from V(0) = V0 with (Φ, Q) of ``noise_covariance`` computed once per
     distinct gap τ: a long record of equally spaced times costs one matrix exponential, not one per time."""
     out = np.empty((len(steps), *V0.shape))
-    maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    maps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     V, previous = np.asarray(V0, dtype=float), 0
-    for k, step in enumerate(np.asarray(steps, dtype=np.int64)):
-        gap = int(step) - previous
-        if gap:
+    PV, W = np.empty_like(V), V.copy()
+    for k, step in enumerate(np.asarray(steps, dtype=np.int64).tolist()):
+        gap = step - previous
+        if gap:  # W = Φ V Φᵀ + Q, in place (a long record is a loop of tiny products: no temporaries)
             if gap not in maps:
-                maps[gap] = noise_covariance(A, D, gap * dt)
-            Phi, Q = maps[gap]
-            V = Phi @ V @ Phi.T + Q
-        V = 0.5 * (V + V.T)
-        out[k], previous = V, int(step)
+                Phi, Q = noise_covariance(A, D, gap * dt)
+                maps[gap] = (Phi, Phi.T, Q)
+            Phi, PhiT, Q = maps[gap]
+            np.matmul(Phi, V, out=PV)
+            np.matmul(PV, PhiT, out=W)
+            W += Q
+        np.add(W, W.T, out=out[k])
+        out[k] *= 0.5
+        V, previous = out[k], step
     return out
 
 

@@ -33,7 +33,7 @@ from sde_com.results.sweep import (
     streamed_layout,
     streamed_tail,
 )
-from sde_com.simulation.estimators import MomentAccumulator
+from sde_com.simulation.estimators import MomentAccumulator, snapshot_sums, stat_block_size
 from sde_com.simulation.simulate import (
     assemble_simulation,
     point_accumulator,
@@ -228,9 +228,12 @@ class SimulationMerger(Merger):
                   slice(unit.first, unit.first + recorded["trace"].shape[0]))
             for name in self.streamed:
                 self.stream.write(name, at, recorded[name])
+        key = (unit.point, unit.branch)
+        if self.order[key][self.next[key]] != index:  # waits for its turn: as statistics, not samples
+            result = snapshot_sums(result, stat_block_size(self.sim.trajectories))
         self.pending[index] = result
         self.done[index] = True
-        self._fold((unit.point, unit.branch))
+        self._fold(key)
 
     def _fold(self, key) -> None:
         """Fold the waiting units of ``key`` that are next in trajectory order; estimates when complete."""

@@ -21,7 +21,12 @@ import xarray as xr
 
 from sde_com.errors import UserError
 from sde_com.kernels import ensemble as kernels
-from sde_com.kernels.accumulators import block_moments, block_outer_moments
+from sde_com.kernels.accumulators import (
+    block_moments,
+    block_outer_moments,
+    fold_outer_moments,
+    sums_larger_than_samples,
+)
 from sde_com.physics.gaussian import logneg, logneg_pair, logneg_rows_packed
 from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariances
 from sde_com.physics.model import OperatingPoint, points
@@ -249,10 +254,16 @@ def _statistics(x: np.ndarray, first: int, block_size: int) -> dict:
     return _stat_dict(first, block_size, x.shape[0], total, total_sq)
 
 
+def _blocks(first: int, block_size: int, count: int) -> dict:
+    """The ``run_block`` keys ``first_block`` and ``stat_count`` of items [first, first + count)."""
+    k = -(-count // block_size)
+    counts = np.full(k, block_size, dtype=np.int64)
+    counts[-1] = count - block_size * (k - 1)
+    return dict(first_block=np.int64(first // block_size), stat_count=counts)
+
+
 def _stat_dict(first: int, block_size: int, count: int, total: np.ndarray, total_sq: np.ndarray) -> dict:
-    counts = np.full(total.shape[0], block_size, dtype=np.int64)
-    counts[-1] = count - block_size * (total.shape[0] - 1)
-    return dict(first_block=np.int64(first // block_size), stat_count=counts, stat_sum=total, stat_sum_sq=total_sq)
+    return dict(_blocks(first, block_size, count), stat_sum=total, stat_sum_sq=total_sq)
 
 
 def run_block(model: PointModel, settings: SimulationSettings, first: int, count: int) -> dict:
@@ -267,6 +278,9 @@ def run_block(model: PointModel, settings: SimulationSettings, first: int, count
         x = a trajectory's time average of u uᵀ after the burn-in, (k, q); transient runs x = u(t) uᵀ(t) at
         every snapshot, (k, n_t, q). For a single steady trajectory the items are
         its N_BATCHES batch averages (batch means) in blocks of one (``statistics_layout``);
+      or, for a transient whose blocks' sums would outweigh the samples (``sums_larger_than_samples``: blocks
+        of at most d + 1 trajectories), ``stat_snapshots`` (n_t, d, count), the states at the snapshots,
+        which ``MomentAccumulator.add`` folds into the same bits (``snapshot_sums`` makes the sums);
       ``trace``, ``noise`` (when traces are recorded): paths of the unit's traced trajectories.
     Each block's sums are taken in an order fixed by trajectory index within the block, so a unit's result
     depends only on the seed and its trajectory indices, and a block's on its own trajectories only.
@@ -290,7 +304,10 @@ def run_block(model: PointModel, settings: SimulationSettings, first: int, count
     elif s.transient:  # no time averages are needed: burn-in over the whole run (nothing summed)
         _, _, _, snaps, traces, noises = kernels.run_ensemble(
             model.F, model.L, u0, s.seed, first, s.n_steps, s.n_steps, s.snapshot_steps, n_rec, s.trace_every)
-        out.update(_stat_dict(first, S, count, *block_outer_moments(snaps, S)))
+        if sums_larger_than_samples(S, model.dimension):
+            out.update(_blocks(first, S, count), stat_snapshots=snaps.transpose(1, 2, 0))  # time-major: no copy
+        else:
+            out.update(_stat_dict(first, S, count, *block_outer_moments(snaps, S)))
     else:
         _, sum_uu, n_avg, _, traces, noises = kernels.run_ensemble(
             model.F, model.L, u0, s.seed, first, s.n_steps, s.burn_in_steps, s.snapshot_steps, n_rec, s.trace_every)
@@ -323,7 +340,10 @@ def warm_up_kernels(model: PointModel, settings: SimulationSettings) -> None:
     kernels.run_ensemble(model.F, model.L, u0, s.seed, 0, steps, 0, snapshot_steps, 1 if s.traces else 0, 1)
     if not s.transient and s.trajectories == 1:
         kernels.run_batch_means(model.F, model.L, u0, s.seed, 0, N_BATCHES, 0, N_BATCHES)
-    if s.transient:
+    if s.transient and sums_larger_than_samples(S, d):
+        q = d * (d + 1) // 2
+        fold_outer_moments(np.zeros((1, d, S)), 0, S, np.zeros((1, q)), np.zeros((1, q)))
+    elif s.transient:
         block_outer_moments(np.zeros((S, 1, d)), S)
     else:
         block_moments(np.zeros((S, d * (d + 1) // 2)), S)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_com.kernels.accumulators import block_outer_moments, fold_outer_moments
 from sde_com.physics.gaussian import logneg
 
 N_JACKKNIFE_GROUPS = 32  # leave-one-group-out jackknife; more groups cost time, not accuracy
@@ -132,23 +133,30 @@ class MomentAccumulator:
         return self.next_block == self.n_blocks
 
     def add(self, result: Mapping[str, np.ndarray]) -> None:
-        """Fold a unit's statistics (``first_block``, ``stat_count``, ``stat_sum``, ``stat_sum_sq``; the
-        ``run_block`` keys) into the group sums and the total of x², block by block in block order."""
+        """Fold a unit's statistics (``first_block``, ``stat_count``, and ``stat_sum``, ``stat_sum_sq`` or
+        ``stat_snapshots``; the ``run_block`` keys) into the group sums and the total of x², block by block in
+        block order. Snapshots are folded straight from the samples (``fold_outer_moments``: the same bits as
+        their blocks' sums added here)."""
         first = int(result["first_block"])
-        count, total, total_sq = result["stat_count"], result["stat_sum"], result["stat_sum_sq"]
+        count = result["stat_count"]
         if first != self.next_block:
             raise ValueError(f"statistics of blocks from {first} given, block {self.next_block} expected next "
                              "(units must be added in trajectory order)")
-        if first + len(count) > self.n_blocks or total.shape[1:] != self.packed:
-            raise ValueError(f"{len(count)} blocks of shape {total.shape[1:]} from block {first} do not fit "
+        snapshots = result.get("stat_snapshots")
+        shape = result["stat_sum"].shape[1:] if snapshots is None else (snapshots.shape[0], self.packed[-1])
+        if first + len(count) > self.n_blocks or shape != self.packed:
+            raise ValueError(f"{len(count)} blocks of shape {shape} from block {first} do not fit "
                              f"{self.n_blocks} blocks of packed shape {self.packed}")
         for j in range(len(count)):
             g = (first + j) * self.n_groups // self.n_blocks
             while self.open_group < g:
                 self._close_group()
             self.group_count[g] += count[j]
-            self.open_sum += total[j]
-            self.total_sq += total_sq[j]
+            if snapshots is None:
+                self.open_sum += result["stat_sum"][j]
+                self.total_sq += result["stat_sum_sq"][j]
+            else:
+                fold_outer_moments(snapshots, j * self.block_size, self.block_size, self.open_sum, self.total_sq)
         self.next_block = first + len(count)
         if self.complete:
             self._close_group()
@@ -254,6 +262,16 @@ class MomentAccumulator:
             b = min(n_lead, a + window)
             en[a:b], err[a:b] = jackknife_batch(self._groups(a, b) / weights[:, None, None], weights, batch)
         return en.reshape(lead), err.reshape(lead)
+
+
+def snapshot_sums(result: Mapping[str, np.ndarray], block_size: int) -> dict:
+    """A ``run_block`` result with its ``stat_snapshots`` replaced by their blocks' ``stat_sum`` and
+    ``stat_sum_sq`` (``block_outer_moments``): what waits, or is checkpointed, until its turn to be added."""
+    out = dict(result)
+    snapshots = out.pop("stat_snapshots", None)
+    if snapshots is not None:
+        out["stat_sum"], out["stat_sum_sq"] = block_outer_moments(snapshots.transpose(2, 0, 1), block_size)
+    return out
 
 
 def jackknife_batch(groups: np.ndarray, weights: np.ndarray, batch) -> tuple[np.ndarray, np.ndarray]:
