@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
-from sde_com.errors import NumericalError, UnitFailed, UserError
+from sde_com.errors import NumericalError, RunWarning, UnitFailed, UserError
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -45,6 +46,13 @@ def _check_run_options(args) -> None:
         raise UserError("give --workers or --scheduler, not both")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
 def _run(args) -> None:
     from sde_com.kernel_cache import announce_compile
     from sde_com.results.io import check_writable
@@ -55,6 +63,9 @@ def _run(args) -> None:
     png = Path(args.plot_file) if args.plot_file else (out.with_suffix(".png") if args.plot else None)
     overwrite = args.force or args.resume
     _check_run_options(args)
+    for path in (out, png):
+        if path is not None and _same_file(path, Path(args.scenario)):
+            raise UserError(f"output {str(path)!r} is the scenario file itself; give another name")
     check_writable(out, overwrite)  # fail before any work
     if png is not None:
         _require_matplotlib()
@@ -286,12 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A ``RunWarning`` as one line on stderr; other warnings as Python prints them."""
+    if issubclass(category, RunWarning):
+        print(f"sde-com: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; → its exit status. A bug (any other exception) propagates: a traceback, exit 1."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RunWarning)
+            warnings.showwarning = _show_warning
+            args.func(args)
     except (UserError, *FILE_ERRORS) as exc:
         print(f"sde-com: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -5,6 +5,9 @@
 - a numerical failure (a singular system, no convergence): ``NumericalError``, exit 3, with a message
   saying what failed and for which parameters;
 - anything else is a bug: a traceback and exit 1.
+
+What a run does not refuse but a user should know goes out as a ``RunWarning`` (a Python warning: the CLI
+prints it as ``sde-com: warning: ...`` on stderr, always, ``--quiet`` or not).
 """
 
 
@@ -23,3 +26,7 @@ class NumericalError(RuntimeError):
 class UnitFailed(RuntimeError):
     """Units of a run raised (a mix, or not of the kinds above): reported, exit 1; the others' results are kept
     in the checkpoint for ``--resume``."""
+
+
+class RunWarning(UserWarning):
+    """Something a run does not refuse but the user should know (e.g. ``--resume`` with nothing to resume)."""

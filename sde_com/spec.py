@@ -166,6 +166,35 @@ def show(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def type_name(value) -> str:
+    """The TOML type of a value as a user would name it (a boolean is not a number)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (int, np.integer)):
+        return "an integer"
+    if isinstance(value, (float, np.floating)):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _got(key: Key, value) -> str:
+    """The value as shown in a message, with its type when that is not one the key takes."""
+    def real(v):
+        return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating))
+
+    fits = {"number": real, "integer": _is_integer, "boolean": lambda v: isinstance(v, (bool, np.bool_)),
+            "string": lambda v: isinstance(v, str)}
+    if any(fits.get(t, _is_sequence)(value) for t in key.types):
+        return show(value)
+    return f"{show(value)} ({type_name(value)})"
+
+
 def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, ...] = (),
                 error: type[ValueError] = UserError) -> None:
     """Raise ``error`` naming ``label`` (default: the key's name), the value and what is allowed, unless
@@ -178,10 +207,10 @@ def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, 
             raise error(f"{label}: a list needs at least one value")
         bad = [v for v in value if not any(_matches(key, t, v) for t in key.types)]
         if bad:
-            raise error(f"{label} must be {allowed(key, forms)}, got {show(bad[0])} in {show(value)}")
+            raise error(f"{label} must be {allowed(key, forms)}, got {_got(key, bad[0])} in {show(value)}")
         return None
     if not any(_matches(key, t, value) for t in key.types):
-        raise error(f"{label} must be {allowed(key, forms)}, got {show(value)}")
+        raise error(f"{label} must be {allowed(key, forms)}, got {_got(key, value)}")
     return None
 
 

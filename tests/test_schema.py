@@ -77,7 +77,7 @@ def test_every_key_refuses_a_wrong_type_naming_it(table, key):
 
 @pytest.mark.parametrize("key", list(TOP_LEVEL.keys))
 def test_top_level_strings_refuse_other_types(key):
-    assert _refused(f"{key} = 3\n") == f"{key} must be a string, got 3"
+    assert _refused(f"{key} = 3\n") == f"{key} must be a string, got 3 (an integer)"
 
 
 BOUNDED = [(t, k) for t, k in ALL_KEYS if SCHEMA[t].keys[k].minimum is not None]
@@ -113,9 +113,11 @@ def test_every_string_key_refuses_a_value_not_among_its_choices(table, key):
 def test_messages_say_what_is_allowed_with_the_unit():
     message = _refused("[simulate]\ndt = true\n")
     assert message == ("simulate.dt must be > 0 (a finite real number, unit: 1/ω_ref), or a non-empty 1-D list of "
-                       "them, got true")
-    assert _refused("[simulate]\ntrajectories = 2.0\n") == "simulate.trajectories must be >= 1 (an integer), got 2.0"
-    assert _refused("[simulate]\nallow_unstable = 1\n") == "simulate.allow_unstable must be true or false, got 1"
+                       "them, got true (a boolean)")
+    assert _refused("[simulate]\ntrajectories = 2.0\n") == ("simulate.trajectories must be >= 1 (an integer), got 2.0 "
+                                                                 "(a float)")
+    assert _refused("[simulate]\nallow_unstable = 1\n") == ("simulate.allow_unstable must be true or false, got 1 "
+                                                                  "(an integer)")
     assert "model.mass.num must be >= 1 (an integer), got 0" in _refused(
         "[model]\nmass = { start = 1e-11, stop = 2e-11, num = 0 }\n")
     assert _refused("[detect]\nfilter_bandwidths = []\n") == (
@@ -129,9 +131,9 @@ def test_min_items_and_empty_lists():
 
 def test_python_objects_validate_from_the_same_specs():
     """The public settings objects check their fields against the schema when built from Python too."""
-    with pytest.raises(ValueError, match=r"^trajectories must be >= 1 \(an integer\), got true$"):
+    with pytest.raises(ValueError, match=r"^trajectories must be >= 1 \(an integer\), got true \(a boolean\)$"):
         SimulationSettings(trajectories=True)
-    with pytest.raises(ValueError, match=r"^allow_unstable must be true or false, got 1$"):
+    with pytest.raises(ValueError, match=r"^allow_unstable must be true or false, got 1 \(an integer\)$"):
         SimulationSettings(allow_unstable=1)
     with pytest.raises(ValueError, match=r"^seed must be >= 0 and <= 9223372036854775807 \(an integer\), got"):
         SimulationSettings(seed=2**63)

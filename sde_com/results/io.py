@@ -51,13 +51,39 @@ def from_disk_layout(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+PARTS_SUFFIX = ".parts"  # a run's checkpoint folder: OUT.parts beside the output (runs.engine)
+
+
 def check_writable(path: str | Path, force: bool = False) -> Path:
-    """Refuse an existing output unless ``force``; raise FileExistsError / FileNotFoundError naming it."""
+    """Refuse, naming the path, an output that must not or cannot be written, before any work:
+
+    - an existing output (a dangling symbolic link counts) unless ``force``: FileExistsError;
+    - a directory, even with ``force``: IsADirectoryError;
+    - a missing parent folder (FileNotFoundError), a parent that is not a folder (NotADirectoryError), or one
+      this process cannot write, a read-only file system included (PermissionError);
+    - a name longer than the file system takes with the checkpoint folder's suffix (FileNotFoundError: the
+      name cannot exist there).
+    """
     path = Path(path)
-    if path.exists() and not force:
+    if path.is_dir():
+        raise IsADirectoryError(f"output {str(path)!r} is a directory; give a file name")
+    if os.path.lexists(path) and not force:
         raise FileExistsError(f"output {str(path)!r} exists; pass --force (force=True) to overwrite it")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
+    parent = path.parent
+    if not parent.exists():
+        raise FileNotFoundError(f"output folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"output folder {str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {str(parent)!r} is not writable (permissions or a read-only file "
+                              "system)")
+    try:
+        longest = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # no limit known
+        longest = None
+    if longest is not None and len(os.fsencode(path.name + PARTS_SUFFIX)) > longest:
+        raise FileNotFoundError(f"output name {path.name!r} is too long for its file system ({longest} bytes "
+                                f"at most, with the {PARTS_SUFFIX!r} of its checkpoint folder)")
     return path
 
 

@@ -25,13 +25,14 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from sde_com._version import __version__
-from sde_com.errors import NumericalError, UnitFailed, UserError
-from sde_com.results.io import atomic_output, check_writable
+from sde_com.errors import NumericalError, RunWarning, UnitFailed, UserError
+from sde_com.results.io import PARTS_SUFFIX, atomic_output, check_writable
 from sde_com.runs.kinds import SWEEP_POINTS_PER_UNIT, SweepUnit, WholeRun  # noqa: F401 (re-exported)
 from sde_com.runs.scenario import Scenario
 
@@ -45,8 +46,18 @@ def plan(scenario: Scenario) -> list:
     return scenario.kind.plan(scenario)
 
 
-def run_one(scenario: Scenario, unit, model=None) -> dict:
-    """Compute one unit (this is what a worker runs); ``model``: what its kind prepared for it."""
+def run_one(scenario: Scenario, unit, model=None, threads: int | None = None) -> dict:
+    """Compute one unit (this is what a worker runs); ``model``: what its kind prepared for it; ``threads``:
+    the Numba threads it may use (a LocalCluster's workers: 1, the processes are the parallelism).
+
+    The threads are set per call (``numba.set_num_threads``, which holds for the calling thread), never
+    through ``NUMBA_NUM_THREADS`` in a worker's environment: Numba checks that variable again at every
+    compile, and a worker whose thread pool had started before its environment was set failed there
+    ("Cannot set NUMBA_NUM_THREADS to a different value once the threads have been launched")."""
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     return scenario.kind.run_unit(scenario, unit, model)
 
 
@@ -80,12 +91,18 @@ class Checkpoint:
     STATE = "state.npz"
 
     def __init__(self, output: Path, scenario: Scenario, n_units: int, resume: bool, force: bool):
-        self.folder = output.with_name(output.name + ".parts")
+        self.folder = output.with_name(output.name + PARTS_SUFFIX)
         self.interval = checkpoint_seconds()
         self.last = time.monotonic()
         manifest = dict(fingerprint=fingerprint(scenario), units=n_units, scenario=scenario.name)
         path = self.folder / "manifest.json"
-        if self.folder.exists():
+        if self.folder.is_symlink() or self.folder.exists() and not self.folder.is_dir():
+            # never followed: --force removes the link (or file), not what it points to
+            if not force:
+                raise FileExistsError(f"{str(self.folder)!r} is in the way of the run's checkpoint folder (not a "
+                                      "folder); remove it, or start again with --force")
+            self.folder.unlink()
+        elif self.folder.exists():
             if resume:
                 old = json.loads(path.read_text()) if path.exists() else {}
                 if old.get("fingerprint") != manifest["fingerprint"] or old.get("units") != n_units:
@@ -97,7 +114,7 @@ class Checkpoint:
                 raise FileExistsError(f"an interrupted run left {str(self.folder)!r}; continue it with --resume, "
                                       "or start again with --force")
         elif resume:
-            raise UserError(f"--resume: no checkpoint {str(self.folder)!r} to resume from")
+            warnings.warn(f"--resume: no checkpoint {str(self.folder)!r}; starting afresh", RunWarning, stacklevel=3)
         self.folder.mkdir(exist_ok=True)
         if not path.exists():
             _atomic_write_bytes(path, json.dumps(manifest).encode())
@@ -196,9 +213,8 @@ def connect(workers: int | None, scheduler: str | None, warm_up=None):
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
     else:
-        # one numba thread per worker process: the processes are the parallelism
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env={"NUMBA_NUM_THREADS": "1"})
+        # one worker thread per process (its units use one Numba thread: run_one)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     if warm_up is not None:
         client.run(warm_up)
@@ -240,9 +256,11 @@ def _completed(scenario, units, todo, client, models):
             except Exception as exc:  # reported with the unit's parameters, the rest go on
                 yield i, exc
         return
-    from dask.distributed import as_completed
+    from dask.distributed import LocalCluster, as_completed
 
-    futures = {client.submit(run_one, scenario, units[i], models[i], pure=False, retries=3): i for i in todo}
+    threads = 1 if isinstance(getattr(client, "cluster", None), LocalCluster) else None
+    futures = {client.submit(run_one, scenario, units[i], models[i], threads, pure=False, retries=3): i
+               for i in todo}
     for fut in as_completed(futures):
         i = futures[fut]
         try:

@@ -494,6 +494,10 @@ def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[Simul
         for b in range(int(n_branches[point])):
             if stable[point, b] or (settings.transient and settings.allow_unstable):
                 units += [SimulationUnit(point, b, f, c) for f, c in blocks]
+    if not units:  # unstable branches are skipped (and reported); a run of nothing is refused
+        how = ("allow_unstable = true runs a transient there anyway" if settings.transient else
+               "only a transient (save_every or save_times) can run there, with allow_unstable = true")
+        raise UserError(f"no operating point of this run has a stable branch, so there is nothing to simulate; {how}")
     return units
 
 
