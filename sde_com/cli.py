@@ -73,6 +73,11 @@ def _run(args) -> None:
     scenario = load_scenario(args.scenario)
     if png is not None:  # a figure that cannot be drawn fails before any work
         check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
+    if args.dry_run:
+        from sde_com.runs.engine import dry_run
+
+        print(dry_run(scenario, out).line(), file=sys.stderr)
+        return
     if not args.quiet:
         announce_compile(_kernel_modules(scenario))
     execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
@@ -260,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     run.add_argument("--scheduler", help="run on the Dask cluster at this scheduler address")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
+    run.add_argument("--quiet", action="store_true", help="no plan, progress bar or summary on stderr (warnings "
+                                                          "still show)")
+    run.add_argument("--dry-run", action="store_true", help="check everything and print the plan (units, work, "
+                                                            "estimated time, memory, output and scratch), run "
+                                                            "nothing and write nothing")
     run.set_defaults(func=_run)
     plot = sub.add_parser("plot", help="draw the figure of a dataset written by 'run'")
     plot.add_argument("dataset")

@@ -172,7 +172,9 @@ def test_progress_goes_to_stderr_as_a_summary_when_not_a_terminal(tmp_path):
     done = subprocess.run([sys.executable, "-m", "sde_com.cli", "run", str(f), "-o", str(tmp_path / "a.nc")],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"wrote {tmp_path / 'a.nc'}"
-    assert done.stderr.strip().splitlines() == ["done: 12/12 units in " + done.stderr.split(" in ")[1].strip()]
+    plan, summary = done.stderr.strip().splitlines()  # the plan before any work, the summary at the end
+    assert plan.startswith("estimated: 12 units, 3.2e+04 trajectory-steps, ") and "peak memory" in plan
+    assert summary == "done: 12/12 units in " + summary.split(" in ")[1].strip()
     quiet = subprocess.run([sys.executable, "-m", "sde_com.cli", "run", str(f), "-o", str(tmp_path / "b.nc"),
                             "--quiet"], capture_output=True, text=True, check=True)
     assert quiet.stderr == ""

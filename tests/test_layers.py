@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sde_com"
 
 # bottom to top; a module's layer is the first entry its dotted name (below sde_com) starts with
 LAYERS = (
-    ("_version", "errors", "spec", "kernel_cache"),
+    ("_version", "errors", "spec", "kernel_cache", "inputs"),
     ("random",),
     ("kernels",),
     ("physics",),

@@ -1,14 +1,17 @@
 """Faults and limits: runs that must end in a result identical to the reference, or in a clean refusal."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
-from conftest import run_cli, write_scenario
+from conftest import assert_identical_output, run_cli, write_scenario
 
 from sde_com.errors import RunWarning
+from sde_com.results.io import read_dataset
 from sde_com.runs.engine import execute
 from sde_com.runs.scenario import parse_scenario
 
@@ -141,3 +144,112 @@ def test_a_simulation_with_no_stable_branch_anywhere_is_refused(tmp_path, capsys
     transient = unstable + "save_every = 1.0\ninitial = \"thermal\"\n"
     assert "allow_unstable = true runs a transient" in _refused(tmp_path, capsys, tmp_path / "a.nc", text=transient)
     assert run_cli(tmp_path, transient + "allow_unstable = true\n", tmp_path / "a.nc") == 0
+
+
+LONG = """
+[model]
+detuning = [0.7, 0.75, 0.8]
+[simulate]
+method = "exact"
+dt = 0.05
+burn_in = 20.0
+duration = 20000.0
+trajectories = 64
+chunk = 8
+seed = 5
+"""
+
+
+def _start(*args):
+    """The CLI in a subprocess, saving its checkpoint after every unit."""
+    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
+    return subprocess.Popen([sys.executable, "-m", "sde_com.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(predicate, proc, timeout=120.0):
+    t0 = time.monotonic()
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended first: {proc.stderr.read()}")
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_second_run_of_the_same_output_is_refused_and_a_killed_one_never_blocks(tmp_path, capsys):
+    """Two runs of one output at once: the second is refused by the first's lock (``--force`` and
+    ``--resume`` too) and touches nothing; the first finishes as if alone. A SIGKILLed run's lock dies with
+    it: ``--resume`` then goes on to the same file as an uninterrupted run."""
+    from sde_com.cli import main
+    from sde_com.runs.engine import saved_units
+
+    scenario = write_scenario(tmp_path, LONG)
+    out, parts = tmp_path / "out.nc", tmp_path / "out.nc.parts"
+    first = _start("run", str(scenario), "-o", str(out), "--quiet")
+    _wait_for(lambda: parts.exists() and saved_units(parts) >= 1, first)
+    for extra in ([], ["--force"], ["--resume"]):
+        assert main(["run", str(scenario), "-o", str(out), "--quiet", *extra]) == 2
+        assert "is locked" in capsys.readouterr().err
+    assert first.wait(timeout=300) == 0 and not parts.exists()
+    reference = read_dataset(out)
+    again = _start("run", str(scenario), "-o", str(out), "--quiet", "--force")
+    _wait_for(lambda: parts.exists() and saved_units(parts) >= 2, again)
+    again.send_signal(signal.SIGKILL)
+    again.wait()
+    assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
+    assert_identical_output(reference, read_dataset(out))
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder", "too large"])
+def test_input_files_must_be_regular_files_of_bounded_size(tmp_path, capsys, kind):
+    """A [drive] file or a scenario that is /dev/zero (a MemoryError before), a FIFO (waited forever) or
+    larger than the limit is refused with a message, before anything is read or written."""
+    from sde_com.cli import main
+    from sde_com.inputs import MAX_DRIVE_FILE_BYTES
+
+    if kind == "device":
+        path = "/dev/zero"
+    else:
+        path = str(tmp_path / "input")
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "folder":
+            os.mkdir(path)
+        else:
+            with open(path, "wb") as f:
+                f.truncate(MAX_DRIVE_FILE_BYTES + 1)  # sparse: no disk
+    text = f'[model]\ndetuning = 0.8\n[drive]\nfile = "{path}"\n[simulate]\nsave_every = 1.0\ninitial = "thermal"\n'
+    assert "drive file" in _refused(tmp_path, capsys, tmp_path / "a.nc", text=text)
+    assert main(["run", path, "-o", str(tmp_path / "b.nc"), "--quiet"]) == 2
+    message = capsys.readouterr().err
+    assert "scenario" in message and path in message and not (tmp_path / "b.nc").exists()
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, capsys):
+    for extra in ([], ["--quiet"]):
+        assert run_cli(tmp_path, SIM, tmp_path / "out.nc", "--dry-run", *extra) == 0
+        plan = capsys.readouterr().err.strip()
+        # 2 points × 64 trajectories × 40 steps, in units of 16 trajectories
+        assert plan.startswith("estimated: 8 units, 5.12e+03 trajectory-steps, ") and "scratch" in plan, plan
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
+
+
+@pytest.mark.parametrize("case", ["snapshots beyond memory", "counts overflow"])
+def test_runs_this_machine_cannot_hold_are_refused_before_any_work(tmp_path, capsys, case):
+    """2e7 snapshot times of 64 trajectories need ~60 GB in a unit (the 149 GiB case of save_every = dt:
+    refused, not a MemoryError); 2^62 trajectories overflow the 64-bit step counters."""
+    text = {"snapshots beyond memory": "[model]\ndetuning = 0.8\n[simulate]\ndt = 0.5\nduration = 1e7\n"
+                                       "save_every = 0.5\ninitial = \"thermal\"\n",
+            "counts overflow": f"[model]\ndetuning = 0.8\n[simulate]\ntrajectories = {2**62}\n"}[case]
+    message = _refused(tmp_path, capsys, tmp_path / "out.nc", text=text)
+    assert ("of memory and" in message) if case != "counts overflow" else ("overflows" in message), message
+
+
+def test_an_output_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from sde_com.runs import estimate
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    assert "free" in _refused(tmp_path, capsys, tmp_path / "out.nc", text=SIM)

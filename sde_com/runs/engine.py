@@ -33,6 +33,7 @@ import numpy as np
 from sde_com._version import __version__
 from sde_com.errors import NumericalError, RunWarning, UnitFailed, UserError
 from sde_com.results.io import PARTS_SUFFIX, atomic_output, check_writable
+from sde_com.runs.estimate import Estimate, check_counts, check_resources, estimate
 from sde_com.runs.kinds import SWEEP_POINTS_PER_UNIT, SweepUnit, WholeRun  # noqa: F401 (re-exported)
 from sde_com.runs.scenario import Scenario
 
@@ -96,6 +97,7 @@ class Checkpoint:
         self.last = time.monotonic()
         manifest = dict(fingerprint=fingerprint(scenario), units=n_units, scenario=scenario.name)
         path = self.folder / "manifest.json"
+        self.lock: int | None = None
         if self.folder.is_symlink() or self.folder.exists() and not self.folder.is_dir():
             # never followed: --force removes the link (or file), not what it points to
             if not force:
@@ -103,21 +105,61 @@ class Checkpoint:
                                       "folder); remove it, or start again with --force")
             self.folder.unlink()
         elif self.folder.exists():
-            if resume:
-                old = json.loads(path.read_text()) if path.exists() else {}
-                if old.get("fingerprint") != manifest["fingerprint"] or old.get("units") != n_units:
-                    raise UserError(f"--resume refused: the checkpoint in {str(self.folder)!r} belongs to a different "
-                                     "scenario (or package version); rerun without --resume and with --force")
-            elif force:
-                shutil.rmtree(self.folder)
-            else:
-                raise FileExistsError(f"an interrupted run left {str(self.folder)!r}; continue it with --resume, "
-                                      "or start again with --force")
+            self._lock()  # another run at work in it is refused before anything is touched
+            try:
+                if resume:
+                    old = json.loads(path.read_text()) if path.exists() else {}
+                    if old.get("fingerprint") != manifest["fingerprint"] or old.get("units") != n_units:
+                        raise UserError(f"--resume refused: the checkpoint in {str(self.folder)!r} belongs to a "
+                                        "different scenario (or package version); rerun without --resume and with "
+                                        "--force")
+                elif force:
+                    shutil.rmtree(self.folder)
+                else:
+                    raise FileExistsError(f"an interrupted run left {str(self.folder)!r}; continue it with "
+                                          "--resume, or start again with --force")
+            except BaseException:
+                self.release()
+                raise
         elif resume:
             warnings.warn(f"--resume: no checkpoint {str(self.folder)!r}; starting afresh", RunWarning, stacklevel=3)
-        self.folder.mkdir(exist_ok=True)
+        if not self.folder.exists():
+            try:
+                self.folder.mkdir()
+            except FileExistsError:  # made by another run since the check above
+                self.release()
+                raise FileExistsError(f"another run is writing {str(output)!r} (its checkpoint folder "
+                                      f"{str(self.folder)!r} appeared meanwhile)") from None
+            self.release()
+            self._lock()
         if not path.exists():
             _atomic_write_bytes(path, json.dumps(manifest).encode())
+
+    LOCK = "lock"
+
+    def _lock(self) -> None:
+        """Hold an exclusive ``flock`` on the folder's lock file while the run lives: a second run of the same
+        output is refused, and the lock dies with its process (a SIGKILLed run never blocks --resume)."""
+        import fcntl
+
+        fd = os.open(self.folder / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise FileExistsError(f"another run{f' (process {holder})' if holder else ''} is writing this output: "
+                                  f"its checkpoint folder {str(self.folder)!r} is locked; wait for it or stop "
+                                  "it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.lock = fd
+
+    def release(self) -> None:
+        """Let go of the lock (the process's exit does it too)."""
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
     def load(self) -> dict | None:
         """The saved merger state, or None (nothing saved yet: the run starts from its first unit)."""
@@ -144,6 +186,7 @@ class Checkpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.release()
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -277,9 +320,42 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     output = Path(output)
     check_writable(output, force or resume)
     kind = scenario.kind
-    units = kind.plan(scenario)
+    units, estimated = _planned(scenario, output)
+    if not quiet:
+        print(estimated.line(), file=sys.stderr)
     models = kind.models(scenario, units)
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
+    try:
+        _execute(scenario, output, history, ckpt, units, models, (resume, workers, scheduler, quiet))
+    finally:
+        ckpt.release()
+
+
+def _planned(scenario: Scenario, output: Path | None):
+    """(units, Estimate) of a run, refused (UserError) when its counts overflow or this machine cannot hold
+    it (``runs.estimate``); nothing is created."""
+    check_counts(scenario)
+    units = scenario.kind.plan(scenario)
+    estimated = estimate(scenario, units)
+    if output is not None:
+        check_resources(estimated, output)
+    return units, estimated
+
+
+def dry_run(scenario: Scenario, output=None) -> Estimate:
+    """Everything ``execute`` checks before its first unit (settings at every point included), and the
+    estimate it would print; runs nothing and creates nothing (``sde-com run --dry-run``)."""
+    if output is not None:
+        check_writable(Path(output), force=True)
+    units, estimated = _planned(scenario, None if output is None else Path(output))
+    scenario.kind.models(scenario, units)
+    return estimated
+
+
+def _execute(scenario, output, history, ckpt, units, models, options) -> None:
+    """``execute`` once its checkpoint folder is held."""
+    resume, workers, scheduler, quiet = options
+    kind = scenario.kind
     try:
         merger = kind.merger(scenario, units, models, ckpt.folder, ckpt.load())
     except BaseException:
@@ -418,7 +494,8 @@ def _failure(scenario: Scenario, units: list, failures: dict, ckpt: Checkpoint, 
     message = "; ".join(f"unit {i} ({scenario.kind.describe(scenario, units[i])}): {type(exc).__name__}: {exc}"
                         for i, exc in failures.items())
     if merger.done.any():
-        message += f". The other units are saved in {str(ckpt.folder)!r}: --resume reruns only the failed ones"
+        message += (f". The other units are saved in {str(ckpt.folder)!r}: the same command with --resume keeps "
+                    "them and reruns only the failed ones; --force starts over")
     else:  # nothing finished: leave nothing behind that would block the corrected run
         ckpt.remove()
     for cls in (NumericalError, UserError):

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
+from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.results.sweep import validate_parameters
 from sde_com.runs.kinds import SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
@@ -199,6 +200,10 @@ def run_outline(simulation: SimulationSettings | None, dt_study: tuple[float, ..
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
     path = Path(path)
+    try:
+        check_input_file(path, "scenario", MAX_SCENARIO_BYTES)
+    except UserError as exc:
+        raise ScenarioError(str(exc)) from None
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import NumericalError, UserError
+from sde_com.inputs import MAX_DRIVE_FILE_BYTES, check_input_file
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.model import operating_points
@@ -168,6 +169,7 @@ DRIVE_KEYS = tuple(DRIVE.keys)  # the Drive fields, + file, + mean_field_start
 
 def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(times, values) of a drive envelope from a text file of two columns: τ (units of 1/ω_m) and s(τ)."""
+    check_input_file(path, "drive file", MAX_DRIVE_FILE_BYTES)
     try:
         data = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
     except (OSError, ValueError) as exc:

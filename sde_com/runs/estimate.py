@@ -1,0 +1,186 @@
+"""What a run will cost, estimated before any work, and the runs this machine cannot hold, refused.
+
+``estimate`` gives the units, the work (trajectory-steps or sweep points), a time, the peak memory, the size
+of the output and the scratch disk beside it, from the scenario and its planned units alone. ``check_resources``
+refuses (UserError, before anything is created) a run whose peak memory exceeds the memory available, whose
+output and scratch exceed the free disk, or whose counts overflow the kernels' 64-bit integers. A run that is
+only long may start: it shows the estimate and its progress, and can be interrupted and resumed.
+
+The rates are this project's measurements on its 2-core development machine (docs/performance.md), scaled by
+the Numba threads; the sizes follow the output catalogue. Figures are rough (a factor of two either way): they
+are for planning and for refusing what cannot fit, not promises.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sde_com.errors import UserError
+
+STEPS_PER_SECOND_PER_THREAD = 9.0e7  # trajectory-steps (d = 6, 1.9e8/s on 2 threads, `sde-com bench`)
+SECONDS_PER_POINT_THREAD = 4.0e-6  # a steady-state sweep point end to end (1.97 µs on 2 threads)
+BASE_BYTES = 250 * 2**20  # the process: Python, numpy, Numba, xarray, netCDF4 and the compiled kernels
+SWEEP_BLOCK_BYTES = 150 * 2**20  # a sweep block's arrays in flight (measured peak 300 MB for 500k points)
+SWEEP_BRANCHES = 3  # the branches a sweep's output is sized with before the run (its branch axis grows)
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's estimated cost (``estimate``); bytes are upper-end figures."""
+
+    units: int
+    work: int
+    work_name: str  # "trajectory-steps" or "points"
+    seconds: float
+    peak_bytes: int
+    output_bytes: int
+    scratch_bytes: int
+
+    def line(self) -> str:
+        """The plan printed before a run: one line, "estimated: ..."."""
+        return (f"estimated: {self.units} unit{'s' if self.units != 1 else ''}, {self.work:.3g} {self.work_name}, "
+                f"{_duration(self.seconds)}, peak memory {_size(self.peak_bytes)}, output {_size(self.output_bytes)}, "
+                f"scratch {_size(self.scratch_bytes)}")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return ""
+
+
+def _duration(s: float) -> str:
+    if s < 1:
+        return "under 1 s"
+    for unit, length in (("days", 86400), ("h", 3600), ("min", 60)):
+        if s >= 2 * length:
+            return f"about {s / length:.3g} {unit}"
+    return f"about {s:.2g} s"
+
+
+def _threads() -> int:
+    import numba
+
+    return max(1, numba.get_num_threads())
+
+
+def _variable_bytes(names, kind: str, sizes: dict) -> tuple[int, int]:
+    """(bytes of every variable written, of those among them streamed to the file as the run goes): 8 bytes
+    an element; a variable with a dimension this run does not have is not written."""
+    from sde_com.results.catalogue import dims_in
+
+    total = streamed = 0
+    for name in names:
+        dims = dims_in(name, kind)
+        if any(d not in sizes for d in dims):
+            continue
+        n = 8 * math.prod(sizes[d] for d in dims)
+        total += n
+        if name in ("trace", "noise") or kind == "sweep":
+            streamed += n
+    return total, streamed
+
+
+def _written(scenario) -> tuple[str, ...]:
+    from sde_com.results.catalogue import default_variables
+
+    if scenario.variables is not None:
+        return scenario.variables
+    swept = any(n > 1 for n in _grid(scenario))
+    kind = scenario.kind
+    if kind.name == "simulate":
+        return default_variables("sweep", swept) + default_variables("simulate", swept)
+    return default_variables(kind.catalogue or "sweep", swept)
+
+
+def _grid(scenario) -> tuple[int, ...]:
+    from sde_com.results.sweep import parameter_grid
+
+    return tuple(parameter_grid(scenario.parameters)[2])
+
+
+def estimate(scenario, units) -> Estimate:
+    """The cost of running ``scenario`` as the planned ``units`` (a sequence: its length and each unit's
+    ``count`` of trajectories are read, nothing else)."""
+    kind = scenario.kind
+    grid = _grid(scenario)
+    points = math.prod(grid)
+    s = scenario.simulation
+    d = 6
+    sizes: dict[str, int] = {"...": points, "row": d, "col": d, "quadrature": d}
+    if s is None:
+        sizes["branch"] = SWEEP_BRANCHES
+        total, streamed = _variable_bytes(_written(scenario), "sweep", sizes)
+        return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
+                        BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
+    outline = scenario.run_outline
+    sizes.update(outline.sizes)
+    sizes["branch"] = 1 + max((getattr(u, "branch", 0) for u in units), default=0)
+    n_snap = int(s.snapshot_steps.size) if s.transient else 0
+    n_records = s.n_steps // s.trace_every + 1 if s.traces else 0
+    steps_per_run = max(1, len(scenario.dt_study or ())) * s.n_steps
+    trajectories = sum(getattr(u, "count", s.trajectories) for u in units)
+    work = trajectories * steps_per_run
+    catalogue_kind = kind.catalogue if kind.name not in ("simulate", "dt_study") else "simulate"
+    total, streamed = _variable_bytes(_written(scenario), catalogue_kind, sizes)
+    largest = max((getattr(u, "count", s.trajectories) for u in units), default=0)
+    traced = min(largest, s.traces)
+    unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
+    q = d * (d + 1) // 2
+    groups = 32
+    accumulator = 8 * max(n_snap, 1) * q * 4
+    scratch = (8 * n_snap * q * groups) if n_snap else 0  # one point's finished jackknife groups at a time
+    peak = BASE_BYTES + 3 * (total - streamed) + 2 * unit_bytes + accumulator
+    return Estimate(len(units), work, "trajectory-steps",
+                    work / (STEPS_PER_SECOND_PER_THREAD * _threads()), peak, total, scratch)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_counts(scenario) -> None:
+    """Refuse counts that overflow the kernels' 64-bit integers (steps, snapshots, trajectory indices)."""
+    s = scenario.simulation
+    points = math.prod(_grid(scenario))
+    if points > INT64_MAX:
+        raise UserError(f"the [model] grid has {points:.3g} points: more than a 64-bit count holds")
+    if s is None:
+        return
+    if s.n_steps * max(1, s.trajectories) > INT64_MAX // 8:
+        raise UserError(f"[simulate] trajectories × steps = {s.trajectories} × {s.n_steps} overflows the kernels' "
+                        "64-bit step and noise counters; use fewer trajectories or a larger dt")
+
+
+def check_resources(est: Estimate, output: Path) -> None:
+    """Refuse a run whose estimated peak memory exceeds the memory available now, or whose output and
+    scratch exceed the free space of the output's file system."""
+    memory = available_memory()
+    if memory is not None and est.peak_bytes > memory:
+        raise UserError(f"this run would need about {_size(est.peak_bytes)} of memory and {_size(memory)} is "
+                        f"available ({est.line()}); run fewer points, trajectories or snapshot times")
+    try:
+        free = shutil.disk_usage(Path(output).parent).free
+    except OSError:
+        return
+    if est.output_bytes + est.scratch_bytes > free:
+        raise UserError(f"this run would write about {_size(est.output_bytes + est.scratch_bytes)} and "
+                        f"{str(Path(output).parent)!r} has {_size(free)} free ({est.line()})")
