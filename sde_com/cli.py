@@ -321,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", RunWarning)
+            # numpy's and scipy's overflow/invalid-value notes on extreme inputs: the results are checked
+            # (NaN, stability, errors with messages), the notes would only be noise around the message
+            warnings.simplefilter("ignore", RuntimeWarning)
             warnings.showwarning = _show_warning
             args.func(args)
     except (UserError, *FILE_ERRORS) as exc:

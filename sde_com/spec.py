@@ -70,7 +70,8 @@ RANGE = make_table(
              "from start to stop, both included (numpy.linspace).",
     Key("start", "number", "first point (in the unit of the [model] key)"),
     Key("stop", "number", "last point (in the unit of the [model] key)"),
-    Key("num", "integer", "number of points", "1", minimum=1),
+    Key("num", "integer", "number of points (at most 1e6 a range: its values are held as a list)", "1", minimum=1,
+        maximum=1_000_000),
 )
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import NumericalError, UserError
+from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, require
@@ -240,6 +241,21 @@ class SinglePointKind(RunKind):
     def check_simulation(self, simulation, dt_study) -> None:
         raise NotImplementedError
 
+    def branch(self, scenario: Scenario) -> int:
+        """The mean-field branch the run is made at."""
+        return 0
+
+    def plan(self, scenario):
+        """The whole run in one unit, once its operating point is known to have the branch it runs at."""
+        p = {**defaults("model"), **scenario.parameters}
+        detuning, direction = float(p.pop("detuning")), str(p.pop("direction"))
+        n = len(operating_points(Device(**p), detuning, direction))
+        branch = self.branch(scenario)
+        if not 0 <= branch < n:
+            raise UserError(f"[{self.name}] runs at mean-field branch {branch}, and this operating point has {n} "
+                            f"branch(es){f' (0 .. {n - 1})' if n else ': no steady mean field at all'}")
+        return [WholeRun()]
+
     def check(self, table: dict, base: Path | None) -> dict:
         return table
 
@@ -318,10 +334,13 @@ class WignerKind(SinglePointKind):
         if simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study:
             raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
 
+    def branch(self, scenario):
+        return int({**defaults("wigner"), **scenario.wigner}["branch"])
+
     def run_at(self, scenario, device, detuning, direction):
         from sde_com.simulation.wigner import wigner_dataset
 
-        branch = {**defaults("wigner"), **scenario.wigner}["branch"]
+        branch = self.branch(scenario)
         return wigner_dataset(device, detuning, direction, scenario.simulation, branch)
 
 
