@@ -118,7 +118,7 @@ def test_messages_say_what_is_allowed_with_the_unit():
                                                                  "(a float)")
     assert _refused("[simulate]\nallow_unstable = 1\n") == ("simulate.allow_unstable must be true or false, got 1 "
                                                                   "(an integer)")
-    assert "model.mass.num must be >= 1 (an integer), got 0" in _refused(
+    assert "model.mass.num must be >= 1 and <= 1000000 (an integer), got 0" in _refused(
         "[model]\nmass = { start = 1e-11, stop = 2e-11, num = 0 }\n")
     assert _refused("[detect]\nfilter_bandwidths = []\n") == (
         "detect.filter_bandwidths must be a non-empty list of finite real numbers > 0 (unit: ω_ref), got []")

@@ -241,6 +241,8 @@ class SinglePointKind(RunKind):
     def check_simulation(self, simulation, dt_study) -> None:
         raise NotImplementedError
 
+    branch_key = False  # whether its table chooses the branch (``branch``)
+
     def branch(self, scenario: Scenario) -> int:
         """The mean-field branch the run is made at."""
         return 0
@@ -252,8 +254,10 @@ class SinglePointKind(RunKind):
         n = len(operating_points(Device(**p), detuning, direction))
         branch = self.branch(scenario)
         if not 0 <= branch < n:
-            raise UserError(f"[{self.name}] runs at mean-field branch {branch}, and this operating point has {n} "
-                            f"branch(es){f' (0 .. {n - 1})' if n else ': no steady mean field at all'}")
+            what = (f"{self.name}.branch = {branch} does not exist" if self.branch_key else
+                    f"[{self.name}] runs at mean-field branch {branch}, which does not exist")
+            raise UserError(f"{what}: this operating point has {n} mean-field branch(es)"
+                            f"{f', 0 .. {n - 1}' if n else ''}")
         return [WholeRun()]
 
     def check(self, table: dict, base: Path | None) -> dict:
@@ -333,6 +337,8 @@ class WignerKind(SinglePointKind):
     def check_simulation(self, simulation, dt_study):
         if simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study:
             raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
+
+    branch_key = True
 
     def branch(self, scenario):
         return int({**defaults("wigner"), **scenario.wigner}["branch"])
