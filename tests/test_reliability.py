@@ -1,5 +1,6 @@
 """Faults and limits: runs that must end in a result identical to the reference, or in a clean refusal."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -253,3 +254,57 @@ def test_an_output_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch, c
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(estimate.shutil, "disk_usage", lambda path: usage._replace(free=1000))
     assert "free" in _refused(tmp_path, capsys, tmp_path / "out.nc", text=SIM)
+
+
+TRACED = SIM + "traces = 4\n"
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "streamed traces", "final write"])
+def test_a_full_disk_exits_2_naming_the_output_and_leaves_nothing(tmp_path, monkeypatch, capsys, where):
+    """ENOSPC injected where a run writes: a checkpoint's state, the traces streamed as units finish (raised
+    by the background writer), the output's last write."""
+    import numpy as np
+    import xarray as xr
+
+    from sde_com.results import io
+
+    monkeypatch.setenv("SDE_COM_CHECKPOINT_SECONDS", "0")
+    target = {"checkpoint": (np, "savez"), "streamed traces": (io.StreamedNetCDF, "_drain"),
+              "final write": (xr.Dataset, "to_netcdf")}[where]
+    if where == "streamed traces":  # the writer thread's failure surfaces at the next call
+        monkeypatch.setattr(io._Writer, "submit", lambda self, fn, *a: _full_disk())
+    else:
+        monkeypatch.setattr(*target, _full_disk)
+    message = _refused(tmp_path, capsys, tmp_path / "out.nc", text=TRACED)
+    assert str(tmp_path / "out.nc") in message and "No space left on device" in message, message
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered"])
+def test_a_damaged_checkpoint_state_is_detected_and_its_units_run_again(tmp_path, capsys, damage):
+    """The saved state is an npz (a zip): a truncated file fails its structure, an altered byte its CRC-32.
+    ``--resume`` says so, reruns those units, and writes the file of an uninterrupted run."""
+    from sde_com.cli import main
+    from sde_com.runs.engine import saved_units
+
+    scenario = write_scenario(tmp_path, LONG)
+    assert main(["run", str(scenario), "-o", str(tmp_path / "ref.nc"), "--quiet"]) == 0
+    out, parts = tmp_path / "out.nc", tmp_path / "out.nc.parts"
+    proc = _start("run", str(scenario), "-o", str(out), "--quiet")
+    _wait_for(lambda: parts.exists() and saved_units(parts) >= 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = parts / "state.npz"
+    data = bytearray(state.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[len(data) // 3] ^= 0xFF
+    state.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
+    assert "unreadable" in capsys.readouterr().err
+    assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(out))

@@ -16,6 +16,7 @@ loses at most the units since the last save, which ``--resume`` runs again (thei
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -107,17 +109,7 @@ class Checkpoint:
         elif self.folder.exists():
             self._lock()  # another run at work in it is refused before anything is touched
             try:
-                if resume:
-                    old = json.loads(path.read_text()) if path.exists() else {}
-                    if old.get("fingerprint") != manifest["fingerprint"] or old.get("units") != n_units:
-                        raise UserError(f"--resume refused: the checkpoint in {str(self.folder)!r} belongs to a "
-                                        "different scenario (or package version); rerun without --resume and with "
-                                        "--force")
-                elif force:
-                    shutil.rmtree(self.folder)
-                else:
-                    raise FileExistsError(f"an interrupted run left {str(self.folder)!r}; continue it with "
-                                          "--resume, or start again with --force")
+                self._take_over(manifest, resume, force)
             except BaseException:
                 self.release()
                 raise
@@ -134,6 +126,24 @@ class Checkpoint:
             self._lock()
         if not path.exists():
             _atomic_write_bytes(path, json.dumps(manifest).encode())
+
+    def _take_over(self, manifest: dict, resume: bool, force: bool) -> None:
+        """An existing checkpoint folder (locked by this run): resumed if it belongs to this scenario, removed
+        with ``force``, else refused."""
+        path = self.folder / "manifest.json"
+        if resume:
+            try:
+                old = json.loads(path.read_text()) if path.exists() else {}
+            except (OSError, ValueError):
+                old = {}  # unreadable: it cannot be shown to belong to this scenario
+            if old.get("fingerprint") != manifest["fingerprint"] or old.get("units") != manifest["units"]:
+                raise UserError(f"--resume refused: the checkpoint in {str(self.folder)!r} belongs to a different "
+                                "scenario (or package version); rerun without --resume and with --force")
+        elif force:
+            shutil.rmtree(self.folder)
+        else:
+            raise FileExistsError(f"an interrupted run left {str(self.folder)!r}; continue it with --resume, or "
+                                  "start again with --force")
 
     LOCK = "lock"
 
@@ -166,8 +176,14 @@ class Checkpoint:
         path = self.folder / self.STATE
         if not path.exists():
             return None
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+        try:  # an npz is a zip: a truncated or altered file fails its CRC-32 or its structure here
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            warnings.warn(f"the checkpoint's saved state {str(path)!r} is unreadable ({exc}); its units run again",
+                          RunWarning, stacklevel=2)
+            self.forget()
+            return None
 
     def save(self, merger) -> None:
         """Sync the merger's streamed data, then save its state atomically."""
@@ -327,8 +343,18 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
     ckpt = Checkpoint(output, scenario, len(units), resume, force)
     try:
         _execute(scenario, output, history, ckpt, units, models, (resume, workers, scheduler, quiet))
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        ckpt.remove()  # a half-written checkpoint on a full disk is worth less than the space it holds
+        raise UserError(f"cannot write {str(output)!r} (or its checkpoint folder): {exc.strerror}; nothing of this "
+                        "run is left behind") from exc
     finally:
         ckpt.release()
+
+
+# the disk cannot take what the run writes: a user's problem (exit 2), not a bug
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def _planned(scenario: Scenario, output: Path | None):
