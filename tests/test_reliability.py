@@ -308,3 +308,26 @@ def test_a_damaged_checkpoint_state_is_detected_and_its_units_run_again(tmp_path
     assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
     assert "unreadable" in capsys.readouterr().err
     assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(out))
+
+
+# 0.15 photons in the driven mode of a light (1e-15 kg), hot (300 K) resonator: ⟨δa†δa⟩/|α|² ≈ 0.48
+DOUBTFUL = "[model]\ndetuning = [0.8, 1.0]\npower = 1e-12\nmass = 1e-15\ntemperature = 300.0\n"
+
+
+@pytest.mark.parametrize("text", [DOUBTFUL + '[output]\nvariables = ["cov", "logneg"]\n',
+                                  DOUBTFUL + "[simulate]\ndt = 0.5\nduration = 10.0\ntrajectories = 8\n"])
+def test_a_doubtful_linearization_is_warned_of(tmp_path, capsys, text):
+    assert run_cli(tmp_path, text, tmp_path / "out.nc") == 0
+    err = capsys.readouterr().err
+    assert "sde-com: warning: the linearization is doubtful at 2 of 2 stable point(s)" in err, err
+    assert "up to 0.478×" in err, err
+
+
+def test_the_paper_regime_and_every_point_unstable(tmp_path, capsys):
+    """At the paper's power (~3e10 photons) nothing is said; a sweep with no stable point says so."""
+    assert run_cli(tmp_path, STEADY + '[output]\nvariables = ["cov"]\n', tmp_path / "a.nc") == 0
+    assert capsys.readouterr().err == ""
+    assert run_cli(tmp_path, "[model]\ndetuning = [0.5, 0.6]\npower = 1.0\n", tmp_path / "b.nc") == 0
+    assert "sde-com: warning: no point of this run has a stable branch (2 point(s))" in capsys.readouterr().err
+    with pytest.warns(RunWarning, match="doubtful"):  # the API raises the same as warnings
+        execute(parse_scenario(DOUBTFUL + '[output]\nvariables = ["cov"]\n'), tmp_path / "c.nc", quiet=True)

@@ -141,3 +141,24 @@ def is_physical(V: np.ndarray, tol: float = 1e-9) -> bool:
 def revival_factor(max_logneg: np.ndarray | float, max_logneg_ideal: np.ndarray | float):
     """Revival factor χ = max_Δc E_N(Ω, J) / max_Δc E_N(Ω = 0, J = 0), Eq. (14)."""
     return np.asarray(max_logneg) / np.asarray(max_logneg_ideal)
+
+
+LINEARIZATION_TOLERANCE = 0.01  # ⟨δa†δa⟩ / |α|² above which the linearization is doubtful (docs/physics.md)
+
+
+def linearization_ratio(V, photons) -> np.ndarray:
+    """⟨δa†δa⟩ / |α|² of each optical mode: the size of what the linearization drops. The linearized equations
+    (Eq. (6)) keep the radiation-pressure terms linear in the fluctuations, G₀(α* δa + α δa†) q, and drop
+    G₀ δa†δa q, whose relative size is the fluctuation number ⟨δa†δa⟩ = (V_xx + V_pp − 1) / 2 (vacuum variance
+    1/2 per quadrature: 0 for vacuum) against the mean-field photon number |α|².
+
+    V (..., 2N, 2N) in (x, p) pairs; photons (..., K): |α|² of the first K modes (the optical ones; the
+    mechanics enters linearly, so its thermal fluctuations do not count) → (..., K). A mode with no mean field
+    and vacuum fluctuations gives 0; one with fluctuations and no mean field, inf."""
+    V = np.asarray(V, dtype=float)
+    photons = np.asarray(photons, dtype=float)
+    k = np.arange(photons.shape[-1])
+    n_fluct = 0.5 * (V[..., 2 * k, 2 * k] + V[..., 2 * k + 1, 2 * k + 1] - 1.0)
+    n_fluct = np.where(np.abs(n_fluct) < 1e-12, 0.0, n_fluct)  # vacuum within rounding
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n_fluct == 0.0, 0.0, n_fluct / photons)

@@ -31,7 +31,14 @@ from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import default_variables, variables_of
 from sde_com.results.sweep import parameter_grid, sweep, sweep_block
-from sde_com.runs.mergers import Merger, SimulationMerger, SweepMerger, finish_dataset
+from sde_com.runs.mergers import (
+    Merger,
+    SimulationMerger,
+    SweepMerger,
+    finish_dataset,
+    linearization_checks,
+    warn_of,
+)
 from sde_com.runs.schema import ScenarioError, check_table, defaults
 from sde_com.simulation.simulate import (
     plan_units,
@@ -169,7 +176,13 @@ class SimulateKind(RunKind):
 
     def plan(self, scenario):
         sim = scenario.simulation
-        return plan_units(sim, prepare_simulation(sim, scenario.parameters))
+        skeleton = prepare_simulation(sim, scenario.parameters)
+        units = plan_units(sim, skeleton)
+        shape = (-1, skeleton.sizes["branch"])
+        photons = np.stack([skeleton[v].values.reshape(shape) for v in ("photons", "photons_reflected")], axis=-1)
+        warn_of(linearization_checks(skeleton["cov"].values.reshape(*shape, 6, 6), photons,
+                                     skeleton["stable"].values.reshape(shape)), 0)
+        return units
 
     def models(self, scenario, units):
         """The prepared model of every (point, branch) the units touch, built on the client (bad settings fail
@@ -251,13 +264,18 @@ class SinglePointKind(RunKind):
         """The whole run in one unit, once its operating point is known to have the branch it runs at."""
         p = {**defaults("model"), **scenario.parameters}
         detuning, direction = float(p.pop("detuning")), str(p.pop("direction"))
-        n = len(operating_points(Device(**p), detuning, direction))
+        ops = operating_points(Device(**p), detuning, direction)
+        n = len(ops)
         branch = self.branch(scenario)
         if not 0 <= branch < n:
             what = (f"{self.name}.branch = {branch} does not exist" if self.branch_key else
                     f"[{self.name}] runs at mean-field branch {branch}, which does not exist")
             raise UserError(f"{what}: this operating point has {n} mean-field branch(es)"
                             f"{f', 0 .. {n - 1}' if n else ''}")
+        op = ops[branch]
+        if op.cov is not None:
+            warn_of(linearization_checks(op.cov[None, None], np.array([[[abs(op.alpha_u) ** 2,
+                                                                          abs(op.alpha_v) ** 2]]]), [[True]]), 0)
         return [WholeRun()]
 
     def check(self, table: dict, base: Path | None) -> dict:

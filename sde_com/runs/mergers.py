@@ -17,11 +17,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from sde_com.errors import RunWarning
+from sde_com.physics.gaussian import LINEARIZATION_TOLERANCE, linearization_ratio
 from sde_com.physics.resonator.device import Device
 from sde_com.results.catalogue import VARIABLES, apply_catalogue
 from sde_com.results.io import StreamedNetCDF, write_dataset
@@ -98,6 +101,31 @@ class Merger:
         """Stop and remove the streamed data."""
 
 
+def linearization_checks(cov, photons, stable) -> np.ndarray:
+    """[stable points, points where the linearization is doubtful, worst ⟨δa†δa⟩ / |α|²] of a block:
+    cov (points, branch, 6, 6), photons (points, branch, 2) of the driven and reflected modes, stable
+    (points, branch) (``gaussian.linearization_ratio`` at every stable branch)."""
+    stable = np.asarray(stable, dtype=bool)
+    out = np.array([float(stable.any(axis=1).sum()), 0.0, 0.0])
+    if cov is not None and stable.any():
+        ratio = np.where(stable[..., None], linearization_ratio(cov, photons), 0.0).max(axis=-1)
+        out[1] = float((ratio > LINEARIZATION_TOLERANCE).any(axis=1).sum())
+        out[2] = float(np.nanmax(ratio))
+    return out
+
+
+def warn_of(checks: np.ndarray, points: int) -> None:
+    """The warnings of a run's ``linearization_checks`` (summed over blocks; the worst ratio a maximum)."""
+    if points and checks[0] == 0:
+        warnings.warn(f"no point of this run has a stable branch ({points} point(s)): every value of a steady "
+                      "state is NaN", RunWarning, stacklevel=2)
+    if checks[1]:
+        warnings.warn(f"the linearization is doubtful at {int(checks[1])} of {int(checks[0])} stable point(s): an "
+                      f"optical mode's fluctuation number ⟨δa†δa⟩ exceeds {LINEARIZATION_TOLERANCE:.0%} of its "
+                      f"mean-field photon number |α|² (up to {checks[2]:.3g}×), the relative size of the "
+                      "radiation-pressure terms the linearized equations drop", RunWarning, stacklevel=2)
+
+
 class SweepMerger(Merger):
     """A steady-state sweep of the spinning resonator: each block of points streamed into ``data.nc``
     (``branch`` unlimited: it grows to the most branches of any point), the maximum of E_N over detuning
@@ -116,9 +144,11 @@ class SweepMerger(Merger):
         self.branches = np.zeros(len(units), dtype=np.int64)  # each unit's branch axis
         size, self.fold = running_logneg_max(params)
         self.logneg_max = np.full(size, np.nan) if revival else None
+        self.checks = np.zeros(3)  # linearization_checks, summed (the worst ratio: a maximum)
         self.stream, state = open_stream(folder, sizes, self.layout, state)
         if state is not None:
             self.done, self.branches = state["done"].astype(bool), state["branches"]
+            self.checks = state.get("checks", self.checks)
             if revival:
                 self.logneg_max = state["logneg_max"]
 
@@ -130,11 +160,15 @@ class SweepMerger(Merger):
             self.stream.write_points(name, start, data[name], self.shape)
         if self.logneg_max is not None:
             self.fold(self.logneg_max, start, data["logneg"])
+        photons = np.stack([data["photons"], data["photons_reflected"]], axis=-1)
+        block = linearization_checks(data.get("cov"), photons, data["stable"])  # cov: when it is written
+        self.checks[:2] += block[:2]
+        self.checks[2] = max(self.checks[2], block[2])
         self.branches[index] = n_b
         self.done[index] = True
 
     def state(self):
-        out = {"done": self.done, "branches": self.branches}
+        out = {"done": self.done, "branches": self.branches, "checks": self.checks}
         if self.logneg_max is not None:
             out["logneg_max"] = self.logneg_max
         return out
@@ -150,6 +184,7 @@ class SweepMerger(Merger):
                     zeros = np.zeros((unit.stop - unit.start, n_b - b), dtype=np.int8)
                     self.stream.write_points("stable", unit.start, zeros, self.shape, (slice(b, n_b),))
         tail = streamed_tail(self.params, n_b, self.store_cov, self.logneg_max, self.names)
+        warn_of(self.checks, math.prod(self.shape))
         return finish_dataset(scenario, tail, streamed=set(self.layout))
 
     def commit(self, tail, output, history):
