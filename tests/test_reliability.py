@@ -331,3 +331,16 @@ def test_the_paper_regime_and_every_point_unstable(tmp_path, capsys):
     assert "sde-com: warning: no point of this run has a stable branch (2 point(s))" in capsys.readouterr().err
     with pytest.warns(RunWarning, match="doubtful"):  # the API raises the same as warnings
         execute(parse_scenario(DOUBTFUL + '[output]\nvariables = ["cov"]\n'), tmp_path / "c.nc", quiet=True)
+
+
+def test_planning_is_lazy_and_a_long_run_is_only_estimated(tmp_path, capsys):
+    """1e15 trajectories: 4e8 units of 20 steps, planned and estimated in well under a second without a list of them
+    (the units are computed from their index: ``SimulationPlan``)."""
+    text = "[model]\ndetuning = 0.8\n[simulate]\ndt = 0.5\nduration = 10.0\ntrajectories = 1000000000000000\n"
+    t0 = time.monotonic()
+    assert run_cli(tmp_path, text, tmp_path / "out.nc", "--dry-run") == 0
+    assert time.monotonic() - t0 < 30  # generous: a list of 4e8 units would take minutes and ~40 GB
+    plan = capsys.readouterr().err
+    chunk = -(-(50_000_000 // 20) // 256) * 256  # STEPS_PER_UNIT / 20 steps, in statistics blocks of 256
+    units = -(-10**15 // chunk)  # 399 984 641
+    assert plan.startswith(f"estimated: {units} units, 2e+16 trajectory-steps, about ") and " days" in plan, plan

@@ -304,6 +304,22 @@ class _StopRequest:
             signal.signal(signal.SIGINT, self.old)
 
 
+class _Todo:
+    """The indices of the units not done yet, in order, without a list of them (a run may have millions)."""
+
+    def __init__(self, done: np.ndarray):
+        self.done = done.copy()
+
+    def __len__(self) -> int:
+        return int(self.done.size - np.count_nonzero(self.done))
+
+    def __iter__(self):
+        return (i for i in range(self.done.size) if not self.done[i])
+
+
+DASK_WINDOW_PER_WORKER = 4  # units in flight per Dask worker: enough to keep it busy, not the whole run
+
+
 def _completed(scenario, units, todo, client, models):
     """Yield (index, result or exception) as units finish; ``models``: what each unit was prepared with."""
     if client is None:
@@ -318,10 +334,23 @@ def _completed(scenario, units, todo, client, models):
     from dask.distributed import LocalCluster, as_completed
 
     threads = 1 if isinstance(getattr(client, "cluster", None), LocalCluster) else None
-    futures = {client.submit(run_one, scenario, units[i], models[i], threads, pure=False, retries=3): i
-               for i in todo}
-    for fut in as_completed(futures):
-        i = futures[fut]
+    waiting = iter(todo)
+    futures: dict = {}
+
+    def submit() -> None:
+        i = next(waiting, None)
+        if i is not None:
+            fut = client.submit(run_one, scenario, units[i], models[i], threads, pure=False, retries=3)
+            futures[fut] = i
+            finished.add(fut)
+
+    finished = as_completed()
+    window = DASK_WINDOW_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
+    for _ in range(window):
+        submit()
+    for fut in finished:
+        i = futures.pop(fut)
+        submit()  # keep the window full: the scheduler never holds the whole run
         try:
             yield i, fut.result()
         except Exception as exc:
@@ -388,7 +417,7 @@ def _execute(scenario, output, history, ckpt, units, models, options) -> None:
         if not resume:  # nothing of this run is in it: leave nothing behind that would block the next
             ckpt.remove()
         raise
-    todo = [i for i in range(len(units)) if not merger.done[i]]
+    todo = _Todo(merger.done)
     progress = Progress(len(units), quiet, already=len(units) - len(todo))
     if workers and not quiet:
         note = cluster_note(len(todo), workers)

@@ -107,8 +107,8 @@ def _grid(scenario) -> tuple[int, ...]:
 
 
 def estimate(scenario, units) -> Estimate:
-    """The cost of running ``scenario`` as the planned ``units`` (a sequence: its length and each unit's
-    ``count`` of trajectories are read, nothing else)."""
+    """The cost of running ``scenario`` as the planned ``units`` (its kind's plan: only its length and, for a
+    ``SimulationPlan``, its pairs and block sizes are read, never every unit)."""
     kind = scenario.kind
     grid = _grid(scenario)
     points = math.prod(grid)
@@ -122,15 +122,19 @@ def estimate(scenario, units) -> Estimate:
                         BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
     outline = scenario.run_outline
     sizes.update(outline.sizes)
-    sizes["branch"] = 1 + max((getattr(u, "branch", 0) for u in units), default=0)
+    pairs = getattr(units, "pairs", None)  # a SimulationPlan: (point, branch) pairs × trajectory blocks
+    if pairs is not None:
+        sizes["branch"] = 1 + max((b for _, b in pairs), default=0)
+        trajectories = len(pairs) * s.trajectories
+        largest = min(s.trajectories, max(units.blocks.chunk, units.blocks.traced))
+    else:  # a run done whole
+        sizes["branch"] = 1
+        trajectories = largest = s.trajectories
     n_snap = int(s.snapshot_steps.size) if s.transient else 0
     n_records = s.n_steps // s.trace_every + 1 if s.traces else 0
-    steps_per_run = max(1, len(scenario.dt_study or ())) * s.n_steps
-    trajectories = sum(getattr(u, "count", s.trajectories) for u in units)
-    work = trajectories * steps_per_run
+    work = trajectories * max(1, len(scenario.dt_study or ())) * s.n_steps
     catalogue_kind = kind.catalogue if kind.name not in ("simulate", "dt_study") else "simulate"
     total, streamed = _variable_bytes(_written(scenario), catalogue_kind, sizes)
-    largest = max((getattr(u, "count", s.trajectories) for u in units), default=0)
     traced = min(largest, s.traces)
     unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
     q = d * (d + 1) // 2

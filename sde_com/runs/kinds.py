@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,6 +125,22 @@ class RunKind:
         return f"the whole {self.name} run at {json.dumps(scenario.parameters)}"
 
 
+class SweepPlan(Sequence):
+    """The units of a sweep, blocks of SWEEP_POINTS_PER_UNIT flat points, computed on demand."""
+
+    def __init__(self, n_points: int):
+        self.n_points = n_points
+
+    def __len__(self) -> int:
+        return -(-self.n_points // SWEEP_POINTS_PER_UNIT)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        a = range(len(self))[i] * SWEEP_POINTS_PER_UNIT
+        return SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, self.n_points))
+
+
 class SweepKind(RunKind):
     """The steady-state sweep: [model] only; blocks of sweep points."""
 
@@ -143,8 +160,7 @@ class SweepKind(RunKind):
         return default_variables(self.catalogue, swept=bool(scenario.dimensions))
 
     def plan(self, scenario):
-        n = math.prod(parameter_grid(scenario.parameters)[2])
-        return [SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, n)) for a in range(0, n, SWEEP_POINTS_PER_UNIT)]
+        return SweepPlan(math.prod(parameter_grid(scenario.parameters)[2]))
 
     def run_unit(self, scenario, unit, model=None):
         return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario))
@@ -188,9 +204,8 @@ class SimulateKind(RunKind):
         """The prepared model of every (point, branch) the units touch, built on the client (bad settings fail
         now, before any work) and shipped with the units, so that workers with another CPU or LAPACK cannot
         change a bit of e^{A dt}, L or the initial-state factor."""
-        pairs = sorted({(u.point, u.branch) for u in units})
-        prepared = {pb: _prepared_point(scenario, *pb) for pb in pairs}
-        return [prepared[(u.point, u.branch)] for u in units]
+        prepared = [_prepared_point(scenario, *pb) for pb in units.pairs]
+        return UnitModels(prepared, len(units.blocks), len(units))
 
     def run_unit(self, scenario, unit, model=None):
         return run_unit(scenario.simulation, scenario.parameters, unit, model)
@@ -421,6 +436,22 @@ def _point_of(scenario: Scenario, point: int) -> dict:
     values, dims, shape, _ = parameter_grid(scenario.parameters)
     index = np.unravel_index(point, shape)
     return {d: values[d][i].item() for d, i in zip(dims, index, strict=True)}
+
+
+class UnitModels(Sequence):
+    """Each unit's prepared model (aligned with a ``SimulationPlan``), one per (point, branch), shared by its
+    units: a run of many units holds as many models as pairs."""
+
+    def __init__(self, per_pair: list, per_pair_units: int, n_units: int):
+        self.per_pair, self.per_pair_units, self.n_units = per_pair, per_pair_units, n_units
+
+    def __len__(self) -> int:
+        return self.n_units
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(self.n_units)[i]]
+        return self.per_pair[range(self.n_units)[i] // self.per_pair_units]
 
 
 def _prepared_point(scenario: Scenario, point: int, branch: int):

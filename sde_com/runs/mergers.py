@@ -225,9 +225,8 @@ class SimulationMerger(Merger):
         super().__init__(len(units))
         self.scenario, self.units, self.models = scenario, units, models
         self.sim = sim = scenario.simulation
-        self.order: dict[tuple[int, int], list[int]] = {}
-        for i, u in sorted(enumerate(units), key=lambda iu: iu[1]):
-            self.order.setdefault((u.point, u.branch), []).append(i)
+        # each (point, branch)'s units in trajectory order: a range of the plan's indices
+        self.order: dict[tuple[int, int], range] = {pair: units.pair_units(k) for k, pair in enumerate(units.pairs)}
         self.next = dict.fromkeys(self.order, 0)
         self.acc: dict[tuple[int, int], object] = {}
         self.pending: dict[int, dict] = {}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,24 +206,58 @@ def statistics_layout(settings: SimulationSettings) -> tuple[int, int]:
     return settings.trajectories, stat_block_size(settings.trajectories)
 
 
-def trajectory_blocks(settings: SimulationSettings, dimension: int = 6) -> list[tuple[int, int]]:
-    """(first trajectory, count) of each unit of ``chunk`` trajectories, in order. Units are whole statistics
-    blocks: ``chunk`` (default: ≥ STEPS_PER_UNIT trajectory-steps and ≥ MIN_TRAJECTORIES_PER_UNIT) is rounded
-    up to a multiple of S = ``stat_block_size(trajectories)``, so every first is a multiple of S. Units that
-    record traces are cut smaller, to about TRACE_BYTES_PER_UNIT of traces and noises, so that memory stays
-    bounded however long the traces (the result does not depend on the units); ``dimension``: 2N."""
+class _LazySequence(Sequence):
+    """A sequence whose items are computed from their index (``_item``): planning never holds every unit."""
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(len(self))[index]]
+        n = len(self)
+        i = operator.index(index)
+        i = i + n if i < 0 else i
+        if not 0 <= i < n:
+            raise IndexError(f"unit {index} of {n}")
+        return self._item(i)
+
+    def _item(self, i: int):
+        raise NotImplementedError
+
+
+class TrajectoryBlocks(_LazySequence):
+    """(first trajectory, count) of each unit of a point, in order (``trajectory_blocks``), computed on demand:
+    ``traced_units`` units of ``traced`` trajectories, then units of ``chunk``, the last ones cut at n."""
+
+    def __init__(self, n: int, chunk: int, traced: int, traces: int):
+        self.n, self.chunk, self.traced = n, chunk, traced
+        self.split = min(n, -(-traces // traced) * traced) if traces else 0  # where the untraced units start
+        self.traced_units = -(-self.split // traced)
+        self.length = self.traced_units + -(-(n - self.split) // chunk)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _item(self, i: int) -> tuple[int, int]:
+        if i < self.traced_units:
+            first = i * self.traced
+            return first, min(self.traced, self.n - first)
+        first = self.split + (i - self.traced_units) * self.chunk
+        return first, min(self.chunk, self.n - first)
+
+
+def trajectory_blocks(settings: SimulationSettings, dimension: int = 6) -> TrajectoryBlocks:
+    """(first trajectory, count) of each unit of ``chunk`` trajectories, in order (a sequence computed on
+    demand). Units are whole statistics blocks: ``chunk`` (default: ≥ STEPS_PER_UNIT trajectory-steps and ≥
+    MIN_TRAJECTORIES_PER_UNIT) is rounded up to a multiple of S = ``stat_block_size(trajectories)``, so every
+    first is a multiple of S. Units that record traces are cut smaller, to about TRACE_BYTES_PER_UNIT of traces
+    and noises, so that memory stays bounded however long the traces (the result does not depend on the
+    units); ``dimension``: 2N."""
     n = settings.trajectories
     S = stat_block_size(n)
     c = settings.chunk or min(n, max(MIN_TRAJECTORIES_PER_UNIT, STEPS_PER_UNIT // settings.n_steps))
     c = -(-c // S) * S
     per_trace = 2 * 8 * dimension * (settings.n_steps // settings.trace_every + 1)
     traced = max(S, min(c, TRACE_BYTES_PER_UNIT // per_trace // S * S))
-    blocks, first = [], 0
-    while first < n:
-        count = min(traced if first < settings.traces else c, n - first)
-        blocks.append((first, count))
-        first += count
-    return blocks
+    return TrajectoryBlocks(n, c, traced, settings.traces)
 
 
 def _recorded_noise(model: PointModel, s: SimulationSettings, traces: np.ndarray, noises: np.ndarray):
@@ -483,17 +518,34 @@ def point_model(settings: SimulationSettings, params: dict, point: int, branch: 
                                    settings)
 
 
-def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> list[SimulationUnit]:
+class SimulationPlan(_LazySequence):
+    """Every unit of a run (``plan_units``), computed on demand: the (point, branch) pairs that run, in order,
+    each with the same trajectory blocks."""
+
+    def __init__(self, pairs: list[tuple[int, int]], blocks: TrajectoryBlocks):
+        self.pairs, self.blocks = pairs, blocks
+
+    def __len__(self) -> int:
+        return len(self.pairs) * len(self.blocks)
+
+    def _item(self, i: int) -> SimulationUnit:
+        k, j = divmod(i, len(self.blocks))
+        return SimulationUnit(*self.pairs[k], *self.blocks[j])
+
+    def pair_units(self, k: int) -> range:
+        """The indices of the units of pair ``k``, in trajectory order."""
+        return range(k * len(self.blocks), (k + 1) * len(self.blocks))
+
+
+def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> SimulationPlan:
     """Every unit of a run, in a fixed order: points (C order), branches, trajectory blocks."""
     stable = sweep_ds["stable"].values.reshape(-1, sweep_ds.sizes["branch"])
     n_branches = sweep_ds["n_branches"].values.reshape(-1)
     dimension = sweep_ds.sizes.get("row", 6)
     blocks = trajectory_blocks(settings, dimension)
-    units = []
-    for point in range(stable.shape[0]):
-        for b in range(int(n_branches[point])):
-            if stable[point, b] or (settings.transient and settings.allow_unstable):
-                units += [SimulationUnit(point, b, f, c) for f, c in blocks]
+    pairs = [(point, b) for point in range(stable.shape[0]) for b in range(int(n_branches[point]))
+             if stable[point, b] or (settings.transient and settings.allow_unstable)]
+    units = SimulationPlan(pairs, blocks)
     if not units:  # unstable branches are skipped (and reported); a run of nothing is refused
         how = ("allow_unstable = true runs a transient there anyway" if settings.transient else
                "only a transient (save_every or save_times) can run there, with allow_unstable = true")
