@@ -344,3 +344,53 @@ def test_planning_is_lazy_and_a_long_run_is_only_estimated(tmp_path, capsys):
     chunk = -(-(50_000_000 // 20) // 256) * 256  # STEPS_PER_UNIT / 20 steps, in statistics blocks of 256
     units = -(-10**15 // chunk)  # 399 984 641
     assert plan.startswith(f"estimated: {units} units, 2e+16 trajectory-steps, about ") and " days" in plan, plan
+
+
+_KILLED = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from sde_com.runs import engine
+    from sde_com.results import io
+    from sde_com.runs.scenario import parse_scenario
+
+    where, out, text = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    calls = {"n": 0}
+
+    def die_at(n, original):
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == n:
+                os._exit(9)  # as abrupt as SIGKILL: no handler, no cleanup
+            return original(*args, **kwargs)
+        return wrapped
+
+    if where == "before the first unit":
+        engine.run_one = die_at(1, engine.run_one)
+    elif where == "mid-run":
+        engine.run_one = die_at(4, engine.run_one)
+    else:  # during the final write: the streamed file half-appended, not yet renamed
+        original = io._to_netcdf
+        def half_written(ds, path, mode="w"):
+            original(ds, path, mode)
+            os._exit(9)
+        io._to_netcdf = half_written
+    engine.execute(parse_scenario(text), out, quiet=True)
+""")
+
+
+@pytest.mark.parametrize("where", ["before the first unit", "mid-run", "during the final write"])
+def test_killed_at_any_moment_then_resumed_gives_the_uninterrupted_file(tmp_path, where):
+    """The process dies (os._exit: no cleanup) before its first unit, after three, or while the streamed file is
+    being finished; ``--resume`` then writes the file of an uninterrupted run."""
+    from sde_com.cli import main
+
+    text = TRACED.replace("chunk = 16", "chunk = 8")  # 16 units
+    assert run_cli(tmp_path, text, tmp_path / "ref.nc") == 0
+    out = tmp_path / "out.nc"
+    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
+    done = subprocess.run([sys.executable, "-c", _KILLED, where, str(out), text], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 9, done.stderr[-2000:]
+    assert not out.exists()
+    assert main(["run", str(write_scenario(tmp_path, text)), "-o", str(out), "--quiet", "--resume"]) == 0
+    assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(out))
