@@ -8,6 +8,7 @@ others kept for ``--resume``) or a bug (a traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import warnings
@@ -19,6 +20,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NUMERICAL = 3
 EXIT_INTERRUPTED = 130
+MAX_WORKERS_PER_CORE = 4  # a LocalCluster larger than this only waits for its own start-up
 # the file errors of a user's paths (the scenario, the output and its folder)
 FILE_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
@@ -40,8 +42,10 @@ def _require_matplotlib() -> None:
 
 
 def _check_run_options(args) -> None:
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers must be an integer >= 1, got {args.workers}")
+    most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if args.workers is not None and not 1 <= args.workers <= most:
+        raise UserError(f"--workers must be an integer from 1 to {most} ({MAX_WORKERS_PER_CORE} per core of this "
+                        f"machine), got {args.workers}")
     if args.workers is not None and args.scheduler is not None:
         raise UserError("give --workers or --scheduler, not both")
 
@@ -66,6 +70,8 @@ def _run(args) -> None:
     for path in (out, png):
         if path is not None and _same_file(path, Path(args.scenario)):
             raise UserError(f"output {str(path)!r} is the scenario file itself; give another name")
+    if png is not None and os.path.abspath(png) == os.path.abspath(out):
+        raise UserError(f"--plot-file {str(png)!r} is the output itself; give the figure another name")
     check_writable(out, overwrite)  # fail before any work
     if png is not None:
         _require_matplotlib()

@@ -235,15 +235,23 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, capsys):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
 
 
-@pytest.mark.parametrize("case", ["snapshots beyond memory", "counts overflow"])
-def test_runs_this_machine_cannot_hold_are_refused_before_any_work(tmp_path, capsys, case):
-    """2e7 snapshot times of 64 trajectories need ~60 GB in a unit (the 149 GiB case of save_every = dt:
-    refused, not a MemoryError); 2^62 trajectories overflow the 64-bit step counters."""
-    text = {"snapshots beyond memory": "[model]\ndetuning = 0.8\n[simulate]\ndt = 0.5\nduration = 1e7\n"
-                                       "save_every = 0.5\ninitial = \"thermal\"\n",
-            "counts overflow": f"[model]\ndetuning = 0.8\n[simulate]\ntrajectories = {2**62}\n"}[case]
+@pytest.mark.parametrize("case", ["beyond memory", "too many snapshot times", "counts overflow"])
+def test_runs_this_machine_cannot_hold_are_refused_before_any_work(tmp_path, monkeypatch, capsys, case):
+    """2e5 snapshot times of 64 trajectories need ~0.2 GB a unit, refused when 100 MB are available (the
+    machine's memory is set for the test); 2e10 snapshot times (the 149 GiB case of save_every = dt) are
+    refused before any array is made; 2^62 trajectories overflow the 64-bit step counters."""
+    from sde_com.runs import estimate
+
+    monkeypatch.setattr(estimate, "available_memory", lambda: 100 * 2**20)
+    duration = {"beyond memory": 1e5, "too many snapshot times": 1e10}.get(case, 10.0)
+    text = (f"[model]\ndetuning = 0.8\n[simulate]\ndt = 0.5\nduration = {duration}\nsave_every = 0.5\n"
+            "initial = \"thermal\"\n")
+    if case == "counts overflow":
+        text = f"[model]\ndetuning = 0.8\n[simulate]\ntrajectories = {2**62}\n"
     message = _refused(tmp_path, capsys, tmp_path / "out.nc", text=text)
-    assert ("of memory and" in message) if case != "counts overflow" else ("overflows" in message), message
+    expected = {"beyond memory": "of memory and", "too many snapshot times": "snapshot times, more than 1e+07",
+                "counts overflow": "overflows"}[case]
+    assert expected in message, message
 
 
 def test_an_output_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch, capsys):
@@ -394,3 +402,56 @@ def test_killed_at_any_moment_then_resumed_gives_the_uninterrupted_file(tmp_path
     assert not out.exists()
     assert main(["run", str(write_scenario(tmp_path, text)), "-o", str(out), "--quiet", "--resume"]) == 0
     assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(out))
+
+
+_DRIVEN = '[model]\ndetuning = 0.8\n[simulate]\ndt = 0.25\nduration = 20.0\nsave_every = 2.0\ninitial = "thermal"\n'
+_DETECTED = ('[model]\ndetuning = 0.8\n[simulate]\nmethod = "em"\ndt = 0.005\nduration = 20.0\ntrajectories = 2\n'
+             'traces = 2\n[detect]\nsegment = 64\n')
+
+# inputs a probe of 204 found unclean (a traceback, a hang, exit 1 or 3, or nonsense accepted): each is now
+# refused before any work, with a message naming what to change
+REFUSED = {
+    "dt of 1e-300": ("[model]\ndetuning = 0.8\n[simulate]\ndt = 1e-300\nduration = 1.0\n", "steps: more than"),
+    "dt beyond the run": ("[model]\ndetuning = 0.8\n[simulate]\ndt = 1000.0\nduration = 10.0\n", "longer than"),
+    "save_times on one step": ('[model]\ndetuning = 0.8\n[simulate]\ndt = 1.0\nsave_times = [0.1, 0.2, 0.3]\n'
+                               'initial = "thermal"\n', "fall on the same step"),
+    "drive values of 1e300": (_DRIVEN + '[drive]\nkind = "samples"\ntimes = [0.0, 10.0, 20.0]\n'
+                              'values = [1e300, 1e300, 1e300]\n', "drive.values"),
+    "drive rise of 1e-12": (_DRIVEN + '[drive]\nkind = "ramp"\nrise_time = 1e-12\n', "shorter than 2 dt"),
+    "drive pulse of 1e-12": (_DRIVEN + '[drive]\nkind = "pulse"\nwidth = 1e-12\n', "shorter than 2 dt"),
+    "drive sine of 1e12": (_DRIVEN + '[drive]\nkind = "sine"\nfrequency = 1e12\n', "too fast"),
+    "drive depth of 1e300": (_DRIVEN + '[drive]\nkind = "sine"\ndepth = 1e300\n', "drive.depth"),
+    "drive samples closer than dt": (_DRIVEN + '[drive]\nkind = "samples"\ntimes = [0.0, 0.01, 20.0]\n'
+                                     'values = [0.0, 1.0, 1.0]\n', "closer than dt"),
+    "segment beyond the record": (_DETECTED.replace("segment = 64", "segment = 1000000000"), "longer than the record"),
+    "filter bandwidth of 1e-300": (_DETECTED + "filter_bandwidths = [1e-300]\n", "detect.filter_bandwidths"),
+    "filter bandwidth of 1e300": (_DETECTED + "filter_bandwidths = [1e300]\n", "detect.filter_bandwidths"),
+    "filter centre of 1e300": (_DETECTED + "filter_center = 1e300\n", "detect.filter_center"),
+    "wavelength of 1e300": ("[model]\nwavelength = 1e300\n", "outside the range where the model can be computed"),
+    "nested 100000 deep": ("[model]\ndetuning = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    "ragged initial": ('[model]\ndetuning = 0.8\n[simulate]\ninitial = [[1.0, 2.0], [3.0]]\n', "rows of equal length"),
+    "wigner with traces": ('[model]\ndetuning = 0.8\n[simulate]\nmethod = "em"\ndt = 0.005\nduration = 10.0\n'
+                           'trajectories = 4\ntraces = 2\n[wigner]\n', "no traces"),
+    "an empty plot y": ('[model]\ndetuning = [0.8, 0.9]\n[plot]\nkind = "lines"\ny = []\n', "plot.y must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_inputs_once_found_unclean_are_refused_before_any_work(tmp_path, capsys, case):
+    text, fragment = REFUSED[case]
+    extra = ["--plot"] if "[plot]" in text else []
+    assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", *extra, text=text)
+
+
+@pytest.mark.parametrize("args, fragment", [(["--workers", "100000"], "--workers must be an integer from 1 to"),
+                                            (["--scheduler", "notanaddress"], "cannot reach the Dask scheduler"),
+                                            (["--plot-file", "SELF"], "is the output itself")])
+def test_command_line_mistakes_are_refused(tmp_path, capsys, args, fragment):
+    args = [str(tmp_path / "out.nc") if a == "SELF" else a for a in args]
+    assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", *args, text=STEADY)
+
+
+def test_an_empty_drive_file_is_one_message(tmp_path, capsys):
+    (tmp_path / "drive.txt").write_text("# nothing\n")
+    text = _DRIVEN + f'[drive]\nfile = "{tmp_path / "drive.txt"}"\n'
+    assert "drive file" in _refused(tmp_path, capsys, tmp_path / "out.nc", text=text).strip()

@@ -269,7 +269,7 @@ def connect(workers: int | None, scheduler: str | None, warm_up=None):
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="5s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address
             raise UserError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
     else:
         # one worker thread per process (its units use one Numba thread: run_one)
@@ -553,6 +553,8 @@ def _failure(scenario: Scenario, units: list, failures: dict, ckpt: Checkpoint, 
                     "them and reruns only the failed ones; --force starts over")
     else:  # nothing finished: leave nothing behind that would block the corrected run
         ckpt.remove()
+    if all(isinstance(exc, ArithmeticError) for exc in failures.values()):  # overflow, division by zero
+        return UserError(f"{message}. The parameters are outside the range where the model can be computed")
     for cls in (NumericalError, UserError):
         if all(isinstance(exc, cls) for exc in failures.values()):
             return cls(message)

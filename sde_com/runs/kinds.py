@@ -312,6 +312,23 @@ class SinglePointKind(RunKind):
         raise NotImplementedError
 
 
+def _check_resolved(table: dict, dt: float) -> None:
+    """The drive's fastest change must span steps: the mean fields are integrated along it, and a change far
+    faster than dt would take that integration (and the run) forever."""
+    t = {**defaults("drive"), **table}
+    kind = t["kind"]
+    if kind == "ramp" and t["rise_time"] < 2 * dt or kind == "pulse" and t["width"] < 2 * dt:
+        key = "rise_time" if kind == "ramp" else "width"
+        raise ScenarioError(f"drive.{key} = {t[key]:g} is shorter than 2 dt = {2 * dt:g} (unit: 1/ω_ref): the step "
+                            "cannot follow it; use a smaller dt or a slower drive")
+    if kind == "sine" and abs(t["frequency"]) * dt > 0.5:
+        raise ScenarioError(f"drive.frequency = {t['frequency']:g} is too fast for dt = {dt:g}: frequency·dt must be "
+                            "<= 0.5 (unit: ω_ref)")
+    if kind == "samples" and len(t["times"]) > 1 and np.min(np.diff(t["times"])) < dt:
+        raise ScenarioError(f"drive samples {np.min(np.diff(t['times'])):g} apart are closer than dt = {dt:g}: "
+                            "the step cannot follow them; resample the drive or use a smaller dt")
+
+
 def _drive_fields(table: dict) -> dict:
     """[drive] keys → ``Drive`` fields (lists as tuples)."""
     return {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in table.items()
@@ -333,6 +350,12 @@ class DriveKind(SinglePointKind):
             check_settings(simulation)
         except UserError as exc:
             raise ScenarioError(f"[simulate] {exc}") from exc
+
+    def parse_table(self, table, simulation, dt_study, params, base=None):
+        table = super().parse_table(table, simulation, dt_study, params, base)
+        if table is not None:
+            _check_resolved(table, simulation.dt)
+        return table
 
     def check(self, table, base):
         """``file``: a two-column text file of samples, relative to the scenario file, read into times/values."""
@@ -368,8 +391,10 @@ class WignerKind(SinglePointKind):
     record_table = False
 
     def check_simulation(self, simulation, dt_study):
-        if simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study:
-            raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt and no snapshots")
+        if (simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study
+                or simulation.traces):
+            raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt, no snapshots "
+                                "and no traces (it records none)")
 
     branch_key = True
 
@@ -388,6 +413,14 @@ class DetectKind(SinglePointKind):
 
     name = catalogue = table = "detect"
     capability = "output_ports"
+
+    def plan(self, scenario):
+        samples = scenario.simulation.n_steps + 1
+        segment = {**defaults("detect"), **scenario.detect}["segment"]
+        if segment > samples:
+            raise UserError(f"detect.segment = {segment} is longer than the record ({samples} samples of dt); "
+                            f"at most {samples}")
+        return super().plan(scenario)
 
     def check_simulation(self, simulation, dt_study):
         if (simulation is None or not simulation.scheme.raw_noise or not simulation.traces

@@ -99,6 +99,9 @@ def _load_toml(text: str, name: str) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{name or 'scenario'}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ScenarioError(f"{name or 'scenario'}: nested too deeply to read (arrays or tables within "
+                            "thousands of others)") from None
 
 
 def _kind_of_tables(raw: dict, simulation, dt_study) -> RunKind:

@@ -75,7 +75,8 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
                            "ω_ref·t) / 'dt' (estimate, lines); absent: chosen from the output (lines, map: the "
                            "parameter with the most values)"),
         Key("y", "string | list[string]", "lines: the variables drawn, one panel each; map: the swept parameter "
-                                          "on the y axis; traces: the quadratures; absent: chosen from the output"),
+                                          "on the y axis; traces: the quadratures; absent: chosen from the output",
+            min_items=1),
         Key("hue", "list[string]", "lines: dimensions told apart by colour and style (absent: every dimension "
                                    "not placed on x or panel)"),
         Key("panel", "string", "lines: a swept parameter, one panel per value"),

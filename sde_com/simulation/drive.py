@@ -12,6 +12,7 @@ k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the dri
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,8 +172,10 @@ def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(times, values) of a drive envelope from a text file of two columns: τ (units of 1/ω_m) and s(τ)."""
     check_input_file(path, "drive file", MAX_DRIVE_FILE_BYTES)
     try:
-        data = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
-    except (OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # numpy's "input contained no data": an error here
+            data = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
+    except (OSError, ValueError, UserWarning) as exc:
         raise UserError(f"drive file {str(path)!r}: {exc}") from exc
     if data.shape[1] != 2:
         raise UserError(f"drive file {str(path)!r} must have two columns (time in 1/ω_m, envelope)")

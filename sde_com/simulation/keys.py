@@ -50,15 +50,16 @@ DRIVE = make_table(
                           "'sine' (1 + depth·sin(frequency·t + phase)), 'samples' (interpolated)",
         default="constant", choices=("constant", "ramp", "pulse", "sine", "samples")),
     Key("start", "number", "switch-on time (ramp) or centre (pulse)", TIME, 0.0),
-    Key("rise_time", "number", "duration of the half-cosine rise (ramp)", TIME, 10.0, minimum=0.0,
+    Key("rise_time", "number", "duration of the half-cosine rise (ramp); at least 2 dt", TIME, 10.0, minimum=0.0,
         exclusive_minimum=True),
-    Key("width", "number", "standard deviation of the Gaussian (pulse)", TIME, 10.0, minimum=0.0,
+    Key("width", "number", "standard deviation of the Gaussian (pulse); at least 2 dt", TIME, 10.0, minimum=0.0,
         exclusive_minimum=True),
-    Key("depth", "number", "modulation depth (sine)", "1", 0.5),
-    Key("frequency", "number", "modulation angular frequency (sine)", RATE, 0.1),
+    Key("depth", "number", "modulation depth (sine)", "1", 0.5, minimum=-1e3, maximum=1e3),
+    Key("frequency", "number", "modulation angular frequency (sine); the step must resolve it (frequency·dt "
+                               "<= 0.5)", RATE, 0.1),
     Key("phase", "number", "modulation phase (sine)", "rad", 0.0),
     Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, ()),
-    Key("values", "list[number]", "envelope at the sample times (samples)", "1", ()),
+    Key("values", "list[number]", "envelope at the sample times (samples)", "1", (), minimum=-1e3, maximum=1e3),
     Key("file", "string", "two-column text file (time, value) of samples, relative to the scenario file, "
                           "instead of times/values (samples; absent: none)"),
     Key("mean_field_start", "string", "mean fields at t = 0: 'empty' (empty cavity, mechanics at rest: a "
@@ -79,11 +80,13 @@ DETECT = make_table(
     Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
         choices=("U", "V")),
     Key("theta", "number", "local-oscillator phase θ", "rad", 0.0),
-    Key("segment", "integer", "Welch segment length, in samples (steps)", "1", 1024, minimum=16),
-    Key("filter_bandwidths", "list[number]", "bandwidths 1/τ of the filtered output modes", RATE,
-        (0.1, 0.3, 1.0, 3.0), minimum=0.0, exclusive_minimum=True, min_items=1),
+    Key("segment", "integer", "Welch segment length, in samples (steps); at most the record's samples", "1", 1024,
+        minimum=16),
+    Key("filter_bandwidths", "list[number]", "bandwidths 1/τ of the filtered output modes (where the frequency "
+                                             "integral is resolved: 1e-3 to 1e3)", RATE,
+        (0.1, 0.3, 1.0, 3.0), minimum=1e-3, maximum=1e3, min_items=1),
     Key("filter_center", "number", "centre of the output filter, relative to the laser (−1: the Stokes "
-                                   "sideband)", RATE, -1.0),
+                                   "sideband)", RATE, -1.0, minimum=-1e3, maximum=1e3),
 )
 
 

@@ -16,6 +16,9 @@ from sde_com.simulation.estimators import N_BATCHES
 from sde_com.simulation.keys import SIMULATE
 from sde_com.simulation.schemes import SCHEMES, Scheme, get_scheme
 
+MAX_STEPS = 1e18  # steps of a run: the kernels' 64-bit step and noise counters, with room
+MAX_SNAPSHOT_TIMES = 10**7  # snapshot times of a transient (its V(t) estimates are held in memory)
+
 METHODS = SIMULATE.keys["method"].choices  # the schemes a scenario file may name
 INITIAL_STATES = SIMULATE.keys["initial"].choices
 SIMULATION_KEYS = tuple(SIMULATE.keys)  # == the SimulationSettings fields
@@ -79,6 +82,13 @@ class SimulationSettings:
         self._check_snapshots()
 
     def _check_duration(self) -> None:
+        steps = self.total_time / self.dt
+        if not steps < MAX_STEPS:  # before any count is made of it (an int of 1e300, an array of 1e11)
+            raise UserError(f"(burn_in + duration) / dt = {steps:.3g} steps: more than the {MAX_STEPS:.0e} a run "
+                            "can count; use a larger dt or a shorter duration")
+        if self.dt > self.total_time * (1 + 1e-12):
+            raise UserError(f"dt = {self.dt:g} is longer than burn_in + duration = {self.total_time:g} (unit: "
+                            "1/ω_ref): the run would be one step of dt")
         need = N_BATCHES if self.trajectories == 1 else 1
         if self.n_steps - self.burn_in_steps < need and not self.transient:
             raise UserError("duration must span at least one step after the burn-in "
@@ -97,6 +107,17 @@ class SimulationSettings:
             object.__setattr__(self, "save_times", tuple(float(x) for x in t))
         if self.save_every is not None and not self.save_every >= self.dt:
             raise UserError(f"save_every must be >= dt = {self.dt:g} (unit: 1/ω_ref), got {self.save_every!r}")
+        if self.save_every is not None and self.n_steps // self.trace_every + 1 > MAX_SNAPSHOT_TIMES:
+            raise UserError(f"save_every = {self.save_every:g} gives {self.n_steps // self.trace_every + 1:.3g} "
+                            f"snapshot times, more than {MAX_SNAPSHOT_TIMES:.0e} (each holds the ensemble's V(t)); "
+                            "save less often")
+        if self.save_times is not None:
+            steps = self.snapshot_steps
+            same = np.flatnonzero(np.diff(steps) == 0)
+            if same.size:
+                a, b = self.save_times[same[0]], self.save_times[same[0] + 1]
+                raise UserError(f"save_times {a:g} and {b:g} fall on the same step of dt = {self.dt:g}; give "
+                                "times at least dt apart, or a smaller dt")
         if self.traces and self.save_times is not None:
             raise UserError("traces are recorded on a regular grid: use save_every, not save_times")
 
@@ -137,7 +158,11 @@ class SimulationSettings:
 def _covariance(initial) -> np.ndarray:
     """A given initial covariance as a float array: finite, symmetric, square, positive semidefinite (its size
     is checked against the system's dimension when a point is prepared: ``ensemble.initial_covariance``)."""
-    V0 = np.asarray(initial, dtype=float)
+    try:
+        V0 = np.asarray(initial, dtype=float)
+    except (ValueError, TypeError):
+        raise UserError("initial covariance must be a finite symmetric square matrix: rows of equal length, "
+                        "numbers only") from None
     if V0.ndim != 2 or V0.shape[0] != V0.shape[1] or not np.all(np.isfinite(V0)) or not np.allclose(V0, V0.T):
         raise UserError(f"initial covariance must be a finite symmetric square matrix, got shape {V0.shape}")
     if np.linalg.eigvalsh(V0).min() < -1e-12 * max(1.0, np.abs(V0).max()):
