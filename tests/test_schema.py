@@ -121,7 +121,8 @@ def test_messages_say_what_is_allowed_with_the_unit():
     assert "model.mass.num must be >= 1 and <= 1000000 (an integer), got 0" in _refused(
         "[model]\nmass = { start = 1e-11, stop = 2e-11, num = 0 }\n")
     assert _refused("[detect]\nfilter_bandwidths = []\n") == (
-        "detect.filter_bandwidths must be a non-empty list of finite real numbers > 0 (unit: ω_ref), got []")
+        "detect.filter_bandwidths must be a non-empty list of finite real numbers >= 0.001 and <= 1000 (unit: "
+        "ω_ref), got []")
 
 
 def test_min_items_and_empty_lists():
@@ -137,7 +138,8 @@ def test_python_objects_validate_from_the_same_specs():
         SimulationSettings(allow_unstable=1)
     with pytest.raises(ValueError, match=r"^seed must be >= 0 and <= 9223372036854775807 \(an integer\), got"):
         SimulationSettings(seed=2**63)
-    with pytest.raises(ValueError, match=r"^drive depth must be a finite real number, got nan$"):
+    with pytest.raises(ValueError, match=r"^drive depth must be >= -1000 and <= 1000 \(a finite real number\), "
+                                         r"got nan$"):
         Drive(depth=float("nan"))
     with pytest.raises(ValueError, match=r"^drive width must be > 0"):  # for every kind: it sets the ODE step
         Drive(kind="constant", width=0.0)
