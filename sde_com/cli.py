@@ -70,6 +70,8 @@ def _run(args) -> None:
     for path in (out, png):
         if path is not None and _same_file(path, Path(args.scenario)):
             raise UserError(f"output {str(path)!r} is the scenario file itself; give another name")
+    if png is not None and png.suffix.lower() != ".png":
+        raise UserError(f"--plot-file {str(png)!r}: the figure is a PNG; give a name ending in .png")
     if png is not None and os.path.abspath(png) == os.path.abspath(out):
         raise UserError(f"--plot-file {str(png)!r} is the output itself; give the figure another name")
     check_writable(out, overwrite)  # fail before any work

@@ -447,11 +447,41 @@ def test_inputs_once_found_unclean_are_refused_before_any_work(tmp_path, capsys,
                                             (["--scheduler", "notanaddress"], "cannot reach the Dask scheduler"),
                                             (["--plot-file", "SELF"], "is the output itself")])
 def test_command_line_mistakes_are_refused(tmp_path, capsys, args, fragment):
-    args = [str(tmp_path / "out.nc") if a == "SELF" else a for a in args]
-    assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", *args, text=STEADY)
+    out = tmp_path / "out.png"  # a .png output, so that only the clash is wrong with --plot-file SELF
+    args = [str(out) if a == "SELF" else a for a in args]
+    assert fragment in _refused(tmp_path, capsys, out, *args, text=STEADY)
 
 
 def test_an_empty_drive_file_is_one_message(tmp_path, capsys):
     (tmp_path / "drive.txt").write_text("# nothing\n")
     text = _DRIVEN + f'[drive]\nfile = "{tmp_path / "drive.txt"}"\n'
     assert "drive file" in _refused(tmp_path, capsys, tmp_path / "out.nc", text=text).strip()
+
+
+ODD = {
+    "a repeated sweep value": ("[model]\ndetuning = [0.8, 0.9, 0.8]\n", "gives the value 0.8 twice"),
+    "a range of one value": ("[model]\ndetuning = {start = 0.8, stop = 0.8, num = 3}\n", "twice"),
+    "a repeated output variable": ('[model]\ndetuning = 0.8\n[output]\nvariables = ["logneg", "logneg"]\n',
+                                   "names 'logneg' twice"),
+    "a repeated dt": ("[model]\ndetuning = 0.8\n[simulate]\ndt = [0.5, 0.5]\n", "dt gives the value 0.5 twice"),
+    "a repeated filter bandwidth": (_DETECTED + "filter_bandwidths = [0.1, 0.1]\n", "repeats a value"),
+    "save_every beyond the run": ('[model]\ndetuning = 0.8\n[simulate]\nsave_every = 1e6\ninitial = "thermal"\n',
+                                  "save_every must be >= dt"),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD))
+def test_values_that_would_repeat_a_coordinate_or_mean_nothing_are_refused(tmp_path, capsys, case):
+    text, fragment = ODD[case]
+    assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", text=text)
+
+
+def test_a_byte_order_mark_is_read_and_a_figure_must_be_png(tmp_path, capsys):
+    from sde_com.cli import main
+
+    scenario = tmp_path / "bom.toml"
+    scenario.write_bytes("\ufeff[model]\ndetuning = 0.8\n".encode())
+    assert main(["run", str(scenario), "-o", str(tmp_path / "a.nc"), "--quiet"]) == 0
+    assert main(["run", str(scenario), "-o", str(tmp_path / "b.nc"), "--quiet", "--plot-file",
+                 str(tmp_path / "fig.txt")]) == 2
+    assert "ending in .png" in capsys.readouterr().err and not (tmp_path / "b.nc").exists()

@@ -416,7 +416,10 @@ class DetectKind(SinglePointKind):
 
     def plan(self, scenario):
         samples = scenario.simulation.n_steps + 1
-        segment = {**defaults("detect"), **scenario.detect}["segment"]
+        table = {**defaults("detect"), **scenario.detect}
+        segment, bandwidths = table["segment"], list(table["filter_bandwidths"])
+        if len(set(bandwidths)) < len(bandwidths):
+            raise UserError(f"detect.filter_bandwidths repeats a value ({bandwidths}): each is one filtered mode")
         if segment > samples:
             raise UserError(f"detect.segment = {segment} is longer than the record ({samples} samples of dt); "
                             f"at most {samples}")

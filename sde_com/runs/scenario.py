@@ -66,6 +66,15 @@ class Scenario:
         return run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
 
 
+def _first_repeat(values):
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
 def _parse_value(value):
     """A checked [model] value: a range becomes its list of points."""
     if isinstance(value, dict):
@@ -121,9 +130,20 @@ def _check_time_axis(simulation, params) -> None:
         raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
 
 
+MAX_VALUES = 1_000_000  # values of one [model] key, listed or as a range (the range key's own limit)
+
+
 def _parse_model(table) -> dict:
     """[model] → sweep parameters (ranges expanded), each value checked against the schema and the grid."""
     params = {k: _parse_value(v) for k, v in check_table("model", table).items()}
+    for k, v in params.items():
+        if isinstance(v, list):
+            if len(v) > MAX_VALUES:
+                raise ScenarioError(f"model.{k} lists {len(v)} values; at most {MAX_VALUES} a key")
+            repeated = _first_repeat(v)
+            if repeated is not None:
+                raise ScenarioError(f"model.{k} gives the value {repeated!r} twice: each value is one point of "
+                                    "the sweep's axis")
     try:  # what the schema cannot say (e.g. a grid that the sweep refuses)
         validate_parameters(params)
     except ValueError as exc:
@@ -144,6 +164,8 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
         if isinstance(dts, list):
             if settings.transient or settings.traces:
                 raise UserError("a list of dt (a time-step study) cannot record snapshots or traces")
+            if _first_repeat(dts) is not None:
+                raise UserError(f"dt gives the value {_first_repeat(dts)!r} twice: each dt is one run of the study")
             for dt in dts:
                 replace(settings, dt=dt)  # validates each
             return settings, tuple(float(x) for x in dts)
@@ -164,6 +186,8 @@ def _parse_output(table, kind: RunKind) -> tuple[str, ...] | None:
         bad = [v for v in variables if v not in allowed]
         if bad or not variables:
             raise ScenarioError(f"output.variables: unknown {bad}; allowed: {allowed}")
+        if _first_repeat(variables) is not None:
+            raise ScenarioError(f"output.variables names {_first_repeat(variables)!r} twice")
     check_table("output", table)
     return tuple(variables)
 
@@ -208,7 +232,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except UserError as exc:
         raise ScenarioError(str(exc)) from None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark (some editors write one) is dropped
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

@@ -105,8 +105,9 @@ class SimulationSettings:
             if t[-1] > self.total_time * (1 + 1e-12):
                 raise UserError(f"save_times must lie within burn_in + duration = {self.total_time:g}")
             object.__setattr__(self, "save_times", tuple(float(x) for x in t))
-        if self.save_every is not None and not self.save_every >= self.dt:
-            raise UserError(f"save_every must be >= dt = {self.dt:g} (unit: 1/ω_ref), got {self.save_every!r}")
+        if self.save_every is not None and not self.dt <= self.save_every <= self.total_time * (1 + 1e-12):
+            raise UserError(f"save_every must be >= dt = {self.dt:g} and <= burn_in + duration = {self.total_time:g} "
+                            f"(unit: 1/ω_ref), got {self.save_every!r}")
         if self.save_every is not None and self.n_steps // self.trace_every + 1 > MAX_SNAPSHOT_TIMES:
             raise UserError(f"save_every = {self.save_every:g} gives {self.n_steps // self.trace_every + 1:.3g} "
                             f"snapshot times, more than {MAX_SNAPSHOT_TIMES:.0e} (each holds the ensemble's V(t)); "
