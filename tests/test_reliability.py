@@ -485,3 +485,13 @@ def test_a_byte_order_mark_is_read_and_a_figure_must_be_png(tmp_path, capsys):
     assert main(["run", str(scenario), "-o", str(tmp_path / "b.nc"), "--quiet", "--plot-file",
                  str(tmp_path / "fig.txt")]) == 2
     assert "ending in .png" in capsys.readouterr().err and not (tmp_path / "b.nc").exists()
+
+
+@pytest.mark.parametrize("plot, fragment", [
+    ('kind = "lines"\nhue = ["detuning"]\n', "hue/panel take every dimension"),
+    ('kind = "lines"\ny = ["logneg"]\npanel = "detuning"\n', "hue/panel take every dimension"),
+    ('kind = "lines"\nx = "detuning"\nhue = ["detuning"]\n', "is given to x and to hue"),
+])
+def test_a_figure_spec_that_puts_one_dimension_twice_says_so(tmp_path, capsys, plot, fragment):
+    text = "[model]\ndetuning = { start = 0.0, stop = 1.0, num = 5 }\n[plot]\n" + plot
+    assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", "--plot", text=text)

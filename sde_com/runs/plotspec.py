@@ -203,6 +203,10 @@ def _lines_x(spec, sizes, first: Sequence[str], placed: Sequence[str]) -> str:
     x = _axis_dim([d for d in _swept(first, sizes) if d not in placed] or
                   [d for d in first if d not in ("branch", *placed)], sizes)
     if x is None:
+        taken = [d for d in first if d in placed]
+        if taken:
+            raise PlotError(f"plot: hue/panel take every dimension of the variable drawn ({taken}); leave one "
+                            "for the x axis")
         raise PlotError("plot: the variable drawn has no dimension to draw it over; it is a single value")
     return x
 
@@ -213,6 +217,9 @@ def _resolve_lines(spec, sizes, variables):
     hue = _names(spec, "hue") if "hue" in spec else []
     placed = [*hue, *([panel] if panel else [])]
     x = _lines_x(spec, sizes, variables[ys[0]], placed)
+    if x in placed:
+        raise PlotError(f"plot: {x!r} is given to x and to {'panel' if x == panel else 'hue'}; a dimension goes on "
+                        "one of them")
     for key, names in (("x", [x]), ("hue", hue), ("panel", [panel] if panel else [])):
         for name in names:
             if name not in sizes:
