@@ -7,6 +7,10 @@ written to netCDF. And the helpers and constants that several test files share: 
 ``SCENARIO_FILES``, ``PNG_MAGIC``, ``PEAK``, ``write_scenario``, ``run_text``, ``run_cli``.
 """
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +44,42 @@ def run_cli(folder: Path, text: str, out: Path, *extra: str) -> int:
     from sde_com.cli import main
 
     return main(["run", str(write_scenario(folder, text)), "-o", str(out), "--quiet", *extra])
+
+
+# a run of 24 units long enough to be stopped part-way (kill and resume tests)
+LONG = """
+[model]
+detuning = [0.7, 0.75, 0.8]
+[simulate]
+method = "exact"
+dt = 0.05
+burn_in = 20.0
+duration = 20000.0
+trajectories = 64
+chunk = 8
+seed = 5
+"""
+
+
+def start_cli(*args, **kw):
+    """The CLI in a subprocess that saves its checkpoint after every unit (the default waits 30 s)."""
+    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
+    return subprocess.Popen([sys.executable, "-m", "sde_com.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def wait_for_units(parts: Path, n: int, proc, timeout=120.0):
+    """Wait until the run ``proc`` (``start_cli``) has saved ``n`` units in its checkpoint folder ``parts``."""
+    from sde_com.runs.engine import saved_units
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if parts.exists() and saved_units(parts) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before {n} units: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for units")
 
 
 def without_history(ds: xr.Dataset) -> xr.Dataset:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_identical_output, run_cli, write_scenario
+from conftest import LONG, assert_identical_output, run_cli, start_cli, wait_for_units, write_scenario
 
 from sde_com.cli import main
 from sde_com.results.io import read_dataset
@@ -32,18 +32,7 @@ seed = 3
 """
 
 # long enough to be interrupted part-way: 24 units of ≈ 0.1–0.3 s each (2.4e7 trajectory-steps)
-LONG = """
-[model]
-detuning = [0.7, 0.75, 0.8]
-[simulate]
-method = "exact"
-dt = 0.05
-burn_in = 20.0
-duration = 20000.0
-trajectories = 64
-chunk = 8
-seed = 5
-"""
+
 
 
 def test_in_process_dask_and_chunk_sizes_give_identical_files(tmp_path):
@@ -65,31 +54,13 @@ def test_steady_sweep_on_dask_is_identical(tmp_path):
     assert_identical_output(read_dataset(tmp_path / "a.nc"), read_dataset(tmp_path / "b.nc"))
 
 
-def _cli(*args, **kw):
-    """The CLI in a subprocess that saves its checkpoint after every unit (the default waits 30 s)."""
-    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
-    return subprocess.Popen([sys.executable, "-m", "sde_com.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)
-
-
-def _wait_for_units(parts: Path, n: int, proc, timeout=120.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if parts.exists() and saved_units(parts) >= n:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"run ended before {n} units: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for units")
-
-
 def test_sigkill_then_resume_is_identical(tmp_path):
     f = write_scenario(tmp_path, LONG)
     ref = tmp_path / "ref.nc"
     assert run_cli(tmp_path, LONG, ref) == 0
     out = tmp_path / "out.nc"
-    proc = _cli("run", str(f), "-o", str(out), "--quiet")
-    _wait_for_units(tmp_path / "out.nc.parts", 3, proc)
+    proc = start_cli("run", str(f), "-o", str(out), "--quiet")
+    wait_for_units(tmp_path / "out.nc.parts", 3, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = saved_units(tmp_path / "out.nc.parts")
@@ -101,8 +72,8 @@ def test_sigkill_then_resume_is_identical(tmp_path):
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
     f = write_scenario(tmp_path, LONG)
     out = tmp_path / "out.nc"
-    proc = _cli("run", str(f), "-o", str(out))
-    _wait_for_units(tmp_path / "out.nc.parts", 2, proc)
+    proc = start_cli("run", str(f), "-o", str(out))
+    wait_for_units(tmp_path / "out.nc.parts", 2, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -114,8 +85,8 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path):
     ref = tmp_path / "ref.nc"
     assert run_cli(tmp_path, LONG, ref) == 0
     out = tmp_path / "out.nc"
-    proc = _cli("run", str(f), "-o", str(out), "--quiet", "--workers", "2")
-    _wait_for_units(tmp_path / "out.nc.parts", 2, proc)
+    proc = start_cli("run", str(f), "-o", str(out), "--quiet", "--workers", "2")
+    wait_for_units(tmp_path / "out.nc.parts", 2, proc)
     workers = [pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid) or b"forkserver" in _cmdline(pid)]
     assert workers, "no worker processes found"
     os.kill(workers[0], signal.SIGKILL)
@@ -147,8 +118,8 @@ def _cmdline(pid: int) -> bytes:
 def test_resume_with_a_changed_scenario_is_refused(tmp_path, capsys):
     f = write_scenario(tmp_path, LONG)
     out = tmp_path / "out.nc"
-    proc = _cli("run", str(f), "-o", str(out), "--quiet")
-    _wait_for_units(tmp_path / "out.nc.parts", 1, proc)
+    proc = start_cli("run", str(f), "-o", str(out), "--quiet")
+    wait_for_units(tmp_path / "out.nc.parts", 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     f.write_text(LONG.replace("seed = 5", "seed = 6"))

@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import assert_identical_output, run_cli, write_scenario
+from conftest import LONG, assert_identical_output, run_cli, start_cli, wait_for_units, write_scenario
 
 from sde_com.errors import RunWarning
 from sde_com.results.io import read_dataset
@@ -147,34 +147,7 @@ def test_a_simulation_with_no_stable_branch_anywhere_is_refused(tmp_path, capsys
     assert run_cli(tmp_path, transient + "allow_unstable = true\n", tmp_path / "a.nc") == 0
 
 
-LONG = """
-[model]
-detuning = [0.7, 0.75, 0.8]
-[simulate]
-method = "exact"
-dt = 0.05
-burn_in = 20.0
-duration = 20000.0
-trajectories = 64
-chunk = 8
-seed = 5
-"""
 
-
-def _start(*args):
-    """The CLI in a subprocess, saving its checkpoint after every unit."""
-    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
-    return subprocess.Popen([sys.executable, "-m", "sde_com.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-
-
-def _wait_for(predicate, proc, timeout=120.0):
-    t0 = time.monotonic()
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended first: {proc.stderr.read()}")
-        assert time.monotonic() - t0 < timeout, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_second_run_of_the_same_output_is_refused_and_a_killed_one_never_blocks(tmp_path, capsys):
@@ -182,19 +155,18 @@ def test_a_second_run_of_the_same_output_is_refused_and_a_killed_one_never_block
     ``--resume`` too) and touches nothing; the first finishes as if alone. A SIGKILLed run's lock dies with
     it: ``--resume`` then goes on to the same file as an uninterrupted run."""
     from sde_com.cli import main
-    from sde_com.runs.engine import saved_units
 
     scenario = write_scenario(tmp_path, LONG)
     out, parts = tmp_path / "out.nc", tmp_path / "out.nc.parts"
-    first = _start("run", str(scenario), "-o", str(out), "--quiet")
-    _wait_for(lambda: parts.exists() and saved_units(parts) >= 1, first)
+    first = start_cli("run", str(scenario), "-o", str(out), "--quiet")
+    wait_for_units(parts, 1, first)
     for extra in ([], ["--force"], ["--resume"]):
         assert main(["run", str(scenario), "-o", str(out), "--quiet", *extra]) == 2
         assert "is locked" in capsys.readouterr().err
     assert first.wait(timeout=300) == 0 and not parts.exists()
     reference = read_dataset(out)
-    again = _start("run", str(scenario), "-o", str(out), "--quiet", "--force")
-    _wait_for(lambda: parts.exists() and saved_units(parts) >= 2, again)
+    again = start_cli("run", str(scenario), "-o", str(out), "--quiet", "--force")
+    wait_for_units(parts, 2, again)
     again.send_signal(signal.SIGKILL)
     again.wait()
     assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
@@ -296,13 +268,12 @@ def test_a_damaged_checkpoint_state_is_detected_and_its_units_run_again(tmp_path
     """The saved state is an npz (a zip): a truncated file fails its structure, an altered byte its CRC-32.
     ``--resume`` says so, reruns those units, and writes the file of an uninterrupted run."""
     from sde_com.cli import main
-    from sde_com.runs.engine import saved_units
 
     scenario = write_scenario(tmp_path, LONG)
     assert main(["run", str(scenario), "-o", str(tmp_path / "ref.nc"), "--quiet"]) == 0
     out, parts = tmp_path / "out.nc", tmp_path / "out.nc.parts"
-    proc = _start("run", str(scenario), "-o", str(out), "--quiet")
-    _wait_for(lambda: parts.exists() and saved_units(parts) >= 2, proc)
+    proc = start_cli("run", str(scenario), "-o", str(out), "--quiet")
+    wait_for_units(parts, 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     state = parts / "state.npz"

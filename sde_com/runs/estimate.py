@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sde_com.errors import UserError
+from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS
 
 STEPS_PER_SECOND_PER_THREAD = 9.0e7  # trajectory-steps (d = 6, 1.9e8/s on 2 threads, `sde-com bench`)
 SECONDS_PER_POINT_THREAD = 4.0e-6  # a steady-state sweep point end to end (1.97 µs on 2 threads)
@@ -138,9 +139,8 @@ def estimate(scenario, units) -> Estimate:
     traced = min(largest, s.traces)
     unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
     q = d * (d + 1) // 2
-    groups = 32
     accumulator = 8 * max(n_snap, 1) * q * 4
-    scratch = (8 * n_snap * q * groups) if n_snap else 0  # one point's finished jackknife groups at a time
+    scratch = (8 * n_snap * q * N_JACKKNIFE_GROUPS) if n_snap else 0  # one point's finished jackknife groups at a time
     peak = BASE_BYTES + 3 * (total - streamed) + 2 * unit_bytes + accumulator
     return Estimate(len(units), work, "trajectory-steps",
                     work / (STEPS_PER_SECOND_PER_THREAD * _threads()), peak, total, scratch)
