@@ -46,7 +46,7 @@ def run_cli(folder: Path, text: str, out: Path, *extra: str) -> int:
     return main(["run", str(write_scenario(folder, text)), "-o", str(out), "--quiet", *extra])
 
 
-# a run of 24 units long enough to be stopped part-way (kill and resume tests)
+# long enough to be interrupted part-way: 24 units of ≈ 0.1–0.3 s each (2.4e7 trajectory-steps)
 LONG = """
 [model]
 detuning = [0.7, 0.75, 0.8]

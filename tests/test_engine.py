@@ -31,9 +31,6 @@ save_every = 1.0
 seed = 3
 """
 
-# long enough to be interrupted part-way: 24 units of ≈ 0.1–0.3 s each (2.4e7 trajectory-steps)
-
-
 
 def test_in_process_dask_and_chunk_sizes_give_identical_files(tmp_path):
     sc = parse_scenario(SIM)
