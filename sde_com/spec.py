@@ -28,10 +28,12 @@ class Key:
     type: one of ``TYPES`` or a union of them ("string | matrix"); a number is finite and never a boolean.
     unit: a UDUNITS string, ``TIME`` or ``RATE`` ("" for strings, "1" for pure numbers).
     default: the value the code uses when the key is absent (None: absent means "not given", see doc).
-    minimum/maximum (exclusive_*: strict): bounds of a number, or of each number of a list.
+    minimum/maximum (exclusive_*: strict): bounds of a number, or of each number of a list or matrix.
     choices: the allowed strings.   min_items: the shortest allowed list.
     forms: other forms a scenario may give: "list" (several values: a sweep dimension or a study),
         "range" ({start, stop, num}, num points with both ends included).
+    only_with: the values of the table's ``kind`` under which the key means something (empty: any); given
+        under another kind it is refused rather than ignored.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Key:
     choices: tuple = ()
     min_items: int = 0
     forms: tuple[str, ...] = ()
+    only_with: tuple[str, ...] = ()
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -109,7 +112,7 @@ def _matches(key: Key, t: str, v) -> bool:
     if t == "matrix":
         rows = list(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
         return isinstance(rows, (list, tuple)) and len(rows) > 0 and all(
-            _is_sequence(r) and all(_is_number(x) for x in r) for r in rows)
+            _is_sequence(r) and all(_is_number(x) and _in_bounds(key, x) for x in r) for r in rows)
     item = t[len("list["):-1]
     return _is_sequence(v) and len(v) >= key.min_items and all(_matches(key, item, x) for x in v)
 
@@ -139,7 +142,7 @@ def _type_text(key: Key, t: str) -> str:
     if t == "boolean":
         return "true or false"
     if t == "matrix":
-        return "a matrix (a list of rows of finite real numbers)"
+        return "a matrix (a list of rows of " + " ".join(filter(None, ["finite real numbers", bounds])) + ")"
     if t.startswith("list["):
         item = "strings" if t == "list[string]" else " ".join(filter(None, ["finite real numbers", bounds]))
         size = "" if key.min_items == 0 else "non-empty " if key.min_items == 1 else f"{key.min_items}+ "

@@ -294,6 +294,7 @@ DOUBTFUL = "[model]\ndetuning = [0.8, 1.0]\npower = 1e-12\nmass = 1e-15\ntempera
 
 
 @pytest.mark.parametrize("text", [DOUBTFUL + '[output]\nvariables = ["cov", "logneg"]\n',
+                                  DOUBTFUL,  # a sweep that keeps no V: the chain reports ⟨δa†δa⟩ itself
                                   DOUBTFUL + "[simulate]\ndt = 0.5\nduration = 10.0\ntrajectories = 8\n"])
 def test_a_doubtful_linearization_is_warned_of(tmp_path, capsys, text):
     assert run_cli(tmp_path, text, tmp_path / "out.nc") == 0
@@ -375,6 +376,26 @@ def test_killed_at_any_moment_then_resumed_gives_the_uninterrupted_file(tmp_path
     assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(out))
 
 
+def test_ctrl_c_stops_even_inside_one_long_kernel(tmp_path):
+    """One unit of 1e11 steps (a single trajectory: ~10 min). The first Ctrl-C says the run stops after the unit
+    in progress; the second stops it at once, though the kernel is still running (units run on a thread of their
+    own, so the main thread takes the signal); no unit had finished, so nothing is left behind."""
+    text = "[model]\ndetuning = 0.8\n[simulate]\ntrajectories = 1\ndt = 0.01\nduration = 1e9\n"
+    out = tmp_path / "out.nc"
+    proc = start_cli("run", str(write_scenario(tmp_path, text)), "-o", str(out))
+    assert proc.stderr.readline().startswith("estimated: 1 unit")
+    time.sleep(3.0)  # well inside the kernel (its cached code loads in ~1 s)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 20.0, "the second Ctrl-C waited for the kernel"  # the unit alone: ~10 min
+    assert "Ctrl-C again stops now" in err and "nothing is saved; run the same command again" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
+
+
 _DRIVEN = '[model]\ndetuning = 0.8\n[simulate]\ndt = 0.25\nduration = 20.0\nsave_every = 2.0\ninitial = "thermal"\n'
 _DETECTED = ('[model]\ndetuning = 0.8\n[simulate]\nmethod = "em"\ndt = 0.005\nduration = 20.0\ntrajectories = 2\n'
              'traces = 2\n[detect]\nsegment = 64\n')
@@ -438,6 +459,17 @@ ODD = {
     "a repeated filter bandwidth": (_DETECTED + "filter_bandwidths = [0.1, 0.1]\n", "repeats a value"),
     "save_every beyond the run": ('[model]\ndetuning = 0.8\n[simulate]\nsave_every = 1e6\ninitial = "thermal"\n',
                                   "save_every must be >= dt"),
+    "a drive key of another kind": (_DRIVEN + '[drive]\nkind = "ramp"\nfrequency = 0.3\n',
+                                    "drive.frequency has no meaning with kind = 'ramp'; it applies to kind = 'sine'"),
+    "a drive key without its kind": (_DRIVEN + "[drive]\ntimes = [0.0, 1.0]\n",
+                                     "drive.times has no meaning with kind = 'constant'"),
+    "an initial covariance that overflows": (
+        '[model]\ndetuning = 0.8\n[simulate]\nsave_every = 1.0\ninitial = '
+        + str([[1e300 if i == j == 0 else float(i == j) for j in range(6)] for i in range(6)]) + "\n",
+        "finite real numbers >= -1e+15 and <= 1e+15"),
+    "a truncated-Wigner check of one trajectory": (
+        '[model]\ndetuning = 0.8\n[wigner]\n[simulate]\nmethod = "em"\ntrajectories = 1\n',
+        "trajectories >= 2 (its errors come from the spread"),
 }
 
 

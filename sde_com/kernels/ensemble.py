@@ -374,7 +374,7 @@ def _block(F, L, initial, i0, job, record, sums):
     symmetrize(sums[1], i0, n_valid)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _run_blocks6(F, L, initial, job, record, sums):
     """All blocks of _LANES trajectories at d = 6 in parallel (prange over blocks); outputs written in place.
 
@@ -384,14 +384,14 @@ def _run_blocks6(F, L, initial, job, record, sums):
         _block6(F, L, initial, blk * _LANES, job, record, sums)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _run_blocks(F, L, initial, job, record, sums):
     """All blocks of _LANES trajectories at any d in parallel (prange over blocks); outputs written in place."""
     for blk in prange((initial.shape[0] + _LANES - 1) // _LANES):
         _block(F, L, initial, blk * _LANES, job, record, sums)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _run_moments6(F, L, initial, job, record, sums, block_size, out, out_sq):
     """``_run_blocks6`` in parallel over statistics blocks of ``block_size`` (a multiple of _LANES)
     trajectories: each block's lane blocks are stepped, then its snapshot moments made at once
@@ -463,7 +463,7 @@ def run_batch_means(F, L, initial, seed, first_trajectory, n_steps, burn_in_step
     return sums[0], sums[1], batch_len
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def run_ensemble_varying(Fs, Ls, initial, seed, first_trajectory, snapshot_steps):
     """Ensemble of u_{n+1} = F_n u_n + L_n xi_n with one map per step (a drift A(t) that changes in time).
 

@@ -8,7 +8,7 @@ from numba import njit, prange
 from sde_com.random.normals import STEP_STREAM_ID, ZERO, fill_normals
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def run_truncated_wigner(rates, initial, reference, seed, first_trajectory, n_steps, dt, burn_in_steps):
     """Euler–Maruyama for the full nonlinear Langevin equations (Eq. (3), corrected in docs/physics.md) with
     the Gaussian noises of the linearized model (truncated Wigner), in units of ω_m.

@@ -146,19 +146,25 @@ def revival_factor(max_logneg: np.ndarray | float, max_logneg_ideal: np.ndarray 
 LINEARIZATION_TOLERANCE = 0.01  # ⟨δa†δa⟩ / |α|² above which the linearization is doubtful (docs/physics.md)
 
 
-def linearization_ratio(V, photons) -> np.ndarray:
+def fluctuation_numbers(V, modes: int) -> np.ndarray:
+    """⟨δa†δa⟩ = (V_xx + V_pp − 1) / 2 of the first ``modes`` modes of V (..., 2N, 2N) in (x, p) pairs (vacuum
+    variance 1/2 per quadrature: 0 for vacuum) → (..., modes)."""
+    V = np.asarray(V, dtype=float)
+    k = np.arange(modes)
+    return 0.5 * (V[..., 2 * k, 2 * k] + V[..., 2 * k + 1, 2 * k + 1] - 1.0)
+
+
+def linearization_ratio(n_fluct, photons) -> np.ndarray:
     """⟨δa†δa⟩ / |α|² of each optical mode: the size of what the linearization drops. The linearized equations
     (Eq. (6)) keep the radiation-pressure terms linear in the fluctuations, G₀(α* δa + α δa†) q, and drop
-    G₀ δa†δa q, whose relative size is the fluctuation number ⟨δa†δa⟩ = (V_xx + V_pp − 1) / 2 (vacuum variance
-    1/2 per quadrature: 0 for vacuum) against the mean-field photon number |α|².
+    G₀ δa†δa q, whose relative size is the fluctuation number ⟨δa†δa⟩ (``fluctuation_numbers``) against the
+    mean-field photon number |α|².
 
-    V (..., 2N, 2N) in (x, p) pairs; photons (..., K): |α|² of the first K modes (the optical ones; the
-    mechanics enters linearly, so its thermal fluctuations do not count) → (..., K). A mode with no mean field
-    and vacuum fluctuations gives 0; one with fluctuations and no mean field, inf."""
-    V = np.asarray(V, dtype=float)
+    n_fluct, photons (..., K): ⟨δa†δa⟩ and |α|² of the optical modes (the mechanics enters linearly, so its
+    thermal fluctuations do not count) → (..., K). A mode with no mean field and vacuum fluctuations gives 0;
+    one with fluctuations and no mean field, inf."""
     photons = np.asarray(photons, dtype=float)
-    k = np.arange(photons.shape[-1])
-    n_fluct = 0.5 * (V[..., 2 * k, 2 * k] + V[..., 2 * k + 1, 2 * k + 1] - 1.0)
+    n_fluct = np.asarray(n_fluct, dtype=float)
     n_fluct = np.where(np.abs(n_fluct) < 1e-12, 0.0, n_fluct)  # vacuum within rounding
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n_fluct == 0.0, 0.0, n_fluct / photons)

@@ -17,10 +17,12 @@ loses at most the units since the last save, which ``--resume`` runs again (thei
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import math
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -282,10 +284,12 @@ def connect(workers: int | None, scheduler: str | None, warm_up=None):
 
 class _StopRequest:
     """Ctrl-C sets a flag instead of raising inside a kernel; the run stops after the unit in progress
-    (a second Ctrl-C stops at once)."""
+    (a second Ctrl-C stops at once: in-process units run on ``_UnitThread``, so the main thread takes it
+    even while a long kernel runs)."""
 
-    def __init__(self):
+    def __init__(self, quiet: bool = False):
         self.requested = False
+        self.quiet = quiet
         self.old = None
         if threading.current_thread() is threading.main_thread():
             self.old = signal.signal(signal.SIGINT, self._handler)
@@ -294,6 +298,9 @@ class _StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        if not self.quiet:
+            print("\nsde-com: stopping after the unit in progress; Ctrl-C again stops now (--resume redoes that "
+                  "unit)", file=sys.stderr, flush=True)
 
     def check(self) -> None:
         if self.requested:
@@ -317,19 +324,68 @@ class _Todo:
         return (i for i in range(self.done.size) if not self.done[i])
 
 
+class _UnitThread:
+    """Runs a run's in-process units, one at a time, on a daemon thread, while the main thread waits in
+    short, interruptible waits: a unit can be one long kernel (a single trajectory of 1e12 steps), and a
+    signal handler runs only in the main thread between bytecodes, so a kernel on the main thread would
+    hold off Ctrl-C until it returned. The parallel kernels release the GIL (``nogil``). One thread for the
+    whole run (OpenMP keeps a team of threads per calling thread); abandoned after a Ctrl-C, it dies with
+    the process."""
+
+    def __init__(self):
+        self.jobs = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="sde-com units", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            call, box, done = job
+            try:
+                box["result"] = call()
+            except BaseException as exc:  # handed to the main thread, with its traceback
+                box["error"] = exc
+            done.set()
+
+    def run(self, call):
+        import numba
+
+        box, done = {}, threading.Event()
+        threads = numba.get_num_threads()  # per thread in Numba: the caller's setting holds for its units
+        self.jobs.put((functools.partial(_with_threads, threads, call), box, done))
+        while not done.wait(0.5):  # a Ctrl-C's KeyboardInterrupt is raised here
+            pass
+        if "error" in box:
+            raise box.pop("error")
+        return box["result"]
+
+    def close(self) -> None:
+        self.jobs.put(None)
+
+
+def _with_threads(threads: int, call):
+    import numba
+
+    numba.set_num_threads(threads)
+    return call()
+
+
 DASK_WINDOW_PER_WORKER = 4  # units in flight per Dask worker: enough to keep it busy, not the whole run
 
 
 def _completed(scenario, units, todo, client, models):
     """Yield (index, result or exception) as units finish; ``models``: what each unit was prepared with."""
     if client is None:
-        for i in todo:
-            try:
-                yield i, run_one(scenario, units[i], models[i])
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # reported with the unit's parameters, the rest go on
-                yield i, exc
+        worker = _UnitThread()
+        try:
+            for i in todo:
+                try:
+                    result = worker.run(functools.partial(run_one, scenario, units[i], models[i]))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # reported with the unit's parameters, the rest go on
+                    result = exc
+                yield i, result
+        finally:
+            worker.close()
         return
     from dask.distributed import LocalCluster, as_completed
 
@@ -428,7 +484,7 @@ def _execute(scenario, output, history, ckpt, units, models, options) -> None:
     except BaseException:
         _abandon(ckpt, merger)
         raise
-    stop = _StopRequest()
+    stop = _StopRequest(quiet)
     try:
         failures = _run_units(scenario, units, todo, client, models, (ckpt, merger, progress, stop))
     except KeyboardInterrupt as exc:
@@ -438,6 +494,10 @@ def _execute(scenario, output, history, ckpt, units, models, options) -> None:
         else:
             _stop(ckpt, merger)
         progress.close("interrupted")
+        if not merger.done.any():  # nothing to keep: leave nothing behind that would block the next run
+            ckpt.remove()
+            raise RunInterrupted(f"no unit of {len(units)} had finished, so nothing is saved; run the same "
+                                 "command again to start over") from None
         raise RunInterrupted(f"{saved_units(ckpt.folder)} of {len(units)} units are saved in {str(ckpt.folder)!r}; "
                              "continue with the same command and --resume") from None
     except BaseException:

@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import NumericalError, UserError
+from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.system import SpinningResonator
@@ -40,7 +41,7 @@ from sde_com.runs.mergers import (
     linearization_checks,
     warn_of,
 )
-from sde_com.runs.schema import ScenarioError, check_table, defaults
+from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
 from sde_com.simulation.simulate import (
     plan_units,
     point_model,
@@ -196,8 +197,8 @@ class SimulateKind(RunKind):
         units = plan_units(sim, skeleton)
         shape = (-1, skeleton.sizes["branch"])
         photons = np.stack([skeleton[v].values.reshape(shape) for v in ("photons", "photons_reflected")], axis=-1)
-        warn_of(linearization_checks(skeleton["cov"].values.reshape(*shape, 6, 6), photons,
-                                     skeleton["stable"].values.reshape(shape)), 0)
+        fluct = fluctuation_numbers(skeleton["cov"].values.reshape(*shape, 6, 6), 2)
+        warn_of(linearization_checks(fluct, photons, skeleton["stable"].values.reshape(shape)), 0)
         return units
 
     def models(self, scenario, units):
@@ -264,7 +265,9 @@ class SinglePointKind(RunKind):
             raise ScenarioError(f"[{self.name}] runs one operating point: every [model] value must be a scalar")
         table = dict(table)
         self.check_simulation(simulation, dt_study)
-        return self.check(table, base)
+        table = self.check(table, base)
+        check_kind_keys(self.name, table)
+        return table
 
     def check_simulation(self, simulation, dt_study) -> None:
         raise NotImplementedError
@@ -289,8 +292,8 @@ class SinglePointKind(RunKind):
                             f"{f', 0 .. {n - 1}' if n else ''}")
         op = ops[branch]
         if op.cov is not None:
-            warn_of(linearization_checks(op.cov[None, None], np.array([[[abs(op.alpha_u) ** 2,
-                                                                          abs(op.alpha_v) ** 2]]]), [[True]]), 0)
+            photons = np.array([[[abs(op.alpha_u) ** 2, abs(op.alpha_v) ** 2]]])
+            warn_of(linearization_checks(fluctuation_numbers(op.cov[None, None], 2), photons, [[True]]), 0)
         return [WholeRun()]
 
     def check(self, table: dict, base: Path | None) -> dict:
@@ -392,9 +395,10 @@ class WignerKind(SinglePointKind):
 
     def check_simulation(self, simulation, dt_study):
         if (simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study
-                or simulation.traces):
-            raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt, no snapshots "
-                                "and no traces (it records none)")
+                or simulation.traces or simulation.trajectories < 2):
+            raise ScenarioError("[wigner] needs a [simulate] table with method = 'em', a single dt, no snapshots, "
+                                "no traces (it records none) and trajectories >= 2 (its errors come from the spread "
+                                "over trajectories)")
 
     branch_key = True
 

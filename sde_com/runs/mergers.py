@@ -101,14 +101,14 @@ class Merger:
         """Stop and remove the streamed data."""
 
 
-def linearization_checks(cov, photons, stable) -> np.ndarray:
+def linearization_checks(fluct, photons, stable) -> np.ndarray:
     """[stable points, points where the linearization is doubtful, worst ⟨δa†δa⟩ / |α|²] of a block:
-    cov (points, branch, 6, 6), photons (points, branch, 2) of the driven and reflected modes, stable
-    (points, branch) (``gaussian.linearization_ratio`` at every stable branch)."""
+    fluct, photons (points, branch, 2): ⟨δa†δa⟩ (``gaussian.fluctuation_numbers``) and |α|² of the driven and
+    reflected modes, stable (points, branch) (``gaussian.linearization_ratio`` at every stable branch)."""
     stable = np.asarray(stable, dtype=bool)
     out = np.array([float(stable.any(axis=1).sum()), 0.0, 0.0])
-    if cov is not None and stable.any():
-        ratio = np.where(stable[..., None], linearization_ratio(cov, photons), 0.0).max(axis=-1)
+    if stable.any():
+        ratio = np.where(stable[..., None], linearization_ratio(fluct, photons), 0.0).max(axis=-1)
         out[1] = float((ratio > LINEARIZATION_TOLERANCE).any(axis=1).sum())
         out[2] = float(np.nanmax(ratio))
     return out
@@ -161,7 +161,7 @@ class SweepMerger(Merger):
         if self.logneg_max is not None:
             self.fold(self.logneg_max, start, data["logneg"])
         photons = np.stack([data["photons"], data["photons_reflected"]], axis=-1)
-        block = linearization_checks(data.get("cov"), photons, data["stable"])  # cov: when it is written
+        block = linearization_checks(result["fluct"], photons, data["stable"])
         self.checks[:2] += block[:2]
         self.checks[2] = max(self.checks[2], block[2])
         self.branches[index] = n_b

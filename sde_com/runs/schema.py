@@ -123,6 +123,21 @@ def check_table(name: str, table, error: type[ValueError] = ScenarioError) -> di
     return table
 
 
+def check_kind_keys(name: str, table: dict, error: type[ValueError] = ScenarioError) -> None:
+    """A key that means something only under some values of the table's ``kind`` (``Key.only_with``) is
+    refused under another, rather than silently ignored (checked once the table's kind is settled: a
+    [drive] ``file`` implies 'samples')."""
+    keys = SCHEMA[name].keys
+    if "kind" not in keys:
+        return
+    kind = table.get("kind", keys["kind"].default)
+    for k in table:
+        only = keys[k].only_with
+        if only and kind not in only:
+            raise error(f"{name}.{k} has no meaning with kind = {kind!r}; it applies to kind = "
+                        + " or ".join(repr(c) for c in only))
+
+
 def check_top_level(raw: dict, error: type[ValueError] = ScenarioError) -> None:
     """Known top-level keys, and the types of title and description."""
     unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
@@ -162,7 +177,8 @@ def _type_json(key: Key, t: str) -> dict:
     if t == "string":
         return {"type": "string", **({"enum": list(key.choices)} if key.choices else {})}
     if t == "matrix":
-        return {"type": "array", "minItems": 1, "items": {"type": "array", "items": {"type": "number"}}}
+        return {"type": "array", "minItems": 1,
+                "items": {"type": "array", "items": {"type": "number", **_bounds_json(key)}}}
     out = {"type": "array", "items": _type_json(key, t[len("list["):-1])}
     return {**out, "minItems": key.min_items} if key.min_items else out
 
@@ -172,6 +188,8 @@ def _description(key: Key) -> str:
     text = key.doc + (f" [unit: {unit}]" if unit else "")
     if key.unit in (TIME, RATE):
         text += " (ω_ref = ω_m for the spinning resonator)"
+    if key.only_with:
+        text += " (only with kind = " + " or ".join(repr(c) for c in key.only_with) + ")"
     return text
 
 
@@ -232,6 +250,8 @@ def _allowed_doc(key: Key) -> str:
         parts.append(bounds_text(key))
     if key.min_items:
         parts.append(f"at least {key.min_items} item{'s' if key.min_items > 1 else ''}")
+    if key.only_with:
+        parts.append("only with kind = " + " or ".join(f"`{json.dumps(c)}`" for c in key.only_with))
     return "; ".join(parts)
 
 

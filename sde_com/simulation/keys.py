@@ -26,7 +26,9 @@ SIMULATE = make_table(
         "1", 0, minimum=0, maximum=2**63 - 1),
     Key("initial", "string | matrix", "initial state: 'steady' N(0, V), 'thermal' (optical vacuum, thermal "
                                       "mechanics), 'zero', or a 6×6 covariance (list of rows)",
-        default="steady", choices=("steady", "thermal", "zero")),
+        default="steady", choices=("steady", "thermal", "zero"),
+        # entries beyond 1e15 (vacuum units) overflow the second moments summed over a run (x²·1e18 steps)
+        minimum=-1e15, maximum=1e15),
     Key("save_times", "list[number]", "ensemble snapshots at these ascending times from t = 0, within "
                                       "burn_in + duration (a transient run; absent: none)", TIME,
         minimum=0.0, min_items=1),
@@ -49,19 +51,22 @@ DRIVE = make_table(
     Key("kind", "string", "envelope s: 'constant' (1), 'ramp' (half-cosine switch-on), 'pulse' (Gaussian), "
                           "'sine' (1 + depth·sin(frequency·t + phase)), 'samples' (interpolated)",
         default="constant", choices=("constant", "ramp", "pulse", "sine", "samples")),
-    Key("start", "number", "switch-on time (ramp) or centre (pulse)", TIME, 0.0),
+    Key("start", "number", "switch-on time (ramp) or centre (pulse)", TIME, 0.0, only_with=("ramp", "pulse")),
     Key("rise_time", "number", "duration of the half-cosine rise (ramp); at least 2 dt", TIME, 10.0, minimum=0.0,
-        exclusive_minimum=True),
+        exclusive_minimum=True, only_with=("ramp",)),
     Key("width", "number", "standard deviation of the Gaussian (pulse); at least 2 dt", TIME, 10.0, minimum=0.0,
-        exclusive_minimum=True),
-    Key("depth", "number", "modulation depth (sine)", "1", 0.5, minimum=-1e3, maximum=1e3),
+        exclusive_minimum=True, only_with=("pulse",)),
+    Key("depth", "number", "modulation depth (sine)", "1", 0.5, minimum=-1e3, maximum=1e3,
+        only_with=("sine",)),
     Key("frequency", "number", "modulation angular frequency (sine); the step must resolve it (frequency·dt "
-                               "<= 0.5)", RATE, 0.1),
-    Key("phase", "number", "modulation phase (sine)", "rad", 0.0),
-    Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, ()),
-    Key("values", "list[number]", "envelope at the sample times (samples)", "1", (), minimum=-1e3, maximum=1e3),
+                               "<= 0.5)", RATE, 0.1, only_with=("sine",)),
+    Key("phase", "number", "modulation phase (sine)", "rad", 0.0, only_with=("sine",)),
+    Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, (),
+        only_with=("samples",)),
+    Key("values", "list[number]", "envelope at the sample times (samples)", "1", (), minimum=-1e3, maximum=1e3,
+        only_with=("samples",)),
     Key("file", "string", "two-column text file (time, value) of samples, relative to the scenario file, "
-                          "instead of times/values (samples; absent: none)"),
+                          "instead of times/values (samples; absent: none)", only_with=("samples",)),
     Key("mean_field_start", "string", "mean fields at t = 0: 'empty' (empty cavity, mechanics at rest: a "
                                       "switch-on) or 'steady' (the steady state of the constant drive)",
         default="empty", choices=("empty", "steady")),

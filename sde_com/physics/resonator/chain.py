@@ -31,7 +31,7 @@ BLOCK_POINTS = 2048
 
 @njit(cache=True, nogil=True)
 def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_thermal, store_cov,
-                 n_branches, shift, alpha_u, alpha_v, stable, logneg, cov):
+                 n_branches, shift, alpha_u, alpha_v, stable, logneg, fluct, cov):
     """Run the whole steady-state chain for every point i (all inputs shape (N,), rates in rad/s), serially.
 
     Outputs (preallocated, NaN-filled by the caller where a branch does not exist):
@@ -39,6 +39,8 @@ def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_th
         shift (N, B): y = G₀q_s/κ per branch, ascending;  alpha_u, alpha_v (N, B) complex: Eq. (7);
         stable (N, B) bool: every eigenvalue of A (Eq. (6)) has Re < 0, by the Routh–Hurwitz criterion;
         logneg (N, B, 3): E_N of the pairs PAIR_NAMES (Eqs. (12)–(13)), NaN where unstable;
+        fluct (N, B, 2): fluctuation numbers ⟨δa†δa⟩ = (V_xx + V_pp − 1)/2 of U and V (the linearization
+            check, ``gaussian.fluctuation_numbers``; always, as a sweep need not keep V), NaN where unstable;
         cov (N, B, 6, 6): Lyapunov V of Eq. (11) if store_cov, NaN where unstable.
     """
     n_points = kappa.shape[0]
@@ -76,6 +78,8 @@ def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_th
                         for c in range(4):
                             v4[r, c] = V[PAIR_ROWS[p, r], PAIR_ROWS[p, c]]
                     logneg[i, b, p] = logneg_from_blocks(v4)
+                for m in range(2):
+                    fluct[i, b, m] = 0.5 * (V[2 * m, 2 * m] + V[2 * m + 1, 2 * m + 1] - 1.0)
                 if store_cov:  # element-wise: an array assignment compiles numba's shape-error path (~2 s)
                     for r in range(6):
                         for c in range(6):
@@ -93,12 +97,13 @@ def run_chain(params: dict[str, np.ndarray], store_cov: bool = True) -> dict[str
         alpha_v=np.full((n, B), np.nan, dtype=np.complex128),
         stable=np.zeros((n, B), dtype=np.bool_),
         logneg=np.full((n, B, 3), np.nan),
+        fluct=np.full((n, B, 2), np.nan),
         cov=np.full((n, B, 6, 6) if store_cov else (1, 1, 6, 6), np.nan),
     )
     args = [np.ascontiguousarray(params[k], dtype=np.float64) for k in
             ("kappa", "delta_u", "delta_v", "J", "G0", "epsilon", "omega_m", "gamma_m", "n_thermal")]
     store_cov = bool(store_cov)  # one specialization (not np.bool_ beside bool)
-    outputs = [out[k] for k in ("n_branches", "shift", "alpha_u", "alpha_v", "stable", "logneg")]
+    outputs = [out[k] for k in ("n_branches", "shift", "alpha_u", "alpha_v", "stable", "logneg", "fluct")]
 
     def block(start: int) -> None:  # points [start, start + BLOCK_POINTS): C-contiguous views, one signature
         part = slice(start, start + BLOCK_POINTS)
