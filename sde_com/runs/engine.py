@@ -325,18 +325,25 @@ class _Todo:
 
 
 class _UnitThread:
-    """Runs a run's in-process units, one at a time, on a daemon thread, while the main thread waits in
-    short, interruptible waits: a unit can be one long kernel (a single trajectory of 1e12 steps), and a
-    signal handler runs only in the main thread between bytecodes, so a kernel on the main thread would
-    hold off Ctrl-C until it returned. The parallel kernels release the GIL (``nogil``). One thread for the
-    whole run (OpenMP keeps a team of threads per calling thread); abandoned after a Ctrl-C, it dies with
-    the process."""
+    """Runs a run's in-process units on a daemon thread, one at a time, while the main thread waits in short,
+    interruptible waits: a unit can be one long kernel (a single trajectory of 1e12 steps), and a signal
+    handler runs only in the main thread between bytecodes, so a kernel on the main thread would hold off
+    Ctrl-C until it returned; the parallel kernels release the GIL (``nogil``). One thread for the whole run
+    (OpenMP keeps a team of threads per calling thread); abandoned after a Ctrl-C, it dies with the process.
+    (Running one unit ahead, to overlap the merge with the next unit, was measured: no faster on two cores,
+    whose time the kernels already fill, and one more unit's traces in memory.)"""
 
     def __init__(self):
+        import numba
+
+        self.threads = numba.get_num_threads()  # per thread in Numba: the caller's setting holds for its units
         self.jobs = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="sde-com units", daemon=True).start()
 
     def _serve(self) -> None:
+        import numba
+
+        numba.set_num_threads(self.threads)
         while (job := self.jobs.get()) is not None:
             call, box, done = job
             try:
@@ -346,46 +353,40 @@ class _UnitThread:
             done.set()
 
     def run(self, call):
-        import numba
-
+        """``call()`` on the thread: its return value, or its exception raised here."""
         box, done = {}, threading.Event()
-        threads = numba.get_num_threads()  # per thread in Numba: the caller's setting holds for its units
-        self.jobs.put((functools.partial(_with_threads, threads, call), box, done))
+        self.jobs.put((call, box, done))
         while not done.wait(0.5):  # a Ctrl-C's KeyboardInterrupt is raised here
             pass
         if "error" in box:
             raise box.pop("error")
-        return box["result"]
+        return box.pop("result")
 
     def close(self) -> None:
         self.jobs.put(None)
 
 
-def _with_threads(threads: int, call):
-    import numba
-
-    numba.set_num_threads(threads)
-    return call()
-
-
 DASK_WINDOW_PER_WORKER = 4  # units in flight per Dask worker: enough to keep it busy, not the whole run
+
+
+def _in_process(scenario, units, todo, models):
+    """``_completed`` in this process: the units in order on a ``_UnitThread``, one at a time."""
+    worker = _UnitThread()
+    try:
+        for i in todo:
+            try:
+                result = worker.run(functools.partial(run_one, scenario, units[i], models[i]))
+            except Exception as exc:  # reported with the unit's parameters, the rest go on
+                result = exc
+            yield i, result
+    finally:
+        worker.close()
 
 
 def _completed(scenario, units, todo, client, models):
     """Yield (index, result or exception) as units finish; ``models``: what each unit was prepared with."""
     if client is None:
-        worker = _UnitThread()
-        try:
-            for i in todo:
-                try:
-                    result = worker.run(functools.partial(run_one, scenario, units[i], models[i]))
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:  # reported with the unit's parameters, the rest go on
-                    result = exc
-                yield i, result
-        finally:
-            worker.close()
+        yield from _in_process(scenario, units, todo, models)
         return
     from dask.distributed import LocalCluster, as_completed
 
