@@ -41,13 +41,36 @@ def _require_matplotlib() -> None:
                          "pip install '.[plot]'")
 
 
-def _check_run_options(args) -> None:
+def _workers(text: str) -> int:
+    """--workers: an integer from 1 to MAX_WORKERS_PER_CORE per core (argparse reports the error)."""
     most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
-    if args.workers is not None and not 1 <= args.workers <= most:
-        raise UserError(f"--workers must be an integer from 1 to {most} ({MAX_WORKERS_PER_CORE} per core of this "
-                        f"machine), got {args.workers}")
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= most:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {most} ({MAX_WORKERS_PER_CORE} per core of "
+                                         f"this machine), got {text!r}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    """A command-line mistake as the one line every user error gets (exit 2), not argparse's usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"sde-com: error: {message} (see {self.prog} --help)\n")
+
+
+def _check_run_options(args) -> None:
     if args.workers is not None and args.scheduler is not None:
         raise UserError("give --workers or --scheduler, not both")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise UserError("--scheduler needs the address of a Dask scheduler (host:port), got an empty string")
+    if args.resume and args.force:
+        raise UserError("give --resume (keep the checkpoint's finished units) or --force (start over), not both")
+    for option, name in (("--output", args.output), ("--plot-file", args.plot_file)):
+        if name is not None and (not name or name.endswith(("/", os.sep))):
+            raise UserError(f"{option} {name!r} names a folder, not a file; give a file name")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -60,13 +83,13 @@ def _same_file(a: Path, b: Path) -> bool:
 def _run(args) -> None:
     from sde_com.kernel_cache import announce_compile
     from sde_com.results.io import check_writable
-    from sde_com.runs.engine import execute
+    from sde_com.runs.engine import execute, may_replace
     from sde_com.runs.scenario import check_plot, load_scenario
 
+    _check_run_options(args)
     out = Path(args.output)
     png = Path(args.plot_file) if args.plot_file else (out.with_suffix(".png") if args.plot else None)
-    overwrite = args.force or args.resume
-    _check_run_options(args)
+    overwrite = may_replace(out, args.force, args.resume)
     for path in (out, png):
         if path is not None and _same_file(path, Path(args.scenario)):
             raise UserError(f"output {str(path)!r} is the scenario file itself; give another name")
@@ -261,7 +284,7 @@ def _schema(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from sde_com._version import __version__
 
-    parser = argparse.ArgumentParser(prog="sde-com", description=__doc__)
+    parser = _Parser(prog="sde-com", description=__doc__)
     parser.add_argument("--version", action="version", version=f"sde-com {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario file and write a netCDF dataset")
@@ -270,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="overwrite existing outputs")
     run.add_argument("--plot", action="store_true", help="also draw the figure (OUTPUT with .png)")
     run.add_argument("--plot-file", help="draw the figure to this PNG file")
-    run.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
+    run.add_argument("--workers", type=_workers, help="run on a local Dask cluster of N worker processes")
     run.add_argument("--scheduler", help="run on the Dask cluster at this scheduler address")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     run.add_argument("--quiet", action="store_true", help="no plan, progress bar or summary on stderr (warnings "
@@ -324,7 +347,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; → its exit status. A bug (any other exception) propagates: a traceback, exit 1."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a command-line mistake (``_Parser.error``: exit 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         with warnings.catch_warnings():

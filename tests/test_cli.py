@@ -168,10 +168,10 @@ def test_output_folder_missing(tmp_path, capsys):
 
 
 def test_missing_arguments_are_usage_errors(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["run"])
-    assert info.value.code == EXIT_BAD_INPUT
-    assert "--output" in capsys.readouterr().err
+    assert main(["run"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("sde-com: error: ") and err.count("\n") == 1, err  # one line, not the usage block
+    assert "--output" in err
 
 
 # --force -------------------------------------------------------------------------------------------

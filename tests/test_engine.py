@@ -148,7 +148,7 @@ def test_progress_goes_to_stderr_as_a_summary_when_not_a_terminal(tmp_path):
     assert quiet.stderr == ""
 
 
-@pytest.mark.parametrize("args, fragment", [(["--workers", "0"], "--workers must be"),
+@pytest.mark.parametrize("args, fragment", [(["--workers", "0"], "--workers: must be an integer from 1"),
                                             (["--workers", "2", "--scheduler", "tcp://x:1"], "not both")])
 def test_bad_execution_options(tmp_path, capsys, args, fragment):
     assert run_cli(tmp_path, SIM, tmp_path / "out.nc", *args) == 2

@@ -435,13 +435,42 @@ def test_inputs_once_found_unclean_are_refused_before_any_work(tmp_path, capsys,
     assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", *extra, text=text)
 
 
-@pytest.mark.parametrize("args, fragment", [(["--workers", "100000"], "--workers must be an integer from 1 to"),
+@pytest.mark.parametrize("args, fragment", [(["--workers", "100000"], "--workers: must be an integer from 1 to"),
+                                            (["--workers", "1.5"], "--workers: must be an integer from 1 to"),
+                                            (["--scheduler", ""], "--scheduler needs the address"),
+                                            (["--resume", "--force"], "give --resume"),
+                                            (["-o", "out.nc/"], "names a folder, not a file"),
                                             (["--scheduler", "notanaddress"], "cannot reach the Dask scheduler"),
                                             (["--plot-file", "SELF"], "is the output itself")])
 def test_command_line_mistakes_are_refused(tmp_path, capsys, args, fragment):
     out = tmp_path / "out.png"  # a .png output, so that only the clash is wrong with --plot-file SELF
     args = [str(out) if a == "SELF" else a for a in args]
     assert fragment in _refused(tmp_path, capsys, out, *args, text=STEADY)
+
+
+@pytest.mark.parametrize("times, fragment", [
+    ("duration = 1.0\ndt = 0.3\n", "burn_in + duration = 1 is 3.333 steps of dt = 0.3: the run takes 3 (0.9)"),
+    ("duration = 1.0\nsave_every = 0.25\n", "save_every = 0.25 is 2.5 steps of dt = 0.1: the run takes 2 (0.2)"),
+    ("duration = 1.0\nsave_times = [0.0, 0.26, 0.54]\n", "2 of save_times (the first 0.26) are not whole steps"),
+    ("duration = 1.0\ndt = [0.1, 0.3]\n", "burn_in + duration = 1 is 3.333 steps of dt = 0.3")])
+def test_times_off_the_step_grid_are_rounded_with_a_warning(tmp_path, capsys, times, fragment):
+    text = f'[model]\ndetuning = 0.8\n[simulate]\ninitial = "thermal"\ntrajectories = 4\n{times}'
+    assert run_cli(tmp_path, text, tmp_path / "out.nc", "--dry-run") == 0
+    err = capsys.readouterr().err
+    assert "sde-com: warning: [simulate] times are rounded to whole steps: " + fragment in err, err
+    assert err.count("warning") == 1, err
+
+
+def test_an_existing_output_is_not_replaced_by_a_resume_with_nothing_to_resume(tmp_path, capsys):
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"precious")
+    assert "exists; pass --force" in _refused(tmp_path, capsys, out, "--resume")
+    assert out.read_bytes() == b"precious"
+
+
+def test_an_output_name_too_long_for_any_file_system_is_refused(tmp_path, capsys):
+    assert "a name too long for its file system" in _refused(tmp_path, capsys, tmp_path / ("a" * 300 + ".nc"))
+    assert "sde-com cannot write a path with a backslash" in _refused(tmp_path, capsys, tmp_path / "x\\y.nc")
 
 
 def test_an_empty_drive_file_is_one_message(tmp_path, capsys):
@@ -467,6 +496,23 @@ ODD = {
         '[model]\ndetuning = 0.8\n[simulate]\nsave_every = 1.0\ninitial = '
         + str([[1e300 if i == j == 0 else float(i == j) for j in range(6)] for i in range(6)]) + "\n",
         "finite real numbers >= -1e+15 and <= 1e+15"),
+    "a maximum over detuning at one detuning": ('[model]\ndetuning = 0.8\n[output]\nvariables = ["revival"]\n',
+                                               "'revival' cannot be written by this run: the maximum over detuning"),
+    "traces that are not recorded": (SIM.replace("chunk = 16\n", "") + '[output]\nvariables = ["trace"]\n',
+                                     "'trace' cannot be written by this run: recorded only with"),
+    "a moment solution without snapshots": ('[model]\ndetuning = 0.8\n[simulate]\n[output]\n'
+                                            'variables = ["cov_moment"]\n', "give save_times or save_every"),
+    "an empty output list": ('[model]\ndetuning = 0.8\n[output]\nvariables = []\n', "output.variables is empty"),
+    "a figure key of another kind": ('[model]\ndetuning = [0.7, 0.8]\n[plot]\nkind = "lines"\nvariable = "logneg"\n',
+                                     "plot.variable has no meaning with kind = 'lines'"),
+    "more panel titles than panels": ('[model]\ndetuning = [0.7, 0.8]\n[plot]\npanel_titles = ["a", "b"]\n',
+                                      "plot.panel_titles gives 2 titles for 1 panel(s)"),
+    "a range wider than the largest number": ("[model]\ndetuning = {start = -1e308, stop = 1e308, num = 3}\n",
+                                              "model.detuning: a range from -1e+308 to 1e+308 spans more than"),
+    "parameters that overflow the model": ("[model]\ndetuning = [0.7, 0.8]\nOmega = 1e308\n",
+                                           "the derived quantities ['delta_u', 'delta_v', 'sagnac_shift'] overflow"),
+    "parameters that underflow the model": ("[model]\ndetuning = [0.7, 0.8]\nquality_factor = 1e300\n",
+                                            "quality_factor = 1e+300, omega_m"),
     "a truncated-Wigner check of one trajectory": (
         '[model]\ndetuning = 0.8\n[wigner]\n[simulate]\nmethod = "em"\ntrajectories = 1\n',
         "trajectories >= 2 (its errors come from the spread"),

@@ -19,6 +19,7 @@ not. ``read_dataset`` indexes it by ``time`` again, so the round trip is identic
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import queue
@@ -62,9 +63,21 @@ def check_writable(path: str | Path, force: bool = False) -> Path:
     - a missing parent folder (FileNotFoundError), a parent that is not a folder (NotADirectoryError), or one
       this process cannot write, a read-only file system included (PermissionError);
     - a name longer than the file system takes with the checkpoint folder's suffix (FileNotFoundError: the
-      name cannot exist there).
+      name cannot exist there; also a path the system refuses as too long).
     """
     path = Path(path)
+    try:
+        return _check_writable(path, force)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:  # the FileExistsError etc. above carry no errno
+            raise
+        raise FileNotFoundError(f"output {str(path)!r}: a name too long for its file system") from None
+
+
+def _check_writable(path: Path, force: bool) -> Path:
+    if "\\" in str(path):  # netCDF-C takes it for a separator and fails with EACCES
+        raise PermissionError(f"output {str(path)!r}: sde-com cannot write a path with a backslash (the netCDF "
+                              "library takes it for a separator); give another name")
     if path.is_dir():
         raise IsADirectoryError(f"output {str(path)!r} is a directory; give a file name")
     if os.path.lexists(path) and not force:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import gc
 import hashlib
 import json
 import math
@@ -64,6 +65,13 @@ def run_one(scenario: Scenario, unit, model=None, threads: int | None = None) ->
 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     return scenario.kind.run_unit(scenario, unit, model)
+
+
+def may_replace(output: Path, force: bool, resume: bool) -> bool:
+    """May the run replace an existing ``output``? With ``force``; with ``resume`` only when there is a
+    checkpoint to finish (its run was allowed to write there: it began over no output, or with ``force``).
+    A --resume with nothing to resume is a plain run, which never overwrites."""
+    return force or (resume and (output.with_name(output.name + PARTS_SUFFIX) / "manifest.json").is_file())
 
 
 def fingerprint(scenario: Scenario) -> str:
@@ -269,10 +277,16 @@ def connect(workers: int | None, scheduler: str | None, warm_up=None):
     if warm_up is not None:
         warm_up()
     if scheduler is not None:
+        reason = None
         try:
             client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address
-            raise UserError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
+            reason = str(exc)
+        if reason is not None:  # (outside the except: the exception's frames hold the half-made Client)
+            # that Client made itself dask's scheduler (dask.config) until it is collected; later writes in
+            # this process would ask it for a lock
+            gc.collect()
+            raise UserError(f"cannot reach the Dask scheduler at {scheduler!r}: {reason}")
     else:
         # one worker thread per process (its units use one Numba thread: run_one)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -420,7 +434,7 @@ def execute(scenario: Scenario, output, *, force: bool = False, resume: bool = F
 
     ``history``: the command recorded in the file's ``history`` attribute (default: the API call)."""
     output = Path(output)
-    check_writable(output, force or resume)
+    check_writable(output, may_replace(output, force, resume))
     kind = scenario.kind
     units, estimated = _planned(scenario, output)
     if not quiet:

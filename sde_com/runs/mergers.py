@@ -102,15 +102,19 @@ class Merger:
 
 
 def linearization_checks(fluct, photons, stable) -> np.ndarray:
-    """[stable points, points where the linearization is doubtful, worst ⟨δa†δa⟩ / |α|²] of a block:
+    """[stable points, points where the linearization is doubtful, worst ⟨δa†δa⟩ / |α|², stable points whose
+    values overflowed] of a block:
     fluct, photons (points, branch, 2): ⟨δa†δa⟩ (``gaussian.fluctuation_numbers``) and |α|² of the driven and
     reflected modes, stable (points, branch) (``gaussian.linearization_ratio`` at every stable branch)."""
     stable = np.asarray(stable, dtype=bool)
-    out = np.array([float(stable.any(axis=1).sum()), 0.0, 0.0])
+    out = np.array([float(stable.any(axis=1).sum()), 0.0, 0.0, 0.0])
     if stable.any():
         ratio = np.where(stable[..., None], linearization_ratio(fluct, photons), 0.0).max(axis=-1)
         out[1] = float((ratio > LINEARIZATION_TOLERANCE).any(axis=1).sum())
-        out[2] = float(np.nanmax(ratio))
+        out[2] = float(np.nanmax(ratio, initial=0.0))
+        # a stable branch whose V or mean field overflowed (extreme parameters): NaN where a value should be
+        finite = np.isfinite(np.asarray(fluct, dtype=float)).all(axis=-1) & np.isfinite(photons).all(axis=-1)
+        out[3] = float((stable & ~finite).any(axis=1).sum())
     return out
 
 
@@ -119,6 +123,9 @@ def warn_of(checks: np.ndarray, points: int) -> None:
     if points and checks[0] == 0:
         warnings.warn(f"no point of this run has a stable branch ({points} point(s)): every value of a steady "
                       "state is NaN", RunWarning, stacklevel=2)
+    if checks[3]:
+        warnings.warn(f"{int(checks[3])} stable point(s) overflowed (non-finite V or mean fields, NaN E_N): their "
+                      "parameters are outside the range where the model can be computed", RunWarning, stacklevel=2)
     if checks[1]:
         warnings.warn(f"the linearization is doubtful at {int(checks[1])} of {int(checks[0])} stable point(s): an "
                       f"optical mode's fluctuation number ⟨δa†δa⟩ exceeds {LINEARIZATION_TOLERANCE:.0%} of its "
@@ -144,7 +151,7 @@ class SweepMerger(Merger):
         self.branches = np.zeros(len(units), dtype=np.int64)  # each unit's branch axis
         size, self.fold = running_logneg_max(params)
         self.logneg_max = np.full(size, np.nan) if revival else None
-        self.checks = np.zeros(3)  # linearization_checks, summed (the worst ratio: a maximum)
+        self.checks = np.zeros(4)  # linearization_checks, summed (the worst ratio: a maximum)
         self.stream, state = open_stream(folder, sizes, self.layout, state)
         if state is not None:
             self.done, self.branches = state["done"].astype(bool), state["branches"]
@@ -162,7 +169,7 @@ class SweepMerger(Merger):
             self.fold(self.logneg_max, start, data["logneg"])
         photons = np.stack([data["photons"], data["photons_reflected"]], axis=-1)
         block = linearization_checks(result["fluct"], photons, data["stable"])
-        self.checks[:2] += block[:2]
+        self.checks[[0, 1, 3]] += block[[0, 1, 3]]
         self.checks[2] = max(self.checks[2], block[2])
         self.branches[index] = n_b
         self.done[index] = True

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sde_com.errors import UserError
 from sde_com.physics.resonator.drift import QUADRATURES
 from sde_com.results.catalogue import SWEPT, default_variables, dims_in, variables_of
-from sde_com.runs.schema import SCHEMA, ScenarioError
+from sde_com.runs.schema import SCHEMA, ScenarioError, check_kind_keys
 
 PLOT_KINDS: tuple[str, ...] = SCHEMA["plot"].keys["kind"].choices  # the schema's: one home
 
@@ -140,12 +140,14 @@ def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str
     with every key the drawer uses, including ``hue``/``panels``: the dimensions that get one line or one
     panel per value, so that every point of the output is shown. Raises PlotError saying why not.
     """
+    given = dict(spec)
     spec = dict(spec)
     if "kind" not in spec:
         spec = {**default_spec(sizes, variables), **spec}
     kind = spec["kind"]
     if kind not in PLOT_KINDS:
         raise PlotError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
+    check_kind_keys("plot", given, PlotError, kind=kind)  # a key this kind of figure would ignore
     if "title" in spec and not isinstance(spec["title"], str):
         raise PlotError(f"plot.title must be a string, got {spec['title']!r}")
     if "panel_titles" in spec:
@@ -239,6 +241,8 @@ def _resolve_lines(spec, sizes, variables):
     n_panels = len(ys) * (sizes[panel] if panel else 1)
     if n_panels > MAX_PANELS:
         raise PlotError(f"plot: {n_panels} panels is more than {MAX_PANELS}")
+    if len(spec.get("panel_titles", ())) > n_panels:  # fewer: the first panels get them
+        raise PlotError(f"plot.panel_titles gives {len(spec['panel_titles'])} titles for {n_panels} panel(s)")
     return {**spec, "x": x, "y": ys, "hue": hue, "panel": panel}
 
 
@@ -335,15 +339,42 @@ UNKNOWN_SIZE = 2  # a dimension whose size is not known before the run (e.g. ome
 RECORDED = ("trace", "noise")  # over the trace times, whether or not the estimates have snapshots
 
 
+def unwritable(run: RunOutline, swept: Mapping[str, int]) -> dict[str, str]:
+    """variable → why this run cannot write it, for the variables of its kind that it cannot: an [output]
+    list naming one is refused (``check_output``), and the default selection leaves them out."""
+    why = {}
+    if run.kind == "simulate":  # its sweep has no revival; snapshots or not; traces only when recorded
+        for name in ("logneg_max", "revival"):
+            why[name] = "the maximum over a steady-state sweep's detuning, which a [simulate] run does not make"
+        if run.transient:
+            why["zscore_max_continuous"] = ("a steady-state estimate's z-score; this run records snapshots "
+                                            "(save_times or save_every)")
+        else:
+            why["cov_moment"] = "the moment solution V(t) of a transient; give save_times or save_every"
+        if "trajectory" not in run.sizes:
+            why.update(dict.fromkeys(RECORDED, "recorded only with [simulate] traces >= 1"))
+    elif run.kind == "sweep" and "detuning" not in swept:
+        for name in ("logneg_max", "revival"):
+            why[name] = "the maximum over detuning; give detuning as a list or range"
+    return why
+
+
+def check_output(variables: Sequence[str] | None, params: Mapping, run: RunOutline) -> None:
+    """An [output] variable this run cannot write is refused (ScenarioError naming it and what it needs)."""
+    swept = {k: len(v) for k, v in params.items() if isinstance(v, list)}
+    why = unwritable(run, swept)
+    for name in variables or ():
+        if name in why:
+            raise ScenarioError(f"output.variables: {name!r} cannot be written by this run: {why[name]}")
+
+
 def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str] | None) -> dict[str, str]:
     """variable → the run kind of the catalogue whose dimensions it has, for every variable the run writes."""
     kinds = ("sweep", "simulate") if run.kind == "simulate" else (run.kind,)
     written = {n: k for k in kinds for n in variables_of(k)}
     drop = set()
-    if run.kind == "simulate":  # its sweep has no revival; snapshots or not; traces only when recorded
-        drop |= {"logneg_max", "revival", "zscore_max_continuous" if run.transient else "cov_moment"}
-        if "trajectory" not in run.sizes:
-            drop |= set(RECORDED)
+    if run.kind == "simulate":
+        drop |= set(unwritable(run, swept))
     elif variables is None:
         drop |= set(variables_of(run.kind)) - set(default_variables(run.kind, swept=bool(swept)))
         if swept.get("detuning", 1) < 2:

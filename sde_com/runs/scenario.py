@@ -11,6 +11,7 @@ once in ``sde_com.runs.schema``, which the checks here read; what remains here a
 from __future__ import annotations
 
 import tomllib
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,11 +19,11 @@ from types import SimpleNamespace
 import numpy as np
 import xarray as xr
 
-from sde_com.errors import UserError
+from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.results.sweep import validate_parameters
 from sde_com.runs.kinds import SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
-from sde_com.runs.plotspec import PLOT_KINDS, RunOutline  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
+from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
 from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
 from sde_com.simulation.simulate import SimulationSettings
@@ -75,10 +76,15 @@ def _first_repeat(values):
     return None
 
 
-def _parse_value(value):
+def _parse_value(name: str, value):
     """A checked [model] value: a range becomes its list of points."""
     if isinstance(value, dict):
-        return np.linspace(float(value["start"]), float(value["stop"]), value["num"]).tolist()
+        with np.errstate(over="ignore", invalid="ignore"):
+            points = np.linspace(float(value["start"]), float(value["stop"]), value["num"])
+        if not np.all(np.isfinite(points)):  # stop − start beyond the largest float
+            raise ScenarioError(f"model.{name}: a range from {value['start']:g} to {value['stop']:g} spans more "
+                                "than the largest number (stop − start overflows); give a narrower range")
+        return points.tolist()
     return value
 
 
@@ -98,6 +104,7 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
         require_capability(kind)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
                         description=raw.get("description", ""), text=text, name=name, **single)
+    check_output(variables, params, scenario.run_outline)  # a variable this run cannot write
     if plot:  # a figure that cannot be drawn from this run's output fails here, before any work
         check_plot(plot, params, variables, run=scenario.run_outline)
     return scenario
@@ -135,7 +142,7 @@ MAX_VALUES = 1_000_000  # values of one [model] key, listed or as a range (the r
 
 def _parse_model(table) -> dict:
     """[model] → sweep parameters (ranges expanded), each value checked against the schema and the grid."""
-    params = {k: _parse_value(v) for k, v in check_table("model", table).items()}
+    params = {k: _parse_value(k, v) for k, v in check_table("model", table).items()}
     for k, v in params.items():
         if isinstance(v, list):
             if len(v) > MAX_VALUES:
@@ -166,12 +173,20 @@ def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ..
                 raise UserError("a list of dt (a time-step study) cannot record snapshots or traces")
             if _first_repeat(dts) is not None:
                 raise UserError(f"dt gives the value {_first_repeat(dts)!r} twice: each dt is one run of the study")
-            for dt in dts:
-                replace(settings, dt=dt)  # validates each
+            studied = [replace(settings, dt=dt) for dt in dts]  # validates each
+            _warn_off_grid(studied)
             return settings, tuple(float(x) for x in dts)
+        _warn_off_grid([settings])
         return settings, None
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"[simulate] {exc}") from exc
+
+
+def _warn_off_grid(runs: list[SimulationSettings]) -> None:
+    """Times that are not whole steps of dt are rounded to the nearest step: say so (a RunWarning), once."""
+    notes = [note for s in runs for note in s.off_grid()]
+    if notes:
+        warnings.warn("[simulate] times are rounded to whole steps: " + "; ".join(notes), RunWarning, stacklevel=3)
 
 
 def _parse_output(table, kind: RunKind) -> tuple[str, ...] | None:
@@ -184,7 +199,10 @@ def _parse_output(table, kind: RunKind) -> tuple[str, ...] | None:
     allowed = list(kind.variables())
     if isinstance(variables, list) and all(isinstance(v, str) for v in variables):
         bad = [v for v in variables if v not in allowed]
-        if bad or not variables:
+        if not variables:
+            raise ScenarioError(f"output.variables is empty; allowed: at least one of {allowed} (or no key: the "
+                                "run's defaults)")
+        if bad:
             raise ScenarioError(f"output.variables: unknown {bad}; allowed: {allowed}")
         if _first_repeat(variables) is not None:
             raise ScenarioError(f"output.variables names {_first_repeat(variables)!r} twice")

@@ -73,16 +73,17 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
             choices=("lines", "map", "estimate", "matrix", "traces", "spectra")),
         Key("x", "string", "x axis: a swept parameter (lines, map), or 'time' (= 'time_scaled', drawn as "
                            "ω_ref·t) / 'dt' (estimate, lines); absent: chosen from the output (lines, map: the "
-                           "parameter with the most values)"),
+                           "parameter with the most values)", only_with=("lines", "map", "estimate")),
         Key("y", "string | list[string]", "lines: the variables drawn, one panel each; map: the swept parameter "
                                           "on the y axis; traces: the quadratures; absent: chosen from the output",
-            min_items=1),
+            min_items=1, only_with=("lines", "map", "traces")),
         Key("hue", "list[string]", "lines: dimensions told apart by colour and style (absent: every dimension "
-                                   "not placed on x or panel)"),
-        Key("panel", "string", "lines: a swept parameter, one panel per value"),
-        Key("variable", "string", "map, estimate, matrix: the variable drawn (absent: chosen from the output)"),
+                                   "not placed on x or panel)", only_with=("lines",)),
+        Key("panel", "string", "lines: a swept parameter, one panel per value", only_with=("lines",)),
+        Key("variable", "string", "map, estimate, matrix: the variable drawn (absent: chosen from the output)",
+            only_with=("map", "estimate", "matrix")),
         Key("title", "string", "figure title (default: the scenario's title)"),
-        Key("panel_titles", "list[string]", "lines: one title per panel"),
+        Key("panel_titles", "list[string]", "lines: one title per panel", only_with=("lines",)),
     ),
 )})
 
@@ -123,14 +124,14 @@ def check_table(name: str, table, error: type[ValueError] = ScenarioError) -> di
     return table
 
 
-def check_kind_keys(name: str, table: dict, error: type[ValueError] = ScenarioError) -> None:
+def check_kind_keys(name: str, table: dict, error: type[ValueError] = ScenarioError, kind: str | None = None) -> None:
     """A key that means something only under some values of the table's ``kind`` (``Key.only_with``) is
     refused under another, rather than silently ignored (checked once the table's kind is settled: a
-    [drive] ``file`` implies 'samples')."""
+    [drive] ``file`` implies 'samples'; ``kind``: the kind in force when the table leaves it out)."""
     keys = SCHEMA[name].keys
     if "kind" not in keys:
         return
-    kind = table.get("kind", keys["kind"].default)
+    kind = table.get("kind", kind if kind is not None else keys["kind"].default)
     for k in table:
         only = keys[k].only_with
         if only and kind not in only:

@@ -15,7 +15,9 @@ SIMULATE = make_table(
                 "point: steady-state estimates with error bars, or a transient (save_times / save_every).",
     Key("method", "string", " or ".join(f"{name!r} ({s.doc})" for name, s in SCHEMES.items()), default="exact",
         choices=tuple(SCHEMES)),
-    Key("dt", "number", "time step; a list runs a time-step study (one run per dt, a `dt` dimension)", TIME,
+    Key("dt", "number", "time step; a list runs a time-step study (one run per dt, a `dt` dimension). The "
+                        "other times are taken to the nearest whole step, with a warning when they are not "
+                        "whole steps", TIME,
         0.1, minimum=0.0, exclusive_minimum=True, forms=("list",)),
     Key("burn_in", "number", "simulated and discarded before the time averages start", TIME, 0.0,
         minimum=0.0),

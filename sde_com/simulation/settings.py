@@ -122,6 +122,27 @@ class SimulationSettings:
         if self.traces and self.save_times is not None:
             raise UserError("traces are recorded on a regular grid: use save_every, not save_times")
 
+    def off_grid(self) -> list[str]:
+        """The times given that are not whole numbers of steps of dt, each as what the run takes instead (they
+        are rounded to the nearest step): for a warning, so that nothing is rounded silently."""
+        def steps(t: float) -> float:
+            return t / self.dt
+
+        def off(t: float) -> bool:  # beyond rounding of the division (t and dt as typed in decimal)
+            return abs(steps(t) - round(steps(t))) > 1e-6 * max(1.0, abs(steps(t)))
+
+        out = []
+        for name, t in (("burn_in", self.burn_in), ("burn_in + duration", self.total_time),
+                        ("save_every", self.save_every)):
+            if t is not None and off(t):
+                out.append(f"{name} = {t:g} is {steps(t):.4g} steps of dt = {self.dt:g}: the run takes "
+                           f"{round(steps(t))} ({round(steps(t)) * self.dt:g})")
+        odd = [t for t in self.save_times or () if off(t)]
+        if odd:
+            out.append(f"{len(odd)} of save_times (the first {odd[0]:g}) are not whole steps of dt = {self.dt:g}: "
+                       f"the snapshots are at the nearest steps ({round(steps(odd[0])) * self.dt:g}, ...)")
+        return out
+
     @property
     def scheme(self) -> Scheme:
         """The integration scheme named by ``method`` (``schemes.SCHEMES``)."""

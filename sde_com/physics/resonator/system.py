@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sde_com.errors import UserError
 from sde_com.physics.resonator.chain import run_chain
 from sde_com.physics.resonator.device import (
     DEVICE_PARAMETERS,
@@ -97,6 +98,21 @@ def _flat_points(full: Mapping[str, np.ndarray], start: int, stop: int | None):
     return gather
 
 
+def _point_text(full: Mapping[str, np.ndarray], k: int) -> str:
+    """The parameters of flat grid point ``k``, as a message names them (``name = value, ...``)."""
+    gather = _flat_points(full, k, k + 1)
+    return ", ".join(f"{name} = {gather(v)[0]:g}" if np.asarray(v).dtype.kind == "f" else f"{name} = {gather(v)[0]}"
+                     for name, v in full.items())
+
+
+def _fails(inp: dict[str, np.ndarray]) -> bool:
+    try:
+        run_chain(inp, store_cov=False)
+    except ArithmeticError:
+        return True
+    return False
+
+
 @register_system
 class SpinningResonator(LinearSystem):
     """The spinning whispering-gallery resonator: two counter-propagating optical modes and one mechanical
@@ -146,7 +162,19 @@ class SpinningResonator(LinearSystem):
         on its own, so blocks joined in order (padded to the most branches) equal the whole grid bitwise.
         """
         inp = chain_inputs(full, start, stop)
-        out = run_chain(inp, store_cov=store_cov)
+        finite = np.logical_and.reduce([np.isfinite(v) for v in inp.values()])
+        if not finite.all():
+            k = int(np.flatnonzero(~finite)[0])
+            rates = [name for name, v in inp.items() if not np.isfinite(v[k])]
+            raise UserError(f"at ({_point_text(full, start + k)}) the derived quantities {rates} overflow: the "
+                            "parameters are outside the range where the model can be computed")
+        try:
+            out = run_chain(inp, store_cov=store_cov)
+        except ArithmeticError as exc:  # overflow or underflow inside the chain: find the point
+            k = next((k for k in range(stop - start) if _fails({n: v[k:k + 1] for n, v in inp.items()})), 0)
+            raise UserError(f"at ({_point_text(full, start + k)}) the steady state cannot be computed "
+                            f"({type(exc).__name__}: {exc}): the parameters are outside the range where the model "
+                            "can be computed") from None
         n_b = max(1, int(out["n_branches"].max(initial=0)))
         out = {k: (v[:, :n_b] if v.ndim > 1 else v) for k, v in out.items()}
         out.update({k: inp[k] for k in ("kappa", "G0", "omega_m", "sagnac_shift")})
