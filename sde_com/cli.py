@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True, help="output netCDF file")
     run.add_argument("--force", action="store_true", help="overwrite existing outputs")
     run.add_argument("--plot", action="store_true", help="also draw the figure (OUTPUT with .png)")
-    run.add_argument("--plot-file", help="draw the figure to this PNG file")
+    run.add_argument("--plot-file", help="draw the figure to this PNG file (instead of OUTPUT with .png)")
     run.add_argument("--workers", type=_workers, help="run on a local Dask cluster of N worker processes")
     run.add_argument("--scheduler", help="run on the Dask cluster at this scheduler address")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")

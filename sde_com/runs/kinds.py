@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from sde_com.errors import NumericalError, UserError
+from sde_com.errors import NumericalError, RunWarning, UserError
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device
@@ -315,9 +316,10 @@ class SinglePointKind(RunKind):
         raise NotImplementedError
 
 
-def _check_resolved(table: dict, dt: float) -> None:
+def _check_resolved(table: dict, dt: float, end: float) -> None:
     """The drive's fastest change must span steps: the mean fields are integrated along it, and a change far
-    faster than dt would take that integration (and the run) forever."""
+    faster than dt would take that integration (and the run) forever. A switch-on or pulse outside the run
+    (``end``: its length) is warned of."""
     t = {**defaults("drive"), **table}
     kind = t["kind"]
     if kind == "ramp" and t["rise_time"] < 2 * dt or kind == "pulse" and t["width"] < 2 * dt:
@@ -327,6 +329,10 @@ def _check_resolved(table: dict, dt: float) -> None:
     if kind == "sine" and abs(t["frequency"]) * dt > 0.5:
         raise ScenarioError(f"drive.frequency = {t['frequency']:g} is too fast for dt = {dt:g}: frequency·dt must be "
                             "<= 0.5 (unit: ω_ref)")
+    reach = 10 * t["width"] if kind == "pulse" else 0.0  # a Gaussian is ~e⁻⁵⁰ ten widths out
+    if kind in ("ramp", "pulse") and (t["start"] - reach >= end or kind == "pulse" and t["start"] + reach <= 0):
+        warnings.warn(f"drive.start = {t['start']:g}: the {kind} lies outside the run (0 to {end:g}, unit: "
+                      "1/ω_ref), so the drive stays off throughout", RunWarning, stacklevel=2)
     if kind == "samples" and len(t["times"]) > 1 and np.min(np.diff(t["times"])) < dt:
         raise ScenarioError(f"drive samples {np.min(np.diff(t['times'])):g} apart are closer than dt = {dt:g}: "
                             "the step cannot follow them; resample the drive or use a smaller dt")
@@ -357,7 +363,7 @@ class DriveKind(SinglePointKind):
     def parse_table(self, table, simulation, dt_study, params, base=None):
         table = super().parse_table(table, simulation, dt_study, params, base)
         if table is not None:
-            _check_resolved(table, simulation.dt)
+            _check_resolved(table, simulation.dt, simulation.total_time)
         return table
 
     def check(self, table, base):

@@ -62,7 +62,8 @@ DRIVE = make_table(
         only_with=("sine",)),
     Key("frequency", "number", "modulation angular frequency (sine); the step must resolve it (frequency·dt "
                                "<= 0.5)", RATE, 0.1, only_with=("sine",)),
-    Key("phase", "number", "modulation phase (sine)", "rad", 0.0, only_with=("sine",)),
+    # |angle| <= 1e6 rad: beyond it float64 keeps too few digits below 2π for the angle to mean anything
+    Key("phase", "number", "modulation phase (sine)", "rad", 0.0, minimum=-1e6, maximum=1e6, only_with=("sine",)),
     Key("times", "list[number]", "sample times, strictly increasing (samples)", TIME, (),
         only_with=("samples",)),
     Key("values", "list[number]", "envelope at the sample times (samples)", "1", (), minimum=-1e3, maximum=1e3,
@@ -86,7 +87,7 @@ DETECT = make_table(
               "filtered-mode E_N. Needs [simulate] method = 'em' with traces recorded at every step.",
     Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
         choices=("U", "V")),
-    Key("theta", "number", "local-oscillator phase θ", "rad", 0.0),
+    Key("theta", "number", "local-oscillator phase θ", "rad", 0.0, minimum=-1e6, maximum=1e6),
     Key("segment", "integer", "Welch segment length, in samples (steps); at most the record's samples", "1", 1024,
         minimum=16),
     Key("filter_bandwidths", "list[number]", "bandwidths 1/τ of the filtered output modes (where the frequency "
