@@ -396,6 +396,33 @@ def test_ctrl_c_stops_even_inside_one_long_kernel(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "altered"])
+def test_damaged_jackknife_groups_are_detected_and_every_unit_runs_again(tmp_path, capsys, damage):
+    """A transient spills its finished jackknife groups to ``groups-P-B.bin``; the saved state keeps their
+    CRC-32. A file cut short or with one byte altered is found on ``--resume``, which says so and reruns the
+    units: the file is the uninterrupted run's (an altered sum would otherwise change E_N's error bars)."""
+    from sde_com.cli import main
+
+    assert run_cli(tmp_path, SIM, tmp_path / "ref.nc") == 0
+    out = tmp_path / "out.nc"
+    env = {**os.environ, "SDE_COM_CHECKPOINT_SECONDS": "0"}
+    done = subprocess.run([sys.executable, "-c", _KILLED, "mid-run", str(out), SIM], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 9, done.stderr[-2000:]
+    groups = tmp_path / "out.nc.parts" / "groups-0-0.bin"
+    data = bytearray(groups.read_bytes())
+    assert len(data) > 0  # three units of point 0 were saved, their groups spilled
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[len(data) // 3] ^= 0x01
+    groups.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["run", str(write_scenario(tmp_path, SIM)), "-o", str(out), "--quiet", "--resume"]) == 0
+    assert "jackknife groups" in capsys.readouterr().err
+    assert_identical_output(read_dataset(tmp_path / "ref.nc"), read_dataset(out))
+
+
 _DRIVEN = '[model]\ndetuning = 0.8\n[simulate]\ndt = 0.25\nduration = 20.0\nsave_every = 2.0\ninitial = "thermal"\n'
 _DETECTED = ('[model]\ndetuning = 0.8\n[simulate]\nmethod = "em"\ndt = 0.005\nduration = 20.0\ntrajectories = 2\n'
              'traces = 2\n[detect]\nsegment = 64\n')

@@ -108,6 +108,7 @@ class Checkpoint:
         self.interval = checkpoint_seconds()
         self.last = time.monotonic()
         manifest = dict(fingerprint=fingerprint(scenario), units=n_units, scenario=scenario.name)
+        self.manifest = manifest
         path = self.folder / "manifest.json"
         self.lock: int | None = None
         if self.folder.is_symlink() or self.folder.exists() and not self.folder.is_dir():
@@ -182,12 +183,17 @@ class Checkpoint:
             self.lock = None
 
     def load(self) -> dict | None:
-        """The saved merger state, or None (nothing saved yet: the run starts from its first unit)."""
+        """The saved merger state, or None (nothing saved yet: the run starts from its first unit). A state
+        whose SHA-256 differs from the manifest's, or that cannot be read, is dropped with a warning: its units
+        run again."""
         path = self.folder / self.STATE
         if not path.exists():
             return None
-        try:  # an npz is a zip: a truncated or altered file fails its CRC-32 or its structure here
-            with np.load(path) as z:
+        try:
+            recorded = json.loads((self.folder / "manifest.json").read_text()).get("state_sha256")
+            if recorded is not None and _sha256(path) != recorded:
+                raise ValueError("its SHA-256 differs from the manifest's: truncated or altered")
+            with np.load(path) as z:  # an npz is a zip: its CRC-32 and structure are checked here too
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             warnings.warn(f"the checkpoint's saved state {str(path)!r} is unreadable ({exc}); its units run again",
@@ -196,10 +202,13 @@ class Checkpoint:
             return None
 
     def save(self, merger) -> None:
-        """Sync the merger's streamed data, then save its state atomically."""
+        """Sync the merger's streamed data, save its state atomically, then record the state's SHA-256 in the
+        manifest (a kill in between leaves a mismatch: the state is dropped on resume, never misread)."""
         merger.sync()
         with atomic_output(self.folder / self.STATE, force=True, suffix=".npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **merger.state())
+        self.manifest["state_sha256"] = _sha256(self.folder / self.STATE)
+        _atomic_write_bytes(self.folder / "manifest.json", json.dumps(self.manifest).encode())
         self.last = time.monotonic()
 
     def save_if_due(self, merger) -> None:
@@ -213,6 +222,14 @@ class Checkpoint:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.release()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -36,7 +36,7 @@ from sde_com.results.sweep import (
     streamed_layout,
     streamed_tail,
 )
-from sde_com.simulation.estimators import MomentAccumulator, snapshot_sums, stat_block_size
+from sde_com.simulation.estimators import DamagedSpill, MomentAccumulator, snapshot_sums, stat_block_size
 from sde_com.simulation.simulate import (
     assemble_simulation,
     point_accumulator,
@@ -246,7 +246,13 @@ class SimulationMerger(Merger):
         if self.streamed:
             self.stream, state = open_stream(folder, *self._trace_layout(), state)
         if state is not None:
-            self._restore(state)
+            try:
+                self._restore(state)
+            except DamagedSpill as exc:  # the state itself checked out: only the groups' file is bad
+                warnings.warn(f"{exc}; every unit runs again", RunWarning, stacklevel=2)
+                self.done[:] = False
+                self.acc, self.pending, self.estimates = {}, {}, {}
+                self.next = dict.fromkeys(self.order, 0)
 
     def _trace_layout(self):
         dims = list(self.scenario.dimensions)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -93,6 +94,10 @@ def zscores(estimate, error, reference):
 JACKKNIFE_WINDOW = 2048  # times per pass of the jackknife over a transient (bounds its temporaries)
 
 
+class DamagedSpill(ValueError):
+    """A checkpoint's spilled jackknife groups do not match the saved state (truncated or altered)."""
+
+
 class MomentAccumulator:
     """Sufficient statistics of one (point, branch): per jackknife group, the count of trajectories and the sum
     of x over them, and over all trajectories the sum of x² (elementwise); x the per-trajectory quantity of
@@ -124,6 +129,7 @@ class MomentAccumulator:
         self.total_sq = np.zeros(self.packed)
         self.finished: list[np.ndarray] = []  # finished groups' sums, when not spilled
         self.spill = None if spill is None else Path(spill)
+        self.spill_crc = 0  # CRC-32 of the spilled bytes, so far: a resume checks the file against it
         if self.spill is not None:
             self.spill.write_bytes(b"")
 
@@ -166,8 +172,10 @@ class MomentAccumulator:
         if self.spill is None:
             self.finished.append(self.open_sum)
         else:
+            data = self.open_sum.tobytes()
             with open(self.spill, "ab") as f:
-                f.write(self.open_sum.tobytes())
+                f.write(data)
+            self.spill_crc = zlib.crc32(data, self.spill_crc)
         self.open_sum = np.zeros(self.packed)
         self.open_group += 1
 
@@ -185,6 +193,8 @@ class MomentAccumulator:
                    open_sum=self.open_sum.copy(), total=self.total.copy(), total_sq=self.total_sq.copy())
         if self.spill is None:
             out["finished"] = np.array(self.finished).reshape(len(self.finished), *self.packed)
+        else:
+            out["spill_crc"] = np.asarray(self.spill_crc, dtype=np.int64)
         return out
 
     @classmethod
@@ -201,8 +211,21 @@ class MomentAccumulator:
             acc.finished = list(arrays["finished"])
         else:
             acc.spill = Path(spill)
-            with open(acc.spill, "r+b") as f:
-                f.truncate(open_group * acc.open_sum.nbytes)
+            size = open_group * acc.open_sum.nbytes
+            try:
+                short = acc.spill.stat().st_size < size
+                with open(acc.spill, "r+b") as f:
+                    f.truncate(size)  # groups spilled after the state was saved
+                    crc = 0
+                    while chunk := f.read(1 << 22):
+                        crc = zlib.crc32(chunk, crc)
+            except OSError as exc:
+                raise DamagedSpill(f"the checkpoint's jackknife groups {str(acc.spill)!r} cannot be read "
+                                   f"({exc})") from exc
+            if short or crc != int(arrays["spill_crc"]):
+                raise DamagedSpill(f"the checkpoint's jackknife groups {str(acc.spill)!r} are truncated or altered "
+                                   "(their CRC-32 differs from the saved state's)")
+            acc.spill_crc = crc
         return acc
 
     def _unpack(self, packed: np.ndarray) -> np.ndarray:
