@@ -21,6 +21,7 @@ EXIT_BAD_INPUT = 2
 EXIT_NUMERICAL = 3
 EXIT_INTERRUPTED = 130
 MAX_WORKERS_PER_CORE = 4  # a LocalCluster larger than this only waits for its own start-up
+NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf")  # names tools take for netCDF
 # the file errors of a user's paths (the scenario, the output and its folder)
 FILE_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
@@ -104,6 +105,9 @@ def _run(args) -> None:
     scenario = load_scenario(args.scenario)
     if png is not None:  # a figure that cannot be drawn fails before any work
         check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
+    if out.suffix.lower() not in NETCDF_SUFFIXES:  # once the scenario and the figure passed their checks
+        warnings.warn(f"output {str(out)!r} is written as netCDF; its name does not say so (no "
+                      f"{'/'.join(NETCDF_SUFFIXES)})", RunWarning, stacklevel=2)
     if args.dry_run:
         from sde_com.runs.engine import dry_run
 

@@ -207,6 +207,7 @@ class SimulateKind(RunKind):
         now, before any work) and shipped with the units, so that workers with another CPU or LAPACK cannot
         change a bit of e^{A dt}, L or the initial-state factor."""
         prepared = [_prepared_point(scenario, *pb) for pb in units.pairs]
+        _warn_short_burn_in(scenario.simulation, prepared)
         return UnitModels(prepared, len(units.blocks), len(units))
 
     def run_unit(self, scenario, unit, model=None):
@@ -498,6 +499,26 @@ class UnitModels(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(self.n_units)[i]]
         return self.per_pair[range(self.n_units)[i] // self.per_pair_units]
+
+
+BURN_IN_RELAXATIONS = 5.0  # e⁻⁵ of the mean's, e⁻¹⁰ of the covariance's initial offset is left after it
+
+
+def _warn_short_burn_in(sim, models: list) -> None:
+    """Time averages that start before the system has relaxed from an initial state other than the steady
+    one are biased toward it: warn when burn_in is shorter than BURN_IN_RELAXATIONS relaxation times 1/r,
+    r = min over the eigenvalues λ of A of −Re λ (the slowest decay; units of ω_ref)."""
+    if sim.transient or isinstance(sim.initial, str) and sim.initial == "steady":
+        return
+    rates = [float(-np.linalg.eigvals(m.A).real.max()) for m in models if m.stable]
+    short = [r for r in rates if sim.burn_in * r < BURN_IN_RELAXATIONS]
+    if short:
+        slowest = min(short)
+        warnings.warn(f"burn_in = {sim.burn_in:g} is shorter than {BURN_IN_RELAXATIONS:g} relaxation times at "
+                      f"{len(short)} of {len(rates)} stable point(s) (the slowest relaxes at {slowest:.3g} ω_ref: "
+                      f"{BURN_IN_RELAXATIONS / slowest:.3g}/ω_ref needed): the time averages start from initial = "
+                      f"{sim.initial if isinstance(sim.initial, str) else 'the given covariance'} and are biased "
+                      "toward it", RunWarning, stacklevel=2)
 
 
 def _prepared_point(scenario: Scenario, point: int, branch: int):
