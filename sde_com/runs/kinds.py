@@ -162,6 +162,7 @@ class SweepKind(RunKind):
         return default_variables(self.catalogue, swept=bool(scenario.dimensions))
 
     def plan(self, scenario):
+        _check_corners(scenario.parameters)
         return SweepPlan(math.prod(parameter_grid(scenario.parameters)[2]))
 
     def run_unit(self, scenario, unit, model=None):
@@ -175,6 +176,16 @@ class SweepKind(RunKind):
 
     def describe(self, scenario, unit):
         return f"sweep points {unit.start}..{unit.stop - 1}"
+
+
+def _check_corners(params: dict) -> None:
+    """Run the grid's corners (each swept parameter at its smallest and largest value) through the steady
+    state before any unit: the derived rates (κ, G₀, ε, n_th, Δ_F) are powers of the parameters, monotonic
+    in each, so parameters that overflow the model do so at a corner, and the run is refused now (UserError
+    naming the point) rather than when its unit runs. 2^k points for k swept parameters."""
+    corners = {k: (sorted({min(v), max(v)}) if isinstance(v, list) and k != "direction" else v)
+               for k, v in params.items()}
+    sweep_block(corners, 0, math.prod(len(v) for v in corners.values() if isinstance(v, list)), False)
 
 
 class SimulateKind(RunKind):

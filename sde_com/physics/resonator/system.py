@@ -172,9 +172,9 @@ class SpinningResonator(LinearSystem):
             out = run_chain(inp, store_cov=store_cov)
         except ArithmeticError as exc:  # overflow or underflow inside the chain: find the point
             k = next((k for k in range(stop - start) if _fails({n: v[k:k + 1] for n, v in inp.items()})), 0)
-            raise UserError(f"at ({_point_text(full, start + k)}) the steady state cannot be computed "
-                            f"({type(exc).__name__}: {exc}): the parameters are outside the range where the model "
-                            "can be computed") from None
+            why = "a rate underflows to zero" if isinstance(exc, ZeroDivisionError) else "a rate overflows"
+            raise UserError(f"at ({_point_text(full, start + k)}) the steady state cannot be computed ({why}): the "
+                            "parameters are outside the range where the model can be computed") from None
         n_b = max(1, int(out["n_branches"].max(initial=0)))
         out = {k: (v[:, :n_b] if v.ndim > 1 else v) for k, v in out.items()}
         out.update({k: inp[k] for k in ("kappa", "G0", "omega_m", "sagnac_shift")})
