@@ -98,7 +98,8 @@ _VARIABLE_LIST = [
     _v("sagnac_shift", (_S,), "Sagnac–Fizeau shift Δ_F/ω_m, Eq. (1)",
        "Depends on the spin and the device only (no detuning or direction dimension)."),
     _v("logneg_max", (_S,), "maximum of E_N (driven mode, mechanics) over detuning and stable branches",
-       "Written when detuning is swept (the detuning dimension is reduced)."),
+       "Written when detuning is swept (the detuning dimension is reduced); an [output] list naming it "
+       "without a swept detuning is refused."),
     _v("revival", (_S,), "revival factor χ = max E_N(Ω, J) / max E_N(Ω = 0, J = 0), Eq. (14)",
        "Written with `logneg_max`."),
     # time-domain ensembles (simulate); `time` only in transients (save_times / save_every)

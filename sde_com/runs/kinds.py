@@ -28,6 +28,7 @@ import xarray as xr
 
 from sde_com.errors import NumericalError, RunWarning, UserError
 from sde_com.physics.gaussian import fluctuation_numbers
+from sde_com.physics.linear import max_growth_rate
 from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.system import SpinningResonator
@@ -521,7 +522,7 @@ def _warn_short_burn_in(sim, models: list) -> None:
     r = min over the eigenvalues λ of A of −Re λ (the slowest decay; units of ω_ref)."""
     if sim.transient or isinstance(sim.initial, str) and sim.initial == "steady":
         return
-    rates = [float(-np.linalg.eigvals(m.A).real.max()) for m in models if m.stable]
+    rates = [-max_growth_rate(m.A) for m in models if m.stable]
     short = [r for r in rates if sim.burn_in * r < BURN_IN_RELAXATIONS]
     if short:
         slowest = min(short)

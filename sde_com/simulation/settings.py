@@ -128,7 +128,9 @@ class SimulationSettings:
         def steps(t: float) -> float:
             return t / self.dt
 
-        def off(t: float) -> bool:  # beyond rounding of the division (t and dt as typed in decimal)
+        # 0.3 / 0.1 = 2.9999999999999996: decimal inputs miss whole steps by ~1e-16 relative; 1e-6 of a step
+        # is far above that and far below any fraction of a step a user means
+        def off(t: float) -> bool:
             return abs(steps(t) - round(steps(t))) > 1e-6 * max(1.0, abs(steps(t)))
 
         out = []
