@@ -202,7 +202,8 @@ def _bench_traces(args, chain) -> None:
 
     for name, r in benchmark_traces(args.e2e_repeat).items():
         print(f"noise traces end to end ({name.replace('_', ' ')}): {r['wall']:.2f} s = {r['over_netcdf4']:.2f}x "
-              f"netCDF4 writing the same arrays ({r['netcdf4']:.2f} s); peak memory {r['peak_mb']:.0f} MB, file "
+              f"netCDF4 writing the same arrays ({r['netcdf4_mb']:.0f} MB in {r['netcdf4']:.2f} s); peak memory "
+              f"{r['peak_mb']:.0f} MB, file "
               f"{r['output_mb']:.0f} MB")
 
 

@@ -116,3 +116,21 @@ def test_register_refuses_what_is_not_a_scheme():
         register_scheme(object())
     with pytest.raises(ValueError, match="Scheme instance"):
         register_scheme(Scheme())  # no name
+
+
+def test_moment_recursion_kernel_gives_the_bits_of_the_numpy_loop(point, monkeypatch):
+    """``moment_covariances`` runs its recursion in a kernel from MOMENT_KERNEL_TIMES times on and in NumPy
+    below: both must give the same bits (uneven gaps, a repeated time, a start at t > 0), and agree with the
+    one-time solution ``moment_covariance`` to rounding."""
+    from sde_com.physics import linear
+
+    A, D, _ = point
+    V0 = np.diag([0.5, 0.5, 0.5, 0.5, 3.0, 3.0])
+    steps = np.array([2, 3, 3, 7, 8, 9, 20, 21, 22, 60])
+    numpy_loop = linear.moment_covariances(A, D, V0, steps, 0.05)
+    monkeypatch.setattr(linear, "MOMENT_KERNEL_TIMES", 1)
+    kernel = linear.moment_covariances(A, D, V0, steps, 0.05)
+    assert np.array_equal(kernel, numpy_loop)
+    one_by_one = np.stack([moment_covariance(A, D, V0, t) for t in steps * 0.05])
+    # the recursion rounds once per gap, the one-time solution once: ~10 gaps × ε relative
+    np.testing.assert_allclose(kernel, one_by_one, rtol=1e-10, atol=1e-12 * np.abs(one_by_one).max())

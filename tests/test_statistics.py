@@ -12,6 +12,7 @@ from conftest import PEAK
 import sde_com
 from sde_com.kernels.accumulators import block_moments, block_outer_moments, sums_larger_than_samples
 from sde_com.physics.resonator.device import Device
+from sde_com.simulation.ensemble import PairEntanglement, statistics_layout
 from sde_com.simulation.estimators import jackknife, snapshot_sums
 from sde_com.simulation.simulate import (
     MomentAccumulator,
@@ -138,7 +139,8 @@ def test_fold_equals_numpy_mean_and_variance(peak):
     d, A, D = peak
     s = _settings(True, chunk=64)
     model, results = _unit_results(peak, s)
-    acc = point_accumulator(model, s)
+    n_items, S = statistics_layout(s)
+    acc = MomentAccumulator(n_items, S, (s.snapshot_steps.size, 6, 6))  # every entry of the groups
     for r in results:
         acc.add(r)
     V, err = acc.moments()
@@ -243,7 +245,33 @@ def test_spilled_groups_give_the_same_bits_and_survive_a_checkpoint(peak, tmp_pa
         memory.add(r)
         resumed.add(r)
     _outcomes_equal(point_estimates(model, s, memory), point_estimates(model, s, resumed))
-    assert (tmp_path / "groups.bin").stat().st_size == memory.n_groups * memory.total.nbytes
+    # the file holds the 10 entries of the reported pair's 4×4 block, of 21, per group and time
+    assert len(memory.kept) == 10
+    assert (tmp_path / "groups.bin").stat().st_size == memory.n_groups * memory.total[..., memory.kept].nbytes
+
+
+@pytest.mark.parametrize("pair", [(0, 2), (2, 0), (1, 2)])
+def test_groups_of_the_pair_entries_give_the_jackknife_of_all_entries(peak, pair):
+    """Keeping only the entries E_N reads (``PairEntanglement.packed_entries``) changes no bit of the jackknife
+    (E_N and its error at every time), for the pair in either order."""
+    s = _settings(True, chunk=64)
+    model, results = _unit_results(peak, s)
+    entanglement = PairEntanglement(*pair)
+    n_items, S = statistics_layout(s)
+    shape = (s.snapshot_steps.size, 6, 6)
+    every = MomentAccumulator(n_items, S, shape)
+    kept = MomentAccumulator(n_items, S, shape, kept=entanglement.packed_entries(6)[0])
+    for r in results:
+        every.add(r)
+        kept.add(r)
+    assert kept.finished[0].shape[-1] == 10 and every.finished[0].shape[-1] == 21
+    running = np.zeros_like(kept.finished[0])  # the kept entries of the sums the total adds up
+    for group in kept.finished:
+        running += group
+    np.testing.assert_array_equal(running, kept.total[..., kept.kept])
+    for a, b in zip(every.jackknife(entanglement), kept.jackknife(entanglement), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(every.jackknife(entanglement)[1][1:]).all()  # a real test: errors, not NaN throughout
 
 
 @pytest.mark.parametrize("n", [256, 1000, 64 * 7 + 5])

@@ -5,9 +5,10 @@ the cache; startup is not counted), then times the whole run through ``runs.engi
 units, merging, checkpoints, estimators, the file) and reports its wall time, its peak memory (ru_maxrss,
 the whole process) and the output's size. The baselines are measured in the same run: the kernels alone
 over the same units, in the job's process right after it (time-domain jobs), or netCDF4 writing the same
-arrays, in a fresh process after each job's (noise traces: in the job's process a job's heap and HDF5 state
-moved it by 2x). Every timed part starts after ``os.sync()``. BLAS is pinned to one thread in every child
-(``BLAS_ENV``). Medians of ``repeat`` runs.
+arrays (every variable of the job's file with more than 1000 values, at its shape), in a fresh process after
+each job's (noise traces: in the job's process a job's heap and HDF5 state moved it by 2x). Every timed part
+starts after ``os.sync()``. BLAS is pinned to one thread in every child (``BLAS_ENV``). Medians of ``repeat``
+runs.
 
 Files go to the system's temporary folder (``TMPDIR``). On a virtual machine, writing a file's page cache
 into memory the guest has not touched lately costs a host fault per page: the same 960 MB netCDF4 write was
@@ -92,7 +93,7 @@ def _child(args: dict) -> dict:
 
     scenario = parse_scenario(args["text"])
     if args.get("baseline") == "netcdf4":  # a process of its own: a job's heap and HDF5 state moved it 2x
-        return _netcdf4_alone(scenario, Path(args["dir"]) / "direct.nc")
+        return _netcdf4_alone(args["arrays"], Path(args["dir"]) / "direct.nc")
     kind = scenario.kind
     units = plan(scenario)
     models = kind.models(scenario, units)
@@ -105,6 +106,8 @@ def _child(args: dict) -> dict:
     execute(scenario, out, force=True, quiet=True, workers=args.get("workers"))
     result = {"wall": time.perf_counter() - t0, "units": len(units), "output_mb": out.stat().st_size / 1e6}
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.get("baseline") is None and scenario.simulation is not None and scenario.simulation.traces:
+        result["arrays"] = _arrays_of(out)  # what the netCDF4 baseline writes, in a process of its own
     out.unlink()
     if args.get("baseline") == "kernels":
         result["kernels"] = _kernels_alone(scenario, units, models)
@@ -130,29 +133,38 @@ def _kernels_alone(scenario, units, models) -> float:
     return time.perf_counter() - t0
 
 
-def _netcdf4_alone(scenario, path: Path) -> float:
-    """Wall time of netCDF4 writing arrays of the traces' and noises' shapes (distinct float64 data made
-    before the clock starts), uncompressed and contiguous: the fastest way to put them in a netCDF file."""
+def _arrays_of(path: Path) -> list:
+    """[name, dimensions, shape] of every variable of a netCDF file with more than 1000 values, its largest
+    first (the arrays a direct write of the same file would have to write)."""
+    import netCDF4
+
+    with netCDF4.Dataset(str(path)) as nc:
+        arrays = [[name, list(v.dimensions), list(v.shape)] for name, v in nc.variables.items() if v.size > 1000]
+    return sorted(arrays, key=lambda a: -int(np.prod(a[2])))
+
+
+def _netcdf4_alone(arrays: list, path: Path) -> dict:
+    """Wall time of netCDF4 writing float64 arrays of the job's variables' shapes (``_arrays_of``: the traces
+    and noises, and with snapshots the estimates at every sample; distinct data made before the clock
+    starts), uncompressed and contiguous: the fastest way to put them in a netCDF file."""
     import time
 
     import netCDF4
 
-    s = scenario.simulation
-    n_t = s.n_steps // s.trace_every + 1
-    data = np.random.default_rng(0).standard_normal((s.traces, n_t, 6))
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal(shape) for _, _, shape in arrays]
     os.sync()
     t0 = time.perf_counter()
     with netCDF4.Dataset(str(path), "w") as nc:
-        nc.createDimension("trajectory", s.traces)
-        nc.createDimension("time", n_t)
-        nc.createDimension("quadrature", 6)
-        for name in ("trace", "noise"):
-            var = nc.createVariable(name, "f8", ("trajectory", "time", "quadrature"), contiguous=True,
-                                    fill_value=False)
-            var[:] = data
+        for (name, dims, shape), values in zip(arrays, data, strict=True):
+            for dim, size in zip(dims, shape, strict=True):
+                if dim not in nc.dimensions:
+                    nc.createDimension(dim, size)
+            var = nc.createVariable(name, "f8", dims, contiguous=True, fill_value=False)
+            var[:] = values
     wall = time.perf_counter() - t0
     path.unlink()
-    return {"netcdf4": wall}
+    return {"netcdf4": wall, "netcdf4_mb": sum(8 * int(np.prod(shape)) for _, _, shape in arrays) / 1e6}
 
 
 _PINNED = r"""
@@ -184,7 +196,7 @@ def run_job(text: str, repeat: int = 3, **args) -> dict:
         for _ in range(repeat):
             result = {}
             for child in children:
-                job = json.dumps({"text": text, "dir": tmp, **args, **child})
+                job = json.dumps({"text": text, "dir": tmp, **args, **child, "arrays": result.pop("arrays", None)})
                 done = subprocess.run([sys.executable, "-c", _CHILD, job], capture_output=True, text=True, env=env,
                                       check=False)
                 if done.returncode:

@@ -159,6 +159,14 @@ def in_threads(kernel, n_blocks, *args):
     list(_pool(threads).map(lambda r: kernel(*args, r[0], r[1]), ranges))  # re-raises
 
 
+def thread_map(fn, items) -> list:
+    """[fn(x) for x in items] on ``numba.get_num_threads()`` threads of the shared pool, in order (for work
+    that releases the GIL: NumPy on large arrays, ``nogil`` kernels, file reads)."""
+    items = list(items)
+    threads = min(numba.get_num_threads(), len(items))
+    return [fn(x) for x in items] if threads <= 1 else list(_pool(threads).map(fn, items))
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 

@@ -76,7 +76,7 @@ def logneg_from_blocks(v):
     return max(0.0, -math.log(2.0 * nu_minus))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def logneg_rows_packed(P, d, rows):
     """E_N (Eqs. (12)–(13)) of the two-mode block ``rows`` (4 indices) of each covariance, given packed
     (n, d (d + 1) / 2: its upper triangle, row-major): ``logneg_from_blocks`` on each block, so every value

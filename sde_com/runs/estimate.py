@@ -140,8 +140,10 @@ def estimate(scenario, units) -> Estimate:
     unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
     q = d * (d + 1) // 2
     accumulator = 8 * max(n_snap, 1) * q * 4
-    scratch = (8 * n_snap * q * N_JACKKNIFE_GROUPS) if n_snap else 0  # one point's finished jackknife groups at a time
-    peak = BASE_BYTES + 3 * (total - streamed) + 2 * unit_bytes + accumulator
+    kept = 10 if d >= 4 else q  # a finished group keeps the entries of the reported pair's 4×4 block
+    scratch = (8 * n_snap * kept * N_JACKKNIFE_GROUPS) if n_snap else 0  # one point's finished groups at a time
+    # units: one running, one being merged (the next runs meanwhile), one with the trace writer
+    peak = BASE_BYTES + 3 * (total - streamed) + 3 * unit_bytes + accumulator
     return Estimate(len(units), work, "trajectory-steps",
                     work / (STEPS_PER_SECOND_PER_THREAD * _threads()), peak, total, scratch)
 
