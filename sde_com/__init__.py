@@ -18,6 +18,7 @@ kernel_cache.install()  # before any kernel module is imported: sde_com's kernel
 if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstrings' API pages); see _API
     from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic, revival_factor
     from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
+    from sde_com.physics.matrix import MatrixSystem
     from sde_com.physics.model import OperatingPoint, operating_points
     from sde_com.physics.resonator.device import Device, hz_to_rad_per_s
     from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
 # holds the two together)
 _API = {
     "LinearSystem": "sde_com.physics.system",
+    "MatrixSystem": "sde_com.physics.matrix",
     "get_system": "sde_com.physics.system",
     "register_system": "sde_com.physics.system",
     "Device": "sde_com.physics.resonator.device",
@@ -78,6 +80,7 @@ _SUBPACKAGES = ("kernels", "physics", "random", "results", "runs", "simulation")
 
 __all__ = [
     "LinearSystem",
+    "MatrixSystem",
     "get_system",
     "register_system",
     "Device",

@@ -1,0 +1,141 @@
+"""A linear quantum Langevin system given by its matrices: du = A u dt + dW, E[dW dWᵀ] = D dt.
+
+The scenario's [system] table and ``sde_com.MatrixSystem`` in Python: N named modes, the drift A and the
+diffusion D (2N × 2N, rows and columns in (x, p) pairs per mode in the order the modes are listed; rates in
+s⁻¹; vacuum variance 1/2, so a mode whose amplitude decays at κ/2 into a vacuum bath has D = κ/2 on each
+quadrature), and
+``time_scale``, ω_ref, the unit of every run time (issue 6's time rule). It has one branch (no mean field),
+no parameters to sweep, no thermal state and no nonlinear mean-field dynamics: drives and the truncated-Wigner
+check need a parametrised system (``physics.system.LinearSystem``).
+
+Checked when made (``check_matrices``, UserError naming the matrix and the fault): square 2N × 2N finite
+matrices; D symmetric to 1e-12 × max|D| with no eigenvalue below −1e-12 × max|D| (E[dW dWᵀ] is a
+covariance); A stable (every eigenvalue Re λ < 0, the Routh–Hurwitz decision of ``decide_stability``)
+unless ``allow_unstable``. A Lyapunov solution that violates the uncertainty relation V + iΩ/2 ≥ 0 is
+warned of (``RunWarning``), not refused: D itself need not satisfy D + iΩ-type conditions (the Brownian
+mechanical bath of this project and of Vitali et al. 2007, a D with noise on p only, does not).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+import numpy as np
+
+from sde_com.errors import RunWarning, UserError
+from sde_com.physics.gaussian import is_physical
+from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.physics.stability import decide_stability
+from sde_com.physics.system import Branch, LinearSystem
+
+SYMMETRY_TOLERANCE = 1e-12  # of max|D|: rounding of a D written out by hand or computed in float64
+MODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a mode name becomes part of quadrature and pair labels
+
+
+def _matrix(name: str, value, size: int, modes: Sequence[str]) -> np.ndarray:
+    """``value`` as a finite float size × size matrix; UserError naming ``name`` otherwise."""
+    what = f"{size} × {size} (2N × 2N for the N = {size // 2} modes {list(modes)})"
+    try:
+        M = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"system.{name} must be a {what} matrix of numbers (a list of rows), got "
+                        f"{str(value)[:80]}") from None
+    if M.ndim != 2 or M.shape != (size, size):
+        raise UserError(f"system.{name} must be {what}, got shape {M.shape}")
+    bad = np.argwhere(~np.isfinite(M))
+    if bad.size:
+        i, j = bad[0]
+        raise UserError(f"system.{name}[{i}][{j}] is {M[i, j]}: every entry must be a finite number")
+    return M
+
+
+def check_matrices(modes: Sequence[str], drift, diffusion, time_scale: float,
+                   allow_unstable: bool = False) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(modes, A, D) validated as the module docstring says; UserError naming the matrix and the fault."""
+    if isinstance(modes, str) or not isinstance(modes, Sequence) or len(modes) == 0:
+        raise UserError(f"system.modes must be a non-empty list of mode names, got {modes!r}")
+    for m in modes:
+        if not isinstance(m, str) or not MODE_NAME.fullmatch(m):
+            raise UserError(f"system.modes: {m!r} is not a mode name (a letter, then letters, digits or _)")
+    if len(set(modes)) != len(modes):
+        raise UserError(f"system.modes names a mode twice: {list(modes)}")
+    if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
+            np.isfinite(time_scale) and time_scale > 0):
+        raise UserError(f"system.time_scale must be a finite rate > 0 (s-1), got {time_scale!r}")
+    size = 2 * len(modes)
+    A = _matrix("drift", drift, size, modes)
+    D = _matrix("diffusion", diffusion, size, modes)
+    scale = float(np.abs(D).max())
+    asymmetry = float(np.abs(D - D.T).max())
+    if asymmetry > SYMMETRY_TOLERANCE * scale:
+        i, j = np.unravel_index(np.argmax(np.abs(D - D.T)), D.shape)
+        raise UserError(f"system.diffusion must be symmetric (E[dW dWᵀ] = D dt): D[{i}][{j}] = {D[i, j]:.6g} "
+                        f"but D[{j}][{i}] = {D[j, i]:.6g}, beyond {SYMMETRY_TOLERANCE:g} × max|D|")
+    D = 0.5 * (D + D.T)
+    lowest = float(np.linalg.eigvalsh(D).min()) if scale > 0 else 0.0
+    if lowest < -SYMMETRY_TOLERANCE * scale:
+        raise UserError(f"system.diffusion must be positive semidefinite (a noise covariance): its smallest "
+                        f"eigenvalue is {lowest:.6g}, below −{SYMMETRY_TOLERANCE:g} × max|D|")
+    if not allow_unstable:
+        stability = decide_stability(A, float(time_scale))
+        if not stability.stable:
+            worst = float(np.linalg.eigvals(A).real.max())
+            raise UserError(f"system.drift is unstable (an eigenvalue of A has real part {worst:.6g} s-1 ≥ 0, "
+                            "no steady state); set allow_unstable = true to run a transient anyway")
+    return tuple(modes), A, D
+
+
+class MatrixSystem(LinearSystem):
+    """A linear system given by its matrices (the [system] table): see the module docstring.
+
+    ``MatrixSystem(modes=["a", "b"], drift=A, diffusion=D, time_scale=1.0)`` with A, D in s⁻¹ (lists of rows
+    or arrays), ``time_scale`` ω_ref in s⁻¹. It runs wherever a ``LinearSystem`` does
+    (``sde_com.sweep(system=...)``, ``sde_com.simulate(settings, system=...)``).
+    """
+
+    name = "matrix"
+    parameters = MappingProxyType({})
+    capabilities = frozenset()
+
+    def __init__(self, modes: Sequence[str], drift, diffusion, time_scale: float = 1.0,
+                 allow_unstable: bool = False):
+        self.modes, self.drift, self.diffusion = check_matrices(modes, drift, diffusion, time_scale, allow_unstable)
+        self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
+        self.time_scale = float(time_scale)
+        self.allow_unstable = bool(allow_unstable)
+        self.drift.setflags(write=False)
+        self.diffusion.setflags(write=False)
+        if decide_stability(self.drift, self.time_scale).stable:
+            V = lyapunov_covariance_reference(self.drift, self.diffusion)
+            if not is_physical(V):
+                warnings.warn("[system] the steady-state covariance V of drift and diffusion violates the "
+                              "uncertainty relation V + iΩ/2 ≥ 0 (vacuum variance 1/2): not a quantum state; "
+                              "check the diffusion's scale", RunWarning, stacklevel=2)
+
+    def reference_rate(self, params: Mapping[str, object]) -> float:
+        """ω_ref = ``time_scale`` (s⁻¹)."""
+        return self.time_scale
+
+    def branches(self, params: Mapping[str, object]) -> list[Branch]:
+        """The one branch: (A, D) as given (no mean field)."""
+        self.resolve(params)  # no parameters: refuses any
+        return [Branch(0, MappingProxyType({}), self.drift, self.diffusion)]
+
+    def __reduce__(self):  # to Dask workers: rebuilt (and re-checked) from its matrices
+        return (_rebuild, (self.modes, self.drift, self.diffusion, self.time_scale, self.allow_unstable))
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, MatrixSystem) and self.modes == other.modes
+                and self.time_scale == other.time_scale and np.array_equal(self.drift, other.drift)
+                and np.array_equal(self.diffusion, other.diffusion))
+
+    __hash__ = None
+
+
+def _rebuild(modes, drift, diffusion, time_scale, allow_unstable) -> MatrixSystem:
+    with warnings.catch_warnings():  # said once, where it was made
+        warnings.simplefilter("ignore", RunWarning)
+        return MatrixSystem(modes, drift, diffusion, time_scale, allow_unstable)
