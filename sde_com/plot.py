@@ -117,7 +117,8 @@ def dataset_spec(ds: xr.Dataset) -> dict:
         raise PlotError(f"the dataset's 'plot' attribute is not valid JSON: {exc}") from exc
     if not isinstance(spec, dict):
         raise PlotError(f"the dataset's 'plot' attribute must be a table, got {spec!r}")
-    return resolve_spec(spec, *dataset_outline(ds))
+    quadratures = tuple(str(q) for q in ds["quadrature"].values) if "quadrature" in ds.coords else QUADRATURES
+    return resolve_spec(spec, *dataset_outline(ds), quadratures)
 
 
 # Drawing -------------------------------------------------------------------------------------------------
@@ -213,7 +214,10 @@ def _first(da: xr.DataArray, keep: Sequence[str]) -> xr.DataArray:
 def _xvalues(ds: xr.Dataset, x: str) -> tuple[np.ndarray, str]:
     """(values to draw, axis label) of the x dimension; time as ω_m t where the output has it."""
     if x == "time" and "time_scaled" in ds.coords:
-        return np.asarray(ds["time_scaled"].values, dtype=float), _axis("time_scaled")[0]
+        label = _axis("time_scaled")[0]
+        if ds.attrs.get("system", "spinning_resonator") == "matrix":  # its ω_ref is the [system] time_scale
+            label = label.replace("ω_m", "ω_ref")
+        return np.asarray(ds["time_scaled"].values, dtype=float), label
     label, scale = _axis(x, ds)
     values = ds[x].values if x in ds.coords else np.arange(ds.sizes[x])
     if values.dtype.kind in "iuf":

@@ -8,12 +8,14 @@ compared (family-wise α = 1e-3, as tests/test_simulation_systems.py).
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
 import pytest
 import scipy.linalg
 import scipy.stats
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,7 +43,8 @@ def _damped_pair(kappa=1.0, g=0.2):
                                    r"got shape \(3, 3\)"),
     (dict(diffusion=np.zeros((4, 5))), r"system.diffusion must be 4 × 4 .*got shape \(4, 5\)"),
     (dict(drift=[[1, 2], [3]]), r"system.drift must be a 4 × 4 .* matrix of numbers"),
-    (dict(drift=np.where(np.eye(4) > 0, np.nan, 0.0)), r"system.drift\[0\]\[0\] is nan: every entry must be a finite number"),
+    (dict(drift=np.where(np.eye(4) > 0, np.nan, 0.0)),
+     r"system.drift\[0\]\[0\] is nan: every entry must be a finite number"),
     (dict(diffusion=np.diag([1.0, 1.0, 1.0, 1.0]) + np.eye(4, k=1) * 1e-9),
      r"system.diffusion must be symmetric .*D\[0\]\[1\] = 1e-09 but D\[1\]\[0\] = 0"),
     (dict(diffusion=np.diag([1.0, -0.1, 1.0, 1.0])), r"positive semidefinite .*smallest eigenvalue is -0.1"),
@@ -188,3 +191,72 @@ def test_random_systems_exact_ensembles_agree_with_lyapunov(n_modes, seed):
     z = np.abs((ds.cov_sim.values - V) / ds.cov_sim_err.values)[iu]
     assert z.max() < z_threshold(len(iu[0]), n)
     assert float(ds.zscore_max_continuous) < z_threshold(len(iu[0]), n)
+
+
+def _toml_matrix(M: np.ndarray) -> str:
+    return "[" + ", ".join("[" + ", ".join(repr(float(x)) for x in row) + "]" for row in M) + "]"
+
+
+def _system_table(modes, A, D, time_scale) -> str:
+    return (f"[system]\nmodes = {list(modes)!r}\ndrift = {_toml_matrix(A)}\ndiffusion = {_toml_matrix(D)}\n"
+            f"time_scale = {time_scale!r}\n").replace("'", '"')
+
+
+def test_the_resonator_as_a_system_table_gives_the_built_in_numbers(resonator, tmp_path):
+    """[system] with the resonator's A and D (rad/s, written out in full precision) through ``sde-com run``:
+    the steady state to the rounding of two solvers, the ensemble to the bit (a start at zero)."""
+    d, point, _ = resonator
+    table = _system_table(["U", "V", "mech"], point.drift, point.diffusion, d.omega_m)
+    simulate_table = ('[simulate]\nmethod = "exact"\ndt = 0.5\nduration = 20.0\ntrajectories = 64\nseed = 9\n'
+                      'initial = "zero"\nsave_every = 5.0\n')
+    assert run_cli(tmp_path, table, tmp_path / "steady.nc") == 0
+    steady = sde_com.read_dataset(tmp_path / "steady.nc").isel(branch=0)
+    built_in = sde_com.sweep(detuning=0.75).isel(branch=0)
+    np.testing.assert_allclose(steady.cov.values, built_in.cov.values, rtol=1e-9, atol=1e-12)
+    assert float(steady.logneg.sel(pair="U-mech")) == pytest.approx(float(built_in.logneg), rel=1e-9)
+    assert run_cli(tmp_path, table + simulate_table, tmp_path / "ensemble.nc") == 0
+    ensemble = sde_com.read_dataset(tmp_path / "ensemble.nc").isel(branch=0)
+    s = SimulationSettings(method="exact", dt=0.5, duration=20.0, trajectories=64, seed=9, initial="zero",
+                           save_every=5.0)
+    reference = simulate(s, detuning=0.75).isel(branch=0)
+    for name in ("cov_sim", "cov_sim_err", "logneg_sim"):
+        np.testing.assert_array_equal(ensemble[name].values, reference[name].values, err_msg=name)
+    assert list(ensemble.row.values) == ["x_U", "p_U", "x_V", "p_V", "x_mech", "p_mech"]
+
+
+TWO_MODES = _system_table(["a", "b"], *_damped_pair(), 1.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    (TWO_MODES + "[model]\ndetuning = 0.75\n", r"give \[model\] .* or \[system\] .*, not both"),
+    (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 10.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
+     r"\[drive\] needs a parametrised system"),
+    (TWO_MODES + '[plot]\nkind = "matrix"\n', r"\[plot\] is not yet checked against a \[system\] run"),
+    ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\n', r"\[system\] needs 'diffusion'"),
+    (TWO_MODES.replace("diffusion = [[0.5, 0.0", "diffusion = [[0.5, 0.3"),
+     r"\[system\] system.diffusion must be symmetric .*D\[0\]\[1\] = 0.3 but D\[1\]\[0\] = 0"),
+    (TWO_MODES.replace('time_scale = 1.0', 'time_scale = -1.0'), r"system.time_scale"),
+    (TWO_MODES + '[simulate]\ninitial = "thermal"\nburn_in = 10.0\n', r"does not define a thermal state"),
+])
+def test_bad_system_scenarios_exit_2_naming_the_fault(tmp_path, capsys, text, message):
+    out = tmp_path / "out.nc"
+    assert run_cli(tmp_path, text, out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sde-com: error: ") and "Traceback" not in err, err
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_a_system_scenario_with_traces_draws_its_own_quadratures(tmp_path):
+    """The default figure of a [system] run with traces: the x quadratures of its first and last mode,
+    time axis ω_ref t."""
+    from sde_com.plot import dataset_spec, plot_dataset
+
+    text = TWO_MODES + ('[simulate]\ndt = 0.1\nduration = 5.0\ntrajectories = 4\ntraces = 2\nsave_every = 1.0\n'
+                        'initial = "zero"\n')
+    assert run_cli(tmp_path, text, tmp_path / "out.nc") == 0
+    ds = sde_com.read_dataset(tmp_path / "out.nc")
+    spec = dataset_spec(ds)
+    assert spec["kind"] == "traces" and spec["y"] == ["x_a", "x_b"]
+    plot_dataset(ds, tmp_path / "out.png")
+    assert (tmp_path / "out.png").stat().st_size > 0

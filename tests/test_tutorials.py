@@ -93,3 +93,16 @@ def test_traces_tutorial(tmp_path):
     assert z.max() < bonferroni(len(z), n - 1)
     # The lag-0 autocorrelation is the variance of q (the same estimator twice).
     assert r["acf"][0] == pytest.approx(r["variance"][4], rel=1e-12)
+
+
+def test_own_system_tutorial(tmp_path):
+    r = load("own_system").main(tmp_path)
+    check_figure(r["figure"])
+    assert r["dataset"].exists()
+    # the steady state of the matrices against E_N = ln(1 + 2χ/κ): a 4 × 4 Lyapunov solve, rounding only
+    np.testing.assert_allclose(r["logneg"], r["analytic"], rtol=1e-10)
+    # E_N(t) against the moment solution with its jackknife errors (t = 0 is the exact vacuum: no test)
+    z = np.abs(r["en"] - r["en_ref"])[1:] / r["en_err"][1:]
+    assert z.max() < bonferroni(len(z), JACKKNIFE_DOF)
+    # V(t) entries against the discrete moments, errors from 4096 trajectories: 10 entries per time
+    assert np.nanmax(r["zscore_max"]) < bonferroni(10 * len(r["en"]), 4095)

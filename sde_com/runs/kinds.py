@@ -462,9 +462,44 @@ class DetectKind(SinglePointKind):
                                  int(t["segment"]), tuple(t["filter_bandwidths"]), float(t["filter_center"]))
 
 
-# in the order kind_of tries them: a single-point table first, then a dt study, [simulate], the sweep
-RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (DriveKind(), WignerKind(), DetectKind(), DtStudyKind(),
-                                                      SimulateKind(), SweepKind())}
+class MatrixSystemKind(RunKind):
+    """A [system] table (``physics.matrix.MatrixSystem``): its steady state, or with [simulate] its ensembles
+    (steady estimates, transients, traces, a dt study), through the system seam (``sweep(system=...)``,
+    ``simulate(..., system=...)``), done whole in one unit. E_N comes for every pair of modes (``pair``)."""
+
+    name = "system"
+    catalogue = "seam_sweep"
+
+    def selected(self, scenario) -> bool:
+        return getattr(scenario, "system", None) is not None
+
+    def variables(self):
+        return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate")))
+
+    def plan(self, scenario):
+        """One unit, once the settings are known to suit the system (stability, the scheme's dt)."""
+        sim = scenario.simulation
+        if sim is not None:
+            for dt in scenario.dt_study or (sim.dt,):
+                point_model(replace(sim, dt=dt), {}, 0, 0, scenario.system)
+        return [WholeRun()]
+
+    def run(self, scenario, trace_sink=None):
+        system, sim = scenario.system, scenario.simulation
+        if sim is None:
+            ds = sweep(system=system)
+        elif scenario.dt_study:
+            ds = simulate_time_steps(sim, scenario.dt_study, system=system)
+        else:
+            ds = simulate(sim, system=system, trace_sink=trace_sink)
+        ds.attrs["system_modes"] = json.dumps(list(system.modes))
+        ds.attrs["system_time_scale"] = system.time_scale
+        return ds
+
+
+# in the order kind_of tries them: a [system] table, a single-point table, then a dt study, [simulate], the sweep
+RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (MatrixSystemKind(), DriveKind(), WignerKind(), DetectKind(),
+                                                      DtStudyKind(), SimulateKind(), SweepKind())}
 SINGLE_POINT_TABLES = tuple(k.table for k in RUN_KINDS.values() if k.table)  # at most one per scenario
 
 

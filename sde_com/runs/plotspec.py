@@ -132,7 +132,8 @@ def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]
     return {"kind": "lines"}
 
 
-def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict:
+def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]],
+                 quadratures: Sequence[str] = QUADRATURES) -> dict:
     """Complete ``spec`` (a ``[plot]`` table, possibly empty) with the defaults for this output and check it.
 
     ``sizes``: dimension → number of values; ``variables``: data variable → its dimensions. Works from a
@@ -152,9 +153,10 @@ def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str
         raise PlotError(f"plot.title must be a string, got {spec['title']!r}")
     if "panel_titles" in spec:
         spec["panel_titles"] = _names(spec, "panel_titles")
+    if kind == "traces":  # the one kind that names quadratures: the system's (the resonator's by default)
+        return _resolve_traces(spec, sizes, variables, tuple(quadratures))
     return {"lines": _resolve_lines, "map": _resolve_map, "estimate": _resolve_estimate,
-            "matrix": _resolve_matrix, "traces": _resolve_traces, "spectra": _resolve_spectra}[kind](
-        spec, sizes, variables)
+            "matrix": _resolve_matrix, "spectra": _resolve_spectra}[kind](spec, sizes, variables)
 
 
 def _need(name: str, variables: Mapping, what: str) -> Sequence[str]:
@@ -291,12 +293,13 @@ def _resolve_matrix(spec, sizes, variables):
     return {**spec, "variable": name, "panels": _panels(dims, MATRIX_DIMS, sizes, "matrix")}
 
 
-def _resolve_traces(spec, sizes, variables):
+def _resolve_traces(spec, sizes, variables, quadratures):
     dims = _need("trace", variables, "kind = 'traces' needs the recorded variable")
-    quads = _names(spec, "y") if "y" in spec else ["xU", "q"]
-    bad = [q for q in quads if q not in QUADRATURES]
+    # default: the x quadratures of the first and the last mode (the resonator's xU and q)
+    quads = _names(spec, "y") if "y" in spec else list(dict.fromkeys([quadratures[0], quadratures[-2]]))
+    bad = [q for q in quads if q not in quadratures]
     if bad or not quads:
-        raise PlotError(f"plot.y: unknown quadrature(s) {bad}; allowed: {list(QUADRATURES)}")
+        raise PlotError(f"plot.y: unknown quadrature(s) {bad}; allowed: {list(quadratures)}")
     panels = _panels(dims, ("trajectory", "time", "quadrature"), sizes, "traces")
     if _count(panels, sizes) * len(quads) > MAX_PANELS:
         raise PlotError(f"plot: kind = 'traces' would need more than {MAX_PANELS} panels")

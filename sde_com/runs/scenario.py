@@ -21,6 +21,7 @@ import xarray as xr
 
 from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
+from sde_com.physics.matrix import MatrixSystem
 from sde_com.results.sweep import validate_parameters
 from sde_com.runs.kinds import SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
@@ -49,6 +50,7 @@ class Scenario:
     description: str = ""
     text: str = ""
     name: str = ""
+    system: MatrixSystem | None = None  # a [system] table (absent: the spinning resonator of [model])
 
     @property
     def dimensions(self) -> list[str]:
@@ -92,9 +94,10 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     """Validate scenario TOML text; raise ScenarioError naming the bad key and the allowed values."""
     raw = _load_toml(text, name)
     check_top_level(raw)
+    system = _parse_system(raw)
     params = _parse_model(raw.get("model", {}))
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
-    kind = _kind_of_tables(raw, simulation, dt_study)
+    kind = _kind_of_tables(raw, simulation, dt_study, system)
     variables = _parse_output(raw.get("output"), kind)
     plot = check_table("plot", raw.get("plot", {}))
     _check_time_axis(simulation, params)
@@ -103,7 +106,7 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
         single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
         require_capability(kind)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
-                        description=raw.get("description", ""), text=text, name=name, **single)
+                        description=raw.get("description", ""), text=text, name=name, system=system, **single)
     check_output(variables, params, scenario.run_outline)  # a variable this run cannot write
     if plot:  # a figure that cannot be drawn from this run's output fails here, before any work
         check_plot(plot, params, variables, run=scenario.run_outline)
@@ -120,14 +123,39 @@ def _load_toml(text: str, name: str) -> dict:
                             "thousands of others)") from None
 
 
-def _kind_of_tables(raw: dict, simulation, dt_study) -> RunKind:
+def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
     """The run kind the tables ask for (``kinds.kind_of``); at most one single-point table."""
     given = [t for t in SINGLE_POINT_TABLES if t in raw]
     if len(given) > 1:
         raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in SINGLE_POINT_TABLES]}, "
                             f"got {given}")
-    return kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study,
+    if system is not None and "plot" in raw:
+        raise ScenarioError("[plot] is not yet checked against a [system] run's output: leave it out (`sde-com "
+                            "plot` draws the default figure of the file)")
+    if system is not None and given:
+        raise ScenarioError(f"[{given[0]}] needs a parametrised system (its nonlinear mean-field dynamics or "
+                            "output ports): a [system] table gives the linear matrices only")
+    return kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
                                    **{t: raw.get(t) for t in SINGLE_POINT_TABLES}))
+
+
+def _parse_system(raw: dict) -> MatrixSystem | None:
+    """[system] → the ``MatrixSystem`` it gives (checked: ``physics.matrix.check_matrices``); it replaces
+    [model], so both are refused."""
+    table = raw.get("system")
+    if table is None:
+        return None
+    if "model" in raw:
+        raise ScenarioError("give [model] (the spinning resonator's parameters) or [system] (a system's "
+                            "matrices), not both")
+    table = {**defaults("system"), **check_table("system", table)}
+    for key in ("modes", "drift", "diffusion"):
+        if key not in table:
+            raise ScenarioError(f"[system] needs {key!r} (see the scenario reference)")
+    try:
+        return MatrixSystem(**table)
+    except UserError as exc:
+        raise ScenarioError(f"[system] {exc}") from exc
 
 
 def _check_time_axis(simulation, params) -> None:

@@ -55,6 +55,19 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
     make_table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
            *SpinningResonator.parameters.values()),
+    make_table(
+        "system", "A linear system given by its matrices instead of [model] (``sde_com.MatrixSystem``): "
+                  "du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs per mode in the order of `modes`, vacuum "
+                  "variance 1/2. Steady state (no [simulate]) or time-domain runs; drives, [wigner] and [detect] "
+                  "need a parametrised system.",
+        Key("modes", "list[string]", "the N mode names, in the order of the matrices' (x, p) pairs", min_items=1),
+        Key("drift", "matrix", "A, 2N × 2N (list of rows), s-1"),
+        Key("diffusion", "matrix", "D, 2N × 2N (list of rows), symmetric positive semidefinite, s-1"),
+        Key("time_scale", "number", "ω_ref, the unit of the run's times (1/ω_ref) and frequencies", "s-1", 1.0,
+            minimum=0.0, exclusive_minimum=True),
+        Key("allow_unstable", "boolean", "accept an unstable A (a transient from a given initial state)",
+            default=False),
+    ),
     *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys
     make_table(
         "output", "Which data variables the output keeps.",
