@@ -79,9 +79,12 @@ UNITS = {"rad/s": "rad s⁻¹", "1/m": "m⁻¹", "1/s": "s⁻¹", "1": ""}
 
 
 def _axis(name: str, ds: xr.Dataset | None = None) -> tuple[str, float]:
-    """(axis label with its unit, scale to apply to the values)."""
+    """(axis label with its unit, scale to apply to the values); times of another system than the resonator
+    in its ω_ref."""
     if name in AXES:
         symbol, unit, scale = AXES[name]
+        if ds is not None and ds.attrs.get("system", "spinning_resonator") != "spinning_resonator":
+            symbol = symbol.replace("ω_m", "ω_ref")
         return (f"{symbol} ({unit})" if unit else symbol), scale
     units = ds[name].attrs.get("units", "") if ds is not None and name in ds.variables else ""
     units = UNITS.get(units, units)
@@ -212,12 +215,9 @@ def _first(da: xr.DataArray, keep: Sequence[str]) -> xr.DataArray:
 
 
 def _xvalues(ds: xr.Dataset, x: str) -> tuple[np.ndarray, str]:
-    """(values to draw, axis label) of the x dimension; time as ω_m t where the output has it."""
+    """(values to draw, axis label) of the x dimension; time as ω_m t (ω_ref t) where the output has it."""
     if x == "time" and "time_scaled" in ds.coords:
-        label = _axis("time_scaled")[0]
-        if ds.attrs.get("system", "spinning_resonator") == "matrix":  # its ω_ref is the [system] time_scale
-            label = label.replace("ω_m", "ω_ref")
-        return np.asarray(ds["time_scaled"].values, dtype=float), label
+        return np.asarray(ds["time_scaled"].values, dtype=float), _axis("time_scaled", ds)[0]
     label, scale = _axis(x, ds)
     values = ds[x].values if x in ds.coords else np.arange(ds.sizes[x])
     if values.dtype.kind in "iuf":

@@ -52,9 +52,10 @@ def _matrix(name: str, value, size: int, modes: Sequence[str]) -> np.ndarray:
     return M
 
 
-def check_matrices(modes: Sequence[str], drift, diffusion, time_scale: float,
-                   allow_unstable: bool = False) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """(modes, A, D) validated as the module docstring says; UserError naming the matrix and the fault."""
+def check_matrices(modes: Sequence[str], drift, diffusion,
+                   time_scale: float) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(modes, A, D) validated as the module docstring says (A's stability: ``MatrixSystem``); UserError naming
+    the matrix and the fault."""
     if isinstance(modes, str) or not isinstance(modes, Sequence) or len(modes) == 0:
         raise UserError(f"system.modes must be a non-empty list of mode names, got {modes!r}")
     for m in modes:
@@ -79,12 +80,6 @@ def check_matrices(modes: Sequence[str], drift, diffusion, time_scale: float,
     if lowest < -SYMMETRY_TOLERANCE * scale:
         raise UserError(f"system.diffusion must be positive semidefinite (a noise covariance): its smallest "
                         f"eigenvalue is {lowest:.6g}, below −{SYMMETRY_TOLERANCE:g} × max|D|")
-    if not allow_unstable:
-        stability = decide_stability(A, float(time_scale))
-        if not stability.stable:
-            worst = float(np.linalg.eigvals(A).real.max())
-            raise UserError(f"system.drift is unstable (an eigenvalue of A has real part {worst:.6g} s-1 ≥ 0, "
-                            "no steady state); set allow_unstable = true to run a transient anyway")
     return tuple(modes), A, D
 
 
@@ -102,18 +97,20 @@ class MatrixSystem(LinearSystem):
 
     def __init__(self, modes: Sequence[str], drift, diffusion, time_scale: float = 1.0,
                  allow_unstable: bool = False):
-        self.modes, self.drift, self.diffusion = check_matrices(modes, drift, diffusion, time_scale, allow_unstable)
+        self.modes, self.drift, self.diffusion = check_matrices(modes, drift, diffusion, time_scale)
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         self.time_scale = float(time_scale)
-        self.allow_unstable = bool(allow_unstable)
-        self.drift.setflags(write=False)
-        self.diffusion.setflags(write=False)
-        if decide_stability(self.drift, self.time_scale).stable:
-            V = lyapunov_covariance_reference(self.drift, self.diffusion)
-            if not is_physical(V):
-                warnings.warn("[system] the steady-state covariance V of drift and diffusion violates the "
-                              "uncertainty relation V + iΩ/2 ≥ 0 (vacuum variance 1/2): not a quantum state; "
-                              "check the diffusion's scale", RunWarning, stacklevel=2)
+        for M in (self.drift, self.diffusion):
+            M.setflags(write=False)  # every run of the system reads these: no caller may change them
+        if not decide_stability(self.drift, self.time_scale).stable:
+            if not allow_unstable:
+                worst = float(np.linalg.eigvals(self.drift).real.max())
+                raise UserError(f"system.drift is unstable (an eigenvalue of A has real part {worst:.6g} s-1 ≥ 0, "
+                                "no steady state); set allow_unstable = true to run a transient anyway")
+        elif not is_physical(lyapunov_covariance_reference(self.drift, self.diffusion)):
+            warnings.warn("[system] the steady-state covariance V of drift and diffusion violates the uncertainty "
+                          "relation V + iΩ/2 ≥ 0 (vacuum variance 1/2): not a quantum state; check the "
+                          "diffusion's scale", RunWarning, stacklevel=2)
 
     def reference_rate(self, params: Mapping[str, object]) -> float:
         """ω_ref = ``time_scale`` (s⁻¹)."""
@@ -123,19 +120,3 @@ class MatrixSystem(LinearSystem):
         """The one branch: (A, D) as given (no mean field)."""
         self.resolve(params)  # no parameters: refuses any
         return [Branch(0, MappingProxyType({}), self.drift, self.diffusion)]
-
-    def __reduce__(self):  # to Dask workers: rebuilt (and re-checked) from its matrices
-        return (_rebuild, (self.modes, self.drift, self.diffusion, self.time_scale, self.allow_unstable))
-
-    def __eq__(self, other) -> bool:
-        return (isinstance(other, MatrixSystem) and self.modes == other.modes
-                and self.time_scale == other.time_scale and np.array_equal(self.drift, other.drift)
-                and np.array_equal(self.diffusion, other.diffusion))
-
-    __hash__ = None
-
-
-def _rebuild(modes, drift, diffusion, time_scale, allow_unstable) -> MatrixSystem:
-    with warnings.catch_warnings():  # said once, where it was made
-        warnings.simplefilter("ignore", RunWarning)
-        return MatrixSystem(modes, drift, diffusion, time_scale, allow_unstable)

@@ -192,6 +192,25 @@ COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 
 # `logneg` of a system through the seam, over `pair` (its entry's long_name names the resonator's pair)
 PAIR_LOGNEG_LONG_NAME = "logarithmic negativity E_N of a pair of modes, Eqs. (12)-(13)"
+
+
+def label_for_system(ds, name: str, modes, quadratures) -> None:
+    """Replace, in place, the long_names that name the spinning resonator's modes, quadratures or ω_m with
+    those of another system (``name``, its ``modes`` and ``quadratures``; its time unit is ω_ref): the
+    catalogue's entries hold the resonator's words, the meaning is the same."""
+    order = ", ".join(quadratures)
+    pair = f"{modes[0]}, {modes[-1]}"
+    texts = {"logneg": PAIR_LOGNEG_LONG_NAME, "branch": f"mean-field branch of {name}, in its order",
+             "row": f"quadrature (row) in the order {order}", "col": f"quadrature (col) in the order {order}",
+             "quadrature": f"quadrature of a recorded trace ({order})",
+             "trace": f"recorded quadratures u(t) ({order}), vacuum variance 1/2",
+             "logneg_sim": f"E_N of the simulated covariance ({pair})",
+             "logneg_ref": f"E_N of the reference covariance ({pair})",
+             "max_dt_em": "largest stable Euler–Maruyama step ω_ref·dt (|1 + λ dt| < 1)",
+             "dt": "time step ω_ref·dt, in units of 1/ω_ref"}
+    for var, text in texts.items():
+        if var in ds.variables:
+            ds[var].attrs["long_name"] = text
 _SEAM_DIMS = {"logneg": (_S, _B, "pair")}
 
 # run kind: (heading, the data variables it can write, in order)

@@ -30,7 +30,7 @@ from sde_com.physics.resonator.device import DEVICE_PARAMETERS, DIRECTIONS, Devi
 from sde_com.physics.resonator.drift import QUADRATURES
 from sde_com.physics.resonator.system import SpinningResonator, chain_inputs
 from sde_com.physics.system import LinearSystem, get_system
-from sde_com.results.catalogue import PAIR_LOGNEG_LONG_NAME, VARIABLES, apply_catalogue, variables_of
+from sde_com.results.catalogue import VARIABLES, apply_catalogue, label_for_system, variables_of
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
@@ -399,7 +399,7 @@ def _assemble_points(system: LinearSystem, params: Mapping[str, object], blocks:
         coords["row"] = coords["col"] = list(system.quadratures)
     ds = apply_catalogue(xr.Dataset(data, coords=coords), title=f"sde_com steady-state sweep of {system.name}")
     ds = ds.assign_coords({d: (d, values[d], _key_attrs(system.parameters[d])) for d in dims})
-    _label_for_system(ds, system)
+    label_for_system(ds, system.name, system.modes, system.quadratures)
     _annotate(ds, values, dims, system.quadratures)
     ds.attrs["system"] = system.name
     return ds
@@ -412,16 +412,6 @@ def _key_attrs(key: spec.Key) -> dict[str, str]:
     if key.unit in (spec.TIME, spec.RATE):
         return {"units": "1", "long_name": f"{key.doc} (in units of {spec.unit_text(key.unit)})"}
     return {"units": key.unit or "1", "long_name": key.doc}
-
-
-def _label_for_system(ds: xr.Dataset, system: LinearSystem) -> None:
-    """The long_names that name the resonator's modes or quadratures in the catalogue, for ``system``."""
-    order = ", ".join(system.quadratures)
-    texts = {"logneg": PAIR_LOGNEG_LONG_NAME, "branch": f"mean-field branch of {system.name}, in its order",
-             "row": f"quadrature (row) in the order {order}", "col": f"quadrature (col) in the order {order}"}
-    for name, text in texts.items():
-        if name in ds.variables:
-            ds[name].attrs["long_name"] = text
 
 
 def _displacement(shift: np.ndarray, inp: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sde_com.errors import UserError
+from sde_com.simulation.ensemble import entanglement_of
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS
 
 STEPS_PER_SECOND_PER_THREAD = 9.0e7  # trajectory-steps (d = 6, 1.9e8/s on 2 threads, `sde-com bench`)
@@ -140,7 +141,8 @@ def estimate(scenario, units) -> Estimate:
     unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
     q = d * (d + 1) // 2
     accumulator = 8 * max(n_snap, 1) * q * 4
-    kept = 10 if d >= 4 else q  # a finished group keeps the entries of the reported pair's 4×4 block
+    kept = entanglement_of(d // 2).packed_entries(d)[0]  # a finished group keeps the reported pair's entries
+    kept = q if kept is None else len(kept)
     scratch = (8 * n_snap * kept * N_JACKKNIFE_GROUPS) if n_snap else 0  # one point's finished groups at a time
     # units: one running, one being merged (the next runs meanwhile), one with the trace writer
     peak = BASE_BYTES + 3 * (total - streamed) + 3 * unit_bytes + accumulator

@@ -43,6 +43,7 @@ from sde_com.runs.mergers import (
     linearization_checks,
     warn_of,
 )
+from sde_com.runs.plotspec import unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
 from sde_com.simulation.simulate import (
     plan_units,
@@ -89,6 +90,12 @@ class RunKind:
     def variables(self) -> tuple[str, ...]:
         """The output variables a run of this kind can write ([output] variables are chosen among them)."""
         return variables_of(self.catalogue)
+
+    def unwritable(self, scenario: Scenario) -> dict[str, str]:
+        """variable → why this run cannot write it, among ``variables`` (``plotspec.unwritable`` of its
+        outline): an [output] list naming one is refused."""
+        swept = {k: len(v) for k, v in scenario.parameters.items() if isinstance(v, list)}
+        return unwritable(scenario.run_outline, swept)
 
     def parse_table(self, table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
         """The kind's own table, checked against the others (the schema's checks, then the cross checks)."""
@@ -476,6 +483,14 @@ class MatrixSystemKind(RunKind):
     def variables(self):
         return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate")))
 
+    def unwritable(self, scenario):
+        if scenario.simulation is None:
+            return dict.fromkeys(variables_of("simulate"), "a time-domain estimate: give a [simulate] table")
+        why = super().unwritable(scenario)
+        why.update(dict.fromkeys(("logneg", "marginal"), "the steady state's, written by a [system] run without "
+                                 "[simulate] (with it: logneg_sim, E_N of the first and last mode)"))
+        return why
+
     def plan(self, scenario):
         """One unit, once the settings are known to suit the system (stability, the scheme's dt)."""
         sim = scenario.simulation
@@ -492,9 +507,7 @@ class MatrixSystemKind(RunKind):
             ds = simulate_time_steps(sim, scenario.dt_study, system=system)
         else:
             ds = simulate(sim, system=system, trace_sink=trace_sink)
-        ds.attrs["system_modes"] = json.dumps(list(system.modes))
-        ds.attrs["system_time_scale"] = system.time_scale
-        return ds
+        return ds  # the modes are its coordinates' labels, time_scale its omega_ref, the table in `scenario`
 
 
 # in the order kind_of tries them: a [system] table, a single-point table, then a dt study, [simulate], the sweep

@@ -362,10 +362,9 @@ def unwritable(run: RunOutline, swept: Mapping[str, int]) -> dict[str, str]:
     return why
 
 
-def check_output(variables: Sequence[str] | None, params: Mapping, run: RunOutline) -> None:
-    """An [output] variable this run cannot write is refused (ScenarioError naming it and what it needs)."""
-    swept = {k: len(v) for k, v in params.items() if isinstance(v, list)}
-    why = unwritable(run, swept)
+def check_output(variables: Sequence[str] | None, why: Mapping[str, str]) -> None:
+    """An [output] variable this run cannot write (``why``: variable → what it needs, ``RunKind.unwritable``)
+    is refused (ScenarioError naming it and what it needs)."""
     for name in variables or ():
         if name in why:
             raise ScenarioError(f"output.variables: {name!r} cannot be written by this run: {why[name]}")

@@ -107,7 +107,7 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
         require_capability(kind)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
                         description=raw.get("description", ""), text=text, name=name, system=system, **single)
-    check_output(variables, params, scenario.run_outline)  # a variable this run cannot write
+    check_output(variables, kind.unwritable(scenario))  # a variable this run cannot write
     if plot:  # a figure that cannot be drawn from this run's output fails here, before any work
         check_plot(plot, params, variables, run=scenario.run_outline)
     return scenario

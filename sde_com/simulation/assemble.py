@@ -20,6 +20,7 @@ from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import (
     COORDINATES,
     apply_catalogue,
+    label_for_system,
     set_time_reference,
     time_coordinates,
     variables_of,
@@ -169,7 +170,15 @@ def _finish(ds: xr.Dataset, s: SimulationSettings, omega_refs: np.ndarray, syste
     if s.traces:
         ds = ds.assign_coords(trace_coordinates(s, system))
     ds.attrs["simulation"] = json.dumps(settings_to_dict(s))
-    return apply_catalogue(ds, title="sde_com time-domain simulation")
+    return labelled(ds, system, "sde_com time-domain simulation")
+
+
+def labelled(ds: xr.Dataset, system: LinearSystem | None, title: str) -> xr.Dataset:
+    """``apply_catalogue``, with the long_names of another system than the resonator (``label_for_system``)."""
+    ds = apply_catalogue(ds, title=title)
+    if not _resonator(system):
+        label_for_system(ds, system.name, system.modes, system.quadratures)
+    return ds
 
 
 def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataArray]:

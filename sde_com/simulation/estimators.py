@@ -292,7 +292,10 @@ class MomentAccumulator:
         en, err = np.empty(n_lead), np.empty(n_lead)
         d = self.shape[-1]
         if self.kept is not None:  # the groups hold the entries of ``entanglement.packed_entries``
-            reduced, d_kept = entanglement.packed_entries(d)[1:]
+            kept, reduced, d_kept = entanglement.packed_entries(d)
+            if kept is None or not np.array_equal(kept, self.kept):
+                raise ValueError(f"the groups keep the entries {self.kept.tolist()}, not those {entanglement} "
+                                 "reads")
             batch = functools.partial(reduced.batch_packed, d=d_kept)
         elif hasattr(entanglement, "batch_packed"):  # straight from the upper triangles
             batch = functools.partial(entanglement.batch_packed, d=d)

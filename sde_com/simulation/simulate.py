@@ -17,10 +17,10 @@ import numpy as np
 import xarray as xr
 
 from sde_com.physics.system import LinearSystem
-from sde_com.results.catalogue import apply_catalogue
 from sde_com.simulation.assemble import (
     SIM_VARIABLE_INFO,
     assemble_simulation,
+    labelled,
     prepare_simulation,
     time_coordinate,
     trace_coordinates,
@@ -120,4 +120,4 @@ def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSyst
     sim = settings_to_dict(settings)
     sim["dt"] = [float(x) for x in dts]
     ds.attrs["simulation"] = json.dumps(sim)
-    return apply_catalogue(ds, title="sde_com time-step study")
+    return labelled(ds, system, "sde_com time-step study")
