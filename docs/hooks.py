@@ -87,11 +87,21 @@ def _cli_reference_markdown() -> str:
     return "\n".join(lines)
 
 
+def _single_cavity_markdown() -> str:
+    """The parameters of the built-in single-cavity system, from its ``parameters`` (unit, default, range)."""
+    from sde_com.physics.cavity import SingleCavity
+    from sde_com.runs.schema import markdown_table
+    from sde_com.spec import make_table
+
+    return "\n".join(markdown_table(make_table("single_cavity", "", *SingleCavity.parameters.values())))
+
+
 GENERATED: dict[str, tuple[str, str] | Callable[[], str]] = {
     "<!-- sde_com:scenario-reference -->": ("sde_com.runs.schema", "scenario_reference_markdown"),
     "<!-- sde_com:output-reference -->": ("sde_com.results.catalogue", "output_reference_markdown"),
     "<!-- sde_com:time-keys -->": _time_keys_markdown,
     "<!-- sde_com:cli-reference -->": _cli_reference_markdown,
+    "<!-- sde_com:single-cavity-parameters -->": _single_cavity_markdown,
 }
 
 

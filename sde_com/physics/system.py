@@ -191,9 +191,11 @@ def _load_entry_point(name: str) -> None:
 
 def _builtins() -> None:
     """Register the built-in systems (imported here, not at module level: they import this module)."""
+    from sde_com.physics.cavity import SingleCavity
     from sde_com.physics.resonator.system import SpinningResonator
 
     register_system(SpinningResonator)
+    register_system(SingleCavity)
 
 
 def system_names() -> list[str]:

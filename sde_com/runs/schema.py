@@ -278,7 +278,8 @@ def _default_doc(key: Key) -> str:
     return f"`{json.dumps(v, ensure_ascii=False)}`"  # TOML writes strings, booleans and lists alike
 
 
-def _markdown_table(table: Table) -> list[str]:
+def markdown_table(table: Table) -> list[str]:
+    """The Markdown table of a table's keys: type, unit, default, allowed values and meaning (the docs' references)."""
     lines = ["| key | type | unit | default | allowed | meaning |", "|---|---|---|---|---|---|"]
     for key in table.keys.values():
         cells = [f"`{key.name}`", _type_doc(key), unit_text(key.unit) or key.unit, _default_doc(key),
@@ -294,9 +295,9 @@ def scenario_reference_markdown() -> str:
              "A scenario is a TOML file; an unknown key, a value of the wrong type (a TOML boolean is not a number) "
              "or out of range stops the run with a message naming the key (`simulate.dt`) and what is allowed. "
              "An empty default means that the key is absent unless given (see its meaning).", "",
-             "## Top level", "", TOP_LEVEL.doc, "", *_markdown_table(TOP_LEVEL), ""]
+             "## Top level", "", TOP_LEVEL.doc, "", *markdown_table(TOP_LEVEL), ""]
     for name, table in SCHEMA.items():
-        lines += [f"## `[{name}]`", "", table.doc, "", *_markdown_table(table), ""]
+        lines += [f"## `[{name}]`", "", table.doc, "", *markdown_table(table), ""]
         if name == "model":
-            lines += ["### Ranges", "", RANGE.doc, "", *_markdown_table(RANGE), ""]
+            lines += ["### Ranges", "", RANGE.doc, "", *markdown_table(RANGE), ""]
     return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""Single-cavity optomechanics: one driven optical mode a, one mechanical mode (q, p), the standard system of
+Vitali et al., Phys. Rev. Lett. 98, 030405 (2007), doi:10.1103/PhysRevLett.98.030405, and Genes et al.,
+Phys. Rev. A 78, 032316 (2008), doi:10.1103/PhysRevA.78.032316.
+
+H = ħΔ₀ a†a + ħω_m (p² + q²)/2 − ħ√2 g₀ a†a q + iħε(a† − a) in the frame of the laser, q, p dimensionless
+([q, p] = i), with Langevin equations (Vitali's Eqs. (2)–(4)) for the amplitude decay rate κ, the Brownian
+mechanical bath at rate γ_m and temperature T (D_pp = γ_m(2n̄ + 1), the bath of this project's resonator), and
+the optical vacuum input (D = κ on each optical quadrature). It is the spinning resonator's driven mode with
+no backscattering and no spin: the mean field and A come from the resonator's functions (``steady_branches``
+with J = 0, whose quintic is then the cubic y(1 + (Δ₀/κ − y)²) = k times a positive quadratic, so every real
+root is a branch of the cubic; ``drift_matrix`` restricted to (X, Y, q, p)).
+
+Parameters are those of the papers: bare detuning Δ₀ = ω_c − ω_l (in units of ω_m, as the resonator's),
+input power, wavelength, κ, ω_m, γ_m, g₀ and T. The effective detuning Δ = Δ₀ − √2 g₀ q_s and the
+optomechanical coupling G = 2 g₀ |α_s| (Vitali's G = √2 G₀ α_s with G₀ = √2 g₀) are outputs (``mean_field``).
+Conventions: docs/single-cavity.md maps each paper's symbols to these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from sde_com.physics.resonator.device import HBAR, cavity_frequency, thermal_occupation
+from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
+from sde_com.physics.resonator.steady import steady_branches
+from sde_com.physics.system import Branch, LinearSystem
+from sde_com.spec import Key
+
+_ROWS = [0, 1, 4, 5]  # (X, Y) of the resonator's driven mode U and its mechanics (q, p)
+TWO_PI = 2.0 * math.pi
+
+
+def _rate(name: str, doc: str, default: float) -> Key:
+    return Key(name, "number", doc, "rad/s", default, minimum=0.0, exclusive_minimum=True, forms=("list", "range"))
+
+
+# defaults: a Fabry–Pérot micromirror, ω_m/2π = 10 MHz, Q_m = 1e5, m = 5 ng, L = 1 mm, F = 1.07e4, λ = 810 nm,
+# P = 50 mW, T = 0.4 K (the parameter list of Vitali et al. 2007 as recalled here, not checked against the paper)
+_OMEGA_M = TWO_PI * 10e6
+_WAVELENGTH = 810e-9
+_LENGTH, _FINESSE, _MASS = 1e-3, 1.07e4, 5e-12
+_KAPPA = math.pi * 299_792_458.0 / (2.0 * _FINESSE * _LENGTH)  # amplitude decay πc/(2FL)
+_G0 = float(cavity_frequency(_WAVELENGTH)) / _LENGTH * math.sqrt(HBAR / (2.0 * _MASS * _OMEGA_M))  # (ω_c/L)x_zpf
+
+
+class SingleCavity(LinearSystem):
+    """One driven optical mode and one mechanical mode (module docstring); ω_ref = ω_m. Defaults: a
+    Fabry–Pérot micromirror (the comment above ``_OMEGA_M``) at Δ₀ = ω_m."""
+
+    name = "single_cavity"
+    modes = ("a", "m")
+    quadratures = ("X", "Y", "q", "p")
+    parameters = MappingProxyType({k.name: k for k in (
+        Key("detuning", "number", "bare detuning Δ₀/ω_m = (ω_c − ω_l)/ω_m of the cavity from the laser", "1", 1.0,
+            forms=("list", "range")),
+        Key("power", "number", "input laser power P", "W", 0.05, minimum=0.0, forms=("list", "range")),
+        Key("wavelength", "number", "laser wavelength λ (photon energy ħω_l = 2πħc/λ)", "m", _WAVELENGTH,
+            minimum=0.0, exclusive_minimum=True, forms=("list", "range")),
+        _rate("kappa", "optical amplitude decay rate κ (half the linewidth; πc/(2FL) for a Fabry–Pérot)", _KAPPA),
+        _rate("omega_m", "mechanical angular frequency ω_m", _OMEGA_M),
+        _rate("gamma_m", "mechanical damping rate γ_m = ω_m/Q_m", _OMEGA_M / 1e5),
+        Key("g0", "number", "single-photon coupling g₀ = (ω_c/L)·x_zpf, x_zpf = sqrt(ħ/(2mω_m))", "rad/s", _G0,
+            minimum=0.0, forms=("list", "range")),
+        Key("temperature", "number", "mechanical bath temperature T", "K", 0.4, minimum=0.0,
+            forms=("list", "range")),
+    )})
+
+    def reference_rate(self, params: Mapping[str, object]) -> float:
+        """ω_m, rad/s."""
+        return float(self.resolve(params)["omega_m"])
+
+    def _rates(self, params: Mapping[str, object]) -> dict[str, float]:
+        """κ, ω_m, γ_m, G₀ = √2 g₀ (per dimensionless q), ε = sqrt(2κP/(ħω_l)), n̄ and Δ₀ (rad/s)."""
+        p = {k: float(v) for k, v in self.resolve(params).items()}
+        omega_l = float(cavity_frequency(p["wavelength"]))
+        return dict(kappa=p["kappa"], omega_m=p["omega_m"], gamma_m=p["gamma_m"], G0=math.sqrt(2.0) * p["g0"],
+                    epsilon=math.sqrt(2.0 * p["kappa"] * p["power"] / (HBAR * omega_l)),
+                    n_thermal=float(thermal_occupation(p["omega_m"], p["temperature"])),
+                    delta0=p["detuning"] * p["omega_m"])
+
+    def branches(self, params: Mapping[str, object]) -> list[Branch]:
+        """Every real root of the mean-field cubic (Vitali's steady state: q_s = G₀|α_s|²/ω_m,
+        α_s = ε/(κ + iΔ), Δ = Δ₀ − G₀q_s), ascending in q_s, with A and D (rad/s) of the fluctuations.
+
+        mean_field: q_s, alpha (complex, photons = |α|²), delta_eff (Δ, rad/s), coupling (G = √2 G₀|α_s|, rad/s).
+        """
+        r = self._rates(params)
+        D = diffusion_matrix(r["kappa"], r["gamma_m"], r["n_thermal"])[np.ix_(_ROWS, _ROWS)]
+        out = []
+        for i, b in enumerate(steady_branches(r["delta0"], r["delta0"], 0.0, r["kappa"], r["G0"], r["epsilon"],
+                                              r["omega_m"])):
+            G = math.sqrt(2.0) * r["G0"] * b["alpha_u"]
+            A = drift_matrix(r["kappa"], b["delta_u_eff"], b["delta_u_eff"], 0.0, G, 0.0, r["omega_m"],
+                             r["gamma_m"])[np.ix_(_ROWS, _ROWS)]
+            mean_field = dict(q_s=b["q_s"], alpha=b["alpha_u"], delta_eff=b["delta_u_eff"], coupling=abs(G))
+            out.append(Branch(i, MappingProxyType(mean_field), A, D.copy()))
+        return out
+
+    def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
+        """Optical vacuum and the mechanics at its bath's occupation: diag(½, ½, n̄ + ½, n̄ + ½)."""
+        n = self._rates(params)["n_thermal"]
+        return np.diag([0.5, 0.5, n + 0.5, n + 0.5])

@@ -1,0 +1,136 @@
+"""The built-in single-cavity optomechanical system (``physics.cavity.SingleCavity``) against independent
+statements of its physics: the mean-field equations each branch must satisfy, the cubic's real roots, the
+drift written out from the Langevin equations, the thermal equilibrium of an undriven cavity, scipy's
+Lyapunov solution, and an exact-discretization ensemble (z-scores with the estimator's own errors,
+Bonferroni over the 10 entries of a 4 × 4 covariance, family-wise α = 1e-3)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.stats
+
+import sde_com
+from sde_com.errors import UserError
+from sde_com.physics.cavity import SingleCavity
+from sde_com.physics.resonator.device import HBAR, cavity_frequency, thermal_occupation
+from sde_com.physics.system import get_system
+from sde_com.simulation.simulate import SimulationSettings, simulate
+
+SYSTEM = SingleCavity()
+
+
+def _rates(params):
+    p = SYSTEM.resolve(params)
+    omega_l = float(cavity_frequency(p["wavelength"]))
+    G0 = math.sqrt(2.0) * p["g0"]  # per dimensionless q, [q, p] = i
+    eps = math.sqrt(2.0 * p["kappa"] * p["power"] / (HBAR * omega_l))
+    return p, G0, eps
+
+
+@pytest.mark.parametrize("params", [{}, {"detuning": 2.3}, {"power": 0.005, "detuning": -0.5},
+                                    {"power": 0.2, "detuning": 6.0}])
+def test_each_branch_satisfies_the_mean_field_equations(params):
+    """q_s = G₀|α|²/ω_m, α = ε/(κ + iΔ), Δ = Δ₀ − G₀q_s: written here from the Langevin equations, to the
+    rounding of the root (relative 1e-9: the root isolation converges to a few ulp of y)."""
+    p, G0, eps = _rates(params)
+    branches = SYSTEM.branches(params)
+    assert branches and [b.index for b in branches] == list(range(len(branches)))
+    for b in branches:
+        mf = b.mean_field
+        delta = p["detuning"] * p["omega_m"] - G0 * mf["q_s"]
+        assert mf["delta_eff"] == pytest.approx(delta, rel=1e-9, abs=1e-9 * p["omega_m"])
+        assert mf["alpha"] == pytest.approx(eps / complex(p["kappa"], delta), rel=1e-9)
+        assert mf["q_s"] == pytest.approx(G0 * abs(mf["alpha"]) ** 2 / p["omega_m"], rel=1e-9)
+        assert mf["coupling"] == pytest.approx(2.0 * p["g0"] * abs(mf["alpha"]), rel=1e-12)
+    assert [b.mean_field["q_s"] for b in branches] == sorted(b.mean_field["q_s"] for b in branches)
+
+
+def test_all_three_branches_of_the_bistable_cubic():
+    """y(1 + (d − y)²) = k, y = G₀q_s/κ: three real roots where the cubic has them (numpy's companion-matrix
+    roots, an independent solver), one where it has one."""
+    for params, expected in (({"power": 0.2, "detuning": 6.0}, 3), ({"power": 0.005, "detuning": 1.0}, 1)):
+        p, G0, eps = _rates(params)
+        d = p["detuning"] * p["omega_m"] / p["kappa"]
+        k = G0**2 * eps**2 / (p["omega_m"] * p["kappa"] ** 3)
+        roots = np.roots([1.0, -2.0 * d, 1.0 + d * d, -k])
+        real = np.sort(roots[np.abs(roots.imag) < 1e-9 * np.abs(roots).max()].real)
+        branches = SYSTEM.branches(params)
+        assert len(branches) == len(real) == expected
+        y = [G0 * b.mean_field["q_s"] / p["kappa"] for b in branches]
+        np.testing.assert_allclose(y, real, rtol=1e-8)  # numpy's roots: ~1e-10 relative for this conditioning
+
+
+def test_drift_and_diffusion_written_out_from_the_langevin_equations():
+    """u = (δX, δY, δq, δp): δẊ = −κδX + ΔδY − G_i δq, δẎ = −ΔδX − κδY + G_r δq, δq̇ = ω_m δp,
+    δṗ = G_r δX + G_i δY − ω_m δq − γ_m δp (G = √2 G₀ α_s); D = diag(κ, κ, 0, γ_m(2n̄ + 1))."""
+    params = {"detuning": 2.3, "temperature": 2.0}
+    p, G0, _ = _rates(params)
+    b = SYSTEM.branches(params)[0]
+    G = math.sqrt(2.0) * G0 * b.mean_field["alpha"]
+    k, w, g, delta = p["kappa"], p["omega_m"], p["gamma_m"], b.mean_field["delta_eff"]
+    A = np.array([[-k, delta, -G.imag, 0.0], [-delta, -k, G.real, 0.0], [0.0, 0.0, 0.0, w],
+                  [G.real, G.imag, -w, -g]])
+    np.testing.assert_array_equal(b.drift, A)
+    n = float(thermal_occupation(w, 2.0))
+    np.testing.assert_array_equal(b.diffusion, np.diag([k, k, 0.0, g * (2.0 * n + 1.0)]))
+
+
+def test_an_undriven_cavity_is_in_thermal_equilibrium():
+    """P = 0: no mean field, no coupling; V is the optical vacuum and the mechanics' thermal state, which is
+    also the system's thermal state (to the Lyapunov solve's rounding: the operator's cond ≈ ω_m/γ_m = 1e5
+    here, so ~1e-11 of max|V|; 1e-9 is the margin)."""
+    ds = sde_com.sweep(system="single_cavity", power=0.0, temperature=1.0).isel(branch=0)
+    V = SYSTEM.thermal_covariance({"temperature": 1.0})
+    np.testing.assert_allclose(ds.cov.values, V, rtol=0, atol=1e-9 * V.max())
+    assert float(ds.logneg.sel(pair="a-m")) == 0.0
+
+
+def test_steady_state_equals_scipys_lyapunov_solve_and_entangles():
+    """Steady V against scipy's Bartels–Stewart solve (the operator's cond ≈ 2‖A‖/min|λi + λj| ≈ 4e5 here,
+    γ_m being 1e-5 ω_m: ~1e-10 of max|V|; 1e-8 is the margin), and E_N > 0 at the red-detuned, strongly
+    coupled default point (the optomechanical entanglement of the papers; the value is not compared with
+    their figures, see docs/single-cavity.md)."""
+    params = {"detuning": 2.3}
+    b = SYSTEM.branches(params)[0]
+    V = scipy.linalg.solve_continuous_lyapunov(b.drift / 6.283e7, -b.diffusion / 6.283e7)
+    ds = sde_com.sweep(system="single_cavity", **params).isel(branch=0)
+    assert bool(ds.stable)
+    np.testing.assert_allclose(ds.cov.values, V, rtol=0, atol=1e-8 * np.abs(V).max())
+    assert float(ds.logneg.sel(pair="a-m")) > 0.1
+
+
+def test_an_exact_ensemble_agrees_with_the_lyapunov_solution():
+    """An exact-discretization ensemble at a stable point (slowest relaxation rate 0.025 ω_m: the burn-in is 5
+    relaxation times), time averages against the Lyapunov V within Bonferroni bounds. A factor 2 in the
+    stepper's noise would double cov_sim: measured max z = 277 against 2V."""
+    n = 256
+    params = {"detuning": 2.3, "power": 0.02, "temperature": 0.01}
+    s = SimulationSettings(method="exact", dt=0.2, burn_in=200.0, duration=400.0, trajectories=n, seed=21)
+    ds = simulate(s, system=get_system("single_cavity"), **params).isel(branch=0)
+    threshold = float(scipy.stats.t.ppf(1 - 1e-3 / (2 * 10), df=n - 1))
+    assert float(ds.zscore_max_continuous) < threshold
+    assert list(ds.row.values) == ["X", "Y", "q", "p"]
+
+
+def test_parameters_are_checked_naming_the_key():
+    with pytest.raises(UserError, match="power"):
+        SYSTEM.branches({"power": -1.0})
+    with pytest.raises(UserError, match=r"unknown parameter\(s\) \['radius'\]"):
+        SYSTEM.branches({"radius": 1.0})
+
+
+def test_registered_and_its_files_are_cf(tmp_path):
+    """Found by name like the resonator; a sweep over its parameters writes a CF-clean file whose labels
+    name its own quadratures."""
+    from test_cf import assert_cf_clean
+
+    assert "single_cavity" in sde_com.physics.system.system_names()
+    ds = sde_com.sweep(system="single_cavity", detuning=[2.3, 6.0], power=[0.02, 0.2])
+    assert ds.sizes["branch"] == 3  # the bistable corner (6 ω_m, 0.2 W) has three branches
+    sde_com.write_dataset(ds, tmp_path / "cavity.nc")
+    assert_cf_clean(tmp_path / "cavity.nc")
+    assert "X, Y, q, p" in sde_com.read_dataset(tmp_path / "cavity.nc").row.attrs["long_name"]
