@@ -134,3 +134,60 @@ def test_registered_and_its_files_are_cf(tmp_path):
     sde_com.write_dataset(ds, tmp_path / "cavity.nc")
     assert_cf_clean(tmp_path / "cavity.nc")
     assert "X, Y, q, p" in sde_com.read_dataset(tmp_path / "cavity.nc").row.attrs["long_name"]
+
+
+NAMED = '[system]\nname = "single_cavity"\n'
+
+
+def test_a_scenario_names_the_system_and_sweeps_its_parameters(tmp_path):
+    """[system] name + [model] of its parameters through ``sde-com run``: the same numbers as the Python
+    sweep of the same grid, bit for bit (the same per-point path), and an ensemble run beside it."""
+    from conftest import run_cli
+
+    text = NAMED + "[model]\ndetuning = { start = 2.0, stop = 3.0, num = 5 }\ntemperature = [0.4, 5.0]\n"
+    assert run_cli(tmp_path, text, tmp_path / "sweep.nc") == 0
+    ds = sde_com.read_dataset(tmp_path / "sweep.nc")
+    ref = sde_com.sweep(system="single_cavity", detuning=list(np.linspace(2.0, 3.0, 5)), temperature=[0.4, 5.0])
+    np.testing.assert_array_equal(ds.logneg.values, ref.logneg.values)
+    np.testing.assert_array_equal(ds.cov.values, ref.cov.values)
+    assert ds.logneg.dims == ("detuning", "temperature", "branch", "pair")
+    text = NAMED + ('[model]\ndetuning = 2.3\npower = 0.02\n[simulate]\nmethod = "exact"\ndt = 0.2\n'
+                    'duration = 50.0\ntrajectories = 64\nsave_every = 10.0\n')
+    assert run_cli(tmp_path, text, tmp_path / "ensemble.nc") == 0
+    ens = sde_com.read_dataset(tmp_path / "ensemble.nc")
+    assert ens.cov_sim.sizes["time"] == 6 and list(ens.row.values) == ["X", "Y", "q", "p"]
+
+
+def test_the_resonator_named_is_the_resonator(tmp_path):
+    from conftest import run_cli
+
+    text = "[model]\ndetuning = [0.7, 0.8]\n"
+    assert run_cli(tmp_path, text, tmp_path / "plain.nc") == 0
+    assert run_cli(tmp_path, '[system]\nname = "spinning_resonator"\n' + text, tmp_path / "named.nc") == 0
+    plain, named = (sde_com.read_dataset(tmp_path / f"{n}.nc") for n in ("plain", "named"))
+    for name in plain.data_vars:
+        np.testing.assert_array_equal(plain[name].values, named[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[system]\nname = "nope"\n', r"system.name: unknown system 'nope'; known systems: \[.*'single_cavity'"),
+    (NAMED + "[model]\nradius = 1.0\n", r"unknown key\(s\) \['radius'\] in \[model\]; allowed: \['detuning'"),
+    (NAMED + "time_scale = 2.0\n", r"\['time_scale'\] belong to a system given by its matrices"),
+    (NAMED + "[model]\npower = -1.0\n", r"model.power must be >= 0"),
+    (NAMED + '[simulate]\nduration = 5.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
+     r"\[drive\] runs the spinning resonator only so far, not system 'single_cavity'"),
+    (NAMED + "[model]\nomega_m = [6e7, 7e7]\n[simulate]\nduration = 5.0\nsave_every = 1.0\n",
+     r"omega_m cannot be swept in a run with snapshots or traces"),
+    (NAMED + "[model]\ndetuning = 1.0\n[simulate]\nduration = 5.0\n", r"no operating point .* stable branch"),
+])
+def test_bad_named_system_scenarios_exit_2(tmp_path, capsys, text, message):
+    import re
+
+    from conftest import run_cli
+
+    out = tmp_path / "out.nc"
+    assert run_cli(tmp_path, text, out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sde-com: error: ") and "Traceback" not in err, err
+    assert re.search(message, err), err
+    assert not out.exists()

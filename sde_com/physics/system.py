@@ -189,13 +189,19 @@ def _load_entry_point(name: str) -> None:
             return
 
 
-def _builtins() -> None:
-    """Register the built-in systems (imported here, not at module level: they import this module)."""
+def builtin_systems() -> tuple[type[LinearSystem], ...]:
+    """The built-in system classes, the default first (imported here, not at module level: they import this
+    module)."""
     from sde_com.physics.cavity import SingleCavity
     from sde_com.physics.resonator.system import SpinningResonator
 
-    register_system(SpinningResonator)
-    register_system(SingleCavity)
+    return SpinningResonator, SingleCavity
+
+
+def _builtins() -> None:
+    """Register the built-in systems."""
+    for cls in builtin_systems():
+        register_system(cls)
 
 
 def system_names() -> list[str]:

@@ -469,10 +469,12 @@ class DetectKind(SinglePointKind):
                                  int(t["segment"]), tuple(t["filter_bandwidths"]), float(t["filter_center"]))
 
 
-class MatrixSystemKind(RunKind):
-    """A [system] table (``physics.matrix.MatrixSystem``): its steady state, or with [simulate] its ensembles
-    (steady estimates, transients, traces, a dt study), through the system seam (``sweep(system=...)``,
-    ``simulate(..., system=...)``), done whole in one unit. E_N comes for every pair of modes (``pair``)."""
+class SystemKind(RunKind):
+    """A scenario whose [system] table names a system other than the spinning resonator, or gives one by its
+    matrices (``physics.matrix.MatrixSystem``): its steady state over the [model] grid of its parameters, or
+    with [simulate] its ensembles (steady estimates, transients, traces, a dt study), through the system seam
+    (``sweep(system=...)``, ``simulate(..., system=...)``), done whole in one unit. E_N comes for every pair
+    of modes (``pair``) in the steady state, for the first and last mode in ensembles."""
 
     name = "system"
     catalogue = "seam_sweep"
@@ -492,26 +494,28 @@ class MatrixSystemKind(RunKind):
         return why
 
     def plan(self, scenario):
-        """One unit, once the settings are known to suit the system (stability, the scheme's dt)."""
-        sim = scenario.simulation
+        """One unit, once the settings are known to suit every point's branches (stability, the scheme's dt)."""
+        sim, system, params = scenario.simulation, scenario.system, scenario.parameters
         if sim is not None:
+            skeleton = prepare_simulation(sim, params, system)
             for dt in scenario.dt_study or (sim.dt,):
-                point_model(replace(sim, dt=dt), {}, 0, 0, scenario.system)
+                for u in plan_units(replace(sim, dt=dt), skeleton):
+                    if u.first == 0:
+                        point_model(replace(sim, dt=dt), params, u.point, u.branch, system)
         return [WholeRun()]
 
     def run(self, scenario, trace_sink=None):
-        system, sim = scenario.system, scenario.simulation
+        system, sim, params = scenario.system, scenario.simulation, scenario.parameters
         if sim is None:
-            ds = sweep(system=system)
-        elif scenario.dt_study:
-            ds = simulate_time_steps(sim, scenario.dt_study, system=system)
-        else:
-            ds = simulate(sim, system=system, trace_sink=trace_sink)
-        return ds  # the modes are its coordinates' labels, time_scale its omega_ref, the table in `scenario`
+            return sweep(system=system, **params)
+        if scenario.dt_study:
+            return simulate_time_steps(sim, scenario.dt_study, system=system, **params)
+        # the modes are its coordinates' labels, ω_ref its omega_ref, the table in the `scenario` attribute
+        return simulate(sim, system=system, trace_sink=trace_sink, **params)
 
 
 # in the order kind_of tries them: a [system] table, a single-point table, then a dt study, [simulate], the sweep
-RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (MatrixSystemKind(), DriveKind(), WignerKind(), DetectKind(),
+RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (SystemKind(), DriveKind(), WignerKind(), DetectKind(),
                                                       DtStudyKind(), SimulateKind(), SweepKind())}
 SINGLE_POINT_TABLES = tuple(k.table for k in RUN_KINDS.values() if k.table)  # at most one per scenario
 

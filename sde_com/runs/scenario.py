@@ -22,12 +22,15 @@ import xarray as xr
 from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.physics.matrix import MatrixSystem
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.system import LinearSystem, get_system
 from sde_com.results.sweep import validate_parameters
 from sde_com.runs.kinds import SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
 from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
 from sde_com.simulation.simulate import SimulationSettings
+from sde_com.spec import make_table
 
 RANGE_KEYS = tuple(RANGE.keys)
 OUTPUT_KEYS = tuple(SCHEMA["output"].keys)
@@ -50,7 +53,7 @@ class Scenario:
     description: str = ""
     text: str = ""
     name: str = ""
-    system: MatrixSystem | None = None  # a [system] table (absent: the spinning resonator of [model])
+    system: LinearSystem | None = None  # the [system] table's (None: the spinning resonator)
 
     @property
     def dimensions(self) -> list[str]:
@@ -95,7 +98,7 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     raw = _load_toml(text, name)
     check_top_level(raw)
     system = _parse_system(raw)
-    params = _parse_model(raw.get("model", {}))
+    params = _parse_model(raw.get("model", {}), system)
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
     kind = _kind_of_tables(raw, simulation, dt_study, system)
     variables = _parse_output(raw.get("output"), kind)
@@ -132,26 +135,41 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
     if system is not None and "plot" in raw:
         raise ScenarioError("[plot] is not yet checked against a [system] run's output: leave it out (`sde-com "
                             "plot` draws the default figure of the file)")
-    if system is not None and given:
+    if isinstance(system, MatrixSystem) and given:
         raise ScenarioError(f"[{given[0]}] needs a parametrised system (its nonlinear mean-field dynamics or "
                             "output ports): a [system] table gives the linear matrices only")
+    if system is not None and given:
+        raise ScenarioError(f"[{given[0]}] runs the spinning resonator only so far, not system {system.name!r}")
     return kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
                                    **{t: raw.get(t) for t in SINGLE_POINT_TABLES}))
 
 
-def _parse_system(raw: dict) -> MatrixSystem | None:
-    """[system] → the ``MatrixSystem`` it gives (checked: ``physics.matrix.check_matrices``); it replaces
-    [model], so both are refused."""
+def _parse_system(raw: dict) -> LinearSystem | None:
+    """[system] → the system it names (``get_system``: [model] then holds its parameters) or the
+    ``MatrixSystem`` its matrices give (checked: ``physics.matrix.check_matrices``; it replaces [model], so
+    both are refused). None: the spinning resonator (also when named), whose run kinds are its own."""
     table = raw.get("system")
     if table is None:
         return None
+    table = check_table("system", table)
+    if "name" in table:
+        given = sorted(set(table) - {"name"})
+        if given:
+            raise ScenarioError(f"[system] name = {table['name']!r} names a registered system, whose parameters "
+                                f"go in [model]; {given} belong to a system given by its matrices")
+        try:
+            system = get_system(table["name"])
+        except UserError as exc:
+            raise ScenarioError(f"system.name: {exc}") from exc
+        return None if isinstance(system, SpinningResonator) else system
     if "model" in raw:
-        raise ScenarioError("give [model] (the spinning resonator's parameters) or [system] (a system's "
-                            "matrices), not both")
-    table = {**defaults("system"), **check_table("system", table)}
+        raise ScenarioError("give [model] (the parameters of a system: the spinning resonator's, or those of the "
+                            "system [system] names) or [system] matrices, not both")
+    table = {**defaults("system"), **table}
     for key in ("modes", "drift", "diffusion"):
         if key not in table:
-            raise ScenarioError(f"[system] needs {key!r} (see the scenario reference)")
+            raise ScenarioError(f"[system] needs 'name', or {key!r} with the other matrices (see the scenario "
+                                "reference)")
     try:
         return MatrixSystem(**table)
     except UserError as exc:
@@ -168,9 +186,11 @@ def _check_time_axis(simulation, params) -> None:
 MAX_VALUES = 1_000_000  # values of one [model] key, listed or as a range (the range key's own limit)
 
 
-def _parse_model(table) -> dict:
-    """[model] → sweep parameters (ranges expanded), each value checked against the schema and the grid."""
-    params = {k: _parse_value(k, v) for k, v in check_table("model", table).items()}
+def _parse_model(table, system: LinearSystem | None = None) -> dict:
+    """[model] → sweep parameters (ranges expanded), each value checked against the schema (the parameters of
+    ``system``, default the spinning resonator's) and the grid."""
+    schema = None if system is None else make_table("model", "", *system.parameters.values())
+    params = {k: _parse_value(k, v) for k, v in check_table("model", table, schema=schema).items()}
     for k, v in params.items():
         if isinstance(v, list):
             if len(v) > MAX_VALUES:
@@ -180,7 +200,7 @@ def _parse_model(table) -> dict:
                 raise ScenarioError(f"model.{k} gives the value {repeated!r} twice: each value is one point of "
                                     "the sweep's axis")
     try:  # what the schema cannot say (e.g. a grid that the sweep refuses)
-        validate_parameters(params)
+        validate_parameters(params, system)
     except ValueError as exc:
         raise ScenarioError(f"[model] {exc}") from exc
     return params

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from sde_com import spec
 from sde_com.errors import ScenarioError
 from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.system import builtin_systems
 from sde_com.simulation.keys import TABLES as SIMULATION_TABLES
 from sde_com.spec import (
     RANGE,
@@ -56,10 +57,14 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
            *SpinningResonator.parameters.values()),
     make_table(
-        "system", "A linear system given by its matrices instead of [model] (``sde_com.MatrixSystem``): "
-                  "du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs per mode in the order of `modes`, vacuum "
-                  "variance 1/2. Steady state (no [simulate]) or time-domain runs; drives, [wigner] and [detect] "
-                  "need a parametrised system.",
+        "system", "The system a scenario runs (absent: the spinning resonator). Either `name`, a registered "
+                  "system whose parameters [model] then holds, or a linear system given by its matrices instead "
+                  "of [model] (``sde_com.MatrixSystem``): du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs "
+                  "per mode in the order of `modes`, vacuum variance 1/2. Steady state (no [simulate]) or "
+                  "time-domain runs; [drive], [wigner] and [detect] run the spinning resonator only.",
+        Key("name", "string", "a registered system: 'spinning_resonator', 'single_cavity' (see Single-cavity "
+                              "optomechanics), or an installed plug-in's entry-point name; instead of the "
+                              "matrices"),
         Key("modes", "list[string]", "the N mode names, in the order of the matrices' (x, p) pairs", min_items=1),
         Key("drift", "matrix", "A, 2N × 2N (list of rows), s-1"),
         Key("diffusion", "matrix", "D, 2N × 2N (list of rows), symmetric positive semidefinite, s-1"),
@@ -113,11 +118,12 @@ def defaults(table: str) -> dict:
     return {k.name: k.default for k in SCHEMA[table].keys.values() if k.default is not None}
 
 
-def check_keys(name: str, table, error: type[ValueError] = ScenarioError) -> dict:
-    """``[name]`` must be a table of known keys; returns it."""
+def check_keys(name: str, table, error: type[ValueError] = ScenarioError, schema: Table | None = None) -> dict:
+    """``[name]`` must be a table of known keys (``schema``: its Table, default the scenario schema's);
+    returns it."""
     if not isinstance(table, dict):
         raise error(f"[{name}] must be a table, got {show(table)}")
-    keys = SCHEMA[name].keys
+    keys = (schema or SCHEMA[name]).keys
     unknown = [k for k in table if k not in keys]
     if name != "model":
         unknown.sort()
@@ -126,11 +132,12 @@ def check_keys(name: str, table, error: type[ValueError] = ScenarioError) -> dic
     return table
 
 
-def check_table(name: str, table, error: type[ValueError] = ScenarioError) -> dict:
-    """Check ``[name]`` against the schema: a table, known keys, each value's type, range and choices (in the
-    forms the key allows). Messages name the key as ``name.key``. Returns the table."""
-    check_keys(name, table, error)
-    keys = SCHEMA[name].keys
+def check_table(name: str, table, error: type[ValueError] = ScenarioError, schema: Table | None = None) -> dict:
+    """Check ``[name]`` against the schema (``schema``: its Table, default the scenario schema's; [model] of a
+    named system: its parameters): a table, known keys, each value's type, range and choices (in the forms the
+    key allows). Messages name the key as ``name.key``. Returns the table."""
+    check_keys(name, table, error, schema)
+    keys = (schema or SCHEMA[name]).keys
     for k, v in table.items():
         key = keys[k]
         check_value(key, v, f"{name}.{k}", forms=key.forms, error=error)
@@ -233,6 +240,10 @@ def json_schema() -> dict:
     """The JSON Schema (draft-07) of a scenario file, for editors (Taplo / Even Better TOML) and checkers."""
     properties = {k: _key_json(key) for k, key in TOP_LEVEL.keys.items()}
     properties.update({name: _table_json(table) for name, table in SCHEMA.items()})
+    model = properties["model"]  # any built-in system's parameters (the one [system] names is checked on load)
+    for cls in builtin_systems():
+        for key in cls.parameters.values():
+            model["properties"].setdefault(key.name, _key_json(key))
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "sde_com scenario",
