@@ -78,24 +78,38 @@ AXES: dict[str, tuple[str, str, float]] = {
 UNITS = {"rad/s": "rad s⁻¹", "1/m": "m⁻¹", "1/s": "s⁻¹", "1": ""}
 
 
+def _other_system(ds: xr.Dataset | None) -> bool:
+    return ds is not None and ds.attrs.get("system", "spinning_resonator") != "spinning_resonator"
+
+
+def _symbol(name: str, ds: xr.Dataset | None) -> tuple[str, str, float]:
+    """AXES[name], for another system than the resonator with its ω_ref, and its detuning (bare Δ₀ or
+    effective Δ, its ``detuning_kind`` parameter) instead of the resonator's Δ_c."""
+    symbol, unit, scale = AXES[name]
+    if _other_system(ds):
+        symbol = symbol.replace("ω_m", "ω_ref")
+        if name == "detuning":
+            kind = json.loads(ds.attrs.get("parameters", "{}")).get("detuning_kind", "bare")
+            symbol = "Δ/ω_ref" if kind == "effective" else "Δ₀/ω_ref"
+    return symbol, unit, scale
+
+
 def _axis(name: str, ds: xr.Dataset | None = None) -> tuple[str, float]:
     """(axis label with its unit, scale to apply to the values); times of another system than the resonator
     in its ω_ref."""
     if name in AXES:
-        symbol, unit, scale = AXES[name]
-        if ds is not None and ds.attrs.get("system", "spinning_resonator") != "spinning_resonator":
-            symbol = symbol.replace("ω_m", "ω_ref")
+        symbol, unit, scale = _symbol(name, ds)
         return (f"{symbol} ({unit})" if unit else symbol), scale
     units = ds[name].attrs.get("units", "") if ds is not None and name in ds.variables else ""
     units = UNITS.get(units, units)
     return (f"{name} ({units})" if units else name), 1.0
 
 
-def _label(dim: str, value) -> str:
+def _label(dim: str, value, ds: xr.Dataset | None = None) -> str:
     """'Ω = 8×10³ rad s⁻¹', 'ccw', 'T = 0.13 K': one value of a dimension, for legends and panel titles."""
     if isinstance(value, (str, np.str_)):
         return str(value)
-    symbol, unit, scale = AXES.get(dim, (dim, "", 1.0))
+    symbol, unit, scale = _symbol(dim, ds) if dim in AXES else (dim, "", 1.0)
     v = float(value) * scale
     if unit.startswith("10") and v != 0:
         return f"{symbol} = {v:g}×{unit}"
@@ -206,7 +220,7 @@ def _combos(ds: xr.Dataset, dims: Sequence[str]) -> list[dict[str, int]]:
 
 
 def _title(ds: xr.Dataset, combo: Mapping[str, int]) -> str:
-    return ", ".join(_label(d, ds[d].values[i]) if d in ds.coords else f"{d} {i}" for d, i in combo.items())
+    return ", ".join(_label(d, ds[d].values[i], ds) if d in ds.coords else f"{d} {i}" for d, i in combo.items())
 
 
 def _first(da: xr.DataArray, keep: Sequence[str]) -> xr.DataArray:
@@ -262,7 +276,7 @@ def _lines(ds, spec, plt):
         title = titles[k] if k < len(titles) else ""
         if panel:
             da = da.isel({panel: p_index})
-            title = f"{title}  {_label(panel, ds[panel].values[p_index])}".strip()
+            title = f"{title}  {_label(panel, ds[panel].values[p_index], ds)}".strip()
         if title:
             ax.set_title(title, fontsize=9)
         ylabel, yscale = _axis(name, ds)
@@ -381,15 +395,20 @@ def _spectra(ds, spec, plt):
     a.plot(w[sel], S[sel], color="C0", lw=1, label="Welch from homodyne records ± 1σ")
     a.plot(w[sel], ds["spectrum_analytic"].values[sel], "k--", lw=1.2, label="transfer function of A")
     a.axhline(0.5, color="0.5", lw=0.8, label="shot noise")
-    a.set_xlabel("ω/ω_m")
+    ref = "ω_ref" if _other_system(ds) else "ω_m"
+    a.set_xlabel(f"ω/{ref}")
     a.set_ylabel("S_θ(ω) (shot noise = 1/2)")
     if two:
         b = axes[1]
-        b.plot(ds["bandwidth"].values, ds["filtered_logneg"].values, "o-")
+        b.plot(ds["bandwidth"].values, ds["filtered_logneg"].values, "o-", label="E_N: filtered output mode")
+        if "logneg_intracavity" in ds:
+            b.axhline(float(ds["logneg_intracavity"]), color="C3", ls=":", label="E_N: intracavity mode")
         b.set_xscale("log")
-        b.set_xlabel("filter bandwidth 1/(τ ω_m)")
-        b.set_ylabel("E_N (mechanics, filtered output)")
-    _outside_legend(fig, *a.get_legend_handles_labels(), where="below")
+        b.set_xlabel(f"filter bandwidth 1/(τ {ref})")
+        partner = ds.attrs.get("partner", "mechanics")
+        b.set_ylabel(f"E_N ({partner}, filtered output of {ds.attrs.get('mode', 'U')})")
+    handles, labels = (sum(z, []) for z in zip(*(ax.get_legend_handles_labels() for ax in axes), strict=True))
+    _outside_legend(fig, handles, labels, where="below")
     return fig
 
 

@@ -18,7 +18,7 @@ from sde_com.errors import UserError
 TIME = "1/omega_ref"  # unit of a run time ([simulate], [drive], [detect]): 1/ω_ref (1/ω_m here)
 RATE = "omega_ref"  # unit of a run frequency ([drive], [detect]): ω_ref (ω_m here)
 UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
-TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix")
+TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix", "table[number]")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,9 @@ def _matches(key: Key, t: str, v) -> bool:
         rows = list(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
         return isinstance(rows, (list, tuple)) and len(rows) > 0 and all(
             _is_sequence(r) and all(_is_number(x) and _in_bounds(key, x) for x in r) for r in rows)
+    if t == "table[number]":  # names → numbers (e.g. mode → rate)
+        return isinstance(v, dict) and len(v) >= key.min_items and all(
+            isinstance(k, str) and _is_number(x) and _in_bounds(key, x) for k, x in v.items())
     item = t[len("list["):-1]
     return _is_sequence(v) and len(v) >= key.min_items and all(_matches(key, item, x) for x in v)
 
@@ -143,6 +146,9 @@ def _type_text(key: Key, t: str) -> str:
         return "true or false"
     if t == "matrix":
         return "a matrix (a list of rows of " + " ".join(filter(None, ["finite real numbers", bounds])) + ")"
+    if t == "table[number]":
+        return "a table of names = " + " ".join(filter(None, ["finite real numbers", bounds])) + (
+            f" (unit: {unit})" if unit else "")
     if t.startswith("list["):
         item = "strings" if t == "list[string]" else " ".join(filter(None, ["finite real numbers", bounds]))
         size = "" if key.min_items == 0 else "non-empty " if key.min_items == 1 else f"{key.min_items}+ "

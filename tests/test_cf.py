@@ -72,9 +72,13 @@ def test_scenario_output_is_labelled_from_the_catalogue(name, scenario_outputs):
             if var.name in nc.dimensions:
                 assert "_FillValue" not in var.ncattrs(), var.name
     back = read_dataset(path)
+    other = back.attrs.get("system", "spinning_resonator") != "spinning_resonator"
     for name_, var in back.variables.items():
+        if other and name_ in back.coords and name_ not in COORDINATES:
+            continue  # a parameter of another system: labelled from its Key (test_single_cavity)
         entry = COORDINATES[name_] if name_ in back.coords else VARIABLES[name_]
-        assert var.attrs["long_name"] == entry.long_name
+        if not other:  # another system's files are relabelled for its modes (catalogue.label_for_system)
+            assert var.attrs["long_name"] == entry.long_name
         assert var.attrs.get("units") == entry.units
     assert_identical_output(back, in_memory)
 

@@ -40,7 +40,8 @@ def test_scenario_parses(name):
     assert scenario.name == path.name
     assert scenario.text == path.read_text(encoding="utf-8")
     assert scenario.title
-    assert set(scenario.parameters) <= set(SWEEP_PARAMETERS)
+    assert set(scenario.parameters) <= set(SWEEP_PARAMETERS if scenario.system is None else
+                                           scenario.system.parameters)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +72,11 @@ def test_committed_data_regenerate(name, regenerated):
 # machine: across threads, chunk sizes, Dask workers and resume. Across CPUs, values that pass through
 # BLAS/LAPACK (expm, Cholesky, eigenvalue and Lyapunov solves) or Numba's CPU-specific code generation may
 # differ in the last bits (seen: 1.2e-16 absolute, 3e-15 relative, on an AMD EPYC with OpenBLAS). Those
-# steps are backward stable: normwise relative error ≲ n·ε·κ(A) with n = 6, ε = 2.2e-16 and the condition
-# number of A/ω_m at the shipped operating points κ ≤ 100 (31 measured; test_condition_of_shipped_points),
-# i.e. ≲ 1.3e-13. A time-stepping estimate can amplify an error in the step map F by up to 1/(1 − ρ(F)²)
-# ≈ 1/(2·|Re λ|_min·dt) ≈ 2.4e3 (slowest decay 1/12 ω_m, finest shipped step 0.0025/ω_m): ≲ 3e-10.
+# steps are backward stable: normwise relative error ≲ n·ε·κ(A) with n ≤ 6, ε = 2.2e-16 and the condition
+# number of A/ω_ref at the shipped operating points κ ≤ 200 (122 measured, the single cavity at Vitali's
+# point; 31 for the resonator; test_condition_of_shipped_points), i.e. ≲ 2.6e-13. A time-stepping estimate
+# can amplify an error in the step map F by up to 1/(1 − ρ(F)²) ≈ 1/(2·|Re λ|_min·dt) ≈ 2.4e3 (slowest decay
+# 1/12 ω_m, finest shipped step 0.0025/ω_m): ≲ 6e-10.
 # RTOL_NORMWISE = 1e-9 sits above that and 1e5× below the smallest statistical error in the files
 # (~1e-4 relative), so a real change in physics or statistics still fails. It is normwise, against each
 # variable's largest magnitude: an entry near zero (a z-score, a vanishing covariance element) inherits an
@@ -125,7 +127,7 @@ def test_same_within_rounding_has_power():
 
 
 def test_condition_of_shipped_points():
-    """κ(A/ω_m) ≤ 100 at the shipped stable operating points: the premise of RTOL_NORMWISE (every point of
+    """κ(A/ω_ref) ≤ 200 at the shipped stable operating points: the premise of RTOL_NORMWISE (every point of
     the smaller scenarios; an even sample of at most 2000 of the large maps)."""
     worst = 0.0
     for name in WITH_DATA:
@@ -134,13 +136,18 @@ def test_condition_of_shipped_points():
         combos = list(itertools.product(*grid.values()))
         for combo in combos[::max(1, len(combos) // 2000)]:
             values = dict(zip(grid, combo, strict=True))
+            if scenario.system is not None:  # a system through the seam: its own branches and ω_ref
+                system, rate = scenario.system, scenario.system.reference_rate(values)
+                worst = max([worst, *(np.linalg.cond(b.drift / rate) for b in system.branches(values)
+                                      if system.stability(b, values).stable)])
+                continue
             detuning = values.pop("detuning", 1.0)
             direction = values.pop("direction", "ccw")
             device = Device(**values)
             for point in operating_points(device, detuning=detuning, direction=direction):
                 if point.stable:
                     worst = max(worst, np.linalg.cond(point.drift / device.omega_m))
-    assert worst <= 100, worst
+    assert worst <= 200, worst
 
 
 @pytest.mark.parametrize("name", SCENARIO_FILES)
@@ -151,11 +158,13 @@ def test_provenance(name, regenerated):
         assert ds.attrs["scenario"] == SCENARIO_FILES[name].read_text(encoding="utf-8")
         assert ds.attrs["scenario_name"] == f"{name}.toml"
         parameters = json.loads(ds.attrs["parameters"])
-        assert set(SWEEP_PARAMETERS) <= set(parameters)
+        system = load_scenario(SCENARIO_FILES[name]).system
+        names = SWEEP_PARAMETERS if system is None else system.parameters
+        assert set(names) <= set(parameters)
         for dim in ds.dims:
-            if dim in SWEEP_PARAMETERS:
+            if dim in names:
                 assert parameters[dim] == ds[dim].values.tolist(), dim
-        described = [*ds.data_vars, *(c for c in ds.coords if c in SWEEP_PARAMETERS)]
+        described = [*ds.data_vars, *(c for c in ds.coords if c in names)]
         for var in described:
             assert "units" in ds[var].attrs or ds[var].dtype.kind == "U", var  # string labels have no units
             assert ds[var].attrs.get("long_name"), var

@@ -253,11 +253,12 @@ def test_detect_runs_with_the_schemas_defaults(monkeypatch, given):
     _capture(monkeypatch, sde_com.simulation.detection, "detection_dataset")
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario(SIM_EM + "[detect]\n" + given))
-    device, detuning, direction, settings, mode, theta, segment, bandwidths, center = info.value.args[0]
+    device, detuning, direction, settings, mode, theta, segment, bandwidths, center, partner = info.value.args[0]
     assert device == Device() and (detuning, direction) == (1.0, "ccw")
     d = schema.defaults("detect")
-    assert (mode, theta, segment, bandwidths, center) == (d["mode"], d["theta"], d["segment"],
-                                                          d["filter_bandwidths"], d["filter_center"])
+    assert (mode, theta, segment, bandwidths, center, partner) == (d.get("mode"), d["theta"], d["segment"],
+                                                                   d["filter_bandwidths"], d["filter_center"],
+                                                                   d.get("partner"))
     assert center == -1.0
 
 

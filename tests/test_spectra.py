@@ -86,10 +86,12 @@ def test_vacuum_driven_cavity_output_is_shot_noise(Omega, J):
         for theta in (0.0, 0.4, math.pi / 2, 2.5):
             S = spectra.output_spectrum(point.drift, point.diffusion, device.kappa, w, mode, theta)
             np.testing.assert_allclose(S, 0.5, rtol=0, atol=ROUNDING)
-            # The same from the transfer function C(ω) of the input–output relation, c_θ D c_θ†.
+            # The same from the transfer function C(ω) of the input–output relation, c_θ N c_θ† (N: the joint
+            # covariance of the system's noise and the port's input).
             C = spectra.output_transfer(point.drift, device.kappa, w, mode)
             c = math.cos(theta) * C[:, 0] + math.sin(theta) * C[:, 1]
-            direct = np.einsum("wk,kl,wl->w", c, point.diffusion, np.conj(c))
+            N = spectra.port_noise(point.diffusion, device.kappa, mode)
+            direct = np.einsum("wk,kl,wl->w", c, N, np.conj(c))
             np.testing.assert_allclose(direct, 0.5, rtol=0, atol=ROUNDING)
 
 
@@ -98,9 +100,10 @@ def test_output_spectrum_matches_transfer_function_form(peak):
     # direct form c_θ D c_θ† at finite ω, where both are accurate to rounding.
     w = np.linspace(-3, 3, 31) * OMEGA_M
     C = spectra.output_transfer(peak.drift, KAPPA, w, "U")
+    N = spectra.port_noise(peak.diffusion, KAPPA, "U")
     for theta in (0.0, 0.9, 2.0):
         c = math.cos(theta) * C[:, 0] + math.sin(theta) * C[:, 1]
-        direct = np.einsum("wk,kl,wl->w", c, peak.diffusion, np.conj(c)).real
+        direct = np.einsum("wk,kl,wl->w", c, N, np.conj(c)).real
         S = spectra.output_spectrum(peak.drift, peak.diffusion, KAPPA, w, "U", theta)
         np.testing.assert_allclose(S, direct, rtol=1e-10)
 

@@ -10,9 +10,12 @@ no backscattering and no spin: the mean field and A come from the resonator's fu
 with J = 0, whose quintic is then the cubic y(1 + (Δ₀/κ − y)²) = k times a positive quadratic, so every real
 root is a branch of the cubic; ``drift_matrix`` restricted to (X, Y, q, p)).
 
-Parameters are those of the papers: bare detuning Δ₀ = ω_c − ω_l (in units of ω_m, as the resonator's),
-input power, wavelength, κ, ω_m, γ_m, g₀ and T. The effective detuning Δ = Δ₀ − √2 g₀ q_s and the
-optomechanical coupling G = 2 g₀ |α_s| (Vitali's G = √2 G₀ α_s with G₀ = √2 g₀) are outputs (``mean_field``).
+Parameters are those of the papers: the detuning (in units of ω_m), input power, wavelength, κ, ω_m, γ_m, g₀
+and T. The detuning is the bare Δ₀ = ω_c − ω_l (``detuning_kind = "bare"``, the default: every branch of the
+cubic) or the effective Δ = Δ₀ − √2 g₀ q_s that the papers plot against (``"effective"``: the mean field is
+then explicit, α_s = ε/(κ + iΔ), one branch, and Δ₀ = Δ + G₀ q_s an output). The effective detuning, the bare
+one and the optomechanical coupling G = 2 g₀ |α_s| (Vitali's G = √2 G₀ α_s with G₀ = √2 g₀) are outputs
+(``mean_field``).
 Conventions: docs/single-cavity.md maps each paper's symbols to these.
 """
 
@@ -38,25 +41,31 @@ def _rate(name: str, doc: str, default: float) -> Key:
     return Key(name, "number", doc, "rad/s", default, minimum=0.0, exclusive_minimum=True, forms=("list", "range"))
 
 
-# defaults: a Fabry–Pérot micromirror, ω_m/2π = 10 MHz, Q_m = 1e5, m = 5 ng, L = 1 mm, F = 1.07e4, λ = 810 nm,
-# P = 50 mW, T = 0.4 K (the parameter list of Vitali et al. 2007 as recalled here, not checked against the paper)
+# defaults: the Fabry–Pérot micromirror of Vitali et al. 2007 (docs/single-cavity.md), ω_m/2π = 10 MHz,
+# Q_m = 1e5, m = 5 ng, L = 1 mm, F = 1.07e4, λ = 810 nm, P = 50 mW, T = 0.4 K, and their κ = πc/(FL)
 _OMEGA_M = TWO_PI * 10e6
 _WAVELENGTH = 810e-9
 _LENGTH, _FINESSE, _MASS = 1e-3, 1.07e4, 5e-12
-_KAPPA = math.pi * 299_792_458.0 / (2.0 * _FINESSE * _LENGTH)  # amplitude decay πc/(2FL)
+_KAPPA = math.pi * 299_792_458.0 / (_FINESSE * _LENGTH)  # Vitali's κ = πc/(FL), used as the amplitude decay rate
 _G0 = float(cavity_frequency(_WAVELENGTH)) / _LENGTH * math.sqrt(HBAR / (2.0 * _MASS * _OMEGA_M))  # (ω_c/L)x_zpf
 
 
 class SingleCavity(LinearSystem):
-    """One driven optical mode and one mechanical mode (module docstring); ω_ref = ω_m. Defaults: a
-    Fabry–Pérot micromirror (the comment above ``_OMEGA_M``) at Δ₀ = ω_m."""
+    """One driven optical mode and one mechanical mode (module docstring); ω_ref = ω_m. Defaults: the
+    Fabry–Pérot micromirror (the comment above ``_OMEGA_M``) at the bare detuning Δ₀ = ω_m (set
+    detuning_kind = "effective" for the papers' axis; Vitali et al.'s Fig. 2 point is Δ = ω_m). Its output port:
+    the optical mode at κ (``output_ports``)."""
 
     name = "single_cavity"
     modes = ("a", "m")
     quadratures = ("X", "Y", "q", "p")
+    capabilities = frozenset({"output_ports"})
     parameters = MappingProxyType({k.name: k for k in (
-        Key("detuning", "number", "bare detuning Δ₀/ω_m = (ω_c − ω_l)/ω_m of the cavity from the laser", "1", 1.0,
-            forms=("list", "range")),
+        Key("detuning", "number", "detuning of the cavity from the laser in units of ω_m: the bare Δ₀/ω_m = "
+            "(ω_c − ω_l)/ω_m, or the effective Δ/ω_m (detuning_kind)", "1", 1.0, forms=("list", "range")),
+        Key("detuning_kind", "string", "what `detuning` gives: 'bare' Δ₀ (every branch of the mean-field cubic) or "
+            "'effective' Δ = Δ₀ − √2 g₀ q_s (the papers' axis; one branch)", default="bare",
+            choices=("bare", "effective")),
         Key("power", "number", "input laser power P", "W", 0.05, minimum=0.0, forms=("list", "range")),
         Key("wavelength", "number", "laser wavelength λ (photon energy ħω_l = 2πħc/λ)", "m", _WAVELENGTH,
             minimum=0.0, exclusive_minimum=True, forms=("list", "range")),
@@ -74,31 +83,44 @@ class SingleCavity(LinearSystem):
         return float(self.resolve(params)["omega_m"])
 
     def _rates(self, params: Mapping[str, object]) -> dict[str, float]:
-        """κ, ω_m, γ_m, G₀ = √2 g₀ (per dimensionless q), ε = sqrt(2κP/(ħω_l)), n̄ and Δ₀ (rad/s)."""
-        p = {k: float(v) for k, v in self.resolve(params).items()}
+        """κ, ω_m, γ_m, G₀ = √2 g₀ (per dimensionless q), ε = sqrt(2κP/(ħω_l)), n̄ and Δ (bare or effective, rad/s)."""
+        p = {k: float(v) for k, v in self.resolve(params).items() if k != "detuning_kind"}
         omega_l = float(cavity_frequency(p["wavelength"]))
         return dict(kappa=p["kappa"], omega_m=p["omega_m"], gamma_m=p["gamma_m"], G0=math.sqrt(2.0) * p["g0"],
                     epsilon=math.sqrt(2.0 * p["kappa"] * p["power"] / (HBAR * omega_l)),
                     n_thermal=float(thermal_occupation(p["omega_m"], p["temperature"])),
-                    delta0=p["detuning"] * p["omega_m"])
+                    delta=p["detuning"] * p["omega_m"])
 
     def branches(self, params: Mapping[str, object]) -> list[Branch]:
-        """Every real root of the mean-field cubic (Vitali's steady state: q_s = G₀|α_s|²/ω_m,
-        α_s = ε/(κ + iΔ), Δ = Δ₀ − G₀q_s), ascending in q_s, with A and D (rad/s) of the fluctuations.
+        """Every mean-field steady state (Vitali's: q_s = G₀|α_s|²/ω_m, α_s = ε/(κ + iΔ), Δ = Δ₀ − G₀q_s) with A
+        and D (rad/s) of the fluctuations: for a bare Δ₀ every real root of the cubic, ascending in q_s; for an
+        effective Δ the one explicit solution.
 
-        mean_field: q_s, alpha (complex, photons = |α|²), delta_eff (Δ, rad/s), coupling (G = √2 G₀|α_s|, rad/s).
+        mean_field: q_s, alpha (complex, photons = |α|²), delta_eff (Δ, rad/s), delta_bare (Δ₀, rad/s),
+        coupling (G = √2 G₀|α_s|, rad/s).
         """
         r = self._rates(params)
+        if self.resolve(params)["detuning_kind"] == "effective":
+            alpha = r["epsilon"] / complex(r["kappa"], r["delta"])
+            q_s = r["G0"] * abs(alpha) ** 2 / r["omega_m"]
+            states = [dict(q_s=q_s, alpha_u=alpha, delta_u_eff=r["delta"])]
+        else:
+            states = steady_branches(r["delta"], r["delta"], 0.0, r["kappa"], r["G0"], r["epsilon"],
+                                     r["omega_m"])
         D = diffusion_matrix(r["kappa"], r["gamma_m"], r["n_thermal"])[np.ix_(_ROWS, _ROWS)]
         out = []
-        for i, b in enumerate(steady_branches(r["delta0"], r["delta0"], 0.0, r["kappa"], r["G0"], r["epsilon"],
-                                              r["omega_m"])):
+        for i, b in enumerate(states):
             G = math.sqrt(2.0) * r["G0"] * b["alpha_u"]
             A = drift_matrix(r["kappa"], b["delta_u_eff"], b["delta_u_eff"], 0.0, G, 0.0, r["omega_m"],
                              r["gamma_m"])[np.ix_(_ROWS, _ROWS)]
-            mean_field = dict(q_s=b["q_s"], alpha=b["alpha_u"], delta_eff=b["delta_u_eff"], coupling=abs(G))
+            mean_field = dict(q_s=b["q_s"], alpha=b["alpha_u"], delta_eff=b["delta_u_eff"],
+                              delta_bare=b["delta_u_eff"] + r["G0"] * b["q_s"], coupling=abs(G))
             out.append(Branch(i, MappingProxyType(mean_field), A, D.copy()))
         return out
+
+    def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
+        """The optical mode leaks into the detected port at κ (input–output a_out = √(2κ) a − a_in)."""
+        return {"a": float(self.resolve(params)["kappa"])}
 
     def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
         """Optical vacuum and the mechanics at its bath's occupation: diag(½, ½, n̄ + ½, n̄ + ½)."""

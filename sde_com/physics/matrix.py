@@ -6,7 +6,9 @@ s⁻¹; vacuum variance 1/2, so a mode whose amplitude decays at κ/2 into a vac
 quadrature), and
 ``time_scale``, ω_ref, the unit of every run time (issue 6's time rule). It has one branch (no mean field),
 no parameters to sweep, no thermal state and no nonlinear mean-field dynamics: drives and the truncated-Wigner
-check need a parametrised system (``physics.system.LinearSystem``).
+check need a parametrised system (``physics.system.LinearSystem``). Optional ``outputs`` (mode → decay rate
+κ into its detected port, s⁻¹) give it output ports (capability ``"output_ports"``: spectra, filtered output
+modes, [detect]); D must hold each port's vacuum input noise (``spectra.port_noise``).
 
 Checked when made (``check_matrices``, UserError naming the matrix and the fault): square 2N × 2N finite
 matrices; D symmetric to 1e-12 × max|D| with no eigenvalue below −1e-12 × max|D| (E[dW dWᵀ] is a
@@ -28,8 +30,9 @@ import numpy as np
 from sde_com.errors import RunWarning, UserError
 from sde_com.physics.gaussian import is_physical
 from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.physics.spectra import port_noise
 from sde_com.physics.stability import decide_stability
-from sde_com.physics.system import Branch, LinearSystem
+from sde_com.physics.system import Branch, LinearSystem, require
 
 SYMMETRY_TOLERANCE = 1e-12  # of max|D|: rounding of a D written out by hand or computed in float64
 MODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a mode name becomes part of quadrature and pair labels
@@ -96,8 +99,10 @@ class MatrixSystem(LinearSystem):
     capabilities = frozenset()
 
     def __init__(self, modes: Sequence[str], drift, diffusion, time_scale: float = 1.0,
-                 allow_unstable: bool = False):
+                 allow_unstable: bool = False, outputs: Mapping[str, float] | None = None):
         self.modes, self.drift, self.diffusion = check_matrices(modes, drift, diffusion, time_scale)
+        self.outputs = _check_outputs(outputs, self.modes, self.diffusion)  # a dict: it pickles for Dask workers
+        self.capabilities = frozenset({"output_ports"} if self.outputs else ())
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         self.time_scale = float(time_scale)
         for M in (self.drift, self.diffusion):
@@ -120,3 +125,29 @@ class MatrixSystem(LinearSystem):
         """The one branch: (A, D) as given (no mean field)."""
         self.resolve(params)  # no parameters: refuses any
         return [Branch(0, MappingProxyType({}), self.drift, self.diffusion)]
+
+    def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
+        """Mode → decay rate into its detected port (s⁻¹), as given in ``outputs``."""
+        if not self.outputs:
+            require(self, "output_ports", "output ports")
+        return dict(self.outputs)
+
+
+def _check_outputs(outputs, modes: Sequence[str], D: np.ndarray) -> dict[str, float]:
+    """``outputs`` (mode → κ) checked: known modes, finite rates > 0, each port's vacuum noise inside D."""
+    if outputs is None:
+        return {}
+    if not isinstance(outputs, Mapping) or not outputs:
+        raise UserError(f"system.outputs must be a non-empty table of mode = decay rate (s-1), got {outputs!r}")
+    out = {}
+    for mode, rate in outputs.items():
+        if mode not in modes:
+            raise UserError(f"system.outputs.{mode}: no such mode; modes: {list(modes)}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (np.isfinite(rate) and rate > 0):
+            raise UserError(f"system.outputs.{mode} must be a finite decay rate > 0 (s-1), got {rate!r}")
+        try:
+            port_noise(D, float(rate), modes.index(mode))
+        except UserError as exc:
+            raise UserError(f"system.outputs.{mode} = {rate!r}: {exc}") from None
+        out[mode] = float(rate)
+    return out

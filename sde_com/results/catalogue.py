@@ -162,7 +162,11 @@ _VARIABLE_LIST = [
     _v("spectrum_analytic", ("omega",), "output spectrum S_θ(ω) of the linear model",
        "Transfer function of the drift matrix A."),
     _v("filtered_logneg", ("bandwidth",), "E_N of the mechanics and the filtered output mode",
-       "Filter of bandwidth 1/τ at filter_center (global attribute; units of ω_m), Genes et al. 2008."),
+       "Filter of bandwidth 1/τ at filter_center (global attribute; units of ω_ref), Genes et al. 2008. For a "
+       "system through the seam: E_N of the filtered output of `mode` and the mode `partner` (global attributes)."),
+    _v("logneg_intracavity", (), "E_N of the detected mode and the mechanics inside the cavity (steady state)",
+       "Lyapunov V of Eq. (11) restricted to the detected mode and the filtered output's partner: the intracavity "
+       "entanglement the filtered output's is compared with (Genes et al. 2008)."),
 ]
 VARIABLES: dict[str, OutputVariable] = {v.name: v for v in _VARIABLE_LIST}
 
@@ -232,7 +236,8 @@ RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
                ("cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "cov_ref", "difference", "difference_z",
                 "zscore_max", "logneg_tw", "logneg_lin", "logneg_ref", "photons")),
     "detect": ("Detector's view (`[detect]`)",
-               ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg")),
+               ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg",
+                "logneg_intracavity")),
 }
 
 

@@ -105,7 +105,7 @@ def _written(scenario) -> tuple[str, ...]:
 def _grid(scenario) -> tuple[int, ...]:
     from sde_com.results.sweep import parameter_grid
 
-    return tuple(parameter_grid(scenario.parameters)[2])
+    return tuple(parameter_grid(scenario.parameters, getattr(scenario, "system", None))[2])
 
 
 def estimate(scenario, units) -> Estimate:

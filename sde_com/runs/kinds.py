@@ -445,14 +445,7 @@ class DetectKind(SinglePointKind):
     capability = "output_ports"
 
     def plan(self, scenario):
-        samples = scenario.simulation.n_steps + 1
-        table = {**defaults("detect"), **scenario.detect}
-        segment, bandwidths = table["segment"], list(table["filter_bandwidths"])
-        if len(set(bandwidths)) < len(bandwidths):
-            raise UserError(f"detect.filter_bandwidths repeats a value ({bandwidths}): each is one filtered mode")
-        if segment > samples:
-            raise UserError(f"detect.segment = {segment} is longer than the record ({samples} samples of dt); "
-                            f"at most {samples}")
+        check_detect(scenario, SpinningResonator())
         return super().plan(scenario)
 
     def check_simulation(self, simulation, dt_study):
@@ -465,16 +458,34 @@ class DetectKind(SinglePointKind):
         from sde_com.simulation.detection import detection_dataset
 
         t = {**defaults("detect"), **scenario.detect}  # absent keys: the schema's defaults
-        return detection_dataset(device, detuning, direction, scenario.simulation, t["mode"], float(t["theta"]),
-                                 int(t["segment"]), tuple(t["filter_bandwidths"]), float(t["filter_center"]))
+        return detection_dataset(device, detuning, direction, scenario.simulation, t.get("mode"),
+                                 float(t["theta"]), int(t["segment"]), tuple(t["filter_bandwidths"]),
+                                 float(t["filter_center"]), t.get("partner"))
+
+
+def check_detect(scenario, system: LinearSystem) -> None:
+    """The [detect] table against its run (before any work): the Welch segment within the record, distinct
+    bandwidths, a detected mode with an output port and a partner (``detection.detected_modes``)."""
+    from sde_com.simulation.detection import detected_modes
+
+    samples = scenario.simulation.n_steps + 1
+    table = {**defaults("detect"), **scenario.detect}
+    segment, bandwidths = table["segment"], list(table["filter_bandwidths"])
+    if len(set(bandwidths)) < len(bandwidths):
+        raise UserError(f"detect.filter_bandwidths repeats a value ({bandwidths}): each is one filtered mode")
+    if segment > samples:
+        raise UserError(f"detect.segment = {segment} is longer than the record ({samples} samples of dt); "
+                        f"at most {samples}")
+    detected_modes(system, scenario.parameters, table.get("mode"), table.get("partner"))
 
 
 class SystemKind(RunKind):
     """A scenario whose [system] table names a system other than the spinning resonator, or gives one by its
     matrices (``physics.matrix.MatrixSystem``): its steady state over the [model] grid of its parameters, or
     with [simulate] its ensembles (steady estimates, transients, traces, a dt study), through the system seam
-    (``sweep(system=...)``, ``simulate(..., system=...)``), done whole in one unit. E_N comes for every pair
-    of modes (``pair``) in the steady state, for the first and last mode in ensembles."""
+    (``sweep(system=...)``, ``simulate(..., system=...)``), or with [detect] the detector's view of one point
+    (``detection.system_detection_dataset``), done whole in one unit. E_N comes for every pair of modes
+    (``pair``) in the steady state, for the first and last mode in ensembles."""
 
     name = "system"
     catalogue = "seam_sweep"
@@ -483,12 +494,18 @@ class SystemKind(RunKind):
         return getattr(scenario, "system", None) is not None
 
     def variables(self):
-        return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate")))
+        return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate") + variables_of("detect")))
 
     def unwritable(self, scenario):
+        detect = variables_of("detect")
+        if getattr(scenario, "detect", None) is not None:
+            return {v: "not part of the detector's view, which a [detect] run writes" for v in self.variables()
+                    if v not in detect}
+        why = dict.fromkeys(detect, "the detector's view: give a [detect] table")
         if scenario.simulation is None:
-            return dict.fromkeys(variables_of("simulate"), "a time-domain estimate: give a [simulate] table")
-        why = super().unwritable(scenario)
+            return {**why, **dict.fromkeys(variables_of("simulate"), "a time-domain estimate: give a [simulate] "
+                                                                      "table")}
+        why.update(super().unwritable(scenario))
         why.update(dict.fromkeys(("logneg", "marginal"), "the steady state's, written by a [system] run without "
                                  "[simulate] (with it: logneg_sim, E_N of the first and last mode)"))
         return why
@@ -496,6 +513,9 @@ class SystemKind(RunKind):
     def plan(self, scenario):
         """One unit, once the settings are known to suit every point's branches (stability, the scheme's dt)."""
         sim, system, params = scenario.simulation, scenario.system, scenario.parameters
+        if getattr(scenario, "detect", None) is not None:
+            check_detect(scenario, system)
+            return [WholeRun()]
         if sim is not None:
             skeleton = prepare_simulation(sim, params, system)
             for dt in scenario.dt_study or (sim.dt,):
@@ -506,6 +526,13 @@ class SystemKind(RunKind):
 
     def run(self, scenario, trace_sink=None):
         system, sim, params = scenario.system, scenario.simulation, scenario.parameters
+        if getattr(scenario, "detect", None) is not None:
+            from sde_com.simulation.detection import system_detection_dataset
+
+            t = {**defaults("detect"), **scenario.detect}
+            return system_detection_dataset(system, params, sim, t.get("mode"), t.get("partner"), float(t["theta"]),
+                                            int(t["segment"]), tuple(t["filter_bandwidths"]),
+                                            float(t["filter_center"]))
         if sim is None:
             return sweep(system=system, **params)
         if scenario.dt_study:

@@ -25,7 +25,7 @@ from sde_com.physics.matrix import MatrixSystem
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, get_system
 from sde_com.results.sweep import validate_parameters
-from sde_com.runs.kinds import SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
+from sde_com.runs.kinds import RUN_KINDS, SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
 from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
@@ -68,7 +68,10 @@ class Scenario:
     @property
     def run_outline(self) -> RunOutline:
         """What the run writes beside the swept parameters (its kind, added dimensions): for ``check_plot``."""
-        single = self.kind.table
+        single = self.kind.table or ("detect" if self.detect is not None else None)  # a [system]'s [detect]
+        if self.system is not None and self.simulation is None:  # its steady state through the seam
+            n = len(self.system.modes)
+            return RunOutline("seam_sweep", {"pair": n * (n - 1) // 2, "row": 2 * n, "col": 2 * n})
         return run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
 
 
@@ -108,6 +111,8 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     if kind.table is not None:
         single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
         require_capability(kind)
+    elif system is not None and "detect" in raw:  # the detector's view of a system with output ports
+        single["detect"] = RUN_KINDS["detect"].parse_table(raw["detect"], simulation, dt_study, params, base)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
                         description=raw.get("description", ""), text=text, name=name, system=system, **single)
     check_output(variables, kind.unwritable(scenario))  # a variable this run cannot write
@@ -135,10 +140,15 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
     if system is not None and "plot" in raw:
         raise ScenarioError("[plot] is not yet checked against a [system] run's output: leave it out (`sde-com "
                             "plot` draws the default figure of the file)")
-    if isinstance(system, MatrixSystem) and given:
-        raise ScenarioError(f"[{given[0]}] needs a parametrised system (its nonlinear mean-field dynamics or "
-                            "output ports): a [system] table gives the linear matrices only")
-    if system is not None and given:
+    if system is not None and given == ["detect"]:
+        if "output_ports" not in system.capabilities:
+            raise ScenarioError("[detect] needs output ports: " + (
+                "give [system] outputs (mode = decay rate into the detected port)" if isinstance(
+                    system, MatrixSystem) else f"system {system.name!r} has none"))
+    elif isinstance(system, MatrixSystem) and given:
+        raise ScenarioError(f"[{given[0]}] needs a parametrised system (its nonlinear mean-field dynamics): a "
+                            "[system] table gives the linear matrices only")
+    elif system is not None and given:
         raise ScenarioError(f"[{given[0]}] runs the spinning resonator only so far, not system {system.name!r}")
     return kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
                                    **{t: raw.get(t) for t in SINGLE_POINT_TABLES}))

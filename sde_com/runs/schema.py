@@ -60,8 +60,9 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
         "system", "The system a scenario runs (absent: the spinning resonator). Either `name`, a registered "
                   "system whose parameters [model] then holds, or a linear system given by its matrices instead "
                   "of [model] (``sde_com.MatrixSystem``): du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs "
-                  "per mode in the order of `modes`, vacuum variance 1/2. Steady state (no [simulate]) or "
-                  "time-domain runs; [drive], [wigner] and [detect] run the spinning resonator only.",
+                  "per mode in the order of `modes`, vacuum variance 1/2. Steady state (no [simulate]), "
+                  "time-domain runs, or with output ports (a named system's, or `outputs`) [detect]; [drive] and "
+                  "[wigner] run the spinning resonator only.",
         Key("name", "string", "a registered system: 'spinning_resonator', 'single_cavity' (see Single-cavity "
                               "optomechanics), or an installed plug-in's entry-point name; instead of the "
                               "matrices"),
@@ -72,6 +73,10 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
             minimum=0.0, exclusive_minimum=True),
         Key("allow_unstable", "boolean", "accept an unstable A (a transient from a given initial state)",
             default=False),
+        Key("outputs", "table[number]", "output ports: mode name = decay rate κ into the detected port "
+                                        "(a_out = √(2κ) a − a_in; D must hold the port's vacuum noise, κ on each of "
+                                        "the mode's quadratures); enables [detect]", "s-1", minimum=0.0,
+            exclusive_minimum=True, min_items=1),
     ),
     *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys
     make_table(
@@ -200,6 +205,9 @@ def _type_json(key: Key, t: str) -> dict:
     if t == "matrix":
         return {"type": "array", "minItems": 1,
                 "items": {"type": "array", "items": {"type": "number", **_bounds_json(key)}}}
+    if t == "table[number]":
+        out = {"type": "object", "additionalProperties": {"type": "number", **_bounds_json(key)}}
+        return {**out, "minProperties": key.min_items} if key.min_items else out
     out = {"type": "array", "items": _type_json(key, t[len("list["):-1])}
     return {**out, "minItems": key.min_items} if key.min_items else out
 
@@ -261,7 +269,7 @@ def json_schema_text() -> str:
 
 def _type_doc(key: Key) -> str:
     text = " or ".join("list of strings" if t == "list[string]" else "list of numbers" if t == "list[number]"
-                       else t for t in key.types)
+                       else "table of numbers" if t == "table[number]" else t for t in key.types)
     if "range" in key.forms:
         return f"{text}, list or range"
     return f"{text} or list" if "list" in key.forms else text

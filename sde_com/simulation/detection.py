@@ -1,45 +1,55 @@
 """What a detector sees: homodyne records of the output field and their spectra estimated from traces.
 
 Input–output relation a_out = √(2κ) a − a_in, in quadratures X_out = √(2κ) δX − X_in (vacuum variance 1/2,
-so the output of a vacuum-driven empty cavity is white with spectral density 1/2: shot noise). Times in
-units of 1/ω_m, angular frequencies ω in units of ω_m. Spectra are two-sided and symmetrized:
-∫ S(ω) dω/2π is the variance, a convention shared with ``sde_com.physics.spectra``.
+so the output of a vacuum-driven empty cavity is white with spectral density 1/2: shot noise), for the
+spinning resonator's optical modes or the output port of any system's mode (``LinearSystem.output_ports``).
+Times in units of 1/ω_ref, angular frequencies ω in units of ω_ref (ω_ref = ω_m for the resonator). Spectra
+are two-sided and symmetrized: ∫ S(ω) dω/2π is the variance, a convention shared with
+``sde_com.physics.spectra``.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 
 import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
+from sde_com.physics.gaussian import logneg_from_blocks
+from sde_com.physics.linear import lyapunov_covariance_reference
 from sde_com.physics.model import operating_points
-from sde_com.physics.spectra import filtered_logneg, output_spectrum
-from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
+from sde_com.physics.spectra import PORT_NOISE_TOLERANCE, filtered_logneg, mode_rows, output_spectrum, port_noise
+from sde_com.results.catalogue import (
+    apply_catalogue,
+    label_for_system,
+    set_time_reference,
+    time_coordinates,
+    variables_of,
+)
 from sde_com.simulation.ensemble import simulate_point
 from sde_com.simulation.keys import DETECT
 from sde_com.simulation.schemes import scheme_names
 
-_MODE_ROWS = {"U": (0, 1), "V": (2, 3)}
 
-
-def homodyne_record(trace: np.ndarray, noise: np.ndarray, kappa: float, dt: float, mode: str = "U",
+def homodyne_record(trace: np.ndarray, noise: np.ndarray, kappa: float, dt: float, mode: str | int = "U",
                     theta: float = 0.0) -> np.ndarray:
-    """Homodyne photocurrent of mode ``mode`` at local-oscillator phase θ from Euler–Maruyama traces.
+    """Homodyne photocurrent of mode ``mode`` ('U'/'V' of the resonator, or a mode index) at local-oscillator
+    phase θ from Euler–Maruyama traces.
 
     Over step n the detector integrates X_θ,out = cos θ X_out + sin θ Y_out; with the step's input-noise
     increment dW_n (the recorded ``noise`` of state n + 1: D_xx = κ, so ∫X_in dt = dW/√(2κ)) that is
     √(2κ) X_θ(t_n) dt − dW_θ,n/√(2κ). The record is that integral divided by dt (the bin average), so
     white vacuum noise has variance 1/(2 dt) per sample and two-sided spectral density 1/2.
-    Only exact for Euler–Maruyama traces (their noise is the raw input noise) recorded at every step;
-    ``kappa`` and ``dt`` in units of ω_m and 1/ω_m. trace, noise: (..., time, 6) → record (..., time − 1).
+    Only exact for Euler–Maruyama traces (their noise is the raw input noise) recorded at every step, and for a
+    port that carries all of its mode's noise (``check_port_carries_the_noise``); ``kappa`` and ``dt`` in
+    units of ω_ref and 1/ω_ref. trace, noise: (..., time, 2N) → record (..., time − 1).
     """
-    if mode not in _MODE_ROWS:
-        raise UserError(f"mode must be 'U' or 'V', got {mode!r}")
+    rx, ry = mode_rows(trace.shape[-1], mode)
     if not (kappa > 0 and dt > 0):
         raise UserError("kappa and dt must be > 0")
-    rx, ry = _MODE_ROWS[mode]
     c, s = math.cos(theta), math.sin(theta)
     x = c * trace[..., :-1, rx] + s * trace[..., :-1, ry]
     dw = c * noise[..., 1:, rx] + s * noise[..., 1:, ry]
@@ -75,45 +85,136 @@ DETECT_KEYS = tuple(DETECT.keys)
 DETECT_DEFAULTS = {k.name: k.default for k in DETECT.keys.values() if k.default is not None}
 
 
-def detection_dataset(device, detuning: float, direction: str, settings, mode: str = DETECT_DEFAULTS["mode"],
-                      theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
-                      filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
-                      filter_center: float = DETECT_DEFAULTS["filter_center"]):
-    """The detector's view of one operating point, in one Dataset: homodyne records from Euler–Maruyama
-    traces, their Welch spectrum ± error beside the analytic output spectrum (``spectra.output_spectrum``),
-    and E_N between the mechanics and a filtered output mode (Genes et al. 2008) for each filter bandwidth
-    1/τ (units of ω_m) at ``filter_center`` (units of ω_m; −1 is the Stokes sideband).
-    """
+def check_port_carries_the_noise(D: np.ndarray, kappa: float, mode: str | int, name: str) -> None:
+    """A homodyne record from traces needs the port's input to be all of the mode's noise: D = κ on the mode's
+    two quadratures and nothing coupling them to other noise (then the recorded noise increment is
+    √(2κ) X_in dt). UserError naming the mode otherwise (spectra and filtered modes need only ``port_noise``)."""
+    rows = list(mode_rows(D.shape[0], mode))
+    rest = port_noise(D, kappa, mode)[: D.shape[0], : D.shape[0]] - kappa * np.eye(D.shape[0])[:, rows] @ np.eye(
+        D.shape[0])[rows]
+    if np.abs(rest[rows]).max() > PORT_NOISE_TOLERANCE * max(np.abs(D).max(), kappa):
+        raise UserError(f"detect.mode = {name!r}: homodyne records from traces need the port to carry all of the "
+                        f"mode's noise (D = κ = {kappa:.6g} s-1 on its quadratures, no other noise there)")
+
+
+def _detector_view(A, D, omega_ref, thermal, settings, mode, kappa, partner, theta, segment, bandwidths,
+                   center) -> dict:
+    """The arrays of the detector's view (``detection_dataset``) of one stable point (A, D in rad/s)."""
     s = settings
+    out = simulate_point(A, D, omega_ref, thermal, s)
+    records = homodyne_record(out["trace"], out["noise"], kappa / omega_ref, s.dt, mode, theta)
+    w, S, err = welch_spectrum(records, s.dt, segment)
+    keep = np.abs(w) <= 0.3 * np.pi / s.dt  # below Nyquist/3, where the EM step does not colour the record
+    w, S, err = w[keep], S[keep], err[keep]
+    S_an = output_spectrum(A, D, kappa, w * omega_ref, mode, theta)
+    en = [filtered_logneg(A, D, kappa, 1.0 / (b * omega_ref), center * omega_ref, mode, partner=partner)
+          for b in bandwidths]
+    n = A.shape[0]
+    pair = [*mode_rows(n, mode), *mode_rows(n, n // 2 - 1 if partner is None else partner)]
+    V = lyapunov_covariance_reference(A / omega_ref, D / omega_ref)  # Eq. (11)
+    intracavity = logneg_from_blocks(np.ascontiguousarray(V[np.ix_(pair, pair)]))
+    return dict(records=records, w=w, S=S, err=err, S_an=S_an, en=np.array(en), intracavity=float(intracavity))
+
+
+def _check_bandwidths(filter_bandwidths) -> np.ndarray:
+    bandwidths = np.asarray(filter_bandwidths, dtype=float)
+    if bandwidths.ndim != 1 or bandwidths.size == 0 or np.any(~(bandwidths > 0)):
+        raise UserError("filter_bandwidths must be a non-empty list of numbers > 0 (units of ω_ref)")
+    return bandwidths
+
+
+def _check_settings(s) -> None:
     if not s.scheme.raw_noise or not s.traces or s.trace_every != 1 or s.transient and s.save_times is not None:
         raise UserError("the detector's view needs Euler–Maruyama traces recorded at every step: method = "
                         f"{scheme_names(lambda sc: sc.raw_noise)}, traces >= 1, no save_times, save_every = dt "
                         "or absent")
-    bandwidths = np.asarray(filter_bandwidths, dtype=float)
-    if bandwidths.ndim != 1 or bandwidths.size == 0 or np.any(~(bandwidths > 0)):
-        raise UserError("filter_bandwidths must be a non-empty list of numbers > 0 (units of ω_m)")
-    wm = device.omega_m
-    op = operating_points(device, detuning, direction)[0]
-    out = simulate_point(op.drift, op.diffusion, wm, device.n_thermal, s)
-    records = homodyne_record(out["trace"], out["noise"], device.kappa / wm, s.dt, mode, theta)
-    w, S, err = welch_spectrum(records, s.dt, segment)
-    keep = np.abs(w) <= 0.3 * np.pi / s.dt  # below Nyquist/3, where the EM step does not colour the record
-    w, S, err = w[keep], S[keep], err[keep]
-    S_an = output_spectrum(op.drift, op.diffusion, device.kappa, w * wm, mode, theta)
-    en = [filtered_logneg(op.drift, op.diffusion, device.kappa, 1.0 / (b * wm), filter_center * wm, mode)
-          for b in bandwidths]
+
+
+def _dataset(v: dict, bandwidths, dt: float, omega_ref: float, attrs: dict) -> xr.Dataset:
     ds = xr.Dataset(
         {
-            "homodyne": (("trajectory", "time"), records),
-            "spectrum_welch": ("omega", S),
-            "spectrum_welch_err": ("omega", err),
-            "spectrum_analytic": ("omega", S_an),
-            "filtered_logneg": ("bandwidth", np.array(en)),
+            "homodyne": (("trajectory", "time"), v["records"]),
+            "spectrum_welch": ("omega", v["S"]),
+            "spectrum_welch_err": ("omega", v["err"]),
+            "spectrum_analytic": ("omega", v["S_an"]),
+            "filtered_logneg": ("bandwidth", v["en"]),
+            "logneg_intracavity": ((), v["intracavity"]),
         },
-        coords=dict(omega=("omega", w), bandwidth=("bandwidth", bandwidths),
-                    trajectory=("trajectory", np.arange(records.shape[0], dtype=np.int32)),
-                    **time_coordinates(np.arange(records.shape[-1]) * s.dt, wm)),
-        attrs=dict(filter_center=filter_center, mode=mode, theta=theta),
+        coords=dict(omega=("omega", v["w"]), bandwidth=("bandwidth", bandwidths),
+                    trajectory=("trajectory", np.arange(v["records"].shape[0], dtype=np.int32)),
+                    **time_coordinates(np.arange(v["records"].shape[-1]) * dt, omega_ref)),
+        attrs=attrs,
     )
-    set_time_reference(ds, wm)
+    set_time_reference(ds, omega_ref)
     return apply_catalogue(ds, title="sde_com detector's view")
+
+
+def detection_dataset(device, detuning: float, direction: str, settings, mode: str | None = None,
+                      theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
+                      filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
+                      filter_center: float = DETECT_DEFAULTS["filter_center"], partner: str | None = None):
+    """The detector's view of one operating point of the spinning resonator, in one Dataset: homodyne records
+    from Euler–Maruyama traces, their Welch spectrum ± error beside the analytic output spectrum
+    (``spectra.output_spectrum``), E_N between the mechanics and a filtered output mode (Genes et al. 2008) for
+    each filter bandwidth 1/τ (units of ω_m) at ``filter_center`` (units of ω_m; −1 is the Stokes sideband),
+    and the intracavity E_N of the same pair (Lyapunov V) beside it. ``partner``: the mode the filtered output
+    is paired with, 'U', 'V' or 'm' (absent: the mechanics 'm'); ``mode`` absent: 'U'.
+    """
+    _check_settings(settings)
+    mode = "U" if mode is None else mode
+    bandwidths = _check_bandwidths(filter_bandwidths)
+    modes = ("U", "V", "m")  # SpinningResonator.modes (physics.resonator.system), the 6-D layout's order
+    if partner is not None and (partner not in modes or partner == mode):
+        raise UserError(f"detect.partner = {partner!r}: one of {[m for m in modes if m != mode]}")
+    op = operating_points(device, detuning, direction)[0]
+    v = _detector_view(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings, mode, device.kappa,
+                       None if partner is None else modes.index(partner), theta, segment, bandwidths,
+                       filter_center)
+    attrs = dict(filter_center=filter_center, mode=mode, theta=theta)
+    return _dataset(v, bandwidths, settings.dt, device.omega_m,
+                    attrs if partner is None else {**attrs, "partner": partner})
+
+
+def detected_modes(system, params, mode: str | None, partner: str | None) -> tuple[str, str, float]:
+    """(mode, partner, κ of the port): ``mode`` a mode with an output port of ``system`` (absent: its first
+    port), ``partner`` another of its modes (absent: the last). UserError naming the key otherwise."""
+    ports = system.output_ports(params)
+    mode = next(iter(ports)) if mode is None else mode
+    if mode not in ports:
+        raise UserError(f"detect.mode = {mode!r}: not a mode with an output port of system {system.name!r}; "
+                        f"ports: {list(ports)}")
+    partner = system.modes[-1] if partner is None else partner
+    if partner not in system.modes or partner == mode:
+        raise UserError(f"detect.partner = {partner!r}: the filtered output is paired with another mode of "
+                        f"system {system.name!r}: one of {[m for m in system.modes if m != mode]}")
+    return mode, partner, ports[mode]
+
+
+def system_detection_dataset(system, params, settings, mode: str | None = None, partner: str | None = None,
+                             theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
+                             filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
+                             filter_center: float = DETECT_DEFAULTS["filter_center"]):
+    """``detection_dataset`` for any system with output ports (``LinearSystem.output_ports``) at one point of
+    its parameters ``params``: the port of ``mode``, the filtered output paired with ``partner``
+    (``detected_modes``), at the first stable branch. Frequencies and bandwidths in units of the system's ω_ref.
+    UserError naming the key for an unknown mode, no stable branch, or a port that does not carry all of its
+    mode's noise (``check_port_carries_the_noise``).
+    """
+    _check_settings(settings)
+    bandwidths = _check_bandwidths(filter_bandwidths)
+    mode, partner, kappa = detected_modes(system, params, mode, partner)
+    branch = next((b for b in system.branches(params) if system.stability(b, params).stable), None)
+    if branch is None:
+        raise UserError(f"[detect] needs a stable branch at this point of system {system.name!r}: none is")
+    index, omega_ref = system.modes.index(mode), system.reference_rate(params)
+    check_port_carries_the_noise(branch.diffusion, kappa, index, mode)
+    v = _detector_view(branch.drift, branch.diffusion, omega_ref, functools.partial(system.thermal_covariance,
+                       params), settings, index, kappa, system.modes.index(partner), theta, segment,
+                       bandwidths, filter_center)
+    attrs = dict(system=system.name, filter_center=filter_center, mode=mode, partner=partner, theta=theta,
+                 branch=np.int32(branch.index), parameters=json.dumps(system.resolve(params)))
+    ds = _dataset(v, bandwidths, settings.dt, omega_ref, attrs)
+    label_for_system(ds, system.name, system.modes, system.quadratures)
+    ds["filtered_logneg"].attrs["long_name"] = f"E_N of the filtered output mode of {mode} and mode {partner}"
+    ds["logneg_intracavity"].attrs["long_name"] = f"E_N of modes {mode} and {partner} inside the system (steady state)"
+    return ds

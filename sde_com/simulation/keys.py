@@ -84,9 +84,14 @@ WIGNER = make_table(
 
 DETECT = make_table(
     "detect", "What a detector sees at one operating point: homodyne records of the output, their spectra, "
-              "filtered-mode E_N. Needs [simulate] method = 'em' with traces recorded at every step.",
-    Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected)", default="U",
-        choices=("U", "V")),
+              "filtered-mode E_N beside the intracavity E_N. Needs [simulate] method = 'em' with traces recorded "
+              "at every step, and a system with output ports (the spinning resonator's U and V; a named "
+              "system's; a [system] table's `outputs`).",
+    Key("mode", "string", "detected output mode: 'U' (driven) or 'V' (reflected) of the spinning resonator; "
+                          "for another system a mode with an output port (absent: the first port, U for the "
+                          "resonator)"),
+    Key("partner", "string", "the mode the filtered output's E_N is taken with (absent: the last mode, the "
+                             "mechanics of both built-in systems)"),
     Key("theta", "number", "local-oscillator phase θ", "rad", 0.0, minimum=-1e6, maximum=1e6),
     Key("segment", "integer", "Welch segment length, in samples (steps); at most the record's samples", "1", 1024,
         minimum=16),
