@@ -155,7 +155,7 @@ def _plot(args) -> None:
     print(f"wrote {png}")
 
 
-BENCH_PARTS = ("chain", "sweep", "time-domain", "traces", "startup", "compile")
+BENCH_PARTS = ("chain", "sweep", "time-domain", "traces", "startup", "compile", "modes")
 
 
 def _bench(args) -> None:
@@ -224,8 +224,23 @@ def _bench_compile(args, chain) -> None:
               f"warm (+{c['added_s']:.1f} s)")
 
 
+def _bench_modes(args, chain) -> None:
+    from sde_com.benchmarks.end_to_end import pinned
+
+    r = pinned("sde_com.benchmarks.kernels", "benchmark_modes", repeat=args.repeat)
+    print(f"exact stepper, {r['n_traj']} trajectories on {r['cores']} core(s); one core's BLAS DGEMM peak "
+          f"{r['peak_gflops']:.1f} GFLOP/s (flops: 4(2N)² per trajectory-step)")
+    for row in r["modes"].values():
+        line = (f"  N = {row['modes']:>2}: {row['rate'] / 1e6:7.2f} M trajectory-steps/s "
+                f"({row['with_moments'] / 1e6:.2f} M with moment sums), {row['gflops']:.2f} GFLOP/s")
+        if "blas_rate" in row:
+            line += (f" = {row['over_peak']:.0%} of one core's peak per core; BLAS batched product "
+                     f"(no random draws) {row['blas_gflops']:.2f} GFLOP/s on one core")
+        print(line)
+
+
 _E2E = {"sweep": _bench_sweep, "time-domain": _bench_time_domain, "traces": _bench_traces,
-        "startup": _bench_startup, "compile": _bench_compile}
+        "startup": _bench_startup, "compile": _bench_compile, "modes": _bench_modes}
 
 
 def _bench_sde(args) -> None:

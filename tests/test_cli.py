@@ -357,6 +357,9 @@ def test_bench_prints_speedup(capsys):
     stdout = capsys.readouterr().out
     assert re.search(r"^speed-up: \d+(\.\d+)?x$", stdout, flags=re.MULTILINE), stdout
     assert "2000 points" in stdout
+    for n in (1, 2, 3, 4, 5, 6, 10, 20):  # the kernel throughput for N modes, GFLOP/s against the peak for N ≥ 10
+        assert re.search(rf"N = +{n}: +[\d.]+ M trajectory-steps/s", stdout), stdout
+    assert re.search(r"N = 20: .*% of one core's peak per core", stdout), stdout
 
 
 @pytest.mark.parametrize("option", [["--points", "0"], ["--baseline-points", "0"], ["--repeat", "0"],

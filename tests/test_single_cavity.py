@@ -250,3 +250,29 @@ def test_vitali_entanglement_persists_above_20_kelvin():
         pair="a-m").isel(branch=0).values
     assert en[0] == pytest.approx(0.299, abs=5e-4)
     assert en[1] > en[2] > 0.0 and en[3] == 0.0
+
+
+def test_sweeps_write_each_branchs_mean_field():
+    """photons = |α|², coupling = |G|/ω_m, displacement = q_s, detuning_effective = Δ/ω_m and detuning_bare =
+    Δ₀/ω_m of every branch, as the branches give them (the three branches of the bistable point included)."""
+    params = {"power": 0.2, "detuning": 6.0}
+    ds = sde_com.sweep(system="single_cavity", **params)
+    wm = SYSTEM.reference_rate(params)
+    for b in SYSTEM.branches(params):
+        row = ds.isel(branch=b.index)
+        mf = b.mean_field
+        assert float(row.photons) == abs(mf["alpha"]) ** 2 and float(row.displacement) == mf["q_s"]
+        assert float(row.coupling) == mf["coupling"] / wm
+        assert float(row.detuning_effective) == mf["delta_eff"] / wm
+        assert float(row.detuning_bare) == pytest.approx(6.0, rel=1e-9)  # Δ + G₀q_s: the cubic's rounding
+    assert int(ds.n_branches) == 3
+
+
+def test_a_matrix_system_has_no_mean_field_to_write(tmp_path, capsys):
+    from conftest import run_cli
+
+    text = ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\ndiffusion = [[1.0, 0.0], [0.0, 1.0]]\n'
+            '[output]\nvariables = ["photons"]\n')
+    assert run_cli(tmp_path, text, tmp_path / "o.nc") == 2
+    assert "'photons' cannot be written by this run: a mean-field value, which system 'matrix' does not declare" \
+        in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -159,3 +160,61 @@ def benchmark_dask(workers: int = 2, trajectories: int = 256, duration: float = 
                excess_over_start=out["dask"] - out["in_process"] - out["cluster_start"])
     out["overhead_fraction"] = out["overhead_per_unit_dask"] * n_units / max(out["dask"] - out["cluster_start"], 1e-9)
     return out
+
+
+def _random_stable_system(n_modes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, D) of a random stable N-mode system in units of ω_ref: A = M − (max Re λ(M) + 0.1) I, D = B Bᵀ + I."""
+    rng = np.random.default_rng(seed)
+    d = 2 * n_modes
+    M = rng.standard_normal((d, d)) / np.sqrt(d)
+    B = rng.standard_normal((d, d)) / np.sqrt(d)
+    return M - (np.linalg.eigvals(M).real.max() + 0.1) * np.eye(d), B @ B.T + np.eye(d)
+
+
+def benchmark_modes(modes=(1, 2, 3, 4, 5, 6, 10, 20), n_traj: int = 2048, steps_per_mode: int = 20_000,
+                    repeat: int = 5, gemm_size: int = 1024) -> dict:
+    """Kernel throughput (trajectory-steps/s) of the exact-discretization stepper for N-mode systems, and for
+    N ≥ 10 its GFLOP/s against one core's measured peak (BLAS DGEMM, pinned to one thread by ``pinned``) and
+    against BLAS stepping the same ensemble as one batched matrix product per step (U ← U Fᵀ + Ξ Lᵀ).
+
+    Flops counted: the step's two 2N × 2N matrix–vector products, 4(2N)² per trajectory-step (the normal draws
+    are not counted). The kernel runs on every core numba is given (``NUMBA_NUM_THREADS``); the rates are per
+    run, GFLOP/s per core as well. The stepping is timed alone (the burn-in spans the run: no moment sums), and
+    with the moment sums of a steady-state average (``with_moments``). Medians of ``repeat``.
+    """
+    import numba
+
+    from sde_com.kernels import ensemble as kernels
+    from sde_com.simulation.simulate import step_maps
+
+    cores = numba.get_num_threads()
+    a = np.random.default_rng(0).standard_normal((gemm_size, gemm_size))
+    peak = 2 * gemm_size**3 / _median_time(lambda: a @ a, repeat) / 1e9  # GFLOP/s of one core (BLAS pinned)
+    no_snaps = np.zeros(0, dtype=np.int64)
+    out = {}
+    for n in modes:
+        d = 2 * n
+        A, D = _random_stable_system(n, seed=n)
+        F, L = (np.ascontiguousarray(x) for x in step_maps(A, D, 0.05, "exact"))
+        u0 = np.zeros((n_traj, d))
+        n_steps = max(200, steps_per_mode // n)
+        kernels.run_ensemble(F, L, u0[:2], 1, 0, 4, 4, no_snaps, 0, 1)  # compile / load
+        kernels.run_ensemble(F, L, u0[:2], 1, 0, 4, 0, no_snaps, 0, 1)
+        bare, moments = (_median_time(functools.partial(kernels.run_ensemble, F, L, u0, 1, 0, n_steps, burn_in,
+                                                        no_snaps, 0, 1), repeat) for burn_in in (n_steps, 0))
+        rate = n_traj * n_steps / bare
+        row = dict(modes=n, dimension=d, steps=n_steps, rate=rate, with_moments=n_traj * n_steps / moments,
+                   gflops=rate * 4 * d * d / 1e9)
+        row["gflops_per_core"] = row["gflops"] / cores
+        if n >= 10:
+            U, Xi = np.zeros((n_traj, d)), np.random.default_rng(1).standard_normal((n_traj, d))
+            blas_steps = max(20, n_steps // 10)
+
+            def blas_loop(U=U, Xi=Xi, F=F, L=L, k=blas_steps):
+                for _ in range(k):
+                    U = U @ F.T + Xi @ L.T
+            blas_rate = n_traj * blas_steps / _median_time(blas_loop, repeat)
+            row.update(blas_rate=blas_rate, blas_gflops=blas_rate * 4 * d * d / 1e9, over_peak=row["gflops_per_core"]
+                       / peak)
+        out[str(n)] = row
+    return dict(cores=cores, peak_gflops=peak, n_traj=n_traj, repeat=repeat, modes=out)

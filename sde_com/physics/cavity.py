@@ -60,6 +60,7 @@ class SingleCavity(LinearSystem):
     modes = ("a", "m")
     quadratures = ("X", "Y", "q", "p")
     capabilities = frozenset({"output_ports"})
+    mean_field_variables = ("photons", "coupling", "displacement", "detuning_effective", "detuning_bare")
     parameters = MappingProxyType({k.name: k for k in (
         Key("detuning", "number", "detuning of the cavity from the laser in units of ω_m: the bare Δ₀/ω_m = "
             "(ω_c − ω_l)/ω_m, or the effective Δ/ω_m (detuning_kind)", "1", 1.0, forms=("list", "range")),
@@ -117,6 +118,14 @@ class SingleCavity(LinearSystem):
                               delta_bare=b["delta_u_eff"] + r["G0"] * b["q_s"], coupling=abs(G))
             out.append(Branch(i, MappingProxyType(mean_field), A, D.copy()))
         return out
+
+    def mean_field_outputs(self, mean_field: Mapping[str, complex | float],
+                           params: Mapping[str, object]) -> dict[str, float]:
+        """|α_s|², |G|/ω_m, q_s, Δ/ω_m and Δ₀/ω_m of a branch (``branches``' mean_field)."""
+        wm = self.reference_rate(params)
+        return dict(photons=abs(mean_field["alpha"]) ** 2, coupling=mean_field["coupling"] / wm,
+                    displacement=mean_field["q_s"], detuning_effective=mean_field["delta_eff"] / wm,
+                    detuning_bare=mean_field["delta_bare"] / wm)
 
     def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
         """The optical mode leaks into the detected port at κ (input–output a_out = √(2κ) a − a_in)."""

@@ -73,7 +73,8 @@ class LinearSystem(abc.ABC):
     """A linear quantum Langevin system du = A u dt + dW, E[dW dWᵀ] = D dt (module docstring).
 
     Subclasses set the class attributes ``name`` (registry key), ``modes`` (N mode names), ``quadratures``
-    (2N labels, (x, p) per mode in mode order), ``parameters`` (name → ``spec.Key``) and ``capabilities``,
+    (2N labels, (x, p) per mode in mode order), ``parameters`` (name → ``spec.Key``) and ``capabilities``
+    (and ``mean_field_variables`` with ``mean_field_outputs``, where a sweep should write mean-field values),
     and implement ``reference_rate`` and ``branches`` (and ``thermal_covariance``, where the system has a
     thermal state). Systems hold no state: ``params`` is passed to each
     method, a mapping of parameter values (absent keys take the Key's default, see ``resolve``).
@@ -84,6 +85,13 @@ class LinearSystem(abc.ABC):
     quadratures: ClassVar[tuple[str, ...]]
     parameters: ClassVar[Mapping[str, spec.Key]]
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    mean_field_variables: ClassVar[tuple[str, ...]] = ()  # output variables of ``mean_field_outputs``
+
+    def mean_field_outputs(self, mean_field: Mapping[str, complex | float],
+                           params: Mapping[str, object]) -> dict[str, float]:
+        """The branch's mean-field values as output variables (catalogue names, ``mean_field_variables``):
+        none unless a system declares them."""
+        return {}
 
     @property
     def dimension(self) -> int:

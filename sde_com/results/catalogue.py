@@ -85,6 +85,10 @@ _VARIABLE_LIST = [
        "G_V = √2 G₀ α_V, in units of ω_m."),
     _v("displacement", (_S, _B), "mean-field dimensionless mechanical displacement q_s, Eq. (7)",
        "Per branch in a sweep; q(t) of the mean-field equations under a time-dependent drive."),
+    _v("detuning_effective", (_S, _B), "effective detuning Δ/ω_ref of the driven mode at the branch's mean field",
+       "Δ = Δ₀ − √2 g₀ q_s of a system through the seam that has one (the single cavity: Vitali et al.'s Δ)."),
+    _v("detuning_bare", (_S, _B), "bare detuning Δ₀/ω_ref = (ω_c − ω_l)/ω_ref of the driven mode",
+       "The input detuning of the branch's mean field, in either detuning_kind (the single cavity)."),
     _v("stable", (_S, _B), "steady state exists: every eigenvalue of the drift matrix A has negative real part",
        "Routh–Hurwitz stability of the branch; stored as an int8 flag, read back as bool.",
        flag_values=(0, 1), flag_meanings="unstable stable"),
@@ -211,6 +215,8 @@ def label_for_system(ds, name: str, modes, quadratures) -> None:
              "logneg_sim": f"E_N of the simulated covariance ({pair})",
              "logneg_ref": f"E_N of the reference covariance ({pair})",
              "max_dt_em": "largest stable Euler–Maruyama step ω_ref·dt (|1 + λ dt| < 1)",
+             "photons": f"mean-field photon number |α|² of mode {modes[0]}",
+             "coupling": f"effective optomechanical coupling |G|/ω_ref of mode {modes[0]}",
              "dt": "time step ω_ref·dt, in units of 1/ω_ref"}
     for var, text in texts.items():
         if var in ds.variables:
@@ -223,8 +229,10 @@ RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
               ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected", "coupling",
                "coupling_reflected", "displacement", "stable", "n_branches", "cov", "sagnac_shift", "logneg_max",
                "revival")),
-    "seam_sweep": ("Steady-state sweep of any system through the seam (`sweep(system=...)`, per-point path)",
-                   ("logneg", "stable", "marginal", "n_branches", "cov")),
+    "seam_sweep": ("Steady-state sweep of any system through the seam (`sweep(system=...)`, per-point path; the "
+                   "mean-field values where the system declares them: `LinearSystem.mean_field_variables`)",
+                   ("logneg", "stable", "marginal", "n_branches", "cov", "photons", "coupling", "displacement",
+                    "detuning_effective", "detuning_bare")),
     "simulate": ("Time-domain ensembles (`[simulate]`), beside the sweep's variables",
                  ("cov_sim", "cov_sim_err", "cov_ref", "cov_moment", "zscore", "zscore_max",
                   "zscore_max_continuous", "logneg_sim", "logneg_sim_err", "logneg_ref", "max_dt_em", "trace",

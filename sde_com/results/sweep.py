@@ -351,14 +351,20 @@ def _points_block(system: LinearSystem, values: Mapping[str, np.ndarray], dims: 
     """The per-point path: ``points`` at each flat grid point; stable, marginal, n_branches, logneg over every
     pair of modes (NaN where unstable) and V, NaN-padded to the block's most branches."""
     pairs = list(itertools.combinations(range(len(system.modes)), 2))
+    indices = list(indices)
     per = [points(system, _point_params(values, dims, shape, k)) for k in indices]
     n, n_b, dim = len(per), max((len(p) for p in per), default=0), system.dimension
     out = dict(n_branches=np.array([len(p) for p in per], dtype=np.int64), stable=np.zeros((n, n_b), bool),
                marginal=np.zeros((n, n_b), bool), logneg=np.full((n, n_b, len(pairs)), np.nan))
     if store_cov:
         out["cov"] = np.full((n, n_b, dim, dim), np.nan)
-    for i, branches in enumerate(per):
+    for name in system.mean_field_variables:
+        out[name] = np.full((n, n_b), np.nan)
+    for i, (k, branches) in enumerate(zip(indices, per, strict=True)):
+        params = _point_params(values, dims, shape, k) if system.mean_field_variables else {}
         for b, op in enumerate(branches):
+            for name, value in system.mean_field_outputs(op.mean_field, params).items():
+                out[name][i, b] = value
             out["stable"][i, b], out["marginal"][i, b] = op.stable, op.marginal
             if op.cov is not None:
                 out["logneg"][i, b] = [logneg_pair(op.cov, j, m) for j, m in pairs]
@@ -388,7 +394,8 @@ def _assemble_points(system: LinearSystem, params: Mapping[str, object], blocks:
     bshape, bdims = (*shape, n_b), (*dims, "branch")
     data = {"stable": (bdims, raw["stable"].reshape(bshape)),
             "marginal": (bdims, raw["marginal"].reshape(bshape)),
-            "n_branches": (tuple(dims), raw["n_branches"].reshape(shape).astype(np.int32))}
+            "n_branches": (tuple(dims), raw["n_branches"].reshape(shape).astype(np.int32)),
+            **{name: (bdims, raw[name].reshape(bshape)) for name in system.mean_field_variables}}
     coords = {"branch": np.arange(n_b, dtype=np.int32)}
     n_pairs = raw["logneg"].shape[-1]
     if n_pairs:

@@ -479,6 +479,9 @@ def check_detect(scenario, system: LinearSystem) -> None:
     detected_modes(system, scenario.parameters, table.get("mode"), table.get("partner"))
 
 
+_MEAN_FIELD_VARIABLES = ("photons", "coupling", "displacement", "detuning_effective", "detuning_bare")
+
+
 class SystemKind(RunKind):
     """A scenario whose [system] table names a system other than the spinning resonator, or gives one by its
     matrices (``physics.matrix.MatrixSystem``): its steady state over the [model] grid of its parameters, or
@@ -502,6 +505,9 @@ class SystemKind(RunKind):
             return {v: "not part of the detector's view, which a [detect] run writes" for v in self.variables()
                     if v not in detect}
         why = dict.fromkeys(detect, "the detector's view: give a [detect] table")
+        why.update({v: f"a mean-field value, which system {scenario.system.name!r} does not declare "
+                       "(LinearSystem.mean_field_variables)" for v in variables_of("seam_sweep")
+                    if v in _MEAN_FIELD_VARIABLES and v not in scenario.system.mean_field_variables})
         if scenario.simulation is None:
             return {**why, **dict.fromkeys(variables_of("simulate"), "a time-domain estimate: give a [simulate] "
                                                                       "table")}
