@@ -206,10 +206,3 @@ def test_bad_outputs_and_detect_exit_2_naming_the_key(tmp_path, capsys, outputs,
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert "Traceback" not in err and not out.exists()
-
-
-def test_drive_and_wigner_stay_refused_for_other_systems(tmp_path, capsys):
-    base = '[system]\nname = "single_cavity"\n[simulate]\nmethod = "em"\ndt = 0.01\nduration = 10.0\n'
-    for table in ("[drive]\n", "[wigner]\n"):
-        assert run_cli(tmp_path, base + table, tmp_path / "o.nc") == 2
-        assert "runs the spinning resonator only so far" in capsys.readouterr().err

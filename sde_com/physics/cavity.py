@@ -30,7 +30,7 @@ import numpy as np
 from sde_com.physics.resonator.device import HBAR, cavity_frequency, thermal_occupation
 from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
 from sde_com.physics.resonator.steady import steady_branches
-from sde_com.physics.system import Branch, LinearSystem
+from sde_com.physics.system import Branch, LinearSystem, MeanFieldDynamics
 from sde_com.spec import Key
 
 _ROWS = [0, 1, 4, 5]  # (X, Y) of the resonator's driven mode U and its mechanics (q, p)
@@ -59,7 +59,7 @@ class SingleCavity(LinearSystem):
     name = "single_cavity"
     modes = ("a", "m")
     quadratures = ("X", "Y", "q", "p")
-    capabilities = frozenset({"output_ports"})
+    capabilities = frozenset({"output_ports", "mean_field_dynamics"})
     mean_field_variables = ("photons", "coupling", "displacement", "detuning_effective", "detuning_bare")
     parameters = MappingProxyType({k.name: k for k in (
         Key("detuning", "number", "detuning of the cavity from the laser in units of ω_m: the bare Δ₀/ω_m = "
@@ -126,6 +126,39 @@ class SingleCavity(LinearSystem):
         return dict(photons=abs(mean_field["alpha"]) ** 2, coupling=mean_field["coupling"] / wm,
                     displacement=mean_field["q_s"], detuning_effective=mean_field["delta_eff"] / wm,
                     detuning_bare=mean_field["delta_bare"] / wm)
+
+    def mean_field_dynamics(self, params: Mapping[str, object]) -> MeanFieldDynamics:
+        """Vitali's mean-field equations (their Eqs. (2)–(4) without noise) in τ = ω_m t, for the state
+        z = (Re x, Im x, y, P) with x = α ω_m/ε, y = G₀q/ω_m, P = G₀p/ω_m (the resonator's scaling, J = 0):
+            ẋ = −(iΔ₀/ω_m + κ/ω_m − iy) x + s,   ẏ = P,   Ṗ = −y − (γ_m/ω_m) P + (G₀²ε²/ω_m⁴)|x|²,
+        with the bare Δ₀ (for detuning_kind = "effective", that of the one branch). s: the drive envelope.
+        """
+        r = self._rates(params)
+        wm, eps, G0 = r["omega_m"], r["epsilon"], r["G0"]
+        first = self.branches(params)[0]
+        k, g, d0 = r["kappa"] / wm, r["gamma_m"] / wm, first.mean_field["delta_bare"] / wm
+        c = G0**2 * eps**2 / wm**4
+        coupling = math.sqrt(2.0) * G0 * eps / wm**2  # G/ω_m = coupling · x
+        drive = 1.0 if eps > 0.0 else 0.0  # P = 0: no drive (the scale ω_m/ε of x is then moot)
+        scale = wm / eps if eps > 0.0 else 0.0
+
+        def rhs(tau, z, s=1.0):
+            x, y, P = complex(z[0], z[1]), z[2], z[3]
+            dx = -(1j * d0 + k) * x + 1j * y * x + drive * s
+            return np.array([dx.real, dx.imag, P, -y - g * P + c * abs(x) ** 2])
+
+        def drift(z):
+            x, y = complex(z[0], z[1]), float(z[2])
+            return drift_matrix(k, d0 - y, d0 - y, 0.0, coupling * x, 0.0, 1.0, g)[np.ix_(_ROWS, _ROWS)]
+
+        def steady_state(branch):
+            x = branch.mean_field["alpha"] * scale
+            return np.array([x.real, x.imag, G0 * branch.mean_field["q_s"] / wm, 0.0])
+
+        def observables(z):
+            return {"photons": (eps / wm) ** 2 * (z[0] ** 2 + z[1] ** 2), "displacement": z[2] * wm / G0}
+
+        return MeanFieldDynamics(rhs, drift, steady_state, observables)
 
     def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
         """The optical mode leaks into the detected port at κ (input–output a_out = √(2κ) a − a_in)."""

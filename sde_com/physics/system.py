@@ -62,11 +62,14 @@ class MeanFieldDynamics:
             drive of the parameters).
         drift: z → A/ω_ref, the drift of the fluctuations linearized around z.
         steady_state: branch → z at that branch (a fixed point of rhs with s = 1).
+        observables: z over time (len(z), n_t) → the output variables of a driven run, by catalogue name
+            (``photons``, ``displacement``, ...).
     """
 
     rhs: Callable[[float, np.ndarray, float], np.ndarray]
     drift: Callable[[np.ndarray], np.ndarray]
     steady_state: Callable[[Branch], np.ndarray]
+    observables: Callable[[np.ndarray], dict[str, np.ndarray]] = lambda z: {}
 
 
 class LinearSystem(abc.ABC):

@@ -479,7 +479,23 @@ def check_detect(scenario, system: LinearSystem) -> None:
     detected_modes(system, scenario.parameters, table.get("mode"), table.get("partner"))
 
 
-_MEAN_FIELD_VARIABLES = ("photons", "coupling", "displacement", "detuning_effective", "detuning_bare")
+# mean-field output variables: a system through the seam writes those it declares (mean_field_variables)
+_MEAN_FIELD_VARIABLES = ("photons", "photons_reflected", "coupling", "coupling_reflected", "displacement",
+                         "detuning_effective", "detuning_bare")
+
+
+def undeclared(system: LinearSystem, names) -> dict[str, str]:
+    """The mean-field variables among ``names`` that ``system`` does not declare → why it cannot write them."""
+    return {v: f"a mean-field value, which system {system.name!r} does not declare (LinearSystem."
+               "mean_field_variables)" for v in names if v in _MEAN_FIELD_VARIABLES
+            and v not in system.mean_field_variables}
+SYSTEM_TABLES = ("detect", "drive")  # the single-point tables a [system] run takes, where its system can
+
+
+def system_table(scenario) -> str | None:
+    """The single-point table of a [system] scenario ([detect] or [drive]), or None."""
+    return next((t for t in SYSTEM_TABLES if getattr(scenario, t, None) is not None), None)
+
 
 
 class SystemKind(RunKind):
@@ -497,17 +513,16 @@ class SystemKind(RunKind):
         return getattr(scenario, "system", None) is not None
 
     def variables(self):
-        return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate") + variables_of("detect")))
+        return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate") + variables_of("detect")
+                                   + variables_of("drive")))
 
     def unwritable(self, scenario):
-        detect = variables_of("detect")
-        if getattr(scenario, "detect", None) is not None:
-            return {v: "not part of the detector's view, which a [detect] run writes" for v in self.variables()
-                    if v not in detect}
-        why = dict.fromkeys(detect, "the detector's view: give a [detect] table")
-        why.update({v: f"a mean-field value, which system {scenario.system.name!r} does not declare "
-                       "(LinearSystem.mean_field_variables)" for v in variables_of("seam_sweep")
-                    if v in _MEAN_FIELD_VARIABLES and v not in scenario.system.mean_field_variables})
+        single = system_table(scenario)
+        if single is not None:  # [detect] or [drive]: that run's variables only
+            return {**{v: f"not written by a [{single}] run" for v in self.variables()
+                       if v not in variables_of(single)}, **undeclared(scenario.system, variables_of(single))}
+        why = {v: f"a single-point run's: give a [{t}] table" for t in SYSTEM_TABLES for v in variables_of(t)}
+        why.update(undeclared(scenario.system, variables_of("seam_sweep")))
         if scenario.simulation is None:
             return {**why, **dict.fromkeys(variables_of("simulate"), "a time-domain estimate: give a [simulate] "
                                                                       "table")}
@@ -521,6 +536,7 @@ class SystemKind(RunKind):
         sim, system, params = scenario.simulation, scenario.system, scenario.parameters
         if getattr(scenario, "detect", None) is not None:
             check_detect(scenario, system)
+        if system_table(scenario) is not None:
             return [WholeRun()]
         if sim is not None:
             skeleton = prepare_simulation(sim, params, system)
@@ -539,6 +555,11 @@ class SystemKind(RunKind):
             return system_detection_dataset(system, params, sim, t.get("mode"), t.get("partner"), float(t["theta"]),
                                             int(t["segment"]), tuple(t["filter_bandwidths"]),
                                             float(t["filter_center"]))
+        if getattr(scenario, "drive", None) is not None:
+            from sde_com.simulation.drive import Drive, drive_dataset
+
+            start = scenario.drive.get("mean_field_start", defaults("drive")["mean_field_start"])
+            return drive_dataset(system, params, Drive(**_drive_fields(scenario.drive)), sim, start)
         if sim is None:
             return sweep(system=system, **params)
         if scenario.dt_study:

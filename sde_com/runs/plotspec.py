@@ -327,12 +327,14 @@ class RunOutline:
     sweep's variables beside; 'drive', 'wigner', 'detect': that single-point table). sizes: the dimensions
     the run adds beside the swept parameters, with their sizes (``time``: snapshots or trace records, ``dt``:
     a time-step study, ``trajectory``: recorded traces, ``bandwidth``: filtered modes). transient: the
-    ensemble estimates are recorded over time (snapshots).
+    ensemble estimates are recorded over time (snapshots). absent: the kind's variables this run's system does
+    not write (another system's mean-field values).
     """
 
     kind: str = "sweep"
     sizes: Mapping[str, int] = field(default_factory=dict)
     transient: bool = False
+    absent: tuple[str, ...] = ()  # variables of the kind this run does not write (another system's)
 
 
 # Variables written over fewer than all the swept parameters ("..." in the catalogue; see their meaning there).
@@ -374,7 +376,7 @@ def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str]
     """variable → the run kind of the catalogue whose dimensions it has, for every variable the run writes."""
     kinds = ("sweep", "simulate") if run.kind == "simulate" else (run.kind,)
     written = {n: k for k in kinds for n in variables_of(k)}
-    drop = set()
+    drop = set(run.absent)
     if run.kind == "simulate":
         drop |= set(unwritable(run, swept))
     elif variables is None:

@@ -24,8 +24,19 @@ from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.physics.matrix import MatrixSystem
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, get_system
+from sde_com.results.catalogue import variables_of
 from sde_com.results.sweep import validate_parameters
-from sde_com.runs.kinds import RUN_KINDS, SINGLE_POINT_TABLES, RunKind, finish_dataset, kind_of, require_capability
+from sde_com.runs.kinds import (
+    RUN_KINDS,
+    SINGLE_POINT_TABLES,
+    SYSTEM_TABLES,
+    RunKind,
+    finish_dataset,
+    kind_of,
+    require_capability,
+    system_table,
+    undeclared,
+)
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
 from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
@@ -68,11 +79,17 @@ class Scenario:
     @property
     def run_outline(self) -> RunOutline:
         """What the run writes beside the swept parameters (its kind, added dimensions): for ``check_plot``."""
-        single = self.kind.table or ("detect" if self.detect is not None else None)  # a [system]'s [detect]
+        single = self.kind.table or system_table(self)  # a [system]'s [detect] or [drive]
         if self.system is not None and self.simulation is None:  # its steady state through the seam
             n = len(self.system.modes)
-            return RunOutline("seam_sweep", {"pair": n * (n - 1) // 2, "row": 2 * n, "col": 2 * n})
-        return run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
+            return RunOutline("seam_sweep", {"pair": n * (n - 1) // 2, "row": 2 * n, "col": 2 * n},
+                              absent=tuple(undeclared(self.system, variables_of("seam_sweep"))))
+        out = run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
+        if self.system is not None:
+            d = self.system.dimension  # its matrices' rows and columns
+            out = replace(out, absent=tuple(undeclared(self.system, variables_of(out.kind))),
+                          sizes={**out.sizes, "row": d, "col": d})
+        return out
 
 
 def _first_repeat(values):
@@ -111,8 +128,9 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     if kind.table is not None:
         single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
         require_capability(kind)
-    elif system is not None and "detect" in raw:  # the detector's view of a system with output ports
-        single["detect"] = RUN_KINDS["detect"].parse_table(raw["detect"], simulation, dt_study, params, base)
+    elif system is not None:  # the detector's view or a drive of a system that has what they need
+        for table in (t for t in SYSTEM_TABLES if t in raw):
+            single[table] = RUN_KINDS[table].parse_table(raw[table], simulation, dt_study, params, base)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
                         description=raw.get("description", ""), text=text, name=name, system=system, **single)
     check_output(variables, kind.unwritable(scenario))  # a variable this run cannot write
@@ -145,6 +163,8 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
             raise ScenarioError("[detect] needs output ports: " + (
                 "give [system] outputs (mode = decay rate into the detected port)" if isinstance(
                     system, MatrixSystem) else f"system {system.name!r} has none"))
+    elif system is not None and given == ["drive"] and "mean_field_dynamics" in system.capabilities:
+        pass  # a parametrised system with nonlinear mean-field dynamics
     elif isinstance(system, MatrixSystem) and given:
         raise ScenarioError(f"[{given[0]}] needs a parametrised system (its nonlinear mean-field dynamics): a "
                             "[system] table gives the linear matrices only")

@@ -61,8 +61,8 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
                   "system whose parameters [model] then holds, or a linear system given by its matrices instead "
                   "of [model] (``sde_com.MatrixSystem``): du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs "
                   "per mode in the order of `modes`, vacuum variance 1/2. Steady state (no [simulate]), "
-                  "time-domain runs, or with output ports (a named system's, or `outputs`) [detect]; [drive] and "
-                  "[wigner] run the spinning resonator only.",
+                  "time-domain runs, with output ports (a named system's, or `outputs`) [detect], with nonlinear "
+                  "mean-field dynamics (the built-in systems) [drive]; [wigner] runs the spinning resonator only.",
         Key("name", "string", "a registered system: 'spinning_resonator', 'single_cavity' (see Single-cavity "
                               "optomechanics), or an installed plug-in's entry-point name; instead of the "
                               "matrices"),

@@ -11,6 +11,8 @@ k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the dri
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -21,14 +23,18 @@ import xarray as xr
 from sde_com.errors import NumericalError, UserError
 from sde_com.inputs import MAX_DRIVE_FILE_BYTES, check_input_file
 from sde_com.kernels import ensemble as kernels
-from sde_com.physics.gaussian import logneg
-from sde_com.physics.model import operating_points
+from sde_com.physics.gaussian import logneg_pair
 from sde_com.physics.resonator.device import Device
-from sde_com.physics.resonator.drift import QUADRATURES, diffusion_matrix
 from sde_com.physics.resonator.system import SpinningResonator
-from sde_com.physics.system import MeanFieldDynamics
+from sde_com.physics.system import LinearSystem, MeanFieldDynamics
 from sde_com.random import INITIAL_STREAM, sample_gaussian
-from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates, variables_of
+from sde_com.results.catalogue import (
+    apply_catalogue,
+    label_for_system,
+    set_time_reference,
+    time_coordinates,
+    variables_of,
+)
 from sde_com.simulation.ensemble import initial_covariance
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS, covariance_factor, group_means, jackknife, zscores
 from sde_com.simulation.keys import DRIVE
@@ -89,21 +95,25 @@ class Drive:
 
 def mean_field_trajectory(device: Device, detuning: float, direction: str, drive: Drive, t_end: float,
                           initial: np.ndarray | None = None):
-    """Integrate the mean-field equations (Eq. (3), noises dropped: the system's ``mean_field_dynamics``) with
-    the envelope s(τ) of ``drive`` from τ = 0 to t_end.
+    """Integrate the spinning resonator's mean-field equations (Eq. (3), noises dropped: its
+    ``mean_field_dynamics``) with the envelope s(τ) of ``drive`` from τ = 0 to t_end.
 
     ``initial``: (x_U, x_V, y, P) with complex x (default: empty cavity, mechanics at rest — a switch-on).
     Returns scipy's dense solution of the real state (Re x_U, Im x_U, Re x_V, Im x_V, y, P), and the
     dynamics (its ``drift`` gives A/ω_m about a state).
     """
     params = {"detuning": detuning, "direction": direction, **device.as_dict()}
+    z0 = None if initial is None else np.array([initial[0].real, initial[0].imag, initial[1].real,
+                                                initial[1].imag, initial[2].real, initial[3].real])
     dynamics = SpinningResonator().mean_field_dynamics(params)
+    return _integrate(dynamics, drive, t_end, np.zeros(6) if z0 is None else z0, params), dynamics
 
+
+def _integrate(dynamics: MeanFieldDynamics, drive: Drive, t_end: float, z0: np.ndarray, params):
+    """scipy's dense solution of dz/dτ = rhs(τ, z, s(τ)) from z0 over [0, t_end] (τ = ω_ref t)."""
     def rhs(tau, z):
         return dynamics.rhs(tau, z, float(drive.envelope(tau)))
 
-    z0 = np.zeros(6) if initial is None else np.array([initial[0].real, initial[0].imag, initial[1].real,
-                                                       initial[1].imag, initial[2].real, initial[3].real])
     # max_step: resolve the drive's own time scales (a ramp or pulse the adaptive stepper could jump over)
     max_step = min(1.0, drive.rise_time / 10, drive.width / 10)
     import scipy.integrate  # lazily: only driven runs integrate (scipy.integrate ~0.1 s to import)
@@ -111,23 +121,16 @@ def mean_field_trajectory(device: Device, detuning: float, direction: str, drive
     sol = scipy.integrate.solve_ivp(rhs, (0.0, t_end), z0, method="DOP853", rtol=1e-11, atol=1e-12,
                                     dense_output=True, max_step=max_step)
     if not sol.success:
-        raise NumericalError(f"mean-field integration failed at {params}: {sol.message}")
-    return sol.sol, dynamics
-
-
-def steady_initial_state(device: Device, detuning: float, direction: str, branch: int = 0) -> np.ndarray:
-    """(x_U, x_V, y, P) of a steady-state branch of Eq. (7), for starting the ODE in a fixed point."""
-    p = operating_points(device, detuning, direction)[branch]
-    scale = device.omega_m / device.epsilon
-    return np.array([p.alpha_u * scale, p.alpha_v * scale, device.G0 * p.q_s / device.omega_m, 0.0],
-                    dtype=complex)
+        raise NumericalError(f"mean-field integration failed at {dict(params)}: {sol.message}")
+    return sol.sol
 
 
 def step_maps_varying(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, dt: float, n_steps: int, scheme: Scheme):
     """Per-step (F_n, L_n) of the scheme with A(t) (Eq. (6) about the mean fields) frozen in each step at the
     scheme's ``drift_time``: Euler–Maruyama with A at the step's start, the exact map with A at the step's
-    midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, 6, 6)."""
-    Fs, Ls = np.empty((n_steps, 6, 6)), np.empty((n_steps, 6, 6))
+    midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, d, d), d = 2N."""
+    d = D_s.shape[0]
+    Fs, Ls = np.empty((n_steps, d, d)), np.empty((n_steps, d, d))
     for n in range(n_steps):
         Fs[n], Ls[n] = scheme.step(dynamics.drift(sol((n + scheme.drift_time) * dt)), D_s, dt)
     return np.ascontiguousarray(Fs), np.ascontiguousarray(Ls)
@@ -150,8 +153,10 @@ def discrete_moments_varying(Fs: np.ndarray, Ls: np.ndarray, V0: np.ndarray, ste
 
 def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
     """V(t) from dV/dt = A(t)V + VA(t)ᵀ + D integrated deterministically (the reference for transients)."""
+    d = D_s.shape[0]
+
     def rhs(tau, v):
-        V = v.reshape(6, 6)
+        V = v.reshape(d, d)
         A = dynamics.drift(sol(tau))
         return (A @ V + V @ A.T + D_s).ravel()
 
@@ -159,7 +164,7 @@ def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray
 
     out = scipy.integrate.solve_ivp(rhs, (0.0, float(times[-1])), V0.ravel(), method="DOP853", t_eval=times,
                                     rtol=1e-10, atol=1e-12 * max(1.0, np.abs(V0).max()), max_step=1.0)
-    V = out.y.T.reshape(-1, 6, 6)
+    V = out.y.T.reshape(-1, d, d)
     return 0.5 * (V + np.swapaxes(V, 1, 2))
 
 
@@ -194,20 +199,35 @@ def check_settings(settings: SimulationSettings) -> None:
 
 def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive, settings: SimulationSettings,
                    mean_field_start: str = "empty") -> xr.Dataset:
-    """A transient under a time-dependent drive: mean fields, ensemble V(t) and E_N(t) with errors, against
-    the moment ODE (and, for z-scores, the discrete moments of the scheme itself).
+    """A transient of the spinning resonator under a time-dependent drive: ``drive_dataset`` at
+    (device, Δ_c = detuning·ω_m, input direction)."""
+    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
+    return drive_dataset(SpinningResonator(), params, drive, settings, mean_field_start)
+
+
+def drive_dataset(system: LinearSystem, params, drive: Drive, settings: SimulationSettings,
+                  mean_field_start: str = "empty") -> xr.Dataset:
+    """A transient under a time-dependent drive, for any system with nonlinear mean-field dynamics (capability
+    ``"mean_field_dynamics"``): mean fields (the system's ``observables``), ensemble V(t) and E_N(t) of its
+    first and last mode with errors, against the moment ODE dV/dt = A(t)V + VA(t)ᵀ + D (and, for z-scores, the
+    discrete moments of the scheme itself).
 
     ``mean_field_start``: "empty" (cavity empty, mechanics at rest: a switch-on) or "steady" (the first
-    branch of Eq. (7) at the full drive). ``settings`` must ask for snapshots (save_times or save_every).
+    branch at the full drive). ``settings`` must ask for snapshots (save_times or save_every).
     """
     s = settings
     check_settings(s)
     if mean_field_start not in ("empty", "steady"):
         raise UserError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
-    start = steady_initial_state(device, detuning, direction) if mean_field_start == "steady" else None
-    sol, dynamics = mean_field_trajectory(device, detuning, direction, drive, s.n_steps * s.dt, start)
-    D_s = diffusion_matrix(device.kappa, device.gamma_m, device.n_thermal) / device.omega_m
-    V0 = initial_covariance(s.initial, None, device.n_thermal)
+    params = system.resolve(params)
+    dynamics = system.mean_field_dynamics(params)
+    omega_ref, first = system.reference_rate(params), system.branches(params)[0]
+    z_steady = dynamics.steady_state(first)
+    z0 = z_steady if mean_field_start == "steady" else np.zeros(z_steady.size)
+    sol = _integrate(dynamics, drive, s.n_steps * s.dt, z0, params)
+    D_s = first.diffusion / omega_ref  # D does not depend on the mean field
+    d, last = system.dimension, len(system.modes) - 1
+    V0 = initial_covariance(s.initial, None, functools.partial(system.thermal_covariance, params), d)
     Fs, Ls = step_maps_varying(sol, dynamics, D_s, s.dt, s.n_steps, s.scheme)
     s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
     steps = s.snapshot_steps
@@ -223,24 +243,30 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
     V_ode = moment_ode(sol, dynamics, D_s, V0, times)
     _, zmax = zscores(V_sim, err, V_disc)
     groups, weights = group_means(outer, N_JACKKNIFE_GROUPS)
-    en = np.array([jackknife(groups[:, t], weights, logneg) for t in range(times.size)])
-    mf = sol(times)
-    scale = device.epsilon / device.omega_m
+
+    def pair(V):  # E_N of the first and the last mode (the resonator's U and mechanics, Eq. (12))
+        return logneg_pair(V, 0, last)
+
+    en = np.array([jackknife(groups[:, t], weights, pair) for t in range(times.size)])
     ds = xr.Dataset(
         {
             "drive": ("time", drive.envelope(times)),
-            "photons": ("time", scale**2 * (mf[0] ** 2 + mf[1] ** 2)),
-            "photons_reflected": ("time", scale**2 * (mf[2] ** 2 + mf[3] ** 2)),
-            "displacement": ("time", mf[4] * device.omega_m / device.G0),
+            **{name: ("time", values) for name, values in dynamics.observables(sol(times)).items()},
             "logneg_sim": ("time", en[:, 0]),
             "logneg_sim_err": ("time", en[:, 1]),
-            "logneg_ref": ("time", [logneg(v) for v in V_ode]),
+            "logneg_ref": ("time", [pair(v) for v in V_ode]),
             "cov_sim": (("time", "row", "col"), V_sim),
             "cov_sim_err": (("time", "row", "col"), err),
             "cov_ref": (("time", "row", "col"), V_ode),
             "zscore_max": ("time", zmax),
         },
-        coords=dict(**time_coordinates(times, device.omega_m), row=list(QUADRATURES), col=list(QUADRATURES)),
+        coords=dict(**time_coordinates(times, omega_ref), row=list(system.quadratures),
+                    col=list(system.quadratures)),
     )
-    set_time_reference(ds, device.omega_m)
-    return apply_catalogue(ds, title="sde_com time-dependent drive")
+    set_time_reference(ds, omega_ref)
+    ds = apply_catalogue(ds, title="sde_com time-dependent drive")
+    if not isinstance(system, SpinningResonator):
+        label_for_system(ds, system.name, system.modes, system.quadratures)
+        ds.attrs["system"] = system.name
+        ds.attrs["parameters"] = json.dumps(params)  # the resonator's: its run kind writes them
+    return ds

@@ -219,4 +219,9 @@ class SpinningResonator(LinearSystem):
             y = dev.G0 * branch.mean_field["q_s"] / wm
             return np.array([xu.real, xu.imag, xv.real, xv.imag, y, 0.0])
 
-        return MeanFieldDynamics(rhs, drift, steady_state)
+        def observables(z):
+            return {"photons": (eps / wm) ** 2 * (z[0] ** 2 + z[1] ** 2),
+                    "photons_reflected": (eps / wm) ** 2 * (z[2] ** 2 + z[3] ** 2),
+                    "displacement": z[4] * wm / dev.G0}
+
+        return MeanFieldDynamics(rhs, drift, steady_state, observables)
