@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import sde_com
 from sde_com import Device, MatrixSystem, operating_points
 from sde_com.errors import RunWarning, UserError
+from sde_com.physics.gaussian import logneg_pair
 from sde_com.simulation.simulate import SimulationSettings, simulate
 
 FAMILY_ALPHA = 1e-3
@@ -113,8 +114,15 @@ def test_the_resonator_as_matrices_gives_the_built_in_ensemble(resonator):
                            save_every=5.0)
     built_in = simulate(s, detuning=0.75).isel(branch=0)
     ds = simulate(s, system=system).isel(branch=0)
+    assert list(ds.pair.values) == ["U-V", "U-mech", "V-mech"]  # every pair; the resonator reports U-mech
     for name in ("cov_sim", "cov_sim_err", "logneg_sim", "logneg_sim_err"):
-        np.testing.assert_array_equal(ds[name].values, built_in[name].values, err_msg=name)
+        new = ds[name].sel(pair="U-mech") if "pair" in ds[name].dims else ds[name]
+        np.testing.assert_array_equal(new.values, built_in[name].values, err_msg=name)
+    # every pair's estimate is E_N of the ensemble's V (the jackknife's full-sample value: the weighted mean of
+    # its groups, cov_sim to rounding), computed here by logneg_pair
+    for label, (i, j) in zip(ds.pair.values, ((0, 1), (0, 2), (1, 2)), strict=True):
+        direct = [logneg_pair(V, i, j) for V in ds.cov_sim.values[1:]]  # t = 0: V = 0, E_N infinite
+        np.testing.assert_allclose(ds.logneg_sim.sel(pair=label).values[1:], direct, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ds.cov_moment.values, built_in.cov_moment.values, rtol=1e-9, atol=1e-12)
 
 
@@ -225,7 +233,8 @@ def test_the_resonator_as_a_system_table_gives_the_built_in_numbers(resonator, t
                            save_every=5.0)
     reference = simulate(s, detuning=0.75).isel(branch=0)
     for name in ("cov_sim", "cov_sim_err", "logneg_sim"):
-        np.testing.assert_array_equal(ensemble[name].values, reference[name].values, err_msg=name)
+        new = ensemble[name].sel(pair="U-mech") if "pair" in ensemble[name].dims else ensemble[name]
+        np.testing.assert_array_equal(new.values, reference[name].values, err_msg=name)
     assert list(ensemble.row.values) == ["x_U", "p_U", "x_V", "p_V", "x_mech", "p_mech"]
 
 
@@ -289,7 +298,7 @@ def test_system_outputs_are_cf_and_name_the_systems_modes(tmp_path, extra):
     for word in ("xU", "driven mode", "ω_m"):
         assert not [v for v, text in names.items() if word in text], (word, names)
     if "trace" in ds:
-        assert "x_a, p_a, x_b, p_b" in names["quadrature"] and "(a, b)" in names["logneg_sim"]
+        assert "x_a, p_a, x_b, p_b" in names["quadrature"] and "pair of modes" in names["logneg_sim"]
 
 
 def test_a_matrix_system_pickles_for_dask_workers():

@@ -99,7 +99,7 @@ def test_steady_exact_matches_lyapunov(toy):
     threshold = z_threshold(N_ENTRIES, n)
     assert _z(ds, V) < threshold
     assert float(ds.zscore_max) < threshold and float(ds.zscore_max_continuous) < threshold
-    assert ds.cov_sim.shape == (4, 4) and np.isfinite(float(ds.logneg_sim))  # E_N of modes a, b (0 here)
+    assert ds.cov_sim.shape == (4, 4) and np.isfinite(float(ds.logneg_sim.sel(pair="a-b")))  # (0 here)
 
 
 def test_em_matches_its_own_v_dt(toy):

@@ -74,7 +74,8 @@ def main(outdir="."):
     with xr.open_dataset(path) as ds:
         ds = ds.isel(branch=0).load()
     t = ds["time_scaled"].values  # κ t
-    en, en_err, en_ref = ds.logneg_sim.values, ds.logneg_sim_err.values, ds.logneg_ref.values
+    pair = ds.sel(pair="a-b")  # E_N over every pair of modes: here the one pair
+    en, en_err, en_ref = pair.logneg_sim.values, pair.logneg_sim_err.values, pair.logneg_ref.values
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     left.plot(CHIS / KAPPA, analytic, "k-", label="ln(1 + 2χ/κ)")

@@ -128,7 +128,8 @@ _VARIABLE_LIST = [
        "Against the continuous Lyapunov V: for Euler–Maruyama, the time-step bias in units of σ (steady runs); "
        "the max runs over the d(d+1)/2 independent entries of the d×d covariance, d = 2N: 21 for the resonator."),
     _v("logneg_sim", (_S, _B, _T), "E_N of the simulated covariance (driven mode, mechanics)",
-       "E_N of cov_sim."),
+       "E_N of cov_sim. For a system through the seam with N ≥ 2 modes (ensembles and drives): over `pair`, "
+       "every pair of its modes (as logneg_sim_err and logneg_ref)."),
     _v("logneg_sim_err", (_S, _B, _T), "jackknife standard error of logneg_sim",
        "Leave-one-group-out jackknife over 32 groups of trajectories."),
     _v("logneg_ref", (_S, _B, _T), "E_N of the reference covariance (driven mode, mechanics)",
@@ -218,6 +219,9 @@ def label_for_system(ds, name: str, modes, quadratures) -> None:
              "photons": f"mean-field photon number |α|² of mode {modes[0]}",
              "coupling": f"effective optomechanical coupling |G|/ω_ref of mode {modes[0]}",
              "dt": "time step ω_ref·dt, in units of 1/ω_ref"}
+    for var in ("logneg_sim", "logneg_ref"):  # an ensemble's E_N over every pair of modes
+        if var in ds.variables and "pair" in ds[var].dims:
+            texts[var] = texts[var].replace(f"({pair})", "of a pair of modes")
     for var, text in texts.items():
         if var in ds.variables:
             ds[var].attrs["long_name"] = text

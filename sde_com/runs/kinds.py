@@ -528,7 +528,7 @@ class SystemKind(RunKind):
                                                                       "table")}
         why.update(super().unwritable(scenario))
         why.update(dict.fromkeys(("logneg", "marginal"), "the steady state's, written by a [system] run without "
-                                 "[simulate] (with it: logneg_sim, E_N of the first and last mode)"))
+                                 "[simulate] (with it: logneg_sim over every pair of modes)"))
         return why
 
     def plan(self, scenario):

@@ -342,6 +342,7 @@ REDUCED = {"logneg_max": ("detuning",), "revival": ("detuning",), "sagnac_shift"
 FIXED_SIZES = {"branch": 1, "row": 6, "col": 6, "quadrature": len(QUADRATURES)}
 UNKNOWN_SIZE = 2  # a dimension whose size is not known before the run (e.g. omega): more than one value
 RECORDED = ("trace", "noise")  # over the trace times, whether or not the estimates have snapshots
+PAIR_ESTIMATES = ("logneg_sim", "logneg_sim_err", "logneg_ref")  # over ``pair`` when the run's sizes have one
 
 
 def unwritable(run: RunOutline, swept: Mapping[str, int]) -> dict[str, str]:
@@ -396,6 +397,8 @@ def _dims_of(name: str, kind: str, swept: Sequence[str], run: RunOutline) -> tup
             dims.append(d)
     if kind == "simulate" and "dt" in run.sizes:  # a time-step study: one run per dt
         dims.insert(0, "dt")
+    if "pair" in run.sizes and name in PAIR_ESTIMATES:  # another system's ensemble: E_N of every pair
+        dims.append("pair")
     return tuple(dims)
 
 

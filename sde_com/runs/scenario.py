@@ -86,9 +86,10 @@ class Scenario:
                               absent=tuple(undeclared(self.system, variables_of("seam_sweep"))))
         out = run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
         if self.system is not None:
-            d = self.system.dimension  # its matrices' rows and columns
+            d, n = self.system.dimension, len(self.system.modes)  # its matrices' rows and columns, its pairs
+            pairs = {"pair": n * (n - 1) // 2} if n >= 2 and out.kind in ("simulate", "drive") else {}
             out = replace(out, absent=tuple(undeclared(self.system, variables_of(out.kind))),
-                          sizes={**out.sizes, "row": d, "col": d})
+                          sizes={**out.sizes, "row": d, "col": d, **pairs})
         return out
 
 

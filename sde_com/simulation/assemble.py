@@ -6,6 +6,7 @@ from the catalogue (``sde_com.results.catalogue``). Times in the file: seconds (
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ SIM_VARIABLE_INFO: tuple[str, ...] = variables_of("simulate")
 _MATRICES = ("cov_sim", "cov_sim_err", "cov_ref", "zscore")  # (…, row, col) at every point (and time)
 _SCALARS = ("zscore_max", "logneg_sim", "logneg_sim_err", "logneg_ref")  # one value at every point (and time)
 _PER_POINT = ("max_dt_em", "zscore_max_continuous")  # never along time
+_LOGNEG = ("logneg_sim", "logneg_sim_err", "logneg_ref")  # over ``pair`` for a system of N ≥ 2 modes
 _TRACES = ("trace", "noise")
 
 
@@ -100,14 +102,15 @@ def _reference_rates(system: LinearSystem | None, params: dict) -> np.ndarray:
 
 
 def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: bool,
-                   d: int = 6) -> dict[str, np.ndarray]:
-    """NaN-filled arrays (sweep dims…, branch, [time], …) of every variable the run produces (d: 2N)."""
+                   d: int = 6, n_pairs: int | None = None) -> dict[str, np.ndarray]:
+    """NaN-filled arrays (sweep dims…, branch, [time], …) of every variable the run produces (d: 2N; n_pairs:
+    E_N over that many pairs, None: one)."""
     tail = (s.snapshot_steps.size,) if s.transient else ()
     res = {name: np.full((*shape, *tail, d, d), np.nan) for name in _MATRICES}
     if s.transient:
         res["cov_moment"] = np.full((*shape, *tail, d, d), np.nan)
     for name in _SCALARS:
-        res[name] = np.full((*shape, *tail), np.nan)
+        res[name] = np.full((*shape, *tail, *((n_pairs,) if n_pairs and name in _LOGNEG else ())), np.nan)
     if not s.transient:
         res["zscore_max_continuous"] = np.full(shape, np.nan)
     res["max_dt_em"] = np.full(shape, np.nan)
@@ -121,11 +124,14 @@ def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: b
 PointKey = tuple[int, int]  # (flat sweep point, branch)
 
 
-def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool) -> tuple[str, ...]:
-    """The dimensions of data variable ``name`` (point_dims: the sweep's dimensions and ``branch``)."""
+def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool, pairs: bool = False) -> tuple[str, ...]:
+    """The dimensions of data variable ``name`` (point_dims: the sweep's dimensions and ``branch``; ``pairs``:
+    E_N over ``pair``)."""
     if name in _TRACES:
         return (*point_dims, "trajectory", "time", "quadrature")
     t = ("time",) if transient and name not in _PER_POINT else ()
+    if pairs and name in _LOGNEG:
+        return (*point_dims, *t, "pair")
     matrix = name.startswith(("cov", "zscore")) and not name.startswith("zscore_max")
     return (*point_dims, *t, "row", "col") if matrix else (*point_dims, *t)
 
@@ -145,7 +151,8 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
     system = SpinningResonator() if system is None else system
     values, dims, shape = system_grid(system, params)
     keep_traces = bool(s.traces and traces is not None)
-    res = _empty_results(s, (*shape, ds.sizes["branch"]), keep_traces, system.dimension)
+    pairs = _pairs(system)
+    res = _empty_results(s, (*shape, ds.sizes["branch"]), keep_traces, system.dimension, len(pairs) or None)
     for (point, b), out in estimates.items():
         at = (*np.unravel_index(point, shape), b)
         for name in res:
@@ -156,8 +163,18 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
         for name, arr in zip(_TRACES, recorded, strict=True):
             res[name][at][:arr.shape[0]] = arr
     for name, arr in res.items():
-        ds[name] = (_dims_of(name, (*dims, "branch"), s.transient), arr)
+        ds[name] = (_dims_of(name, (*dims, "branch"), s.transient, bool(pairs)), arr)
+    if pairs:
+        ds = ds.assign_coords(pair=pairs)
     return _finish(ds, s, _reference_rates(system, params), system)
+
+
+def _pairs(system: LinearSystem) -> list[str]:
+    """The labels of the ``pair`` dimension of a system's E_N ('a-b', every pair in mode order; none for the
+    resonator, whose E_N is of U and the mechanics, or a single mode): as ``ensemble.AllPairs``."""
+    if _resonator(system) or len(system.modes) < 2:
+        return []
+    return [f"{a}-{b}" for a, b in itertools.combinations(system.modes, 2)]
 
 
 def _finish(ds: xr.Dataset, s: SimulationSettings, omega_refs: np.ndarray, system: LinearSystem) -> xr.Dataset:

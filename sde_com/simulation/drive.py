@@ -12,6 +12,7 @@ k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the dri
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import warnings
@@ -23,7 +24,6 @@ import xarray as xr
 from sde_com.errors import NumericalError, UserError
 from sde_com.inputs import MAX_DRIVE_FILE_BYTES, check_input_file
 from sde_com.kernels import ensemble as kernels
-from sde_com.physics.gaussian import logneg_pair
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem, MeanFieldDynamics
@@ -35,7 +35,7 @@ from sde_com.results.catalogue import (
     time_coordinates,
     variables_of,
 )
-from sde_com.simulation.ensemble import initial_covariance
+from sde_com.simulation.ensemble import AllPairs, PairEntanglement, initial_covariance
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS, covariance_factor, group_means, jackknife, zscores
 from sde_com.simulation.keys import DRIVE
 from sde_com.simulation.schemes import Scheme
@@ -208,8 +208,9 @@ def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive
 def drive_dataset(system: LinearSystem, params, drive: Drive, settings: SimulationSettings,
                   mean_field_start: str = "empty") -> xr.Dataset:
     """A transient under a time-dependent drive, for any system with nonlinear mean-field dynamics (capability
-    ``"mean_field_dynamics"``): mean fields (the system's ``observables``), ensemble V(t) and E_N(t) of its
-    first and last mode with errors, against the moment ODE dV/dt = A(t)V + VA(t)ᵀ + D (and, for z-scores, the
+    ``"mean_field_dynamics"``): mean fields (the system's ``observables``), ensemble V(t) and E_N(t) with
+    errors (the resonator's: of U and the mechanics; another system's: of every pair of modes, over ``pair``),
+    against the moment ODE dV/dt = A(t)V + VA(t)ᵀ + D (and, for z-scores, the
     discrete moments of the scheme itself).
 
     ``mean_field_start``: "empty" (cavity empty, mechanics at rest: a switch-on) or "steady" (the first
@@ -244,24 +245,28 @@ def drive_dataset(system: LinearSystem, params, drive: Drive, settings: Simulati
     _, zmax = zscores(V_sim, err, V_disc)
     groups, weights = group_means(outer, N_JACKKNIFE_GROUPS)
 
-    def pair(V):  # E_N of the first and the last mode (the resonator's U and mechanics, Eq. (12))
-        return logneg_pair(V, 0, last)
-
-    en = np.array([jackknife(groups[:, t], weights, pair) for t in range(times.size)])
+    one = isinstance(system, SpinningResonator) or last == 0  # one pair, no pair dimension (NaN: one mode)
+    pairs = [PairEntanglement(0, last)] if one else AllPairs(last + 1).pairs  # Eq. (12) of each pair
+    en = np.array([[jackknife(groups[:, t], weights, p) for p in pairs] for t in range(times.size)])
+    en_ref = np.array([[p(v) for p in pairs] for v in V_ode])
+    e_dims = ("time",) if one else ("time", "pair")
+    if one:
+        en, en_ref = en[:, 0], en_ref[:, 0]
     ds = xr.Dataset(
         {
             "drive": ("time", drive.envelope(times)),
             **{name: ("time", values) for name, values in dynamics.observables(sol(times)).items()},
-            "logneg_sim": ("time", en[:, 0]),
-            "logneg_sim_err": ("time", en[:, 1]),
-            "logneg_ref": ("time", [pair(v) for v in V_ode]),
+            "logneg_sim": (e_dims, en[..., 0]),
+            "logneg_sim_err": (e_dims, en[..., 1]),
+            "logneg_ref": (e_dims, en_ref),
             "cov_sim": (("time", "row", "col"), V_sim),
             "cov_sim_err": (("time", "row", "col"), err),
             "cov_ref": (("time", "row", "col"), V_ode),
             "zscore_max": ("time", zmax),
         },
         coords=dict(**time_coordinates(times, omega_ref), row=list(system.quadratures),
-                    col=list(system.quadratures)),
+                    col=list(system.quadratures),
+                    **({} if one else {"pair": [f"{a}-{b}" for a, b in itertools.combinations(system.modes, 2)]})),
     )
     set_time_reference(ds, omega_ref)
     ds = apply_catalogue(ds, title="sde_com time-dependent drive")

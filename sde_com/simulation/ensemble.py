@@ -11,7 +11,9 @@ anywhere (``run_unit``: in process, or on Dask workers). Times in units of 1/ω_
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -166,6 +168,34 @@ class PairEntanglement:
         return logneg_rows_packed(np.ascontiguousarray(P, dtype=float), d, self._rows())
 
 
+@dataclass(frozen=True)
+class AllPairs:
+    """E_N (Eqs. (12)–(13)) of every pair of modes (i < j, in order) of a 2N×2N covariance, N ≥ 2: the ``pair``
+    dimension of a system's ensembles (``shape``: the number of pairs); each pair's values are
+    ``PairEntanglement``'s, bit for bit."""
+
+    n_modes: int
+
+    @property
+    def pairs(self) -> list[PairEntanglement]:
+        return [PairEntanglement(i, j) for i, j in itertools.combinations(range(self.n_modes), 2)]
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self.pairs),)
+
+    def __call__(self, V: np.ndarray) -> np.ndarray:
+        return np.array([p(V) for p in self.pairs])
+
+    def packed_entries(self, d: int) -> tuple[None, AllPairs, int]:
+        """Every entry: the pairs read them all (see ``PairEntanglement.packed_entries``)."""
+        return None, self, d
+
+    def batch_packed(self, P: np.ndarray, d: int) -> np.ndarray:
+        """(n, pairs): ``PairEntanglement.batch_packed`` of each pair."""
+        return np.stack([p.batch_packed(P, d) for p in self.pairs], axis=-1)
+
+
 def entanglement_of(n_modes: int) -> PairEntanglement:
     """The E_N a run of a system of ``n_modes`` modes reports: of its first and last mode (for the spinning
     resonator the driven mode and the mechanics, as ``logneg``); NaN for a single mode."""
@@ -186,9 +216,12 @@ def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Therm
 
 
 def prepare_operating_point(op: OperatingPoint, omega_ref: float, thermal: Thermal,
-                            settings: SimulationSettings) -> PointModel:
-    """``prepare_point`` of one branch of ``physics.model.points``: its stability verdict and Lyapunov V."""
-    return _prepare(op.drift / omega_ref, op.diffusion / omega_ref, op.stable, op.cov, thermal, settings)
+                            settings: SimulationSettings, every_pair: bool = False) -> PointModel:
+    """``prepare_point`` of one branch of ``physics.model.points``: its stability verdict and Lyapunov V;
+    ``every_pair``: E_N of every pair of modes (``AllPairs``, N ≥ 2) instead of the first and last."""
+    model = _prepare(op.drift / omega_ref, op.diffusion / omega_ref, op.stable, op.cov, thermal, settings)
+    n = op.drift.shape[0] // 2
+    return dataclasses.replace(model, entanglement=AllPairs(n)) if every_pair and n >= 2 else model
 
 
 def _prepare(A_s: np.ndarray, D_s: np.ndarray, stable: bool, V_inf: np.ndarray | None, thermal: Thermal,
@@ -525,10 +558,11 @@ def point_model(settings: SimulationSettings, params: dict, point: int, branch: 
     ``reference_rate``, the thermal state from its ``thermal_covariance``. ``system``: the spinning resonator
     unless given."""
     system = SpinningResonator() if system is None else system
+    every_pair = not isinstance(system, SpinningResonator)  # the resonator keeps its one pair (U, mechanics)
     p = system.resolve(point_parameters(system, params, point))
     op = points(system, p)[branch]
     return prepare_operating_point(op, system.reference_rate(p), functools.partial(system.thermal_covariance, p),
-                                   settings)
+                                   settings, every_pair)
 
 
 class SimulationPlan(_LazySequence):

@@ -289,7 +289,8 @@ class MomentAccumulator:
         weights = self.group_count.astype(float)
         lead = self.packed[:-1]
         n_lead = math.prod(lead)
-        en, err = np.empty(n_lead), np.empty(n_lead)
+        per_v = tuple(getattr(entanglement, "shape", ()))  # values per V: () one pair, (pairs,) every pair
+        en, err = np.empty((n_lead, *per_v)), np.empty((n_lead, *per_v))
         d = self.shape[-1]
         if self.kept is not None:  # the groups hold the entries of ``entanglement.packed_entries``
             kept, reduced, d_kept = entanglement.packed_entries(d)
@@ -308,7 +309,7 @@ class MomentAccumulator:
             en[a:b], err[a:b] = jackknife_batch(self._groups(a, b) / weights[:, None, None], weights, batch)
 
         thread_map(one_window, range(0, n_lead, window))  # windows are independent: the same bits in threads
-        return en.reshape(lead), err.reshape(lead)
+        return en.reshape(tuple(lead) + per_v), err.reshape(tuple(lead) + per_v)
 
 
 def snapshot_sums(result: Mapping[str, np.ndarray], block_size: int) -> dict:
@@ -326,16 +327,16 @@ def jackknife_batch(groups: np.ndarray, weights: np.ndarray, batch) -> tuple[np.
     ``batch`` reads), ``batch``: a stack of them (m, …) → their E_N (m,) → (E_N of the weighted mean,
     standard error) per time; NaN error where any delete-one value is not finite, as ``jackknife``."""
     g, n = groups.shape[:2]
-    W = weights.sum()
+    W = weights.sum()  # ``batch`` may give several values per V (every pair): (m, …) → (g, n, …) below
     total = weights[0] * groups[0]  # Σ_g w_g group_g in group order: the same bits for any layout (BLAS's
     for k in range(1, g):  # tensordot summed in an order that depends on the number of entries)
         total += weights[k] * groups[k]
     total /= W
     full = batch(total)
     if g < 2:
-        return full, np.full(n, math.nan)
+        return full, np.full(full.shape, math.nan)
     w = weights.reshape((-1,) + (1,) * (groups.ndim - 1))
-    loo = batch(((total[None] * W - w * groups) / (W - w)).reshape(-1, *groups.shape[2:])).reshape(g, n)
+    loo = batch(((total[None] * W - w * groups) / (W - w)).reshape(-1, *groups.shape[2:])).reshape(g, *full.shape)
     with np.errstate(invalid="ignore"):  # an infinite delete-one value: NaN error, below
         err = np.sqrt((g - 1) / g * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
     return full, np.where(np.all(np.isfinite(loo), axis=0), err, math.nan)
@@ -353,7 +354,7 @@ def steady_estimates(acc: MomentAccumulator, V_ref: np.ndarray, V_lyapunov: np.n
     V_sim, err = acc.moments()
     z, zmax = zscores(V_sim, err, V_ref)
     _, zmax_continuous = zscores(V_sim, err, V_lyapunov)
-    en, en_err = (float(x) for x in acc.jackknife(entanglement))
+    en, en_err = (float(x) if np.ndim(x) == 0 else x for x in acc.jackknife(entanglement))
     return dict(cov_sim=V_sim, cov_sim_err=err, cov_ref=V_ref, zscore=z, zscore_max=zmax,
                 zscore_max_continuous=zmax_continuous, logneg_sim=en, logneg_sim_err=en_err,
                 logneg_ref=entanglement(V_ref), logneg=entanglement(V_lyapunov))
