@@ -87,7 +87,7 @@ def _symbol(name: str, ds: xr.Dataset | None) -> tuple[str, str, float]:
     effective Δ, its ``detuning_kind`` parameter) instead of the resonator's Δ_c."""
     symbol, unit, scale = AXES[name]
     if _other_system(ds):
-        symbol = symbol.replace("ω_m", "ω_ref")
+        symbol = symbol.replace("ω_m", "ω_ref").replace("N_j", "N")
         if name == "detuning":
             kind = json.loads(ds.attrs.get("parameters", "{}")).get("detuning_kind", "bare")
             symbol = "Δ/ω_ref" if kind == "effective" else "Δ₀/ω_ref"

@@ -245,7 +245,9 @@ TWO_MODES = _system_table(["a", "b"], *_damped_pair(), 1.0)
     (TWO_MODES + "[model]\ndetuning = 0.75\n", r"give \[model\] .* or \[system\] .*, not both"),
     (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 10.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
      r"\[drive\] needs a parametrised system"),
-    (TWO_MODES + '[plot]\nkind = "matrix"\n', r"\[plot\] is not yet checked against a \[system\] run"),
+    (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 5.0\ntraces = 2\ninitial = "zero"\n[plot]\nkind = "traces"\n'
+     'y = ["x_U"]\n', r"plot.y: unknown quadrature\(s\) \['x_U'\]; allowed: \['x_a', 'p_a', 'x_b', 'p_b'\]"),
+    (TWO_MODES + '[plot]\nkind = "lines"\ny = ["photons"]\n', r"photons"),
     ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\n',
      r"\[system\] needs 'name', or 'diffusion' with the other matrices"),
     (TWO_MODES.replace("diffusion = [[0.5, 0.0", "diffusion = [[0.5, 0.3"),
@@ -310,3 +312,20 @@ def test_a_matrix_system_pickles_for_dask_workers():
     assert back.modes == system.modes and back.quadratures == system.quadratures and back.time_scale == 2.0
     np.testing.assert_array_equal(back.drift, system.drift)
     np.testing.assert_array_equal(back.diffusion, system.diffusion)
+
+
+@pytest.mark.parametrize("text, drawn", [
+    (TWO_MODES + '[plot]\nkind = "matrix"\nvariable = "cov"\n', "matrix"),
+    (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 5.0\ntraces = 2\nsave_every = 1.0\ninitial = "zero"\n'
+     '[plot]\nkind = "traces"\ny = ["x_a", "p_b"]\n', "traces"),
+    ('[system]\nname = "single_cavity"\n[model]\ndetuning = [0.5, 1.0]\ndetuning_kind = "effective"\n'
+     'temperature = [0.4, 10.0, 20.0]\n[plot]\nkind = "lines"\nx = "temperature"\ny = ["logneg", "photons"]\n',
+     "lines"),
+])
+def test_plot_tables_of_system_runs_are_checked_and_drawn(tmp_path, text, drawn):
+    """A [plot] table of a [system] run is checked against the run's outline (its quadratures, pairs and the
+    mean-field values its system writes) and the figure is drawn."""
+    out = tmp_path / "out.nc"
+    assert run_cli(tmp_path, text, out, "--plot") == 0
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+

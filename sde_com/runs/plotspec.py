@@ -32,7 +32,7 @@ class PlotError(UserError):
 
 # Dimensions that are not sweep parameters (time, quadratures, ...): never chosen as a default hue or panel.
 INTERNAL_DIMS = ("branch", "row", "col", "time", "dt", "trajectory", "quadrature", "omega", "bandwidth")
-STRING_DIMS = ("direction", "quadrature", "row", "col")  # categorical: not an axis of a map
+STRING_DIMS = ("direction", "quadrature", "row", "col", "pair")  # categorical: not an axis of a map
 MATRIX_DIMS = ("row", "col")
 # Default variable of a steady-state figure: the first of these in the output.
 PREFERRED = ("logneg", "logneg_max", "revival", "coupling", "photons", "logneg_reflected", "logneg_optical",
@@ -335,6 +335,7 @@ class RunOutline:
     sizes: Mapping[str, int] = field(default_factory=dict)
     transient: bool = False
     absent: tuple[str, ...] = ()  # variables of the kind this run does not write (another system's)
+    quadratures: tuple[str, ...] | None = None  # its system's (None: the spinning resonator's)
 
 
 # Variables written over fewer than all the swept parameters ("..." in the catalogue; see their meaning there).
@@ -375,7 +376,8 @@ def check_output(variables: Sequence[str] | None, why: Mapping[str, str]) -> Non
 
 def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str] | None) -> dict[str, str]:
     """variable → the run kind of the catalogue whose dimensions it has, for every variable the run writes."""
-    kinds = ("sweep", "simulate") if run.kind == "simulate" else (run.kind,)
+    steady = "sweep" if run.quadratures is None else "seam_sweep"  # the resonator's sweep, or another system's
+    kinds = (steady, "simulate") if run.kind == "simulate" else (run.kind,)
     written = {n: k for k in kinds for n in variables_of(k)}
     drop = set(run.absent)
     if run.kind == "simulate":
@@ -426,6 +428,6 @@ def check_plot(plot: Mapping, params: Mapping, variables: Sequence[str] | None, 
     Raises ScenarioError saying why the figure cannot be drawn.
     """
     try:
-        resolve_spec(plot, *outline(params, variables, run))
+        resolve_spec(plot, *outline(params, variables, run), (run and run.quadratures) or QUADRATURES)
     except PlotError as exc:
         raise ScenarioError(str(exc)) from exc

@@ -83,13 +83,17 @@ class Scenario:
         if self.system is not None and self.simulation is None:  # its steady state through the seam
             n = len(self.system.modes)
             return RunOutline("seam_sweep", {"pair": n * (n - 1) // 2, "row": 2 * n, "col": 2 * n},
-                              absent=tuple(undeclared(self.system, variables_of("seam_sweep"))))
+                              absent=tuple(undeclared(self.system, variables_of("seam_sweep"))),
+                              quadratures=tuple(self.system.quadratures))
         out = run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
         if self.system is not None:
             d, n = self.system.dimension, len(self.system.modes)  # its matrices' rows and columns, its pairs
             pairs = {"pair": n * (n - 1) // 2} if n >= 2 and out.kind in ("simulate", "drive") else {}
-            out = replace(out, absent=tuple(undeclared(self.system, variables_of(out.kind))),
-                          sizes={**out.sizes, "row": d, "col": d, **pairs})
+            absent = [*undeclared(self.system, variables_of(out.kind))]
+            if out.kind == "simulate":  # beside the estimates, the steady state's skeleton only
+                absent += [v for v in variables_of("seam_sweep") if v not in ("stable", "n_branches", "cov")]
+            out = replace(out, absent=tuple(absent),
+                          sizes={**out.sizes, "row": d, "col": d, **pairs}, quadratures=tuple(self.system.quadratures))
         return out
 
 
@@ -156,9 +160,6 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
     if len(given) > 1:
         raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in SINGLE_POINT_TABLES]}, "
                             f"got {given}")
-    if system is not None and "plot" in raw:
-        raise ScenarioError("[plot] is not yet checked against a [system] run's output: leave it out (`sde-com "
-                            "plot` draws the default figure of the file)")
     if system is not None and given == ["detect"]:
         if "output_ports" not in system.capabilities:
             raise ScenarioError("[detect] needs output ports: " + (
