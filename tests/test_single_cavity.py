@@ -350,3 +350,21 @@ def test_drive_scenarios_of_systems(tmp_path, capsys):
     assert run_cli(tmp_path, named + "[wigner]\n", tmp_path / "w.nc") == 2
     assert "[wigner] runs the spinning resonator only so far" in capsys.readouterr().err
     assert not (tmp_path / "m.nc").exists() and not (tmp_path / "w.nc").exists()
+
+
+def test_a_system_ensemble_runs_in_units_with_streamed_traces_as_in_memory(tmp_path):
+    """A [system] ensemble runs as the resonator's (units of trajectories folded in order, traces streamed to
+    the file): the same bits as ``simulate`` in memory, at both points of the sweep."""
+    from conftest import run_cli
+
+    text = ('[system]\nname = "single_cavity"\n[model]\ndetuning = 2.3\npower = 0.02\ntemperature = [0.01, 0.4]\n'
+            '[simulate]\nmethod = "exact"\ndt = 0.2\nburn_in = 20.0\nduration = 40.0\ntrajectories = 600\n'
+            'traces = 3\nseed = 4\n')
+    out = tmp_path / "o.nc"
+    assert run_cli(tmp_path, text, out) == 0
+    s = SimulationSettings(method="exact", dt=0.2, burn_in=20.0, duration=40.0, trajectories=600, traces=3, seed=4)
+    memory = simulate(s, system=SYSTEM, detuning=2.3, power=0.02, temperature=[0.01, 0.4])
+    with sde_com.read_dataset(out) as ds:
+        for name in ("cov_sim", "cov_sim_err", "logneg_sim", "logneg_sim_err", "zscore_max", "trace", "noise"):
+            np.testing.assert_array_equal(ds[name].values, memory[name].values, err_msg=name)
+        assert "(X, Y, q, p)" in ds["trace"].attrs["long_name"]

@@ -212,9 +212,11 @@ class SimulateKind(RunKind):
         return simulate(scenario.simulation, trace_sink=trace_sink, **scenario.parameters)
 
     def plan(self, scenario):
-        sim = scenario.simulation
-        skeleton = prepare_simulation(sim, scenario.parameters)
+        sim, system = scenario.simulation, getattr(scenario, "system", None)
+        skeleton = prepare_simulation(sim, scenario.parameters, system)
         units = plan_units(sim, skeleton)
+        if system is not None:  # another system's: no resonator photon numbers to check the linearization by
+            return units
         shape = (-1, skeleton.sizes["branch"])
         photons = np.stack([skeleton[v].values.reshape(shape) for v in ("photons", "photons_reflected")], axis=-1)
         fluct = fluctuation_numbers(skeleton["cov"].values.reshape(*shape, 6, 6), 2)
@@ -230,7 +232,7 @@ class SimulateKind(RunKind):
         return UnitModels(prepared, len(units.blocks), len(units))
 
     def run_unit(self, scenario, unit, model=None):
-        return run_unit(scenario.simulation, scenario.parameters, unit, model)
+        return run_unit(scenario.simulation, scenario.parameters, unit, model, getattr(scenario, "system", None))
 
     def merger(self, scenario, units, models, folder, state):
         return SimulationMerger(scenario, units, models, folder, state)
@@ -498,13 +500,15 @@ def system_table(scenario) -> str | None:
 
 
 
-class SystemKind(RunKind):
+class SystemKind(SimulateKind):
     """A scenario whose [system] table names a system other than the spinning resonator, or gives one by its
     matrices (``physics.matrix.MatrixSystem``): its steady state over the [model] grid of its parameters, or
     with [simulate] its ensembles (steady estimates, transients, traces, a dt study), through the system seam
     (``sweep(system=...)``, ``simulate(..., system=...)``), or with [detect] the detector's view of one point
-    (``detection.system_detection_dataset``), done whole in one unit. E_N comes for every pair of modes
-    (``pair``) in the steady state, for the first and last mode in ensembles."""
+    (``detection.system_detection_dataset``), or with [drive] a driven transient (``drive.drive_dataset``).
+    Ensembles run as the resonator's do (``SimulateKind``: units of trajectories, statistics folded in order,
+    traces streamed to the file, checkpoints); the steady state, a dt study, [detect] and [drive] are done
+    whole in one unit. E_N comes for every pair of modes (``pair``)."""
 
     name = "system"
     catalogue = "seam_sweep"
@@ -538,6 +542,8 @@ class SystemKind(RunKind):
             check_detect(scenario, system)
         if system_table(scenario) is not None:
             return [WholeRun()]
+        if _streamed(scenario):
+            return super().plan(scenario)
         if sim is not None:
             skeleton = prepare_simulation(sim, params, system)
             for dt in scenario.dt_study or (sim.dt,):
@@ -566,6 +572,29 @@ class SystemKind(RunKind):
             return simulate_time_steps(sim, scenario.dt_study, system=system, **params)
         # the modes are its coordinates' labels, ω_ref its omega_ref, the table in the `scenario` attribute
         return simulate(sim, system=system, trace_sink=trace_sink, **params)
+
+    # an ensemble runs as SimulateKind's (units); anything else whole (RunKind's)
+    def models(self, scenario, units):
+        return super().models(scenario, units) if _streamed(scenario) else RunKind.models(self, scenario, units)
+
+    def run_unit(self, scenario, unit, model=None):
+        return (super().run_unit(scenario, unit, model) if _streamed(scenario)
+                else RunKind.run_unit(self, scenario, unit, model))
+
+    def merger(self, scenario, units, models, folder, state):
+        return (super().merger(scenario, units, models, folder, state) if _streamed(scenario)
+                else RunKind.merger(self, scenario, units, models, folder, state))
+
+    def warm_up(self, scenario, units, models):
+        return super().warm_up(scenario, units, models) if _streamed(scenario) else None
+
+    def describe(self, scenario, unit):
+        return super().describe(scenario, unit) if _streamed(scenario) else RunKind.describe(self, scenario, unit)
+
+
+def _streamed(scenario) -> bool:
+    """A [system] ensemble (no dt study, no [detect] or [drive]): run in units, as the resonator's."""
+    return scenario.simulation is not None and not scenario.dt_study and system_table(scenario) is None
 
 
 # in the order kind_of tries them: a [system] table, a single-point table, then a dt study, [simulate], the sweep
@@ -597,8 +626,8 @@ def _revival(scenario: Scenario) -> bool | None:
 
 
 def _point_of(scenario: Scenario, point: int) -> dict:
-    """The parameters of flat sweep point ``point``."""
-    values, dims, shape, _ = parameter_grid(scenario.parameters)
+    """The parameters of flat sweep point ``point`` (of the scenario's system)."""
+    values, dims, shape, _ = parameter_grid(scenario.parameters, getattr(scenario, "system", None))
     index = np.unravel_index(point, shape)
     return {d: values[d][i].item() for d, i in zip(dims, index, strict=True)}
 
@@ -642,7 +671,7 @@ def _warn_short_burn_in(sim, models: list) -> None:
 def _prepared_point(scenario: Scenario, point: int, branch: int):
     """``point_model`` at (point, branch); a failed factorization of valid input is a NumericalError there."""
     try:
-        return point_model(scenario.simulation, scenario.parameters, point, branch)
+        return point_model(scenario.simulation, scenario.parameters, point, branch, getattr(scenario, "system", None))
     except np.linalg.LinAlgError as exc:
         raise NumericalError(f"preparing the time-domain model failed ({exc}) at {_point_of(scenario, point)}, "
                              f"branch {branch}, dt = {scenario.simulation.dt:g}") from exc

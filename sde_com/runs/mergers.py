@@ -25,8 +25,7 @@ import xarray as xr
 
 from sde_com.errors import RunWarning
 from sde_com.physics.gaussian import LINEARIZATION_TOLERANCE, linearization_ratio
-from sde_com.physics.resonator.device import Device
-from sde_com.results.catalogue import VARIABLES, apply_catalogue
+from sde_com.results.catalogue import VARIABLES, apply_catalogue, label_for_system
 from sde_com.results.io import StreamedNetCDF, write_dataset
 from sde_com.results.sweep import (
     chain_variables,
@@ -36,6 +35,7 @@ from sde_com.results.sweep import (
     streamed_layout,
     streamed_tail,
 )
+from sde_com.simulation.assemble import reference_rates
 from sde_com.simulation.estimators import DamagedSpill, MomentAccumulator, snapshot_sums, stat_block_size
 from sde_com.simulation.simulate import (
     assemble_simulation,
@@ -240,7 +240,8 @@ class SimulationMerger(Merger):
         self.estimates: dict[tuple[int, int], dict] = {}
         wanted = scenario.variables
         self.streamed = tuple(v for v in ("trace", "noise") if sim.traces and (wanted is None or v in wanted))
-        self.skeleton = prepare_simulation(sim, scenario.parameters)
+        self.system = getattr(scenario, "system", None)  # None: the spinning resonator
+        self.skeleton = prepare_simulation(sim, scenario.parameters, self.system)
         self.folder = folder
         self.stream = None
         if self.streamed:
@@ -263,7 +264,10 @@ class SimulationMerger(Merger):
         # NaN where no unit runs (an unstable branch, a point with fewer branches); else no fill pass
         everything = len(self.order) == math.prod(sizes[d] for d in (*dims, "branch"))
         fill = None if everything else np.nan
-        return sizes, {name: (vdims, "f8", VARIABLES[name].attrs, fill) for name in self.streamed}
+        probe = xr.Dataset({name: ((), 0.0, VARIABLES[name].attrs) for name in self.streamed})
+        if self.system is not None:  # another system's quadratures in the long_names (label_for_system)
+            label_for_system(probe, self.system.name, self.system.modes, self.system.quadratures)
+        return sizes, {name: (vdims, "f8", dict(probe[name].attrs), fill) for name in self.streamed}
 
     def add(self, index, result):
         unit = self.units[index]
@@ -339,12 +343,16 @@ class SimulationMerger(Merger):
 
     def tail(self, scenario):
         sim, params = self.sim, scenario.parameters
-        ds = finish_dataset(scenario, assemble_simulation(sim, params, self.skeleton.copy(), self.estimates),
-                            streamed=set(self.streamed))
+        ds = finish_dataset(scenario, assemble_simulation(sim, params, self.skeleton.copy(), self.estimates,
+                                                          system=self.system), streamed=set(self.streamed))
         if self.stream is None:
             return ds
-        omega_m = float(params.get("omega_m", Device().omega_m))
-        return apply_catalogue(ds.assign_coords({**trace_coordinates(sim), **time_coordinate(sim, omega_m)}))
+        omega_ref = float(reference_rates(self.system, params)[0])  # one: a run with traces cannot sweep it
+        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim, self.system),
+                                               **time_coordinate(sim, omega_ref)}))
+        if self.system is not None:  # the long_names of its modes and quadratures, as assemble's
+            label_for_system(ds, self.system.name, self.system.modes, self.system.quadratures)
+        return ds
 
     def commit(self, tail, output, history):
         if self.stream is None:

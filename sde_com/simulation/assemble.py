@@ -59,7 +59,7 @@ def prepare_simulation(settings: SimulationSettings, params: dict, system: Linea
             raise UserError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in "
                             "seconds")
         return sweep(store_cov=True, revival=False, **params)
-    if (settings.transient or settings.traces) and len(_reference_rates(system, params)) > 1:
+    if (settings.transient or settings.traces) and len(reference_rates(system, params)) > 1:
         raise UserError(f"the reference rate of system {system.name!r} cannot vary over a run with snapshots or "
                         "traces: their time axis is in seconds")
     return _system_skeleton(system, params)
@@ -92,7 +92,7 @@ def _system_skeleton(system: LinearSystem, params: dict) -> xr.Dataset:
     return apply_catalogue(ds, title=f"sde_com steady state of {system.name}")
 
 
-def _reference_rates(system: LinearSystem | None, params: dict) -> np.ndarray:
+def reference_rates(system: LinearSystem | None, params: dict) -> np.ndarray:
     """ω_ref of the run: the resonator's omega_m values (scalar: one), else the distinct ω_ref over the grid."""
     if _resonator(system):
         return system_grid(SpinningResonator(), params)[0]["omega_m"]
@@ -166,7 +166,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
         ds[name] = (_dims_of(name, (*dims, "branch"), s.transient, bool(pairs)), arr)
     if pairs:
         ds = ds.assign_coords(pair=pairs)
-    return _finish(ds, s, _reference_rates(system, params), system)
+    return _finish(ds, s, reference_rates(system, params), system)
 
 
 def _pairs(system: LinearSystem) -> list[str]:
