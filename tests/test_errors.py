@@ -63,10 +63,10 @@ def test_a_failed_factorization_of_a_point_exits_3_naming_the_point(tmp_path, ca
 
     real = kinds.point_model
 
-    def singular(settings, params, point, branch):
+    def singular(settings, params, point, branch, system=None):
         if point == 1:
             raise np.linalg.LinAlgError("Matrix is not positive definite")
-        return real(settings, params, point, branch)
+        return real(settings, params, point, branch, system)
 
     monkeypatch.setattr(kinds, "point_model", singular)
     assert run_cli(tmp_path, SIMULATED, tmp_path / "out.nc") == EXIT_NUMERICAL

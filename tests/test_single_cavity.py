@@ -319,9 +319,12 @@ def test_switch_on_follows_the_mean_field_equations_and_the_moment_ode():
     threshold = scipy.stats.t.ppf(1 - 1e-3 / (2 * 10 * ds.sizes["time"]), df=n - 1)
     assert np.nanmax(ds.zscore_max.values) < threshold
     assert ds.logneg_ref.values[0] == 0.0 and ds.logneg_ref.values[-1] == pytest.approx(0.299, abs=1e-3)
-    sim, err = ds.logneg_sim.values[-5:], ds.logneg_sim_err.values[-5:]
-    assert np.all(np.abs(sim - ds.logneg_ref.values[-5:]) < 4 * err)
+    sim, err = ds.logneg_sim.values[-5:, 0], ds.logneg_sim_err.values[-5:, 0]
+    # E_N(t) at the last five times against the moment ODE's, in jackknife errors: normal, Bonferroni over the
+    # five at α = 1e-3 (the discrete moments sit 1e-4 from the ODE's here, far below the errors of ~0.02)
+    assert np.all(np.abs(sim - ds.logneg_ref.values[-5:, 0]) < scipy.stats.norm.ppf(1 - 1e-3 / 10) * err)
     assert list(ds.row.values) == ["X", "Y", "q", "p"] and ds.attrs["system"] == "single_cavity"
+    assert list(ds.pair.values) == ["a-m"]
 
 
 def test_a_constant_drive_from_the_steady_state_stays_there():

@@ -86,7 +86,7 @@ def test_a_vacuum_mode_read_out_through_its_whole_loss_is_shot_noise():
     for theta in (0.0, 0.6, math.pi / 2):
         S = spectra.output_spectrum(A, D, k, np.linspace(-5, 5, 21), 0, theta)
         np.testing.assert_allclose(S, 0.5, rtol=0, atol=1e-15)
-    with pytest.raises(UserError, match=r"port of mode 0 at κ = 1.6 .*D − κ P Pᵀ has the eigenvalue -0.8"):
+    with pytest.raises(UserError, match=r"an output port at κ = 1.6 s-1 on the quadratures \[0, 1\] .*D − κ P Pᵀ has the eigenvalue -0.8"):
         spectra.output_spectrum(A, D, 2 * k, [0.0], 0)
 
 
@@ -107,16 +107,38 @@ def test_mode_indices_give_the_resonators_named_modes():
 # 2. The single cavity's port, by name and as matrices -------------------------------------------------------
 
 
-def test_single_cavity_as_matrices_with_outputs_gives_the_same_filtered_mode():
-    """The built-in system's branch written out as a [system]-style MatrixSystem with outputs = {a = κ}: the
-    same port, the same filtered-mode covariance (the same arithmetic: equal to rounding)."""
+@pytest.mark.parametrize("port, n_bath", [(0.3, 0.0), (1.0, 0.0), (0.3, 2.5), (0.7, 0.4)])
+def test_a_partial_port_of_a_lossy_cavity_against_its_closed_form(port, n_bath):
+    """One mode decaying at κ_tot = 1 (amplitude), read out through a port at κ ≤ κ_tot, the rest of its loss
+    into a bath of n̄ quanta: D = κ + (κ_tot − κ)(2n̄ + 1) on each quadrature. Written out by hand,
+    X_out = [2κ/(κ_tot − iω) − 1] X_in + √(2κ) w/(κ_tot − iω) with w the other noise, so
+    S(ω) = ((2κ − κ_tot)² + ω²)/(2(κ_tot² + ω²)) + 2κ(D − κ)/(κ_tot² + ω²): 1/2 for a vacuum bath at any split.
+    This checks the port's input–noise cross-correlation (a wrong √(κ/2) would break the vacuum case)."""
+    k_tot, w = 1.0, np.linspace(-6.0, 6.0, 25)
+    d = port + (k_tot - port) * (2 * n_bath + 1)
+    A, D = -k_tot * np.eye(2), d * np.eye(2)
+    expected = ((2 * port - k_tot) ** 2 + w**2) / (2 * (k_tot**2 + w**2)) + 2 * port * (d - port) / (k_tot**2 + w**2)
+    for theta in (0.0, 1.1):
+        np.testing.assert_allclose(spectra.output_spectrum(A, D, port, w, 0, theta), expected, rtol=1e-13, atol=0)
+
+
+def test_single_cavity_as_a_matrix_table_gives_the_named_systems_detector_view(tmp_path):
+    """The built-in system's branch written out as a [system] table with outputs = { a = κ } and the same
+    [detect]: the same spectra and filtered modes as `name = "single_cavity"` (the scenario path of the port:
+    the table's outputs, the matrix system's ports, against the named system's)."""
     b, wm, kappa = _branch()
-    m = MatrixSystem(["a", "m"], b.drift, b.diffusion, time_scale=wm, outputs={"a": kappa})
-    assert m.output_ports({}) == {"a": kappa} and "output_ports" in m.capabilities
-    V1 = spectra.filtered_mode_covariance(b.drift, b.diffusion, kappa, 1 / wm, -wm, 0)
-    (mb,) = m.branches({})
-    V2 = spectra.filtered_mode_covariance(mb.drift, mb.diffusion, m.outputs["a"], 1 / wm, -wm, 0)
-    np.testing.assert_array_equal(V1, V2)
+    rows = lambda M: "[" + ", ".join("[" + ", ".join(repr(float(x)) for x in r) + "]" for r in M) + "]"  # noqa: E731
+    tail = ('[simulate]\nmethod = "em"\ndt = 0.01\nduration = 50.0\ntrajectories = 4\ntraces = 4\nseed = 2\n'
+            'initial = "zero"\n[detect]\nsegment = 1024\nfilter_bandwidths = [0.5, 1.0]\nfilter_center = -1.0\n')
+    named = '[system]\nname = "single_cavity"\n[model]\ndetuning = 1.0\ndetuning_kind = "effective"\n' + tail
+    matrix = (f'[system]\nmodes = ["a", "m"]\ndrift = {rows(b.drift)}\ndiffusion = {rows(b.diffusion)}\n'
+              f"time_scale = {wm!r}\noutputs = {{ a = {kappa!r} }}\n" + tail)
+    assert run_cli(tmp_path, named, tmp_path / "n.nc") == 0
+    assert run_cli(tmp_path, matrix, tmp_path / "m.nc") == 0
+    with xr.open_dataset(tmp_path / "n.nc") as one, xr.open_dataset(tmp_path / "m.nc") as two:
+        for name in ("spectrum_analytic", "filtered_logneg", "logneg_intracavity", "spectrum_welch"):
+            np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)
+        assert float(one.filtered_logneg.max()) > 0.3
 
 
 def test_genes_filtered_output_beats_the_intracavity_entanglement():
@@ -194,7 +216,7 @@ def test_a_matrix_system_with_outputs_runs_detect(tmp_path):
 @pytest.mark.parametrize("outputs, detect, message", [
     ("", "", r"\[detect\] needs output ports: give \[system\] outputs"),
     ("outputs = { c = 0.5 }", "", r"system.outputs.c: no such mode; modes: \['a', 'b'\]"),
-    ("outputs = { a = 2.0 }", "", r"system.outputs.a = 2.0: the output port .* needs its vacuum input noise"),
+    ("outputs = { a = 2.0 }", "", r"system.outputs.a = 2.0: an output port at κ = 2 s-1 .* needs its vacuum input noise"),
     ("outputs = { a = 0.5 }", 'mode = "b"', r"detect.mode = 'b': not a mode with an output port .*ports: \['a'\]"),
     ("outputs = { a = 0.5 }", 'partner = "a"', r"detect.partner = 'a': .*one of \['b'\]"),
     ("outputs = { a = 0.25 }", "", r"detect.mode = 'a': homodyne records from traces need the port to carry all"),

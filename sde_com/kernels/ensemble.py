@@ -192,7 +192,7 @@ def _draw(S, RAW):
             RAW[c, j], S0[j], S1[j], S2[j], S3[j] = xoshiro_next(S0[j], S1[j], S2[j], S3[j])
 
 
-_ROWS = 4  # rows of M per pass of _matvec: each X[c, :] load feeds 4 accumulators (held in registers)
+_ROWS = 4  # rows of M per pass of _matvec (its four accumulators m0..m3 are written out: keep it 4)
 
 
 @njit(cache=True, inline="always")
@@ -200,8 +200,8 @@ def _matvec(M, X, out, acc):
     """out[r, j] = sum_c M[r, c] X[c, j], summed left to right from c = 0 (the order of the unrolled step).
 
     _ROWS rows at a time, their _ROWS × _LANES sums in the caller's scratch ``acc`` (allocated once per block,
-    not per step): 2.5–3.7× the flops of one row at a time at d = 8–40 (measured alone), the same sums bit
-    for bit."""
+    not per step): each X[c, :] load feeds four rows; the same sums bit for bit as one row at a time, and
+    faster (docs/performance.md, "Kernel throughput for N modes")."""
     d = M.shape[0]
     r = 0
     while r + _ROWS <= d:

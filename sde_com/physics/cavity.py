@@ -70,7 +70,8 @@ class SingleCavity(LinearSystem):
         Key("power", "number", "input laser power P", "W", 0.05, minimum=0.0, forms=("list", "range")),
         Key("wavelength", "number", "laser wavelength λ (photon energy ħω_l = 2πħc/λ)", "m", _WAVELENGTH,
             minimum=0.0, exclusive_minimum=True, forms=("list", "range")),
-        _rate("kappa", "optical amplitude decay rate κ (half the linewidth; πc/(2FL) for a Fabry–Pérot)", _KAPPA),
+        _rate("kappa", "optical amplitude decay rate κ (half the linewidth; πc/(2FL) for a Fabry–Pérot of finesse "
+              "F; the default is Vitali et al.'s value πc/(FL), docs/single-cavity.md)", _KAPPA),
         _rate("omega_m", "mechanical angular frequency ω_m", _OMEGA_M),
         _rate("gamma_m", "mechanical damping rate γ_m = ω_m/Q_m", _OMEGA_M / 1e5),
         Key("g0", "number", "single-photon coupling g₀ = (ω_c/L)·x_zpf, x_zpf = sqrt(ħ/(2mω_m))", "rad/s", _G0,
@@ -156,7 +157,8 @@ class SingleCavity(LinearSystem):
             return np.array([x.real, x.imag, G0 * branch.mean_field["q_s"] / wm, 0.0])
 
         def observables(z):
-            return {"photons": (eps / wm) ** 2 * (z[0] ** 2 + z[1] ** 2), "displacement": z[2] * wm / G0}
+            q = z[2] * wm / G0 if G0 > 0.0 else np.zeros_like(z[2])  # g₀ = 0: nothing pushes the mirror
+            return {"photons": (eps / wm) ** 2 * (z[0] ** 2 + z[1] ** 2), "displacement": q}
 
         return MeanFieldDynamics(rhs, drift, steady_state, observables)
 

@@ -92,19 +92,34 @@ def port_noise(D, kappa: float, mode: str | int = "U") -> np.ndarray:
     n = D.shape[0]
     rows = list(mode_rows(n, mode))
     kappa = _check_positive("kappa", kappa)
-    P = np.eye(n)[:, rows]
-    rest = D - kappa * P @ P.T
+    rest = port_rest(D, kappa, mode)
     scale = max(float(np.abs(D).max()), kappa)
     lowest = float(np.linalg.eigvalsh(0.5 * (rest + rest.T)).min())
     if lowest < -PORT_NOISE_TOLERANCE * scale:
-        raise UserError(f"the output port of mode {mode!r} at κ = {kappa:.6g} rad/s needs its vacuum input noise "
-                        f"(κ on each of the mode's quadratures) inside D: D − κ P Pᵀ has the eigenvalue "
-                        f"{lowest:.6g}; lower the port's rate or add the noise to D")
+        raise UserError(f"an output port at κ = {kappa:.6g} s-1 on the quadratures {rows} needs its vacuum input "
+                        f"noise (κ on each of them) inside D: D − κ P Pᵀ has the eigenvalue {lowest:.6g}; lower the "
+                        "port's rate or add the noise to D")
     out = np.zeros((n + 2, n + 2))
     out[:n, :n] = D
     out[rows, n:] = out[n:, rows] = math.sqrt(0.5 * kappa) * np.eye(2)
     out[n:, n:] = 0.5 * np.eye(2)
     return out
+
+
+def port_rest(D, kappa: float, mode: str | int) -> np.ndarray:
+    """D − κ P Pᵀ: the system's noise that is not the port's vacuum input (P: the mode's rows); zero on the
+    mode's rows when the port carries all of the mode's noise (the resonator's optical modes)."""
+    D = np.asarray(D, dtype=float)
+    P = np.eye(D.shape[0])[:, list(mode_rows(D.shape[0], mode))]
+    return D - kappa * P @ P.T
+
+
+def carries_all_noise(D, kappa: float, mode: str | int) -> bool:
+    """Whether the port of ``mode`` at κ is all of the mode's noise (``port_rest`` is zero on its rows, to
+    PORT_NOISE_TOLERANCE of max|D|): its input is then X_in = v_mode/√(2κ), a function of v alone."""
+    rows = list(mode_rows(np.shape(D)[0], mode))
+    rest = port_rest(D, kappa, mode)
+    return bool(np.abs(rest[rows]).max() <= PORT_NOISE_TOLERANCE * max(float(np.abs(D).max()), kappa))
 
 
 def _is_stable(A: np.ndarray) -> bool:
@@ -266,6 +281,12 @@ def filtered_transfer(A, kappa: float, omega: float, tau: float, center: float, 
     and Y_b = g_i∗X_out + g_r∗Y_out; in frequency g_r(ω) = [g(ω) + g(−ω)*]/2, g_i(ω) = [g(ω) − g(−ω)*]/(2i)
     (the complex filter mixes a_out(ω) with a_out†(−ω)).
     """
+    return _filtered_transfer(A, kappa, omega, tau, center, mode, partner, pure=False)
+
+
+def _filtered_transfer(A, kappa, omega, tau, center, mode, partner, pure: bool) -> np.ndarray:
+    """``filtered_transfer``; ``pure`` (the port carries all of its mode's noise, ``carries_all_noise``): on
+    v alone, (4, 2N), with X_in = v_mode/√(2κ) (the spinning resonator's arithmetic, bit for bit)."""
     A = np.asarray(A, dtype=float)
     n = A.shape[0]
     w = np.array([omega], dtype=float)
@@ -275,7 +296,12 @@ def filtered_transfer(A, kappa: float, omega: float, tau: float, center: float, 
     g_i = (g_plus - g_minus) / 2j
     M = np.array([[g_r, -g_i], [g_i, g_r]])
     chi = susceptibility(A, w)[0]
-    C = _output_rows(chi, kappa, mode_rows(n, mode))
+    rows = list(mode_rows(n, mode))
+    if pure:
+        P = np.eye(n)[rows]
+        C = math.sqrt(2.0 * kappa) * chi[rows, :] - P / math.sqrt(2.0 * kappa)
+        return np.vstack([M @ C, chi[list(_partner_rows(n, partner)), :]])
+    C = _output_rows(chi, kappa, rows)
     partner_rows = np.zeros((2, n + 2), dtype=complex)
     partner_rows[:, :n] = chi[list(_partner_rows(n, partner)), :]
     return np.vstack([M @ C, partner_rows])
@@ -289,7 +315,9 @@ def _check_filter(A, D, kappa, tau, center, mode, partner):
         raise UserError(f"center must be a finite rate Ω_f in rad/s, got {center!r}")
     if set(mode_rows(A.shape[0], mode)) & set(_partner_rows(A.shape[0], partner)):
         raise UserError(f"the filtered output of mode {mode!r} cannot be paired with itself (partner {partner!r})")
-    return A, port_noise(D, kappa, mode), kappa, tau, float(center)
+    N = port_noise(D, kappa, mode)  # checks that the port fits inside D
+    pure = carries_all_noise(D, kappa, mode)
+    return A, (D if pure else N), kappa, tau, float(center), pure
 
 
 def filtered_mode_covariance(A, D, kappa: float, tau: float, center: float, mode: str | int = "U",
@@ -303,12 +331,12 @@ def filtered_mode_covariance(A, D, kappa: float, tau: float, center: float, mode
     ``partner`` (the last mode unless given: the resonator's mechanics). Vacuum variance 1/2. All NaN where A
     is unstable.
     """
-    A, N, kappa, tau, center = _check_filter(A, D, kappa, tau, center, mode, partner)
+    A, N, kappa, tau, center, pure = _check_filter(A, D, kappa, tau, center, mode, partner)
     if not _is_stable(A):
         return np.full((4, 4), np.nan)
 
     def integrand(w):
-        T = filtered_transfer(A, kappa, w, tau, center, mode, partner)
+        T = _filtered_transfer(A, kappa, w, tau, center, mode, partner, pure)
         return (T @ N @ np.conj(T.T)).real
 
     points = _breakpoints(A, [center], [1.0 / tau])
@@ -325,7 +353,7 @@ def filtered_mode_covariance_lyapunov(A, D, kappa: float, tau: float, center: fl
     with the noise B (v, X_in, Y_in), B = [[I, 0], [0, −√(2/τ) I]], so its covariance solves
     A′V′ + V′A′ᵀ = −B N Bᵀ (Eq. (11)) with N = ``port_noise``.
     """
-    A, N, kappa, tau, center = _check_filter(A, D, kappa, tau, center, mode, partner)
+    A, N, kappa, tau, center, pure = _check_filter(A, D, kappa, tau, center, mode, partner)
     if not _is_stable(A):
         return np.full((4, 4), np.nan)
     n = A.shape[0]
@@ -334,8 +362,11 @@ def filtered_mode_covariance_lyapunov(A, D, kappa: float, tau: float, center: fl
     A_aug[:n, :n] = A
     A_aug[n:, :n] = math.sqrt(2.0 / tau) * math.sqrt(2.0 * kappa) * P
     A_aug[n:, n:] = [[-1.0 / tau, center], [-center, -1.0 / tau]]
-    B = np.eye(n + 2)
-    B[n:, n:] *= -math.sqrt(2.0 / tau)
+    if pure:  # the input is v_mode/√(2κ): the noise B v, B = [I; −√(2/τ)/√(2κ) P], on v alone
+        B = np.vstack([np.eye(n), -math.sqrt(2.0 / tau) / math.sqrt(2.0 * kappa) * P])
+    else:
+        B = np.eye(n + 2)
+        B[n:, n:] *= -math.sqrt(2.0 / tau)
     scale = max(np.abs(A_aug).max(), 1.0)  # solve in units of the largest rate: same V, better conditioning
     import scipy.linalg  # lazily, as scipy.integrate above
 

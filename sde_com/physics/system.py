@@ -21,6 +21,7 @@ files name a registered system; they never hold a path to code.
 from __future__ import annotations
 
 import abc
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -143,6 +144,11 @@ class LinearSystem(abc.ABC):
         """Mode → decay rate into its detected output port, rad/s (capability ``"output_ports"``)."""
         require(self, "output_ports", "output ports")
         raise NotImplementedError(f"{type(self).__name__} declares output_ports but does not define it")
+
+
+def pair_labels(modes) -> list[str]:
+    """'a-b' for every pair of modes (i < j, in mode order): the labels of the ``pair`` dimension."""
+    return [f"{a}-{b}" for a, b in itertools.combinations(modes, 2)]
 
 
 def require(system: LinearSystem, capability: str, run_kind: str) -> None:

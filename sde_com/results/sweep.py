@@ -29,7 +29,7 @@ from sde_com.physics.model import points
 from sde_com.physics.resonator.device import DEVICE_PARAMETERS, DIRECTIONS, Device
 from sde_com.physics.resonator.drift import QUADRATURES
 from sde_com.physics.resonator.system import SpinningResonator, chain_inputs
-from sde_com.physics.system import LinearSystem, get_system
+from sde_com.physics.system import LinearSystem, get_system, pair_labels
 from sde_com.results.catalogue import VARIABLES, apply_catalogue, label_for_system, variables_of
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
@@ -400,7 +400,7 @@ def _assemble_points(system: LinearSystem, params: Mapping[str, object], blocks:
     n_pairs = raw["logneg"].shape[-1]
     if n_pairs:
         data["logneg"] = ((*bdims, "pair"), raw["logneg"].reshape((*bshape, n_pairs)))
-        coords["pair"] = [f"{a}-{b}" for a, b in itertools.combinations(system.modes, 2)]
+        coords["pair"] = pair_labels(system.modes)
     if store_cov:
         data["cov"] = ((*bdims, "row", "col"), raw["cov"].reshape((*bshape, system.dimension, system.dimension)))
         coords["row"] = coords["col"] = list(system.quadratures)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sde_com.errors import UserError
-from sde_com.simulation.ensemble import entanglement_of
+from sde_com.simulation.ensemble import reported_entanglement
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS
 
 STEPS_PER_SECOND_PER_THREAD = 9.0e7  # trajectory-steps (d = 6, 1.9e8/s on 2 threads, `sde-com bench`)
@@ -90,6 +90,30 @@ def _variable_bytes(names, kind: str, sizes: dict) -> tuple[int, int]:
     return total, streamed
 
 
+def _outline_bytes(scenario, branches: int) -> tuple[int, int]:
+    """(bytes, of them streamed) of every variable the run writes, from its outline (``plotspec.outline``:
+    the catalogue's dimensions with the system's sizes), ``branches`` branches per point."""
+    from sde_com.runs.plotspec import outline
+
+    sizes, variables = outline(scenario.parameters, scenario.variables, scenario.run_outline)
+    sizes = {**sizes, "branch": branches}
+    total = streamed = 0
+    for name, dims in variables.items():
+        n = 8 * math.prod(sizes[d] for d in dims)
+        total += n
+        if name in ("trace", "noise"):
+            streamed += n
+    return total, streamed
+
+
+def _system_branches(scenario) -> int:
+    """The branches of a [system] run's first point (a system's branch count before the run)."""
+    from sde_com.simulation.simulate import point_parameters
+
+    system = scenario.system
+    return max(1, len(system.branches(system.resolve(point_parameters(system, scenario.parameters, 0)))))
+
+
 def _written(scenario) -> tuple[str, ...]:
     from sde_com.results.catalogue import default_variables
 
@@ -115,11 +139,13 @@ def estimate(scenario, units) -> Estimate:
     grid = _grid(scenario)
     points = math.prod(grid)
     s = scenario.simulation
-    d = 6
+    system = getattr(scenario, "system", None)
+    d = 6 if system is None else system.dimension
     sizes: dict[str, int] = {"...": points, "row": d, "col": d, "quadrature": d}
     if s is None:
         sizes["branch"] = SWEEP_BRANCHES
-        total, streamed = _variable_bytes(_written(scenario), "sweep", sizes)
+        total, streamed = (_variable_bytes(_written(scenario), "sweep", sizes) if system is None
+                           else _outline_bytes(scenario, _system_branches(scenario)))
         return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
                         BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
     outline = scenario.run_outline
@@ -136,12 +162,15 @@ def estimate(scenario, units) -> Estimate:
     n_records = s.n_steps // s.trace_every + 1 if s.traces else 0
     work = trajectories * max(1, len(scenario.dt_study or ())) * s.n_steps
     catalogue_kind = kind.catalogue if kind.name not in ("simulate", "dt_study") else "simulate"
-    total, streamed = _variable_bytes(_written(scenario), catalogue_kind, sizes)
+    if system is not None or kind.name == "detect":  # the outline knows their sizes (pairs, Welch bins)
+        total, streamed = _outline_bytes(scenario, sizes["branch"])
+    else:
+        total, streamed = _variable_bytes(_written(scenario), catalogue_kind, sizes)
     traced = min(largest, s.traces)
     unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
     q = d * (d + 1) // 2
     accumulator = 8 * max(n_snap, 1) * q * 4
-    kept = entanglement_of(d // 2).packed_entries(d)[0]  # a finished group keeps the reported pair's entries
+    kept = reported_entanglement(system).packed_entries(d)[0]  # a finished group keeps the entries E_N reads
     kept = q if kept is None else len(kept)
     scratch = (8 * n_snap * kept * N_JACKKNIFE_GROUPS) if n_snap else 0  # one point's finished groups at a time
     # units: one running, one being merged (the next runs meanwhile), one with the trace writer

@@ -329,10 +329,7 @@ class SinglePointKind(RunKind):
         device = Device(**p)
         ds = self.run_at(scenario, device, detuning, direction)
         ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
-        ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
-        if self.record_table:
-            ds.attrs[self.name] = json.dumps(getattr(scenario, self.name))
-        return ds
+        return _provenance(scenario, self.name if self.record_table else None, ds)
 
     def run_at(self, scenario: Scenario, device, detuning: float, direction: str) -> xr.Dataset:
         raise NotImplementedError
@@ -467,8 +464,10 @@ class DetectKind(SinglePointKind):
 
 def check_detect(scenario, system: LinearSystem) -> None:
     """The [detect] table against its run (before any work): the Welch segment within the record, distinct
-    bandwidths, a detected mode with an output port and a partner (``detection.detected_modes``)."""
-    from sde_com.simulation.detection import detected_modes
+    bandwidths, a detected mode with an output port and a partner (``detection.detected_modes``); for another
+    system than the resonator its stable branch and a port that carries its mode's noise
+    (``detection.detected_branch``)."""
+    from sde_com.simulation.detection import detected_branch, detected_modes
 
     samples = scenario.simulation.n_steps + 1
     table = {**defaults("detect"), **scenario.detect}
@@ -478,7 +477,8 @@ def check_detect(scenario, system: LinearSystem) -> None:
     if segment > samples:
         raise UserError(f"detect.segment = {segment} is longer than the record ({samples} samples of dt); "
                         f"at most {samples}")
-    detected_modes(system, scenario.parameters, table.get("mode"), table.get("partner"))
+    check = detected_modes if isinstance(system, SpinningResonator) else detected_branch
+    check(system, scenario.parameters, table.get("mode"), table.get("partner"))
 
 
 # mean-field output variables: a system through the seam writes those it declares (mean_field_variables)
@@ -558,14 +558,15 @@ class SystemKind(SimulateKind):
             from sde_com.simulation.detection import system_detection_dataset
 
             t = {**defaults("detect"), **scenario.detect}
-            return system_detection_dataset(system, params, sim, t.get("mode"), t.get("partner"), float(t["theta"]),
-                                            int(t["segment"]), tuple(t["filter_bandwidths"]),
-                                            float(t["filter_center"]))
+            return _provenance(scenario, "detect", system_detection_dataset(
+                system, params, sim, t.get("mode"), t.get("partner"), float(t["theta"]), int(t["segment"]),
+                tuple(t["filter_bandwidths"]), float(t["filter_center"])))
         if getattr(scenario, "drive", None) is not None:
             from sde_com.simulation.drive import Drive, drive_dataset
 
             start = scenario.drive.get("mean_field_start", defaults("drive")["mean_field_start"])
-            return drive_dataset(system, params, Drive(**_drive_fields(scenario.drive)), sim, start)
+            return _provenance(scenario, "drive", drive_dataset(system, params, Drive(**_drive_fields(scenario.drive)),
+                                                                sim, start))
         if sim is None:
             return sweep(system=system, **params)
         if scenario.dt_study:
@@ -590,6 +591,14 @@ class SystemKind(SimulateKind):
 
     def describe(self, scenario, unit):
         return super().describe(scenario, unit) if _streamed(scenario) else RunKind.describe(self, scenario, unit)
+
+
+def _provenance(scenario, table: str | None, ds: xr.Dataset) -> xr.Dataset:
+    """A single-point run's attrs: its [simulate] settings and (``table``) its own table, as written."""
+    ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
+    if table is not None:
+        ds.attrs[table] = json.dumps(getattr(scenario, table))
+    return ds
 
 
 def _streamed(scenario) -> bool:

@@ -23,7 +23,7 @@ from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.physics.matrix import MatrixSystem
 from sde_com.physics.resonator.system import SpinningResonator
-from sde_com.physics.system import LinearSystem, get_system
+from sde_com.physics.system import LinearSystem, get_system, pair_labels
 from sde_com.results.catalogue import variables_of
 from sde_com.results.sweep import validate_parameters
 from sde_com.runs.kinds import (
@@ -40,6 +40,7 @@ from sde_com.runs.kinds import (
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
 from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
+from sde_com.simulation.ensemble import reported_pairs
 from sde_com.simulation.simulate import SimulationSettings
 from sde_com.spec import make_table
 
@@ -81,14 +82,14 @@ class Scenario:
         """What the run writes beside the swept parameters (its kind, added dimensions): for ``check_plot``."""
         single = self.kind.table or system_table(self)  # a [system]'s [detect] or [drive]
         if self.system is not None and self.simulation is None:  # its steady state through the seam
-            n = len(self.system.modes)
-            return RunOutline("seam_sweep", {"pair": n * (n - 1) // 2, "row": 2 * n, "col": 2 * n},
+            d = self.system.dimension
+            return RunOutline("seam_sweep", {"pair": len(pair_labels(self.system.modes)), "row": d, "col": d},
                               absent=tuple(undeclared(self.system, variables_of("seam_sweep"))),
                               quadratures=tuple(self.system.quadratures))
         out = run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
         if self.system is not None:
-            d, n = self.system.dimension, len(self.system.modes)  # its matrices' rows and columns, its pairs
-            pairs = {"pair": n * (n - 1) // 2} if n >= 2 and out.kind in ("simulate", "drive") else {}
+            d, labels = self.system.dimension, reported_pairs(self.system)  # its matrices' size, its E_N's pairs
+            pairs = {"pair": len(labels)} if labels and out.kind in ("simulate", "drive") else {}
             absent = [*undeclared(self.system, variables_of(out.kind))]
             if out.kind == "simulate":  # beside the estimates, the steady state's skeleton only
                 absent += [v for v in variables_of("seam_sweep") if v not in ("stable", "n_branches", "cov")]
@@ -304,6 +305,7 @@ def run_outline(simulation: SimulationSettings | None, dt_study: tuple[float, ..
                 single: str | None = None, table: dict | None = None) -> RunOutline:
     """What a run with these [simulate] settings (and single-point table ``single``: 'drive', 'wigner',
     'detect', with its ``table``) writes beside the swept parameters, for ``check_plot``."""
+    from sde_com.simulation.detection import welch_bins_kept
     if simulation is None:
         return RunOutline()
     kind = single or "simulate"
@@ -318,7 +320,9 @@ def run_outline(simulation: SimulationSettings | None, dt_study: tuple[float, ..
     if dt_study:
         sizes["dt"] = len(dt_study)
     if kind == "detect":
-        sizes["bandwidth"] = len({**defaults("detect"), **(table or {})}["filter_bandwidths"])
+        table = {**defaults("detect"), **(table or {})}
+        sizes["bandwidth"] = len(table["filter_bandwidths"])
+        sizes["omega"] = welch_bins_kept(table["segment"])
     return RunOutline(kind, sizes, s.transient)
 
 

@@ -6,7 +6,6 @@ from the catalogue (``sde_com.results.catalogue``). Times in the file: seconds (
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from sde_com.results.catalogue import (
 from sde_com.results.sweep import sweep
 from sde_com.simulation.ensemble import (
     point_parameters,
+    reported_pairs,
     system_grid,
 )
 from sde_com.simulation.settings import SimulationSettings, settings_to_dict
@@ -151,7 +151,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
     system = SpinningResonator() if system is None else system
     values, dims, shape = system_grid(system, params)
     keep_traces = bool(s.traces and traces is not None)
-    pairs = _pairs(system)
+    pairs = reported_pairs(system)
     res = _empty_results(s, (*shape, ds.sizes["branch"]), keep_traces, system.dimension, len(pairs) or None)
     for (point, b), out in estimates.items():
         at = (*np.unravel_index(point, shape), b)
@@ -169,12 +169,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
     return _finish(ds, s, reference_rates(system, params), system)
 
 
-def _pairs(system: LinearSystem) -> list[str]:
-    """The labels of the ``pair`` dimension of a system's E_N ('a-b', every pair in mode order; none for the
-    resonator, whose E_N is of U and the mechanics, or a single mode): as ``ensemble.AllPairs``."""
-    if _resonator(system) or len(system.modes) < 2:
-        return []
-    return [f"{a}-{b}" for a, b in itertools.combinations(system.modes, 2)]
+
 
 
 def _finish(ds: xr.Dataset, s: SimulationSettings, omega_refs: np.ndarray, system: LinearSystem) -> xr.Dataset:

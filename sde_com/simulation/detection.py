@@ -21,7 +21,8 @@ from sde_com.errors import UserError
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.linear import lyapunov_covariance_reference
 from sde_com.physics.model import operating_points
-from sde_com.physics.spectra import PORT_NOISE_TOLERANCE, filtered_logneg, mode_rows, output_spectrum, port_noise
+from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.spectra import carries_all_noise, filtered_logneg, mode_rows, output_spectrum, port_noise
 from sde_com.results.catalogue import (
     apply_catalogue,
     label_for_system,
@@ -61,7 +62,7 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     """Two-sided Welch estimate of the spectral density of real records (trajectory, time), with errors.
 
     Returns (ω, S(ω), standard error): S averaged over trajectories, its error from their spread (each
-    trajectory's Welch estimate is independent of the others'). ω in units of ω_m, ascending.
+    trajectory's Welch estimate is independent of the others'). ω in units of ω_ref (1/dt's), ascending.
     """
     import scipy.signal  # lazily: ~0.25 s that `import sde_com` (and every CLI command) need not pay
 
@@ -78,6 +79,14 @@ def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple
     return 2.0 * np.pi * f, p.mean(axis=0), err
 
 
+WELCH_KEPT = 0.3  # of the Nyquist frequency π/dt: the Welch bins kept lie below it
+
+
+def welch_bins_kept(segment: int) -> int:
+    """How many Welch bins of ``segment`` samples lie at |ω| ≤ WELCH_KEPT·π/dt (ω = 2πk/(segment·dt))."""
+    return 2 * int(WELCH_KEPT * segment / 2) + 1
+
+
 # data variables of detection_dataset (units and meaning: sde_com.results.catalogue)
 DETECT_VARIABLES = variables_of("detect")
 DETECT_KEYS = tuple(DETECT.keys)
@@ -88,11 +97,10 @@ DETECT_DEFAULTS = {k.name: k.default for k in DETECT.keys.values() if k.default 
 def check_port_carries_the_noise(D: np.ndarray, kappa: float, mode: str | int, name: str) -> None:
     """A homodyne record from traces needs the port's input to be all of the mode's noise: D = κ on the mode's
     two quadratures and nothing coupling them to other noise (then the recorded noise increment is
-    √(2κ) X_in dt). UserError naming the mode otherwise (spectra and filtered modes need only ``port_noise``)."""
-    rows = list(mode_rows(D.shape[0], mode))
-    rest = port_noise(D, kappa, mode)[: D.shape[0], : D.shape[0]] - kappa * np.eye(D.shape[0])[:, rows] @ np.eye(
-        D.shape[0])[rows]
-    if np.abs(rest[rows]).max() > PORT_NOISE_TOLERANCE * max(np.abs(D).max(), kappa):
+    √(2κ) X_in dt; ``spectra.carries_all_noise``). UserError naming the mode otherwise (spectra and filtered
+    modes need only ``port_noise``)."""
+    port_noise(D, kappa, mode)  # the port fits inside D
+    if not carries_all_noise(D, kappa, mode):
         raise UserError(f"detect.mode = {name!r}: homodyne records from traces need the port to carry all of the "
                         f"mode's noise (D = κ = {kappa:.6g} s-1 on its quadratures, no other noise there)")
 
@@ -104,7 +112,7 @@ def _detector_view(A, D, omega_ref, thermal, settings, mode, kappa, partner, the
     out = simulate_point(A, D, omega_ref, thermal, s)
     records = homodyne_record(out["trace"], out["noise"], kappa / omega_ref, s.dt, mode, theta)
     w, S, err = welch_spectrum(records, s.dt, segment)
-    keep = np.abs(w) <= 0.3 * np.pi / s.dt  # below Nyquist/3, where the EM step does not colour the record
+    keep = np.abs(w) <= WELCH_KEPT * np.pi / s.dt  # below Nyquist/3, where the EM step does not colour the record
     w, S, err = w[keep], S[keep], err[keep]
     S_an = output_spectrum(A, D, kappa, w * omega_ref, mode, theta)
     en = [filtered_logneg(A, D, kappa, 1.0 / (b * omega_ref), center * omega_ref, mode, partner=partner)
@@ -161,18 +169,25 @@ def detection_dataset(device, detuning: float, direction: str, settings, mode: s
     is paired with, 'U', 'V' or 'm' (absent: the mechanics 'm'); ``mode`` absent: 'U'.
     """
     _check_settings(settings)
-    mode = "U" if mode is None else mode
     bandwidths = _check_bandwidths(filter_bandwidths)
-    modes = ("U", "V", "m")  # SpinningResonator.modes (physics.resonator.system), the 6-D layout's order
-    if partner is not None and (partner not in modes or partner == mode):
-        raise UserError(f"detect.partner = {partner!r}: one of {[m for m in modes if m != mode]}")
+    system = SpinningResonator()
+    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
+    mode, pair_with, kappa = detected_modes(system, params, mode, partner)
     op = operating_points(device, detuning, direction)[0]
-    v = _detector_view(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings, mode, device.kappa,
-                       None if partner is None else modes.index(partner), theta, segment, bandwidths,
-                       filter_center)
+    v = _detector_view(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings, mode, kappa,
+                       system.modes.index(pair_with), theta, segment, bandwidths, filter_center)
     attrs = dict(filter_center=filter_center, mode=mode, theta=theta)
-    return _dataset(v, bandwidths, settings.dt, device.omega_m,
-                    attrs if partner is None else {**attrs, "partner": partner})
+    if partner is None:  # the catalogue's words: the mechanics
+        return _dataset(v, bandwidths, settings.dt, device.omega_m, attrs)
+    return _label_pair(_dataset(v, bandwidths, settings.dt, device.omega_m, {**attrs, "partner": partner}), mode,
+                       partner)
+
+
+def _label_pair(ds: xr.Dataset, mode: str, partner: str) -> xr.Dataset:
+    """The long_names of the filtered and the intracavity E_N naming the detected mode and its partner."""
+    ds["filtered_logneg"].attrs["long_name"] = f"E_N of the filtered output mode of {mode} and mode {partner}"
+    ds["logneg_intracavity"].attrs["long_name"] = f"E_N of modes {mode} and {partner} inside the system (steady state)"
+    return ds
 
 
 def detected_modes(system, params, mode: str | None, partner: str | None) -> tuple[str, str, float]:
@@ -190,6 +205,17 @@ def detected_modes(system, params, mode: str | None, partner: str | None) -> tup
     return mode, partner, ports[mode]
 
 
+def detected_branch(system, params, mode: str | None, partner: str | None):
+    """(mode, partner, κ, branch) of a system's [detect] run (``detected_modes``): its first stable branch, whose
+    port must carry all of the mode's noise (``check_port_carries_the_noise``). UserError otherwise."""
+    mode, partner, kappa = detected_modes(system, params, mode, partner)
+    branch = next((b for b in system.branches(params) if system.stability(b, params).stable), None)
+    if branch is None:
+        raise UserError(f"[detect] needs a stable branch at this point of system {system.name!r}: none is")
+    check_port_carries_the_noise(branch.diffusion, kappa, system.modes.index(mode), mode)
+    return mode, partner, kappa, branch
+
+
 def system_detection_dataset(system, params, settings, mode: str | None = None, partner: str | None = None,
                              theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
                              filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
@@ -202,12 +228,8 @@ def system_detection_dataset(system, params, settings, mode: str | None = None, 
     """
     _check_settings(settings)
     bandwidths = _check_bandwidths(filter_bandwidths)
-    mode, partner, kappa = detected_modes(system, params, mode, partner)
-    branch = next((b for b in system.branches(params) if system.stability(b, params).stable), None)
-    if branch is None:
-        raise UserError(f"[detect] needs a stable branch at this point of system {system.name!r}: none is")
+    mode, partner, kappa, branch = detected_branch(system, params, mode, partner)
     index, omega_ref = system.modes.index(mode), system.reference_rate(params)
-    check_port_carries_the_noise(branch.diffusion, kappa, index, mode)
     v = _detector_view(branch.drift, branch.diffusion, omega_ref, functools.partial(system.thermal_covariance,
                        params), settings, index, kappa, system.modes.index(partner), theta, segment,
                        bandwidths, filter_center)
@@ -215,6 +237,4 @@ def system_detection_dataset(system, params, settings, mode: str | None = None, 
                  branch=np.int32(branch.index), parameters=json.dumps(system.resolve(params)))
     ds = _dataset(v, bandwidths, settings.dt, omega_ref, attrs)
     label_for_system(ds, system.name, system.modes, system.quadratures)
-    ds["filtered_logneg"].attrs["long_name"] = f"E_N of the filtered output mode of {mode} and mode {partner}"
-    ds["logneg_intracavity"].attrs["long_name"] = f"E_N of modes {mode} and {partner} inside the system (steady state)"
-    return ds
+    return _label_pair(ds, mode, partner)

@@ -1,8 +1,10 @@
-"""Time-dependent drives: the mean fields follow the nonlinear mean-field equations (Eq. (3) without the
-noises, corrected in docs/physics.md) and the fluctuations du = A(t) u dt + dW with A(t) (Eq. (6)) built from
-the mean fields at each step. Times are in units of 1/ω_m unless a name says seconds.
+"""Time-dependent drives: the mean fields follow the nonlinear mean-field equations and the fluctuations
+du = A(t) u dt + dW with A(t) built from the mean fields at each step, for any system with the capability
+``"mean_field_dynamics"`` (its ``MeanFieldDynamics``: the built-in resonator's and single cavity's).
+Times are in units of 1/ω_ref (ω_m for both built-in systems) unless a name says seconds.
 
-Dimensionless mean-field variables (the ODE is integrated in them): x_j = α_j ω_m/ε (amplitude of mode j
+For the spinning resonator (Eq. (3) without the noises, corrected in docs/physics.md; Eq. (6) for A), the
+dimensionless mean-field variables (the ODE is integrated in them): x_j = α_j ω_m/ε (amplitude of mode j
 per unit drive), y = G₀q/ω_m (the optomechanical frequency shift), P = G₀p/ω_m. With δ_j = Δ_j/ω_m,
 k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the drive envelope, Eq. (3) reads
     x_U' = −(iδ_U + k) x_U − i j x_V + i y x_U + s(τ),   x_V' = −(iδ_V + k) x_V − i j x_U + i y x_V,
@@ -12,7 +14,6 @@ k = κ/ω_m, j = J/ω_m, g = γ_m/ω_m, c = G₀²ε²/ω_m⁴ and s(τ) the dri
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import math
 import warnings
@@ -35,7 +36,7 @@ from sde_com.results.catalogue import (
     time_coordinates,
     variables_of,
 )
-from sde_com.simulation.ensemble import AllPairs, PairEntanglement, initial_covariance
+from sde_com.simulation.ensemble import AllPairs, initial_covariance, reported_entanglement, reported_pairs
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS, covariance_factor, group_means, jackknife, zscores
 from sde_com.simulation.keys import DRIVE
 from sde_com.simulation.schemes import Scheme
@@ -227,7 +228,7 @@ def drive_dataset(system: LinearSystem, params, drive: Drive, settings: Simulati
     z0 = z_steady if mean_field_start == "steady" else np.zeros(z_steady.size)
     sol = _integrate(dynamics, drive, s.n_steps * s.dt, z0, params)
     D_s = first.diffusion / omega_ref  # D does not depend on the mean field
-    d, last = system.dimension, len(system.modes) - 1
+    d = system.dimension
     V0 = initial_covariance(s.initial, None, functools.partial(system.thermal_covariance, params), d)
     Fs, Ls = step_maps_varying(sol, dynamics, D_s, s.dt, s.n_steps, s.scheme)
     s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
@@ -245,8 +246,9 @@ def drive_dataset(system: LinearSystem, params, drive: Drive, settings: Simulati
     _, zmax = zscores(V_sim, err, V_disc)
     groups, weights = group_means(outer, N_JACKKNIFE_GROUPS)
 
-    one = isinstance(system, SpinningResonator) or last == 0  # one pair, no pair dimension (NaN: one mode)
-    pairs = [PairEntanglement(0, last)] if one else AllPairs(last + 1).pairs  # Eq. (12) of each pair
+    reported = reported_entanglement(system)  # Eq. (12) of each pair the run reports
+    one = not isinstance(reported, AllPairs)  # one pair: no pair dimension (NaN for a single mode)
+    pairs = [reported] if one else reported.pairs
     en = np.array([[jackknife(groups[:, t], weights, p) for p in pairs] for t in range(times.size)])
     en_ref = np.array([[p(v) for p in pairs] for v in V_ode])
     e_dims = ("time",) if one else ("time", "pair")
@@ -266,7 +268,7 @@ def drive_dataset(system: LinearSystem, params, drive: Drive, settings: Simulati
         },
         coords=dict(**time_coordinates(times, omega_ref), row=list(system.quadratures),
                     col=list(system.quadratures),
-                    **({} if one else {"pair": [f"{a}-{b}" for a, b in itertools.combinations(system.modes, 2)]})),
+                    **({} if one else {"pair": reported_pairs(system)})),
     )
     set_time_reference(ds, omega_ref)
     ds = apply_catalogue(ds, title="sde_com time-dependent drive")

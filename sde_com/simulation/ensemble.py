@@ -35,7 +35,7 @@ from sde_com.physics.linear import lyapunov_covariance_reference, moment_covaria
 from sde_com.physics.model import OperatingPoint, points
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.stability import decide_stability
-from sde_com.physics.system import LinearSystem
+from sde_com.physics.system import LinearSystem, pair_labels
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.sweep import parameter_grid
 from sde_com.simulation.estimators import (
@@ -113,8 +113,8 @@ class PointModel:
     initial covariance.  V_inf: Lyapunov V of Eq. (11) (None where unstable).  V_stationary: the covariance
     the scheme samples in the steady state (V_dt for Euler–Maruyama, V for exact; None where unstable).
     max_dt_em: the Euler–Maruyama stability limit of dt, whatever the scheme (reported beside every run).
-    entanglement: V → E_N of the pair the run reports (default: modes 0 and 2, the resonator's driven mode
-    and mechanics; ``entanglement_of``).
+    entanglement: V → E_N the run reports (``reported_entanglement``: the resonator's driven mode and
+    mechanics, or every pair of another system's modes; default: modes 0 and 2).
     """
 
     A: np.ndarray
@@ -196,9 +196,23 @@ class AllPairs:
         return np.stack([p.batch_packed(P, d) for p in self.pairs], axis=-1)
 
 
+def reported_entanglement(system: LinearSystem | None) -> PairEntanglement | AllPairs:
+    """The E_N a run of ``system`` reports (the one decision): the spinning resonator's (None: it) of U and the
+    mechanics, as ``logneg``; another system's of every pair of modes (``AllPairs``, over ``pair``); a single
+    mode: NaN (``entanglement_of``)."""
+    if system is None or isinstance(system, SpinningResonator) or len(system.modes) < 2:
+        return entanglement_of(3 if system is None else len(system.modes))
+    return AllPairs(len(system.modes))
+
+
+def reported_pairs(system: LinearSystem | None) -> list[str]:
+    """The labels of the ``pair`` dimension of a run of ``system`` (none: one pair, no such dimension)."""
+    return pair_labels(system.modes) if isinstance(reported_entanglement(system), AllPairs) else []
+
+
 def entanglement_of(n_modes: int) -> PairEntanglement:
-    """The E_N a run of a system of ``n_modes`` modes reports: of its first and last mode (for the spinning
-    resonator the driven mode and the mechanics, as ``logneg``); NaN for a single mode."""
+    """E_N of the first and last of ``n_modes`` modes (the spinning resonator's driven mode and mechanics, as
+    ``logneg``); NaN for a single mode. What a run reports: ``reported_entanglement``."""
     return PairEntanglement(0, max(n_modes - 1, 0))
 
 
@@ -216,12 +230,11 @@ def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Therm
 
 
 def prepare_operating_point(op: OperatingPoint, omega_ref: float, thermal: Thermal,
-                            settings: SimulationSettings, every_pair: bool = False) -> PointModel:
+                            settings: SimulationSettings, entanglement=None) -> PointModel:
     """``prepare_point`` of one branch of ``physics.model.points``: its stability verdict and Lyapunov V;
-    ``every_pair``: E_N of every pair of modes (``AllPairs``, N ≥ 2) instead of the first and last."""
+    ``entanglement``: the E_N it reports (``reported_entanglement``; None: of its first and last mode)."""
     model = _prepare(op.drift / omega_ref, op.diffusion / omega_ref, op.stable, op.cov, thermal, settings)
-    n = op.drift.shape[0] // 2
-    return dataclasses.replace(model, entanglement=AllPairs(n)) if every_pair and n >= 2 else model
+    return model if entanglement is None else dataclasses.replace(model, entanglement=entanglement)
 
 
 def _prepare(A_s: np.ndarray, D_s: np.ndarray, stable: bool, V_inf: np.ndarray | None, thermal: Thermal,
@@ -558,11 +571,10 @@ def point_model(settings: SimulationSettings, params: dict, point: int, branch: 
     ``reference_rate``, the thermal state from its ``thermal_covariance``. ``system``: the spinning resonator
     unless given."""
     system = SpinningResonator() if system is None else system
-    every_pair = not isinstance(system, SpinningResonator)  # the resonator keeps its one pair (U, mechanics)
     p = system.resolve(point_parameters(system, params, point))
     op = points(system, p)[branch]
     return prepare_operating_point(op, system.reference_rate(p), functools.partial(system.thermal_covariance, p),
-                                   settings, every_pair)
+                                   settings, reported_entanglement(system))
 
 
 class SimulationPlan(_LazySequence):
