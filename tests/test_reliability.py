@@ -595,3 +595,11 @@ def test_a_byte_order_mark_is_read_and_a_figure_must_be_png(tmp_path, capsys):
 def test_a_figure_spec_that_puts_one_dimension_twice_says_so(tmp_path, capsys, plot, fragment):
     text = "[model]\ndetuning = { start = 0.0, stop = 1.0, num = 5 }\n[plot]\n" + plot
     assert fragment in _refused(tmp_path, capsys, tmp_path / "out.nc", "--plot", text=text)
+
+
+def test_sizes_round_into_the_next_unit_not_to_1e3():
+    """A size that rounds to 1000 of a unit in three digits reads as 1 of the next (a plan line once read
+    'peak memory 1e+03 MB', which no reader parses as memory)."""
+    from sde_com.runs.estimate import _size
+
+    assert [_size(n) for n in (999.4, 999.5, 999.6e6, 123.4e3, 5e15)] == ["999 B", "1 kB", "1 GB", "123 kB", "5 PB"]

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from test_matrix_system import stable_systems
 
 import sde_com
-from sde_com import MatrixSystem
 from sde_com.errors import UserError
 from sde_com.physics import spectra
 from sde_com.physics.gaussian import logneg_from_blocks
@@ -86,7 +85,8 @@ def test_a_vacuum_mode_read_out_through_its_whole_loss_is_shot_noise():
     for theta in (0.0, 0.6, math.pi / 2):
         S = spectra.output_spectrum(A, D, k, np.linspace(-5, 5, 21), 0, theta)
         np.testing.assert_allclose(S, 0.5, rtol=0, atol=1e-15)
-    with pytest.raises(UserError, match=r"an output port at κ = 1.6 s-1 on the quadratures \[0, 1\] .*D − κ P Pᵀ has the eigenvalue -0.8"):
+    with pytest.raises(UserError, match=r"an output port at κ = 1.6 s-1 on the quadratures \[0, 1\] .*D − κ P Pᵀ "
+                                        r"has the eigenvalue -0.8"):
         spectra.output_spectrum(A, D, 2 * k, [0.0], 0)
 
 
@@ -216,7 +216,7 @@ def test_a_matrix_system_with_outputs_runs_detect(tmp_path):
 @pytest.mark.parametrize("outputs, detect, message", [
     ("", "", r"\[detect\] needs output ports: give \[system\] outputs"),
     ("outputs = { c = 0.5 }", "", r"system.outputs.c: no such mode; modes: \['a', 'b'\]"),
-    ("outputs = { a = 2.0 }", "", r"system.outputs.a = 2.0: an output port at κ = 2 s-1 .* needs its vacuum input noise"),
+    ("outputs = { a = 2.0 }", "", r"system.outputs.a = 2.0: an output port at κ = 2 s-1 .* needs its vacuum input"),
     ("outputs = { a = 0.5 }", 'mode = "b"', r"detect.mode = 'b': not a mode with an output port .*ports: \['a'\]"),
     ("outputs = { a = 0.5 }", 'partner = "a"', r"detect.partner = 'a': .*one of \['b'\]"),
     ("outputs = { a = 0.25 }", "", r"detect.mode = 'a': homodyne records from traces need the port to carry all"),

@@ -52,7 +52,7 @@ class Estimate:
 
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
+        if n < 999.5 or unit == "PB":  # 999.5 and above round to 1e+03 in 3 digits: the next unit's 1
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1000
     return ""
