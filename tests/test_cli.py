@@ -353,7 +353,7 @@ def test_outputs_have_ordinary_permissions(tmp_path, umask, mode):
 
 
 def test_bench_prints_speedup(capsys):
-    assert main(["bench", "--points", "2000", "--baseline-points", "50", "--repeat", "1"]) == 0
+    assert main(["bench", "--points", "2000", "--baseline-points", "50", "--repeat", "1", "--e2e-repeat", "1"]) == 0
     stdout = capsys.readouterr().out
     assert re.search(r"^speed-up: \d+(\.\d+)?x$", stdout, flags=re.MULTILINE), stdout
     assert "2000 points" in stdout
