@@ -4,7 +4,7 @@
 chunking) covers data, coordinates and every attribute except ``history``, which records when and by which
 command a file was made. ``scenario_outputs``: every shipped scenario run once per session, in memory and
 written to netCDF. And the helpers and constants that several test files share: ``ROOT``, ``DATA``,
-``SCENARIO_FILES``, ``PNG_MAGIC``, ``PEAK``, ``write_scenario``, ``run_text``, ``run_cli``.
+``SCENARIO_FILES``, ``PNG_MAGIC``, ``PEAK``, ``write_scenario``, ``run_text``, ``run_cli``, ``assert_refused``.
 """
 
 import os
@@ -44,6 +44,20 @@ def run_cli(folder: Path, text: str, out: Path, *extra: str) -> int:
     from sde_com.cli import main
 
     return main(["run", str(write_scenario(folder, text)), "-o", str(out), "--quiet", *extra])
+
+
+def assert_refused(folder: Path, capsys, text: str, message: str) -> str:
+    """``run_cli`` of ``text`` exits 2 with one ``sde-com: error:`` line matching the regex ``message``, no
+    traceback and no output file; → the error text."""
+    import re
+
+    out = folder / "refused.nc"
+    assert run_cli(folder, text, out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sde-com: error: ") and "Traceback" not in err, err
+    assert re.search(message, err), err
+    assert not out.exists()
+    return err
 
 
 # long enough to be interrupted part-way: 24 units of ≈ 0.1–0.3 s each (2.4e7 trajectory-steps)

@@ -8,14 +8,13 @@ compared (family-wise α = 1e-3, as tests/test_simulation_systems.py).
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 import pytest
 import scipy.linalg
 import scipy.stats
-from conftest import run_cli
+from conftest import assert_refused, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -244,7 +243,9 @@ TWO_MODES = _system_table(["a", "b"], *_damped_pair(), 1.0)
 @pytest.mark.parametrize("text, message", [
     (TWO_MODES + "[model]\ndetuning = 0.75\n", r"give \[model\] .* or \[system\] .*, not both"),
     (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 10.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
-     r"\[drive\] needs a parametrised system"),
+     r"\[drive\] needs the capability 'mean_field_dynamics': it needs a parametrised system"),
+    (TWO_MODES + '[simulate]\nmethod = "em"\ndt = 0.01\nduration = 10.0\n[wigner]\n',
+     r"\[wigner\] needs the capability 'mean_field_dynamics': it needs a parametrised system"),
     (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 5.0\ntraces = 2\ninitial = "zero"\n[plot]\nkind = "traces"\n'
      'y = ["x_U"]\n', r"plot.y: unknown quadrature\(s\) \['x_U'\]; allowed: \['x_a', 'p_a', 'x_b', 'p_b'\]"),
     (TWO_MODES + '[plot]\nkind = "lines"\ny = ["photons"]\n', r"photons"),
@@ -261,12 +262,7 @@ TWO_MODES = _system_table(["a", "b"], *_damped_pair(), 1.0)
     (TWO_MODES + '[simulate]\ninitial = "thermal"\nburn_in = 10.0\n', r"does not define a thermal state"),
 ])
 def test_bad_system_scenarios_exit_2_naming_the_fault(tmp_path, capsys, text, message):
-    out = tmp_path / "out.nc"
-    assert run_cli(tmp_path, text, out) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sde-com: error: ") and "Traceback" not in err, err
-    assert re.search(message, err), err
-    assert not out.exists()
+    assert_refused(tmp_path, capsys, text, message)
 
 
 def test_a_system_scenario_with_traces_draws_its_own_quadratures(tmp_path):

@@ -181,16 +181,9 @@ def test_the_resonator_named_is_the_resonator(tmp_path):
     (NAMED + "[model]\ndetuning = 1.0\n[simulate]\nduration = 5.0\n", r"no operating point .* stable branch"),
 ])
 def test_bad_named_system_scenarios_exit_2(tmp_path, capsys, text, message):
-    import re
+    from conftest import assert_refused
 
-    from conftest import run_cli
-
-    out = tmp_path / "out.nc"
-    assert run_cli(tmp_path, text, out) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sde-com: error: ") and "Traceback" not in err, err
-    assert re.search(message, err), err
-    assert not out.exists()
+    assert_refused(tmp_path, capsys, text, message)
 
 
 # The papers' parametrisation: the effective detuning, and Vitali et al. 2007 reproduced -------------------
@@ -340,7 +333,7 @@ def test_a_constant_drive_from_the_steady_state_stays_there():
 
 def test_drive_scenarios_of_systems(tmp_path, capsys):
     """[drive] runs for a system with mean-field dynamics; a matrix system and [wigner] are refused."""
-    from conftest import run_cli
+    from conftest import assert_refused, run_cli
 
     sim = ('[simulate]\nmethod = "exact"\ndt = 0.1\nduration = 10.0\ntrajectories = 64\ninitial = "thermal"\n'
            'save_every = 1.0\n')
@@ -348,11 +341,9 @@ def test_drive_scenarios_of_systems(tmp_path, capsys):
     assert run_cli(tmp_path, named + '[drive]\nkind = "ramp"\nrise_time = 5.0\n', tmp_path / "d.nc") == 0
     matrix = ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\ndiffusion = [[1.0, 0.0], [0.0, 1.0]]\n'
               + sim.replace('initial = "thermal"', 'initial = [[0.5, 0.0], [0.0, 0.5]]') + "[drive]\n")
-    assert run_cli(tmp_path, matrix, tmp_path / "m.nc") == 2
-    assert "[drive] needs a parametrised system (its nonlinear mean-field dynamics)" in capsys.readouterr().err
-    assert run_cli(tmp_path, named + "[wigner]\n", tmp_path / "w.nc") == 2
-    assert "[wigner] runs the spinning resonator only so far" in capsys.readouterr().err
-    assert not (tmp_path / "m.nc").exists() and not (tmp_path / "w.nc").exists()
+    assert_refused(tmp_path, capsys, matrix, r"\[drive\] needs the capability 'mean_field_dynamics': it needs a "
+                   r"parametrised system \(its nonlinear mean-field dynamics\)")
+    assert_refused(tmp_path, capsys, named + "[wigner]\n", r"\[wigner\] runs the spinning resonator only so far")
 
 
 def test_a_system_ensemble_runs_in_units_with_streamed_traces_as_in_memory(tmp_path):

@@ -7,8 +7,10 @@ output and scratch exceed the free disk, or whose counts overflow the kernels' 6
 only long may start: it shows the estimate and its progress, and can be interrupted and resumed.
 
 The rates are this project's measurements on its 2-core development machine (docs/performance.md), scaled by
-the Numba threads; the sizes follow the output catalogue. Figures are rough (a factor of two either way): they
-are for planning and for refusing what cannot fit, not promises.
+the Numba threads; the output's size is the run's outline (``plotspec.outline``: the catalogue's variables
+and dimensions at the run's sizes), 8 bytes an element, with the largest number of branches a sweep point may
+have. Figures are rough (for the shipped outputs at most 4× the file, and not under half of it where the file
+is more than headers: test_reliability): they are for planning and for refusing what cannot fit, not promises.
 """
 
 from __future__ import annotations
@@ -73,26 +75,11 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-def _variable_bytes(names, kind: str, sizes: dict) -> tuple[int, int]:
-    """(bytes of every variable written, of those among them streamed to the file as the run goes): 8 bytes
-    an element; a variable with a dimension this run does not have is not written."""
-    from sde_com.results.catalogue import dims_in
-
-    total = streamed = 0
-    for name in names:
-        dims = dims_in(name, kind)
-        if any(d not in sizes for d in dims):
-            continue
-        n = 8 * math.prod(sizes[d] for d in dims)
-        total += n
-        if name in ("trace", "noise") or kind == "sweep":
-            streamed += n
-    return total, streamed
-
-
 def _outline_bytes(scenario, branches: int) -> tuple[int, int]:
-    """(bytes, of them streamed) of every variable the run writes, from its outline (``plotspec.outline``:
-    the catalogue's dimensions with the system's sizes), ``branches`` branches per point."""
+    """(bytes, of them streamed) of every variable the run writes, from its outline (``plotspec.outline``: the
+    catalogue's dimensions with the run's sizes: its system's, its pairs, the Welch bins kept), ``branches``
+    branches per point, 8 bytes an element. Streamed to the file as the run goes: traces, and the whole of a
+    resonator sweep (block by block)."""
     from sde_com.runs.plotspec import outline
 
     sizes, variables = outline(scenario.parameters, scenario.variables, scenario.run_outline)
@@ -101,7 +88,7 @@ def _outline_bytes(scenario, branches: int) -> tuple[int, int]:
     for name, dims in variables.items():
         n = 8 * math.prod(sizes[d] for d in dims)
         total += n
-        if name in ("trace", "noise"):
+        if name in ("trace", "noise") or scenario.run_outline.kind == "sweep":
             streamed += n
     return total, streamed
 
@@ -114,18 +101,6 @@ def _system_branches(scenario) -> int:
     return max(1, len(system.branches(system.resolve(point_parameters(system, scenario.parameters, 0)))))
 
 
-def _written(scenario) -> tuple[str, ...]:
-    from sde_com.results.catalogue import default_variables
-
-    if scenario.variables is not None:
-        return scenario.variables
-    swept = any(n > 1 for n in _grid(scenario))
-    kind = scenario.kind
-    if kind.name == "simulate":
-        return default_variables("sweep", swept) + default_variables("simulate", swept)
-    return default_variables(kind.catalogue or "sweep", swept)
-
-
 def _grid(scenario) -> tuple[int, ...]:
     from sde_com.results.sweep import parameter_grid
 
@@ -135,37 +110,27 @@ def _grid(scenario) -> tuple[int, ...]:
 def estimate(scenario, units) -> Estimate:
     """The cost of running ``scenario`` as the planned ``units`` (its kind's plan: only its length and, for a
     ``SimulationPlan``, its pairs and block sizes are read, never every unit)."""
-    kind = scenario.kind
     grid = _grid(scenario)
     points = math.prod(grid)
     s = scenario.simulation
     system = getattr(scenario, "system", None)
     d = 6 if system is None else system.dimension
-    sizes: dict[str, int] = {"...": points, "row": d, "col": d, "quadrature": d}
     if s is None:
-        sizes["branch"] = SWEEP_BRANCHES
-        total, streamed = (_variable_bytes(_written(scenario), "sweep", sizes) if system is None
-                           else _outline_bytes(scenario, _system_branches(scenario)))
+        total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if system is None else _system_branches(scenario))
         return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
                         BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
-    outline = scenario.run_outline
-    sizes.update(outline.sizes)
     pairs = getattr(units, "pairs", None)  # a SimulationPlan: (point, branch) pairs × trajectory blocks
     if pairs is not None:
-        sizes["branch"] = 1 + max((b for _, b in pairs), default=0)
+        branches = 1 + max((b for _, b in pairs), default=0)
         trajectories = len(pairs) * s.trajectories
         largest = min(s.trajectories, max(units.blocks.chunk, units.blocks.traced))
     else:  # a run done whole
-        sizes["branch"] = 1
+        branches = 1
         trajectories = largest = s.trajectories
     n_snap = int(s.snapshot_steps.size) if s.transient else 0
     n_records = s.n_steps // s.trace_every + 1 if s.traces else 0
     work = trajectories * max(1, len(scenario.dt_study or ())) * s.n_steps
-    catalogue_kind = kind.catalogue if kind.name not in ("simulate", "dt_study") else "simulate"
-    if system is not None or kind.name == "detect":  # the outline knows their sizes (pairs, Welch bins)
-        total, streamed = _outline_bytes(scenario, sizes["branch"])
-    else:
-        total, streamed = _variable_bytes(_written(scenario), catalogue_kind, sizes)
+    total, streamed = _outline_bytes(scenario, branches)
     traced = min(largest, s.traces)
     unit_bytes = 8 * (largest * (n_snap * d + d * d + d) + traced * 2 * n_records * d)
     q = d * (d + 1) // 2

@@ -491,13 +491,14 @@ def undeclared(system: LinearSystem, names) -> dict[str, str]:
     return {v: f"a mean-field value, which system {system.name!r} does not declare (LinearSystem."
                "mean_field_variables)" for v in names if v in _MEAN_FIELD_VARIABLES
             and v not in system.mean_field_variables}
+
+
 SYSTEM_TABLES = ("detect", "drive")  # the single-point tables a [system] run takes, where its system can
 
 
 def system_table(scenario) -> str | None:
     """The single-point table of a [system] scenario ([detect] or [drive]), or None."""
     return next((t for t in SYSTEM_TABLES if getattr(scenario, t, None) is not None), None)
-
 
 
 class SystemKind(SimulateKind):
@@ -536,7 +537,8 @@ class SystemKind(SimulateKind):
         return why
 
     def plan(self, scenario):
-        """One unit, once the settings are known to suit every point's branches (stability, the scheme's dt)."""
+        """An ensemble's units (``SimulateKind.plan``); else one unit, once the settings are known to suit every
+        point's branches (stability, the scheme's dt) and a [detect] table its system."""
         sim, system, params = scenario.simulation, scenario.system, scenario.parameters
         if getattr(scenario, "detect", None) is not None:
             check_detect(scenario, system)
@@ -620,7 +622,7 @@ def kind_of(scenario) -> RunKind:
 
 def require_capability(kind: RunKind, system: LinearSystem | None = None) -> None:
     """Refuse (UserError) a kind that needs a capability the system lacks; ``system``: the spinning
-    resonator unless given (scenarios name no other system yet)."""
+    resonator unless given (another system's tables: ``scenario._check_system_table``)."""
     if kind.capability is not None:
         require(SpinningResonator() if system is None else system, kind.capability, kind.name)
 

@@ -161,20 +161,27 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
     if len(given) > 1:
         raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in SINGLE_POINT_TABLES]}, "
                             f"got {given}")
-    if system is not None and given == ["detect"]:
-        if "output_ports" not in system.capabilities:
-            raise ScenarioError("[detect] needs output ports: " + (
-                "give [system] outputs (mode = decay rate into the detected port)" if isinstance(
-                    system, MatrixSystem) else f"system {system.name!r} has none"))
-    elif system is not None and given == ["drive"] and "mean_field_dynamics" in system.capabilities:
-        pass  # a parametrised system with nonlinear mean-field dynamics
-    elif isinstance(system, MatrixSystem) and given:
-        raise ScenarioError(f"[{given[0]}] needs a parametrised system (its nonlinear mean-field dynamics): a "
-                            "[system] table gives the linear matrices only")
-    elif system is not None and given:
-        raise ScenarioError(f"[{given[0]}] runs the spinning resonator only so far, not system {system.name!r}")
+    if system is not None and given:
+        _check_system_table(given[0], system)
     return kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
                                    **{t: raw.get(t) for t in SINGLE_POINT_TABLES}))
+
+
+# what a system given by its matrices lacks, for each capability a single-point table needs (kind.capability)
+_MATRIX_LACKS = {"output_ports": "give [system] outputs (mode = decay rate into the detected port)",
+                 "mean_field_dynamics": "it needs a parametrised system (its nonlinear mean-field dynamics): a "
+                                        "[system] table gives the linear matrices only"}
+
+
+def _check_system_table(table: str, system: LinearSystem) -> None:
+    """A single-point table beside [system]: its kind's capability the system must have, and a table a system
+    can run at all (``SYSTEM_TABLES``); ScenarioError naming the table and what is missing otherwise."""
+    need = RUN_KINDS[table].capability
+    if need is not None and need not in system.capabilities:
+        why = _MATRIX_LACKS[need] if isinstance(system, MatrixSystem) else f"system {system.name!r} lacks it"
+        raise ScenarioError(f"[{table}] needs the capability {need!r}: {why}")
+    if table not in SYSTEM_TABLES:
+        raise ScenarioError(f"[{table}] runs the spinning resonator only so far, not system {system.name!r}")
 
 
 def _parse_system(raw: dict) -> LinearSystem | None:
