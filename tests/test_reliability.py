@@ -605,6 +605,7 @@ def test_sizes_round_into_the_next_unit_not_to_1e3():
     assert [_size(n) for n in (999.4, 999.5, 999.6e6, 123.4e3, 5e15)] == ["999 B", "1 kB", "1 GB", "123 kB", "5 PB"]
 
 
+@pytest.mark.filterwarnings("ignore::sde_com.errors.RunWarning")  # wigner_breakdown's plan warns, by design
 def test_the_output_estimate_is_within_its_stated_factor_of_the_shipped_files():
     """The plan's output size against every shipped file: at most 4× (a sweep point is sized with three
     branches, most have one or two: fig3e measured 3.9×), and at least half where the file is more than its
