@@ -16,6 +16,7 @@ from sde_com.results.catalogue import (
     VARIABLES,
     apply_catalogue,
     output_reference_markdown,
+    software_versions,
 )
 from sde_com.results.io import read_dataset, write_dataset
 
@@ -63,6 +64,7 @@ def test_scenario_output_is_labelled_from_the_catalogue(name, scenario_outputs):
     with netCDF4.Dataset(path) as nc:
         assert nc.Conventions == "CF-1.8"
         assert nc.title and nc.source.startswith("sde_com ") and nc.references == REFERENCES
+        assert nc.software_versions == software_versions() and "numba " in nc.software_versions
         assert re.fullmatch(ISO_UTC + r" sde_com\.write_dataset", nc.history)
         for var in nc.variables.values():
             assert var.dtype != np.int64, var.name

@@ -270,6 +270,34 @@ def test_ziggurat_tables_have_equal_layers():
     assert rng_normals._ziggurat_tables(256)[0] == pytest.approx(3.6541528853610088, rel=1e-15)
 
 
+def test_shipped_ziggurat_tables_are_the_construction_correctly_rounded():
+    """The shipped tables (data, read at import) are _ziggurat_tables' widths, to the few ulp that libm's log
+    and sqrt may round differently (the shipped bits are the spec), with heights exp(-X²/2) correctly rounded
+    (Decimal's exp at 60 digits, then one rounding to double)."""
+    from decimal import Decimal, localcontext
+
+    r, x, _, _ = rng_normals._ziggurat_tables()
+    assert R == pytest.approx(r, rel=4e-16)
+    np.testing.assert_allclose(X, x, rtol=1e-14, atol=0)  # 1024 layers of log/sqrt: a few ulp each at most
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = [float((-(Decimal(v) * Decimal(v)) / 2).exp()) for v in X[:N_LAYERS]]
+    assert HEIGHT[:N_LAYERS].tolist() == exact
+
+
+# SHA-256 of the first 10⁶ normals of stream (seed 2024, trajectory 0, the stepping stream) as little-endian
+# float64. Every committed result hangs on these bits: a change of CPU, compiler, numpy or numba that moved
+# one of them fails here first, on any machine CI runs on.
+NORMALS_SHA256 = "32d5f82c9fc3f747e139301192b516224f14d98d86016817131f8ce945ef002b"
+
+
+def test_the_generator_bits_are_pinned():
+    import hashlib
+
+    z = rng_normals.standard_normals(2024, 0, 1_000_000)
+    assert hashlib.sha256(z.astype("<f8").tobytes()).hexdigest() == NORMALS_SHA256
+
+
 @pytest.fixture(scope="module")
 def many_normals():
     return rng_normals.standard_normals(2024, 0, 10_000_000)

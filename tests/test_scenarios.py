@@ -8,13 +8,14 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import ROOT, SCENARIO_FILES, assert_identical_output, run_text
+from conftest import ROOT, RUN_DEPENDENT_ATTRS, SCENARIO_FILES, assert_identical_output, run_text
 
 import sde_com
 from sde_com import Device, operating_points
 from sde_com.results.io import read_dataset, write_dataset
 from sde_com.results.sweep import SWEEP_PARAMETERS, sweep
 from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
+from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS
 
 WITH_DATA = [name for name in SCENARIO_FILES if (ROOT / "data" / f"{name}.nc").exists()]
 
@@ -85,9 +86,9 @@ RTOL_NORMWISE = 1e-9
 
 
 def assert_same_within_rounding(fresh: xr.Dataset, committed: xr.Dataset) -> None:
-    """Same variables, coordinates (exactly: they are inputs) and attributes (except ``history``); float
-    data equal to RTOL_NORMWISE of each variable's largest finite magnitude, NaN and inf in the same places;
-    everything else exactly."""
+    """Same variables, coordinates (exactly: they are inputs) and attributes (less the run's provenance);
+    float data equal to the rounding tolerance of each variable (``rounding_tolerance``), NaN and inf in the
+    same places; everything else exactly."""
     assert set(fresh.data_vars) == set(committed.data_vars)
     coords = [ds.coords.to_dataset() for ds in (fresh, committed)]
     for c in coords:
@@ -105,13 +106,50 @@ def assert_same_within_rounding(fresh: xr.Dataset, committed: xr.Dataset) -> Non
         np.testing.assert_array_equal(np.isfinite(a), finite, err_msg=f"{name}: NaN/inf placement")
         np.testing.assert_array_equal(a[~finite], b[~finite], err_msg=f"{name}: inf signs")
         if finite.any():
-            scale = np.abs(b[finite]).max()
-            np.testing.assert_allclose(a[finite], b[finite], rtol=0, atol=RTOL_NORMWISE * scale, err_msg=name)
+            atol = np.broadcast_to(rounding_tolerance(committed, name), b.shape)[finite]
+            np.testing.assert_array_less(np.abs(a[finite] - b[finite]), atol * (1 + 1e-12) + 1e-300,
+                                         err_msg=name)
+
+
+# Where a variable is computed from others by a step that turns their absolute rounding into its own, its
+# tolerance is that absolute error, not RTOL_NORMWISE of its own (smaller) scale:
+# - an error bar X_err (jackknife over G groups: err² = (G−1)/G Σ (θᵢ − θ̄)²) moves by at most 2√(G−1) times
+#   the absolute rounding of its leave-one-out values, which is that of X itself: RTOL_NORMWISE·max|X|;
+# - a difference of two variables (the truncated-Wigner check's cov_tw − cov_lin, entries ~1 that agree to
+#   1e-7) carries their absolute rounding, RTOL_NORMWISE·max(|cov_tw|, |cov_lin|); its z-score
+#   difference_z = difference / (its error bar) that rounding over each entry's error bar.
+# Everywhere else a variable's own largest magnitude sets the scale (the comment on RTOL_NORMWISE).
+DIFFERENCE_OF = {"difference": ("cov_tw", "cov_lin")}
+
+
+def rounding_tolerance(ds: xr.Dataset, name: str):
+    """The absolute tolerance of variable ``name`` of ``ds`` across CPUs (a scalar, or per entry)."""
+    def scale(var):
+        values = np.asarray(ds[var].values, dtype=float)
+        finite = values[np.isfinite(values)]
+        return np.abs(finite).max() if finite.size else 0.0
+
+    own = RTOL_NORMWISE * scale(name)
+    if name.endswith("_err") and name[:-4] in ds:
+        return max(own, 2 * np.sqrt(N_JACKKNIFE_GROUPS - 1) * RTOL_NORMWISE * scale(name[:-4]))
+    if name in DIFFERENCE_OF:
+        return max(own, RTOL_NORMWISE * max(scale(v) for v in DIFFERENCE_OF[name]))
+    if name.endswith("_z") and name[:-2] in DIFFERENCE_OF:  # its error bar is difference / difference_z
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_err = np.abs(np.asarray(ds[name].values, dtype=float) / np.asarray(ds[name[:-2]].values))
+        return np.maximum(own, rounding_tolerance(ds, name[:-2]) * np.nan_to_num(per_err))
+    return own
+
+
+# provenance of the run rather than of the result: when and by what command, and (another machine may have
+# others) with which library versions
+RUN_PROVENANCE = (*RUN_DEPENDENT_ATTRS, "software_versions")
 
 
 def _attrs(obj) -> dict:
-    """Attributes less ``history``, arrays as lists (so that == compares them)."""
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in obj.attrs.items() if k != "history"}
+    """Attributes less the run's provenance, arrays as lists (so that == compares them)."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in obj.attrs.items()
+            if k not in RUN_PROVENANCE}
 
 
 def test_same_within_rounding_has_power():
@@ -124,6 +162,15 @@ def test_same_within_rounding_has_power():
     changed["x"].values[3] *= 1 + 1e-8
     with pytest.raises(AssertionError):
         assert_same_within_rounding(changed, ds)
+    # an error bar takes its value's absolute rounding, and still refuses a change far below a statistical one
+    bars = ds.assign(x_err=("i", np.array([0.01, 0.01, np.nan, 0.02])))
+    nudged = bars.copy(deep=True)
+    nudged["x_err"].values[0] += 2e-9  # 2e-7 relative: the rounding of x (2e-9 absolute) through a jackknife
+    assert_same_within_rounding(nudged, bars)
+    changed = bars.copy(deep=True)
+    changed["x_err"].values[3] *= 1 + 1e-5
+    with pytest.raises(AssertionError):
+        assert_same_within_rounding(changed, bars)
 
 
 def test_condition_of_shipped_points():

@@ -229,27 +229,35 @@ def moment_covariances(A: np.ndarray, D: np.ndarray, V0: np.ndarray, steps: np.n
     return out
 
 
-def euler_maruyama_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """(F, L) of the Euler–Maruyama recursion u ← F u + L ξ: F = I + A dt, L Lᵀ = D dt.
+def psd_sqrt(M: np.ndarray) -> np.ndarray:
+    """The principal square root S = U diag(√w) Uᵀ of a positive semidefinite M = U diag(w) Uᵀ (S = Sᵀ ⪰ 0,
+    S S = M; eigenvalues below zero, rounding, are taken as zero).
 
-    L = √dt diag(√D_kk) for a diagonal D (the resonator); otherwise L = √dt U √w from D = U diag(w) Uᵀ
-    (any positive semidefinite D, e.g. correlated noises of another system).
+    The one factor of a covariance that every noise and initial state is drawn with (L in u ← F u + L ξ, C
+    in u₀ = C z). It is unique, so it does not depend on the signs, or the rotation within a degenerate
+    eigenspace, that an eigensolver picks for U: those depend on the CPU's BLAS kernels, and a factor
+    U diag(√w) built from them drew other trajectories on another CPU (docs/reproducibility.md). A diagonal
+    M gives diag(√M_kk) exactly.
     """
-    F = np.eye(A.shape[0]) + A * dt
-    if np.count_nonzero(D - np.diag(np.diag(D))) == 0:
-        return F, np.sqrt(dt) * np.diag(np.sqrt(np.diag(D)))
-    w, U = np.linalg.eigh(0.5 * (D + D.T))
-    return F, np.sqrt(dt) * U * np.sqrt(np.clip(w, 0.0, None))
+    M = np.asarray(M, dtype=float)
+    if np.count_nonzero(M - np.diag(np.diag(M))) == 0:
+        return np.diag(np.sqrt(np.clip(np.diag(M), 0.0, None)))
+    w, U = np.linalg.eigh(0.5 * (M + M.T))
+    S = (U * np.sqrt(np.clip(w, 0.0, None))) @ U.T
+    return 0.5 * (S + S.T)
+
+
+def euler_maruyama_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """(F, L) of the Euler–Maruyama recursion u ← F u + L ξ: F = I + A dt, L = √dt D^½ (``psd_sqrt``: any
+    positive semidefinite D, diagonal or with correlated noises)."""
+    return np.eye(A.shape[0]) + A * dt, np.sqrt(dt) * psd_sqrt(D)
 
 
 def exact_step(A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """(F, L) of the exact discretization u ← Φ u + L ξ, Φ = e^{A dt}, L Lᵀ = Q_dt (Van Loan).
-
-    L comes from the eigen-decomposition of Q_dt, so a singular Q_dt (a noiseless direction) is fine.
-    """
+    """(F, L) of the exact discretization u ← Φ u + L ξ, Φ = e^{A dt}, L = Q_dt^½ (Van Loan; ``psd_sqrt``, so a
+    singular Q_dt, a noiseless direction, is fine)."""
     Phi, Q = noise_covariance(A, D, dt)
-    w, U = np.linalg.eigh(Q)
-    return Phi, U * np.sqrt(np.clip(w, 0.0, None))
+    return Phi, psd_sqrt(Q)
 
 
 def discrete_stationary_covariance(F: np.ndarray, L: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ files name a registered system; they never hold a path to code.
 from __future__ import annotations
 
 import abc
+import importlib
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -206,19 +207,30 @@ def _load_entry_point(name: str) -> None:
             return
 
 
-def builtin_systems() -> tuple[type[LinearSystem], ...]:
-    """The built-in system classes, the default first (imported here, not at module level: they import this
-    module)."""
-    from sde_com.physics.cavity import SingleCavity
-    from sde_com.physics.resonator.system import SpinningResonator
+# The built-in systems by name, resolved on first use the way xarray finds its backends: "module:Class"
+# strings, so that this module imports none of its subclasses (they import it). The default comes first.
+BUILTIN_SYSTEMS: Mapping[str, str] = MappingProxyType({
+    "spinning_resonator": "sde_com.physics.resonator.system:SpinningResonator",
+    "single_cavity": "sde_com.physics.cavity:SingleCavity",
+})
 
-    return SpinningResonator, SingleCavity
+
+def _resolve(target: str) -> type[LinearSystem]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def builtin_systems() -> tuple[type[LinearSystem], ...]:
+    """The built-in system classes, the default first (``BUILTIN_SYSTEMS``, resolved and registered)."""
+    _builtins()
+    return tuple(_REGISTRY[name] for name in BUILTIN_SYSTEMS)
 
 
 def _builtins() -> None:
-    """Register the built-in systems."""
-    for cls in builtin_systems():
-        register_system(cls)
+    """Register the built-in systems not registered yet."""
+    for name, target in BUILTIN_SYSTEMS.items():
+        if name not in _REGISTRY:
+            register_system(_resolve(target))
 
 
 def system_names() -> list[str]:

@@ -24,6 +24,7 @@ stream into out (reaching ``first`` costs one xoshiro step per skipped normal); 
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
@@ -53,6 +54,8 @@ def _ziggurat_tables(n_layers=ZIGGURAT_LAYERS):
     X[0] = v / f(r) (the base strip: rectangle [0, r] x [0, f(r)] plus the tail, area v), X[1] = r,
     X[i + 1] = f^-1(f(X[i]) + v / X[i]), X[n] = 0; r solves X[n] = 0 (the top layer has area v exactly).
     Returns (r, widths X (n + 1,), ratios X[i+1]/X[i] rounded down (n,), heights f(X) (n + 1,), f(X[n]) = 1).
+    How the shipped tables (``TABLE_FILE``, read by ``_load_tables``) were made; their heights are then
+    rounded correctly, which libm's exp and numpy's do not promise.
     """
 
     def f(x):
@@ -86,7 +89,26 @@ def _ziggurat_tables(n_layers=ZIGGURAT_LAYERS):
     return r, x, ratio, heights
 
 
-ZIGGURAT_R, _ZIG_X, _ZIG_RATIO, _ZIG_F = _ziggurat_tables()
+TABLE_FILE = Path(__file__).with_name("ziggurat_1024.txt")
+
+
+def _load_tables(path=TABLE_FILE):
+    """The shipped tables (r, X, ratios, heights) of ``_ziggurat_tables``, read as exact hexadecimal floats.
+
+    They are data, so the stream depends on no libm and no SIMD path of numpy (whose exp rounds some heights
+    differently on AVX-512 CPUs); the heights are exp(-X²/2) correctly rounded. The ratios are IEEE divisions
+    of the widths rounded down, the same on every CPU.
+    """
+    rows = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    r = float.fromhex(rows[0][1])
+    x = np.array([float.fromhex(a) for a, _ in rows[1:]])
+    heights = np.array([float.fromhex(b) for _, b in rows[1:]])
+    ratio = np.nextafter(x[1:] / x[:-1], 0.0)  # |U| < ratio[i] implies |U| X[i] < X[i+1]
+    ratio[-1] = 0.0  # the top layer always goes to its wedge
+    return r, x, ratio, heights
+
+
+ZIGGURAT_R, _ZIG_X, _ZIG_RATIO, _ZIG_F = _load_tables()
 _ZIG_INV_R = 1.0 / ZIGGURAT_R
 
 

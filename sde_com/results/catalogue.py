@@ -332,8 +332,26 @@ def apply_catalogue(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
         ds.attrs["title"] = title
     ds.attrs.setdefault("title", "sde_com output")
     ds.attrs["source"] = f"sde_com {__version__}"
+    ds.attrs["software_versions"] = software_versions()
     ds.attrs["references"] = REFERENCES
     return ds
+
+
+PROVENANCE_PACKAGES = ("numpy", "numba", "scipy", "xarray")
+
+
+def software_versions() -> str:
+    """The versions of the libraries whose arithmetic a result's bits depend on ("numpy 2.4.6, numba ...", from
+    the installed distributions' metadata: nothing is imported), for the ``software_versions`` attribute."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def one(name):
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} (unknown)"
+
+    return ", ".join(one(name) for name in PROVENANCE_PACKAGES)
 
 
 def _cell(text: str) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 from sde_com.kernels.accumulators import block_outer_moments, fold_outer_moments, thread_map
 from sde_com.physics.gaussian import logneg
+from sde_com.physics.linear import psd_sqrt
 
 N_JACKKNIFE_GROUPS = 32  # leave-one-group-out jackknife; more groups cost time, not accuracy
 N_BATCHES = 32  # batch means for a single trajectory: each batch should span many relaxation times
@@ -49,9 +50,9 @@ def jackknife_groups(n_blocks: int) -> int:
 
 
 def covariance_factor(V: np.ndarray) -> np.ndarray:
-    """C with C Cᵀ = V for a positive semidefinite V (eigen-decomposition: singular V is fine)."""
-    w, U = np.linalg.eigh(0.5 * (V + V.T))
-    return U * np.sqrt(np.clip(w, 0.0, None))
+    """C with C Cᵀ = V for a positive semidefinite V: its principal square root (``psd_sqrt``; singular V is
+    fine, and the factor does not depend on the CPU's eigensolver)."""
+    return psd_sqrt(V)
 
 
 def jackknife(values_by_group: np.ndarray, weights: np.ndarray, fn: Callable[[np.ndarray], float]):
