@@ -98,7 +98,7 @@ def _single_cavity_markdown() -> str:
 
 GENERATED: dict[str, tuple[str, str] | Callable[[], str]] = {
     "<!-- sde_com:scenario-reference -->": ("sde_com.runs.schema", "scenario_reference_markdown"),
-    "<!-- sde_com:output-reference -->": ("sde_com.results.catalogue", "output_reference_markdown"),
+    "<!-- sde_com:output-reference -->": ("sde_com.runs.kinds", "output_reference_markdown"),
     "<!-- sde_com:time-keys -->": _time_keys_markdown,
     "<!-- sde_com:cli-reference -->": _cli_reference_markdown,
     "<!-- sde_com:single-cavity-parameters -->": _single_cavity_markdown,

@@ -1,7 +1,9 @@
-"""sde_com: steady-state and time-domain simulator of a spinning optomechanical resonator with quantum noise.
+"""sde_com: steady-state and time-domain simulator of linear quantum Langevin systems with quantum noise.
 
-Reproduces and extends Jiao et al., Phys. Rev. Lett. 125, 143605 (2020). Rates are angular (rad/s);
-quadrature order (xU, yU, xV, yV, q, p); vacuum variance 1/2.
+Any linear system runs through one path (``LinearSystem``: a registered one by name, or its matrices as
+``MatrixSystem``); the first, and the default, is the spinning optomechanical resonator of Jiao et al.,
+Phys. Rev. Lett. 125, 143605 (2020), whose own conveniences are in ``sde_com.resonator``. Rates are angular
+(rad/s); quadratures in (x, p) pairs per mode; vacuum variance 1/2.
 
 The public names below are imported on first use (PEP 562 ``__getattr__``): ``import sde_com`` and every
 ``sde-com`` command pay only for what they use (scipy, xarray, the kernels, dask and matplotlib load later).
@@ -16,45 +18,40 @@ from sde_com._version import __version__
 kernel_cache.install()  # before any kernel module is imported: sde_com's kernels cache outside the package
 
 if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstrings' API pages); see _API
-    from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic, revival_factor
+    from sde_com import resonator
+    from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic
     from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
     from sde_com.physics.matrix import MatrixSystem
-    from sde_com.physics.model import OperatingPoint, operating_points
-    from sde_com.physics.resonator.device import Device, hz_to_rad_per_s
-    from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
+    from sde_com.physics.resonator.device import hz_to_rad_per_s
     from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
     from sde_com.physics.system import LinearSystem, get_system, register_system
     from sde_com.results.io import read_dataset, write_dataset
     from sde_com.results.sweep import sweep
     from sde_com.runs.engine import run_scenario_to_file
     from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
-    from sde_com.simulation.detection import detection_dataset, homodyne_record, welch_spectrum
-    from sde_com.simulation.drive import Drive, simulate_drive
-    from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_point, simulate_time_steps
-    from sde_com.simulation.wigner import truncated_wigner_check
+    from sde_com.simulation.detection import detect, homodyne_record, welch_spectrum
+    from sde_com.simulation.drive import Drive, drive
+    from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_time_steps
+    from sde_com.simulation.wigner import wigner_check
 
 # public name -> the module that defines it, imported on first use (the same as the block above: a test
-# holds the two together)
+# holds the two together). Every function that runs a system takes it as an instance or a registered name
+# (``system=``, default the spinning resonator); the resonator's own conveniences are in ``sde_com.resonator``.
 _API = {
     "LinearSystem": "sde_com.physics.system",
     "MatrixSystem": "sde_com.physics.matrix",
     "get_system": "sde_com.physics.system",
     "register_system": "sde_com.physics.system",
-    "Device": "sde_com.physics.resonator.device",
-    "hz_to_rad_per_s": "sde_com.physics.resonator.device",
-    "Drive": "sde_com.simulation.drive",
-    "simulate_drive": "sde_com.simulation.drive",
-    "OperatingPoint": "sde_com.physics.model",
-    "operating_points": "sde_com.physics.model",
     "SimulationSettings": "sde_com.simulation.simulate",
+    "sweep": "sde_com.results.sweep",
     "simulate": "sde_com.simulation.simulate",
-    "simulate_point": "sde_com.simulation.simulate",
     "simulate_time_steps": "sde_com.simulation.simulate",
-    "detection_dataset": "sde_com.simulation.detection",
+    "Drive": "sde_com.simulation.drive",
+    "drive": "sde_com.simulation.drive",
+    "detect": "sde_com.simulation.detection",
+    "wigner_check": "sde_com.simulation.wigner",
     "homodyne_record": "sde_com.simulation.detection",
     "welch_spectrum": "sde_com.simulation.detection",
-    "diffusion_matrix": "sde_com.physics.resonator.drift",
-    "drift_matrix": "sde_com.physics.resonator.drift",
     "filtered_logneg": "sde_com.physics.spectra",
     "filtered_mode_covariance": "sde_com.physics.spectra",
     "output_spectrum": "sde_com.physics.spectra",
@@ -62,37 +59,31 @@ _API = {
     "is_physical": "sde_com.physics.gaussian",
     "logneg": "sde_com.physics.gaussian",
     "logneg_symplectic": "sde_com.physics.gaussian",
-    "revival_factor": "sde_com.physics.gaussian",
     "lyapunov_covariance_reference": "sde_com.physics.linear",
     "moment_covariance": "sde_com.physics.linear",
     "routh_hurwitz_stable": "sde_com.physics.linear",
+    "hz_to_rad_per_s": "sde_com.physics.resonator.device",
     "load_scenario": "sde_com.runs.scenario",
     "parse_scenario": "sde_com.runs.scenario",
     "run_scenario": "sde_com.runs.scenario",
     "run_scenario_to_file": "sde_com.runs.engine",
     "read_dataset": "sde_com.results.io",
     "write_dataset": "sde_com.results.io",
-    "sweep": "sde_com.results.sweep",
-    "truncated_wigner_check": "sde_com.simulation.wigner",
 }
-# subpackages reachable as attributes (``sde_com.physics.linear``) without an explicit import
-_SUBPACKAGES = ("kernels", "physics", "random", "results", "runs", "simulation")
+# subpackages and modules reachable as attributes (``sde_com.physics.linear``) without an explicit import
+_SUBPACKAGES = ("kernels", "physics", "random", "resonator", "results", "runs", "simulation")
 
 __all__ = [
+    "Drive",
     "LinearSystem",
     "MatrixSystem",
-    "get_system",
-    "register_system",
-    "Device",
-    "Drive",
-    "OperatingPoint",
     "SimulationSettings",
     "__version__",
-    "detection_dataset",
-    "diffusion_matrix",
-    "drift_matrix",
+    "detect",
+    "drive",
     "filtered_logneg",
     "filtered_mode_covariance",
+    "get_system",
     "homodyne_record",
     "hz_to_rad_per_s",
     "is_physical",
@@ -101,22 +92,20 @@ __all__ = [
     "logneg_symplectic",
     "lyapunov_covariance_reference",
     "moment_covariance",
-    "operating_points",
     "output_spectrum",
     "parse_scenario",
     "read_dataset",
-    "revival_factor",
+    "register_system",
+    "resonator",
     "routh_hurwitz_stable",
     "run_scenario",
     "run_scenario_to_file",
     "simulate",
-    "simulate_drive",
-    "simulate_point",
     "simulate_time_steps",
     "spectral_matrix",
     "sweep",
-    "truncated_wigner_check",
     "welch_spectrum",
+    "wigner_check",
     "write_dataset",
 ]
 

@@ -5,7 +5,7 @@ import pytest
 import scipy.stats
 from conftest import PEAK
 
-from sde_com import Device, operating_points
+from sde_com.resonator import Device, operating_points
 from sde_com.simulation.detection import homodyne_record, welch_spectrum
 from sde_com.simulation.simulate import SimulationSettings, simulate_point
 
@@ -50,13 +50,14 @@ def test_welch_spectrum_agrees_with_the_analytic_output_spectrum():
     import scipy.integrate
     import scipy.signal
 
+    import sde_com
     from sde_com.physics.spectra import output_excess_spectrum
-    from sde_com.simulation.detection import detection_dataset
 
     d = Device()
     n, dt, seg = 32, 0.005, 4096
     s = SimulationSettings(method="em", dt=dt, duration=400.0, trajectories=n, traces=n, seed=3)
-    ds = detection_dataset(d, PEAK, "ccw", s, theta=0.0, segment=seg, filter_bandwidths=(1.0,))
+    ds = sde_com.detect(s, detuning=PEAK, direction="ccw", **d.as_dict(), theta=0.0, segment=seg,
+                        filter_bandwidths=(1.0,))
     # 1. excess power within |ω| < 4 ω_m, per trajectory (Welch's window redistributes power across
     #    neighbouring bins but keeps its total, so a band much wider than the resolution compares exactly)
     f, p = scipy.signal.welch(ds.homodyne.values, fs=1 / dt, nperseg=seg, return_onesided=False, detrend=False)

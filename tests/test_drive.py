@@ -5,16 +5,17 @@ import pytest
 import scipy.stats
 from conftest import PEAK
 
-from sde_com import Device, operating_points
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.resonator import Device, operating_points
 from sde_com.simulation.drive import Drive, mean_field_trajectory, simulate_drive
 from sde_com.simulation.simulate import SimulationSettings, step_maps
 
 
 def test_mean_field_ode_relaxes_to_the_steady_branch():
     d = Device()
-    sol, _ = mean_field_trajectory(d, PEAK, "ccw", Drive(kind="ramp", rise_time=20.0), 600.0)
+    sol, _ = mean_field_trajectory("spinning_resonator", {"detuning": PEAK, "direction": "ccw", **d.as_dict()},
+                                   Drive(kind="ramp", rise_time=20.0), 600.0)
     z = sol(600.0)
     p = operating_points(d, PEAK)[0]
     photons = (z[0] ** 2 + z[1] ** 2) * (d.epsilon / d.omega_m) ** 2

@@ -11,6 +11,7 @@ from conftest import ROOT, run_cli
 from sde_com.cli import EXIT_BAD_INPUT, EXIT_NUMERICAL, main
 from sde_com.errors import NumericalError, ScenarioError, UserError
 from sde_com.physics.resonator.device import Device
+from sde_com.physics.system import get_system
 from sde_com.runs.kinds import RUN_KINDS
 from sde_com.runs.scenario import parse_scenario
 
@@ -107,7 +108,7 @@ def test_a_run_kind_the_system_cannot_do_is_a_user_error():
         if kind.capability is None:
             require_capability(kind, Bare())
         else:
-            require_capability(kind)  # the spinning resonator can do every kind
+            require_capability(kind, get_system("spinning_resonator"))  # it can do every kind
             with pytest.raises(UserError, match=f"{kind.name}.*{kind.capability}"):
                 require_capability(kind, Bare())
 

@@ -19,7 +19,7 @@ LAYERS = (
     ("runs",),
     ("plot", "benchmarks"),
     ("cli",),
-    ("__init__",),
+    ("__init__", "resonator"),
 )
 
 

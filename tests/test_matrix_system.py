@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sde_com
-from sde_com import Device, MatrixSystem, operating_points
+from sde_com import MatrixSystem
 from sde_com.errors import RunWarning, UserError
-from sde_com.physics.gaussian import logneg_pair
+from sde_com.physics.gaussian import logneg
+from sde_com.resonator import Device, operating_points
 from sde_com.simulation.simulate import SimulationSettings, simulate
 
 FAMILY_ALPHA = 1e-3
@@ -120,7 +121,7 @@ def test_the_resonator_as_matrices_gives_the_built_in_ensemble(resonator):
     # every pair's estimate is E_N of the ensemble's V (the jackknife's full-sample value: the weighted mean of
     # its groups, cov_sim to rounding), computed here by logneg_pair
     for label, (i, j) in zip(ds.pair.values, ((0, 1), (0, 2), (1, 2)), strict=True):
-        direct = [logneg_pair(V, i, j) for V in ds.cov_sim.values[1:]]  # t = 0: V = 0, E_N infinite
+        direct = [logneg(V, i, j) for V in ds.cov_sim.values[1:]]  # t = 0: V = 0, E_N infinite
         np.testing.assert_allclose(ds.logneg_sim.sel(pair=label).values[1:], direct, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ds.cov_moment.values, built_in.cov_moment.values, rtol=1e-9, atol=1e-12)
 
@@ -245,7 +246,7 @@ TWO_MODES = _system_table(["a", "b"], *_damped_pair(), 1.0)
     (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 10.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
      r"\[drive\] needs the capability 'mean_field_dynamics': it needs a parametrised system"),
     (TWO_MODES + '[simulate]\nmethod = "em"\ndt = 0.01\nduration = 10.0\n[wigner]\n',
-     r"\[wigner\] needs the capability 'mean_field_dynamics': it needs a parametrised system"),
+     r"\[wigner\] needs the capability 'truncated_wigner': it needs a parametrised system"),
     (TWO_MODES + '[simulate]\ndt = 0.1\nduration = 5.0\ntraces = 2\ninitial = "zero"\n[plot]\nkind = "traces"\n'
      'y = ["x_U"]\n', r"plot.y: unknown quadrature\(s\) \['x_U'\]; allowed: \['x_a', 'p_a', 'x_b', 'p_b'\]"),
     (TWO_MODES + '[plot]\nkind = "lines"\ny = ["photons"]\n', r"photons"),

@@ -11,7 +11,7 @@ import xarray as xr
 from conftest import ROOT, RUN_DEPENDENT_ATTRS, SCENARIO_FILES, assert_identical_output, run_text
 
 import sde_com
-from sde_com import Device, operating_points
+from sde_com.resonator import Device, operating_points
 from sde_com.results.io import read_dataset, write_dataset
 from sde_com.results.sweep import SWEEP_PARAMETERS, sweep
 from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario

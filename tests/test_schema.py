@@ -210,17 +210,18 @@ def test_model_defaults_are_the_sweeps():
 
 def test_function_defaults_are_the_schemas():
     from sde_com.simulation.detection import detection_dataset
-    from sde_com.simulation.drive import simulate_drive
-    from sde_com.simulation.wigner import truncated_wigner_check, wigner_dataset
+    from sde_com.simulation.drive import drive, drive_dataset, simulate_drive
+    from sde_com.simulation.wigner import truncated_wigner_arrays, wigner_check, wigner_dataset
 
     params = inspect.signature(detection_dataset).parameters
     for k, key in SCHEMA["detect"].keys.items():
         assert params[k].default == key.default, k
     assert params["filter_center"].default == -1.0  # the Stokes sideband: once 0.0 in a check, -1.0 where run
-    for fn in (wigner_dataset, truncated_wigner_check):
+    for fn in (wigner_dataset, truncated_wigner_arrays, wigner_check):
         assert inspect.signature(fn).parameters["branch"].default == schema.default("wigner", "branch")
-    assert inspect.signature(simulate_drive).parameters["mean_field_start"].default == schema.default(
-        "drive", "mean_field_start")
+    for fn in (simulate_drive, drive, drive_dataset):
+        assert inspect.signature(fn).parameters["mean_field_start"].default == schema.default(
+            "drive", "mean_field_start")
 
 
 def test_minimal_scenario_takes_the_schemas_defaults():
@@ -253,8 +254,8 @@ def test_detect_runs_with_the_schemas_defaults(monkeypatch, given):
     _capture(monkeypatch, sde_com.simulation.detection, "detection_dataset")
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario(SIM_EM + "[detect]\n" + given))
-    device, detuning, direction, settings, mode, theta, segment, bandwidths, center, partner = info.value.args[0]
-    assert device == Device() and (detuning, direction) == (1.0, "ccw")
+    system, params, settings, mode, partner, theta, segment, bandwidths, center = info.value.args[0]
+    assert system.name == "spinning_resonator" and params == {}  # [model] absent: the system's defaults
     d = schema.defaults("detect")
     assert (mode, theta, segment, bandwidths, center, partner) == (d.get("mode"), d["theta"], d["segment"],
                                                                    d["filter_bandwidths"], d["filter_center"],
@@ -270,11 +271,11 @@ def test_wigner_and_drive_run_with_the_schemas_defaults(monkeypatch):
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario("[simulate]\nmethod = \"em\"\ndt = 0.01\nduration = 1.0\n[wigner]\n"))
     assert info.value.args[0][-1] == schema.default("wigner", "branch")
-    _capture(monkeypatch, sde_com.simulation.drive, "simulate_drive")
+    _capture(monkeypatch, sde_com.simulation.drive, "drive_dataset")
     with pytest.raises(_Called) as info:
         run_scenario(parse_scenario("[simulate]\nduration = 1.0\nsave_every = 0.5\ninitial = \"thermal\"\n[drive]\n"))
     args, kwargs = info.value.args
-    assert args[3] == Drive() and kwargs["mean_field_start"] == schema.default("drive", "mean_field_start")
+    assert args[2] == Drive() and kwargs["mean_field_start"] == schema.default("drive", "mean_field_start")
 
 
 # Exports: JSON Schema for editors, Markdown for the docs ------------------------------------------------------

@@ -5,7 +5,6 @@ from outside is selectable by name without touching any other code."""
 import numpy as np
 import pytest
 
-from sde_com import Device, operating_points
 from sde_com.physics.linear import (
     discrete_moment_covariance,
     discrete_stationary_covariance,
@@ -15,6 +14,7 @@ from sde_com.physics.linear import (
     lyapunov_covariance_reference,
     moment_covariance,
 )
+from sde_com.resonator import Device, operating_points
 from sde_com.simulation.keys import SIMULATE
 from sde_com.simulation.schemes import (
     SCHEMES,

@@ -30,7 +30,7 @@ def z_threshold(n_entries: int, n_trajectories: int) -> float:
 @pytest.fixture(scope="module")
 def peak():
     d = Device()
-    p = sde_com.operating_points(d, PEAK)[0]
+    p = sde_com.resonator.operating_points(d, PEAK)[0]
     return d, p.drift, p.diffusion
 
 
@@ -161,7 +161,7 @@ def test_guard_rails(peak):
     d, A, D = peak
     with pytest.raises(ValueError, match=r"dt = 0.5 is unstable for Euler–Maruyama.*dt < 0\.15.*'exact'"):
         simulate_point(A, D, d.omega_m, d.n_thermal, SimulationSettings(method="em", dt=0.5))
-    unstable = [p for p in sde_com.operating_points(Device(), 0.2) if not p.stable][0]
+    unstable = [p for p in sde_com.resonator.operating_points(Device(), 0.2) if not p.stable][0]
     with pytest.raises(ValueError, match="unstable"):
         simulate_point(unstable.drift, unstable.diffusion, d.omega_m, d.n_thermal, SimulationSettings())
     s = SimulationSettings(initial="thermal", save_times=(0.0, 1.0), duration=1.0, allow_unstable=True)
@@ -221,7 +221,7 @@ def test_time_averaging_memory_does_not_grow_with_steps():
     code = """
 import resource, numpy as np
 from sde_com.simulation.simulate import SimulationSettings, simulate_point
-from sde_com import Device, operating_points
+from sde_com.resonator import Device, operating_points
 d = Device(); p = operating_points(d, 0.75)[0]
 def run(duration):
     s = SimulationSettings(method="exact", dt=0.05, duration=duration, trajectories=4, seed=1)

@@ -177,7 +177,7 @@ def test_the_resonator_named_is_the_resonator(tmp_path):
     (NAMED + '[simulate]\nduration = 5.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
      r"initial = 'steady' has no meaning under a changing drive"),
     (NAMED + "[model]\nomega_m = [6e7, 7e7]\n[simulate]\nduration = 5.0\nsave_every = 1.0\n",
-     r"omega_m cannot be swept in a run with snapshots or traces"),
+     r"ω_ref of system 'single_cavity' cannot vary over a run with snapshots or traces"),
     (NAMED + "[model]\ndetuning = 1.0\n[simulate]\nduration = 5.0\n", r"no operating point .* stable branch"),
 ])
 def test_bad_named_system_scenarios_exit_2(tmp_path, capsys, text, message):
@@ -343,7 +343,8 @@ def test_drive_scenarios_of_systems(tmp_path, capsys):
               + sim.replace('initial = "thermal"', 'initial = [[0.5, 0.0], [0.0, 0.5]]') + "[drive]\n")
     assert_refused(tmp_path, capsys, matrix, r"\[drive\] needs the capability 'mean_field_dynamics': it needs a "
                    r"parametrised system \(its nonlinear mean-field dynamics\)")
-    assert_refused(tmp_path, capsys, named + "[wigner]\n", r"\[wigner\] runs the spinning resonator only so far")
+    assert_refused(tmp_path, capsys, named + "[wigner]\n",
+                   r"\[wigner\] needs the capability 'truncated_wigner': system 'single_cavity' lacks it")
 
 
 def test_a_system_ensemble_runs_in_units_with_streamed_traces_as_in_memory(tmp_path):

@@ -9,7 +9,7 @@ import sde_com
 from sde_com.physics import spectra
 from sde_com.physics.gaussian import is_physical, logneg_from_blocks
 
-DEVICE = sde_com.Device()
+DEVICE = sde_com.resonator.Device()
 OMEGA_M = DEVICE.omega_m
 KAPPA = DEVICE.kappa
 # Rounding level for O(1) quantities built from a few 6×6 complex solves with entries up to ~ω_m.
@@ -19,7 +19,7 @@ ROUNDING = 1e-12
 @pytest.fixture(scope="module")
 def peak():
     """The paper's Fig. 2 peak: Device() defaults, Δ_c = 0.75 ω_m, ccw input (one stable branch)."""
-    point = sde_com.operating_points(DEVICE, 0.75)[0]
+    point = sde_com.resonator.operating_points(DEVICE, 0.75)[0]
     assert point.stable
     return point
 
@@ -27,8 +27,8 @@ def peak():
 @pytest.fixture(scope="module")
 def vacuum():
     """The same device without drive (P = 0): no mean field, so G = 0 and the optics is vacuum-driven."""
-    device = sde_com.Device(power=0.0)
-    point = sde_com.operating_points(device, 0.75)[0]
+    device = sde_com.resonator.Device(power=0.0)
+    point = sde_com.resonator.operating_points(device, 0.75)[0]
     assert point.alpha_u == 0 and point.stable
     return device, point
 
@@ -62,7 +62,7 @@ def test_spectral_matrix_integrates_to_lyapunov_covariance(peak):
 
 
 def test_unstable_point_gives_nan_not_zero():
-    point = sde_com.operating_points(DEVICE, -0.5)[0]
+    point = sde_com.resonator.operating_points(DEVICE, -0.5)[0]
     assert not point.stable
     A, D = point.drift, point.diffusion
     assert np.all(np.isnan(spectra.spectral_matrix(A, D, [0.0, OMEGA_M])))
@@ -79,8 +79,8 @@ def test_vacuum_driven_cavity_output_is_shot_noise(Omega, J):
     # With no drive the cavity is a passive, lossless-to-output linear system: the 4×4 map of input to output
     # quadratures of (U, V) is unitary at every ω (also with J and a Sagnac shift), so each output quadrature
     # has exactly the vacuum spectrum 1/2.
-    device = sde_com.Device(power=0.0, Omega=Omega, J=J)
-    point = sde_com.operating_points(device, 0.75)[0]
+    device = sde_com.resonator.Device(power=0.0, Omega=Omega, J=J)
+    point = sde_com.resonator.operating_points(device, 0.75)[0]
     w = np.concatenate([np.linspace(-4, 4, 41), [0.75, -0.75, 1.0, -1.0]]) * OMEGA_M
     for mode in ("U", "V"):
         for theta in (0.0, 0.4, math.pi / 2, 2.5):
@@ -122,8 +122,8 @@ def test_output_spectrum_integrates_to_intracavity_variance(mode, Omega, J):
     #   S_θ(ω) − 1/2 = 2κ [e_θᵀ S_uu(ω) e_θ − Re e_θᵀ χ(ω) e_θ]   (D = κ on the optical rows),
     # and ∫ dω/2π S_uu = V, ∫ dω/2π Re χ(ω) = χ(t = 0) = I/2 (χ(t) = e^{At}θ(t), midpoint at the jump), so
     #   ∫ dω/2π [S_θ(ω) − 1/2] = 2κ (V_θθ − 1/2).
-    device = sde_com.Device(Omega=Omega, J=J)
-    point = next(p for p in sde_com.operating_points(device, 0.75) if p.stable)
+    device = sde_com.resonator.Device(Omega=Omega, J=J)
+    point = next(p for p in sde_com.resonator.operating_points(device, 0.75) if p.stable)
     A, D, V = point.drift, point.diffusion, point.cov
     rows = {"U": (0, 1), "V": (2, 3)}[mode]
     rtol = 1e-10

@@ -57,7 +57,7 @@ def test_stat_block_size_and_units_are_whole_blocks():
 @pytest.fixture(scope="module")
 def peak():
     d = Device()
-    p = sde_com.operating_points(d, PEAK)[0]
+    p = sde_com.resonator.operating_points(d, PEAK)[0]
     return d, p.drift, p.diffusion
 
 

@@ -214,7 +214,8 @@ def test_resonator_by_name_or_instance_is_the_default_sweep_bitwise():
     for name, var in default.data_vars.items():  # NaN in the same places, every bit equal
         other = sweep(system="spinning_resonator", **params)[name].values
         assert var.values.tobytes() == other.tobytes(), name
-    assert "marginal" not in default and "pair" not in default.dims and "system" not in default.attrs
+    assert "marginal" not in default and "pair" not in default.dims
+    assert default.attrs["system"] == "spinning_resonator"  # every file names its system
 
 
 def test_every_pair_of_modes_is_reported_once():

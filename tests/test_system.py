@@ -9,7 +9,7 @@ import pytest
 
 from sde_com.errors import UserError
 from sde_com.physics import system as system_module
-from sde_com.physics.gaussian import logneg, logneg_pair, logneg_symplectic
+from sde_com.physics.gaussian import logneg, logneg_symplectic
 from sde_com.physics.linear import lyapunov_covariance, lyapunov_covariance_reference, lyapunov_residual
 from sde_com.physics.model import operating_points, points
 from sde_com.physics.resonator.device import Device, mode_detunings
@@ -71,7 +71,7 @@ def test_resonator_through_the_seam_is_unchanged(device, detuning, direction):
         assert op.growth_rate == float(np.max(np.linalg.eigvals(A).real))
         if op.stable:
             assert np.array_equal(op.cov, lyapunov_covariance_reference(A / device.omega_m, D / device.omega_m))
-            assert logneg_pair(op.cov, 0, 2) == logneg(op.cov) == op.logneg
+            assert logneg(op.cov, 0, 2) == logneg(op.cov) == op.logneg
         else:
             assert op.cov is None and math.isnan(op.logneg)
     assert [p.stable for p in ops] == [p.stable for p in points(system, params)]
@@ -88,7 +88,7 @@ def test_resonator_declarations():
     assert s.name == "spinning_resonator" and s.modes == ("U", "V", "m")
     assert s.quadratures == ("xU", "yU", "xV", "yV", "q", "p") and s.dimension == 6
     assert list(s.parameters)[:2] == ["detuning", "direction"]
-    assert s.capabilities == {"mean_field_dynamics", "output_ports"}
+    assert s.capabilities == {"mean_field_dynamics", "output_ports", "truncated_wigner"}
     d = Device()
     assert s.reference_rate({}) == d.omega_m
     assert s.output_ports({}) == {"U": d.kappa, "V": d.kappa}
@@ -174,19 +174,22 @@ def test_toy_two_mode_system_lyapunov_and_logneg():
     # the numba solver is generic in the dimension (n(n+1)/2 = 10 unknowns here)
     np.testing.assert_allclose(lyapunov_covariance(branch.drift / 1e6, branch.diffusion / 1e6), V, atol=1e-12)
     # E_N = 2r in closed form; symmetric under swapping the pair; independent symplectic route agrees
-    assert logneg_pair(V, 0, 1) == pytest.approx(1.4, rel=1e-12)
-    assert logneg_pair(V, 1, 0) == pytest.approx(1.4, rel=1e-12)
+    assert logneg(V, 0, 1) == pytest.approx(1.4, rel=1e-12)
+    assert logneg(V, 1, 0) == pytest.approx(1.4, rel=1e-12)
     assert logneg_symplectic(V) == pytest.approx(1.4, rel=1e-9)
     assert math.isnan(point.q_s) and point.mean_field == {}
 
 
-def test_logneg_pair_checks_its_arguments():
+def test_logneg_takes_any_number_of_modes_and_checks_its_arguments():
     V = ToySqueezer.squeezed_vacuum(0.3)
+    # a two-mode (4×4) covariance: its only pair by default (once an IndexError: the default was the resonator's)
+    assert logneg(V) == logneg(V, 0, 1) == logneg(V, 0, -1) == pytest.approx(logneg(V, 1, 0), abs=1e-14)
+    assert logneg(V) == pytest.approx(0.6, rel=1e-12)  # two-mode squeezed vacuum: E_N = 2r
     for i, j in ((0, 0), (0, 2), (-1, 1)):
         with pytest.raises(ValueError):
-            logneg_pair(V, i, j)
+            logneg(V, i, j)
     with pytest.raises(ValueError):
-        logneg_pair(np.eye(3), 0, 1)
+        logneg(np.eye(3), 0, 1)
 
 
 def test_registry_lookups():

@@ -91,8 +91,8 @@ def test_a_vacuum_mode_read_out_through_its_whole_loss_is_shot_noise():
 
 def test_mode_indices_give_the_resonators_named_modes():
     """Mode 0 is 'U', mode 1 'V', the last mode (2) the mechanics: the same numbers, bit for bit."""
-    p = sde_com.operating_points(sde_com.Device(), 0.75)[0]
-    k = sde_com.Device().kappa
+    p = sde_com.resonator.operating_points(sde_com.resonator.Device(), 0.75)[0]
+    k = sde_com.resonator.Device().kappa
     w = np.linspace(-3, 3, 7) * 6.2e7
     for name, index in (("U", 0), ("V", 1)):
         np.testing.assert_array_equal(spectra.output_spectrum(p.drift, p.diffusion, k, w, name, 0.3),

@@ -4,14 +4,20 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from sde_com import Device
 from sde_com.cli import main
+from sde_com.resonator import Device
 from sde_com.simulation.simulate import SimulationSettings
-from sde_com.simulation.wigner import truncated_wigner_check
+from sde_com.simulation.wigner import truncated_wigner_arrays
 
 N_TRAJ = 64
 # Bonferroni over 21 entries at a family-wise 1e-3, Student-t over trajectories (as in test_simulate)
 THRESHOLD = float(scipy.stats.t.ppf(1 - 1e-3 / 42, df=N_TRAJ - 1))
+
+
+def truncated_wigner_check(device, detuning, direction, s):
+    """The check at a resonator's operating point given by its Device."""
+    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
+    return truncated_wigner_arrays("spinning_resonator", params, s)
 
 
 def settings(duration=200.0):

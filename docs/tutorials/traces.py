@@ -69,7 +69,7 @@ def main(outdir="."):
     acf, acf_err = acf_traj.mean(axis=0), acf_traj.std(axis=0, ddof=1) / np.sqrt(n)
     lag_s = ds.time.values[:MAX_LAG + 1]          # seconds (the trace starts at t = 0)
     lag = ds.time_scaled.values[:MAX_LAG + 1]     # the same lags in units of 1/ω_m
-    A = sde_com.operating_points(sde_com.Device(), detuning=0.75)[0].drift   # rad/s
+    A = sde_com.resonator.operating_points(sde_com.resonator.Device(), detuning=0.75)[0].drift   # rad/s
     iq = list(trace.quadrature.values).index("q")
     acf_ref = np.array([(expm(A * tau) @ cov.values)[iq, iq] for tau in lag_s])
 

@@ -57,6 +57,9 @@ class SingleCavity(LinearSystem):
     the optical mode at κ (``output_ports``)."""
 
     name = "single_cavity"
+    references = ("Vitali et al., Phys. Rev. Lett. 98, 030405 (2007), doi:10.1103/PhysRevLett.98.030405; Genes et "
+                  "al., Phys. Rev. A 78, 032316 (2008), doi:10.1103/PhysRevA.78.032316")
+    reference_symbol = "ω_m"
     modes = ("a", "m")
     quadratures = ("X", "Y", "q", "p")
     capabilities = frozenset({"output_ports", "mean_field_dynamics"})

@@ -12,24 +12,35 @@ from numba import njit
 
 from sde_com.errors import UserError
 
-MODES: tuple[str, ...] = ("U", "V", "mech")
-_MODE_ROWS = {"U": (0, 1), "V": (2, 3), "mech": (4, 5)}
 
-
-def pair_rows(mode_a: str, mode_b: str) -> tuple[int, int, int, int]:
-    """Row/column indices of the 4×4 block V′ of the pair (mode_a, mode_b) in the 6×6 covariance."""
-    for m in (mode_a, mode_b):
-        if m not in _MODE_ROWS:
-            raise UserError(f"mode must be one of {MODES}, got {m!r}")
-    if mode_a == mode_b:
+def pair_rows(i: int, j: int, n_modes: int) -> list[int]:
+    """Rows of the 4×4 block V′ of modes i and j (0-based; negative counts from the last) of a 2N×2N covariance
+    in (x, p) pairs; UserError naming a bad index."""
+    picked = []
+    for name, k in (("i", i), ("j", j)):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -n_modes <= k < n_modes:
+            raise UserError(f"mode {name} must be a mode index in 0..{n_modes - 1} (or from the end, -1 the last), "
+                            f"got {k!r}")
+        picked.append(int(k) % n_modes)
+    if picked[0] == picked[1]:
         raise UserError("a pair needs two different modes")
-    return _MODE_ROWS[mode_a] + _MODE_ROWS[mode_b]
+    a, b = picked
+    return [2 * a, 2 * a + 1, 2 * b, 2 * b + 1]
 
 
-def reduced_covariance(V: np.ndarray, mode_a: str = "U", mode_b: str = "mech") -> np.ndarray:
-    """V′ of Eq. (13): the 4×4 covariance of two modes after tracing out the third."""
-    rows = list(pair_rows(mode_a, mode_b))
-    return np.asarray(V)[np.ix_(rows, rows)]
+def _covariance(V: np.ndarray) -> np.ndarray:
+    V = np.asarray(V, dtype=float)
+    if V.ndim != 2 or V.shape[0] != V.shape[1] or V.shape[0] % 2 or V.shape[0] < 4:
+        raise UserError(f"V must be a 2N×2N covariance with N ≥ 2 modes, got shape {V.shape}")
+    return V
+
+
+def reduced_covariance(V: np.ndarray, i: int = 0, j: int = -1) -> np.ndarray:
+    """V′ of Eq. (13): the 4×4 covariance of modes i and j (mode indices; default the first and the last, the
+    spinning resonator's driven mode and mechanics) after tracing out the others."""
+    V = _covariance(V)
+    rows = pair_rows(i, j, V.shape[0] // 2)
+    return V[np.ix_(rows, rows)]
 
 
 @njit(cache=True)
@@ -92,27 +103,11 @@ def logneg_rows_packed(P, d, rows):
     return out
 
 
-def logneg(V: np.ndarray, mode_a: str = "U", mode_b: str = "mech") -> float:
-    """E_N (Eq. (12)) of the pair (mode_a, mode_b) of a 6×6 covariance; default: driven mode and mechanics."""
-    return float(logneg_from_blocks(np.ascontiguousarray(reduced_covariance(V, mode_a, mode_b))))
-
-
-def logneg_pair(V: np.ndarray, i: int, j: int) -> float:
-    """E_N (Eqs. (12)–(13)) of the modes i and j (0-based mode indices) of a 2N×2N covariance in (x, p) pairs.
-
-    Any N ≥ 2; ``logneg(V)`` of the resonator is ``logneg_pair(V, 0, 2)`` (U and the mechanics).
-    """
-    V = np.asarray(V, dtype=float)
-    if V.ndim != 2 or V.shape[0] != V.shape[1] or V.shape[0] % 2 or V.shape[0] < 4:
-        raise UserError(f"V must be a 2N×2N covariance with N ≥ 2, got shape {V.shape}")
-    n = V.shape[0] // 2
-    for name, k in (("i", i), ("j", j)):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
-            raise UserError(f"{name} must be a mode index in 0..{n - 1}, got {k!r}")
-    if i == j:
-        raise UserError("a pair needs two different modes")
-    rows = [2 * i, 2 * i + 1, 2 * j, 2 * j + 1]
-    return float(logneg_from_blocks(np.ascontiguousarray(V[np.ix_(rows, rows)])))
+def logneg(V: np.ndarray, i: int = 0, j: int = -1) -> float:
+    """E_N (Eqs. (12)–(13)) of modes i and j (0-based mode indices, negative from the end) of a 2N×2N covariance
+    in (x, p) pairs, N ≥ 2; default: the first and the last mode (the spinning resonator's driven mode U and
+    its mechanics)."""
+    return float(logneg_from_blocks(np.ascontiguousarray(reduced_covariance(V, i, j))))
 
 
 def symplectic_form(n_modes: int) -> np.ndarray:

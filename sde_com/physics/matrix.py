@@ -98,13 +98,16 @@ class MatrixSystem(LinearSystem):
     parameters = MappingProxyType({})
     capabilities = frozenset()
 
-    def __init__(self, modes: Sequence[str], drift, diffusion, time_scale: float = 1.0,
+    def __init__(self, modes: Sequence[str], drift, diffusion, time_scale: float | None = None,
                  allow_unstable: bool = False, outputs: Mapping[str, float] | None = None):
+        if time_scale is None:  # the system's own fastest rate: dt = 0.1 then resolves its fastest motion
+            time_scale = spectral_radius(np.asarray(drift, dtype=float)) if _square(drift) else 1.0
         self.modes, self.drift, self.diffusion = check_matrices(modes, drift, diffusion, time_scale)
         self.outputs = _check_outputs(outputs, self.modes, self.diffusion)  # a dict: it pickles for Dask workers
         self.capabilities = frozenset({"output_ports"} if self.outputs else ())
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         self.time_scale = float(time_scale)
+        self.allow_unstable = bool(allow_unstable)
         for M in (self.drift, self.diffusion):
             M.setflags(write=False)  # every run of the system reads these: no caller may change them
         if not decide_stability(self.drift, self.time_scale).stable:
@@ -121,6 +124,12 @@ class MatrixSystem(LinearSystem):
         """ω_ref = ``time_scale`` (s⁻¹)."""
         return self.time_scale
 
+    def definition(self) -> dict:
+        """Its matrices and rates (s⁻¹), everything ``MatrixSystem(**definition)`` needs, less the name."""
+        return {"name": self.name, "modes": list(self.modes), "drift": self.drift.tolist(),
+                "diffusion": self.diffusion.tolist(), "time_scale": self.time_scale,
+                "allow_unstable": self.allow_unstable, **({"outputs": dict(self.outputs)} if self.outputs else {})}
+
     def branches(self, params: Mapping[str, object]) -> list[Branch]:
         """The one branch: (A, D) as given (no mean field)."""
         self.resolve(params)  # no parameters: refuses any
@@ -131,6 +140,21 @@ class MatrixSystem(LinearSystem):
         if not self.outputs:
             require(self, "output_ports", "output ports")
         return dict(self.outputs)
+
+
+def _square(M) -> bool:
+    try:
+        M = np.asarray(M, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return M.ndim == 2 and M.shape[0] == M.shape[1] and M.size > 0 and bool(np.isfinite(M).all())
+
+
+def spectral_radius(A: np.ndarray) -> float:
+    """max |λ| over the eigenvalues λ of A (rad/s): a system's fastest rate, the default ω_ref of a system given
+    by its matrices; 1 s⁻¹ for A = 0 (nothing moves)."""
+    radius = float(np.abs(np.linalg.eigvals(A)).max())
+    return radius if radius > 0 else 1.0
 
 
 def _check_outputs(outputs, modes: Sequence[str], D: np.ndarray) -> dict[str, float]:

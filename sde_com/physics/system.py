@@ -10,7 +10,14 @@ Optional capabilities, declared in ``capabilities``:
 
 - ``"mean_field_dynamics"``: the nonlinear mean-field equations (drives, the truncated-Wigner check);
 - ``"output_ports"``: decay rates into the detected output port of each optical mode (spectra, filtered
-  modes, detection).
+  modes, detection);
+- ``"truncated_wigner"``: the nonlinear Langevin equations with the linearized noises, in a kernel of its
+  own (``truncated_wigner_model``: the [wigner] check of the linearization).
+
+What a system does faster or writes beyond the common variables is its own, too, and run kinds ask for it
+without asking which system they run: a vectorized steady-state chain (``steady_chain``, the resonator's),
+the one pair of modes its E_N is reported for (``reported_pair``), its mean-field output variables
+(``mean_field_variables``).
 
 The registry maps a name to a system class: built-ins register in code (``register_system``), plug-ins
 through the entry-point group ``"sde_com.systems"`` (``name = "package.module:Class"``), loaded on the
@@ -36,7 +43,7 @@ from sde_com.errors import UserError
 from sde_com.physics.stability import Stability, decide_stability
 
 ENTRY_POINT_GROUP = "sde_com.systems"
-CAPABILITIES: tuple[str, ...] = ("mean_field_dynamics", "output_ports")
+CAPABILITIES: tuple[str, ...] = ("mean_field_dynamics", "output_ports", "truncated_wigner")
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,39 @@ class LinearSystem(abc.ABC):
     parameters: ClassVar[Mapping[str, spec.Key]]
     capabilities: ClassVar[frozenset[str]] = frozenset()
     mean_field_variables: ClassVar[tuple[str, ...]] = ()  # output variables of ``mean_field_outputs``
+    # The one pair of modes (indices) whose E_N a run reports as ``logneg`` / ``logneg_sim`` without a ``pair``
+    # dimension (the resonator: its driven mode and the mechanics, the paper's Eq. (12)); None: every pair of
+    # modes, over ``pair``.
+    reported_pair: ClassVar[tuple[int, int] | None] = None
+    # Whether the catalogue's long_names already use this system's words (its modes, quadratures, ω_m: the
+    # spinning resonator's, for which the catalogue was written); otherwise a file is relabelled for it
+    # (``results.catalogue.label_for_system``).
+    catalogue_words: ClassVar[bool] = False
+    # What a file of this system cites (the CF ``references`` attribute): its papers, by DOI.
+    references: ClassVar[str] = ""
+    # The symbol of ω_ref in figures and labels (the resonator's and the single cavity's ω_m).
+    reference_symbol: ClassVar[str] = "ω_ref"
+
+    def definition(self) -> dict:
+        """What regenerates this system, for the ``system_definition`` attribute of every file: its registered
+        name (its parameters are the file's ``parameters``); a system given otherwise (its matrices) says so."""
+        return {"name": self.name}
+
+    def parameter_values(self, name: str, value) -> tuple[np.ndarray, bool]:
+        """(1-D array of values, is_dimension) of one [model] parameter, checked against its ``Key``: a list of
+        a key that may be swept is a dimension (``sweep.parameter_grid``, the one grid rule)."""
+        key = self.parameters[name]
+        if not _is_swept(key, value):
+            spec.check_value(key, value, key.name)
+            values = np.empty(1, dtype=object)
+            values[0] = value
+            return (values if isinstance(value, (list, tuple, np.ndarray)) else np.asarray([value])), False
+        items = np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value)
+        if np.ndim(items) != 1:
+            raise UserError(f"{key.name} must be a scalar or a non-empty 1-D sequence, got {spec.show(value)}")
+        spec.check_value(key, items, key.name, forms=("list",))
+        kind = {"number": float, "integer": np.int64, "boolean": bool}.get(key.types[0], str)
+        return np.asarray(items, dtype=kind), True
 
     def mean_field_outputs(self, mean_field: Mapping[str, complex | float],
                            params: Mapping[str, object]) -> dict[str, float]:
@@ -142,9 +182,26 @@ class LinearSystem(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} declares mean_field_dynamics but does not define it")
 
     def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
-        """Mode → decay rate into its detected output port, rad/s (capability ``"output_ports"``)."""
+        """Mode → amplitude decay rate κ into its detected output port, rad/s (capability ``"output_ports"``;
+        a_out = √(2κ) a − a_in, so the mode's energy leaks into the port at 2κ)."""
         require(self, "output_ports", "output ports")
         raise NotImplementedError(f"{type(self).__name__} declares output_ports but does not define it")
+
+    def truncated_wigner_model(self, params: Mapping[str, object], branch: int) -> dict:
+        """What the truncated-Wigner kernel needs at a branch (capability ``"truncated_wigner"``): ``rates``
+        (its rate vector in units of ω_ref), ``reference`` (the nonlinear drift's fixed point), ``branch``
+        (the ``Branch``) and ``photons`` (its mean-field photon number)."""
+        require(self, "truncated_wigner", "truncated Wigner")
+        raise NotImplementedError(f"{type(self).__name__} declares truncated_wigner but does not define it")
+
+
+SCALAR_TYPES = ("number", "integer", "string", "boolean")  # key types whose lists are sweep dimensions
+
+
+def _is_swept(key: spec.Key, value) -> bool:
+    """A list of values of a key that may be swept (a "list" form of scalar values) is a dimension."""
+    return ("list" in key.forms and all(t in SCALAR_TYPES for t in key.types)
+            and (isinstance(value, (list, tuple)) or isinstance(value, np.ndarray) and value.ndim > 0))
 
 
 def pair_labels(modes) -> list[str]:

@@ -21,8 +21,9 @@ from sde_com._version import __version__
 from sde_com.physics.resonator.device import PARAMETER_INFO
 
 CONVENTIONS = "CF-1.8"
-REFERENCES = "Jiao et al., Phys. Rev. Lett. 125, 143605 (2020), doi:10.1103/PhysRevLett.125.143605"
 SWEPT = "..."  # placeholder in ``dims`` for the swept parameters
+ENTRIES = "d(d+1)/2"  # the count of a covariance's independent entries in long_names, filled in per system
+RECORDED = ("trace", "noise")  # the recorded trajectories: over trace times, streamed to the file as they come
 OMEGA_REF_UNITS = "rad s-1"
 
 
@@ -120,11 +121,12 @@ _VARIABLE_LIST = [
        "V(t) = e^{At}V(0)e^{Aᵀt} + ∫e^{As}De^{Aᵀs}ds (transients only)."),
     _v("zscore", (_S, _B, _T, *_M), "(cov_sim − cov_ref) / cov_sim_err, entry by entry",
        "NaN where the error is zero (an exactly known state)."),
-    # long_name (a file attribute) kept as written in the committed data/ files; the meaning says it for any 2N
-    _v("zscore_max", (_S, _B, _T), "largest |estimate − cov_ref| / standard error over the 21 independent entries",
+    _v("zscore_max", (_S, _B, _T), f"largest |estimate − cov_ref| / standard error over the {ENTRIES} independent "
+       "entries",
        "The test statistic of agreement with the reference (driven runs: against the scheme's discrete moments); "
        "the max runs over the d(d+1)/2 independent entries of the d×d covariance, d = 2N: 21 for the resonator."),
-    _v("zscore_max_continuous", (_S, _B), "largest |cov_sim − V| / cov_sim_err over the 21 independent entries",
+    _v("zscore_max_continuous", (_S, _B), f"largest |cov_sim − V| / cov_sim_err over the {ENTRIES} independent "
+       "entries",
        "Against the continuous Lyapunov V: for Euler–Maruyama, the time-step bias in units of σ (steady runs); "
        "the max runs over the d(d+1)/2 independent entries of the d×d covariance, d = 2N: 21 for the resonator."),
     _v("logneg_sim", (_S, _B, _T), "E_N of the simulated covariance (driven mode, mechanics)",
@@ -200,16 +202,34 @@ _COORDINATE_LIST = [
 COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 
 # `logneg` of a system through the seam, over `pair` (its entry's long_name names the resonator's pair)
-PAIR_LOGNEG_LONG_NAME = "logarithmic negativity E_N of a pair of modes, Eqs. (12)-(13)"
+PAIR_LOGNEG_LONG_NAME = "logarithmic negativity E_N of a pair of modes"
 
 
-def label_for_system(ds, name: str, modes, quadratures) -> None:
-    """Replace, in place, the long_names that name the spinning resonator's modes, quadratures or ω_m with
-    those of another system (``name``, its ``modes`` and ``quadratures``; its time unit is ω_ref): the
-    catalogue's entries hold the resonator's words, the meaning is the same."""
+def label_for_system(ds, system) -> None:
+    """Describe ``system`` in ``ds``, in place: the global attributes ``system`` (its name),
+    ``system_definition`` (what regenerates it: ``LinearSystem.definition``, JSON) and ``references`` (its
+    papers; none for a system given by its matrices); the count of its covariance's independent entries in
+    the long_names that give one; and, unless the catalogue's long_names are already in its words
+    (``catalogue_words``: the spinning resonator's), the long_names that name the resonator's modes,
+    quadratures or ω_m in those of ``system`` (the meaning is the same)."""
+    import json
+
+    ds.attrs["system"] = system.name
+    ds.attrs["system_definition"] = json.dumps(system.definition())
+    if system.references:
+        ds.attrs["references"] = system.references
+    else:
+        ds.attrs.pop("references", None)
+    d = system.dimension
+    for var in ("zscore_max", "zscore_max_continuous"):
+        if var in ds.variables:
+            ds[var].attrs["long_name"] = VARIABLES[var].long_name.replace(ENTRIES, str(d * (d + 1) // 2))
+    if system.catalogue_words:
+        return
+    modes, quadratures = system.modes, system.quadratures
     order = ", ".join(quadratures)
     pair = f"{modes[0]}, {modes[-1]}"
-    texts = {"logneg": PAIR_LOGNEG_LONG_NAME, "branch": f"mean-field branch of {name}, in its order",
+    texts = {"logneg": PAIR_LOGNEG_LONG_NAME, "branch": f"mean-field branch of {system.name}, in its order",
              "row": f"quadrature (row) in the order {order}", "col": f"quadrature (col) in the order {order}",
              "quadrature": f"quadrature of a recorded trace ({order})",
              "trace": f"recorded quadratures u(t) ({order}), vacuum variance 1/2",
@@ -227,14 +247,16 @@ def label_for_system(ds, name: str, modes, quadratures) -> None:
             ds[var].attrs["long_name"] = text
 _SEAM_DIMS = {"logneg": (_S, _B, "pair")}
 
-# run kind: (heading, the data variables it can write, in order)
-RUN_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sweep": ("Steady-state sweep (`[model]` only)",
+# The sets of variables the producers write (a system's steady state by its chain or point by point, the
+# ensembles, a drive, a truncated-Wigner check, a detector's view): (what it is, the variables, in order). The run
+# kinds (``runs.kinds.RUN_KINDS``) say which sets they write; a plug-in adds its own (``register_output_set``).
+OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sweep": ("A system with a steady-state chain (the spinning resonator: `steady_chain`)",
               ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected", "coupling",
                "coupling_reflected", "displacement", "stable", "n_branches", "cov", "sagnac_shift", "logneg_max",
                "revival")),
-    "seam_sweep": ("Steady-state sweep of any system through the seam (`sweep(system=...)`, per-point path; the "
-                   "mean-field values where the system declares them: `LinearSystem.mean_field_variables`)",
+    "seam_sweep": ("Any other system, point by point (the mean-field values where the system declares them: "
+                   "`LinearSystem.mean_field_variables`)",
                    ("logneg", "stable", "marginal", "n_branches", "cov", "photons", "coupling", "displacement",
                     "detuning_effective", "detuning_bare")),
     "simulate": ("Time-domain ensembles (`[simulate]`), beside the sweep's variables",
@@ -266,8 +288,32 @@ def default_variables(kind: str, swept: bool = True) -> tuple[str, ...]:
 
 
 def variables_of(kind: str) -> tuple[str, ...]:
-    """The data variables a run kind ('sweep', 'seam_sweep', 'simulate', 'drive', 'wigner', 'detect') can write."""
-    return RUN_KINDS[kind][1]
+    """The data variables of an output set ('sweep', 'seam_sweep', 'simulate', 'drive', 'wigner', 'detect', or a
+    plug-in's: ``OUTPUT_SETS``)."""
+    return OUTPUT_SETS[kind][1]
+
+
+def register_variable(variable: OutputVariable) -> OutputVariable:
+    """Add an output variable (or, with its own dims as its name, a coordinate: ``COORDINATES``) to the
+    catalogue, from outside the package (a plug-in system's or run kind's). The same entry again is a no-op;
+    another under a taken name is a TypeError."""
+    table = COORDINATES if variable.dims == (variable.name,) else VARIABLES
+    present = table.get(variable.name)
+    if present is not None and present != variable:
+        raise TypeError(f"output variable {variable.name!r} is already in the catalogue, as something else")
+    table[variable.name] = variable
+    return variable
+
+
+def register_output_set(name: str, heading: str, variables: tuple[str, ...]) -> None:
+    """Add a set of output variables (its name, what it is, its variables in order, each in the catalogue) for a
+    plug-in run kind to write."""
+    missing = [v for v in variables if v not in VARIABLES]
+    if missing:
+        raise TypeError(f"output set {name!r}: variables {missing} are not in the catalogue (register_variable)")
+    if name in OUTPUT_SETS and OUTPUT_SETS[name] != (heading, tuple(variables)):
+        raise TypeError(f"output set {name!r} is already registered")
+    OUTPUT_SETS[name] = (heading, tuple(variables))
 
 
 def dims_in(name: str, kind: str) -> tuple[str, ...]:
@@ -304,11 +350,12 @@ def entry(ds: xr.Dataset, name: str) -> OutputVariable:
         raise KeyError(f"output {what} {name!r} is not in sde_com.results.catalogue: add it there") from None
 
 
-def apply_catalogue(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
+def apply_catalogue(ds: xr.Dataset, title: str | None = None, system=None) -> xr.Dataset:
     """A shallow copy of ``ds`` labelled from the catalogue: units, long_name, standard_name and flags of
     every variable and coordinate (int64 stored as int32), and the CF global attributes (Conventions,
-    source, references; ``title`` when given, else kept or "sde_com output"; a scenario's title replaces it
-    later). A name missing from the catalogue raises KeyError."""
+    source, software_versions; ``title`` when given, else kept or "sde_com output"; a scenario's title
+    replaces it later); ``system`` (a ``LinearSystem``): described in it (``label_for_system``: name,
+    definition, references, long_names in its words). A name missing from the catalogue raises KeyError."""
     ds = ds.copy(deep=False)
     for name in list(ds.variables):
         e = entry(ds, name)
@@ -333,7 +380,8 @@ def apply_catalogue(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
     ds.attrs.setdefault("title", "sde_com output")
     ds.attrs["source"] = f"sde_com {__version__}"
     ds.attrs["software_versions"] = software_versions()
-    ds.attrs["references"] = REFERENCES
+    if system is not None:
+        label_for_system(ds, system)
     return ds
 
 
@@ -358,25 +406,37 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def output_reference_markdown() -> str:
-    """The output reference of the docs: one table per run kind and one of coordinates, from the catalogue."""
+def output_reference_markdown(kinds=None) -> str:
+    """The output reference of the docs: a table per output set, under the run kinds that write it (``kinds``:
+    (a kind's heading, the sets it writes), in order; default: every set under its own heading), and one of
+    coordinates, from the catalogue."""
+    if kinds is None:
+        kinds = [(heading, (name,)) for name, (heading, _) in OUTPUT_SETS.items()]
     lines = ["# Output variables", "",
-             "Generated from `sde_com.results.catalogue`. `...` in the dimensions stands for the swept parameters, in "
-             "the scenario's order; `time` is in seconds, with `time_scaled` = ω_ref·t beside it "
-             f"(ω_ref = ω_m, global attribute `omega_ref` in {OMEGA_REF_UNITS}). Files follow {CONVENTIONS}. "
-             "Units are UDUNITS strings; `1` is dimensionless.", ""]
-    for kind, (heading, names) in RUN_KINDS.items():
-        lines += [f"## {heading}", "", "| variable | dims | units | long_name | meaning |", "|---|---|---|---|---|"]
-        for name in names:
-            v = VARIABLES[name]
-            dims = ", ".join(dims_in(name, kind)) or "(scalar)"
-            when = (" Written when `[output]` names it, or when nothing is swept."
-                    if name in ON_REQUEST.get(kind, ()) else "")
-            lines.append(f"| `{name}` | {dims} | {v.units or ''} | {_cell(v.long_name)} | {_cell(v.meaning)}{when} |")
-        if kind == "simulate":
-            lines += ["", "`time` appears only in transients (`save_times` / `save_every`); a time-step study "
-                          "(a list of `dt`) adds a leading `dt` dimension to these variables."]
-        lines.append("")
+             "Generated from `sde_com.results.catalogue` and the run kinds (`sde_com.runs.kinds.RUN_KINDS`). `...` in "
+             "the dimensions stands for the swept parameters, in the scenario's order; `time` is in seconds, with "
+             "`time_scaled` = ω_ref·t beside it (ω_ref: the system's reference rate, ω_m for the built-in systems; "
+             f"global attribute `omega_ref` in {OMEGA_REF_UNITS}). Files follow {CONVENTIONS}. Units are UDUNITS "
+             "strings; `1` is dimensionless. Every file also says which system made it: the global attributes "
+             "`system`, `system_definition` (what regenerates it) and `parameters`.", ""]
+    for heading, sets in kinds:
+        lines += [f"## {heading}", ""]
+        for set_name in sets:
+            set_heading, names = OUTPUT_SETS[set_name]
+            if len(sets) > 1:
+                lines += [f"### {set_heading}", ""]
+            lines += ["| variable | dims | units | long_name | meaning |", "|---|---|---|---|---|"]
+            for name in names:
+                v = VARIABLES[name]
+                dims = ", ".join(dims_in(name, set_name)) or "(scalar)"
+                when = (" Written when `[output]` names it, or when nothing is swept."
+                        if name in ON_REQUEST.get(set_name, ()) else "")
+                lines.append(f"| `{name}` | {dims} | {v.units or ''} | {_cell(v.long_name)} | "
+                             f"{_cell(v.meaning)}{when} |")
+            if set_name == "simulate":
+                lines += ["", "`time` appears only in transients (`save_times` / `save_every`); a time-step study "
+                              "(a list of `dt`) adds a leading `dt` dimension to these variables."]
+            lines.append("")
     lines += ["## Coordinates", "", "| coordinate | units | long_name | meaning |", "|---|---|---|---|"]
     for c in COORDINATES.values():
         lines.append(f"| `{c.name}` | {c.units or ''} | {_cell(c.long_name)} | {_cell(c.meaning)} |")

@@ -24,26 +24,25 @@ import xarray as xr
 
 from sde_com import spec
 from sde_com.errors import UserError
-from sde_com.physics.gaussian import logneg_pair
+from sde_com.physics.gaussian import logneg
 from sde_com.physics.model import points
-from sde_com.physics.resonator.device import DEVICE_PARAMETERS, DIRECTIONS, Device
-from sde_com.physics.resonator.drift import QUADRATURES
-from sde_com.physics.resonator.system import SpinningResonator, chain_inputs
+from sde_com.physics.resonator.device import DEVICE_PARAMETERS
+from sde_com.physics.resonator.system import chain_inputs
 from sde_com.physics.system import LinearSystem, get_system, pair_labels
-from sde_com.results.catalogue import VARIABLES, apply_catalogue, label_for_system, variables_of
+from sde_com.results.catalogue import VARIABLES, apply_catalogue, variables_of
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
 # the data variables a sweep can produce (their units and meaning: sde_com.results.catalogue)
 VARIABLE_INFO: tuple[str, ...] = variables_of("sweep")
 SEAM_VARIABLES: tuple[str, ...] = variables_of("seam_sweep")  # those of the per-point path
-SCALAR_TYPES = ("number", "integer", "string", "boolean")  # key types whose lists are sweep dimensions
 
 
-def as_system(system: LinearSystem | str | None) -> LinearSystem:
-    """The system of a sweep: a ``LinearSystem`` instance, a registered name, or None (the spinning resonator)."""
-    if system is None:
-        return SpinningResonator()
+DEFAULT_SYSTEM = "spinning_resonator"  # what a run without a [system] table (or system=) runs: the seed paper's
+
+
+def as_system(system: LinearSystem | str = DEFAULT_SYSTEM) -> LinearSystem:
+    """A system given as a ``LinearSystem`` instance or the name of a registered one (``get_system``)."""
     if isinstance(system, str):
         return get_system(system)
     if isinstance(system, LinearSystem):
@@ -58,60 +57,17 @@ def fast_chain(system: LinearSystem) -> Callable | None:
     return getattr(system, "steady_chain", None)
 
 
-def _as_values(name: str, value) -> tuple[np.ndarray, bool]:
-    """(1-D array of values, is_dimension) for one sweep parameter of the resonator, validated."""
-    is_dim = not np.isscalar(value) and not isinstance(value, str)
-    values = np.atleast_1d(np.asarray(list(value) if is_dim and not isinstance(value, np.ndarray) else value))
-    if values.ndim != 1 or values.size == 0:
-        raise UserError(f"{name} must be a scalar or a non-empty 1-D sequence")
-    if name == "direction":
-        for v in values:
-            if v not in DIRECTIONS:
-                raise UserError(f"direction must be one of {DIRECTIONS}, got {str(v)!r}")
-        return values.astype(str), is_dim
-    if values.dtype.kind not in "iuf" or values.dtype == bool:
-        raise UserError(f"{name} must be a real number or a sequence of them, got {value!r}")
-    values = values.astype(float)
-    if not np.all(np.isfinite(values)):
-        raise UserError(f"{name} must be finite, got {value!r}")
-    if name != "detuning":
-        for v in np.unique(values):
-            Device(**{name: float(v)})  # raises ValueError naming the field and its allowed range
-    return values, is_dim
-
-
-def _is_swept(key: spec.Key, value) -> bool:
-    """A list of values of a key that may be swept (a "list" form of scalar values) is a dimension."""
-    return ("list" in key.forms and all(t in SCALAR_TYPES for t in key.types)
-            and (isinstance(value, (list, tuple)) or isinstance(value, np.ndarray) and value.ndim > 0))
-
-
-def _key_values(key: spec.Key, value) -> tuple[np.ndarray, bool]:
-    """(1-D array of values, is_dimension) for one parameter of any system, checked against its ``Key``."""
-    if not _is_swept(key, value):
-        spec.check_value(key, value, key.name)
-        values = np.empty(1, dtype=object)
-        values[0] = value
-        return (values if isinstance(value, (list, tuple, np.ndarray)) else np.asarray([value])), False
-    items = np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value)
-    if np.ndim(items) != 1:
-        raise UserError(f"{key.name} must be a scalar or a non-empty 1-D sequence, got {spec.show(value)}")
-    spec.check_value(key, items, key.name, forms=("list",))
-    kind = {"number": float, "integer": np.int64, "boolean": bool}.get(key.types[0], str)
-    return np.asarray(items, dtype=kind), True
-
-
 def _check_names(params: Mapping[str, object], names: tuple[str, ...]) -> None:
     unknown = [k for k in params if k not in names]
     if unknown:
         raise UserError(f"unknown parameter(s) {unknown}; allowed: {list(names)}")
 
 
-def parameter_grid(params: Mapping[str, object], system: LinearSystem | str | None = None):
+def parameter_grid(params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM):
     """Validated grid: (values per parameter, swept dimensions in order, grid shape, broadcast arrays).
 
-    The parameters are those of ``system`` (default: the spinning resonator), checked against its
-    ``parameters``; absent ones take their defaults.
+    The parameters are those of ``system``, each checked by its ``parameter_values`` (a list of a key that
+    may be swept is a dimension); absent ones take their defaults. The one grid of every run kind.
     """
     system = as_system(system)
     names = tuple(system.parameters)
@@ -119,7 +75,7 @@ def parameter_grid(params: Mapping[str, object], system: LinearSystem | str | No
     values, dims = {}, []
     for name, key in system.parameters.items():
         v = params.get(name, key.default)
-        values[name], is_dim = _as_values(name, v) if isinstance(system, SpinningResonator) else _key_values(key, v)
+        values[name], is_dim = system.parameter_values(name, v)
         if is_dim and name in params:
             dims.append(name)
     dims.sort(key=list(params).index)  # dimensions in the order the caller gave them
@@ -140,16 +96,16 @@ def _broadcast(values: np.ndarray, name: str, dims: list[str], shape: tuple[int,
     return np.broadcast_to(values[0], shape)
 
 
-def validate_parameters(params: Mapping[str, object], system: LinearSystem | str | None = None) -> None:
+def validate_parameters(params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM) -> None:
     """Raise ValueError (naming the parameter and what is allowed) for any bad sweep parameter."""
     parameter_grid(params, system)
 
 
-def sweep(*, system: LinearSystem | str | None = None, store_cov: bool = True, revival: bool | None = None,
+def sweep(*, system: LinearSystem | str = DEFAULT_SYSTEM, store_cov: bool = True, revival: bool | None = None,
           **params) -> xr.Dataset:
     """Steady state (Eqs. (6), (7), (11)–(13)) of ``system`` at every point of a parameter grid, as a Dataset.
 
-    ``system``: a ``LinearSystem``, a registered name, or None (the spinning resonator). Keyword parameters:
+    ``system``: a ``LinearSystem`` or a registered name (default: the spinning resonator). Keyword parameters:
     the system's [model] parameters (``system.parameters``: for the resonator ``detuning`` (Δ_c/ω_m),
     ``direction`` ('ccw'/'cw') and any ``Device`` field, rad/s, SI); each a scalar or a 1-D sequence (a
     dimension); omitted ones take their defaults (the paper's values). ``store_cov`` adds V (``cov``).
@@ -163,7 +119,7 @@ def sweep(*, system: LinearSystem | str | None = None, store_cov: bool = True, r
 
 
 def sweep_block(params: Mapping[str, object], start: int, stop: int, store_cov: bool = True, *,
-                system: LinearSystem | str | None = None) -> dict:
+                system: LinearSystem | str = DEFAULT_SYSTEM) -> dict:
     """The raw outputs for the flat grid points [start, stop) (C order): a unit of sweep work.
 
     Each point is computed on its own, so blocks concatenated in order equal the whole sweep bitwise.
@@ -177,7 +133,7 @@ def sweep_block(params: Mapping[str, object], start: int, stop: int, store_cov: 
 
 
 def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_cov: bool = True,
-                      revival: bool | None = None, *, system: LinearSystem | str | None = None) -> xr.Dataset:
+                      revival: bool | None = None, *, system: LinearSystem | str = DEFAULT_SYSTEM) -> xr.Dataset:
     """Assemble the Dataset of ``sweep`` from the raw outputs of consecutive ``sweep_block`` calls."""
     system = as_system(system)
     if fast_chain(system) is None:
@@ -185,7 +141,7 @@ def sweep_from_blocks(params: Mapping[str, object], blocks: list[dict], store_co
             raise UserError(f"the revival factor (Eq. (14)) is defined for the spinning resonator, not for "
                             f"system {system.name!r}")
         return _assemble_points(system, params, blocks, store_cov)
-    return _assemble_chain(params, blocks, store_cov, revival)
+    return _assemble_chain(system, params, blocks, store_cov, revival)
 
 
 _CHAIN_BRANCH_VARIABLES = ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected",
@@ -220,10 +176,10 @@ def chain_variables(block: Mapping[str, np.ndarray], n_b: int) -> dict[str, np.n
     return data
 
 
-def _assemble_chain(params: Mapping[str, object], blocks: list[dict], store_cov: bool,
+def _assemble_chain(system: LinearSystem, params: Mapping[str, object], blocks: list[dict], store_cov: bool,
                     revival: bool | None) -> xr.Dataset:
-    """The resonator's Dataset from the raw outputs of its chain (``SpinningResonator.steady_chain``)."""
-    values, dims, shape, _ = parameter_grid(params)
+    """The Dataset from the raw outputs of a system's chain (``SpinningResonator.steady_chain``)."""
+    values, dims, shape, _ = parameter_grid(params, system)
     n_b = max(1, *(int(b["n_branches"].max(initial=0)) for b in blocks))
     parts = [chain_variables(b, n_b) for b in blocks]
     bdims = (*dims, "branch")
@@ -235,8 +191,8 @@ def _assemble_chain(params: Mapping[str, object], blocks: list[dict], store_cov:
     coords = {d: values[d] for d in dims}
     coords["branch"] = np.arange(n_b, dtype=np.int32)
     if store_cov:
-        coords["row"] = list(QUADRATURES)
-        coords["col"] = list(QUADRATURES)
+        coords["row"] = list(system.quadratures)
+        coords["col"] = list(system.quadratures)
     ds = xr.Dataset(data, coords=coords)
     # Δ_F depends on the spin and the device only
     ds["sagnac_shift"] = ds["sagnac_shift"].isel({d: 0 for d in ("detuning", "direction") if d in dims},
@@ -245,9 +201,9 @@ def _assemble_chain(params: Mapping[str, object], blocks: list[dict], store_cov:
         revival = default_revival(dims, values)
     if revival:
         ds["logneg_max"] = _max_over_detuning(ds)
-        ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params)
-    _annotate(ds, values, dims)
-    return apply_catalogue(ds, title=SWEEP_TITLE)
+        ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params, system)
+    _annotate(ds, values, dims, system.quadratures)
+    return apply_catalogue(ds, title=SWEEP_TITLE, system=system)
 
 
 SWEEP_TITLE = "sde_com steady-state sweep"
@@ -262,19 +218,22 @@ def default_revival(dims, values) -> bool:
     return "detuning" in dims and values["detuning"].size > 1
 
 
-def ideal_logneg_max(params: Mapping[str, object]) -> xr.DataArray:
+def ideal_logneg_max(params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM) -> xr.DataArray:
     """The denominator of the revival factor χ of Eq. (14): max E_N over detuning (and branch) of the ideal
     device (Ω = 0, J = 0, either direction) at the sweep's other parameters."""
     ideal_params = {k: v for k, v in params.items() if k not in ("Omega", "J", "direction")}
-    ideal = sweep(store_cov=False, revival=False, Omega=0.0, J=0.0, **ideal_params)
+    ideal = sweep(system=system, store_cov=False, revival=False, Omega=0.0, J=0.0, **ideal_params)
     return _max_over_detuning(ideal)
 
 
-def streamed_layout(params: Mapping[str, object], names) -> tuple[dict, dict]:
+def streamed_layout(params: Mapping[str, object], names,
+                    system: LinearSystem | str = DEFAULT_SYSTEM) -> tuple[dict, dict]:
     """What a streamed sweep writes block by block (``chain_variables``): (dimension sizes with ``branch``
     unlimited, {name: (dims, netCDF dtype, attributes, fill)}) for the wanted ``names``."""
-    values, dims, shape, _ = parameter_grid(params)
-    sizes = {**dict(zip(dims, shape, strict=True)), "branch": None, "row": 6, "col": 6}
+    system = as_system(system)
+    values, dims, shape, _ = parameter_grid(params, system)
+    d = system.dimension
+    sizes = {**dict(zip(dims, shape, strict=True)), "branch": None, "row": d, "col": d}
     bdims = (*dims, "branch")
     layout = {}
     for name in ("logneg", "logneg_reflected", "logneg_optical", "photons", "photons_reflected", "coupling",
@@ -288,16 +247,17 @@ def streamed_layout(params: Mapping[str, object], names) -> tuple[dict, dict]:
 
 
 def streamed_tail(params: Mapping[str, object], n_b: int, store_cov: bool, logneg_max: np.ndarray | None,
-                  names) -> xr.Dataset:
+                  names, system: LinearSystem | str = DEFAULT_SYSTEM) -> xr.Dataset:
     """The part of a streamed sweep written at the end: coordinates, ``sagnac_shift`` (Δ_F/ω_m, Eq. (1)),
     ``logneg_max`` and ``revival`` χ (Eq. (14), from the running maximum ``logneg_max`` over detuning and
     branch, reduced dims), attributes."""
-    values, dims, shape, full = parameter_grid(params)
+    system = as_system(system)
+    values, dims, shape, full = parameter_grid(params, system)
     coords = {d: values[d] for d in dims}
     coords["branch"] = np.arange(n_b, dtype=np.int32)
     if store_cov:
-        coords["row"] = list(QUADRATURES)
-        coords["col"] = list(QUADRATURES)
+        coords["row"] = list(system.quadratures)
+        coords["col"] = list(system.quadratures)
     ds = xr.Dataset(coords=coords)
     if "sagnac_shift" in names:  # Δ_F depends on the spin and the device only
         reduced = {d: 0 for d in ("detuning", "direction") if d in dims}
@@ -310,19 +270,19 @@ def streamed_tail(params: Mapping[str, object], n_b: int, store_cov: bool, logne
         rdims = tuple(d for d in dims if d != "detuning")
         ds["logneg_max"] = (rdims, logneg_max.reshape(tuple(values[d].size for d in rdims)))
         if "revival" in names:
-            ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params)
+            ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params, system)
         if "logneg_max" not in names:
             ds = ds.drop_vars("logneg_max")
-    _annotate(ds, values, dims)
-    return apply_catalogue(ds, title=SWEEP_TITLE)
+    _annotate(ds, values, dims, system.quadratures)
+    return apply_catalogue(ds, title=SWEEP_TITLE, system=system)
 
 
-def running_logneg_max(params: Mapping[str, object]):
+def running_logneg_max(params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM):
     """(size of the reduced grid, fold) for the maximum of ``logneg`` over detuning and branch (the numerator
     of the revival factor, Eq. (14)), block by block: ``fold(acc, start, logneg_block)`` updates ``acc``
     (NaN-initialized, reduced grid flattened) with the flat points [start, start + len(block)). Maximum is
     exact, so the fold equals the Dataset's max."""
-    values, dims, shape, _ = parameter_grid(params)
+    values, dims, shape, _ = parameter_grid(params, system)
     keep = [i for i, d in enumerate(dims) if d != "detuning"]
     rshape = tuple(shape[i] for i in keep)
 
@@ -367,7 +327,7 @@ def _points_block(system: LinearSystem, values: Mapping[str, np.ndarray], dims: 
                 out[name][i, b] = value
             out["stable"][i, b], out["marginal"][i, b] = op.stable, op.marginal
             if op.cov is not None:
-                out["logneg"][i, b] = [logneg_pair(op.cov, j, m) for j, m in pairs]
+                out["logneg"][i, b] = [logneg(op.cov, j, m) for j, m in pairs]
                 if store_cov:
                     out["cov"][i, b] = op.cov
     return out
@@ -404,11 +364,10 @@ def _assemble_points(system: LinearSystem, params: Mapping[str, object], blocks:
     if store_cov:
         data["cov"] = ((*bdims, "row", "col"), raw["cov"].reshape((*bshape, system.dimension, system.dimension)))
         coords["row"] = coords["col"] = list(system.quadratures)
-    ds = apply_catalogue(xr.Dataset(data, coords=coords), title=f"sde_com steady-state sweep of {system.name}")
+    ds = apply_catalogue(xr.Dataset(data, coords=coords), title=f"sde_com steady-state sweep of {system.name}",
+                         system=system)
     ds = ds.assign_coords({d: (d, values[d], _key_attrs(system.parameters[d])) for d in dims})
-    label_for_system(ds, system.name, system.modes, system.quadratures)
     _annotate(ds, values, dims, system.quadratures)
-    ds.attrs["system"] = system.name
     return ds
 
 
@@ -434,7 +393,7 @@ def _max_over_detuning(ds: xr.Dataset) -> xr.DataArray:
 
 
 def _annotate(ds: xr.Dataset, values: Mapping[str, np.ndarray], dims: Iterable[str],
-              quadratures: tuple[str, ...] = QUADRATURES) -> None:
+              quadratures: tuple[str, ...]) -> None:
     """Provenance attrs: every parameter value, the scalar parameters one by one, the conventions."""
     used = {k: (v.tolist() if k in dims else _plain(v[0])) for k, v in values.items()}
     ds.attrs["parameters"] = json.dumps(used, default=lambda x: np.asarray(x).tolist())

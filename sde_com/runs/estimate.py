@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sde_com.errors import UserError
+from sde_com.results.catalogue import RECORDED
+from sde_com.results.sweep import fast_chain
 from sde_com.simulation.ensemble import reported_entanglement
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS
 
@@ -88,13 +90,13 @@ def _outline_bytes(scenario, branches: int) -> tuple[int, int]:
     for name, dims in variables.items():
         n = 8 * math.prod(sizes[d] for d in dims)
         total += n
-        if name in ("trace", "noise") or scenario.run_outline.kind == "sweep":
+        if name in RECORDED or scenario.run_outline.kind == "sweep":
             streamed += n
     return total, streamed
 
 
 def _system_branches(scenario) -> int:
-    """The branches of a [system] run's first point (a system's branch count before the run)."""
+    """The branches of a run's first point (a system's branch count before the run)."""
     from sde_com.simulation.simulate import point_parameters
 
     system = scenario.system
@@ -104,7 +106,7 @@ def _system_branches(scenario) -> int:
 def _grid(scenario) -> tuple[int, ...]:
     from sde_com.results.sweep import parameter_grid
 
-    return tuple(parameter_grid(scenario.parameters, getattr(scenario, "system", None))[2])
+    return tuple(parameter_grid(scenario.parameters, scenario.system)[2])
 
 
 def estimate(scenario, units) -> Estimate:
@@ -113,10 +115,11 @@ def estimate(scenario, units) -> Estimate:
     grid = _grid(scenario)
     points = math.prod(grid)
     s = scenario.simulation
-    system = getattr(scenario, "system", None)
-    d = 6 if system is None else system.dimension
-    if s is None:
-        total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if system is None else _system_branches(scenario))
+    system = scenario.system
+    d = system.dimension
+    if s is None:  # a chain's sweep (streamed): the branches it usually has; else those of the first point
+        chain = fast_chain(system) is not None
+        total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else _system_branches(scenario))
         return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
                         BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
     pairs = getattr(units, "pairs", None)  # a SimulationPlan: (point, branch) pairs × trajectory blocks

@@ -18,7 +18,7 @@ import functools
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,12 +29,10 @@ import xarray as xr
 from sde_com.errors import NumericalError, RunWarning, UserError
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
-from sde_com.physics.model import operating_points
-from sde_com.physics.resonator.device import Device
-from sde_com.physics.resonator.system import SpinningResonator
+from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import default_variables, variables_of
-from sde_com.results.sweep import parameter_grid, sweep, sweep_block
+from sde_com.results.sweep import fast_chain, parameter_grid, sweep, sweep_block
 from sde_com.runs.mergers import (
     Merger,
     SimulationMerger,
@@ -43,8 +41,9 @@ from sde_com.runs.mergers import (
     linearization_checks,
     warn_of,
 )
-from sde_com.runs.plotspec import unwritable
+from sde_com.runs.plotspec import RunOutline, unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
+from sde_com.simulation.ensemble import reported_pairs
 from sde_com.simulation.simulate import (
     plan_units,
     point_model,
@@ -76,26 +75,42 @@ class WholeRun:
 
 
 class RunKind:
-    """What a kind of run is made of; the defaults are a run done whole, in one unit."""
+    """A job a scenario asks for, for any system that has what it needs (``capability``); the defaults are a
+    run done whole, in one unit. It owns what it writes: ``variables`` (for a given system), ``outline`` (their
+    dimensions, for figures and estimates before the run) and ``unwritable`` (what this run cannot write)."""
 
     name = ""
-    catalogue = ""  # the catalogue's run kind (``results.catalogue.RUN_KINDS``) whose variables it writes
     table: str | None = None  # the scenario table that selects it
     capability: str | None = None  # what it needs of the system (``physics.system.require``)
+    heading = ""  # what it is, for the output reference (``output_reference_markdown``)
+    asks = ""  # what a scenario gives to run it, for messages ("a [simulate] table"; default: its table)
+    output_sets: tuple[str, ...] = ()  # the catalogue's sets of variables it writes (``catalogue.OUTPUT_SETS``)
+
+    def asked_by(self) -> str:
+        """What a scenario gives to run this kind (for a message naming a variable it writes)."""
+        return self.asks or f"a [{self.table}] table"
 
     def selected(self, scenario) -> bool:
-        """Whether ``scenario`` (anything with the Scenario's table attributes) is of this kind."""
-        return getattr(scenario, self.table) is not None
+        """Whether ``scenario`` (anything with the Scenario's ``tables``, ``simulation`` and ``dt_study``) is of
+        this kind: by default, whether it has the kind's table."""
+        return self.table is not None and scenario.tables.get(self.table) is not None
 
-    def variables(self) -> tuple[str, ...]:
-        """The output variables a run of this kind can write ([output] variables are chosen among them)."""
-        return variables_of(self.catalogue)
+    def variables(self, system: LinearSystem) -> tuple[str, ...]:
+        """The output variables a run of this kind can write for ``system`` ([output] variables are chosen
+        among them)."""
+        raise NotImplementedError
+
+    def outline(self, scenario: Scenario) -> RunOutline:
+        """What the run writes beside the swept parameters (its sizes, what it leaves out): for ``check_plot``,
+        the default [output] selection and the plan's estimate."""
+        raise NotImplementedError
 
     def unwritable(self, scenario: Scenario) -> dict[str, str]:
         """variable → why this run cannot write it, among ``variables`` (``plotspec.unwritable`` of its
-        outline): an [output] list naming one is refused."""
+        outline, and the system's undeclared mean-field values): an [output] list naming one is refused."""
         swept = {k: len(v) for k, v in scenario.parameters.items() if isinstance(v, list)}
-        return unwritable(scenario.run_outline, swept)
+        return {**undeclared(scenario.system, self.variables(scenario.system)),
+                **unwritable(scenario.run_outline, swept)}
 
     def parse_table(self, table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
         """The kind's own table, checked against the others (the schema's checks, then the cross checks)."""
@@ -151,76 +166,167 @@ class SweepPlan(Sequence):
         return SweepUnit(a, min(a + SWEEP_POINTS_PER_UNIT, self.n_points))
 
 
-class SweepKind(RunKind):
-    """The steady-state sweep: [model] only; blocks of sweep points."""
+def simulation_sizes(sim, dt_study=None) -> dict[str, int]:
+    """The dimensions [simulate] adds: ``time`` (snapshots, else trace records), ``trajectory`` (recorded
+    traces), ``dt`` (a time-step study)."""
+    sizes = {}
+    if sim.transient:
+        sizes["time"] = int(sim.snapshot_steps.size)
+    elif sim.traces:
+        sizes["time"] = sim.n_steps // sim.trace_every + 1
+    if sim.traces:
+        sizes["trajectory"] = int(sim.traces)
+    if dt_study:
+        sizes["dt"] = len(dt_study)
+    return sizes
 
-    name = catalogue = "sweep"
+
+def steady_set(system: LinearSystem) -> str:
+    """The catalogue's set of a system's steady-state variables: its chain's ('sweep', the resonator's) or the
+    per-point path's ('seam_sweep': E_N over ``pair``, the mean-field values the system declares)."""
+    return "sweep" if fast_chain(system) is not None else "seam_sweep"
+
+
+def steady_outline(system: LinearSystem, kind: str = "sweep", sizes: Mapping[str, int] | None = None,
+                   transient: bool = False) -> RunOutline:
+    """The outline of a run of ``system`` whose steady state is its chain's sweep (``sweep.fast_chain``: the
+    catalogue's "sweep" set) or the per-point path's ("seam_sweep": E_N over ``pair``); ``kind``: the
+    catalogue's set of the run's own variables ('sweep' for a steady-state run)."""
+    d = system.dimension
+    steady = steady_set(system)
+    own = steady if kind == "sweep" else kind
+    pairs = reported_pairs(system)
+    extra = {"pair": len(pairs)} if pairs and (kind in ("simulate", "drive") or steady == "seam_sweep") else {}
+    absent = undeclared(system, variables_of(own) + (variables_of(steady) if kind == "simulate" else ()))
+    return RunOutline(own, {**(sizes or {}), "row": d, "col": d, **extra}, transient, absent=tuple(absent),
+                      steady=steady, quadratures=tuple(system.quadratures))
+
+
+class SweepKind(RunKind):
+    """The steady state over the [model] grid, [model] only: a system's vectorized chain in blocks of sweep
+    points (the resonator's), any other system whole, point by point."""
+
+    name = "sweep"
+    heading = "Steady-state sweep (`[model]` only)"
+    asks = "no [simulate] table (the steady state's; with [simulate]: its time-domain estimates)"
+    output_sets = ("sweep", "seam_sweep")
 
     def selected(self, scenario) -> bool:
         return scenario.simulation is None
 
+    def variables(self, system):
+        return variables_of(steady_set(system))
+
+    def outline(self, scenario):
+        return steady_outline(scenario.system)
+
     def run(self, scenario, trace_sink=None):
-        return sweep(store_cov=_store_cov(scenario), revival=_revival(scenario), **scenario.parameters)
+        return sweep(system=scenario.system, store_cov=_store_cov(scenario), revival=_revival(scenario),
+                     **scenario.parameters)
 
     def variables_written(self, scenario) -> tuple[str, ...]:
         """The variables the scenario's file gets: its [output] list, else the kind's defaults
         (``catalogue.default_variables``)."""
         if scenario.variables is not None:
             return scenario.variables
-        return default_variables(self.catalogue, swept=bool(scenario.dimensions))
+        return default_variables(steady_set(scenario.system), swept=bool(scenario.dimensions))
 
     def plan(self, scenario):
-        _check_corners(scenario.parameters)
-        return SweepPlan(math.prod(parameter_grid(scenario.parameters)[2]))
+        if fast_chain(scenario.system) is None:  # point by point: done whole
+            return [WholeRun()]
+        _check_corners(scenario.system, scenario.parameters)
+        return SweepPlan(math.prod(parameter_grid(scenario.parameters, scenario.system)[2]))
 
+    # a chain's sweep runs in units of points, streamed to the file; any other whole (RunKind's)
     def run_unit(self, scenario, unit, model=None):
-        return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario))
+        if isinstance(unit, WholeRun):
+            return super().run_unit(scenario, unit, model)
+        return sweep_block(scenario.parameters, unit.start, unit.stop, _store_cov(scenario), system=scenario.system)
 
     def merger(self, scenario, units, models, folder, state):
+        if units and isinstance(units[0], WholeRun):
+            return super().merger(scenario, units, models, folder, state)
         return SweepMerger(scenario, units, folder, state)
 
     def warm_up(self, scenario, units, models):
-        return functools.partial(sweep_block, scenario.parameters, 0, 1, _store_cov(scenario))
+        if fast_chain(scenario.system) is None:
+            return None
+        return functools.partial(sweep_block, scenario.parameters, 0, 1, _store_cov(scenario), system=scenario.system)
 
     def describe(self, scenario, unit):
+        if isinstance(unit, WholeRun):
+            return super().describe(scenario, unit)
         return f"sweep points {unit.start}..{unit.stop - 1}"
 
 
-def _check_corners(params: dict) -> None:
+def _check_corners(system: LinearSystem, params: dict) -> None:
     """Run the grid's corners (each swept parameter at its smallest and largest value) through the steady
     state before any unit: the derived rates (κ, G₀, ε, n_th, Δ_F) are powers of the parameters, monotonic
     in each, so parameters that overflow the model do so at a corner, and the run is refused now (UserError
     naming the point) rather than when its unit runs. 2^k points for k swept parameters."""
-    corners = {k: (sorted({min(v), max(v)}) if isinstance(v, list) and k != "direction" else v)
-               for k, v in params.items()}
-    sweep_block(corners, 0, math.prod(len(v) for v in corners.values() if isinstance(v, list)), False)
+    corners = {k: (sorted({min(v), max(v)}) if isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
+                   else v) for k, v in params.items()}
+    sweep_block(corners, 0, math.prod(len(v) for v in corners.values() if isinstance(v, list)), False,
+                system=system)
+
+
+def _check_linearization(skeleton: xr.Dataset) -> None:
+    """Warn where the fluctuations are not small against the mean field (``mergers.linearization_checks``):
+    wherever the steady state holds the mean-field photon numbers of the first modes (``photons``, then
+    ``photons_reflected``)."""
+    names = [v for v in ("photons", "photons_reflected") if v in skeleton]
+    if not names or "cov" not in skeleton:
+        return
+    shape = (-1, skeleton.sizes["branch"])
+    photons = np.stack([skeleton[v].values.reshape(shape) for v in names], axis=-1)
+    d = skeleton.sizes["row"]
+    fluct = fluctuation_numbers(skeleton["cov"].values.reshape(*shape, d, d), len(names))
+    warn_of(linearization_checks(fluct, photons, skeleton["stable"].values.reshape(shape)), 0)
+
+
+# the steady-state variables beside an ensemble of a system without a chain: its skeleton's only
+_SKELETON = ("stable", "n_branches", "cov")
 
 
 class SimulateKind(RunKind):
     """Time-domain ensembles at every sweep point ([simulate]): steady estimates, transients (snapshots) and
     recorded traces; blocks of trajectories at one operating point; traces streamed to the file."""
 
-    name = catalogue = "simulate"
+    name = "simulate"
+    heading = "Time-domain ensembles (`[simulate]`), beside the steady state's variables"
+    asks = "a [simulate] table"
+    output_sets = ("simulate",)
 
     def selected(self, scenario) -> bool:
         return scenario.simulation is not None
 
-    def variables(self):
-        return variables_of("sweep") + variables_of("simulate")
+    def variables(self, system):
+        return SweepKind().variables(system) + variables_of("simulate")
+
+    def outline(self, scenario):
+        sim = scenario.simulation
+        out = steady_outline(scenario.system, "simulate", simulation_sizes(sim, scenario.dt_study), sim.transient)
+        if out.steady == "seam_sweep":  # beside the estimates, the steady state's skeleton only
+            out = replace(out, absent=tuple(dict.fromkeys(
+                (*out.absent, *(v for v in variables_of("seam_sweep") if v not in _SKELETON)))))
+        return out
+
+    def unwritable(self, scenario):
+        why = super().unwritable(scenario)
+        if fast_chain(scenario.system) is None:
+            why.update(dict.fromkeys((v for v in variables_of("seam_sweep") if v not in _SKELETON), (
+                "the steady state's, written by a run without [simulate] (with it: logneg_sim over every pair "
+                "of modes)")))
+        return why
 
     def run(self, scenario, trace_sink=None):
-        return simulate(scenario.simulation, trace_sink=trace_sink, **scenario.parameters)
+        return simulate(scenario.simulation, trace_sink=trace_sink, system=scenario.system, **scenario.parameters)
 
     def plan(self, scenario):
-        sim, system = scenario.simulation, getattr(scenario, "system", None)
+        sim, system = scenario.simulation, scenario.system
         skeleton = prepare_simulation(sim, scenario.parameters, system)
         units = plan_units(sim, skeleton)
-        if system is not None:  # another system's: no resonator photon numbers to check the linearization by
-            return units
-        shape = (-1, skeleton.sizes["branch"])
-        photons = np.stack([skeleton[v].values.reshape(shape) for v in ("photons", "photons_reflected")], axis=-1)
-        fluct = fluctuation_numbers(skeleton["cov"].values.reshape(*shape, 6, 6), 2)
-        warn_of(linearization_checks(fluct, photons, skeleton["stable"].values.reshape(shape)), 0)
+        _check_linearization(skeleton)
         return units
 
     def models(self, scenario, units):
@@ -232,7 +338,7 @@ class SimulateKind(RunKind):
         return UnitModels(prepared, len(units.blocks), len(units))
 
     def run_unit(self, scenario, unit, model=None):
-        return run_unit(scenario.simulation, scenario.parameters, unit, model, getattr(scenario, "system", None))
+        return run_unit(scenario.simulation, scenario.parameters, unit, model, scenario.system)
 
     def merger(self, scenario, units, models, folder, state):
         return SimulationMerger(scenario, units, models, folder, state)
@@ -246,38 +352,61 @@ class SimulateKind(RunKind):
                 f"trajectories {unit.first}..{unit.first + unit.count - 1}")
 
 
-class DtStudyKind(RunKind):
+class DtStudyKind(SimulateKind):
     """A time-step study ([simulate] with a list of dt): one ensemble per dt, a leading ``dt`` dimension; run
     whole (one unit per dt would be the next refinement)."""
 
     name = "dt_study"
-    catalogue = "simulate"
+    heading = "Time-step study (`[simulate]` with a list of `dt`): the ensembles' variables over `dt`"
+    asks = "a [simulate] table with a list of dt"
 
     def selected(self, scenario) -> bool:
         return bool(scenario.dt_study)
 
-    variables = SimulateKind.variables
-
     def run(self, scenario, trace_sink=None):
-        return simulate_time_steps(scenario.simulation, scenario.dt_study, **scenario.parameters)
+        return simulate_time_steps(scenario.simulation, scenario.dt_study, system=scenario.system,
+                                   **scenario.parameters)
 
     def plan(self, scenario):
-        sim = scenario.simulation
-        skeleton = prepare_simulation(sim, scenario.parameters)
+        sim, system, params = scenario.simulation, scenario.system, scenario.parameters
+        skeleton = prepare_simulation(sim, params, system)
         for dt in scenario.dt_study:  # bad settings fail here, before any work
             for u in plan_units(replace(sim, dt=dt), skeleton):
                 if u.first == 0:
-                    point_model(replace(sim, dt=dt), scenario.parameters, u.point, u.branch)
+                    point_model(replace(sim, dt=dt), params, u.point, u.branch, system)
         return [WholeRun()]
+
+    # done whole (RunKind's)
+    models = RunKind.models
+    run_unit = RunKind.run_unit
+    merger = RunKind.merger
+    describe = RunKind.describe
+
+    def warm_up(self, scenario, units, models):
+        return None
 
 
 class SinglePointKind(RunKind):
-    """A run at one operating point ([drive], [wigner], [detect]), done whole."""
+    """A run at one operating point ([drive], [wigner], [detect]) of any system with the kind's capability,
+    done whole."""
 
     record_table = True  # the table goes into the file's attrs
 
-    def variables(self):
+    @property
+    def output_sets(self):
+        return (self.name,)
+
+    def variables(self, system):
         return variables_of(self.name)
+
+    def outline(self, scenario):
+        sim = scenario.simulation
+        sizes = {**simulation_sizes(sim), **self.sizes(scenario)}
+        return steady_outline(scenario.system, self.name, sizes, sim.transient)
+
+    def sizes(self, scenario) -> dict[str, int]:
+        """The dimensions the kind's own table adds (none by default)."""
+        return {}
 
     def parse_table(self, table, simulation, dt_study, params, base=None):
         """The schema's checks, at one operating point, then the kind's needs of [simulate]."""
@@ -303,9 +432,9 @@ class SinglePointKind(RunKind):
 
     def plan(self, scenario):
         """The whole run in one unit, once its operating point is known to have the branch it runs at."""
-        p = {**defaults("model"), **scenario.parameters}
-        detuning, direction = float(p.pop("detuning")), str(p.pop("direction"))
-        ops = operating_points(Device(**p), detuning, direction)
+        system = scenario.system
+        params = system.resolve(scenario.parameters)
+        ops = points(system, params)
         n = len(ops)
         branch = self.branch(scenario)
         if not 0 <= branch < n:
@@ -314,24 +443,21 @@ class SinglePointKind(RunKind):
             raise UserError(f"{what}: this operating point has {n} mean-field branch(es)"
                             f"{f', 0 .. {n - 1}' if n else ''}")
         op = ops[branch]
-        if op.cov is not None:
-            photons = np.array([[[abs(op.alpha_u) ** 2, abs(op.alpha_v) ** 2]]])
-            warn_of(linearization_checks(fluctuation_numbers(op.cov[None, None], 2), photons, [[True]]), 0)
+        out = system.mean_field_outputs(op.mean_field, params)
+        photons = [out[v] for v in ("photons", "photons_reflected") if v in out]
+        if op.cov is not None and photons:
+            warn_of(linearization_checks(fluctuation_numbers(op.cov[None, None], len(photons)),
+                                         np.array([[photons]]), [[True]]), 0)
         return [WholeRun()]
 
     def check(self, table: dict, base: Path | None) -> dict:
         return table
 
     def run(self, scenario, trace_sink=None):
-        p = {**defaults("model"), **scenario.parameters}
-        detuning = float(p.pop("detuning"))
-        direction = str(p.pop("direction"))
-        device = Device(**p)
-        ds = self.run_at(scenario, device, detuning, direction)
-        ds.attrs["parameters"] = json.dumps({**device.as_dict(), "detuning": detuning, "direction": direction})
+        ds = self.run_at(scenario, scenario.system, scenario.parameters)
         return _provenance(scenario, self.name if self.record_table else None, ds)
 
-    def run_at(self, scenario: Scenario, device, detuning: float, direction: str) -> xr.Dataset:
+    def run_at(self, scenario: Scenario, system: LinearSystem, params: dict) -> xr.Dataset:
         raise NotImplementedError
 
 
@@ -366,8 +492,9 @@ def _drive_fields(table: dict) -> dict:
 class DriveKind(SinglePointKind):
     """A time-dependent drive envelope ([drive]): the mean field and the fluctuations follow it."""
 
-    name = catalogue = table = "drive"
+    name = table = "drive"
     capability = "mean_field_dynamics"
+    heading = "Time-dependent drive (`[drive]`)"
 
     def check_simulation(self, simulation, dt_study):
         from sde_com.simulation.drive import check_settings
@@ -403,19 +530,20 @@ class DriveKind(SinglePointKind):
             raise ScenarioError(f"[drive] {exc}") from exc
         return table
 
-    def run_at(self, scenario, device, detuning, direction):
-        from sde_com.simulation.drive import Drive, simulate_drive
+    def run_at(self, scenario, system, params):
+        from sde_com.simulation.drive import Drive, drive_dataset
 
         start = scenario.drive.get("mean_field_start", defaults("drive")["mean_field_start"])
         drive = Drive(**_drive_fields(scenario.drive))
-        return simulate_drive(device, detuning, direction, drive, scenario.simulation, mean_field_start=start)
+        return drive_dataset(system, params, drive, scenario.simulation, mean_field_start=start)
 
 
 class WignerKind(SinglePointKind):
     """The truncated-Wigner check of the linearization at one operating point ([wigner])."""
 
-    name = catalogue = table = "wigner"
-    capability = "mean_field_dynamics"
+    name = table = "wigner"
+    capability = "truncated_wigner"
+    heading = "Truncated-Wigner check (`[wigner]`)"
     record_table = False
 
     def check_simulation(self, simulation, dt_study):
@@ -430,22 +558,28 @@ class WignerKind(SinglePointKind):
     def branch(self, scenario):
         return int({**defaults("wigner"), **scenario.wigner}["branch"])
 
-    def run_at(self, scenario, device, detuning, direction):
+    def run_at(self, scenario, system, params):
         from sde_com.simulation.wigner import wigner_dataset
 
-        branch = self.branch(scenario)
-        return wigner_dataset(device, detuning, direction, scenario.simulation, branch)
+        return wigner_dataset(system, params, scenario.simulation, self.branch(scenario))
 
 
 class DetectKind(SinglePointKind):
     """The detector's view ([detect]): homodyne records, output spectra, filtered-mode E_N at one point."""
 
-    name = catalogue = table = "detect"
+    name = table = "detect"
     capability = "output_ports"
+    heading = "Detector's view (`[detect]`)"
 
     def plan(self, scenario):
-        check_detect(scenario, SpinningResonator())
+        check_detect(scenario)
         return super().plan(scenario)
+
+    def sizes(self, scenario):
+        from sde_com.simulation.detection import welch_bins_kept
+
+        table = {**defaults("detect"), **scenario.detect}
+        return {"bandwidth": len(table["filter_bandwidths"]), "omega": welch_bins_kept(table["segment"])}
 
     def check_simulation(self, simulation, dt_study):
         if (simulation is None or not simulation.scheme.raw_noise or not simulation.traces
@@ -453,21 +587,20 @@ class DetectKind(SinglePointKind):
             raise ScenarioError("[detect] needs a [simulate] table with method = 'em', traces >= 1 recorded at "
                                 "every step (no save_times; save_every = dt or absent) and a single dt")
 
-    def run_at(self, scenario, device, detuning, direction):
+    def run_at(self, scenario, system, params):
         from sde_com.simulation.detection import detection_dataset
 
         t = {**defaults("detect"), **scenario.detect}  # absent keys: the schema's defaults
-        return detection_dataset(device, detuning, direction, scenario.simulation, t.get("mode"),
+        return detection_dataset(system, params, scenario.simulation, t.get("mode"), t.get("partner"),
                                  float(t["theta"]), int(t["segment"]), tuple(t["filter_bandwidths"]),
-                                 float(t["filter_center"]), t.get("partner"))
+                                 float(t["filter_center"]))
 
 
-def check_detect(scenario, system: LinearSystem) -> None:
+def check_detect(scenario) -> None:
     """The [detect] table against its run (before any work): the Welch segment within the record, distinct
-    bandwidths, a detected mode with an output port and a partner (``detection.detected_modes``); for another
-    system than the resonator its stable branch and a port that carries its mode's noise
-    (``detection.detected_branch``)."""
-    from sde_com.simulation.detection import detected_branch, detected_modes
+    bandwidths, a detected mode with an output port, a partner, a stable branch and a port that carries its
+    mode's noise (``detection.detected_branch``)."""
+    from sde_com.simulation.detection import detected_branch
 
     samples = scenario.simulation.n_steps + 1
     table = {**defaults("detect"), **scenario.detect}
@@ -477,11 +610,11 @@ def check_detect(scenario, system: LinearSystem) -> None:
     if segment > samples:
         raise UserError(f"detect.segment = {segment} is longer than the record ({samples} samples of dt); "
                         f"at most {samples}")
-    check = detected_modes if isinstance(system, SpinningResonator) else detected_branch
-    check(system, scenario.parameters, table.get("mode"), table.get("partner"))
+    system = scenario.system
+    detected_branch(system, system.resolve(scenario.parameters), table.get("mode"), table.get("partner"))
 
 
-# mean-field output variables: a system through the seam writes those it declares (mean_field_variables)
+# mean-field output variables: a system writes those it declares (mean_field_variables)
 _MEAN_FIELD_VARIABLES = ("photons", "photons_reflected", "coupling", "coupling_reflected", "displacement",
                          "detuning_effective", "detuning_bare")
 
@@ -493,108 +626,6 @@ def undeclared(system: LinearSystem, names) -> dict[str, str]:
             and v not in system.mean_field_variables}
 
 
-SYSTEM_TABLES = ("detect", "drive")  # the single-point tables a [system] run takes, where its system can
-
-
-def system_table(scenario) -> str | None:
-    """The single-point table of a [system] scenario ([detect] or [drive]), or None."""
-    return next((t for t in SYSTEM_TABLES if getattr(scenario, t, None) is not None), None)
-
-
-class SystemKind(SimulateKind):
-    """A scenario whose [system] table names a system other than the spinning resonator, or gives one by its
-    matrices (``physics.matrix.MatrixSystem``): its steady state over the [model] grid of its parameters, or
-    with [simulate] its ensembles (steady estimates, transients, traces, a dt study), through the system seam
-    (``sweep(system=...)``, ``simulate(..., system=...)``), or with [detect] the detector's view of one point
-    (``detection.system_detection_dataset``), or with [drive] a driven transient (``drive.drive_dataset``).
-    Ensembles run as the resonator's do (``SimulateKind``: units of trajectories, statistics folded in order,
-    traces streamed to the file, checkpoints); the steady state, a dt study, [detect] and [drive] are done
-    whole in one unit. E_N comes for every pair of modes (``pair``)."""
-
-    name = "system"
-    catalogue = "seam_sweep"
-
-    def selected(self, scenario) -> bool:
-        return getattr(scenario, "system", None) is not None
-
-    def variables(self):
-        return tuple(dict.fromkeys(variables_of("seam_sweep") + variables_of("simulate") + variables_of("detect")
-                                   + variables_of("drive")))
-
-    def unwritable(self, scenario):
-        single = system_table(scenario)
-        if single is not None:  # [detect] or [drive]: that run's variables only
-            return {**{v: f"not written by a [{single}] run" for v in self.variables()
-                       if v not in variables_of(single)}, **undeclared(scenario.system, variables_of(single))}
-        why = {v: f"a single-point run's: give a [{t}] table" for t in SYSTEM_TABLES for v in variables_of(t)}
-        why.update(undeclared(scenario.system, variables_of("seam_sweep")))
-        if scenario.simulation is None:
-            return {**why, **dict.fromkeys(variables_of("simulate"), "a time-domain estimate: give a [simulate] "
-                                                                      "table")}
-        why.update(super().unwritable(scenario))
-        why.update(dict.fromkeys(("logneg", "marginal"), "the steady state's, written by a [system] run without "
-                                 "[simulate] (with it: logneg_sim over every pair of modes)"))
-        return why
-
-    def plan(self, scenario):
-        """An ensemble's units (``SimulateKind.plan``); else one unit, once the settings are known to suit every
-        point's branches (stability, the scheme's dt) and a [detect] table its system."""
-        sim, system, params = scenario.simulation, scenario.system, scenario.parameters
-        if getattr(scenario, "detect", None) is not None:
-            check_detect(scenario, system)
-        if system_table(scenario) is not None:
-            return [WholeRun()]
-        if _streamed(scenario):
-            return super().plan(scenario)
-        if sim is not None:
-            skeleton = prepare_simulation(sim, params, system)
-            for dt in scenario.dt_study or (sim.dt,):
-                for u in plan_units(replace(sim, dt=dt), skeleton):
-                    if u.first == 0:
-                        point_model(replace(sim, dt=dt), params, u.point, u.branch, system)
-        return [WholeRun()]
-
-    def run(self, scenario, trace_sink=None):
-        system, sim, params = scenario.system, scenario.simulation, scenario.parameters
-        if getattr(scenario, "detect", None) is not None:
-            from sde_com.simulation.detection import system_detection_dataset
-
-            t = {**defaults("detect"), **scenario.detect}
-            return _provenance(scenario, "detect", system_detection_dataset(
-                system, params, sim, t.get("mode"), t.get("partner"), float(t["theta"]), int(t["segment"]),
-                tuple(t["filter_bandwidths"]), float(t["filter_center"])))
-        if getattr(scenario, "drive", None) is not None:
-            from sde_com.simulation.drive import Drive, drive_dataset
-
-            start = scenario.drive.get("mean_field_start", defaults("drive")["mean_field_start"])
-            return _provenance(scenario, "drive", drive_dataset(system, params, Drive(**_drive_fields(scenario.drive)),
-                                                                sim, start))
-        if sim is None:
-            return sweep(system=system, **params)
-        if scenario.dt_study:
-            return simulate_time_steps(sim, scenario.dt_study, system=system, **params)
-        # the modes are its coordinates' labels, ω_ref its omega_ref, the table in the `scenario` attribute
-        return simulate(sim, system=system, trace_sink=trace_sink, **params)
-
-    # an ensemble runs as SimulateKind's (units); anything else whole (RunKind's)
-    def models(self, scenario, units):
-        return super().models(scenario, units) if _streamed(scenario) else RunKind.models(self, scenario, units)
-
-    def run_unit(self, scenario, unit, model=None):
-        return (super().run_unit(scenario, unit, model) if _streamed(scenario)
-                else RunKind.run_unit(self, scenario, unit, model))
-
-    def merger(self, scenario, units, models, folder, state):
-        return (super().merger(scenario, units, models, folder, state) if _streamed(scenario)
-                else RunKind.merger(self, scenario, units, models, folder, state))
-
-    def warm_up(self, scenario, units, models):
-        return super().warm_up(scenario, units, models) if _streamed(scenario) else None
-
-    def describe(self, scenario, unit):
-        return super().describe(scenario, unit) if _streamed(scenario) else RunKind.describe(self, scenario, unit)
-
-
 def _provenance(scenario, table: str | None, ds: xr.Dataset) -> xr.Dataset:
     """A single-point run's attrs: its [simulate] settings and (``table``) its own table, as written."""
     ds.attrs["simulation"] = json.dumps(settings_to_dict(scenario.simulation))
@@ -603,15 +634,47 @@ def _provenance(scenario, table: str | None, ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _streamed(scenario) -> bool:
-    """A [system] ensemble (no dt study, no [detect] or [drive]): run in units, as the resonator's."""
-    return scenario.simulation is not None and not scenario.dt_study and system_table(scenario) is None
+# in the order kind_of tries them: a single-point table, then a dt study, [simulate], the sweep
+RUN_KINDS: dict[str, RunKind] = {}
 
 
-# in the order kind_of tries them: a [system] table, a single-point table, then a dt study, [simulate], the sweep
-RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (SystemKind(), DriveKind(), WignerKind(), DetectKind(),
-                                                      DtStudyKind(), SimulateKind(), SweepKind())}
-SINGLE_POINT_TABLES = tuple(k.table for k in RUN_KINDS.values() if k.table)  # at most one per scenario
+def register_run_kind(kind: RunKind) -> RunKind:
+    """Add a run kind (an instance) to ``RUN_KINDS`` (from outside the package too: a plug-in). ``kind_of``
+    tries the kinds in registration order, then the built-in kinds that select on [simulate] or on nothing
+    (``_FALLBACKS``: a dt study, an ensemble, a steady-state sweep). A kind with a ``table`` is selected by that
+    table, which the scenario schema must know (``runs.schema.register_table``). TypeError for a taken name."""
+    if not isinstance(kind, RunKind) or not kind.name:
+        raise TypeError(f"a run kind is a RunKind instance with a name, got {kind!r}")
+    if kind.name in RUN_KINDS:
+        raise TypeError(f"run kind {kind.name!r} is already registered")
+    RUN_KINDS[kind.name] = kind
+    order = sorted(RUN_KINDS, key=lambda k: _FALLBACKS.index(k) + 1 if k in _FALLBACKS else 0)
+    for name in order:  # re-insert in that order
+        RUN_KINDS[name] = RUN_KINDS.pop(name)
+    return kind
+
+
+_FALLBACKS = ("dt_study", "simulate", "sweep")  # selected by [simulate] (with a dt list) or by nothing: tried last
+for _kind in (DriveKind(), WignerKind(), DetectKind(), DtStudyKind(), SimulateKind(), SweepKind()):
+    register_run_kind(_kind)
+
+
+def output_reference_markdown() -> str:
+    """The docs' output reference: the catalogue's variables, under the run kinds that write them."""
+    from sde_com.results.catalogue import output_reference_markdown as reference
+
+    listed, kinds = set(), []
+    for kind in reversed(RUN_KINDS.values()):  # the steady state first, then ensembles, then the tables
+        sets = tuple(s for s in kind.output_sets if s not in listed)
+        listed.update(sets)
+        if sets:
+            kinds.append((kind.heading, sets))
+    return reference(kinds)
+
+
+def single_point_tables() -> tuple[str, ...]:
+    """The tables that select a run kind (at most one per scenario)."""
+    return tuple(k.table for k in RUN_KINDS.values() if k.table)
 
 
 def kind_of(scenario) -> RunKind:
@@ -620,11 +683,10 @@ def kind_of(scenario) -> RunKind:
     return next(k for k in RUN_KINDS.values() if k.selected(scenario))
 
 
-def require_capability(kind: RunKind, system: LinearSystem | None = None) -> None:
-    """Refuse (UserError) a kind that needs a capability the system lacks; ``system``: the spinning
-    resonator unless given (another system's tables: ``scenario._check_system_table``)."""
+def require_capability(kind: RunKind, system: LinearSystem) -> None:
+    """Refuse (UserError) a kind that needs a capability the system lacks."""
     if kind.capability is not None:
-        require(SpinningResonator() if system is None else system, kind.capability, kind.name)
+        require(system, kind.capability, kind.name)
 
 
 def _store_cov(scenario: Scenario) -> bool:
@@ -638,7 +700,7 @@ def _revival(scenario: Scenario) -> bool | None:
 
 def _point_of(scenario: Scenario, point: int) -> dict:
     """The parameters of flat sweep point ``point`` (of the scenario's system)."""
-    values, dims, shape, _ = parameter_grid(scenario.parameters, getattr(scenario, "system", None))
+    values, dims, shape, _ = parameter_grid(scenario.parameters, scenario.system)
     index = np.unravel_index(point, shape)
     return {d: values[d][i].item() for d, i in zip(dims, index, strict=True)}
 
@@ -682,7 +744,7 @@ def _warn_short_burn_in(sim, models: list) -> None:
 def _prepared_point(scenario: Scenario, point: int, branch: int):
     """``point_model`` at (point, branch); a failed factorization of valid input is a NumericalError there."""
     try:
-        return point_model(scenario.simulation, scenario.parameters, point, branch, getattr(scenario, "system", None))
+        return point_model(scenario.simulation, scenario.parameters, point, branch, scenario.system)
     except np.linalg.LinAlgError as exc:
         raise NumericalError(f"preparing the time-domain model failed ({exc}) at {_point_of(scenario, point)}, "
                              f"branch {branch}, dt = {scenario.simulation.dt:g}") from exc

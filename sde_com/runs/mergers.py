@@ -25,7 +25,7 @@ import xarray as xr
 
 from sde_com.errors import RunWarning
 from sde_com.physics.gaussian import LINEARIZATION_TOLERANCE, linearization_ratio
-from sde_com.results.catalogue import VARIABLES, apply_catalogue, label_for_system
+from sde_com.results.catalogue import RECORDED, apply_catalogue
 from sde_com.results.io import StreamedNetCDF, write_dataset
 from sde_com.results.sweep import (
     chain_variables,
@@ -134,22 +134,23 @@ def warn_of(checks: np.ndarray, points: int) -> None:
 
 
 class SweepMerger(Merger):
-    """A steady-state sweep of the spinning resonator: each block of points streamed into ``data.nc``
+    """A steady-state sweep of a system with a chain (``sweep.fast_chain``: the spinning resonator's): each
+    block of points streamed into ``data.nc``
     (``branch`` unlimited: it grows to the most branches of any point), the maximum of E_N over detuning
     folded block by block for ``logneg_max`` and ``revival``."""
 
     def __init__(self, scenario, units: list, folder: Path, state: dict | None):
         super().__init__(len(units))
         params = scenario.parameters
-        self.scenario, self.units, self.params = scenario, units, params
-        values, dims, self.shape, _ = parameter_grid(params)
+        self.scenario, self.units, self.params, self.system = scenario, units, params, scenario.system
+        values, dims, self.shape, _ = parameter_grid(params, self.system)
         self.names = set(scenario.kind.variables_written(scenario))
         revival = (default_revival(dims, values) if scenario.variables is None
                    else bool({"revival", "logneg_max"} & self.names))
         self.store_cov = "cov" in self.names
-        sizes, self.layout = streamed_layout(params, self.names)
+        sizes, self.layout = streamed_layout(params, self.names, self.system)
         self.branches = np.zeros(len(units), dtype=np.int64)  # each unit's branch axis
-        size, self.fold = running_logneg_max(params)
+        size, self.fold = running_logneg_max(params, self.system)
         self.logneg_max = np.full(size, np.nan) if revival else None
         self.checks = np.zeros(4)  # linearization_checks, summed (the worst ratio: a maximum)
         self.stream, state = open_stream(folder, sizes, self.layout, state)
@@ -190,7 +191,7 @@ class SweepMerger(Merger):
                 if b < n_b:
                     zeros = np.zeros((unit.stop - unit.start, n_b - b), dtype=np.int8)
                     self.stream.write_points("stable", unit.start, zeros, self.shape, (slice(b, n_b),))
-        tail = streamed_tail(self.params, n_b, self.store_cov, self.logneg_max, self.names)
+        tail = streamed_tail(self.params, n_b, self.store_cov, self.logneg_max, self.names, self.system)
         warn_of(self.checks, math.prod(self.shape))
         return finish_dataset(scenario, tail, streamed=set(self.layout))
 
@@ -239,8 +240,8 @@ class SimulationMerger(Merger):
         self.pending: dict[int, dict] = {}
         self.estimates: dict[tuple[int, int], dict] = {}
         wanted = scenario.variables
-        self.streamed = tuple(v for v in ("trace", "noise") if sim.traces and (wanted is None or v in wanted))
-        self.system = getattr(scenario, "system", None)  # None: the spinning resonator
+        self.streamed = tuple(v for v in RECORDED if sim.traces and (wanted is None or v in wanted))
+        self.system = scenario.system
         self.skeleton = prepare_simulation(sim, scenario.parameters, self.system)
         self.folder = folder
         self.stream = None
@@ -264,15 +265,13 @@ class SimulationMerger(Merger):
         # NaN where no unit runs (an unstable branch, a point with fewer branches); else no fill pass
         everything = len(self.order) == math.prod(sizes[d] for d in (*dims, "branch"))
         fill = None if everything else np.nan
-        probe = xr.Dataset({name: ((), 0.0, VARIABLES[name].attrs) for name in self.streamed})
-        if self.system is not None:  # another system's quadratures in the long_names (label_for_system)
-            label_for_system(probe, self.system.name, self.system.modes, self.system.quadratures)
+        probe = apply_catalogue(xr.Dataset({name: ((), 0.0) for name in self.streamed}), system=self.system)
         return sizes, {name: (vdims, "f8", dict(probe[name].attrs), fill) for name in self.streamed}
 
     def add(self, index, result):
         unit = self.units[index]
         result = dict(result)
-        recorded = {name: result.pop(name) for name in ("trace", "noise") if name in result}
+        recorded = {name: result.pop(name) for name in RECORDED if name in result}
         if self.stream is not None and recorded:
             shape = tuple(self.skeleton.sizes[d] for d in self.scenario.dimensions)
             at = (*np.unravel_index(unit.point, shape), unit.branch,
@@ -348,11 +347,8 @@ class SimulationMerger(Merger):
         if self.stream is None:
             return ds
         omega_ref = float(reference_rates(self.system, params)[0])  # one: a run with traces cannot sweep it
-        ds = apply_catalogue(ds.assign_coords({**trace_coordinates(sim, self.system),
-                                               **time_coordinate(sim, omega_ref)}))
-        if self.system is not None:  # the long_names of its modes and quadratures, as assemble's
-            label_for_system(ds, self.system.name, self.system.modes, self.system.quadratures)
-        return ds
+        return apply_catalogue(ds.assign_coords({**trace_coordinates(sim, self.system),
+                                                 **time_coordinate(sim, omega_ref)}), system=self.system)
 
     def commit(self, tail, output, history):
         if self.stream is None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sde_com.errors import UserError
 from sde_com.physics.resonator.drift import QUADRATURES
-from sde_com.results.catalogue import SWEPT, default_variables, dims_in, variables_of
+from sde_com.results.catalogue import RECORDED, SWEPT, default_variables, dims_in, variables_of
 from sde_com.runs.schema import SCHEMA, ScenarioError, check_kind_keys
 
 PLOT_KINDS: tuple[str, ...] = SCHEMA["plot"].keys["kind"].choices  # the schema's: one home
@@ -323,26 +323,28 @@ def _resolve_spectra(spec, sizes, variables):
 class RunOutline:
     """What a run will write, as far as its figure needs to know before the run.
 
-    kind: a run kind of ``catalogue.RUN_KINDS`` ('sweep': [model] only; 'simulate': a [simulate] table, the
-    sweep's variables beside; 'drive', 'wigner', 'detect': that single-point table). sizes: the dimensions
-    the run adds beside the swept parameters, with their sizes (``time``: snapshots or trace records, ``dt``:
-    a time-step study, ``trajectory``: recorded traces, ``bandwidth``: filtered modes). transient: the
-    ensemble estimates are recorded over time (snapshots). absent: the kind's variables this run's system does
-    not write (another system's mean-field values).
+    kind: the catalogue's set of the run's own variables (``catalogue.OUTPUT_SETS``: 'sweep' a chain's
+    steady state, 'seam_sweep' the per-point one; 'simulate': a [simulate] table, the steady state's
+    variables beside; 'drive', 'wigner', 'detect': that single-point table; a plug-in run kind's own).
+    sizes: the dimensions the run adds beside the swept parameters, with their sizes (``time``: snapshots or
+    trace records, ``dt``: a time-step study, ``trajectory``: recorded traces, ``bandwidth``: filtered
+    modes, ``row``/``col``: the system's 2N). transient: the ensemble estimates are recorded over time
+    (snapshots). absent: the set's variables this run's system does not write. steady: the set of the steady
+    state beside an ensemble ('sweep' or 'seam_sweep'). quadratures: the system's.
     """
 
     kind: str = "sweep"
     sizes: Mapping[str, int] = field(default_factory=dict)
     transient: bool = False
     absent: tuple[str, ...] = ()  # variables of the kind this run does not write (another system's)
-    quadratures: tuple[str, ...] | None = None  # its system's (None: the spinning resonator's)
+    steady: str = "sweep"
+    quadratures: tuple[str, ...] = QUADRATURES
 
 
 # Variables written over fewer than all the swept parameters ("..." in the catalogue; see their meaning there).
 REDUCED = {"logneg_max": ("detuning",), "revival": ("detuning",), "sagnac_shift": ("detuning", "direction")}
 FIXED_SIZES = {"branch": 1, "row": 6, "col": 6, "quadrature": len(QUADRATURES)}
 UNKNOWN_SIZE = 2  # a dimension whose size is not known before the run (e.g. omega): more than one value
-RECORDED = ("trace", "noise")  # over the trace times, whether or not the estimates have snapshots
 PAIR_ESTIMATES = ("logneg_sim", "logneg_sim_err", "logneg_ref")  # over ``pair`` when the run's sizes have one
 
 
@@ -376,8 +378,7 @@ def check_output(variables: Sequence[str] | None, why: Mapping[str, str]) -> Non
 
 def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str] | None) -> dict[str, str]:
     """variable → the run kind of the catalogue whose dimensions it has, for every variable the run writes."""
-    steady = "sweep" if run.quadratures is None else "seam_sweep"  # the resonator's sweep, or another system's
-    kinds = (steady, "simulate") if run.kind == "simulate" else (run.kind,)
+    kinds = (run.steady, "simulate") if run.kind == "simulate" else (run.kind,)
     written = {n: k for k in kinds for n in variables_of(k)}
     drop = set(run.absent)
     if run.kind == "simulate":
@@ -428,6 +429,6 @@ def check_plot(plot: Mapping, params: Mapping, variables: Sequence[str] | None, 
     Raises ScenarioError saying why the figure cannot be drawn.
     """
     try:
-        resolve_spec(plot, *outline(params, variables, run), (run and run.quadratures) or QUADRATURES)
+        resolve_spec(plot, *outline(params, variables, run), (run or RunOutline()).quadratures)
     except PlotError as exc:
         raise ScenarioError(str(exc)) from exc

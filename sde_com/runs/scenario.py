@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tomllib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,25 +23,20 @@ import xarray as xr
 from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.physics.matrix import MatrixSystem
-from sde_com.physics.resonator.system import SpinningResonator
-from sde_com.physics.system import LinearSystem, get_system, pair_labels
-from sde_com.results.catalogue import variables_of
-from sde_com.results.sweep import validate_parameters
+from sde_com.physics.system import LinearSystem, get_system
+from sde_com.results.sweep import as_system, validate_parameters
 from sde_com.runs.kinds import (
     RUN_KINDS,
-    SINGLE_POINT_TABLES,
-    SYSTEM_TABLES,
     RunKind,
     finish_dataset,
     kind_of,
     require_capability,
-    system_table,
-    undeclared,
+    single_point_tables,
 )
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
 from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
-from sde_com.simulation.ensemble import reported_pairs
+from sde_com.simulation.assemble import reference_rates
 from sde_com.simulation.simulate import SimulationSettings
 from sde_com.spec import make_table
 
@@ -56,16 +52,19 @@ class Scenario:
     parameters: dict
     simulation: SimulationSettings | None = None
     dt_study: tuple[float, ...] | None = None
-    drive: dict | None = None
-    wigner: dict | None = None
-    detect: dict | None = None
+    tables: Mapping[str, dict] = field(default_factory=dict)  # the single-point table of its kind, by name
     variables: tuple[str, ...] | None = None
     plot: dict = field(default_factory=dict)
     title: str = ""
     description: str = ""
     text: str = ""
     name: str = ""
-    system: LinearSystem | None = None  # the [system] table's (None: the spinning resonator)
+    system: LinearSystem = field(default_factory=lambda: as_system())  # the [system] table's, or the default
+
+    # the built-in single-point tables by name (None: absent); a plug-in kind reads ``tables``
+    drive = property(lambda self: self.tables.get("drive"))
+    wigner = property(lambda self: self.tables.get("wigner"))
+    detect = property(lambda self: self.tables.get("detect"))
 
     @property
     def dimensions(self) -> list[str]:
@@ -79,23 +78,8 @@ class Scenario:
 
     @property
     def run_outline(self) -> RunOutline:
-        """What the run writes beside the swept parameters (its kind, added dimensions): for ``check_plot``."""
-        single = self.kind.table or system_table(self)  # a [system]'s [detect] or [drive]
-        if self.system is not None and self.simulation is None:  # its steady state through the seam
-            d = self.system.dimension
-            return RunOutline("seam_sweep", {"pair": len(pair_labels(self.system.modes)), "row": d, "col": d},
-                              absent=tuple(undeclared(self.system, variables_of("seam_sweep"))),
-                              quadratures=tuple(self.system.quadratures))
-        out = run_outline(self.simulation, self.dt_study, single, getattr(self, single) if single else None)
-        if self.system is not None:
-            d, labels = self.system.dimension, reported_pairs(self.system)  # its matrices' size, its E_N's pairs
-            pairs = {"pair": len(labels)} if labels and out.kind in ("simulate", "drive") else {}
-            absent = [*undeclared(self.system, variables_of(out.kind))]
-            if out.kind == "simulate":  # beside the estimates, the steady state's skeleton only
-                absent += [v for v in variables_of("seam_sweep") if v not in ("stable", "n_branches", "cov")]
-            out = replace(out, absent=tuple(absent),
-                          sizes={**out.sizes, "row": d, "col": d, **pairs}, quadratures=tuple(self.system.quadratures))
-        return out
+        """What the run writes beside the swept parameters (its kind's ``outline``): for ``check_plot``."""
+        return self.kind.outline(self)
 
 
 def _first_repeat(values):
@@ -127,18 +111,15 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     params = _parse_model(raw.get("model", {}), system)
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
     kind = _kind_of_tables(raw, simulation, dt_study, system)
-    variables = _parse_output(raw.get("output"), kind)
+    variables = _parse_output(raw.get("output"), kind, system)
     plot = check_table("plot", raw.get("plot", {}))
-    _check_time_axis(simulation, params)
+    _check_time_axis(simulation, params, system)
     single = {}
     if kind.table is not None:
         single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
-        require_capability(kind)
-    elif system is not None:  # the detector's view or a drive of a system that has what they need
-        for table in (t for t in SYSTEM_TABLES if t in raw):
-            single[table] = RUN_KINDS[table].parse_table(raw[table], simulation, dt_study, params, base)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
-                        description=raw.get("description", ""), text=text, name=name, system=system, **single)
+                        description=raw.get("description", ""), text=text, name=name, system=system,
+                        tables=single)
     check_output(variables, kind.unwritable(scenario))  # a variable this run cannot write
     if plot:  # a figure that cannot be drawn from this run's output fails here, before any work
         check_plot(plot, params, variables, run=scenario.run_outline)
@@ -155,42 +136,40 @@ def _load_toml(text: str, name: str) -> dict:
                             "thousands of others)") from None
 
 
-def _kind_of_tables(raw: dict, simulation, dt_study, system=None) -> RunKind:
-    """The run kind the tables ask for (``kinds.kind_of``); at most one single-point table."""
-    given = [t for t in SINGLE_POINT_TABLES if t in raw]
+def _kind_of_tables(raw: dict, simulation, dt_study, system: LinearSystem) -> RunKind:
+    """The run kind the tables ask for (``kinds.kind_of``); at most one single-point table, whose kind's
+    capability the system must have."""
+    tables = single_point_tables()
+    given = [t for t in tables if t in raw]
     if len(given) > 1:
-        raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in SINGLE_POINT_TABLES]}, "
-                            f"got {given}")
-    if system is not None and given:
-        _check_system_table(given[0], system)
-    return kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
-                                   **{t: raw.get(t) for t in SINGLE_POINT_TABLES}))
+        raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in tables]}, got {given}")
+    kind = kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
+                                   tables={t: raw[t] for t in given}))
+    try:
+        require_capability(kind, system)
+    except UserError as exc:
+        lacks = _MATRIX_LACKS.get(kind.capability) if isinstance(system, MatrixSystem) else None
+        raise ScenarioError(f"[{kind.table}] needs the capability {kind.capability!r}: "
+                            f"{lacks or f'system {system.name!r} lacks it'}") from exc
+    return kind
 
 
 # what a system given by its matrices lacks, for each capability a single-point table needs (kind.capability)
 _MATRIX_LACKS = {"output_ports": "give [system] outputs (mode = decay rate into the detected port)",
                  "mean_field_dynamics": "it needs a parametrised system (its nonlinear mean-field dynamics): a "
-                                        "[system] table gives the linear matrices only"}
+                                        "[system] table gives the linear matrices only",
+                 "truncated_wigner": "it needs a parametrised system with the nonlinear Langevin equations in a "
+                                     "kernel (the spinning resonator's): a [system] table gives the linear "
+                                     "matrices only"}
 
 
-def _check_system_table(table: str, system: LinearSystem) -> None:
-    """A single-point table beside [system]: its kind's capability the system must have, and a table a system
-    can run at all (``SYSTEM_TABLES``); ScenarioError naming the table and what is missing otherwise."""
-    need = RUN_KINDS[table].capability
-    if need is not None and need not in system.capabilities:
-        why = _MATRIX_LACKS[need] if isinstance(system, MatrixSystem) else f"system {system.name!r} lacks it"
-        raise ScenarioError(f"[{table}] needs the capability {need!r}: {why}")
-    if table not in SYSTEM_TABLES:
-        raise ScenarioError(f"[{table}] runs the spinning resonator only so far, not system {system.name!r}")
-
-
-def _parse_system(raw: dict) -> LinearSystem | None:
+def _parse_system(raw: dict) -> LinearSystem:
     """[system] → the system it names (``get_system``: [model] then holds its parameters) or the
     ``MatrixSystem`` its matrices give (checked: ``physics.matrix.check_matrices``; it replaces [model], so
-    both are refused). None: the spinning resonator (also when named), whose run kinds are its own."""
+    both are refused). Absent: the default system (``sweep.DEFAULT_SYSTEM``, the spinning resonator)."""
     table = raw.get("system")
     if table is None:
-        return None
+        return as_system()
     table = check_table("system", table)
     if "name" in table:
         given = sorted(set(table) - {"name"})
@@ -198,10 +177,9 @@ def _parse_system(raw: dict) -> LinearSystem | None:
             raise ScenarioError(f"[system] name = {table['name']!r} names a registered system, whose parameters "
                                 f"go in [model]; {given} belong to a system given by its matrices")
         try:
-            system = get_system(table["name"])
+            return get_system(table["name"])
         except UserError as exc:
             raise ScenarioError(f"system.name: {exc}") from exc
-        return None if isinstance(system, SpinningResonator) else system
     if "model" in raw:
         raise ScenarioError("give [model] (the parameters of a system: the spinning resonator's, or those of the "
                             "system [system] names) or [system] matrices, not both")
@@ -216,20 +194,26 @@ def _parse_system(raw: dict) -> LinearSystem | None:
         raise ScenarioError(f"[system] {exc}") from exc
 
 
-def _check_time_axis(simulation, params) -> None:
-    """Snapshots and traces have a time axis in seconds: one ω_m."""
-    if simulation is not None and (simulation.transient or simulation.traces) and isinstance(
-            params.get("omega_m"), list):
-        raise ScenarioError("[model] omega_m cannot be swept in a run with snapshots or traces (time in seconds)")
+def _check_time_axis(simulation, params, system: LinearSystem) -> None:
+    """Snapshots and traces have a time axis in seconds: one ω_ref over the grid."""
+    if simulation is not None and (simulation.transient or simulation.traces):
+        try:
+            rates = reference_rates(system, params)
+        except UserError:
+            return  # a bad point: refused with its own message when the run is planned
+        if len(rates) > 1:
+            raise ScenarioError(f"[model] the reference rate ω_ref of system {system.name!r} cannot vary over a "
+                                "run with snapshots or traces (their time axis is in seconds): sweep nothing it "
+                                "depends on (the resonator's and the single cavity's omega_m)")
 
 
 MAX_VALUES = 1_000_000  # values of one [model] key, listed or as a range (the range key's own limit)
 
 
-def _parse_model(table, system: LinearSystem | None = None) -> dict:
-    """[model] → sweep parameters (ranges expanded), each value checked against the schema (the parameters of
-    ``system``, default the spinning resonator's) and the grid."""
-    schema = None if system is None else make_table("model", "", *system.parameters.values())
+def _parse_model(table, system: LinearSystem) -> dict:
+    """[model] → sweep parameters (ranges expanded), each value checked against the parameters of ``system``
+    and the grid."""
+    schema = make_table("model", "", *system.parameters.values())
     params = {k: _parse_value(k, v) for k, v in check_table("model", table, schema=schema).items()}
     for k, v in params.items():
         if isinstance(v, list):
@@ -277,19 +261,24 @@ def _warn_off_grid(runs: list[SimulationSettings]) -> None:
         warnings.warn("[simulate] times are rounded to whole steps: " + "; ".join(notes), RunWarning, stacklevel=3)
 
 
-def _parse_output(table, kind: RunKind) -> tuple[str, ...] | None:
-    """[output] variables: names of the variables this kind of run produces."""
+def _parse_output(table, kind: RunKind, system: LinearSystem) -> tuple[str, ...] | None:
+    """[output] variables: names of the variables this kind of run produces for ``system``."""
     if table is None:
         return None
     variables = check_keys("output", table).get("variables")
     if variables is None:
         return None
-    allowed = list(kind.variables())
+    allowed = list(kind.variables(system))
     if isinstance(variables, list) and all(isinstance(v, str) for v in variables):
         bad = [v for v in variables if v not in allowed]
         if not variables:
             raise ScenarioError(f"output.variables is empty; allowed: at least one of {allowed} (or no key: the "
                                 "run's defaults)")
+        for v in bad:  # another run kind's: say what runs it
+            other = next((k for k in reversed(RUN_KINDS.values()) if v in k.variables(system)), None)
+            if other is not None:
+                raise ScenarioError(f"output.variables: {v!r} cannot be written by this run (allowed: {allowed}): "
+                                    f"give {other.asked_by()} for it")
         if bad:
             raise ScenarioError(f"output.variables: unknown {bad}; allowed: {allowed}")
         if _first_repeat(variables) is not None:
@@ -306,31 +295,6 @@ def check_plot(plot: dict, params: dict, variables: tuple[str, ...] | None, *,
     only). The defaults and checks are ``sde_com.runs.plotspec``'s (one home), applied to the run's outline.
     """
     _check_plot(plot, params, variables, run=run)
-
-
-def run_outline(simulation: SimulationSettings | None, dt_study: tuple[float, ...] | None = None,
-                single: str | None = None, table: dict | None = None) -> RunOutline:
-    """What a run with these [simulate] settings (and single-point table ``single``: 'drive', 'wigner',
-    'detect', with its ``table``) writes beside the swept parameters, for ``check_plot``."""
-    from sde_com.simulation.detection import welch_bins_kept
-    if simulation is None:
-        return RunOutline()
-    kind = single or "simulate"
-    s = simulation
-    sizes = {}
-    if s.transient:
-        sizes["time"] = int(s.snapshot_steps.size)
-    elif s.traces:
-        sizes["time"] = s.n_steps // s.trace_every + 1
-    if s.traces:
-        sizes["trajectory"] = int(s.traces)
-    if dt_study:
-        sizes["dt"] = len(dt_study)
-    if kind == "detect":
-        table = {**defaults("detect"), **(table or {})}
-        sizes["bandwidth"] = len(table["filter_bandwidths"])
-        sizes["omega"] = welch_bins_kept(table["segment"])
-    return RunOutline(kind, sizes, s.transient)
 
 
 def load_scenario(path: str | Path) -> Scenario:

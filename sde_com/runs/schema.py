@@ -69,13 +69,15 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
         Key("modes", "list[string]", "the N mode names, in the order of the matrices' (x, p) pairs", min_items=1),
         Key("drift", "matrix", "A, 2N × 2N (list of rows), s-1"),
         Key("diffusion", "matrix", "D, 2N × 2N (list of rows), symmetric positive semidefinite, s-1"),
-        Key("time_scale", "number", "ω_ref, the unit of the run's times (1/ω_ref) and frequencies", "s-1", 1.0,
+        Key("time_scale", "number", "ω_ref, the unit of the run's times (1/ω_ref) and frequencies; absent: the "
+                                    "spectral radius max |λ| of A, the system's fastest rate", "s-1",
             minimum=0.0, exclusive_minimum=True),
         Key("allow_unstable", "boolean", "accept an unstable A (a transient from a given initial state)",
             default=False),
-        Key("outputs", "table[number]", "output ports: mode name = decay rate κ into the detected port "
-                                        "(a_out = √(2κ) a − a_in; D must hold the port's vacuum noise, κ on each of "
-                                        "the mode's quadratures); enables [detect]", "s-1", minimum=0.0,
+        Key("outputs", "table[number]", "output ports: mode name = amplitude decay rate κ into the detected port "
+                                        "(a_out = √(2κ) a − a_in: the mode's energy leaks into it at 2κ; D must hold "
+                                        "the port's vacuum noise, κ on each of the mode's quadratures); enables "
+                                        "[detect]", "s-1", minimum=0.0,
             exclusive_minimum=True, min_items=1),
     ),
     *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys

@@ -15,17 +15,16 @@ import xarray as xr
 
 from sde_com.errors import UserError
 from sde_com.physics.model import points
-from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import (
     COORDINATES,
+    RECORDED,
     apply_catalogue,
-    label_for_system,
     set_time_reference,
     time_coordinates,
     variables_of,
 )
-from sde_com.results.sweep import sweep
+from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, fast_chain, sweep
 from sde_com.simulation.ensemble import (
     point_parameters,
     reported_pairs,
@@ -40,28 +39,19 @@ _MATRICES = ("cov_sim", "cov_sim_err", "cov_ref", "zscore")  # (…, row, col) a
 _SCALARS = ("zscore_max", "logneg_sim", "logneg_sim_err", "logneg_ref")  # one value at every point (and time)
 _PER_POINT = ("max_dt_em", "zscore_max_continuous")  # never along time
 _LOGNEG = ("logneg_sim", "logneg_sim_err", "logneg_ref")  # over ``pair`` for a system of N ≥ 2 modes
-_TRACES = ("trace", "noise")
 
 
-def _resonator(system: LinearSystem | None) -> bool:
-    return system is None or isinstance(system, SpinningResonator)
-
-
-def prepare_simulation(settings: SimulationSettings, params: dict, system: LinearSystem | None = None) -> xr.Dataset:
-    """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill).
-
-    ``system``: the spinning resonator unless given (its skeleton is ``results.sweep.sweep``); any other
-    system's skeleton holds ``stable``, ``n_branches`` and ``cov`` from ``physics.model.points``.
-    """
-    if _resonator(system):
-        _, dims, _ = system_grid(SpinningResonator(), params)
-        if (settings.transient or settings.traces) and "omega_m" in dims:
-            raise UserError("omega_m cannot be swept in a run with snapshots or traces: their time axis is in "
-                            "seconds")
-        return sweep(store_cov=True, revival=False, **params)
+def prepare_simulation(settings: SimulationSettings, params: dict,
+                       system: LinearSystem | str = DEFAULT_SYSTEM) -> xr.Dataset:
+    """Validate a sweep-wide run and return its steady-state sweep (the skeleton the results fill): a system
+    with a steady-state chain (``sweep.fast_chain``) gets its whole sweep (``results.sweep.sweep``); any other
+    system's skeleton holds ``stable``, ``n_branches`` and ``cov`` from ``physics.model.points``."""
+    system = as_system(system)
     if (settings.transient or settings.traces) and len(reference_rates(system, params)) > 1:
-        raise UserError(f"the reference rate of system {system.name!r} cannot vary over a run with snapshots or "
-                        "traces: their time axis is in seconds")
+        raise UserError(f"the reference rate ω_ref of system {system.name!r} cannot vary over a run with snapshots "
+                        "or traces: their time axis is in seconds")
+    if fast_chain(system) is not None:
+        return sweep(system=system, store_cov=True, revival=False, **params)
     return _system_skeleton(system, params)
 
 
@@ -87,18 +77,16 @@ def _system_skeleton(system: LinearSystem, params: dict) -> xr.Dataset:
                      "cov": ((*bdims, "row", "col"), cov.reshape((*shape, n_b, dim, dim)))},
                     coords={**{d: values[d] for d in dims}, "branch": np.arange(n_b, dtype=np.int32),
                             "row": list(system.quadratures), "col": list(system.quadratures)})
-    ds.attrs["system"] = system.name
     ds.attrs["parameters"] = json.dumps({k: (v.tolist() if k in dims else v[0].item()) for k, v in values.items()})
-    return apply_catalogue(ds, title=f"sde_com steady state of {system.name}")
+    return apply_catalogue(ds, title=f"sde_com steady state of {system.name}", system=system)
 
 
-def reference_rates(system: LinearSystem | None, params: dict) -> np.ndarray:
-    """ω_ref of the run: the resonator's omega_m values (scalar: one), else the distinct ω_ref over the grid."""
-    if _resonator(system):
-        return system_grid(SpinningResonator(), params)[0]["omega_m"]
+def reference_rates(system: LinearSystem, params: dict) -> np.ndarray:
+    """The distinct values of ω_ref over the grid, in the order first met (one where nothing it depends on is
+    swept)."""
     n_points = math.prod(system_grid(system, params)[2])
-    return np.unique([system.reference_rate(system.resolve(point_parameters(system, params, i)))
-                      for i in range(n_points)])
+    rates = [system.reference_rate(system.resolve(point_parameters(system, params, i))) for i in range(n_points)]
+    return np.asarray(list(dict.fromkeys(rates)))
 
 
 def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: bool,
@@ -116,7 +104,7 @@ def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: b
     res["max_dt_em"] = np.full(shape, np.nan)
     if keep_traces:
         n_trace_t = s.n_steps // s.trace_every + 1
-        for name in _TRACES:
+        for name in RECORDED:
             res[name] = np.full((*shape, s.traces, n_trace_t, d), np.nan)
     return res
 
@@ -127,7 +115,7 @@ PointKey = tuple[int, int]  # (flat sweep point, branch)
 def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool, pairs: bool = False) -> tuple[str, ...]:
     """The dimensions of data variable ``name`` (point_dims: the sweep's dimensions and ``branch``; ``pairs``:
     E_N over ``pair``)."""
-    if name in _TRACES:
+    if name in RECORDED:
         return (*point_dims, "trajectory", "time", "quadrature")
     t = ("time",) if transient and name not in _PER_POINT else ()
     if pairs and name in _LOGNEG:
@@ -137,18 +125,17 @@ def _dims_of(name: str, point_dims: tuple[str, ...], transient: bool, pairs: boo
 
 
 def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Dataset,
-                        estimates: Mapping[PointKey, dict], system: LinearSystem | None = None,
+                        estimates: Mapping[PointKey, dict], system: LinearSystem | str = DEFAULT_SYSTEM,
                         traces: Mapping[PointKey, tuple[np.ndarray, np.ndarray]] | None = None) -> xr.Dataset:
     """The Dataset of a run from the estimates of each (point, branch) it simulated.
 
     ``estimates[(point, branch)]``: ``ensemble.point_estimates`` of the point's complete statistics (the
     points absent are NaN: unstable branches). ``traces[(point, branch)]``: (trace, noise) of its recorded
     trajectories, (traces, n_trace_t, d) each; None: the Dataset holds no traces (given, even empty, it holds
-    them, NaN where absent: e.g. streamed to the file by the caller). ``system``: the spinning resonator
-    unless given.
+    them, NaN where absent: e.g. streamed to the file by the caller).
     """
     s = settings
-    system = SpinningResonator() if system is None else system
+    system = as_system(system)
     values, dims, shape = system_grid(system, params)
     keep_traces = bool(s.traces and traces is not None)
     pairs = reported_pairs(system)
@@ -160,7 +147,7 @@ def assemble_simulation(settings: SimulationSettings, params: dict, ds: xr.Datas
                 res[name][at] = out[name]
     for (point, b), recorded in (traces or {}).items() if keep_traces else ():
         at = (*np.unravel_index(point, shape), b)
-        for name, arr in zip(_TRACES, recorded, strict=True):
+        for name, arr in zip(RECORDED, recorded, strict=True):
             res[name][at][:arr.shape[0]] = arr
     for name, arr in res.items():
         ds[name] = (_dims_of(name, (*dims, "branch"), s.transient, bool(pairs)), arr)
@@ -182,15 +169,7 @@ def _finish(ds: xr.Dataset, s: SimulationSettings, omega_refs: np.ndarray, syste
     if s.traces:
         ds = ds.assign_coords(trace_coordinates(s, system))
     ds.attrs["simulation"] = json.dumps(settings_to_dict(s))
-    return labelled(ds, system, "sde_com time-domain simulation")
-
-
-def labelled(ds: xr.Dataset, system: LinearSystem | None, title: str) -> xr.Dataset:
-    """``apply_catalogue``, with the long_names of another system than the resonator (``label_for_system``)."""
-    ds = apply_catalogue(ds, title=title)
-    if not _resonator(system):
-        label_for_system(ds, system.name, system.modes, system.quadratures)
-    return ds
+    return apply_catalogue(ds, title="sde_com time-domain simulation", system=system)
 
 
 def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataArray]:
@@ -200,9 +179,8 @@ def time_coordinate(s: SimulationSettings, omega_m: float) -> dict[str, xr.DataA
     return time_coordinates(steps * s.dt, omega_m)
 
 
-def trace_coordinates(s: SimulationSettings, system: LinearSystem | None = None) -> dict[str, xr.DataArray]:
-    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.results.catalogue); the
-    quadrature labels are the system's (the spinning resonator's unless given)."""
-    quadratures = SpinningResonator.quadratures if system is None else system.quadratures
+def trace_coordinates(s: SimulationSettings, system: LinearSystem) -> dict[str, xr.DataArray]:
+    """The ``trajectory`` and ``quadrature`` coordinates of recorded traces (attrs: sde_com.results.catalogue),
+    labelled with the system's quadratures."""
     return dict(trajectory=xr.DataArray(np.arange(s.traces, dtype=np.int32), dims="trajectory"),
-                quadrature=xr.DataArray(list(quadratures), dims="quadrature"))
+                quadrature=xr.DataArray(list(system.quadratures), dims="quadrature"))

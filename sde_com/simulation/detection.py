@@ -20,16 +20,15 @@ import xarray as xr
 from sde_com.errors import UserError
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.linear import lyapunov_covariance_reference
-from sde_com.physics.model import operating_points
-from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.spectra import carries_all_noise, filtered_logneg, mode_rows, output_spectrum, port_noise
+from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import (
     apply_catalogue,
-    label_for_system,
     set_time_reference,
     time_coordinates,
     variables_of,
 )
+from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.ensemble import simulate_point
 from sde_com.simulation.keys import DETECT
 from sde_com.simulation.schemes import scheme_names
@@ -138,7 +137,7 @@ def _check_settings(s) -> None:
                         "or absent")
 
 
-def _dataset(v: dict, bandwidths, dt: float, omega_ref: float, attrs: dict) -> xr.Dataset:
+def _dataset(v: dict, bandwidths, dt: float, omega_ref: float, attrs: dict, system) -> xr.Dataset:
     ds = xr.Dataset(
         {
             "homodyne": (("trajectory", "time"), v["records"]),
@@ -154,33 +153,7 @@ def _dataset(v: dict, bandwidths, dt: float, omega_ref: float, attrs: dict) -> x
         attrs=attrs,
     )
     set_time_reference(ds, omega_ref)
-    return apply_catalogue(ds, title="sde_com detector's view")
-
-
-def detection_dataset(device, detuning: float, direction: str, settings, mode: str | None = None,
-                      theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
-                      filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
-                      filter_center: float = DETECT_DEFAULTS["filter_center"], partner: str | None = None):
-    """The detector's view of one operating point of the spinning resonator, in one Dataset: homodyne records
-    from Euler–Maruyama traces, their Welch spectrum ± error beside the analytic output spectrum
-    (``spectra.output_spectrum``), E_N between the mechanics and a filtered output mode (Genes et al. 2008) for
-    each filter bandwidth 1/τ (units of ω_m) at ``filter_center`` (units of ω_m; −1 is the Stokes sideband),
-    and the intracavity E_N of the same pair (Lyapunov V) beside it. ``partner``: the mode the filtered output
-    is paired with, 'U', 'V' or 'm' (absent: the mechanics 'm'); ``mode`` absent: 'U'.
-    """
-    _check_settings(settings)
-    bandwidths = _check_bandwidths(filter_bandwidths)
-    system = SpinningResonator()
-    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
-    mode, pair_with, kappa = detected_modes(system, params, mode, partner)
-    op = operating_points(device, detuning, direction)[0]
-    v = _detector_view(op.drift, op.diffusion, device.omega_m, device.n_thermal, settings, mode, kappa,
-                       system.modes.index(pair_with), theta, segment, bandwidths, filter_center)
-    attrs = dict(filter_center=filter_center, mode=mode, theta=theta)
-    if partner is None:  # the catalogue's words: the mechanics
-        return _dataset(v, bandwidths, settings.dt, device.omega_m, attrs)
-    return _label_pair(_dataset(v, bandwidths, settings.dt, device.omega_m, {**attrs, "partner": partner}), mode,
-                       partner)
+    return apply_catalogue(ds, title="sde_com detector's view", system=system)
 
 
 def _label_pair(ds: xr.Dataset, mode: str, partner: str) -> xr.Dataset:
@@ -216,25 +189,39 @@ def detected_branch(system, params, mode: str | None, partner: str | None):
     return mode, partner, kappa, branch
 
 
-def system_detection_dataset(system, params, settings, mode: str | None = None, partner: str | None = None,
-                             theta: float = DETECT_DEFAULTS["theta"], segment: int = DETECT_DEFAULTS["segment"],
-                             filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
-                             filter_center: float = DETECT_DEFAULTS["filter_center"]):
-    """``detection_dataset`` for any system with output ports (``LinearSystem.output_ports``) at one point of
-    its parameters ``params``: the port of ``mode``, the filtered output paired with ``partner``
-    (``detected_modes``), at the first stable branch. Frequencies and bandwidths in units of the system's ω_ref.
-    UserError naming the key for an unknown mode, no stable branch, or a port that does not carry all of its
-    mode's noise (``check_port_carries_the_noise``).
+def detection_dataset(system: LinearSystem | str, params, settings, mode: str | None = None,
+                      partner: str | None = None, theta: float = DETECT_DEFAULTS["theta"],
+                      segment: int = DETECT_DEFAULTS["segment"],
+                      filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
+                      filter_center: float = DETECT_DEFAULTS["filter_center"]) -> xr.Dataset:
+    """The detector's view of one point ``params`` of any system with output ports
+    (``LinearSystem.output_ports``), in one Dataset, at its first stable branch: homodyne records of the port
+    of ``mode`` (absent: the first port) from Euler–Maruyama traces, their Welch spectrum ± error beside the
+    analytic output spectrum (``spectra.output_spectrum``), E_N between the mode ``partner`` (absent: the last
+    mode; the resonator's mechanics) and the filtered output (Genes et al. 2008) for each filter bandwidth 1/τ
+    at ``filter_center`` (both in units of ω_ref; −1 is the Stokes sideband), and the intracavity E_N of the
+    same pair (Lyapunov V) beside it. UserError naming the key for an unknown mode, no stable branch, or a
+    port that does not carry all of its mode's noise (``check_port_carries_the_noise``).
     """
     _check_settings(settings)
     bandwidths = _check_bandwidths(filter_bandwidths)
+    system = as_system(system)
+    params = system.resolve(params)
     mode, partner, kappa, branch = detected_branch(system, params, mode, partner)
     index, omega_ref = system.modes.index(mode), system.reference_rate(params)
     v = _detector_view(branch.drift, branch.diffusion, omega_ref, functools.partial(system.thermal_covariance,
                        params), settings, index, kappa, system.modes.index(partner), theta, segment,
                        bandwidths, filter_center)
-    attrs = dict(system=system.name, filter_center=filter_center, mode=mode, partner=partner, theta=theta,
-                 branch=np.int32(branch.index), parameters=json.dumps(system.resolve(params)))
-    ds = _dataset(v, bandwidths, settings.dt, omega_ref, attrs)
-    label_for_system(ds, system.name, system.modes, system.quadratures)
-    return _label_pair(ds, mode, partner)
+    attrs = dict(filter_center=filter_center, mode=mode, partner=partner, theta=theta,
+                 branch=np.int32(branch.index), parameters=json.dumps(params))
+    return _label_pair(_dataset(v, bandwidths, settings.dt, omega_ref, attrs, system), mode, partner)
+
+
+def detect(settings, *, system: LinearSystem | str = DEFAULT_SYSTEM, mode: str | None = None,
+           partner: str | None = None, theta: float = DETECT_DEFAULTS["theta"],
+           segment: int = DETECT_DEFAULTS["segment"], filter_bandwidths=DETECT_DEFAULTS["filter_bandwidths"],
+           filter_center: float = DETECT_DEFAULTS["filter_center"], **params) -> xr.Dataset:
+    """The detector's view (``detection_dataset``) of one point ``params`` (scalars) of ``system``, an instance
+    or a registered name. Public as ``sde_com.detect``."""
+    return detection_dataset(system, params, settings, mode, partner, theta, segment, filter_bandwidths,
+                             filter_center)

@@ -25,17 +25,16 @@ import xarray as xr
 from sde_com.errors import NumericalError, UserError
 from sde_com.inputs import MAX_DRIVE_FILE_BYTES, check_input_file
 from sde_com.kernels import ensemble as kernels
-from sde_com.physics.resonator.device import Device
-from sde_com.physics.resonator.system import SpinningResonator
-from sde_com.physics.system import LinearSystem, MeanFieldDynamics
+from sde_com.physics.resonator.device import Device  # simulate_drive's, the resonator's convenience
+from sde_com.physics.system import LinearSystem, MeanFieldDynamics, require
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import (
     apply_catalogue,
-    label_for_system,
     set_time_reference,
     time_coordinates,
     variables_of,
 )
+from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.ensemble import AllPairs, initial_covariance, reported_entanglement, reported_pairs
 from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS, covariance_factor, group_means, jackknife, zscores
 from sde_com.simulation.keys import DRIVE
@@ -94,20 +93,20 @@ class Drive:
         return np.interp(tau, self.times, self.values)
 
 
-def mean_field_trajectory(device: Device, detuning: float, direction: str, drive: Drive, t_end: float,
-                          initial: np.ndarray | None = None):
-    """Integrate the spinning resonator's mean-field equations (Eq. (3), noises dropped: its
-    ``mean_field_dynamics``) with the envelope s(τ) of ``drive`` from τ = 0 to t_end.
+def mean_field_trajectory(system: LinearSystem | str, params, drive: Drive, t_end: float,
+                          z0: np.ndarray | None = None):
+    """Integrate a system's mean-field equations (its ``mean_field_dynamics``; the resonator's: Eq. (3) with the
+    noises dropped) with the envelope s(τ) of ``drive`` from τ = 0 to t_end (units of 1/ω_ref).
 
-    ``initial``: (x_U, x_V, y, P) with complex x (default: empty cavity, mechanics at rest — a switch-on).
-    Returns scipy's dense solution of the real state (Re x_U, Im x_U, Re x_V, Im x_V, y, P), and the
-    dynamics (its ``drift`` gives A/ω_m about a state).
+    ``z0``: the initial real mean-field state (default zero: the resonator's empty cavity and mechanics at
+    rest, a switch-on). Returns scipy's dense solution and the dynamics (its ``drift`` gives A/ω_ref).
     """
-    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
-    z0 = None if initial is None else np.array([initial[0].real, initial[0].imag, initial[1].real,
-                                                initial[1].imag, initial[2].real, initial[3].real])
-    dynamics = SpinningResonator().mean_field_dynamics(params)
-    return _integrate(dynamics, drive, t_end, np.zeros(6) if z0 is None else z0, params), dynamics
+    system = as_system(system)
+    params = system.resolve(params)
+    dynamics = system.mean_field_dynamics(params)
+    if z0 is None:
+        z0 = np.zeros(dynamics.steady_state(system.branches(params)[0]).size)
+    return _integrate(dynamics, drive, t_end, np.asarray(z0, dtype=float), params), dynamics
 
 
 def _integrate(dynamics: MeanFieldDynamics, drive: Drive, t_end: float, z0: np.ndarray, params):
@@ -200,13 +199,21 @@ def check_settings(settings: SimulationSettings) -> None:
 
 def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive, settings: SimulationSettings,
                    mean_field_start: str = "empty") -> xr.Dataset:
-    """A transient of the spinning resonator under a time-dependent drive: ``drive_dataset`` at
-    (device, Δ_c = detuning·ω_m, input direction)."""
+    """A transient of the spinning resonator under a time-dependent drive, from its ``Device``: ``drive_dataset``
+    at (device, Δ_c = detuning·ω_m, input direction); ``sde_com.resonator.simulate_drive``."""
     params = {"detuning": detuning, "direction": direction, **device.as_dict()}
-    return drive_dataset(SpinningResonator(), params, drive, settings, mean_field_start)
+    return drive_dataset("spinning_resonator", params, drive, settings, mean_field_start)
 
 
-def drive_dataset(system: LinearSystem, params, drive: Drive, settings: SimulationSettings,
+def drive(settings: SimulationSettings, envelope: Drive, *, system: LinearSystem | str = DEFAULT_SYSTEM,
+          mean_field_start: str = "empty", **params) -> xr.Dataset:
+    """A transient of any system with nonlinear mean-field dynamics (``system``: an instance or a registered
+    name) under the time-dependent drive ``envelope``, at one point of its parameters ``params`` (scalars):
+    ``drive_dataset``. Public as ``sde_com.drive``."""
+    return drive_dataset(system, params, envelope, settings, mean_field_start)
+
+
+def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: SimulationSettings,
                   mean_field_start: str = "empty") -> xr.Dataset:
     """A transient under a time-dependent drive, for any system with nonlinear mean-field dynamics (capability
     ``"mean_field_dynamics"``): mean fields (the system's ``observables``), ensemble V(t) and E_N(t) with
@@ -221,6 +228,8 @@ def drive_dataset(system: LinearSystem, params, drive: Drive, settings: Simulati
     check_settings(s)
     if mean_field_start not in ("empty", "steady"):
         raise UserError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
+    system = as_system(system)
+    require(system, "mean_field_dynamics", "drive")
     params = system.resolve(params)
     dynamics = system.mean_field_dynamics(params)
     omega_ref, first = system.reference_rate(params), system.branches(params)[0]
@@ -271,9 +280,5 @@ def drive_dataset(system: LinearSystem, params, drive: Drive, settings: Simulati
                     **({} if one else {"pair": reported_pairs(system)})),
     )
     set_time_reference(ds, omega_ref)
-    ds = apply_catalogue(ds, title="sde_com time-dependent drive")
-    if not isinstance(system, SpinningResonator):
-        label_for_system(ds, system.name, system.modes, system.quadratures)
-        ds.attrs["system"] = system.name
-        ds.attrs["parameters"] = json.dumps(params)  # the resonator's: its run kind writes them
-    return ds
+    ds.attrs["parameters"] = json.dumps(params)
+    return apply_catalogue(ds, title="sde_com time-dependent drive", system=system)

@@ -30,14 +30,13 @@ from sde_com.kernels.accumulators import (
     fold_outer_moments,
     sums_larger_than_samples,
 )
-from sde_com.physics.gaussian import logneg, logneg_pair, logneg_rows_packed
+from sde_com.physics.gaussian import logneg, logneg_rows_packed
 from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariances
 from sde_com.physics.model import OperatingPoint, points
-from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.stability import decide_stability
 from sde_com.physics.system import LinearSystem, pair_labels
 from sde_com.random import INITIAL_STREAM, sample_gaussian
-from sde_com.results.sweep import parameter_grid
+from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, parameter_grid
 from sde_com.simulation.estimators import (
     N_BATCHES,
     MomentAccumulator,
@@ -145,7 +144,7 @@ class PairEntanglement:
     j: int
 
     def __call__(self, V: np.ndarray) -> float:
-        return logneg_pair(V, self.i, self.j) if self.i != self.j else math.nan
+        return logneg(V, self.i, self.j) if self.i != self.j else math.nan
 
     def _rows(self) -> np.ndarray:
         return np.array([2 * self.i, 2 * self.i + 1, 2 * self.j, 2 * self.j + 1], dtype=np.int64)
@@ -196,16 +195,18 @@ class AllPairs:
         return np.stack([p.batch_packed(P, d) for p in self.pairs], axis=-1)
 
 
-def reported_entanglement(system: LinearSystem | None) -> PairEntanglement | AllPairs:
-    """The E_N a run of ``system`` reports (the one decision): the spinning resonator's (None: it) of U and the
-    mechanics, as ``logneg``; another system's of every pair of modes (``AllPairs``, over ``pair``); a single
-    mode: NaN (``entanglement_of``)."""
-    if system is None or isinstance(system, SpinningResonator) or len(system.modes) < 2:
-        return entanglement_of(3 if system is None else len(system.modes))
+def reported_entanglement(system: LinearSystem) -> PairEntanglement | AllPairs:
+    """The E_N a run of ``system`` reports (the one decision): of its ``reported_pair`` where it names one (the
+    resonator's U and mechanics), without a ``pair`` dimension; else of every pair of modes (``AllPairs``,
+    over ``pair``); a single mode: NaN (``entanglement_of``)."""
+    if system.reported_pair is not None:
+        return PairEntanglement(*system.reported_pair)
+    if len(system.modes) < 2:
+        return entanglement_of(len(system.modes))
     return AllPairs(len(system.modes))
 
 
-def reported_pairs(system: LinearSystem | None) -> list[str]:
+def reported_pairs(system: LinearSystem) -> list[str]:
     """The labels of the ``pair`` dimension of a run of ``system`` (none: one pair, no such dimension)."""
     return pair_labels(system.modes) if isinstance(reported_entanglement(system), AllPairs) else []
 
@@ -216,17 +217,17 @@ def entanglement_of(n_modes: int) -> PairEntanglement:
     return PairEntanglement(0, max(n_modes - 1, 0))
 
 
-def prepare_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Thermal,
+def prepare_point(A: np.ndarray, D: np.ndarray, omega_ref: float, thermal: Thermal,
                   settings: SimulationSettings) -> PointModel:
     """Check the run against the operating point (stability, the scheme's dt) and build the kernels' inputs.
 
-    A, D: 2N×2N in rad/s; ``omega_m``: ω_ref of the system, the time unit (ω_m for the spinning resonator);
-    ``n_thermal``: the thermal state (``Thermal``: n_m for the resonator, else the system's thermal
+    A, D: 2N×2N in rad/s; ``omega_ref``: ω_ref of the system, the time unit (ω_m for the spinning resonator);
+    ``thermal``: the thermal state (``Thermal``: n_m for the resonator, else the system's thermal
     covariance or a callable giving it).
     """
-    stable = decide_stability(A, omega_m).stable  # Routh–Hurwitz on A/ω_ref: the project's one decision
-    V_inf = lyapunov_covariance_reference(A / omega_m, D / omega_m) if stable else None
-    return _prepare(A / omega_m, D / omega_m, stable, V_inf, n_thermal, settings)
+    stable = decide_stability(A, omega_ref).stable  # Routh–Hurwitz on A/ω_ref: the project's one decision
+    V_inf = lyapunov_covariance_reference(A / omega_ref, D / omega_ref) if stable else None
+    return _prepare(A / omega_ref, D / omega_ref, stable, V_inf, thermal, settings)
 
 
 def prepare_operating_point(op: OperatingPoint, omega_ref: float, thermal: Thermal,
@@ -479,10 +480,10 @@ def estimate_point(model: PointModel, settings: SimulationSettings, blocks) -> d
     return point_estimates(model, settings, acc)
 
 
-def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Thermal, settings: SimulationSettings,
+def simulate_point(A: np.ndarray, D: np.ndarray, omega_ref: float, thermal: Thermal, settings: SimulationSettings,
                    trace_sink: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
-    """Run an ensemble at one operating point (A, D in rad/s, 2N×2N; ``omega_m``: the system's ω_ref, the time
-    unit; ``n_thermal``: its thermal state, see ``prepare_point``) and return estimates beside their references.
+    """Run an ensemble at one operating point (A, D in rad/s, 2N×2N; ``omega_ref``: the system's ω_ref, the time
+    unit; ``thermal``: its thermal state, see ``prepare_point``) and return estimates beside their references.
 
     Steady-state mode (no snapshots): ``cov_sim`` from time averages after the burn-in, ``cov_sim_err`` from
     the spread of the per-trajectory averages over independent trajectories (batch means over 32
@@ -492,7 +493,7 @@ def simulate_point(A: np.ndarray, D: np.ndarray, omega_m: float, n_thermal: Ther
     solution as reference. ``trace_sink(first_trajectory, traces, noises)`` receives recorded paths block
     by block (else they are returned in memory).
     """
-    model = prepare_point(A, D, omega_m, n_thermal, settings)
+    model = prepare_point(A, D, omega_ref, thermal, settings)
     acc = point_accumulator(model, settings)
     traces, noises = [], []
     for first, count in trajectory_blocks(settings, model.dimension):
@@ -529,31 +530,11 @@ class SimulationUnit:
     count: int
 
 
-def _system_values(system: LinearSystem, params: Mapping[str, object]) -> dict[str, np.ndarray]:
-    """Each parameter of a system other than the resonator as a 1-D array of values (a scalar: one value)."""
-    unknown = sorted(set(params) - set(system.parameters))
-    if unknown:
-        raise UserError(f"unknown parameter(s) {unknown} of system {system.name!r}; known: "
-                        f"{list(system.parameters)}")
-    values = {}
-    for name, v in params.items():
-        is_dim = not np.isscalar(v) and not isinstance(v, str)
-        values[name] = np.atleast_1d(np.asarray(list(v) if is_dim else v))
-        if is_dim and (values[name].ndim != 1 or values[name].size == 0):
-            raise UserError(f"{name} must be a scalar or a non-empty 1-D sequence")
-    return values
-
-
 def system_grid(system: LinearSystem, params: Mapping[str, object]):
-    """(values per parameter, swept dimensions in the order given, grid shape) of a run's parameters:
-    ``results.sweep.parameter_grid`` for the spinning resonator, the same rule for any other system (each
-    parameter a scalar or a 1-D sequence; sequences are dimensions; absent ones take their default)."""
-    if isinstance(system, SpinningResonator):
-        values, dims, shape, _ = parameter_grid(params)
-        return values, dims, shape
-    values = _system_values(system, params)
-    dims = [k for k, v in params.items() if not np.isscalar(v) and not isinstance(v, str)]
-    return values, dims, tuple(values[d].size for d in dims)
+    """(values per parameter, swept dimensions in the order given, grid shape) of a run's parameters: the one
+    grid rule, ``results.sweep.parameter_grid``."""
+    values, dims, shape, _ = parameter_grid(params, system)
+    return values, dims, shape
 
 
 def point_parameters(system: LinearSystem, params: Mapping[str, object], point: int) -> dict:
@@ -565,12 +546,11 @@ def point_parameters(system: LinearSystem, params: Mapping[str, object], point: 
 
 
 def point_model(settings: SimulationSettings, params: dict, point: int, branch: int,
-                system: LinearSystem | None = None) -> PointModel:
+                system: LinearSystem | str = DEFAULT_SYSTEM) -> PointModel:
     """The prepared model of flat sweep point ``point``, branch ``branch`` (validates the settings there):
     A, D, V and the stability verdict from ``physics.model.points(system, ·)``, ω_ref from the system's
-    ``reference_rate``, the thermal state from its ``thermal_covariance``. ``system``: the spinning resonator
-    unless given."""
-    system = SpinningResonator() if system is None else system
+    ``reference_rate``, the thermal state from its ``thermal_covariance``."""
+    system = as_system(system)
     p = system.resolve(point_parameters(system, params, point))
     op = points(system, p)[branch]
     return prepare_operating_point(op, system.reference_rate(p), functools.partial(system.thermal_covariance, p),
@@ -613,8 +593,7 @@ def plan_units(settings: SimulationSettings, sweep_ds: xr.Dataset) -> Simulation
 
 
 def run_unit(settings: SimulationSettings, params: dict, unit: SimulationUnit, model: PointModel | None = None,
-             system: LinearSystem | None = None) -> dict:
-    """Run one unit (see ``run_block`` for what it returns); ``model``: its point's, if already prepared;
-    ``system``: the spinning resonator unless given."""
+             system: LinearSystem | str = DEFAULT_SYSTEM) -> dict:
+    """Run one unit (see ``run_block`` for what it returns); ``model``: its point's, if already prepared."""
     model = model if model is not None else point_model(settings, params, unit.point, unit.branch, system)
     return run_block(model, settings, unit.first, unit.count)

@@ -17,10 +17,11 @@ import numpy as np
 import xarray as xr
 
 from sde_com.physics.system import LinearSystem
+from sde_com.results.catalogue import apply_catalogue
+from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.assemble import (
     SIM_VARIABLE_INFO,
     assemble_simulation,
-    labelled,
     prepare_simulation,
     time_coordinate,
     trace_coordinates,
@@ -71,17 +72,18 @@ __all__ = [  # re-exported: sde_com/__init__.py, runs/ and the tests import them
 
 
 def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None,
-             system: LinearSystem | None = None, **params) -> xr.Dataset:
+             system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> xr.Dataset:
     """Steady-state sweep (``sde_com.sweep``) plus a time-domain ensemble at every point and stable branch.
 
-    ``system``: the ``LinearSystem`` simulated (default: the spinning resonator); ``params`` are its
-    parameters, each a scalar or a 1-D sequence (a dimension), as in ``sweep`` for the resonator. The same
+    ``system``: the ``LinearSystem`` simulated, or a registered name (default: the spinning resonator);
+    ``params`` are its parameters, each a scalar or a 1-D sequence (a dimension), as in ``sweep``. The same
     seed is used at every point (common random numbers: differences between points are not blurred by
     independent noise). Unstable branches get NaN
     unless the run is a transient with ``allow_unstable``. Recorded traces are returned in the Dataset, or,
     with ``trace_sink(point_index, branch, first_trajectory, traces, noises)``, handed over block by block
     (``scenario.run_scenario_to_file`` streams them to disk this way).
     """
+    system = as_system(system)
     ds = prepare_simulation(settings, params, system)
     estimates, traces = {}, {}
     model = acc = None
@@ -106,10 +108,11 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
     return assemble_simulation(settings, params, ds, estimates, system=system, traces=traces)
 
 
-def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSystem | None = None,
+def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSystem | str = DEFAULT_SYSTEM,
                         **params) -> xr.Dataset:
     """A time-step study: ``simulate`` once per dt (units of 1/ω_ref), time-domain results along a ``dt``
     dimension beside the (dt-independent) steady-state variables. Same seed for every dt."""
+    system = as_system(system)
     runs = [simulate(replace(settings, dt=float(dt)), system=system, **params) for dt in dts]
     sim_names = [n for n in runs[0].data_vars if n in SIM_VARIABLE_INFO]
     ds = runs[0].drop_vars(sim_names)
@@ -120,4 +123,4 @@ def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSyst
     sim = settings_to_dict(settings)
     sim["dt"] = [float(x) for x in dts]
     ds.attrs["simulation"] = json.dumps(sim)
-    return labelled(ds, system, "sde_com time-step study")
+    return apply_catalogue(ds, title="sde_com time-step study", system=system)

@@ -6,6 +6,8 @@ comparable to κ, where the quantum state is no longer a small Gaussian fluctuat
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 
 import numpy as np
@@ -14,13 +16,11 @@ import xarray as xr
 from sde_com.errors import UserError
 from sde_com.kernels import ensemble as kernels
 from sde_com.kernels.wigner import run_truncated_wigner
-from sde_com.physics.gaussian import logneg
-from sde_com.physics.model import operating_points
-from sde_com.physics.resonator.device import Device, mode_detunings
-from sde_com.physics.resonator.drift import QUADRATURES
+from sde_com.physics.system import LinearSystem, require
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import apply_catalogue, dims_in, set_time_reference, variables_of
-from sde_com.simulation.ensemble import prepare_point
+from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
+from sde_com.simulation.ensemble import prepare_point, reported_entanglement
 from sde_com.simulation.estimators import zscores
 from sde_com.simulation.keys import WIGNER
 from sde_com.simulation.schemes import scheme_names
@@ -29,14 +29,15 @@ from sde_com.simulation.settings import SimulationSettings
 DEFAULT_BRANCH = WIGNER.keys["branch"].default
 
 
-def truncated_wigner_check(device: Device, detuning: float, direction: str, settings: SimulationSettings,
-                           branch: int = DEFAULT_BRANCH) -> dict:
+def truncated_wigner_arrays(system: LinearSystem | str, params, settings: SimulationSettings,
+                            branch: int = DEFAULT_BRANCH) -> dict:
     """Stationary fluctuation covariance of the nonlinear model (truncated Wigner, Euler–Maruyama) next to
-    the linearized one, trajectory by trajectory on the same noise.
+    the linearized one, trajectory by trajectory on the same noise, at one point ``params`` of a system with
+    the capability ``"truncated_wigner"`` (its ``truncated_wigner_model``: the spinning resonator's Eq. (3)).
 
-    Returns ``cov_tw`` ± ``cov_tw_err`` (time averages about the mean-field fixed point, errors from the
-    spread over trajectories), ``cov_lin`` ± ``cov_lin_err`` (the linear EM kernel, same seed), ``cov_ref``
-    (V_dt, what linear EM samples), ``zscore_max`` of cov_tw against cov_ref, ``difference`` and
+    Returns arrays: ``cov_tw`` ± ``cov_tw_err`` (time averages about the mean-field fixed point, errors from
+    the spread over trajectories), ``cov_lin`` ± ``cov_lin_err`` (the linear EM kernel, same seed),
+    ``cov_ref`` (V_dt, what linear EM samples), ``zscore_max`` of cov_tw against cov_ref, ``difference`` and
     ``difference_err`` (cov_tw − cov_lin per trajectory, averaged: the common noise cancels, so this
     resolves the nonlinearity far below the statistical error of either), and the three E_N.
     """
@@ -44,26 +45,19 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
     if not s.scheme.raw_noise or s.transient or s.trajectories < 2:  # the nonlinear kernel is EM on the same ξ
         raise UserError("the truncated-Wigner check runs Euler–Maruyama time averages: method = "
                         f"{scheme_names(lambda sc: sc.raw_noise)}, no save_times/save_every, trajectories >= 2")
-    branches = operating_points(device, detuning, direction)
-    if not 0 <= branch < len(branches):
-        raise UserError(f"wigner.branch = {branch} does not exist: this operating point has {len(branches)} "
-                        f"mean-field branch(es), 0 .. {len(branches) - 1}")
-    op = branches[branch]
-    model = prepare_point(op.drift, op.diffusion, device.omega_m, device.n_thermal, s)  # checks dt, stability
-    wm = device.omega_m
-    du, dv = mode_detunings(detuning * wm, device.sagnac_shift, direction)
-    rates = np.array([du / wm, dv / wm, device.kappa / wm, device.J / wm, device.G0 / wm, device.epsilon / wm,
-                      device.gamma_m / wm, 2.0 * device.n_thermal + 1.0])
-    # the Wigner mean of α is the mean field; the force's −1/2 per mode shifts q_s by G₀/ω_m, kept exact
-    # by starting (and measuring) about the fixed point of the nonlinear drift
-    q_fixed = op.q_s
-    reference = np.array([op.alpha_u.real, op.alpha_u.imag, op.alpha_v.real, op.alpha_v.imag, q_fixed, 0.0])
+    system = as_system(system)
+    require(system, "truncated_wigner", "wigner")
+    params = system.resolve(params)
+    nl = system.truncated_wigner_model(params, branch)
+    b, reference, omega_ref = nl["branch"], nl["reference"], system.reference_rate(params)
+    model = prepare_point(b.drift, b.diffusion, omega_ref, functools.partial(system.thermal_covariance, params),
+                          s)  # checks dt, stability
     u0 = sample_gaussian(model.C0, s.seed, 0, s.trajectories, INITIAL_STREAM)
     state0 = np.empty_like(u0)
     state0[:, :4] = reference[:4] + u0[:, :4] / math.sqrt(2.0)
     state0[:, 4:] = reference[4:] + u0[:, 4:]
     n_avg = s.n_steps - s.burn_in_steps
-    tw = run_truncated_wigner(rates, state0, reference, s.seed, 0, s.n_steps, s.dt, s.burn_in_steps) / n_avg
+    tw = run_truncated_wigner(nl["rates"], state0, reference, s.seed, 0, s.n_steps, s.dt, s.burn_in_steps) / n_avg
     lin = kernels.run_ensemble(model.F, model.L, u0, s.seed, 0, s.n_steps, s.burn_in_steps,
                                np.zeros(0, dtype=np.int64), 0, 1)[1] / n_avg
     n = s.trajectories
@@ -72,11 +66,12 @@ def truncated_wigner_check(device: Device, detuning: float, direction: str, sett
     diff = tw - lin
     V_ref = model.V_stationary  # V_dt = F V_dt Fᵀ + L Lᵀ: what linear EM samples
     _, zmax = zscores(V_tw, err_tw, V_ref)
+    en = reported_entanglement(system)
     return dict(cov_tw=V_tw, cov_tw_err=err_tw, cov_lin=V_lin, cov_lin_err=err_lin, cov_ref=V_ref,
                 zscore_max=float(zmax), difference=diff.mean(axis=0),
                 difference_err=diff.std(axis=0, ddof=1) / math.sqrt(n),
-                logneg_tw=logneg(V_tw), logneg_lin=logneg(V_lin), logneg_ref=logneg(V_ref),
-                photons=abs(op.alpha_u) ** 2)
+                logneg_tw=en(V_tw), logneg_lin=en(V_lin), logneg_ref=en(V_ref), photons=nl["photons"],
+                omega_ref=omega_ref, params=params)
 
 
 WIGNER_KEYS = tuple(WIGNER.keys)
@@ -84,13 +79,23 @@ WIGNER_KEYS = tuple(WIGNER.keys)
 WIGNER_VARIABLES = variables_of("wigner")
 
 
-def wigner_dataset(device: Device, detuning: float, direction: str, settings: SimulationSettings,
-                   branch: int = DEFAULT_BRANCH):
-    """``truncated_wigner_check`` as an xarray Dataset (matrices over ``row``, ``col``)."""
-    r = truncated_wigner_check(device, detuning, direction, settings, branch)
+def wigner_dataset(system: LinearSystem | str, params, settings: SimulationSettings,
+                   branch: int = DEFAULT_BRANCH) -> xr.Dataset:
+    """``truncated_wigner_arrays`` as an xarray Dataset (matrices over ``row``, ``col``)."""
+    system = as_system(system)
+    r = truncated_wigner_arrays(system, params, settings, branch)
     with np.errstate(divide="ignore", invalid="ignore"):
         r["difference_z"] = r["difference"] / r["difference_err"]
     data = {k: (dims_in(k, "wigner"), r[k]) for k in WIGNER_VARIABLES}
-    ds = xr.Dataset(data, coords=dict(row=list(QUADRATURES), col=list(QUADRATURES)))
-    set_time_reference(ds, device.omega_m)  # the unit of the run's dt, burn_in and duration
-    return apply_catalogue(ds, title="sde_com truncated-Wigner check")
+    ds = xr.Dataset(data, coords=dict(row=list(system.quadratures), col=list(system.quadratures)))
+    set_time_reference(ds, r["omega_ref"])  # the unit of the run's dt, burn_in and duration
+    ds.attrs["parameters"] = json.dumps(r["params"])
+    return apply_catalogue(ds, title="sde_com truncated-Wigner check", system=system)
+
+
+def wigner_check(settings: SimulationSettings, *, system: LinearSystem | str = DEFAULT_SYSTEM,
+                 branch: int = DEFAULT_BRANCH, **params) -> xr.Dataset:
+    """The truncated-Wigner check of the linearization at one point ``params`` (scalars) of ``system`` (an
+    instance or a registered name with the capability ``"truncated_wigner"``): ``wigner_dataset``. Public as
+    ``sde_com.wigner_check``."""
+    return wigner_dataset(system, params, settings, branch)

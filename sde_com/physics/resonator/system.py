@@ -35,6 +35,8 @@ from sde_com.physics.resonator.steady import steady_branches
 from sde_com.physics.system import Branch, LinearSystem, MeanFieldDynamics, register_system
 from sde_com.spec import Key
 
+REFERENCES = "Jiao et al., Phys. Rev. Lett. 125, 143605 (2020), doi:10.1103/PhysRevLett.125.143605"
+
 
 def _model_keys() -> tuple[Key, ...]:
     """detuning and direction, then every Device parameter (unit, name, range, default from device)."""
@@ -122,7 +124,63 @@ class SpinningResonator(LinearSystem):
     modes = ("U", "V", "m")
     quadratures = QUADRATURES
     parameters = MappingProxyType({k.name: k for k in _model_keys()})
-    capabilities = frozenset({"mean_field_dynamics", "output_ports"})
+    capabilities = frozenset({"mean_field_dynamics", "output_ports", "truncated_wigner"})
+    mean_field_variables = ("photons", "photons_reflected", "coupling", "coupling_reflected", "displacement")
+    reported_pair = (0, 2)  # E_N of the driven mode U and the mechanics, Eq. (12)
+    catalogue_words = True
+    references = REFERENCES
+    reference_symbol = "ω_m"
+
+    def parameter_values(self, name: str, value) -> tuple[np.ndarray, bool]:
+        """As ``LinearSystem.parameter_values``, with ``Device``'s checks (its message names the field and its
+        allowed range) and the direction's choices."""
+        is_dim = not np.isscalar(value) and not isinstance(value, str)
+        values = np.atleast_1d(np.asarray(list(value) if is_dim and not isinstance(value, np.ndarray) else value))
+        if values.ndim != 1 or values.size == 0:
+            raise UserError(f"{name} must be a scalar or a non-empty 1-D sequence")
+        if name == "direction":
+            for v in values:
+                if v not in DIRECTIONS:
+                    raise UserError(f"direction must be one of {DIRECTIONS}, got {str(v)!r}")
+            return values.astype(str), is_dim
+        if values.dtype.kind not in "iuf" or values.dtype == bool:
+            raise UserError(f"{name} must be a real number or a sequence of them, got {value!r}")
+        values = values.astype(float)
+        if not np.all(np.isfinite(values)):
+            raise UserError(f"{name} must be finite, got {value!r}")
+        if name != "detuning":
+            for v in np.unique(values):
+                Device(**{name: float(v)})  # raises ValueError naming the field and its allowed range
+        return values, is_dim
+
+    def mean_field_outputs(self, mean_field: Mapping[str, complex | float],
+                           params: Mapping[str, object]) -> dict[str, float]:
+        """|α_U|², |α_V|², the couplings √2 G₀|α_j|/ω_m and q_s of a branch of Eq. (7) (its sweep writes the same
+        from its chain, ``sweep.chain_variables``)."""
+        device = device_of(self.resolve(params))
+        g = math.sqrt(2.0) * device.G0 / device.omega_m
+        au, av = mean_field["alpha_u"], mean_field["alpha_v"]
+        return dict(photons=abs(au) ** 2, photons_reflected=abs(av) ** 2, coupling=g * abs(au),
+                    coupling_reflected=g * abs(av), displacement=mean_field["q_s"])
+
+    def truncated_wigner_model(self, params: Mapping[str, object], branch: int) -> dict:
+        """The rates of ``kernels.wigner.run_truncated_wigner`` (units of ω_m) and the nonlinear drift's fixed
+        point at ``branch``: the Wigner mean of α is the mean field; the force's −1/2 per mode shifts q_s by
+        G₀/ω_m, kept exact by starting (and measuring) about the fixed point."""
+        params = self.resolve(params)
+        device = device_of(params)
+        branches = self.branches(params)
+        if not 0 <= branch < len(branches):
+            raise UserError(f"wigner.branch = {branch} does not exist: this operating point has {len(branches)} "
+                            f"mean-field branch(es), 0 .. {len(branches) - 1}")
+        b = branches[branch]
+        wm = device.omega_m
+        du, dv = mode_detunings(params["detuning"] * wm, device.sagnac_shift, params["direction"])
+        rates = np.array([du / wm, dv / wm, device.kappa / wm, device.J / wm, device.G0 / wm, device.epsilon / wm,
+                          device.gamma_m / wm, 2.0 * device.n_thermal + 1.0])
+        au, av = b.mean_field["alpha_u"], b.mean_field["alpha_v"]
+        reference = np.array([au.real, au.imag, av.real, av.imag, b.mean_field["q_s"], 0.0])
+        return dict(rates=rates, reference=reference, branch=b, photons=abs(au) ** 2)
 
     def reference_rate(self, params: Mapping[str, object]) -> float:
         """ω_m, rad/s."""
