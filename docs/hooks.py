@@ -1,10 +1,13 @@
 """MkDocs hooks: generated reference sections, and a check that the API page covers the public API.
 
-A page holds a placeholder line; ``on_page_markdown`` replaces it by the Markdown written from the code
-itself: the scenario schema and the output catalogue (by functions of the package), the keys that the time
-rule covers (from ``sde_com.runs.schema.SCHEMA``) and the command line (from ``sde_com.cli.build_parser()``), by
-the generators below. A placeholder whose generator cannot be imported, or that no page contains, stops the
-build: the reference never silently falls back to stale or missing text.
+A page holds a generated section between ``<!-- sde_com:NAME -->`` and ``<!-- /sde_com:NAME -->``: the Markdown
+written from the code itself: the scenario schema and the output catalogue (by functions of the package), the
+keys that the time rule covers (from ``sde_com.runs.schema.SCHEMA``) and the command line (from
+``sde_com.cli.build_parser()``), by the generators below. The sections are committed, so the pages read the
+same in the repository as on the site; ``python docs/hooks.py`` rewrites them from the code, and both the build
+(``on_page_markdown``) and a test (tests/test_docs.py) stop when one is stale. A section whose generator cannot
+be imported, or that no page contains, stops the build: the reference never silently falls back to stale or
+missing text.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import re
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from mkdocs.exceptions import PluginError
+try:
+    from mkdocs.exceptions import PluginError
+except ImportError:  # the tests read the generated sections without the docs extra
+
+    class PluginError(Exception):
+        """A build error of the reference pages (mkdocs' PluginError where mkdocs is installed)."""
 
 API_PAGE = "reference/api.md"
 TIME_TABLES = ("simulate", "drive", "detect")  # the tables that docs/physics.md's time rule names
@@ -105,6 +113,24 @@ GENERATED: dict[str, tuple[str, str] | Callable[[], str]] = {
 }
 
 
+def _section(placeholder: str) -> re.Pattern:
+    """The committed section of a placeholder: its opening marker, the generated text, its closing marker."""
+    name = placeholder.removeprefix("<!-- ").removesuffix(" -->")
+    return re.compile(re.escape(placeholder) + r"\n(.*?)<!-- /" + re.escape(name) + " -->", re.DOTALL)
+
+
+def regenerate(markdown: str, page_path: str) -> str:
+    """``markdown`` with every generated section written anew from the code."""
+    for placeholder in GENERATED:
+        pattern = _section(placeholder)
+        if pattern.search(markdown):
+            text = _generate(placeholder, page_path).rstrip("\n")
+            name = placeholder.removeprefix("<!-- ").removesuffix(" -->")
+            section = f"{placeholder}\n{text}\n<!-- /{name} -->"
+            markdown = pattern.sub(lambda _, section=section: section, markdown)
+    return markdown
+
+
 def _generate(placeholder: str, page_path: str) -> str:
     generator = GENERATED[placeholder]
     if callable(generator):
@@ -169,8 +195,11 @@ def on_pre_build(config) -> None:
 def on_page_markdown(markdown: str, page, config, files) -> str:
     for placeholder in GENERATED:
         if placeholder in markdown:
-            markdown = markdown.replace(placeholder, _generate(placeholder, page.file.src_uri))
+            if not _section(placeholder).search(markdown):
+                raise PluginError(f"{page.file.src_uri}: {placeholder} has no closing marker")
             _used.add(placeholder)
+    if regenerate(markdown, page.file.src_uri) != markdown:
+        raise PluginError(f"{page.file.src_uri}: a generated section is stale; run `python docs/hooks.py`")
     if page.file.src_uri == API_PAGE:
         _check_api_page(markdown)
     return markdown
@@ -179,3 +208,20 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 def on_post_build(config) -> None:
     if missing := sorted(set(GENERATED) - _used):
         raise PluginError(f"no page contains the placeholder(s) {', '.join(missing)}")
+
+
+def main() -> None:
+    """Rewrite the generated sections of every page under docs/ from the code (``python docs/hooks.py``)."""
+    from pathlib import Path
+
+    docs = Path(__file__).parent
+    for page in sorted(docs.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        new = regenerate(text, str(page.relative_to(docs)))
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            print(f"rewrote {page.relative_to(docs.parent)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,13 +26,6 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf")  # names tools take for net
 FILE_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
-def _kernel_modules(scenario) -> tuple[str, ...]:
-    """The modules whose Numba kernels a scenario's run compiles on an empty cache."""
-    steady = ("physics.resonator.steady", "physics.linear", "physics.gaussian", "physics.resonator.chain")
-    ensemble = ("random.philox", "random.normals", "kernels.ensemble", "kernels.accumulators")
-    return steady if scenario.simulation is None else (*steady, *ensemble)
-
-
 def _require_matplotlib() -> None:
     """Drawing needs the plot extra: say so (exit 2) before any work, not with a traceback after it."""
     import importlib.util
@@ -114,7 +107,7 @@ def _run(args) -> None:
         print(dry_run(scenario, out).line(), file=sys.stderr)
         return
     if not args.quiet:
-        announce_compile(_kernel_modules(scenario))
+        announce_compile(scenario.kind.kernel_modules(scenario))
     execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
             quiet=args.quiet, history=shlex.join(["sde-com", *args.argv]))  # the file's history attribute
     print(f"wrote {out}")

@@ -122,10 +122,16 @@ def is_cached(module: str) -> bool:
     return any(folder.glob(f"{module.rpartition('.')[2]}.*.nbi"))
 
 
+ENSEMBLE_MODULES = ("random.philox", "random.normals", "kernels.ensemble", "kernels.accumulators")
+_announced: set[str] = set()  # modules this process has said it compiles (said once)
+
+
 def announce_compile(modules: tuple[str, ...], stream=None) -> bool:
     """Say on ``stream`` (stderr) that the kernels of ``modules`` are about to be compiled, when the cache
-    holds none of them yet, and how long that takes; return whether it said so."""
-    missing = [m for m in modules if not is_cached(m)]
+    holds none of them yet, and how long that takes; return whether it said so. The CLI says it before a run,
+    the Python API (``sweep``, ``simulate``, ...) on its first call; once per module and process."""
+    missing = [m for m in modules if m not in _announced and not is_cached(m)]
+    _announced.update(modules)
     if not missing:
         return False
     seconds = COMPILE_SECONDS["time-domain" if any(m.startswith("kernels.") for m in missing) else "steady"]

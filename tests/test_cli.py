@@ -352,14 +352,33 @@ def test_outputs_have_ordinary_permissions(tmp_path, umask, mode):
 # bench ---------------------------------------------------------------------------------------------
 
 
-def test_bench_prints_speedup(capsys):
-    assert main(["bench", "--points", "2000", "--baseline-points", "50", "--repeat", "1", "--e2e-repeat", "1"]) == 0
+# every part of `sde-com bench` runs once and prints its figures (one test a part: they run in parallel)
+BENCH_LINES = {
+    "chain": [r"^speed-up: \d+(\.\d+)?x$", r"2000 points"],
+    "sweep": [r"^sweep end to end \(\d+ points.*x faster than the scipy loop"],
+    "time-domain": [r"ensemble end to end: [\d.]+ s, kernels alone [\d.]+ s"],
+    "traces": [r"^noise traces end to end .* = [\d.]+x netCDF4 writing the same arrays"],
+    "startup": [r"^startup: import numpy, numba, xarray [\d.]+ s; import sde_com"],
+    "compile": [r"^first run of \S+ on an empty kernel cache: [\d.]+ s against [\d.]+ s warm"],
+    # the kernel throughput for N modes, GFLOP/s against the peak for N ≥ 10
+    "modes": [*(rf"N = +{n}: +[\d.]+ M trajectory-steps/s" for n in (1, 2, 3, 4, 5, 6, 10, 20)),
+              r"N = 20: .*% of one core's peak per core"],
+}
+
+
+def test_bench_parts_are_all_tested():
+    from sde_com.cli import BENCH_PARTS
+
+    assert set(BENCH_LINES) == set(BENCH_PARTS)
+
+
+@pytest.mark.parametrize("part", BENCH_LINES)
+def test_bench_prints_speedup(capsys, part):
+    assert main(["bench", "--points", "2000", "--baseline-points", "50", "--repeat", "1", "--e2e-repeat", "1",
+                 "--only", part]) == 0
     stdout = capsys.readouterr().out
-    assert re.search(r"^speed-up: \d+(\.\d+)?x$", stdout, flags=re.MULTILINE), stdout
-    assert "2000 points" in stdout
-    for n in (1, 2, 3, 4, 5, 6, 10, 20):  # the kernel throughput for N modes, GFLOP/s against the peak for N ≥ 10
-        assert re.search(rf"N = +{n}: +[\d.]+ M trajectory-steps/s", stdout), stdout
-    assert re.search(r"N = 20: .*% of one core's peak per core", stdout), stdout
+    for line in BENCH_LINES[part]:
+        assert re.search(line, stdout, flags=re.MULTILINE), stdout
 
 
 @pytest.mark.parametrize("option", [["--points", "0"], ["--baseline-points", "0"], ["--repeat", "0"],

@@ -15,10 +15,9 @@ import sde_com
 
 
 def scaled_time(ds):
-    """Snapshot times in units of 1/ω_m (the scenario's time unit); ``time`` itself is in seconds."""
-    if "time_scaled" in ds.coords:
-        return ds["time_scaled"].values
-    return ds["time"].values * ds.attrs["omega_m"]
+    """Snapshot times in units of 1/ω_ref (the scenario's time unit, here 1/ω_m): the ``time_scaled``
+    coordinate beside ``time`` (seconds; ω_ref is the file's ``omega_ref``)."""
+    return ds["time_scaled"].values
 
 
 def main(outdir="."):

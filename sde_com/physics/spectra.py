@@ -271,22 +271,13 @@ def filter_response(omega, tau: float, center: float) -> np.ndarray:
     return math.sqrt(2.0 / tau) / (1.0 / tau - 1j * (w - center))
 
 
-def filtered_transfer(A, kappa: float, omega: float, tau: float, center: float, mode: str | int = "U",
-                      partner: int | None = None) -> np.ndarray:
-    """T(ω), shape (4, 2N + 2): (X_b, Y_b, x, p)(ω) = T(ω) (v, X_in, Y_in)(ω) for the filtered output mode b of
-    ``mode`` and the quadratures (x, p) of ``partner`` (a mode index; the last mode, the resonator's mechanics,
-    unless given).
-
-    With a_out = (X_out + iY_out)/√2 and g = g_r + i g_i (real functions of time), X_b = g_r∗X_out − g_i∗Y_out
-    and Y_b = g_i∗X_out + g_r∗Y_out; in frequency g_r(ω) = [g(ω) + g(−ω)*]/2, g_i(ω) = [g(ω) − g(−ω)*]/(2i)
-    (the complex filter mixes a_out(ω) with a_out†(−ω)).
-    """
-    return _filtered_transfer(A, kappa, omega, tau, center, mode, partner, pure=False)
-
-
 def _filtered_transfer(A, kappa, omega, tau, center, mode, partner, pure: bool) -> np.ndarray:
-    """``filtered_transfer``; ``pure`` (the port carries all of its mode's noise, ``carries_all_noise``): on
-    v alone, (4, 2N), with X_in = v_mode/√(2κ) (the spinning resonator's arithmetic, bit for bit)."""
+    """T(ω), shape (4, 2N + 2): (X_b, Y_b, x, p)(ω) = T(ω) (v, X_in, Y_in)(ω) for the filtered output mode b of
+    ``mode`` and the quadratures (x, p) of ``partner`` (a mode index; the last mode unless given). With
+    a_out = (X_out + iY_out)/√2 and g = g_r + i g_i (real functions of time), X_b = g_r∗X_out − g_i∗Y_out and
+    Y_b = g_i∗X_out + g_r∗Y_out; in frequency g_r(ω) = [g(ω) + g(−ω)*]/2, g_i(ω) = [g(ω) − g(−ω)*]/(2i).
+    ``pure`` (the port carries all of its mode's noise, ``carries_all_noise``): on v alone, (4, 2N), with
+    X_in = v_mode/√(2κ) (the spinning resonator's arithmetic, bit for bit)."""
     A = np.asarray(A, dtype=float)
     n = A.shape[0]
     w = np.array([omega], dtype=float)

@@ -110,6 +110,9 @@ class LinearSystem(abc.ABC):
     references: ClassVar[str] = ""
     # The symbol of ω_ref in figures and labels (the resonator's and the single cavity's ω_m).
     reference_symbol: ClassVar[str] = "ω_ref"
+    # The sde_com modules (dotted below the package) whose Numba kernels its steady state compiles on an empty
+    # cache: the Lyapunov solve and E_N, and a system's own (the resonator's chain).
+    kernel_modules: ClassVar[tuple[str, ...]] = ("physics.linear", "physics.gaussian")
 
     def definition(self) -> dict:
         """What regenerates this system, for the ``system_definition`` attribute of every file: its registered

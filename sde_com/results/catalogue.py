@@ -350,6 +350,19 @@ def entry(ds: xr.Dataset, name: str) -> OutputVariable:
         raise KeyError(f"output {what} {name!r} is not in sde_com.results.catalogue: add it there") from None
 
 
+def parameter_entry(key) -> OutputVariable:
+    """The catalogue entry of a system's parameter as a sweep coordinate, from its ``spec.Key`` (units,
+    long_name): a time or a rate in units of ω_ref is dimensionless."""
+    from sde_com import spec
+
+    if "number" not in key.types and "integer" not in key.types:
+        return OutputVariable(key.name, (key.name,), None, key.doc, key.doc)
+    if key.unit in (spec.TIME, spec.RATE):
+        return OutputVariable(key.name, (key.name,), "1", f"{key.doc} (in units of {spec.unit_text(key.unit)})",
+                              key.doc)
+    return OutputVariable(key.name, (key.name,), key.unit or "1", key.doc, key.doc)
+
+
 def apply_catalogue(ds: xr.Dataset, title: str | None = None, system=None) -> xr.Dataset:
     """A shallow copy of ``ds`` labelled from the catalogue: units, long_name, standard_name and flags of
     every variable and coordinate (int64 stored as int32), and the CF global attributes (Conventions,
@@ -358,7 +371,8 @@ def apply_catalogue(ds: xr.Dataset, title: str | None = None, system=None) -> xr
     definition, references, long_names in its words). A name missing from the catalogue raises KeyError."""
     ds = ds.copy(deep=False)
     for name in list(ds.variables):
-        e = entry(ds, name)
+        own = system is not None and name in ds.coords and name not in COORDINATES and name in system.parameters
+        e = parameter_entry(system.parameters[name]) if own else entry(ds, name)  # a system's own parameter
         var = ds.variables[name]
         if var.dtype == np.int64:
             if var.size and np.abs(var.values).max() > np.iinfo(np.int32).max:

@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 import xarray as xr
 
-from sde_com import spec
 from sde_com.errors import UserError
+from sde_com.kernel_cache import announce_compile
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.model import points
 from sde_com.physics.resonator.device import DEVICE_PARAMETERS
 from sde_com.physics.resonator.system import chain_inputs
 from sde_com.physics.system import LinearSystem, get_system, pair_labels
-from sde_com.results.catalogue import VARIABLES, apply_catalogue, variables_of
+from sde_com.results.catalogue import VARIABLES, apply_catalogue, parameter_entry, variables_of
 
 SWEEP_PARAMETERS: tuple[str, ...] = ("detuning", "direction", *DEVICE_PARAMETERS)
 
@@ -114,6 +114,7 @@ def sweep(*, system: LinearSystem | str = DEFAULT_SYSTEM, store_cov: bool = True
     """
     system = as_system(system)
     n_points = math.prod(parameter_grid(params, system)[2])
+    announce_compile(system.kernel_modules)
     block = sweep_block(params, 0, n_points, store_cov, system=system)
     return sweep_from_blocks(params, [block], store_cov, revival, system=system)
 
@@ -366,18 +367,9 @@ def _assemble_points(system: LinearSystem, params: Mapping[str, object], blocks:
         coords["row"] = coords["col"] = list(system.quadratures)
     ds = apply_catalogue(xr.Dataset(data, coords=coords), title=f"sde_com steady-state sweep of {system.name}",
                          system=system)
-    ds = ds.assign_coords({d: (d, values[d], _key_attrs(system.parameters[d])) for d in dims})
+    ds = ds.assign_coords({d: (d, values[d], parameter_entry(system.parameters[d]).attrs) for d in dims})
     _annotate(ds, values, dims, system.quadratures)
     return ds
-
-
-def _key_attrs(key: spec.Key) -> dict[str, str]:
-    """CF attributes of a sweep parameter's coordinate from its ``Key`` (units, long_name)."""
-    if "number" not in key.types and "integer" not in key.types:
-        return {"long_name": key.doc}
-    if key.unit in (spec.TIME, spec.RATE):
-        return {"units": "1", "long_name": f"{key.doc} (in units of {spec.unit_text(key.unit)})"}
-    return {"units": key.unit or "1", "long_name": key.doc}
 
 
 def _displacement(shift: np.ndarray, inp: Mapping[str, np.ndarray]) -> np.ndarray:

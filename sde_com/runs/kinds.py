@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import NumericalError, RunWarning, UserError
+from sde_com.kernel_cache import ENSEMBLE_MODULES
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
 from sde_com.physics.model import points
@@ -90,6 +91,12 @@ class RunKind:
         """What a scenario gives to run this kind (for a message naming a variable it writes)."""
         return self.asks or f"a [{self.table}] table"
 
+    def kernel_modules(self, scenario: Scenario) -> tuple[str, ...]:
+        """The sde_com modules whose Numba kernels this run compiles on an empty cache (the CLI says so before
+        it starts): its system's, and the ensemble kernels wherever it simulates."""
+        own = ENSEMBLE_MODULES if scenario.simulation is not None else ()
+        return (*scenario.system.kernel_modules, *own)
+
     def selected(self, scenario) -> bool:
         """Whether ``scenario`` (anything with the Scenario's ``tables``, ``simulation`` and ``dt_study``) is of
         this kind: by default, whether it has the kind's table."""
@@ -113,8 +120,8 @@ class RunKind:
                 **unwritable(scenario.run_outline, swept)}
 
     def parse_table(self, table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
-        """The kind's own table, checked against the others (the schema's checks, then the cross checks)."""
-        return None
+        """The kind's own table, checked against the others (by default the schema's checks of its keys)."""
+        return None if table is None or self.table is None else dict(check_table(self.table, table))
 
     def run(self, scenario: Scenario, trace_sink=None) -> xr.Dataset:
         """The whole run in memory, before ``finish_dataset``."""
@@ -187,6 +194,13 @@ def steady_set(system: LinearSystem) -> str:
     return "sweep" if fast_chain(system) is not None else "seam_sweep"
 
 
+def own_variables(system: LinearSystem) -> tuple[str, ...]:
+    """The mean-field variables a system declares beyond its steady state's set (a plug-in's own, registered
+    in the catalogue: ``catalogue.register_variable``)."""
+    listed = variables_of(steady_set(system))
+    return tuple(v for v in system.mean_field_variables if v not in listed)
+
+
 def steady_outline(system: LinearSystem, kind: str = "sweep", sizes: Mapping[str, int] | None = None,
                    transient: bool = False) -> RunOutline:
     """The outline of a run of ``system`` whose steady state is its chain's sweep (``sweep.fast_chain``: the
@@ -199,7 +213,8 @@ def steady_outline(system: LinearSystem, kind: str = "sweep", sizes: Mapping[str
     extra = {"pair": len(pairs)} if pairs and (kind in ("simulate", "drive") or steady == "seam_sweep") else {}
     absent = undeclared(system, variables_of(own) + (variables_of(steady) if kind == "simulate" else ()))
     return RunOutline(own, {**(sizes or {}), "row": d, "col": d, **extra}, transient, absent=tuple(absent),
-                      steady=steady, quadratures=tuple(system.quadratures))
+                      steady=steady, quadratures=tuple(system.quadratures),
+                      extra=own_variables(system) if kind in ("sweep", "simulate") else ())
 
 
 class SweepKind(RunKind):
@@ -215,7 +230,7 @@ class SweepKind(RunKind):
         return scenario.simulation is None
 
     def variables(self, system):
-        return variables_of(steady_set(system))
+        return variables_of(steady_set(system)) + own_variables(system)
 
     def outline(self, scenario):
         return steady_outline(scenario.system)
@@ -545,6 +560,9 @@ class WignerKind(SinglePointKind):
     capability = "truncated_wigner"
     heading = "Truncated-Wigner check (`[wigner]`)"
     record_table = False
+
+    def kernel_modules(self, scenario):
+        return (*super().kernel_modules(scenario), "kernels.wigner")
 
     def check_simulation(self, simulation, dt_study):
         if (simulation is None or not simulation.scheme.raw_noise or simulation.transient or dt_study

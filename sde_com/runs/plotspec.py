@@ -339,6 +339,7 @@ class RunOutline:
     absent: tuple[str, ...] = ()  # variables of the kind this run does not write (another system's)
     steady: str = "sweep"
     quadratures: tuple[str, ...] = QUADRATURES
+    extra: tuple[str, ...] = ()  # the system's own variables beside its steady state's set (a plug-in's)
 
 
 # Variables written over fewer than all the swept parameters ("..." in the catalogue; see their meaning there).
@@ -380,6 +381,7 @@ def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str]
     """variable → the run kind of the catalogue whose dimensions it has, for every variable the run writes."""
     kinds = (run.steady, "simulate") if run.kind == "simulate" else (run.kind,)
     written = {n: k for k in kinds for n in variables_of(k)}
+    written.update(dict.fromkeys(run.extra, run.steady))
     drop = set(run.absent)
     if run.kind == "simulate":
         drop |= set(unwritable(run, swept))

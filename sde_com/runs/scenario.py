@@ -35,14 +35,10 @@ from sde_com.runs.kinds import (
 )
 from sde_com.runs.plotspec import PLOT_KINDS, RunOutline, check_output  # noqa: F401 (PLOT_KINDS: re-exported, the schema's)
 from sde_com.runs.plotspec import check_plot as _check_plot
-from sde_com.runs.schema import RANGE, SCHEMA, ScenarioError, check_keys, check_table, check_top_level, defaults
+from sde_com.runs.schema import ScenarioError, check_keys, check_table, check_top_level, defaults
 from sde_com.simulation.assemble import reference_rates
 from sde_com.simulation.simulate import SimulationSettings
 from sde_com.spec import make_table
-
-RANGE_KEYS = tuple(RANGE.keys)
-OUTPUT_KEYS = tuple(SCHEMA["output"].keys)
-PLOT_KEYS = tuple(SCHEMA["plot"].keys)
 
 
 @dataclass(frozen=True)

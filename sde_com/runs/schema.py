@@ -52,7 +52,7 @@ TOP_LEVEL = make_table(
         default=""),
 )
 
-SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
+_TABLES: dict[str, Table] = {t.name: t for t in (
     make_table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
            *SpinningResonator.parameters.values()),
@@ -110,9 +110,22 @@ SCHEMA: Mapping[str, Table] = MappingProxyType({t.name: t for t in (
         Key("title", "string", "figure title (default: the scenario's title)"),
         Key("panel_titles", "list[string]", "lines: one title per panel", only_with=("lines",)),
     ),
-)})
+)}
+SCHEMA: Mapping[str, Table] = MappingProxyType(_TABLES)  # the scenario's tables by name (read-only view)
 
-TOP_LEVEL_KEYS: tuple[str, ...] = (*TOP_LEVEL.keys, *SCHEMA)
+
+def register_table(table: Table) -> Table:
+    """Add a scenario table (a plug-in run kind's own: ``runs.kinds.register_run_kind``) to the schema that
+    validation, the JSON Schema and the reference read. TypeError for a name that is taken."""
+    if table.name in _TABLES or table.name in TOP_LEVEL.keys:
+        raise TypeError(f"scenario table [{table.name}] is already in the schema")
+    _TABLES[table.name] = table
+    return table
+
+
+def top_level_keys() -> tuple[str, ...]:
+    """The keys a scenario may have at its top level: title, description and every table of the schema."""
+    return (*TOP_LEVEL.keys, *_TABLES)
 
 
 def default(table: str, key: str):
@@ -168,9 +181,10 @@ def check_kind_keys(name: str, table: dict, error: type[ValueError] = ScenarioEr
 
 def check_top_level(raw: dict, error: type[ValueError] = ScenarioError) -> None:
     """Known top-level keys, and the types of title and description."""
-    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    allowed = top_level_keys()
+    unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise error(f"unknown top-level key(s) {unknown}; allowed: {list(TOP_LEVEL_KEYS)}")
+        raise error(f"unknown top-level key(s) {unknown}; allowed: {list(allowed)}")
     for k, key in TOP_LEVEL.keys.items():
         if k in raw:
             check_value(key, raw[k], error=error)

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
+from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.linear import lyapunov_covariance_reference
 from sde_com.physics.spectra import carries_all_noise, filtered_logneg, mode_rows, output_spectrum, port_noise
@@ -26,7 +27,6 @@ from sde_com.results.catalogue import (
     apply_catalogue,
     set_time_reference,
     time_coordinates,
-    variables_of,
 )
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.ensemble import simulate_point
@@ -87,8 +87,6 @@ def welch_bins_kept(segment: int) -> int:
 
 
 # data variables of detection_dataset (units and meaning: sde_com.results.catalogue)
-DETECT_VARIABLES = variables_of("detect")
-DETECT_KEYS = tuple(DETECT.keys)
 # the [detect] defaults, from their one home (sde_com.simulation.keys)
 DETECT_DEFAULTS = {k.name: k.default for k in DETECT.keys.values() if k.default is not None}
 
@@ -208,6 +206,7 @@ def detection_dataset(system: LinearSystem | str, params, settings, mode: str | 
     system = as_system(system)
     params = system.resolve(params)
     mode, partner, kappa, branch = detected_branch(system, params, mode, partner)
+    announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES))
     index, omega_ref = system.modes.index(mode), system.reference_rate(params)
     v = _detector_view(branch.drift, branch.diffusion, omega_ref, functools.partial(system.thermal_covariance,
                        params), settings, index, kappa, system.modes.index(partner), theta, segment,

@@ -24,6 +24,7 @@ import xarray as xr
 
 from sde_com.errors import NumericalError, UserError
 from sde_com.inputs import MAX_DRIVE_FILE_BYTES, check_input_file
+from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.resonator.device import Device  # simulate_drive's, the resonator's convenience
 from sde_com.physics.system import LinearSystem, MeanFieldDynamics, require
@@ -32,7 +33,6 @@ from sde_com.results.catalogue import (
     apply_catalogue,
     set_time_reference,
     time_coordinates,
-    variables_of,
 )
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.ensemble import AllPairs, initial_covariance, reported_entanglement, reported_pairs
@@ -169,7 +169,6 @@ def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray
 
 
 # data variables of a driven run (simulate_drive; units and meaning: sde_com.results.catalogue)
-DRIVE_VARIABLES = variables_of("drive")
 DRIVE_KEYS = tuple(DRIVE.keys)  # the Drive fields, + file, + mean_field_start
 
 
@@ -230,6 +229,7 @@ def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: Si
         raise UserError(f"mean_field_start must be 'empty' or 'steady', got {mean_field_start!r}")
     system = as_system(system)
     require(system, "mean_field_dynamics", "drive")
+    announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES))
     params = system.resolve(params)
     dynamics = system.mean_field_dynamics(params)
     omega_ref, first = system.reference_rate(params), system.branches(params)[0]

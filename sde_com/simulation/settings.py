@@ -38,11 +38,12 @@ def _table(schemes: tuple[str, ...]) -> spec.Table:
 
 @dataclass(frozen=True, kw_only=True)
 class SimulationSettings:
-    """What a time-domain run does (every time in units of 1/ω_m).
+    """What a time-domain run does (every time in units of 1/ω_ref, the system's reference rate: 1/ω_m for the
+    built-in systems).
 
     method: the integration scheme's name in ``schemes.SCHEMES``: "em" (Euler–Maruyama) or "exact"
         (Φ = e^{A dt}, Van Loan noise; no time-step bias).
-    dt: time step ω_m·dt > 0.   burn_in: discarded first, ≥ 0.   duration: simulated after the burn-in, > 0.
+    dt: time step ω_ref·dt > 0.   burn_in: discarded first, ≥ 0.   duration: simulated after the burn-in, > 0.
     trajectories: ensemble size ≥ 1.   seed: integer ≥ 0; with the trajectory index it keys every random number.
     initial: "steady" (N(0, V)), "thermal" (each mode in its bath's thermal state: the system's
         ``thermal_covariance``; for the resonator optical vacuum, thermal mechanics), "zero", or a 2N×2N

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
+from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import apply_catalogue
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
@@ -84,6 +85,7 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
     (``scenario.run_scenario_to_file`` streams them to disk this way).
     """
     system = as_system(system)
+    announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES))
     ds = prepare_simulation(settings, params, system)
     estimates, traces = {}, {}
     model = acc = None

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
+from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.kernels import ensemble as kernels
 from sde_com.kernels.wigner import run_truncated_wigner
 from sde_com.physics.system import LinearSystem, require
@@ -47,6 +48,7 @@ def truncated_wigner_arrays(system: LinearSystem | str, params, settings: Simula
                         f"{scheme_names(lambda sc: sc.raw_noise)}, no save_times/save_every, trajectories >= 2")
     system = as_system(system)
     require(system, "truncated_wigner", "wigner")
+    announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES, "kernels.wigner"))
     params = system.resolve(params)
     nl = system.truncated_wigner_model(params, branch)
     b, reference, omega_ref = nl["branch"], nl["reference"], system.reference_rate(params)
@@ -74,7 +76,6 @@ def truncated_wigner_arrays(system: LinearSystem | str, params, settings: Simula
                 omega_ref=omega_ref, params=params)
 
 
-WIGNER_KEYS = tuple(WIGNER.keys)
 # data variables of wigner_dataset (units and meaning: sde_com.results.catalogue)
 WIGNER_VARIABLES = variables_of("wigner")
 

@@ -23,7 +23,6 @@ from sde_com.physics.resonator.steady import MAX_BRANCHES, mean_fields, real_pol
 
 # Pairs (rows of the 6×6 covariance) whose E_N the chain reports: (U, mech), (V, mech), (U, V).
 PAIR_ROWS = np.array([[0, 1, 4, 5], [2, 3, 4, 5], [0, 1, 2, 3]], dtype=np.int64)
-PAIR_NAMES = ("U-mech", "V-mech", "U-V")
 # Points per thread task: a few ms of work, so that a task's overhead (~50 µs) stays below ~1 %, and
 # enough tasks to balance the cost of multi-branch points between threads.
 BLOCK_POINTS = 2048
@@ -38,7 +37,7 @@ def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_th
         n_branches (N,) int: number of real roots of Eq. (7);
         shift (N, B): y = G₀q_s/κ per branch, ascending;  alpha_u, alpha_v (N, B) complex: Eq. (7);
         stable (N, B) bool: every eigenvalue of A (Eq. (6)) has Re < 0, by the Routh–Hurwitz criterion;
-        logneg (N, B, 3): E_N of the pairs PAIR_NAMES (Eqs. (12)–(13)), NaN where unstable;
+        logneg (N, B, 3): E_N of the pairs (U, m), (V, m), (U, V) (Eqs. (12)–(13)), NaN where unstable;
         fluct (N, B, 2): fluctuation numbers ⟨δa†δa⟩ = (V_xx + V_pp − 1)/2 of U and V (the linearization
             check, ``gaussian.fluctuation_numbers``; always, as a sweep need not keep V), NaN where unstable;
         cov (N, B, 6, 6): Lyapunov V of Eq. (11) if store_cov, NaN where unstable.
@@ -51,7 +50,7 @@ def steady_chain(kappa, delta_u, delta_v, J, G0, epsilon, omega_m, gamma_m, n_th
         d_v = delta_v[i] / kappa[i]
         j = J[i] / kappa[i]
         roots = np.empty(MAX_BRANCHES)
-        nb = real_polynomial_roots(steady_polynomial(d_u, d_v, j, k), roots)  # steady_shift_roots, one call less
+        nb = real_polynomial_roots(steady_polynomial(d_u, d_v, j, k), roots)  # the roots of Eq. (7)
         n_branches[i] = nb
         # everything below in units of ω_m: V is unchanged, the matrices are O(1)
         D = np.zeros((6, 6))

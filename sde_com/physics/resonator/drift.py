@@ -10,7 +10,6 @@ import numpy as np
 from numba import njit
 
 QUADRATURES: tuple[str, ...] = ("xU", "yU", "xV", "yV", "q", "p")
-N_QUADRATURES = 6
 
 
 @njit(cache=True)

@@ -131,15 +131,6 @@ def real_polynomial_roots(c, out):  # noqa: C901 (numba kernel, checked at 20)
 
 
 @njit(cache=True)
-def steady_shift_roots(d_u, d_v, j, k, out):
-    """All real roots y = G₀q_s/κ of the self-consistency Eq. (7), ascending; returns their number.
-
-    Dimensionless inputs as in ``steady_polynomial``; every root is a mean-field branch.
-    """
-    return real_polynomial_roots(steady_polynomial(d_u, d_v, j, k), out)
-
-
-@njit(cache=True)
 def mean_fields(d_u, d_v, j, y, epsilon_over_kappa):
     """Intracavity amplitudes (α_U, α_V) of Eq. (7) at the shift y = G₀q_s/κ (dimensionless inputs)."""
     a = complex(1.0, d_u - y)
@@ -164,7 +155,7 @@ def steady_branches(delta_u: float, delta_v: float, J: float, kappa: float, G0: 
     """
     k = coupling_strength(G0, epsilon, omega_m, kappa)
     roots = np.empty(MAX_BRANCHES)
-    # steady_shift_roots' two calls: the kernels the chain compiles anyway, not a third one to compile
+    # the roots of Eq. (7)'s polynomial: the two kernels the chain compiles anyway
     n = real_polynomial_roots(steady_polynomial(delta_u / kappa, delta_v / kappa, J / kappa, k), roots)
     branches = []
     for y in roots[:n]:
