@@ -8,6 +8,7 @@ others kept for ``--resume``) or a bug (a traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -106,13 +107,32 @@ def _run(args) -> None:
 
         print(dry_run(scenario, out).line(), file=sys.stderr)
         return
-    if not args.quiet:
+    with _quiet_compile(args.quiet):  # the Python API's notice too, in this process and the workers it starts
         announce_compile(scenario.kind.kernel_modules(scenario))
-    execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
-            quiet=args.quiet, history=shlex.join(["sde-com", *args.argv]))  # the file's history attribute
+        execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers,
+                scheduler=args.scheduler, quiet=args.quiet,
+                history=shlex.join(["sde-com", *args.argv]))  # the file's history attribute
     print(f"wrote {out}")
     if png is not None:
         _draw(out, png, overwrite)
+
+
+@contextlib.contextmanager
+def _quiet_compile(quiet: bool):
+    """No compile notice while the run goes, where --quiet asks (``kernel_cache.QUIET_VARIABLE``, which the
+    workers a run starts inherit); the environment as it was afterwards."""
+    from sde_com.kernel_cache import QUIET_VARIABLE
+
+    saved = os.environ.get(QUIET_VARIABLE)
+    if quiet:
+        os.environ[QUIET_VARIABLE] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(QUIET_VARIABLE, None)
+        else:
+            os.environ[QUIET_VARIABLE] = saved
 
 
 def _draw(out: Path, png: Path, force: bool) -> None:

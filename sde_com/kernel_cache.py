@@ -122,6 +122,7 @@ def is_cached(module: str) -> bool:
     return any(folder.glob(f"{module.rpartition('.')[2]}.*.nbi"))
 
 
+QUIET_VARIABLE = "SDE_COM_QUIET"  # set (by `sde-com run --quiet`): no notice, here or in the workers it starts
 ENSEMBLE_MODULES = ("random.philox", "random.normals", "kernels.ensemble", "kernels.accumulators")
 _announced: set[str] = set()  # modules this process has said it compiles (said once)
 
@@ -132,7 +133,7 @@ def announce_compile(modules: tuple[str, ...], stream=None) -> bool:
     the Python API (``sweep``, ``simulate``, ...) on its first call; once per module and process."""
     missing = [m for m in modules if m not in _announced and not is_cached(m)]
     _announced.update(modules)
-    if not missing:
+    if not missing or os.environ.get(QUIET_VARIABLE):
         return False
     seconds = COMPILE_SECONDS["time-domain" if any(m.startswith("kernels.") for m in missing) else "steady"]
     print(f"sde-com: compiling the numba kernels ({', '.join(missing)}); this happens on the first run only "

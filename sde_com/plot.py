@@ -78,25 +78,35 @@ AXES: dict[str, tuple[str, str, float]] = {
 UNITS = {"rad/s": "rad s⁻¹", "1/m": "m⁻¹", "1/s": "s⁻¹", "1": ""}
 
 
-def _other_system(ds: xr.Dataset | None) -> bool:
-    return ds is not None and ds.attrs.get("system", "spinning_resonator") != "spinning_resonator"
+def _system_words(ds: xr.Dataset | None) -> tuple[bool, str]:
+    """(whether the catalogue's words, the axes' symbols, are the file's system's own; the symbol of its ω_ref),
+    from the registered system the file names (``LinearSystem.catalogue_words``, ``reference_symbol``; a file
+    without the attribute: the default system's; a system not registered here: neither, ω_ref)."""
+    from sde_com.physics.system import get_system, system_names
+    from sde_com.results.sweep import DEFAULT_SYSTEM
+
+    name = DEFAULT_SYSTEM if ds is None else ds.attrs.get("system", DEFAULT_SYSTEM)
+    if name not in system_names():
+        return False, "ω_ref"
+    system = get_system(name)
+    return system.catalogue_words, system.reference_symbol
 
 
 def _symbol(name: str, ds: xr.Dataset | None) -> tuple[str, str, float]:
-    """AXES[name], for another system than the resonator with its ω_ref, and its detuning (bare Δ₀ or
+    """AXES[name]; for a system whose words they are not, in its ω_ref's symbol, and its detuning (bare Δ₀ or
     effective Δ, its ``detuning_kind`` parameter) instead of the resonator's Δ_c."""
     symbol, unit, scale = AXES[name]
-    if _other_system(ds):
-        symbol = symbol.replace("ω_m", "ω_ref").replace("N_j", "N")
+    own, ref = _system_words(ds)
+    if not own:
+        symbol = symbol.replace("ω_m", ref).replace("N_j", "N")
         if name == "detuning":
             kind = json.loads(ds.attrs.get("parameters", "{}")).get("detuning_kind", "bare")
-            symbol = "Δ/ω_ref" if kind == "effective" else "Δ₀/ω_ref"
+            symbol = f"Δ/{ref}" if kind == "effective" else f"Δ₀/{ref}"
     return symbol, unit, scale
 
 
 def _axis(name: str, ds: xr.Dataset | None = None) -> tuple[str, float]:
-    """(axis label with its unit, scale to apply to the values); times of another system than the resonator
-    in its ω_ref."""
+    """(axis label with its unit, scale to apply to the values); times in the file's system's ω_ref."""
     if name in AXES:
         symbol, unit, scale = _symbol(name, ds)
         return (f"{symbol} ({unit})" if unit else symbol), scale
@@ -395,7 +405,7 @@ def _spectra(ds, spec, plt):
     a.plot(w[sel], S[sel], color="C0", lw=1, label="Welch from homodyne records ± 1σ")
     a.plot(w[sel], ds["spectrum_analytic"].values[sel], "k--", lw=1.2, label="transfer function of A")
     a.axhline(0.5, color="0.5", lw=0.8, label="shot noise")
-    ref = "ω_ref" if _other_system(ds) else "ω_m"
+    ref = _system_words(ds)[1]
     a.set_xlabel(f"ω/{ref}")
     a.set_ylabel("S_θ(ω) (shot noise = 1/2)")
     if two:

@@ -9,8 +9,20 @@ system="spinning_resonator", **params)``, ``sde_com.drive``, ``sde_com.detect``,
 """
 
 from sde_com.physics.gaussian import revival_factor
-from sde_com.physics.model import OperatingPoint, operating_points
+from sde_com.physics.model import OperatingPoint
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
+from sde_com.physics.resonator.points import operating_points
 
-__all__ = ["Device", "OperatingPoint", "diffusion_matrix", "drift_matrix", "operating_points", "revival_factor"]
+__all__ = ["Device", "OperatingPoint", "diffusion_matrix", "drift_matrix", "operating_points", "revival_factor",
+           "simulate_drive"]
+
+
+def simulate_drive(device: Device, detuning: float, direction: str, drive, settings,
+                   mean_field_start: str = "empty"):
+    """A transient of the resonator under a time-dependent ``drive`` (``sde_com.Drive``) from its ``Device``:
+    ``sde_com.drive`` at (device, Δ_c = detuning·ω_m, input direction)."""
+    from sde_com.simulation.drive import drive_dataset
+
+    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
+    return drive_dataset("spinning_resonator", params, drive, settings, mean_field_start)

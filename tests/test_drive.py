@@ -7,8 +7,8 @@ from conftest import PEAK
 
 from sde_com.kernels import ensemble as kernels
 from sde_com.physics.linear import lyapunov_covariance_reference
-from sde_com.resonator import Device, operating_points
-from sde_com.simulation.drive import Drive, mean_field_trajectory, simulate_drive
+from sde_com.resonator import Device, operating_points, simulate_drive
+from sde_com.simulation.drive import Drive, mean_field_trajectory
 from sde_com.simulation.simulate import SimulationSettings, step_maps
 
 

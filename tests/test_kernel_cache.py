@@ -126,3 +126,19 @@ def test_dask_workers_use_the_same_cache():
         cluster = client.cluster
         client.close()
         cluster.close()
+
+
+def test_quiet_silences_the_compile_notice_of_every_layer(tmp_path):
+    """`--quiet` on a cold cache: no notice, though the Python API under the run would give one (a system
+    whose steady state is run whole, through ``sweep``); the notice's variable does not outlive the run."""
+    (tmp_path / "pair.toml").write_text('[system]\nmodes = ["a", "b"]\ndrift = [[-0.5, 0.0, 0.0, 0.2], '
+                                        '[0.0, -0.5, -0.2, 0.0], [0.0, 0.2, -0.5, 0.0], [-0.2, 0.0, 0.0, -0.5]]\n'
+                                        'diffusion = [[0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 0.5, 0], '
+                                        '[0, 0, 0, 0.5]]\n')
+    env = {**os.environ, "SDE_COM_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop(kernel_cache.QUIET_VARIABLE, None)
+    run = [sys.executable, "-m", "sde_com.cli", "run", "pair.toml", "-o", "pair.nc", "--force"]
+    quiet = subprocess.run([*run, "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert kernel_cache.QUIET_VARIABLE not in os.environ

@@ -209,8 +209,9 @@ def test_model_defaults_are_the_sweeps():
 
 
 def test_function_defaults_are_the_schemas():
+    from sde_com.resonator import simulate_drive
     from sde_com.simulation.detection import detection_dataset
-    from sde_com.simulation.drive import drive, drive_dataset, simulate_drive
+    from sde_com.simulation.drive import drive, drive_dataset
     from sde_com.simulation.wigner import truncated_wigner_arrays, wigner_check, wigner_dataset
 
     params = inspect.signature(detection_dataset).parameters

@@ -11,9 +11,10 @@ from sde_com.errors import UserError
 from sde_com.physics import system as system_module
 from sde_com.physics.gaussian import logneg, logneg_symplectic
 from sde_com.physics.linear import lyapunov_covariance, lyapunov_covariance_reference, lyapunov_residual
-from sde_com.physics.model import operating_points, points
+from sde_com.physics.model import points
 from sde_com.physics.resonator.device import Device, mode_detunings
 from sde_com.physics.resonator.drift import diffusion_matrix, drift_matrix
+from sde_com.physics.resonator.points import operating_points
 from sde_com.physics.resonator.steady import steady_branches
 from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.stability import MARGINAL_TOL, decide_stability

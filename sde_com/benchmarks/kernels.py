@@ -8,8 +8,8 @@ import time
 import numpy as np
 import scipy.linalg
 
-from sde_com.physics.model import operating_points
 from sde_com.physics.resonator.device import Device
+from sde_com.physics.resonator.points import operating_points
 from sde_com.results.sweep import sweep
 
 

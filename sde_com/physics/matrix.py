@@ -154,7 +154,8 @@ def spectral_radius(A: np.ndarray) -> float:
     """max |λ| over the eigenvalues λ of A (rad/s): a system's fastest rate, the default ω_ref of a system given
     by its matrices; 1 s⁻¹ for A = 0 (nothing moves)."""
     radius = float(np.abs(np.linalg.eigvals(A)).max())
-    return radius if radius > 0 else 1.0
+    # rounded to 12 digits: LAPACK's last bits differ between CPUs, and ω_ref sets dt and goes into every file
+    return float(f"{radius:.12g}") if radius > 0 else 1.0
 
 
 def _check_outputs(outputs, modes: Sequence[str], D: np.ndarray) -> dict[str, float]:

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sde_com.errors import NumericalError, UserError
+from sde_com.errors import NumericalError
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.linear import lyapunov_covariance_reference
-from sde_com.physics.resonator.device import DIRECTIONS, Device
-from sde_com.physics.resonator.system import SpinningResonator
 from sde_com.physics.system import LinearSystem
 
 
@@ -55,14 +53,6 @@ class OperatingPoint:
         return logneg(self.cov) if self.cov is not None else math.nan
 
 
-def validate_detuning_direction(detuning: float, direction: str) -> None:
-    """Raise ValueError naming the parameter for a non-finite detuning or an unknown direction."""
-    if isinstance(detuning, bool) or not isinstance(detuning, (int, float)) or not math.isfinite(detuning):
-        raise UserError(f"detuning must be a finite real number (Δ_c/ω_m), got {detuning!r}")
-    if direction not in DIRECTIONS:
-        raise UserError(f"direction must be one of ('ccw', 'cw'), got {direction!r}")
-
-
 def points(system: LinearSystem, params: Mapping[str, object] | None = None) -> list[OperatingPoint]:
     """Every branch of ``system`` at ``params``: A, D, the stability decision, and V of Eq. (11) where stable.
 
@@ -87,10 +77,3 @@ def _lyapunov(branch, omega_ref: float, params) -> np.ndarray:
         return lyapunov_covariance_reference(branch.drift / omega_ref, branch.diffusion / omega_ref)
     except np.linalg.LinAlgError as exc:
         raise NumericalError(f"Lyapunov solve failed at branch {branch.index} of {dict(params)}: {exc}") from exc
-
-
-def operating_points(device: Device, detuning: float, direction: str = "ccw") -> list[OperatingPoint]:
-    """All branches of the operating point (device, Δ_c = detuning·ω_m, input direction), ascending in q_s:
-    ``points`` of the ``SpinningResonator``."""
-    validate_detuning_direction(detuning, direction)
-    return points(SpinningResonator(), {"detuning": detuning, "direction": direction, **device.as_dict()})

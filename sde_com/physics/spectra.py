@@ -79,7 +79,7 @@ def _partner_rows(dimension: int, partner: int | None) -> tuple[int, int]:
     return mode_rows(dimension, dimension // 2 - 1 if partner is None else partner)
 
 
-def port_noise(D, kappa: float, mode: str | int = "U") -> np.ndarray:
+def port_noise(D, kappa: float, mode: str | int = 0) -> np.ndarray:
     """Joint covariance (2N + 2)² of the noise (v, X_in, Y_in): the system's noise v (covariance D) and the vacuum
     input (X_in, Y_in) of the output port of ``mode`` at decay rate κ into it (rad/s).
 
@@ -145,7 +145,7 @@ def _output_rows(chi: np.ndarray, kappa: float, rows) -> np.ndarray:
                            np.broadcast_to(-np.eye(2), (*lead, 2, 2))], axis=-1)
 
 
-def output_transfer(A, kappa: float, omega, mode: str | int = "U") -> np.ndarray:
+def output_transfer(A, kappa: float, omega, mode: str | int = 0) -> np.ndarray:
     """C(ω) = [√(2κ) P χ(ω), −I], shape (n_ω, 2, 2N + 2): (X_out, Y_out)(ω) = C(ω) (v, X_in, Y_in)(ω).
 
     Input–output relation a_out = √(2κ) a − a_in of the port of ``mode`` (P: its rows) at decay rate κ into it;
@@ -176,7 +176,7 @@ def _lo_direction(n: int, rows, theta: float) -> np.ndarray:
     return e
 
 
-def output_spectrum(A, D, kappa: float, omega, mode: str | int = "U", theta: float = 0.0) -> np.ndarray:
+def output_spectrum(A, D, kappa: float, omega, mode: str | int = 0, theta: float = 0.0) -> np.ndarray:
     """Homodyne spectrum S_θ(ω) of X_θ = cos θ X_out + sin θ Y_out (real, ≥ 0; C(ω) ``port_noise`` C(ω)†).
 
     Input–output relation a_out = √(2κ) a − a_in applied to the port of ``mode`` (the resonator's driven 'U'
@@ -191,7 +191,7 @@ def output_spectrum(A, D, kappa: float, omega, mode: str | int = "U", theta: flo
     return (kappa * e) @ e / (2.0 * kappa) + output_excess_spectrum(A, D, kappa, omega, mode, theta)
 
 
-def output_excess_spectrum(A, D, kappa: float, omega, mode: str | int = "U", theta: float = 0.0) -> np.ndarray:
+def output_excess_spectrum(A, D, kappa: float, omega, mode: str | int = 0, theta: float = 0.0) -> np.ndarray:
     """S_θ(ω) − 1/2 = 2κ e_θᵀ S_uu(ω) e_θ − 2κ Re e_θᵀ χ(ω) e_θ: the output noise above shot noise.
 
     From the input–output relation X_θ,out = √(2κ) e_θᵀu − e_θᵀX_in (e_θ: the LO direction of the mode) and
@@ -311,7 +311,7 @@ def _check_filter(A, D, kappa, tau, center, mode, partner):
     return A, (D if pure else N), kappa, tau, float(center), pure
 
 
-def filtered_mode_covariance(A, D, kappa: float, tau: float, center: float, mode: str | int = "U",
+def filtered_mode_covariance(A, D, kappa: float, tau: float, center: float, mode: str | int = 0,
                              rtol: float = DEFAULT_RTOL, partner: int | None = None) -> np.ndarray:
     """Stationary 4×4 covariance of (X_b, Y_b, x, p): ∫ dω/2π Re[T(ω) N T(ω)†] (Genes et al. 2008), N the joint
     noise covariance ``port_noise``.
@@ -335,7 +335,7 @@ def filtered_mode_covariance(A, D, kappa: float, tau: float, center: float, mode
     return 0.5 * (V + V.T)
 
 
-def filtered_mode_covariance_lyapunov(A, D, kappa: float, tau: float, center: float, mode: str | int = "U",
+def filtered_mode_covariance_lyapunov(A, D, kappa: float, tau: float, center: float, mode: str | int = 0,
                                       partner: int | None = None) -> np.ndarray:
     """The same 4×4 covariance as ``filtered_mode_covariance``, from an augmented Lyapunov equation (reference).
 
@@ -367,7 +367,7 @@ def filtered_mode_covariance_lyapunov(A, D, kappa: float, tau: float, center: fl
     return 0.5 * (V + V.T)
 
 
-def filtered_logneg(A, D, kappa: float, tau: float, center: float, mode: str | int = "U",
+def filtered_logneg(A, D, kappa: float, tau: float, center: float, mode: str | int = 0,
                     rtol: float = DEFAULT_RTOL, partner: int | None = None) -> float:
     """E_N (Eqs. (12)–(13)) between the filtered output mode b of ``mode`` and ``partner`` (the last mode,
     the resonator's mechanics, unless given; Genes et al. 2008).

@@ -191,9 +191,11 @@ class LinearSystem(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} declares output_ports but does not define it")
 
     def truncated_wigner_model(self, params: Mapping[str, object], branch: int) -> dict:
-        """What the truncated-Wigner kernel needs at a branch (capability ``"truncated_wigner"``): ``rates``
-        (its rate vector in units of ω_ref), ``reference`` (the nonlinear drift's fixed point), ``branch``
-        (the ``Branch``) and ``photons`` (its mean-field photon number)."""
+        """The nonlinear Langevin equations at a branch (capability ``"truncated_wigner"``): ``branch`` (the
+        ``Branch``), ``photons`` (its mean-field photon number), ``initial`` (fluctuations u₀ (n, 2N) → the
+        nonlinear state the kernel starts from), and ``run(state0, seed, first, n_steps, dt, burn_in_steps)``
+        → the time-summed u uᵀ of each trajectory about the nonlinear drift's fixed point (Euler–Maruyama on
+        the stepping stream's normals, the same ξ as the linear kernel's)."""
         require(self, "truncated_wigner", "truncated Wigner")
         raise NotImplementedError(f"{type(self).__name__} declares truncated_wigner but does not define it")
 

@@ -1,13 +1,15 @@
 """The one catalogue of output variables and coordinates: dims, UDUNITS units, CF names, meaning.
 
 Every Dataset a run produces is labelled from here (``apply_catalogue``), the scenario's ``[output]
-variables`` are checked against it, and the docs' output reference is generated from it
-(``output_reference_markdown``). Conventions: quadrature order (xU, yU, xV, yV, q, p), vacuum variance 1/2,
-natural log in E_N; run times in units of 1/ω_ref (ω_ref = ω_m; the time rule of docs/physics.md) except
-the ``time`` coordinate, in seconds.
+variables`` are checked against it, and the docs' output reference is generated from it and the run kinds
+(``runs.kinds.output_reference_markdown``). Conventions: quadratures in (x, p) pairs per mode (the long_names
+are the spinning resonator's words, relabelled for other systems by ``label_for_system``), vacuum variance 1/2,
+natural log in E_N; run times in units of 1/ω_ref (the system's reference rate, ω_m for the built-in systems;
+the time rule of docs/physics.md) except the ``time`` coordinate, in seconds.
 
 In ``dims``, ``...`` stands for the swept parameters (absent in single-point runs); a shared name (``photons``,
-``cov_ref``, ...) keeps one meaning, stated so that it holds in every run kind that writes it.
+``cov_ref``, ...) keeps one meaning, stated so that it holds in every run kind that writes it. The catalogue is
+open: a plug-in registers its own variables (``register_variable``, ``register_output_set``).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ _VARIABLE_LIST = [
     # steady-state sweep (Eqs. (6), (7), (11)-(14))
     _v("logneg", (_S, _B), "logarithmic negativity E_N of driven mode and mechanics, Eq. (12)",
        "Steady-state E_N of the driven optical mode U and the mechanics; NaN on unstable branches. For a "
-       "system through the seam (`sweep(system=...)`) it is over `pair`: E_N of Eqs. (12)–(13) of each pair "
+       "system without a reported pair (every system but the resonator) it is over `pair`: E_N of each pair "
        "of the system's modes (long_name: logarithmic negativity E_N of a pair of modes)."),
     _v("logneg_reflected", (_S, _B), "logarithmic negativity E_N of reflected mode and mechanics",
        "Steady-state E_N of the reflected mode V (populated by backscattering) and the mechanics."),
@@ -87,7 +89,7 @@ _VARIABLE_LIST = [
     _v("displacement", (_S, _B), "mean-field dimensionless mechanical displacement q_s, Eq. (7)",
        "Per branch in a sweep; q(t) of the mean-field equations under a time-dependent drive."),
     _v("detuning_effective", (_S, _B), "effective detuning Δ/ω_ref of the driven mode at the branch's mean field",
-       "Δ = Δ₀ − √2 g₀ q_s of a system through the seam that has one (the single cavity: Vitali et al.'s Δ)."),
+       "Δ = Δ₀ − √2 g₀ q_s of a system that has one (the single cavity: Vitali et al.'s Δ)."),
     _v("detuning_bare", (_S, _B), "bare detuning Δ₀/ω_ref = (ω_c − ω_l)/ω_ref of the driven mode",
        "The input detuning of the branch's mean field, in either detuning_kind (the single cavity)."),
     _v("stable", (_S, _B), "steady state exists: every eigenvalue of the drift matrix A has negative real part",
@@ -130,7 +132,7 @@ _VARIABLE_LIST = [
        "Against the continuous Lyapunov V: for Euler–Maruyama, the time-step bias in units of σ (steady runs); "
        "the max runs over the d(d+1)/2 independent entries of the d×d covariance, d = 2N: 21 for the resonator."),
     _v("logneg_sim", (_S, _B, _T), "E_N of the simulated covariance (driven mode, mechanics)",
-       "E_N of cov_sim. For a system through the seam with N ≥ 2 modes (ensembles and drives): over `pair`, "
+       "E_N of cov_sim. For a system without a reported pair, N ≥ 2 modes (ensembles and drives): over `pair`, "
        "every pair of its modes (as logneg_sim_err and logneg_ref)."),
     _v("logneg_sim_err", (_S, _B, _T), "jackknife standard error of logneg_sim",
        "Leave-one-group-out jackknife over 32 groups of trajectories."),
@@ -170,7 +172,7 @@ _VARIABLE_LIST = [
        "Transfer function of the drift matrix A."),
     _v("filtered_logneg", ("bandwidth",), "E_N of the mechanics and the filtered output mode",
        "Filter of bandwidth 1/τ at filter_center (global attribute; units of ω_ref), Genes et al. 2008. For a "
-       "system through the seam: E_N of the filtered output of `mode` and the mode `partner` (global attributes)."),
+       "system: E_N of the filtered output of `mode` and the mode `partner` (global attributes)."),
     _v("logneg_intracavity", (), "E_N of the detected mode and the mechanics inside the cavity (steady state)",
        "Lyapunov V of Eq. (11) restricted to the detected mode and the filtered output's partner: the intracavity "
        "entanglement the filtered output's is compared with (Genes et al. 2008)."),
@@ -185,11 +187,11 @@ _COORDINATE_LIST = [
     _v("col", ("col",), "quadrature (col) in the order xU, yU, xV, yV, q, p", "Column of a 6×6 matrix.",
        units=None),
     _v("pair", ("pair",), "pair of modes 'a-b' whose logarithmic negativity E_N is given",
-       "Every pair of the system's modes, in mode order (`sweep(system=...)`).", units=None),
+       "Every pair of the system's modes, in mode order (a system without a reported pair).", units=None),
     _v("time", (_T,), "time since the start of the run",
        "Seconds (ω_ref t / ω_ref); for a detection record, the start of each bin.", units="s"),
     _v("time_scaled", (_T,), "time ω_ref·t in units of 1/ω_ref (ω_ref: global attribute omega_ref)",
-       "The time every scenario value is given in; ω_ref = ω_m."),
+       "The time every scenario value is given in; ω_ref = ω_m for the built-in systems."),
     _v("dt", ("dt",), "time step ω_m·dt, in units of 1/ω_m", "Time-step study: one run per dt."),
     _v("trajectory", ("trajectory",), "trajectory index (keys its random stream with the seed)",
        "Recorded trajectories 0 .. traces − 1."),
@@ -201,7 +203,7 @@ _COORDINATE_LIST = [
 ]
 COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 
-# `logneg` of a system through the seam, over `pair` (its entry's long_name names the resonator's pair)
+# `logneg` of a system over `pair` (its entry's long_name names the resonator's pair)
 PAIR_LOGNEG_LONG_NAME = "logarithmic negativity E_N of a pair of modes"
 
 
@@ -371,7 +373,9 @@ def apply_catalogue(ds: xr.Dataset, title: str | None = None, system=None) -> xr
     definition, references, long_names in its words). A name missing from the catalogue raises KeyError."""
     ds = ds.copy(deep=False)
     for name in list(ds.variables):
-        own = system is not None and name in ds.coords and name not in COORDINATES and name in system.parameters
+        # a system's own parameter as a coordinate: labelled from its Key (the catalogue's are the resonator's)
+        own = bool(system) and name in ds.coords and name in system.parameters and (
+            not system.catalogue_words or name not in COORDINATES)
         e = parameter_entry(system.parameters[name]) if own else entry(ds, name)  # a system's own parameter
         var = ds.variables[name]
         if var.dtype == np.int64:
@@ -394,7 +398,7 @@ def apply_catalogue(ds: xr.Dataset, title: str | None = None, system=None) -> xr
     ds.attrs.setdefault("title", "sde_com output")
     ds.attrs["source"] = f"sde_com {__version__}"
     ds.attrs["software_versions"] = software_versions()
-    if system is not None:
+    if system:
         label_for_system(ds, system)
     return ds
 

@@ -63,13 +63,54 @@ def _check_names(params: Mapping[str, object], names: tuple[str, ...]) -> None:
         raise UserError(f"unknown parameter(s) {unknown}; allowed: {list(names)}")
 
 
+class Grid(dict):
+    """A run's parameters (a dict, as given) with their grid, built once (``parameter_grid``, the one grid
+    rule) for the system they were checked against: a run builds it when its scenario is read, and every
+    layer below that is handed it (in place of the parameters) reads the grid, the points and their ω_ref
+    from it instead of building them again. Pickles without its arrays (a Dask worker builds them again)."""
+
+    def __init__(self, params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM):
+        super().__init__(params)
+        self.system = as_system(system)
+        self._cache: dict = {}
+        _ = self.grid  # validated now, as the parameters are
+
+    @property
+    def grid(self) -> tuple:
+        """(values, dims, shape, broadcast arrays) of ``parameter_grid``."""
+        if "grid" not in self._cache:
+            self._cache["grid"] = _build_grid(dict(self), self.system)
+        return self._cache["grid"]
+
+    def cached(self, key: str, make):
+        """``make()``, once per grid (the points' parameters, their ω_ref, ...)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def __reduce__(self):  # the parameters and the system; the grid is built again where it is unpickled
+        return (type(self), (dict(self), self.system))
+
+
 def parameter_grid(params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM):
     """Validated grid: (values per parameter, swept dimensions in order, grid shape, broadcast arrays).
 
     The parameters are those of ``system``, each checked by its ``parameter_values`` (a list of a key that
-    may be swept is a dimension); absent ones take their defaults. The one grid of every run kind.
+    may be swept is a dimension); absent ones take their defaults. The one grid of every run kind; a ``Grid``
+    of the same system gives the one it built.
     """
     system = as_system(system)
+    if isinstance(params, Grid) and same_system(params.system, system):
+        return params.grid
+    return _build_grid(params, system)
+
+
+def same_system(a: LinearSystem, b: LinearSystem) -> bool:
+    """Whether two system instances are the same system (a registered one made twice, or equal matrices)."""
+    return a is b or (type(a) is type(b) and a.definition() == b.definition())
+
+
+def _build_grid(params: Mapping[str, object], system: LinearSystem):
     names = tuple(system.parameters)
     _check_names(params, names)
     values, dims = {}, []
@@ -96,11 +137,6 @@ def _broadcast(values: np.ndarray, name: str, dims: list[str], shape: tuple[int,
     return np.broadcast_to(values[0], shape)
 
 
-def validate_parameters(params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM) -> None:
-    """Raise ValueError (naming the parameter and what is allowed) for any bad sweep parameter."""
-    parameter_grid(params, system)
-
-
 def sweep(*, system: LinearSystem | str = DEFAULT_SYSTEM, store_cov: bool = True, revival: bool | None = None,
           **params) -> xr.Dataset:
     """Steady state (Eqs. (6), (7), (11)–(13)) of ``system`` at every point of a parameter grid, as a Dataset.
@@ -112,11 +148,14 @@ def sweep(*, system: LinearSystem | str = DEFAULT_SYSTEM, store_cov: bool = True
     ``revival`` (the resonator only) adds ``logneg_max`` and the revival factor χ of Eq. (14) (default:
     when detuning is a dimension). A system without a fast chain (``fast_chain``) takes the per-point path.
     """
-    system = as_system(system)
-    n_points = math.prod(parameter_grid(params, system)[2])
-    announce_compile(system.kernel_modules)
-    block = sweep_block(params, 0, n_points, store_cov, system=system)
-    return sweep_from_blocks(params, [block], store_cov, revival, system=system)
+    return steady_sweep(Grid(params, system), store_cov, revival)
+
+
+def steady_sweep(grid: Grid, store_cov: bool = True, revival: bool | None = None) -> xr.Dataset:
+    """``sweep`` over a ``Grid`` built before (its system and parameters)."""
+    announce_compile(grid.system.kernel_modules)
+    block = sweep_block(grid, 0, math.prod(grid.grid[2]), store_cov, system=grid.system)
+    return sweep_from_blocks(grid, [block], store_cov, revival, system=grid.system)
 
 
 def sweep_block(params: Mapping[str, object], start: int, stop: int, store_cov: bool = True, *,

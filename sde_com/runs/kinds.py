@@ -5,7 +5,7 @@ capability of the system it needs, how its run splits into units of work (``plan
 runs (``run_unit``), how the units' results merge into the written Dataset (``write``), how the whole run goes
 in memory (``run``) and which output variables it can write (the catalogue's ``variables_of``). ``kind_of``
 decides a scenario's kind, once, for ``runs.scenario`` and ``runs.engine``, which dispatch through the
-registry: adding a kind touches this file.
+registry: adding a kind is one class and ``register_run_kind`` (from outside the package too).
 
 Units carry everything a worker needs: blocks of sweep points (``SweepUnit``), blocks of trajectories at one
 operating point (``simulate.SimulationUnit``), or the whole run (``WholeRun``: a time-step study, a
@@ -33,7 +33,7 @@ from sde_com.physics.linear import max_growth_rate
 from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import default_variables, variables_of
-from sde_com.results.sweep import fast_chain, parameter_grid, sweep, sweep_block
+from sde_com.results.sweep import fast_chain, parameter_grid, steady_sweep, sweep_block
 from sde_com.runs.mergers import (
     Merger,
     SimulationMerger,
@@ -49,10 +49,10 @@ from sde_com.simulation.simulate import (
     plan_units,
     point_model,
     prepare_simulation,
+    run_ensembles,
     run_unit,
     settings_to_dict,
-    simulate,
-    simulate_time_steps,
+    time_step_study,
     warm_up_kernels,
 )
 
@@ -212,9 +212,10 @@ def steady_outline(system: LinearSystem, kind: str = "sweep", sizes: Mapping[str
     pairs = reported_pairs(system)
     extra = {"pair": len(pairs)} if pairs and (kind in ("simulate", "drive") or steady == "seam_sweep") else {}
     absent = undeclared(system, variables_of(own) + (variables_of(steady) if kind == "simulate" else ()))
-    return RunOutline(own, {**(sizes or {}), "row": d, "col": d, **extra}, transient, absent=tuple(absent),
+    return RunOutline(own, {**(sizes or {}), "row": d, "col": d, "quadrature": d, **extra}, transient,
+                      absent=tuple(absent),
                       steady=steady, quadratures=tuple(system.quadratures),
-                      extra=own_variables(system) if kind in ("sweep", "simulate") else ())
+                      extra=own_variables(system) if kind == "sweep" or steady == "sweep" else ())
 
 
 class SweepKind(RunKind):
@@ -236,8 +237,7 @@ class SweepKind(RunKind):
         return steady_outline(scenario.system)
 
     def run(self, scenario, trace_sink=None):
-        return sweep(system=scenario.system, store_cov=_store_cov(scenario), revival=_revival(scenario),
-                     **scenario.parameters)
+        return steady_sweep(scenario.parameters, store_cov=_store_cov(scenario), revival=_revival(scenario))
 
     def variables_written(self, scenario) -> tuple[str, ...]:
         """The variables the scenario's file gets: its [output] list, else the kind's defaults
@@ -329,13 +329,14 @@ class SimulateKind(RunKind):
     def unwritable(self, scenario):
         why = super().unwritable(scenario)
         if fast_chain(scenario.system) is None:
-            why.update(dict.fromkeys((v for v in variables_of("seam_sweep") if v not in _SKELETON), (
+            skipped = (*variables_of("seam_sweep"), *own_variables(scenario.system))
+            why.update(dict.fromkeys((v for v in skipped if v not in _SKELETON), (
                 "the steady state's, written by a run without [simulate] (with it: logneg_sim over every pair "
                 "of modes)")))
         return why
 
     def run(self, scenario, trace_sink=None):
-        return simulate(scenario.simulation, trace_sink=trace_sink, system=scenario.system, **scenario.parameters)
+        return run_ensembles(scenario.simulation, scenario.parameters, trace_sink)
 
     def plan(self, scenario):
         sim, system = scenario.simulation, scenario.system
@@ -379,8 +380,7 @@ class DtStudyKind(SimulateKind):
         return bool(scenario.dt_study)
 
     def run(self, scenario, trace_sink=None):
-        return simulate_time_steps(scenario.simulation, scenario.dt_study, system=scenario.system,
-                                   **scenario.parameters)
+        return time_step_study(scenario.simulation, scenario.dt_study, scenario.parameters)
 
     def plan(self, scenario):
         sim, system, params = scenario.simulation, scenario.system, scenario.parameters
@@ -427,13 +427,13 @@ class SinglePointKind(RunKind):
         """The schema's checks, at one operating point, then the kind's needs of [simulate]."""
         if table is None:
             return None
-        check_table(self.name, table)
+        check_table(self.table, table)
         if any(isinstance(v, list) for v in params.values()):
-            raise ScenarioError(f"[{self.name}] runs one operating point: every [model] value must be a scalar")
+            raise ScenarioError(f"[{self.table}] runs one operating point: every [model] value must be a scalar")
         table = dict(table)
         self.check_simulation(simulation, dt_study)
         table = self.check(table, base)
-        check_kind_keys(self.name, table)
+        check_kind_keys(self.table, table)
         return table
 
     def check_simulation(self, simulation, dt_study) -> None:

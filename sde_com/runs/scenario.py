@@ -1,8 +1,9 @@
 """Scenario files: TOML data (never code) → validated run plan → Dataset.
 
-A scenario has a ``[model]`` table whose keys are sweep parameters (``sde_com.results.sweep.SWEEP_PARAMETERS``),
-each a scalar, a list, or a range ``{start, stop, num}`` (num ≥ 1 points, both ends included); keys left
-out take the paper's values. Optional: ``title``, ``description``, ``[simulate]``, one of ``[drive]``,
+A scenario runs a system: the one its ``[system]`` table names (or gives by its matrices), else the default,
+the spinning resonator. Its ``[model]`` keys are the system's parameters (``LinearSystem.parameters``), each a
+scalar, a list, or a range ``{start, stop, num}`` (num ≥ 1 points, both ends included); keys left out take
+their defaults. Optional: ``title``, ``description``, ``[simulate]``, one of ``[drive]``,
 ``[wigner]``, ``[detect]``, ``[output]`` (``variables``: which data variables to keep) and ``[plot]`` (how
 ``sde-com plot`` draws it; see ``sde_com.runs.plotspec``). Every key, its type, unit, default and range are declared
 once in ``sde_com.runs.schema``, which the checks here read; what remains here are the checks across keys.
@@ -24,7 +25,7 @@ from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.physics.matrix import MatrixSystem
 from sde_com.physics.system import LinearSystem, get_system
-from sde_com.results.sweep import as_system, validate_parameters
+from sde_com.results.sweep import Grid, as_system
 from sde_com.runs.kinds import (
     RUN_KINDS,
     RunKind,
@@ -206,9 +207,9 @@ def _check_time_axis(simulation, params, system: LinearSystem) -> None:
 MAX_VALUES = 1_000_000  # values of one [model] key, listed or as a range (the range key's own limit)
 
 
-def _parse_model(table, system: LinearSystem) -> dict:
+def _parse_model(table, system: LinearSystem) -> Grid:
     """[model] → sweep parameters (ranges expanded), each value checked against the parameters of ``system``
-    and the grid."""
+    and the grid, which they carry from here down (``sweep.Grid``)."""
     schema = make_table("model", "", *system.parameters.values())
     params = {k: _parse_value(k, v) for k, v in check_table("model", table, schema=schema).items()}
     for k, v in params.items():
@@ -219,11 +220,10 @@ def _parse_model(table, system: LinearSystem) -> dict:
             if repeated is not None:
                 raise ScenarioError(f"model.{k} gives the value {repeated!r} twice: each value is one point of "
                                     "the sweep's axis")
-    try:  # what the schema cannot say (e.g. a grid that the sweep refuses)
-        validate_parameters(params, system)
+    try:  # what the schema cannot say (e.g. a grid that the sweep refuses); the run's grid, built once
+        return Grid(params, system)
     except ValueError as exc:
         raise ScenarioError(f"[model] {exc}") from exc
-    return params
 
 
 def _parse_simulation(table) -> tuple[SimulationSettings | None, tuple[float, ...] | None]:

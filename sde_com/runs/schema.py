@@ -23,8 +23,8 @@ from types import MappingProxyType
 
 from sde_com import spec
 from sde_com.errors import ScenarioError
-from sde_com.physics.resonator.system import SpinningResonator
-from sde_com.physics.system import builtin_systems
+from sde_com.physics.system import builtin_systems, get_system
+from sde_com.results.sweep import DEFAULT_SYSTEM
 from sde_com.simulation.keys import TABLES as SIMULATION_TABLES
 from sde_com.spec import (
     RANGE,
@@ -55,7 +55,7 @@ TOP_LEVEL = make_table(
 _TABLES: dict[str, Table] = {t.name: t for t in (
     make_table("model", "The operating point: each key a scalar, a list (a sweep dimension, in file order) or a "
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
-           *SpinningResonator.parameters.values()),
+           *get_system(DEFAULT_SYSTEM).parameters.values()),
     make_table(
         "system", "The system a scenario runs (absent: the spinning resonator). Either `name`, a registered "
                   "system whose parameters [model] then holds, or a linear system given by its matrices instead "

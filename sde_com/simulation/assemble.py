@@ -7,7 +7,6 @@ from the catalogue (``sde_com.results.catalogue``). Times in the file: seconds (
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -17,16 +16,15 @@ from sde_com.errors import UserError
 from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import (
-    COORDINATES,
     RECORDED,
     apply_catalogue,
     set_time_reference,
     time_coordinates,
     variables_of,
 )
-from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, fast_chain, sweep
+from sde_com.results.sweep import DEFAULT_SYSTEM, Grid, as_system, fast_chain, same_system, steady_sweep
 from sde_com.simulation.ensemble import (
-    point_parameters,
+    grid_points,
     reported_pairs,
     system_grid,
 )
@@ -47,22 +45,19 @@ def prepare_simulation(settings: SimulationSettings, params: dict,
     with a steady-state chain (``sweep.fast_chain``) gets its whole sweep (``results.sweep.sweep``); any other
     system's skeleton holds ``stable``, ``n_branches`` and ``cov`` from ``physics.model.points``."""
     system = as_system(system)
-    if (settings.transient or settings.traces) and len(reference_rates(system, params)) > 1:
+    grid = params if isinstance(params, Grid) and same_system(params.system, system) else Grid(params, system)
+    if (settings.transient or settings.traces) and len(reference_rates(system, grid)) > 1:
         raise UserError(f"the reference rate ω_ref of system {system.name!r} cannot vary over a run with snapshots "
                         "or traces: their time axis is in seconds")
     if fast_chain(system) is not None:
-        return sweep(system=system, store_cov=True, revival=False, **params)
-    return _system_skeleton(system, params)
+        return steady_sweep(grid, store_cov=True, revival=False)
+    return _system_skeleton(system, grid)
 
 
 def _system_skeleton(system: LinearSystem, params: dict) -> xr.Dataset:
     """``stable``, ``n_branches`` and ``cov`` (NaN where unstable) of every point and branch of a system."""
     values, dims, shape = system_grid(system, params)
-    for d in dims:
-        if d not in COORDINATES:
-            raise UserError(f"parameter {d!r} of system {system.name!r} cannot be swept yet: it is not an output "
-                            "coordinate of sde_com.results.catalogue (give it one value)")
-    ops = [points(system, point_parameters(system, params, i)) for i in range(math.prod(shape))]
+    ops = [points(system, p) for p in grid_points(system, params)]
     n_b, dim = max(1, max(len(o) for o in ops)), system.dimension
     stable = np.zeros((len(ops), n_b), dtype=bool)
     cov = np.full((len(ops), n_b, dim, dim), np.nan)
@@ -78,15 +73,19 @@ def _system_skeleton(system: LinearSystem, params: dict) -> xr.Dataset:
                     coords={**{d: values[d] for d in dims}, "branch": np.arange(n_b, dtype=np.int32),
                             "row": list(system.quadratures), "col": list(system.quadratures)})
     ds.attrs["parameters"] = json.dumps({k: (v.tolist() if k in dims else v[0].item()) for k, v in values.items()})
-    return apply_catalogue(ds, title=f"sde_com steady state of {system.name}", system=system)
+    return apply_catalogue(ds, title=f"sde_com steady state of {system.name}", system=system)  # coords: its Keys
 
 
 def reference_rates(system: LinearSystem, params: dict) -> np.ndarray:
     """The distinct values of ω_ref over the grid, in the order first met (one where nothing it depends on is
     swept)."""
-    n_points = math.prod(system_grid(system, params)[2])
-    rates = [system.reference_rate(system.resolve(point_parameters(system, params, i))) for i in range(n_points)]
-    return np.asarray(list(dict.fromkeys(rates)))
+    def rates():
+        return np.asarray(list(dict.fromkeys(system.reference_rate(system.resolve(p))
+                                             for p in grid_points(system, params))))
+
+    if isinstance(params, Grid) and same_system(params.system, system):
+        return params.cached("reference_rates", rates)
+    return rates()
 
 
 def _empty_results(s: SimulationSettings, shape: tuple[int, ...], keep_traces: bool,

@@ -26,7 +26,6 @@ from sde_com.errors import NumericalError, UserError
 from sde_com.inputs import MAX_DRIVE_FILE_BYTES, check_input_file
 from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.kernels import ensemble as kernels
-from sde_com.physics.resonator.device import Device  # simulate_drive's, the resonator's convenience
 from sde_com.physics.system import LinearSystem, MeanFieldDynamics, require
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import (
@@ -51,11 +50,12 @@ def _default(key: str):
 
 @dataclass(frozen=True, kw_only=True)
 class Drive:
-    """Envelope s(τ) of the drive amplitude, ε(t) = s(ω_m t)·ε of the Device's power (times in 1/ω_m).
+    """Envelope s(τ) of the drive amplitude, ε(t) = s(ω_ref t)·ε of the system's drive power (times in 1/ω_ref,
+    ω_m for the built-in systems).
 
     constant: s = 1.  ramp: switch-on at ``start`` with a half-cosine rise over ``rise_time``.
     pulse: Gaussian of centre ``start`` and standard deviation ``width``.
-    sine: s = 1 + depth·sin(frequency·τ + phase) (frequency in units of ω_m).
+    sine: s = 1 + depth·sin(frequency·τ + phase) (frequency in units of ω_ref).
     samples: linear interpolation of ``values`` at ``times`` (held constant outside).
     """
 
@@ -79,7 +79,7 @@ class Drive:
                 raise UserError("drive samples need ≥ 2 finite, strictly increasing times and as many values")
 
     def envelope(self, tau):
-        """s(τ) for scalar or array τ (units of 1/ω_m)."""
+        """s(τ) for scalar or array τ (units of 1/ω_ref)."""
         tau = np.asarray(tau, dtype=float)
         if self.kind == "constant":
             return np.ones_like(tau)
@@ -168,12 +168,12 @@ def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray
     return 0.5 * (V + np.swapaxes(V, 1, 2))
 
 
-# data variables of a driven run (simulate_drive; units and meaning: sde_com.results.catalogue)
+# data variables of a driven run (drive_dataset; units and meaning: sde_com.results.catalogue)
 DRIVE_KEYS = tuple(DRIVE.keys)  # the Drive fields, + file, + mean_field_start
 
 
 def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(times, values) of a drive envelope from a text file of two columns: τ (units of 1/ω_m) and s(τ)."""
+    """(times, values) of a drive envelope from a text file of two columns: τ (units of 1/ω_ref) and s(τ)."""
     check_input_file(path, "drive file", MAX_DRIVE_FILE_BYTES)
     try:
         with warnings.catch_warnings():
@@ -182,7 +182,7 @@ def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     except (OSError, ValueError, UserWarning) as exc:
         raise UserError(f"drive file {str(path)!r}: {exc}") from exc
     if data.shape[1] != 2:
-        raise UserError(f"drive file {str(path)!r} must have two columns (time in 1/ω_m, envelope)")
+        raise UserError(f"drive file {str(path)!r} must have two columns (time in 1/ω_ref, envelope)")
     return tuple(data[:, 0].tolist()), tuple(data[:, 1].tolist())
 
 
@@ -194,14 +194,6 @@ def check_settings(settings: SimulationSettings) -> None:
     if isinstance(settings.initial, str) and settings.initial == "steady":
         raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
                         "covariance")
-
-
-def simulate_drive(device: Device, detuning: float, direction: str, drive: Drive, settings: SimulationSettings,
-                   mean_field_start: str = "empty") -> xr.Dataset:
-    """A transient of the spinning resonator under a time-dependent drive, from its ``Device``: ``drive_dataset``
-    at (device, Δ_c = detuning·ω_m, input direction); ``sde_com.resonator.simulate_drive``."""
-    params = {"detuning": detuning, "direction": direction, **device.as_dict()}
-    return drive_dataset("spinning_resonator", params, drive, settings, mean_field_start)
 
 
 def drive(settings: SimulationSettings, envelope: Drive, *, system: LinearSystem | str = DEFAULT_SYSTEM,

@@ -36,7 +36,7 @@ from sde_com.physics.model import OperatingPoint, points
 from sde_com.physics.stability import decide_stability
 from sde_com.physics.system import LinearSystem, pair_labels
 from sde_com.random import INITIAL_STREAM, sample_gaussian
-from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, parameter_grid
+from sde_com.results.sweep import DEFAULT_SYSTEM, Grid, as_system, parameter_grid, same_system
 from sde_com.simulation.estimators import (
     N_BATCHES,
     MomentAccumulator,
@@ -539,10 +539,25 @@ def system_grid(system: LinearSystem, params: Mapping[str, object]):
 
 def point_parameters(system: LinearSystem, params: Mapping[str, object], point: int) -> dict:
     """The system's parameters (plain Python values) at flat grid point ``point`` (C order)."""
+    return _grid_points(system, params, [point])[0]
+
+
+def grid_points(system: LinearSystem, params: Mapping[str, object]) -> list[dict]:
+    """The system's parameters (plain Python values) at every flat grid point (C order), from one grid
+    (``system_grid``); a ``Grid`` keeps them."""
+    if isinstance(params, Grid) and same_system(params.system, system):
+        return params.cached("points", lambda: _grid_points(system, params))
+    return _grid_points(system, params)
+
+
+def _grid_points(system: LinearSystem, params: Mapping[str, object], points=None) -> list[dict]:
     values, dims, shape = system_grid(system, params)
-    p = _point_parameters(values, dims, np.unravel_index(point, shape))
-    return {k: (str(v) if isinstance(v, (str, np.str_)) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in p.items()}
+    out = []
+    for point in range(math.prod(shape)) if points is None else points:
+        p = _point_parameters(values, dims, np.unravel_index(point, shape))
+        out.append({k: (str(v) if isinstance(v, (str, np.str_)) else v.item() if isinstance(v, np.generic) else v)
+                    for k, v in p.items()})
+    return out
 
 
 def point_model(settings: SimulationSettings, params: dict, point: int, branch: int,

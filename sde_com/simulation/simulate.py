@@ -19,7 +19,7 @@ import xarray as xr
 from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import apply_catalogue
-from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
+from sde_com.results.sweep import DEFAULT_SYSTEM, Grid
 from sde_com.simulation.assemble import (
     SIM_VARIABLE_INFO,
     assemble_simulation,
@@ -66,9 +66,9 @@ __all__ = [  # re-exported: sde_com/__init__.py, runs/ and the tests import them
     "SimulationSettings", "SimulationUnit", "assemble_simulation", "entanglement_of", "estimate_point",
     "initial_covariance", "plan_units", "point_accumulator", "point_estimates", "point_model",
     "point_parameters", "prepare_operating_point", "prepare_point", "prepare_simulation", "run_block",
-    "run_unit", "settings_to_dict", "simulate", "simulate_point", "simulate_time_steps", "stat_block_size",
-    "statistics_layout", "step_maps", "system_grid", "time_coordinate", "trace_coordinates",
-    "trajectory_blocks", "warm_up_kernels",
+    "run_ensembles", "run_unit", "settings_to_dict", "simulate", "simulate_point", "simulate_time_steps",
+    "stat_block_size", "statistics_layout", "step_maps", "system_grid", "time_coordinate", "time_step_study",
+    "trace_coordinates", "trajectory_blocks", "warm_up_kernels",
 ]
 
 
@@ -84,7 +84,12 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
     with ``trace_sink(point_index, branch, first_trajectory, traces, noises)``, handed over block by block
     (``scenario.run_scenario_to_file`` streams them to disk this way).
     """
-    system = as_system(system)
+    return run_ensembles(settings, Grid(params, system), trace_sink)
+
+
+def run_ensembles(settings: SimulationSettings, params: Grid, trace_sink: Callable | None = None) -> xr.Dataset:
+    """``simulate`` over a ``Grid`` built before (its system and parameters; the plan's, handed down)."""
+    system = params.system
     announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES))
     ds = prepare_simulation(settings, params, system)
     estimates, traces = {}, {}
@@ -114,8 +119,13 @@ def simulate_time_steps(settings: SimulationSettings, dts, *, system: LinearSyst
                         **params) -> xr.Dataset:
     """A time-step study: ``simulate`` once per dt (units of 1/ω_ref), time-domain results along a ``dt``
     dimension beside the (dt-independent) steady-state variables. Same seed for every dt."""
-    system = as_system(system)
-    runs = [simulate(replace(settings, dt=float(dt)), system=system, **params) for dt in dts]
+    return time_step_study(settings, dts, Grid(params, system))
+
+
+def time_step_study(settings: SimulationSettings, dts, grid: Grid) -> xr.Dataset:
+    """``simulate_time_steps`` over a ``Grid`` built before (one grid for every dt)."""
+    system = grid.system
+    runs = [run_ensembles(replace(settings, dt=float(dt)), grid) for dt in dts]
     sim_names = [n for n in runs[0].data_vars if n in SIM_VARIABLE_INFO]
     ds = runs[0].drop_vars(sim_names)
     dt = xr.DataArray(np.asarray(dts, dtype=float), dims="dt")

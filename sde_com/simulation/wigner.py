@@ -16,7 +16,6 @@ import xarray as xr
 from sde_com.errors import UserError
 from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.kernels import ensemble as kernels
-from sde_com.kernels.wigner import run_truncated_wigner
 from sde_com.physics.system import LinearSystem, require
 from sde_com.random import INITIAL_STREAM, sample_gaussian
 from sde_com.results.catalogue import apply_catalogue, dims_in, set_time_reference, variables_of
@@ -51,15 +50,12 @@ def truncated_wigner_arrays(system: LinearSystem | str, params, settings: Simula
     announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES, "kernels.wigner"))
     params = system.resolve(params)
     nl = system.truncated_wigner_model(params, branch)
-    b, reference, omega_ref = nl["branch"], nl["reference"], system.reference_rate(params)
+    b, omega_ref = nl["branch"], system.reference_rate(params)
     model = prepare_point(b.drift, b.diffusion, omega_ref, functools.partial(system.thermal_covariance, params),
                           s)  # checks dt, stability
     u0 = sample_gaussian(model.C0, s.seed, 0, s.trajectories, INITIAL_STREAM)
-    state0 = np.empty_like(u0)
-    state0[:, :4] = reference[:4] + u0[:, :4] / math.sqrt(2.0)
-    state0[:, 4:] = reference[4:] + u0[:, 4:]
     n_avg = s.n_steps - s.burn_in_steps
-    tw = run_truncated_wigner(nl["rates"], state0, reference, s.seed, 0, s.n_steps, s.dt, s.burn_in_steps) / n_avg
+    tw = nl["run"](nl["initial"](u0), s.seed, 0, s.n_steps, s.dt, s.burn_in_steps) / n_avg
     lin = kernels.run_ensemble(model.F, model.L, u0, s.seed, 0, s.n_steps, s.burn_in_steps,
                                np.zeros(0, dtype=np.int64), 0, 1)[1] / n_avg
     n = s.trajectories

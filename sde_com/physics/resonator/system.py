@@ -16,6 +16,7 @@ from types import MappingProxyType
 import numpy as np
 
 from sde_com.errors import UserError
+from sde_com.kernels.wigner import run_truncated_wigner
 from sde_com.physics.resonator.chain import run_chain
 from sde_com.physics.resonator.device import (
     DEVICE_PARAMETERS,
@@ -181,7 +182,17 @@ class SpinningResonator(LinearSystem):
                           device.gamma_m / wm, 2.0 * device.n_thermal + 1.0])
         au, av = b.mean_field["alpha_u"], b.mean_field["alpha_v"]
         reference = np.array([au.real, au.imag, av.real, av.imag, b.mean_field["q_s"], 0.0])
-        return dict(rates=rates, reference=reference, branch=b, photons=abs(au) ** 2)
+
+        def initial(u0):  # complex amplitudes α = (x + iy)/√2 about the mean field; the mechanics as it is
+            state0 = np.empty_like(u0)
+            state0[:, :4] = reference[:4] + u0[:, :4] / math.sqrt(2.0)
+            state0[:, 4:] = reference[4:] + u0[:, 4:]
+            return state0
+
+        def run(state0, seed, first, n_steps, dt, burn_in_steps):
+            return run_truncated_wigner(rates, state0, reference, seed, first, n_steps, dt, burn_in_steps)
+
+        return dict(branch=b, photons=abs(au) ** 2, initial=initial, run=run)
 
     def reference_rate(self, params: Mapping[str, object]) -> float:
         """ω_m, rad/s."""
