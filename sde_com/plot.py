@@ -144,8 +144,11 @@ def dataset_spec(ds: xr.Dataset) -> dict:
         raise PlotError(f"the dataset's 'plot' attribute is not valid JSON: {exc}") from exc
     if not isinstance(spec, dict):
         raise PlotError(f"the dataset's 'plot' attribute must be a table, got {spec!r}")
+    from sde_com.runs.kinds import default_figure
+
     quadratures = tuple(str(q) for q in ds["quadrature"].values) if "quadrature" in ds.coords else QUADRATURES
-    return resolve_spec(spec, *dataset_outline(ds), quadratures)
+    sizes, variables = dataset_outline(ds)
+    return resolve_spec(spec, sizes, variables, quadratures, default_figure(sizes, variables))
 
 
 # Drawing -------------------------------------------------------------------------------------------------

@@ -113,11 +113,14 @@ def test_outline_before_the_run_is_the_written_output(name):
 
 def _imports_within_sde_com(module: str) -> set[str]:
     """The sde_com modules (dotted below the package) that ``module`` imports, directly or through others
-    (read from the source)."""
+    (read from the source; imports under ``if TYPE_CHECKING:`` never run, and do not count)."""
     seen, todo = set(), [module]
     while todo:
         tree = ast.parse((ROOT / "sde_com").joinpath(*todo.pop().split(".")).with_suffix(".py")
                          .read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                node.body = []
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sde_com."):
                 name = node.module.removeprefix("sde_com.")

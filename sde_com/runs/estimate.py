@@ -110,18 +110,27 @@ def _grid(scenario) -> tuple[int, ...]:
 
 
 def estimate(scenario, units) -> Estimate:
-    """The cost of running ``scenario`` as the planned ``units`` (its kind's plan: only its length and, for a
-    ``SimulationPlan``, its pairs and block sizes are read, never every unit)."""
-    grid = _grid(scenario)
-    points = math.prod(grid)
+    """The cost of running ``scenario`` as the planned ``units``: its run kind's (``RunKind.cost``)."""
+    return scenario.kind.cost(scenario, units)
+
+
+def steady_cost(scenario, units) -> Estimate:
+    """The cost of a steady state over the grid (``SweepKind.cost``): a chain's sweep is streamed, sized with
+    the branches it usually has; any other system's with those of its first point."""
+    points = math.prod(_grid(scenario))
+    chain = fast_chain(scenario.system) is not None
+    total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else _system_branches(scenario))
+    return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
+                    BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
+
+
+def ensemble_cost(scenario, units) -> Estimate:
+    """The cost of a run that simulates (``RunKind.cost``): its trajectory-steps, and the memory of its units,
+    statistics and streamed traces (only the plan's length and, for a ``SimulationPlan``, its pairs and block
+    sizes are read, never every unit)."""
     s = scenario.simulation
     system = scenario.system
     d = system.dimension
-    if s is None:  # a chain's sweep (streamed): the branches it usually has; else those of the first point
-        chain = fast_chain(system) is not None
-        total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else _system_branches(scenario))
-        return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
-                        BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
     pairs = getattr(units, "pairs", None)  # a SimulationPlan: (point, branch) pairs × trajectory blocks
     if pairs is not None:
         branches = 1 + max((b for _, b in pairs), default=0)

@@ -34,6 +34,7 @@ from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import default_variables, variables_of
 from sde_com.results.sweep import fast_chain, parameter_grid, steady_sweep, sweep_block
+from sde_com.runs.estimate import Estimate, ensemble_cost, steady_cost
 from sde_com.runs.mergers import (
     Merger,
     SimulationMerger,
@@ -42,7 +43,7 @@ from sde_com.runs.mergers import (
     linearization_checks,
     warn_of,
 )
-from sde_com.runs.plotspec import RunOutline, unwritable
+from sde_com.runs.plotspec import RunOutline, estimate_figure, unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
 from sde_com.simulation.ensemble import reported_pairs
 from sde_com.simulation.simulate import (
@@ -111,6 +112,18 @@ class RunKind:
         """What the run writes beside the swept parameters (its sizes, what it leaves out): for ``check_plot``,
         the default [output] selection and the plan's estimate."""
         raise NotImplementedError
+
+    def cost(self, scenario: Scenario, units) -> Estimate:
+        """What running the planned ``units`` costs (time, memory, output, scratch): the plan line and the
+        refusals before any work (``runs.estimate``). By default an ensemble's where the run simulates
+        (``estimate.ensemble_cost``), else a steady state's over the grid (``estimate.steady_cost``)."""
+        return ensemble_cost(scenario, units) if scenario.simulation is not None else steady_cost(scenario, units)
+
+    def default_figure(self, sizes, variables) -> dict | None:
+        """The figure ``sde-com plot`` draws of this kind's output when [plot] gives no kind (``sizes``,
+        ``variables``: the output's dimensions and variables); None where the output is not this kind's, or
+        where the plot's choice from the dimensions (lines or a map over the swept parameters) is the figure."""
+        return None
 
     def unwritable(self, scenario: Scenario) -> dict[str, str]:
         """variable → why this run cannot write it, among ``variables`` (``plotspec.unwritable`` of its
@@ -239,6 +252,9 @@ class SweepKind(RunKind):
     def run(self, scenario, trace_sink=None):
         return steady_sweep(scenario.parameters, store_cov=_store_cov(scenario), revival=_revival(scenario))
 
+    def cost(self, scenario, units):
+        return steady_cost(scenario, units)
+
     def variables_written(self, scenario) -> tuple[str, ...]:
         """The variables the scenario's file gets: its [output] list, else the kind's defaults
         (``catalogue.default_variables``)."""
@@ -337,6 +353,10 @@ class SimulateKind(RunKind):
 
     def run(self, scenario, trace_sink=None):
         return run_ensembles(scenario.simulation, scenario.parameters, trace_sink)
+
+    def default_figure(self, sizes, variables):
+        """The recorded traces where there are, else the estimates (over time, dt or a parameter)."""
+        return {"kind": "traces"} if "trace" in variables else estimate_figure(sizes, variables)
 
     def plan(self, scenario):
         sim, system = scenario.simulation, scenario.system
@@ -511,6 +531,10 @@ class DriveKind(SinglePointKind):
     capability = "mean_field_dynamics"
     heading = "Time-dependent drive (`[drive]`)"
 
+    def default_figure(self, sizes, variables):
+        """E_N(t) (its estimate over time, against the moment ODE)."""
+        return estimate_figure(sizes, variables) if "drive" in variables else None
+
     def check_simulation(self, simulation, dt_study):
         from sde_com.simulation.drive import check_settings
 
@@ -561,6 +585,10 @@ class WignerKind(SinglePointKind):
     heading = "Truncated-Wigner check (`[wigner]`)"
     record_table = False
 
+    def default_figure(self, sizes, variables):
+        """The nonlinearity in units of its own error, entry by entry."""
+        return {"kind": "matrix", "variable": "difference_z"} if "difference_z" in variables else None
+
     def kernel_modules(self, scenario):
         return (*super().kernel_modules(scenario), "kernels.wigner")
 
@@ -588,6 +616,10 @@ class DetectKind(SinglePointKind):
     name = table = "detect"
     capability = "output_ports"
     heading = "Detector's view (`[detect]`)"
+
+    def default_figure(self, sizes, variables):
+        """The output spectra, Welch against the transfer function, and the filtered-mode E_N."""
+        return {"kind": "spectra"} if "spectrum_welch" in variables else None
 
     def plan(self, scenario):
         check_detect(scenario)
@@ -688,6 +720,12 @@ def output_reference_markdown() -> str:
         if sets:
             kinds.append((kind.heading, sets))
     return reference(kinds)
+
+
+def default_figure(sizes, variables) -> dict | None:
+    """The figure of an output whose run kind is not known (a Dataset from Python, an older file): that of the
+    first kind that claims it (``RunKind.default_figure``), else None."""
+    return next((f for k in RUN_KINDS.values() if (f := k.default_figure(sizes, variables)) is not None), None)
 
 
 def single_point_tables() -> tuple[str, ...]:

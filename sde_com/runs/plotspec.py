@@ -15,7 +15,7 @@ point, the recorded traces, the spectra of a detector's view, the difference mat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sde_com.errors import UserError
@@ -89,14 +89,9 @@ def _preferred(variables: Mapping[str, Sequence[str]], ok=lambda dims: True) -> 
     return None
 
 
-def _time_domain_default(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict | None:
-    """The default figure of a time-domain output (None: a steady-state sweep)."""
-    if "spectrum_welch" in variables:
-        return {"kind": "spectra"}
-    if "trace" in variables:
-        return {"kind": "traces"}
-    if "difference_z" in variables:
-        return {"kind": "matrix", "variable": "difference_z"}
+def estimate_figure(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict | None:
+    """The figure of an ensemble's estimates (a run kind's ``default_figure``): the estimate over time, dt or a
+    swept parameter, or the z-score matrix of a single steady point; None where there is no estimate."""
     sims = [v[:-4] for v in variables if v.endswith("_sim") and f"{v}_err" in variables]
     if not sims:
         return None
@@ -107,8 +102,10 @@ def _time_domain_default(sizes: Mapping[str, int], variables: Mapping[str, Seque
     return {"kind": "matrix", "variable": "zscore"}
 
 
-def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]]) -> dict:
-    """The figure drawn without a ``[plot]`` kind, chosen from the output's dimensions and variables.
+def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]],
+                 special: Mapping | None = None) -> dict:
+    """The figure drawn without a ``[plot]`` kind: ``special``, the run kind's own (its ``default_figure``), or
+    one chosen from the output's dimensions and variables.
 
     One or two swept parameters always give a figure that ``resolve_spec`` accepts: lines over the parameter
     with more values (one line per value of the other when it has at most ``SMALL`` values or is a string
@@ -117,9 +114,8 @@ def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]
     if len(swept) > 2:
         raise PlotError(f"the output is swept over {len(swept)} parameters {swept}: give a [plot] table "
                         "(kind = 'lines' with x, hue and panel, or 'map' with x and y) to say how to draw it")
-    special = _time_domain_default(sizes, variables)
     if special is not None:
-        return special
+        return dict(special)
     if not swept:
         if "cov" in variables:
             return {"kind": "matrix", "variable": "cov"}
@@ -133,18 +129,19 @@ def default_spec(sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]
 
 
 def resolve_spec(spec: Mapping, sizes: Mapping[str, int], variables: Mapping[str, Sequence[str]],
-                 quadratures: Sequence[str] = QUADRATURES) -> dict:
+                 quadratures: Sequence[str] = QUADRATURES, default: Mapping | None = None) -> dict:
     """Complete ``spec`` (a ``[plot]`` table, possibly empty) with the defaults for this output and check it.
 
     ``sizes``: dimension → number of values; ``variables``: data variable → its dimensions. Works from a
     Dataset (``plot.plot_dataset``) or from a scenario before the run (``check_plot``). Returns a new dict
     with every key the drawer uses, including ``hue``/``panels``: the dimensions that get one line or one
-    panel per value, so that every point of the output is shown. Raises PlotError saying why not.
+    panel per value, so that every point of the output is shown. ``default``: the run kind's own figure (its
+    ``default_figure``), used where ``spec`` gives no kind. Raises PlotError saying why not.
     """
     given = dict(spec)
     spec = dict(spec)
     if "kind" not in spec:
-        spec = {**default_spec(sizes, variables), **spec}
+        spec = {**default_spec(sizes, variables, default), **spec}
     kind = spec["kind"]
     if kind not in PLOT_KINDS:
         raise PlotError(f"plot.kind must be one of {PLOT_KINDS}, got {kind!r}")
@@ -340,6 +337,7 @@ class RunOutline:
     steady: str = "sweep"
     quadratures: tuple[str, ...] = QUADRATURES
     extra: tuple[str, ...] = ()  # the system's own variables beside its steady state's set (a plug-in's)
+    figure: Callable | None = None  # (sizes, variables) → the run kind's default figure (its default_figure)
 
 
 # Variables written over fewer than all the swept parameters ("..." in the catalogue; see their meaning there).
@@ -430,7 +428,9 @@ def check_plot(plot: Mapping, params: Mapping, variables: Sequence[str] | None, 
     (``run``: None for a steady-state sweep; ``scenario.Scenario.run_outline`` for a scenario's run).
     Raises ScenarioError saying why the figure cannot be drawn.
     """
+    run = run or RunOutline()
+    sizes, written = outline(params, variables, run)
     try:
-        resolve_spec(plot, *outline(params, variables, run), (run or RunOutline()).quadratures)
+        resolve_spec(plot, sizes, written, run.quadratures, run.figure(sizes, written) if run.figure else None)
     except PlotError as exc:
         raise ScenarioError(str(exc)) from exc

@@ -75,8 +75,10 @@ class Scenario:
 
     @property
     def run_outline(self) -> RunOutline:
-        """What the run writes beside the swept parameters (its kind's ``outline``): for ``check_plot``."""
-        return self.kind.outline(self)
+        """What the run writes beside the swept parameters (its kind's ``outline``, with its default figure):
+        for ``check_plot``."""
+        kind = self.kind
+        return replace(kind.outline(self), figure=kind.default_figure)
 
 
 def _first_repeat(values):
