@@ -76,7 +76,6 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _run(args) -> None:
-    from sde_com.kernel_cache import announce_compile
     from sde_com.results.io import check_writable
     from sde_com.runs.engine import execute, may_replace
     from sde_com.runs.scenario import check_plot, load_scenario
@@ -107,14 +106,30 @@ def _run(args) -> None:
 
         print(dry_run(scenario, out).line(), file=sys.stderr)
         return
-    with _quiet_compile(args.quiet):  # the Python API's notice too, in this process and the workers it starts
-        announce_compile(scenario.kind.kernel_modules(scenario))
+    with _quiet_compile(args.quiet), _compiling(scenario):
         execute(scenario, out, force=args.force, resume=args.resume, workers=args.workers,
                 scheduler=args.scheduler, quiet=args.quiet,
                 history=shlex.join(["sde-com", *args.argv]))  # the file's history attribute
     print(f"wrote {out}")
     if png is not None:
         _draw(out, png, overwrite)
+
+
+@contextlib.contextmanager
+def _compiling(scenario):
+    """Say that the run compiles its kernels first, where the cache lacks them, and let a second process
+    compile part of them meanwhile (the system's ``compile_aside``); that process does not outlive the run."""
+    from sde_com.kernel_cache import announce_compile, compile_aside, is_cached
+
+    cold = any(not is_cached(m) for m in scenario.system.kernel_modules)
+    announce_compile(scenario.kind.kernel_modules(scenario))
+    aside = compile_aside(scenario.system.compile_aside) if cold else None
+    try:
+        yield
+    finally:
+        if aside is not None and aside.poll() is None:
+            aside.terminate()
+            aside.wait()
 
 
 @contextlib.contextmanager
@@ -176,6 +191,8 @@ def _bench(args) -> None:
 
     if args.points < 1 or args.baseline_points < 1 or args.repeat < 1 or args.e2e_repeat < 1:
         raise UserError("--points, --baseline-points, --repeat and --e2e-repeat must be >= 1")
+    if not 0.0 < args.e2e_scale <= 1.0:
+        raise UserError(f"--e2e-scale must be > 0 and <= 1, got {args.e2e_scale}")
     parts = args.only or BENCH_PARTS
     print("BLAS pinned to 1 thread in every baseline; figures are medians")
     chain = None
@@ -204,7 +221,7 @@ def _bench_sweep(args, chain) -> None:
 def _bench_time_domain(args, chain) -> None:
     from sde_com.benchmarks.end_to_end import benchmark_time_domain
 
-    for name, r in benchmark_time_domain(args.e2e_repeat).items():
+    for name, r in benchmark_time_domain(args.e2e_repeat, args.e2e_scale).items():
         print(f"{name.replace('_', '-')} ensemble end to end: {r['wall']:.2f} s, kernels alone {r['kernels']:.2f} s: "
               f"checkpoints, merging, estimators and the file {r['overhead_fraction']:.1%} of the wall time; "
               f"peak memory {r['peak_mb']:.0f} MB")
@@ -213,7 +230,7 @@ def _bench_time_domain(args, chain) -> None:
 def _bench_traces(args, chain) -> None:
     from sde_com.benchmarks.end_to_end import benchmark_traces
 
-    for name, r in benchmark_traces(args.e2e_repeat).items():
+    for name, r in benchmark_traces(args.e2e_repeat, args.e2e_scale).items():
         print(f"noise traces end to end ({name.replace('_', ' ')}): {r['wall']:.2f} s = {r['over_netcdf4']:.2f}x "
               f"netCDF4 writing the same arrays ({r['netcdf4_mb']:.0f} MB in {r['netcdf4']:.2f} s); peak memory "
               f"{r['peak_mb']:.0f} MB, file "
@@ -231,7 +248,7 @@ def _bench_startup(args, chain) -> None:
 def _bench_compile(args, chain) -> None:
     from sde_com.benchmarks.startup import benchmark_compile
 
-    r = benchmark_compile(args.compile_scenarios)
+    r = benchmark_compile(args.compile_scenarios, repeat=args.e2e_repeat)
     for name, c in r["scenarios"].items():
         print(f"first run of {name} on an empty kernel cache: {c['cold_s']:.1f} s against {c['warm_s']:.1f} s "
               f"warm (+{c['added_s']:.1f} s)")
@@ -346,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--points", type=int, default=200_000, help="points of the chain benchmark")
     bench.add_argument("--baseline-points", type=int, default=2_000, help="points of the scipy loop")
     bench.add_argument("--repeat", type=int, default=5, help="repeats of the chain benchmark")
-    bench.add_argument("--e2e-repeat", type=int, default=3, help="fresh processes per end-to-end job")
+    bench.add_argument("--e2e-repeat", type=int, default=3, help="fresh processes per end-to-end job (and cold/warm "
+                                                                  "pairs of the compile part)")
+    bench.add_argument("--e2e-scale", type=float, default=1.0, help="the time-domain and trace jobs' size, as a "
+                                                                    "fraction of the issue-sized jobs (0 < scale <= 1)")
     bench.add_argument("--compile-scenarios", nargs="+", default=["scenarios/fig2a.toml"], metavar="SCENARIO",
                        help="scenarios whose first run is timed on an empty kernel cache (default: the main job)")
     bench.add_argument("--only", action="append", choices=BENCH_PARTS,

@@ -142,3 +142,18 @@ def test_quiet_silences_the_compile_notice_of_every_layer(tmp_path):
     quiet = subprocess.run([*run, "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert kernel_cache.QUIET_VARIABLE not in os.environ
+
+
+def test_a_second_process_compiles_the_chains_callees_into_the_same_cache(tmp_path, monkeypatch):
+    """``compile_aside`` (a first run's second core): the resonator's callees land in the cache the run reads,
+    the chain itself is left to the run (`sde-com bench --only compile` measures what the run saves by it)."""
+    from sde_com.results.sweep import as_system
+
+    monkeypatch.setattr(kernel_cache, "_active", tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    aside = kernel_cache.compile_aside(as_system().compile_aside)
+    assert aside.wait(timeout=300) == 0
+    for module in ("physics.gaussian", "physics.linear", "physics.resonator.drift"):
+        assert kernel_cache.is_cached(module), module
+    assert not kernel_cache.is_cached("physics.resonator.chain")  # the chain itself: the run's own
+    assert kernel_cache.compile_aside(None) is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -217,24 +218,35 @@ def benchmark_sweep(chain: dict, repeat: int = 3) -> dict:
             "scipy_over_e2e": chain["scipy_loop_us_per_point"] / per_point}
 
 
-def benchmark_time_domain(repeat: int = 3) -> dict:
-    """Time-averaged and transient ensembles of about 1e9 trajectory-steps: wall time against the kernels
-    alone; the rest (checkpoints, merging, estimators, the file, planning) as a fraction of the wall time."""
+def scaled(text: str, scale: float, key: str) -> str:
+    """A job's scenario with ``key`` (trajectories, duration) multiplied by ``scale`` (a smaller job of the same
+    shape: the bench's smoke test; 1 is the issue-sized job)."""
+    def times(match):
+        value = float(match.group(2)) * scale
+        return f"{match.group(1)}{max(1, round(value)) if key == 'trajectories' else value!r}"
+
+    return re.sub(rf"^({key} = )([\d.]+)", times, text, count=1, flags=re.MULTILINE)
+
+
+def benchmark_time_domain(repeat: int = 3, scale: float = 1.0) -> dict:
+    """Time-averaged and transient ensembles of about 1e9 trajectory-steps (``scale``: a fraction of that):
+    wall time against the kernels alone; the rest (checkpoints, merging, estimators, the file, planning) as a
+    fraction of the wall time."""
     out = {}
     for name, text in (("time_averaged", TIME_AVERAGED), ("transient", TRANSIENT)):
-        r = run_job(text, repeat, baseline="kernels")
+        r = run_job(scaled(text, scale, "trajectories"), repeat, baseline="kernels")
         r["overhead_fraction"] = max(0.0, (r["wall"] - r["kernels"]) / r["wall"])
         out[name] = r
     return out
 
 
-def benchmark_traces(repeat: int = 3) -> dict:
-    """200 noise traces of 50,001 samples streamed to the file, against netCDF4 writing the same arrays: as
-    ``sim_traces`` has it (ensemble estimates at every sample: 50,001 snapshot times), and the traces alone
-    (no snapshots: the estimates are time averages)."""
+def benchmark_traces(repeat: int = 3, scale: float = 1.0) -> dict:
+    """200 noise traces of 50,001 samples (``scale``: a fraction of the duration) streamed to the file,
+    against netCDF4 writing the same arrays: as ``sim_traces`` has it (ensemble estimates at every sample:
+    50,001 snapshot times), and the traces alone (no snapshots: the estimates are time averages)."""
     out = {}
     for name, text in (("with_snapshots", TRACES), ("traces_only", TRACES.replace("save_every = 0.1\n", ""))):
-        r = run_job(text, repeat, baseline="netcdf4")
+        r = run_job(scaled(text, scale, "duration"), repeat, baseline="netcdf4")
         r["over_netcdf4"] = r["wall"] / r["netcdf4"]
         out[name] = r
     return out

@@ -113,6 +113,9 @@ class LinearSystem(abc.ABC):
     # The sde_com modules (dotted below the package) whose Numba kernels its steady state compiles on an empty
     # cache: the Lyapunov solve and E_N, and a system's own (the resonator's chain).
     kernel_modules: ClassVar[tuple[str, ...]] = ("physics.linear", "physics.gaussian")
+    # "module:function" compiling part of its steady state's kernels in a second process on a first run
+    # (``kernel_cache.compile_aside``), or None
+    compile_aside: ClassVar[str | None] = None
 
     def definition(self) -> dict:
         """What regenerates this system, for the ``system_definition`` attribute of every file: its registered

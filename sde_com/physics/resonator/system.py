@@ -132,6 +132,7 @@ class SpinningResonator(LinearSystem):
     references = REFERENCES
     reference_symbol = "ω_m"
     kernel_modules = ("physics.resonator.steady", "physics.linear", "physics.gaussian", "physics.resonator.chain")
+    compile_aside = "sde_com.physics.resonator.chain:compile_callees"
 
     def parameter_values(self, name: str, value) -> tuple[np.ndarray, bool]:
         """As ``LinearSystem.parameter_values``, with ``Device``'s checks (its message names the field and its
