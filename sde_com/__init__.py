@@ -20,6 +20,7 @@ kernel_cache.install()  # before any kernel module is imported: sde_com's kernel
 if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstrings' API pages); see _API
     from sde_com import resonator
     from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic
+    from sde_com.physics.hamiltonian import HamiltonianSystem
     from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
     from sde_com.physics.matrix import MatrixSystem
     from sde_com.physics.resonator.device import hz_to_rad_per_s
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
 _API = {
     "LinearSystem": "sde_com.physics.system",
     "MatrixSystem": "sde_com.physics.matrix",
+    "HamiltonianSystem": "sde_com.physics.hamiltonian",
     "get_system": "sde_com.physics.system",
     "register_system": "sde_com.physics.system",
     "SimulationSettings": "sde_com.simulation.simulate",
@@ -75,6 +77,7 @@ _SUBPACKAGES = ("kernels", "physics", "random", "resonator", "results", "runs", 
 
 __all__ = [
     "Drive",
+    "HamiltonianSystem",
     "LinearSystem",
     "MatrixSystem",
     "SimulationSettings",

@@ -367,3 +367,31 @@ def test_output_variables_keeps_only_those(variables):
     assert ("col" in ds.coords) == ("cov" in variables)
     for name in variables:
         xr.testing.assert_identical(ds[name], full[name])
+
+
+def test_the_plan_carries_one_grid_of_its_own_system():
+    """The [model] values carry their grid (``sweep.Grid``), fixed once built, of the scenario's own system:
+    a scenario given another system gets the grid of that one."""
+    from dataclasses import replace
+
+    from sde_com.results.sweep import Grid
+
+    scenario = parse_scenario("[model]\ndetuning = [0.5, 1.0]\n")
+    assert isinstance(scenario.parameters, Grid) and scenario.parameters.grid[2] == (2,)
+    with pytest.raises(TypeError, match="fixed"):
+        scenario.parameters["detuning"] = [1.0, 2.0, 3.0]
+    other = replace(scenario, system=sde_com.get_system("single_cavity"))
+    assert other.parameters.system.name == "single_cavity" and other.parameters.grid[2] == (2,)
+
+
+def test_a_kinds_default_figure_is_checked_as_the_plot_draws_it():
+    """A [drive] run whose [output] leaves out the envelope is still drawn as its estimates over time: the check
+    before the run and `sde-com plot` after it apply one rule (``runs.kinds.default_figure``)."""
+    text = SCENARIO_FILES["drive_switch_on"].read_text(encoding="utf-8")
+    text = text.split("[plot]")[0] + '[output]\nvariables = ["logneg_sim", "logneg_sim_err", "logneg_ref"]\n' \
+        '[plot]\ntitle = "x"\n'
+    scenario = parse_scenario(text)  # refused before: "a single operating point ... nothing to draw"
+    from sde_com.runs.plotspec import outline
+
+    sizes, written = outline(scenario.parameters, scenario.variables, scenario.run_outline)
+    assert scenario.run_outline.figure(sizes, written)["kind"] == "estimate"

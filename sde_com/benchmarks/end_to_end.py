@@ -225,7 +225,10 @@ def scaled(text: str, scale: float, key: str) -> str:
         value = float(match.group(2)) * scale
         return f"{match.group(1)}{max(1, round(value)) if key == 'trajectories' else value!r}"
 
-    return re.sub(rf"^({key} = )([\d.]+)", times, text, count=1, flags=re.MULTILINE)
+    out, n = re.subn(rf"^({key} = )([\d.]+)$", times, text, count=1, flags=re.MULTILINE)
+    if n != 1:
+        raise ValueError(f"the job has no line '{key} = NUMBER' to scale")
+    return out
 
 
 def benchmark_time_domain(repeat: int = 3, scale: float = 1.0) -> dict:

@@ -70,7 +70,7 @@ class Grid(dict):
     from it instead of building them again. Pickles without its arrays (a Dask worker builds them again)."""
 
     def __init__(self, params: Mapping[str, object], system: LinearSystem | str = DEFAULT_SYSTEM):
-        super().__init__(params)
+        dict.__init__(self, params)
         self.system = as_system(system)
         self._cache: dict = {}
         _ = self.grid  # validated now, as the parameters are
@@ -87,6 +87,11 @@ class Grid(dict):
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a Grid's parameters are fixed (its grid is built from them): make a new Grid")
+
+    __setitem__ = __delitem__ = update = pop = popitem = setdefault = clear = _read_only  # type: ignore[assignment]
 
     def __reduce__(self):  # the parameters and the system; the grid is built again where it is unpickled
         return (type(self), (dict(self), self.system))

@@ -115,8 +115,9 @@ def estimate(scenario, units) -> Estimate:
 
 
 def steady_cost(scenario, units) -> Estimate:
-    """The cost of a steady state over the grid (``SweepKind.cost``): a chain's sweep is streamed, sized with
-    the branches it usually has; any other system's with those of its first point."""
+    """The cost of a steady state over the grid (``SweepKind.cost``, and ``RunKind.cost`` of any kind without
+    [simulate]): a chain's sweep is streamed, sized with the branches it usually has; any other system's with
+    those of its first point."""
     points = math.prod(_grid(scenario))
     chain = fast_chain(scenario.system) is not None
     total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else _system_branches(scenario))
@@ -136,9 +137,10 @@ def ensemble_cost(scenario, units) -> Estimate:
         branches = 1 + max((b for _, b in pairs), default=0)
         trajectories = len(pairs) * s.trajectories
         largest = min(s.trajectories, max(units.blocks.chunk, units.blocks.traced))
-    else:  # a run done whole
+    else:  # a run done whole: a single point, or a time-step study at every point of the grid
         branches = 1
-        trajectories = largest = s.trajectories
+        largest = s.trajectories
+        trajectories = s.trajectories * math.prod(_grid(scenario))
     n_snap = int(s.snapshot_steps.size) if s.transient else 0
     n_records = s.n_steps // s.trace_every + 1 if s.traces else 0
     work = trajectories * max(1, len(scenario.dt_study or ())) * s.n_steps

@@ -6,10 +6,11 @@ data variable → dimensions) and refuses, with ``PlotError`` saying why, a figu
 that the run will write (``outline``: read from ``sde_com.results.catalogue``), so that a bad figure fails before any
 work. Below ``sde_com.runs.scenario`` and ``sde_com.plot``: imports neither.
 
-Defaults (keys left out): without a kind, one swept parameter → lines over it; two → lines over the one with
-more values, one line per value of the other when it has at most 6 values (e.g. direction), else a map;
-time-domain runs → the estimate over time or dt (or a swept parameter), the z-score matrix of a single steady
-point, the recorded traces, the spectra of a detector's view, the difference matrix of a truncated-Wigner check.
+Defaults (keys left out): a run kind's own figure where it has one (``RunKind.default_figure``: the estimate
+over time or dt, the z-score matrix of a single steady point, the recorded traces, the spectra of a detector's
+view, the difference matrix of a truncated-Wigner check; ``estimate_figure`` here); else, one swept parameter
+→ lines over it; two → lines over the one with more values, one line per value of the other when it has at
+most 6 values (e.g. direction), else a map.
 """
 
 from __future__ import annotations

@@ -25,10 +25,11 @@ from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
 from sde_com.physics.matrix import MatrixSystem
 from sde_com.physics.system import LinearSystem, get_system
-from sde_com.results.sweep import Grid, as_system
+from sde_com.results.sweep import Grid, as_system, same_system
 from sde_com.runs.kinds import (
     RUN_KINDS,
     RunKind,
+    default_figure,
     finish_dataset,
     kind_of,
     require_capability,
@@ -58,6 +59,10 @@ class Scenario:
     name: str = ""
     system: LinearSystem = field(default_factory=lambda: as_system())  # the [system] table's, or the default
 
+    def __post_init__(self):  # the parameters carry their grid, of this scenario's system
+        if not (isinstance(self.parameters, Grid) and same_system(self.parameters.system, self.system)):
+            object.__setattr__(self, "parameters", Grid(self.parameters, self.system))
+
     # the built-in single-point tables by name (None: absent); a plug-in kind reads ``tables``
     drive = property(lambda self: self.tables.get("drive"))
     wigner = property(lambda self: self.tables.get("wigner"))
@@ -77,8 +82,7 @@ class Scenario:
     def run_outline(self) -> RunOutline:
         """What the run writes beside the swept parameters (its kind's ``outline``, with its default figure):
         for ``check_plot``."""
-        kind = self.kind
-        return replace(kind.outline(self), figure=kind.default_figure)
+        return replace(self.kind.outline(self), figure=default_figure)  # the rule `sde-com plot` applies
 
 
 def _first_repeat(values):

@@ -1,0 +1,489 @@
+"""Systems as physicists write them: a quadratic Hamiltonian in ladder operators and dissipators → (A, D).
+
+The map, in this project's convention (quadratures u = (x₁, p₁, x₂, p₂, ...), x = (a + a†)/√2,
+p = (a − a†)/(i√2), [u_j, u_k] = iΩ_jk with Ω = ⊕ [[0, 1], [−1, 0]], covariance V = ⟨{u, uᵀ}⟩/2, vacuum ½ I,
+ħ = 1, rates in rad/s):
+
+- a Hamiltonian quadratic in the ladder operators is H = ½ uᵀ M u + const with M real symmetric (a mode
+  operator is a = vᵀ u with v = (e_x + i e_p)/√2, a† = v*ᵀ u); it gives the drift Ω M;
+- a dissipator γ D[L] (D[L]ρ = LρL† − ½{L†L, ρ}, γ the rate as written in the master equation: the energy decay
+  rate, the linewidth) with a linear jump operator L = cᵀ u adds Γ = γ c* cᵀ; with Γ summed over the dissipators,
+  the drift gains Ω Im Γ and the diffusion is Ω Re Γ Ωᵀ (E[dW dWᵀ] = D dt), so that dV/dt = AV + VAᵀ + D;
+- ``thermal`` (γ, n): γ(n + 1) D[a] + γ n D[a†], the mode's amplitude decays at γ/2 and it relaxes to
+  ⟨a†a⟩ = n; ``squeezed`` (γ, n, m, |m|² ≤ n(n + 1)): the same drift, with the diffusion γ V_target that makes a
+  mode damped by it alone relax to ⟨a†a⟩ = n and ⟨aa⟩ = m; ``brownian`` (γ, n): drift −γ on p and diffusion
+  γ(2n + 1) on p (the mechanical bath of this project and of Vitali et al. 2007; not of Lindblad form);
+  ``lindblad`` (γ, a linear ``operator``).
+
+A string is parsed with Python's ``ast`` against a whitelist (numbers, ``1j``, parameter names, mode names,
+``dag(mode)``, ``+ − * /``, integer powers, parentheses, and ``sqrt``, ``exp``, ``cos``, ``sin``, ``conj``, ``pi``
+of parameters), never evaluated by Python; its size, nesting and powers are bounded before anything is
+expanded. Operator products are normal-ordered with [a, a†] = 1 as they are expanded, so terms that cancel do.
+"""
+
+from __future__ import annotations
+
+import ast
+import cmath
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+import numpy as np
+
+from sde_com.errors import UserError
+from sde_com.physics.system import Branch, LinearSystem
+from sde_com.spec import Key
+
+MAX_LENGTH = 10_000  # characters of one string
+MAX_NODES = 2_000  # syntax nodes of one string
+MAX_NESTING = 40  # parentheses and calls within one another
+MAX_POWER = 16  # |exponent| of a power of numbers; of operators, what keeps the degree within MAX_DEGREE
+MAX_DEGREE = 4  # operators in a product while it is expanded (a quadratic form needs 2; 3 and 4 are named)
+FUNCTIONS = {"sqrt": cmath.sqrt, "exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin, "conj": complex.conjugate}
+_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load, ast.Add, ast.Sub,
+          ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
+
+Op = tuple[int, int]  # (mode index, 1 for a creator a†, 0 for an annihilator a)
+Mono = tuple[Op, ...]  # a normal-ordered product: creators (by mode), then annihilators (by mode)
+Poly = dict  # Mono → complex coefficient
+
+
+@functools.lru_cache(maxsize=4096)
+def normal_order(ops: tuple[Op, ...]) -> tuple[tuple[Mono, int], ...]:
+    """The normal-ordered form of a product of ladder operators, as (monomial, integer coefficient) pairs:
+    a_k a_k† = a_k† a_k + 1, operators of different modes commute."""
+    for i in range(len(ops) - 1):
+        (k1, d1), (k2, d2) = ops[i], ops[i + 1]
+        if d1 == 0 and d2 == 1:
+            out: dict[Mono, int] = {}
+            for mono, c in normal_order(ops[:i] + (ops[i + 1], ops[i]) + ops[i + 2:]):
+                out[mono] = out.get(mono, 0) + c
+            if k1 == k2:
+                for mono, c in normal_order(ops[:i] + ops[i + 2:]):
+                    out[mono] = out.get(mono, 0) + c
+            return tuple((m, c) for m, c in out.items() if c)
+    creators = sorted(o for o in ops if o[1] == 1)
+    annihilators = sorted(o for o in ops if o[1] == 0)
+    return ((tuple(creators + annihilators), 1),)
+
+
+def _add(p: Poly, q: Poly, sign: complex = 1.0) -> Poly:
+    out = dict(p)
+    for mono, c in q.items():
+        out[mono] = out.get(mono, 0.0) + sign * c
+    return out
+
+
+def _mul(p: Poly, q: Poly, where: str) -> Poly:
+    out: Poly = {}
+    for m1, c1 in p.items():
+        for m2, c2 in q.items():
+            if len(m1) + len(m2) > MAX_DEGREE:
+                raise UserError(f"{where}: a product of more than {MAX_DEGREE} ladder operators; the Hamiltonian of a "
+                                "linear system is quadratic in them (linearise around the mean field first)")
+            for mono, c in normal_order(m1 + m2):
+                out[mono] = out.get(mono, 0.0) + c1 * c2 * c
+    return out
+
+
+def _scalar(p: Poly, where: str, what: str) -> complex:
+    if any(p):  # a non-empty monomial: an operator
+        raise UserError(f"{where}: {what} takes numbers and parameters, not ladder operators")
+    return complex(p.get((), 0.0))
+
+
+def check_syntax(text: str, where: str, modes: Sequence[str], names: Sequence[str]) -> ast.Expression:
+    """The syntax tree of ``text``, refused (UserError naming ``where`` and the offending piece) unless it is
+    within the grammar and the bounds of the module docstring, before anything is evaluated or expanded."""
+    if not isinstance(text, str):
+        raise UserError(f"{where} must be a string, got {text!r}")
+    if len(text) > MAX_LENGTH:
+        raise UserError(f"{where} is {len(text)} characters long; at most {MAX_LENGTH}")
+    depth = deepest = 0
+    for ch in text:  # before ast.parse, whose recursion a deep nesting would exhaust
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        raise UserError(f"{where} nests parentheses {deepest} deep; at most {MAX_NESTING}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise UserError(f"{where}: not an expression ({exc.msg}): {text!r}") from None
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_NODES:
+        raise UserError(f"{where} has {len(nodes)} terms and operations; at most {MAX_NODES}")
+    known = set(modes) | set(names) | set(FUNCTIONS) | {"dag", "pi"}
+    for node in nodes:
+        _check_node(node, where, modes, names, known)
+    return tree
+
+
+def _check_node(node, where: str, modes, names, known) -> None:
+    if not isinstance(node, _NODES):
+        raise UserError(f"{where}: {type(node).__name__} ({ast.unparse(node)!r}) is not allowed; allowed: numbers, "
+                        "mode and parameter names, dag(mode), + - * /, integer powers, sqrt, exp, cos, sin, conj, pi")
+    if isinstance(node, ast.Constant) and (isinstance(node.value, bool)
+                                           or not isinstance(node.value, (int, float, complex))):
+        raise UserError(f"{where}: {node.value!r} is not a number")
+    if isinstance(node, ast.Name) and node.id not in known:
+        raise UserError(f"{where}: unknown name {node.id!r}{_closest(node.id, known)}; modes: {list(modes)}, "
+                        f"parameters: {list(names)}")
+    if isinstance(node, ast.Call):
+        _check_call(node, where, modes)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        exponent = node.right
+        if isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, ast.USub):
+            exponent = exponent.operand
+        if not (isinstance(exponent, ast.Constant) and isinstance(exponent.value, int)
+                and not isinstance(exponent.value, bool) and abs(exponent.value) <= MAX_POWER):
+            raise UserError(f"{where}: {ast.unparse(node)!r}: powers are integers of at most {MAX_POWER}")
+
+
+def _check_call(node: ast.Call, where: str, modes) -> None:
+    if not isinstance(node.func, ast.Name) or node.func.id not in (*FUNCTIONS, "dag") or node.keywords \
+            or len(node.args) != 1:
+        raise UserError(f"{where}: {ast.unparse(node)!r}: calls are dag(mode) or one of {sorted(FUNCTIONS)} of one "
+                        "argument")
+    if node.func.id == "dag" and not (isinstance(node.args[0], ast.Name) and node.args[0].id in modes):
+        raise UserError(f"{where}: {ast.unparse(node)!r}: dag takes a mode name, one of {list(modes)}")
+
+
+def _closest(name: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def evaluate(tree: ast.Expression, where: str, modes: Sequence[str], values: Mapping[str, complex]) -> Poly:
+    """The normal-ordered polynomial of a checked expression (``check_syntax``) at parameter ``values``."""
+    try:
+        poly = _Evaluator(where, {m: k for k, m in enumerate(modes)}, values).visit(tree)
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:  # a number beyond floats, sqrt(−0j)...
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{where} cannot be evaluated at {dict(values)}: {exc}") from None
+    return {m: c for m, c in poly.items() if c != 0}
+
+
+class _Evaluator(ast.NodeVisitor):
+    """Each node of a checked expression → its normal-ordered polynomial (``evaluate``)."""
+
+    def __init__(self, where: str, index: Mapping[str, int], values: Mapping[str, complex]):
+        self.where, self.index, self.values = where, index, values
+
+    def visit_Expression(self, node) -> Poly:
+        return self.visit(node.body)
+
+    def visit_Constant(self, node) -> Poly:
+        return {(): complex(node.value)}
+
+    def visit_Name(self, node) -> Poly:
+        if node.id in self.index:
+            return {((self.index[node.id], 0),): 1.0}
+        return {(): complex(math.pi if node.id == "pi" else self.values[node.id])}
+
+    def visit_UnaryOp(self, node) -> Poly:
+        p = self.visit(node.operand)
+        return p if isinstance(node.op, ast.UAdd) else {m: -c for m, c in p.items()}
+
+    def visit_Call(self, node) -> Poly:
+        if node.func.id == "dag":
+            return {((self.index[node.args[0].id], 1),): 1.0}
+        return {(): FUNCTIONS[node.func.id](_scalar(self.visit(node.args[0]), self.where, node.func.id))}
+
+    def visit_BinOp(self, node) -> Poly:
+        left, right = self.visit(node.left), self.visit(node.right)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            return _add(left, right, 1.0 if isinstance(node.op, ast.Add) else -1.0)
+        if isinstance(node.op, ast.Mult):
+            return _mul(left, right, self.where)
+        if isinstance(node.op, ast.Div):
+            d = _scalar(right, self.where, "a divisor")
+            if d == 0:
+                raise UserError(f"{self.where}: {ast.unparse(node)!r} divides by zero at {dict(self.values)}")
+            return {m: c / d for m, c in left.items()}
+        return self._power(node, left)
+
+    def _power(self, node, base: Poly) -> Poly:
+        n = int(ast.literal_eval(node.right))  # an integer power (check_syntax)
+        if not any(base):  # a number
+            return {(): _scalar(base, self.where, "a power") ** n}
+        if n < 0:
+            raise UserError(f"{self.where}: {ast.unparse(node)!r}: a negative power of ladder operators")
+        out: Poly = {(): 1.0}
+        for _ in range(n):
+            out = _mul(out, base, self.where)
+        return out
+
+
+def show(mono: Mono, modes: Sequence[str]) -> str:
+    """A monomial as written: 'dag(a)*b', '1' for the constant."""
+    return "*".join(f"dag({modes[k]})" if d else modes[k] for k, d in mono) or "1"
+
+
+def _adjoint(p: Poly) -> Poly:
+    out: Poly = {}
+    for mono, c in p.items():
+        for m, k in normal_order(tuple((kk, 1 - d) for kk, d in reversed(mono))):
+            out[m] = out.get(m, 0.0) + np.conj(c) * k
+    return out
+
+
+def _vectors(n_modes: int) -> np.ndarray:
+    """v_k (N, 2N): a_k = v_kᵀ u with v_k = (e_x + i e_p)/√2 of mode k."""
+    v = np.zeros((n_modes, 2 * n_modes), dtype=complex)
+    for k in range(n_modes):
+        v[k, 2 * k], v[k, 2 * k + 1] = 1 / math.sqrt(2), 1j / math.sqrt(2)
+    return v
+
+
+def _vector(op: Op, v: np.ndarray) -> np.ndarray:
+    k, dag = op
+    return np.conj(v[k]) if dag else v[k]
+
+
+def quadratic_form(h: Poly, modes: Sequence[str], where: str = "hamiltonian") -> np.ndarray:
+    """M (2N × 2N, real symmetric) with H = ½ uᵀ M u + const, from a normal-ordered Hamiltonian; UserError naming
+    the term for a linear term, a term of degree three or more, or a non-Hermitian H."""
+    scale = max((abs(c) for c in h.values()), default=0.0)
+    tol = 1e-12 * scale
+    adjoint = _adjoint(h)
+    for mono, c in h.items():
+        if abs(c) <= tol:
+            continue
+        if len(mono) > 2:
+            raise UserError(f"{where}: the term {show(mono, modes)} is of degree {len(mono)}: a linear system's "
+                            "Hamiltonian is quadratic in the ladder operators (linearise it around the mean field "
+                            "first)")
+        if len(mono) == 1:
+            raise UserError(f"{where}: the linear term {show(mono, modes)} moves the mean field, not the "
+                            "fluctuations: leave it out (the mean field is solved apart)")
+        conj_mono = normal_order(tuple((k, 1 - d) for k, d in reversed(mono)))[0][0]
+        if abs(adjoint.get(mono, 0.0) - c) > tol:
+            raise UserError(f"{where} is not Hermitian: the term {show(mono, modes)} has the coefficient {c:.6g}, "
+                            f"but its conjugate {show(conj_mono, modes)} has {h.get(conj_mono, 0.0):.6g} (it must be "
+                            f"{np.conj(c):.6g})")
+    v = _vectors(len(modes))
+    M = np.zeros((2 * len(modes), 2 * len(modes)), dtype=complex)
+    for mono, c in h.items():
+        if len(mono) == 2:
+            w1, w2 = _vector(mono[0], v), _vector(mono[1], v)
+            M += c * (np.outer(w1, w2) + np.outer(w2, w1))
+    return M.real  # Hermitian H: real up to rounding
+
+
+def symplectic(n_modes: int) -> np.ndarray:
+    """Ω = ⊕ [[0, 1], [−1, 0]]: [u_j, u_k] = iΩ_jk."""
+    return np.kron(np.eye(n_modes), np.array([[0.0, 1.0], [-1.0, 0.0]]))
+
+
+def jump_vector(p: Poly, modes: Sequence[str], where: str) -> np.ndarray:
+    """c with L = cᵀ u of a linear jump operator; UserError for a constant or a nonlinear term."""
+    v = _vectors(len(modes))
+    c = np.zeros(2 * len(modes), dtype=complex)
+    for mono, z in p.items():
+        if len(mono) != 1:
+            raise UserError(f"{where}: the term {show(mono, modes)} makes the jump operator "
+                            f"{'constant' if not mono else 'nonlinear'}; it must be linear in the ladder operators")
+        c += z * _vector(mono[0], v)
+    return c
+
+
+def bath_matrices(kind: str, mode: int, rate: float, n: float, m: complex, n_modes: int):
+    """(A, D) of a thermal, squeezed or Brownian bath on one mode (module docstring)."""
+    A, D = np.zeros((2 * n_modes,) * 2), np.zeros((2 * n_modes,) * 2)
+    x, p = 2 * mode, 2 * mode + 1
+    if kind == "brownian":
+        A[p, p], D[p, p] = -rate, rate * (2 * n + 1)
+        return A, D
+    A[x, x] = A[p, p] = -rate / 2  # the amplitude decays at half the energy rate
+    D[x, x], D[p, p] = rate * (n + 0.5 + m.real), rate * (n + 0.5 - m.real)
+    D[x, p] = D[p, x] = rate * m.imag
+    return A, D
+
+
+def drift_diffusion(M: np.ndarray, gamma: np.ndarray, A_baths: np.ndarray, D_baths: np.ndarray):
+    """A = Ω (M + Im Γ) + A_baths, D = Ω Re Γ Ωᵀ + D_baths (module docstring)."""
+    omega = symplectic(M.shape[0] // 2)
+    A = omega @ (M + gamma.imag) + A_baths
+    D = omega @ gamma.real @ omega.T + D_baths
+    return A, 0.5 * (D + D.T)
+
+
+# The system -----------------------------------------------------------------------------------------------
+
+DISSIPATOR_KINDS = ("thermal", "squeezed", "brownian", "lindblad")
+_DISSIPATOR_KEYS = {"kind", "mode", "rate", "n", "m", "operator", "port"}
+
+
+class HamiltonianSystem(LinearSystem):
+    """A linear system written as physicists write it (module docstring): its ``modes``, a quadratic
+    ``hamiltonian`` string, ``dissipators`` (tables: ``kind``, ``mode`` or a linear ``operator``, ``rate``, ``n``,
+    ``m``, ``port``; a rate, n or m may be a number or an expression of the parameters), the default value of
+    every parameter the strings use (``parameters``: the [model] keys, swept as any system's), and
+    ``time_scale`` ω_ref (a number, a parameter expression, or absent: the spectral radius of A at the point,
+    rounded to 12 digits). ``matrices(**params)`` gives (A, D) in rad/s."""
+
+    name = "hamiltonian"
+
+    def __init__(self, modes: Sequence[str], hamiltonian: str, dissipators: Sequence[Mapping] = (),
+                 parameters: Mapping[str, float] | None = None, time_scale: float | str | None = None):
+        from sde_com.physics.matrix import MODE_NAME
+
+        modes = list(modes) if isinstance(modes, (list, tuple)) else modes
+        if not isinstance(modes, list) or not modes or not all(isinstance(m, str) and MODE_NAME.fullmatch(m)
+                                                              for m in modes) or len(set(modes)) < len(modes):
+            raise UserError(f"system.modes must be a list of distinct names (letters, digits, _), got {modes!r}")
+        self.modes = tuple(modes)
+        self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
+        defaults = dict(parameters or {})
+        for k, value in defaults.items():
+            if k in self.modes or k in FUNCTIONS or k in ("dag", "pi") or not MODE_NAME.fullmatch(str(k)):
+                raise UserError(f"system.parameters.{k}: a parameter name must be a name that is not a mode or a "
+                                "function")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UserError(f"system.parameters.{k} must be a finite number (its default), got {value!r}")
+        self.parameters = MappingProxyType({k: Key(k, "number", f"parameter {k} of the Hamiltonian system", "1",
+                                                   float(v), forms=("list", "range")) for k, v in defaults.items()})
+        names = list(defaults)
+        self.hamiltonian = hamiltonian
+        self._h = check_syntax(hamiltonian, "system.hamiltonian", self.modes, names)
+        self.dissipators = [self._dissipator(i, d, names) for i, d in enumerate(dissipators)]
+        self.time_scale = time_scale
+        self._time = None if time_scale is None or _is_number(time_scale) else check_syntax(
+            time_scale, "system.time_scale", (), names)
+        ports = {d["mode"]: d for d in self.dissipators if d.get("port")}
+        self.capabilities = frozenset({"output_ports"} if ports else ())
+        self.matrices()  # every string and value checked at the defaults now, before any run
+
+    def _dissipator(self, i: int, table: Mapping, names: list[str]) -> dict:
+        where = f"system.dissipators[{i}]"
+        if not isinstance(table, Mapping):
+            raise UserError(f"{where} must be a table (kind, mode, rate, ...), got {table!r}")
+        unknown = sorted(set(table) - _DISSIPATOR_KEYS)
+        if unknown:
+            raise UserError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_DISSIPATOR_KEYS)}")
+        kind = table.get("kind")
+        if kind not in DISSIPATOR_KINDS:
+            raise UserError(f"{where}.kind must be one of {list(DISSIPATOR_KINDS)}, got {kind!r}")
+        out = {"kind": kind, "port": bool(table.get("port", False))}
+        if kind == "lindblad":
+            if "operator" not in table or "mode" in table:
+                raise UserError(f"{where}: a lindblad dissipator takes an operator (a linear combination of "
+                                "ladder operators), not a mode")
+            out["operator"] = check_syntax(table["operator"], f"{where}.operator", self.modes, names)
+            out["text"] = table["operator"]
+        else:
+            if table.get("mode") not in self.modes or "operator" in table:
+                raise UserError(f"{where}.mode must be one of {list(self.modes)}, got {table.get('mode')!r}")
+            out["mode"] = table["mode"]
+        out.update(_bath_values(table, kind, where, names))
+        if out["port"] and (kind not in ("thermal", "lindblad") or "n" in table and table["n"] != 0):
+            raise UserError(f"{where}.port: an output port is a vacuum bath (a thermal one with n = 0)")
+        if out["port"] and kind == "lindblad":
+            raise UserError(f"{where}.port: give a port as a thermal dissipator with n = 0 on its mode")
+        out["table"] = dict(table)
+        return out
+
+    def _value(self, spec, values, where: str) -> complex:
+        if spec is None or _is_number(spec):
+            return complex(0.0 if spec is None else spec)
+        return _scalar(evaluate(spec, where, (), values), where, "a rate")
+
+    def matrices(self, **params) -> tuple[np.ndarray, np.ndarray]:
+        """(A, D) in rad/s at the parameter values ``params`` (absent ones at their defaults)."""
+        values = self.resolve(params)
+        n = len(self.modes)
+        M = quadratic_form(evaluate(self._h, "system.hamiltonian", self.modes, values), self.modes,
+                           "system.hamiltonian")
+        gamma = np.zeros((2 * n, 2 * n), dtype=complex)
+        A_baths, D_baths = np.zeros((2 * n, 2 * n)), np.zeros((2 * n, 2 * n))
+        for i, d in enumerate(self.dissipators):
+            where = f"system.dissipators[{i}]"
+            rate = self._real(self._value(d.get("rate"), values, f"{where}.rate"), f"{where}.rate", values)
+            if rate < 0:
+                raise UserError(f"{where}.rate = {rate:g} at {values}: a rate is >= 0")
+            if d["kind"] == "lindblad":
+                c = jump_vector(evaluate(d["operator"], f"{where}.operator", self.modes, values), self.modes,
+                                f"{where}.operator")
+                gamma += rate * np.outer(np.conj(c), c)
+                continue
+            occ = self._real(self._value(d.get("n"), values, f"{where}.n"), f"{where}.n", values)
+            m = self._value(d.get("m"), values, f"{where}.m")
+            if occ < 0 or abs(m) ** 2 > occ * (occ + 1) * (1 + 1e-12):
+                raise UserError(f"{where}: n = {occ:g}, m = {m:g} at {values}: a bath needs n >= 0 and "
+                                "|m|² <= n(n + 1)")
+            A_k, D_k = bath_matrices(d["kind"], self.modes.index(d["mode"]), rate, occ, m, n)
+            A_baths += A_k
+            D_baths += D_k
+        return drift_diffusion(M, gamma, A_baths, D_baths)
+
+    @staticmethod
+    def _real(z: complex, where: str, values) -> float:
+        if abs(z.imag) > 1e-12 * max(1.0, abs(z.real)):
+            raise UserError(f"{where} = {z:g} at {values}: it must be real")
+        return z.real
+
+    def reference_rate(self, params: Mapping[str, object]) -> float:
+        """ω_ref: ``time_scale`` (a number or an expression of the parameters), or the spectral radius of A."""
+        values = self.resolve(params)
+        if _is_number(self.time_scale):
+            return float(self.time_scale)
+        if self._time is not None:
+            return self._real(self._value(self._time, values, "system.time_scale"), "system.time_scale", values)
+        from sde_com.physics.matrix import spectral_radius
+
+        return spectral_radius(self.matrices(**values)[0])
+
+    def branches(self, params: Mapping[str, object]) -> list[Branch]:
+        """The one branch: (A, D) of the quadratic Hamiltonian and the dissipators (no mean field)."""
+        A, D = self.matrices(**self.resolve(params))
+        return [Branch(0, MappingProxyType({}), A, D)]
+
+    def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
+        """Each mode in its bath's thermal state (n of its thermal, squeezed or Brownian bath; vacuum where it
+        has none): diag(n_k + ½, n_k + ½)."""
+        values = self.resolve(params)
+        occ = np.zeros(len(self.modes))
+        for i, d in enumerate(self.dissipators):
+            if d["kind"] != "lindblad":
+                occ[self.modes.index(d["mode"])] += self._value(d.get("n"), values, f"system.dissipators[{i}].n").real
+        return np.diag(np.repeat(occ + 0.5, 2))
+
+    def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
+        """Mode → amplitude decay rate into its port: half the rate of its vacuum bath marked ``port``."""
+        values = self.resolve(params)
+        return {d["mode"]: self._value(d["rate"], values, "rate").real / 2 for d in self.dissipators if d["port"]}
+
+    def __reduce__(self):  # made again from its definition (a Dask worker's copy)
+        d = self.definition()
+        return (type(self), (d["modes"], d["hamiltonian"], d["dissipators"], d["parameters"], d["time_scale"]))
+
+    def definition(self) -> dict:
+        """The strings and tables it was made from (``HamiltonianSystem(**definition)`` less the name)."""
+        return {"name": self.name, "modes": list(self.modes), "hamiltonian": self.hamiltonian,
+                "dissipators": [d["table"] for d in self.dissipators],
+                "parameters": {k: key.default for k, key in self.parameters.items()}, "time_scale": self.time_scale}
+
+
+def _bath_values(table: Mapping, kind: str, where: str, names: list[str]) -> dict:
+    """A dissipator's rate, n and m: numbers, or expressions of the parameters (checked)."""
+    if "rate" not in table:
+        raise UserError(f"{where}.rate is missing: the rate in the master equation (rad/s)")
+    allowed = {"thermal": ("rate", "n"), "squeezed": ("rate", "n", "m"), "brownian": ("rate", "n"),
+               "lindblad": ("rate",)}[kind]
+    out = {}
+    for key in ("rate", "n", "m"):
+        if key in table and key not in allowed:
+            raise UserError(f"{where}.{key} has no meaning for a {kind} dissipator")
+        if key in table:
+            value = table[key]
+            out[key] = value if _is_number(value) else check_syntax(value, f"{where}.{key}", (), names)
+    return out
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
