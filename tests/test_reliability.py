@@ -352,6 +352,14 @@ _KILLED = textwrap.dedent("""
         engine.run_one = die_at(1, engine.run_one)
     elif where == "mid-run":
         engine.run_one = die_at(4, engine.run_one)
+    elif where == "after three saves":  # the state and its SHA-256 both written: nothing in between
+        original_save = engine.Checkpoint.save
+        def save_then_die(self, merger):
+            original_save(self, merger)
+            calls["n"] += 1
+            if calls["n"] == 3:
+                os._exit(9)
+        engine.Checkpoint.save = save_then_die
     else:  # during the final write: the streamed file half-appended, not yet renamed
         original = io._to_netcdf
         def half_written(ds, path, mode="w"):
@@ -414,7 +422,9 @@ def test_damaged_jackknife_groups_are_detected_and_every_unit_runs_again(tmp_pat
 
     assert run_cli(tmp_path, SIM, tmp_path / "ref.nc") == 0
     out = tmp_path / "out.nc"
-    _die("mid-run", out, SIM)
+    # killed right after a save: a kill "mid-run" may fall between the state and its SHA-256 in the manifest (a
+    # unit runs on its own thread meanwhile), and then the state itself is dropped before the groups are read
+    _die("after three saves", out, SIM)
     groups = tmp_path / "out.nc.parts" / "groups-0-0.bin"
     assert groups.stat().st_size > 0  # three units of point 0 were saved, their groups spilled
     _damage(groups, damage)
