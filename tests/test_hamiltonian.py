@@ -106,15 +106,18 @@ def test_normal_ordering_makes_cancelling_terms_cancel():
 
 
 def _fock_steady_state(H, jumps, dim):
-    """ρ_ss of dρ/dt = −i[H, ρ] + Σ D[L]ρ (dense, vectorised column-major: vec(AXB) = (Bᵀ ⊗ A) vec X)."""
+    """ρ_ss of dρ/dt = −i[H, ρ] + Σ D[L]ρ = 0 with Tr ρ = 1 (dense, vectorised column-major:
+    vec(AXB) = (Bᵀ ⊗ A) vec X; one equation of the singular Liouvillian replaced by the trace)."""
     eye = np.eye(dim)
     liouvillian = -1j * (np.kron(eye, H) - np.kron(H.T, eye))
     for L in jumps:
         LdL = L.conj().T @ L
         liouvillian += np.kron(L.conj(), L) - 0.5 * (np.kron(eye, LdL) + np.kron(LdL.T, eye))
-    w, v = np.linalg.eig(liouvillian)
-    rho = v[:, np.argmin(np.abs(w))].reshape(dim, dim, order="F")
-    return rho / np.trace(rho)
+    liouvillian[0] = 0.0
+    liouvillian[0, np.arange(dim) * (dim + 1)] = 1.0  # Tr ρ: the diagonal of the column-major vec
+    rhs = np.zeros(dim * dim, dtype=complex)
+    rhs[0] = 1.0
+    return np.linalg.solve(liouvillian, rhs).reshape(dim, dim, order="F")
 
 
 def _fock_covariance(g, chi, ga, na, gl, levels):
