@@ -33,6 +33,7 @@ from types import MappingProxyType
 import numpy as np
 
 from sde_com.errors import UserError
+from sde_com.physics.gaussian import symplectic_form
 from sde_com.physics.system import Branch, LinearSystem
 from sde_com.spec import Key
 
@@ -275,11 +276,6 @@ def quadratic_form(h: Poly, modes: Sequence[str], where: str = "hamiltonian") ->
     return M.real  # Hermitian H: real up to rounding
 
 
-def symplectic(n_modes: int) -> np.ndarray:
-    """Ω = ⊕ [[0, 1], [−1, 0]]: [u_j, u_k] = iΩ_jk."""
-    return np.kron(np.eye(n_modes), np.array([[0.0, 1.0], [-1.0, 0.0]]))
-
-
 def jump_vector(p: Poly, modes: Sequence[str], where: str) -> np.ndarray:
     """c with L = cᵀ u of a linear jump operator; UserError for a constant or a nonlinear term."""
     v = _vectors(len(modes))
@@ -307,7 +303,7 @@ def bath_matrices(kind: str, mode: int, rate: float, n: float, m: complex, n_mod
 
 def drift_diffusion(M: np.ndarray, gamma: np.ndarray, A_baths: np.ndarray, D_baths: np.ndarray):
     """A = Ω (M + Im Γ) + A_baths, D = Ω Re Γ Ωᵀ + D_baths (module docstring)."""
-    omega = symplectic(M.shape[0] // 2)
+    omega = symplectic_form(M.shape[0] // 2)  # [u_j, u_k] = iΩ_jk
     A = omega @ (M + gamma.imag) + A_baths
     D = omega @ gamma.real @ omega.T + D_baths
     return A, 0.5 * (D + D.T)
