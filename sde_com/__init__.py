@@ -1,8 +1,10 @@
 """sde_com: steady-state and time-domain simulator of linear quantum Langevin systems with quantum noise.
 
 Any linear system runs through one path (``LinearSystem``: a registered one by name, or its matrices as
-``MatrixSystem``); the first, and the default, is the spinning optomechanical resonator of Jiao et al.,
-Phys. Rev. Lett. 125, 143605 (2020), whose own conveniences are in ``sde_com.resonator``. Rates are angular
+``MatrixSystem``, or its Hamiltonian and dissipators as ``HamiltonianSystem``, built from strings or from
+``sde_com.hamiltonian``'s ladder operators); the first, and the default, is the spinning optomechanical
+resonator of Jiao et al., Phys. Rev. Lett. 125, 143605 (2020), whose own conveniences are in
+``sde_com.resonator``. Rates are angular
 (rad/s); quadratures in (x, p) pairs per mode; vacuum variance 1/2.
 
 The public names below are imported on first use (PEP 562 ``__getattr__``): ``import sde_com`` and every
@@ -18,7 +20,7 @@ from sde_com._version import __version__
 kernel_cache.install()  # before any kernel module is imported: sde_com's kernels cache outside the package
 
 if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstrings' API pages); see _API
-    from sde_com import resonator
+    from sde_com import hamiltonian, resonator
     from sde_com.physics.gaussian import is_physical, logneg, logneg_symplectic
     from sde_com.physics.hamiltonian import HamiltonianSystem
     from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
@@ -73,7 +75,7 @@ _API = {
     "write_dataset": "sde_com.results.io",
 }
 # subpackages and modules reachable as attributes (``sde_com.physics.linear``) without an explicit import
-_SUBPACKAGES = ("kernels", "physics", "random", "resonator", "results", "runs", "simulation")
+_SUBPACKAGES = ("hamiltonian", "kernels", "physics", "random", "resonator", "results", "runs", "simulation")
 
 __all__ = [
     "Drive",
@@ -87,6 +89,7 @@ __all__ = [
     "filtered_logneg",
     "filtered_mode_covariance",
     "get_system",
+    "hamiltonian",
     "homodyne_record",
     "hz_to_rad_per_s",
     "is_physical",

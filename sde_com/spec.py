@@ -18,7 +18,8 @@ from sde_com.errors import UserError
 TIME = "1/omega_ref"  # unit of a run time ([simulate], [drive], [detect]): 1/ω_ref (1/ω_m here)
 RATE = "omega_ref"  # unit of a run frequency ([drive], [detect]): ω_ref (ω_m here)
 UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
-TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix", "table[number]")
+TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix", "table[number]",
+         "table[string]", "list[table]")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Key:
         "range" ({start, stop, num}, num points with both ends included).
     only_with: the values of the table's ``kind`` under which the key means something (empty: any); given
         under another kind it is refused rather than ignored.
+    items: the ``Table`` each item of a "list[table]" has (its keys are checked by ``check_items``).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Key:
     min_items: int = 0
     forms: tuple[str, ...] = ()
     only_with: tuple[str, ...] = ()
+    items: Table | None = None
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -113,9 +116,13 @@ def _matches(key: Key, t: str, v) -> bool:
         rows = list(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
         return isinstance(rows, (list, tuple)) and len(rows) > 0 and all(
             _is_sequence(r) and all(_is_number(x) and _in_bounds(key, x) for x in r) for r in rows)
+    if t == "table[string]":  # names → strings (e.g. parameter → unit)
+        return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
     if t == "table[number]":  # names → numbers (e.g. mode → rate)
         return isinstance(v, dict) and len(v) >= key.min_items and all(
             isinstance(k, str) and _is_number(x) and _in_bounds(key, x) for k, x in v.items())
+    if t == "list[table]":  # each table's keys: check_items
+        return _is_sequence(v) and len(v) >= key.min_items and all(isinstance(x, dict) for x in v)
     item = t[len("list["):-1]
     return _is_sequence(v) and len(v) >= key.min_items and all(_matches(key, item, x) for x in v)
 
@@ -146,9 +153,13 @@ def _type_text(key: Key, t: str) -> str:
         return "true or false"
     if t == "matrix":
         return "a matrix (a list of rows of " + " ".join(filter(None, ["finite real numbers", bounds])) + ")"
+    if t == "table[string]":
+        return "a table of names = strings"
     if t == "table[number]":
         return "a table of names = " + " ".join(filter(None, ["finite real numbers", bounds])) + (
             f" (unit: {unit})" if unit else "")
+    if t == "list[table]":
+        return "a list of tables (keys: " + ", ".join(key.items.keys) + ")"
     if t.startswith("list["):
         item = "strings" if t == "list[string]" else " ".join(filter(None, ["finite real numbers", bounds]))
         size = "" if key.min_items == 0 else "non-empty " if key.min_items == 1 else f"{key.min_items}+ "
@@ -222,6 +233,25 @@ def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, 
     if not any(_matches(key, t, value) for t in key.types):
         raise error(f"{label} must be {allowed(key, forms)}, got {_got(key, value)}")
     return None
+
+
+def check_items(key: Key, value: list, label: str, error: type[ValueError] = UserError) -> list[dict]:
+    """Each table of a "list[table]" value (``check_value`` first): known keys (``key.items``), each value's
+    type, range and choices; messages name ``label[i].key``."""
+    check_value(key, value, label, error=error)
+    for i, item in enumerate(value):
+        unknown = sorted(set(item) - set(key.items.keys))
+        if unknown:
+            raise error(f"{label}[{i}]: unknown key(s) {unknown}; allowed: {list(key.items.keys)}")
+        for k, v in item.items():
+            check_value(key.items.keys[k], v, f"{label}[{i}].{k}", error=error)
+        kind = item.get("kind")
+        for k in item:
+            only = key.items.keys[k].only_with
+            if only and kind not in only:
+                raise error(f"{label}[{i}].{k} has no meaning with kind = {kind!r}; it applies to kind = "
+                            + " or ".join(repr(c) for c in only))
+    return value
 
 
 def _check_range(key: Key, value: dict, label: str, error) -> None:

@@ -158,7 +158,7 @@ def test_a_truncated_fock_space_liouvillian_agrees_with_the_lyapunov_covariance(
     ("w*dag(a)*a", [dict(kind="thermal", mode="z", rate=1.0)], r"dissipators\[0\].mode must be one of \['a'\]"),
     ("__import__('os').system('true')", [], r"calls are dag\(mode\) or one of"),
     ("w*dag(a)*a + a.real", [], r"Attribute .* is not allowed"),
-    ("(w*dag(a)*a)**16", [], r"more than 4 ladder operators"),
+    ("(w*dag(a)*a)**16", [], r"a product of 32 ladder operators"),
     ("w**10**10", [], r"powers are integers of at most 16"),
     ("(" * 200 + "w" + ")" * 200, [], r"nests parentheses 200 deep"),
     ("w*dag(a)*a" + " + w*dag(a)*a" * 2000, [], r"characters long; at most 10000"),
@@ -166,3 +166,208 @@ def test_a_truncated_fock_space_liouvillian_agrees_with_the_lyapunov_covariance(
 def test_refusals_name_the_offending_term(hamiltonian, dissipators, message):
     with pytest.raises(UserError, match=message):
         HamiltonianSystem(["a"], hamiltonian, dissipators, dict(w=1.0, omega=1.0))
+
+
+def test_the_single_cavity_written_as_a_hamiltonian_gives_its_matrices():
+    """Vitali et al.'s cavity at its default point, written as H = Δ a†a + ω_m m†m − (G* a + G a†)(m + m†)/2
+    (G = √2 G₀ α_s, the linearised radiation pressure), the cavity damped into vacuum at the energy rate 2κ
+    (κ: its amplitude rate) and the mirror by the Brownian bath (γ_m, n̄)."""
+    cavity = sde_com.get_system("single_cavity")
+    branch = cavity.branches({})[0]
+    r = cavity._rates({})
+    g = math.sqrt(2) * r["G0"] * branch.mean_field["alpha"]
+    s = HamiltonianSystem(  # G = gx + i gy: a parameter is real
+        ["a", "m"], "delta*dag(a)*a + wm*dag(m)*m - ((gx - 1j*gy)*a + (gx + 1j*gy)*dag(a))*(m + dag(m))/2",
+        [dict(kind="thermal", mode="a", rate="2*kappa"), dict(kind="brownian", mode="m", rate="gm", n="nth")],
+        dict(delta=branch.mean_field["delta_eff"], wm=r["omega_m"], kappa=r["kappa"], gm=r["gamma_m"],
+             nth=r["n_thermal"], gx=g.real, gy=g.imag))
+    A, D = s.matrices()
+    scale = np.abs(branch.drift).max()  # rounding of the largest rate, normwise
+    np.testing.assert_allclose(A, branch.drift, rtol=0, atol=1e-14 * scale)
+    np.testing.assert_allclose(D, branch.diffusion, rtol=1e-14, atol=0)
+
+
+def test_the_python_builders_write_the_same_system_as_the_strings():
+    from sde_com.hamiltonian import brownian, dag, ladder, lindblad, sqrt, squeezed, symbols, thermal
+
+    a, b = ladder("a", "b")
+    delta, wm, g, kappa = symbols("delta", "wm", "g", "kappa")
+    built = HamiltonianSystem(
+        [a, b], -delta * dag(a) * a + wm * dag(b) * b - g * (a + dag(a)) * (b + dag(b)) + 0.25j * (dag(a)**2 - a**2),
+        [thermal(a, kappa, port=True), brownian(b, 1e-3, 20.0), squeezed(b, 0.01, 0.5, -0.25),
+         lindblad(a - 2 * b / sqrt(kappa), 0.1)], dict(delta=-1.0, wm=1.0, g=0.1, kappa=0.5))
+    written = HamiltonianSystem(
+        ["a", "b"], "-delta*dag(a)*a + wm*dag(b)*b - g*(a + dag(a))*(b + dag(b)) + 0.25j*(dag(a)**2 - a**2)",
+        [dict(kind="thermal", mode="a", rate="kappa", port=True), dict(kind="brownian", mode="b", rate=1e-3, n=20.0),
+         dict(kind="squeezed", mode="b", rate=0.01, n=0.5, m=-0.25),
+         dict(kind="lindblad", operator="a - 2*b/sqrt(kappa)", rate=0.1)], dict(delta=-1.0, wm=1.0, g=0.1, kappa=0.5))
+    for params in ({}, dict(g=0.3, kappa=2.0)):
+        for x, y in zip(built.matrices(**params), written.matrices(**params), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-15, atol=1e-17)  # the same sums, maybe in another order
+    assert built.output_ports({}) == written.output_ports({}) == {"a": 0.25}  # the port's amplitude rate γ/2
+    with pytest.raises(UserError, match="dag takes a mode"):
+        dag(g)
+
+
+def test_initial_thermal_takes_each_modes_rate_weighted_bath_occupation():
+    s = HamiltonianSystem(["a", "b", "c"], "w*dag(a)*a",
+                          [dict(kind="thermal", mode="a", rate=1.0, n=2.0), dict(kind="brownian", mode="a", rate=3.0,
+                                                                                 n=10.0),
+                           dict(kind="squeezed", mode="b", rate=1.0, n=4.0, m=1.0),
+                           dict(kind="lindblad", operator="c", rate=1.0)], dict(w=1.0))
+    # a: (1·2 + 3·10)/4 = 8 (the thermal state both baths together take a mode to); b: 4; c: vacuum
+    np.testing.assert_allclose(np.diag(s.thermal_covariance({})), [8.5, 8.5, 4.5, 4.5, 0.5, 0.5])
+
+
+HAMILTONIAN_SCENARIO = """
+title = "Optomechanics written as a Hamiltonian"
+[system]
+modes = ["a", "b"]
+hamiltonian = "-Delta*dag(a)*a + wm*dag(b)*b - G*(a + dag(a))*(b + dag(b))"
+parameters = { Delta = -1.0, wm = 1.0, G = 0.1, kappa = 0.5, gm = 1e-3, nth = 10.0 }
+time_scale = "wm"
+[[system.dissipators]]
+kind = "thermal"
+mode = "a"
+rate = "kappa"
+port = true
+[[system.dissipators]]
+kind = "brownian"
+mode = "b"
+rate = "gm"
+n = "nth"
+"""
+
+
+def test_a_scenario_by_hamiltonian_sweeps_its_parameters_each_point_with_its_own_stability():
+    """[model] sweeps the coupling and the detuning of a system written as a Hamiltonian: each point's E_N
+    and stability are those of the point's own (A, D) (Lyapunov, Routh–Hurwitz), and ω_ref is ω_m."""
+    from conftest import run_text
+
+    ds = run_text(HAMILTONIAN_SCENARIO + "[model]\nG = [0.05, 0.2, 0.45]\nDelta = [-1.0, 1.0]\n")
+    scenario = sde_com.parse_scenario(HAMILTONIAN_SCENARIO)
+    system = scenario.system
+    assert system.reference_rate({}) == 1.0
+    for G in (0.05, 0.2, 0.45):
+        for delta in (-1.0, 1.0):
+            A, D = system.matrices(G=G, Delta=delta)
+            point = ds.sel(G=G, Delta=delta).isel(branch=0)
+            stable = bool(np.all(np.linalg.eigvals(A).real < 0))
+            assert bool(point.stable) == stable
+            if stable:
+                V = lyapunov_covariance_reference(A, D)
+                assert float(point.logneg.sel(pair="a-b")) == pytest.approx(sde_com.logneg(V), rel=1e-9, abs=1e-12)
+            else:
+                assert np.isnan(float(point.logneg.sel(pair="a-b")))
+    assert int(ds.stable.sum()) == 3  # the red side (Δ = −ω_m) is stable at these G; the blue side is not
+    assert ds["G"].attrs["units"] == "1"  # a parameter's unit: "1" unless [system] units says
+    text = HAMILTONIAN_SCENARIO.replace('time_scale = "wm"', 'time_scale = "wm"\nunits = { G = "rad/s" }')
+    with_units = run_text(text + "[model]\nG = [0.05, 0.2]\n")
+    assert with_units["G"].attrs["units"] == "rad/s"
+    assert "Hamiltonian" not in ds.attrs["system"] and "dag(a)" in ds.attrs["system_definition"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("hamiltonian = \"-Delta*dag(a)*a", "hamiltonian = \"-Delta*dag(a)*a + c*a**2 + 0.5*dag(a)**2"),
+     r"at the grid point c = 0\.7: system\.hamiltonian is not Hermitian: the term a\*a has the coefficient "
+     r"0\.7\+0j, but its conjugate dag\(a\)\*dag\(a\) has 0\.5\+0j"),
+    (("- G*(a", "- G2*(a"), r"unknown name 'G2' \(did you mean 'G'\?\): neither a mode \['a', 'b'\] nor a parameter "
+                            r"with a default .*give every parameter its default in system\.parameters"),
+    (("- G*(a + dag(a))*(b + dag(b))", "- G*dag(a)*a*(b + dag(b))"),
+     r"the term dag\(a\)\*a\*b is of degree 3.*linearise it around the mean field"),
+    (("- G*(a + dag(a))*(b + dag(b))", "- G*(a + dag(a))"), r"the linear term a moves the mean field"),
+    (('rate = "gm"', 'rate = "gm"\nm = 0.5'), r"dissipators\[1\]\.m has no meaning with kind = 'brownian'"),
+    (('kind = "brownian"', 'kind = "squeezed"\nm = 11.0'),
+     r"dissipators\[1\]: n = 10, m = 11\+0j .*\|m\|² <= n\(n \+ 1\)"),
+    (('kind = "brownian"\nmode = "b"\nrate = "gm"\nn = "nth"', 'kind = "lindblad"\noperator = "b*b"\nrate = "gm"'),
+     r"b\*b makes the jump operator nonlinear"),
+    (('port = true', 'port = true\nn = 1.0'), r"port: an output port is a vacuum bath"),
+    (('time_scale = "wm"', 'time_scale = "-wm"'), r"time_scale = -1 .*ω_ref must be a finite rate > 0"),
+    (('modes = ["a", "b"]', 'modes = ["a", "b"]\ndrift = [[1.0]]'),
+     r"\['drift'\] belong to a system given by its matrices"),
+    (('hamiltonian = "', 'hamiltonian = "__import__(\'os\').system(\'touch pwned\') + '),
+     r"calls are dag\(mode\) or one of"),
+])
+def test_a_bad_hamiltonian_scenario_is_refused_before_any_work(tmp_path, capsys, change, message):
+    from conftest import assert_refused
+
+    old, new = change
+    assert old in HAMILTONIAN_SCENARIO
+    text = HAMILTONIAN_SCENARIO.replace(old, new, 1).replace("G = 0.1,", "G = 0.1, c = 0.5,")
+    assert_refused(tmp_path, capsys, text + "[model]\nc = [0.5, 0.7]\n", message)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_port_dissipator_lets_detect_run_from_a_thermal_start():
+    """[detect] on the vacuum bath marked as a port, from initial = "thermal" (each mode at its bath's n):
+    the homodyne record of mode a, filtered-mode E_N with the mechanics (the detection statistics themselves
+    are tested on the built-in systems, tests/test_detection.py)."""
+    from conftest import run_text
+
+    ds = run_text(HAMILTONIAN_SCENARIO + """
+[simulate]
+method = "em"
+dt = 0.01
+duration = 100.0
+trajectories = 4
+traces = 4
+seed = 3
+initial = "thermal"
+[detect]
+segment = 512
+filter_bandwidths = [0.1, 1.0]
+""")
+    assert ds.attrs["mode"] == "a" and ds.attrs["partner"] == "b"
+    assert ds.homodyne.shape == (4, 10000) and np.all(np.isfinite(ds.filtered_logneg))
+
+
+def test_a_port_dissipator_gives_output_ports_and_the_system_pickles():
+    import pickle
+
+    system = sde_com.parse_scenario(HAMILTONIAN_SCENARIO).system
+    assert "output_ports" in system.capabilities and system.output_ports({"kappa": 0.8}) == {"a": 0.4}
+    again = pickle.loads(pickle.dumps(system))  # a Dask worker's copy: made again from its definition
+    assert again.definition() == system.definition()
+    np.testing.assert_array_equal(again.matrices(G=0.3)[0], system.matrices(G=0.3)[0])
+
+
+def test_from_qutip_gives_the_system_of_the_same_master_equation():
+    """A QuTiP model (truncated Fock space; c = √γ L) converted: the same (A, D) as the strings, a thermal
+    bath recognised from its two collapse operators, and a cubic term refused by name."""
+    qutip = pytest.importorskip("qutip")
+    from sde_com.hamiltonian import from_qutip
+
+    levels = 7
+    a = qutip.tensor(qutip.destroy(levels), qutip.qeye(levels))
+    b = qutip.tensor(qutip.qeye(levels), qutip.destroy(levels))
+    H = 1.0 * a.dag() * a + 0.8 * b.dag() * b - 0.1 * (a + a.dag()) * (b + b.dag()) + 0.3j * (a.dag() * b.dag()
+                                                                                               - a * b)
+    c_ops = [math.sqrt(0.5 * 1.4) * a, math.sqrt(0.5 * 0.4) * a.dag(), math.sqrt(0.3) * (a + 0.2j * b)]
+    converted = from_qutip(H, c_ops, {"a": a, "b": b})
+    written = HamiltonianSystem(
+        ["a", "b"], "dag(a)*a + 0.8*dag(b)*b - 0.1*(a + dag(a))*(b + dag(b)) + 0.3j*(dag(a)*dag(b) - a*b)",
+        [dict(kind="thermal", mode="a", rate=0.5, n=0.4), dict(kind="lindblad", operator="a + 0.2j*b", rate=0.3)])
+    for x, y in zip(converted.matrices(), written.matrices(), strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-13)  # the fit's rounding (cut at 1e-13 of the scale)
+    assert converted.definition()["dissipators"][0]["kind"] == "thermal"
+    np.testing.assert_allclose(np.diag(converted.thermal_covariance({}))[:2], [0.9, 0.9], rtol=1e-12)
+    with pytest.raises(UserError, match=r"the term dag\(a\)\*dag\(b\)\*a of degree 3"):
+        from_qutip(H + 0.01 * a.dag() * a * (b + b.dag()), c_ops, {"a": a, "b": b})
+    with pytest.raises(UserError, match=r"degree four or more"):
+        from_qutip(H + 0.01 * (a.dag() * a) ** 2, c_ops, {"a": a, "b": b})
+
+
+def test_the_json_schema_takes_a_hamiltonian_scenario_and_its_own_parameters():
+    """Editors validate with the shipped JSON Schema: a [system] by Hamiltonian and [model] keys that are its
+    parameters pass; the same [model] key without the Hamiltonian (a typo of a built-in's key) does not."""
+    import tomllib
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from sde_com.runs.schema import json_schema
+
+    validator = jsonschema.Draft7Validator(json_schema())
+    validator.validate(tomllib.loads(HAMILTONIAN_SCENARIO + "[model]\nG = { start = 0.0, stop = 0.4, num = 5 }\n"))
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(tomllib.loads("[model]\nG = 0.1\n"))
+    with pytest.raises(jsonschema.ValidationError):  # a dissipator's unknown key
+        validator.validate(tomllib.loads(HAMILTONIAN_SCENARIO.replace('port = true', 'prot = true')))

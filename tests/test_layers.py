@@ -19,7 +19,7 @@ LAYERS = (
     ("runs",),
     ("plot", "benchmarks"),
     ("cli",),
-    ("__init__", "resonator"),
+    ("__init__", "resonator", "hamiltonian"),
 )
 
 

@@ -251,7 +251,7 @@ TWO_MODES = _system_table(["a", "b"], *_damped_pair(), 1.0)
      'y = ["x_U"]\n', r"plot.y: unknown quadrature\(s\) \['x_U'\]; allowed: \['x_a', 'p_a', 'x_b', 'p_b'\]"),
     (TWO_MODES + '[plot]\nkind = "lines"\ny = ["photons"]\n', r"photons"),
     ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\n',
-     r"\[system\] needs 'name', or 'diffusion' with the other matrices"),
+     r"\[system\] needs 'name', 'hamiltonian' \(with 'modes'\), or 'diffusion' with the other matrices"),
     (TWO_MODES.replace("diffusion = [[0.5, 0.0", "diffusion = [[0.5, 0.3"),
      r"\[system\] system.diffusion must be symmetric .*D\[0\]\[1\] = 0.3 but D\[1\]\[0\] = 0"),
     (TWO_MODES.replace('time_scale = 1.0', 'time_scale = -1.0'), r"system.time_scale"),

@@ -48,8 +48,8 @@ def _scenario(table: str, key: str, value) -> str:
 def _wrong_types(key: Key) -> list:
     """Values of a type the key does not take (a TOML boolean is not a number; 2.5 is not an integer)."""
     types = key.types
-    if "number" in types or "integer" in types:
-        return [True, "1.0"] + ([2.5] if "integer" in types else [])
+    if "number" in types or "integer" in types:  # a number given as a string, unless a string is allowed too
+        return [True, [1.0] if "string" in types else "1.0"] + ([2.5] if "integer" in types else [])
     if "boolean" in types:
         return [1, "true"]
     if "list[number]" in types:

@@ -172,7 +172,7 @@ def test_the_resonator_named_is_the_resonator(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ('[system]\nname = "nope"\n', r"system.name: unknown system 'nope'; known systems: \[.*'single_cavity'"),
     (NAMED + "[model]\nradius = 1.0\n", r"unknown key\(s\) \['radius'\] in \[model\]; allowed: \['detuning'"),
-    (NAMED + "time_scale = 2.0\n", r"\['time_scale'\] belong to a system given by its matrices"),
+    (NAMED + "time_scale = 2.0\n", r"\['time_scale'\] belong to a system given by its Hamiltonian or matrices"),
     (NAMED + "[model]\npower = -1.0\n", r"model.power must be >= 0"),
     (NAMED + '[simulate]\nduration = 5.0\nsave_every = 1.0\n[drive]\nkind = "ramp"\n',
      r"initial = 'steady' has no meaning under a changing drive"),

@@ -107,3 +107,23 @@ def test_own_system_tutorial(tmp_path):
     assert z.max() < bonferroni(len(z), JACKKNIFE_DOF)
     # V(t) entries against the discrete moments, errors from 4096 trajectories: 10 entries per time
     assert np.nanmax(r["zscore_max"]) < bonferroni(10 * len(r["en"]), 4095)
+
+
+def test_hamiltonian_tutorial(tmp_path):
+    r = load("hamiltonian").main(tmp_path)
+    check_figure(r["figure"])
+    g, delta, stable = r["g"], r["delta"], r["stable"]
+    # red side: stable exactly below the static limit det A = 0 (4g²|δ| = δ² + κ²/4), away from the limit by
+    # more than one grid step (0.02), where the grid point's own decision could go either way
+    limit = r["static_limit"]
+    for j, d in enumerate(delta):
+        if d <= -0.2:
+            far = np.abs(g - limit(d)) > 0.02
+            np.testing.assert_array_equal(stable[far, j], (g < limit(d))[far])
+        elif d >= 0.2:  # blue side: the mechanics is amplified as soon as the coupling beats its tiny damping
+            assert not stable[g >= 0.02, j].any()
+    # E_N exists exactly where the point is stable, and the red sideband entangles
+    assert np.array_equal(np.isnan(r["logneg"]), ~stable)
+    assert np.nanmax(r["logneg"]) > 0.3
+    # the Python-built system is the scenario's: the same E_N up to the rounding of sums taken in another order
+    np.testing.assert_allclose(r["logneg_cut"], r["logneg_file_cut"], rtol=1e-9, atol=1e-12)

@@ -35,13 +35,14 @@ import numpy as np
 from sde_com.errors import UserError
 from sde_com.physics.gaussian import symplectic_form
 from sde_com.physics.system import Branch, LinearSystem
-from sde_com.spec import Key
+from sde_com.spec import Key, check_items, check_value, make_table
 
 MAX_LENGTH = 10_000  # characters of one string
 MAX_NODES = 2_000  # syntax nodes of one string
 MAX_NESTING = 40  # parentheses and calls within one another
 MAX_POWER = 16  # |exponent| of a power of numbers; of operators, what keeps the degree within MAX_DEGREE
 MAX_DEGREE = 4  # operators in a product while it is expanded (a quadratic form needs 2; 3 and 4 are named)
+MAX_PRODUCTS = 100_000  # products of monomials one expansion may take (a quadratic form of 40 modes: ~6400)
 FUNCTIONS = {"sqrt": cmath.sqrt, "exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin, "conj": complex.conjugate}
 _NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load, ast.Add, ast.Sub,
           ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
@@ -118,7 +119,40 @@ def check_syntax(text: str, where: str, modes: Sequence[str], names: Sequence[st
     known = set(modes) | set(names) | set(FUNCTIONS) | {"dag", "pi"}
     for node in nodes:
         _check_node(node, where, modes, names, known)
+    _degree(tree.body, where, set(modes))  # bounded before anything is expanded
     return tree
+
+
+def _degree(node, where: str, modes: set[str]) -> int:
+    """The most ladder operators any product of ``node`` can hold, written (before normal ordering, which only
+    lowers it); UserError naming the piece beyond MAX_DEGREE, or an operator inside a function or a divisor."""
+    if isinstance(node, ast.Name):
+        return int(node.id in modes)
+    if isinstance(node, ast.Constant):
+        return 0
+    if isinstance(node, ast.UnaryOp):
+        return _degree(node.operand, where, modes)
+    if isinstance(node, ast.Call):
+        if node.func.id == "dag":
+            return 1
+        if _degree(node.args[0], where, modes):
+            raise UserError(f"{where}: {ast.unparse(node)!r}: {node.func.id} takes numbers and parameters, not "
+                            "ladder operators")
+        return 0
+    left = _degree(node.left, where, modes)
+    if isinstance(node.op, ast.Pow):
+        degree = left * abs(ast.literal_eval(node.right))
+    elif isinstance(node.op, ast.Div):
+        if _degree(node.right, where, modes):
+            raise UserError(f"{where}: {ast.unparse(node)!r} divides by ladder operators")
+        degree = left
+    else:
+        right = _degree(node.right, where, modes)
+        degree = left + right if isinstance(node.op, ast.Mult) else max(left, right)
+    if degree > MAX_DEGREE:
+        raise UserError(f"{where}: {ast.unparse(node)[:80]!r} is a product of {degree} ladder operators; a linear "
+                        "system's Hamiltonian is quadratic in them (linearise it around the mean field first)")
+    return degree
 
 
 def _check_node(node, where: str, modes, names, known) -> None:
@@ -129,8 +163,9 @@ def _check_node(node, where: str, modes, names, known) -> None:
                                            or not isinstance(node.value, (int, float, complex))):
         raise UserError(f"{where}: {node.value!r} is not a number")
     if isinstance(node, ast.Name) and node.id not in known:
-        raise UserError(f"{where}: unknown name {node.id!r}{_closest(node.id, known)}; modes: {list(modes)}, "
-                        f"parameters: {list(names)}")
+        raise UserError(f"{where}: unknown name {node.id!r}{_closest(node.id, known)}: neither a mode "
+                        f"{list(modes)} nor a parameter with a default {list(names)} (give every parameter its "
+                        "default in system.parameters)")
     if isinstance(node, ast.Call):
         _check_call(node, where, modes)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
@@ -174,6 +209,14 @@ class _Evaluator(ast.NodeVisitor):
 
     def __init__(self, where: str, index: Mapping[str, int], values: Mapping[str, complex]):
         self.where, self.index, self.values = where, index, values
+        self.products = 0
+
+    def _mul(self, p: Poly, q: Poly) -> Poly:
+        self.products += len(p) * len(q)
+        if self.products > MAX_PRODUCTS:  # before the work, not after: a hostile string stops here at once
+            raise UserError(f"{self.where}: expanding it takes more than {MAX_PRODUCTS} products of terms; a linear "
+                            "system's Hamiltonian is quadratic: multiply out what is of higher degree, or linearise")
+        return _mul(p, q, self.where)
 
     def visit_Expression(self, node) -> Poly:
         return self.visit(node.body)
@@ -200,7 +243,7 @@ class _Evaluator(ast.NodeVisitor):
         if isinstance(node.op, (ast.Add, ast.Sub)):
             return _add(left, right, 1.0 if isinstance(node.op, ast.Add) else -1.0)
         if isinstance(node.op, ast.Mult):
-            return _mul(left, right, self.where)
+            return self._mul(left, right)
         if isinstance(node.op, ast.Div):
             d = _scalar(right, self.where, "a divisor")
             if d == 0:
@@ -216,7 +259,7 @@ class _Evaluator(ast.NodeVisitor):
             raise UserError(f"{self.where}: {ast.unparse(node)!r}: a negative power of ladder operators")
         out: Poly = {(): 1.0}
         for _ in range(n):
-            out = _mul(out, base, self.where)
+            out = self._mul(out, base)
         return out
 
 
@@ -309,10 +352,123 @@ def drift_diffusion(M: np.ndarray, gamma: np.ndarray, A_baths: np.ndarray, D_bat
     return A, 0.5 * (D + D.T)
 
 
+# Python builders: an Expression writes the grammar's string as it is built ----------------------------------
+
+# Operands written without parentheses (Python's precedence reads them back as built): by the operator built
+# and the operand's side. An atom (a name, a number, a call: op None, "mode", "call") never needs them.
+_BARE = {("+", "left"): {"+", "-", "*", "/", "**", "neg"}, ("+", "right"): {"*", "/", "**"},
+         ("*", "left"): {"*", "/", "**", "neg"}, ("*", "right"): {"**"}, ("**", "left"): set(), ("neg", "left"): {"**"}}
+_GROUP = {"+": "+", "-": "+", "*": "*", "/": "*", "**": "**", "neg": "neg"}
+_ATOMS = (None, "mode", "call")
+
+
+class Expression:
+    """A piece of a Hamiltonian string built in Python (``sde_com.hamiltonian``) with + - * / and integer
+    powers from modes, parameters and numbers; ``str()`` gives the string ``HamiltonianSystem`` reads."""
+
+    __slots__ = ("text", "op")
+
+    def __init__(self, text: str, op: str | None = None):
+        self.text, self.op = text, op  # op: the outermost operation (None, "mode", "call": an atom)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r})"
+
+    def _operand(self, other, op: str, side: str) -> str:
+        if not isinstance(other, Expression):
+            return expression_text(other)
+        bare = other.op in _ATOMS or other.op in _BARE[(_GROUP[op], side)]
+        return other.text if bare else f"({other.text})"
+
+    def _binary(self, other, op: str, reflected: bool = False) -> Expression:
+        left, right = (other, self) if reflected else (self, other)
+        return Expression(f"{self._operand(left, op, 'left')} {op} {self._operand(right, op, 'right')}", op)
+
+    __add__ = lambda self, o: self._binary(o, "+")  # noqa: E731
+    __radd__ = lambda self, o: self._binary(o, "+", True)  # noqa: E731
+    __sub__ = lambda self, o: self._binary(o, "-")  # noqa: E731
+    __rsub__ = lambda self, o: self._binary(o, "-", True)  # noqa: E731
+    __mul__ = lambda self, o: self._binary(o, "*")  # noqa: E731
+    __rmul__ = lambda self, o: self._binary(o, "*", True)  # noqa: E731
+    __truediv__ = lambda self, o: self._binary(o, "/")  # noqa: E731
+    __rtruediv__ = lambda self, o: self._binary(o, "/", True)  # noqa: E731
+
+    def __pow__(self, n: int) -> Expression:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise UserError(f"a power of {self.text!r} must be an integer, got {n!r}")
+        return Expression(f"{self._operand(self, '**', 'left')}**{n}" if n >= 0 else
+                          f"{self._operand(self, '**', 'left')}**({n})", "**")
+
+    def __neg__(self) -> Expression:
+        return Expression(f"-{self._operand(self, 'neg', 'left')}", "neg")
+
+    def __pos__(self) -> Expression:
+        return self
+
+
+def expression_text(value) -> str:
+    """An Expression's string, or a number written exactly (``repr`` reads back to the same float)."""
+    if isinstance(value, Expression):
+        return value.text
+    if isinstance(value, (int, float, complex, np.number)) and not isinstance(value, (bool, np.bool_)):
+        z = complex(value)
+        if z.imag == 0:
+            return repr(float(z.real)) if z.real >= 0 else f"({float(z.real)!r})"
+        sign = "+" if z.imag > 0 else "-"
+        return f"({float(z.real)!r} {sign} {abs(float(z.imag))!r}j)"
+    raise UserError(f"a Hamiltonian is built from modes, parameters and numbers, got {value!r}")
+
+
+def _string(value):
+    """A string of the grammar: an ``Expression``'s text, anything else as it is (checked where read)."""
+    return value.text if isinstance(value, Expression) else value
+
+
 # The system -----------------------------------------------------------------------------------------------
 
 DISSIPATOR_KINDS = ("thermal", "squeezed", "brownian", "lindblad")
-_DISSIPATOR_KEYS = {"kind", "mode", "rate", "n", "m", "operator", "port"}
+_BATHS = DISSIPATOR_KINDS[:3]  # the kinds that act on one mode with an occupation n
+DISSIPATOR = make_table(
+    "dissipators", "One bath of a system given by its Hamiltonian: a table of the list [system] `dissipators` "
+                   "(`[[system.dissipators]]`). A rate, n or m is a number or an expression of the parameters "
+                   "(the Hamiltonian's grammar, without operators).",
+    Key("kind", "string", "'thermal': γ(n + 1) D[a] + γ n D[a†]; 'squeezed': a squeezed bath (n, m); 'brownian': "
+                          "the quantum Brownian bath of a mechanical mode (drift −γ on p, diffusion γ(2n + 1) on "
+                          "p; not of Lindblad form); 'lindblad': γ D[L] of any linear jump operator L",
+        choices=DISSIPATOR_KINDS),
+    Key("mode", "string", "the mode it acts on (one of `modes`)", only_with=_BATHS),
+    Key("operator", "string", "the jump operator L, linear in the ladder operators, e.g. 'a + 0.5*dag(b)'",
+        only_with=("lindblad",)),
+    Key("rate", "number | string", "γ, the rate as written in the master equation: the energy decay rate (the "
+                                   "linewidth; the amplitude decays at γ/2), rad s-1", "s-1", minimum=0.0),
+    Key("n", "number | string", "the bath's occupation ⟨b†b⟩: a mode damped by it alone relaxes to ⟨a†a⟩ = n", "1",
+        default=0.0, minimum=0.0, only_with=_BATHS),
+    Key("m", "number | string", "the squeezed bath's ⟨bb⟩, |m|² ≤ n(n + 1): a mode damped by it alone relaxes to "
+                                "⟨aa⟩ = m (a complex m as an expression, e.g. '0.4*exp(1j*theta)')", "1",
+        default=0.0, only_with=("squeezed",)),
+    Key("port", "boolean", "this vacuum bath (thermal, n = 0) is its mode's detected output port (amplitude rate "
+                           "γ/2, the `outputs` convention): enables [detect]", default=False,
+        only_with=("thermal",)),
+)
+
+# The keys a [system] table gives a Hamiltonian by (beside ``modes`` and ``time_scale``, which it shares with a
+# system given by its matrices): read by HamiltonianSystem and by the scenario schema.
+HAMILTONIAN_KEYS = (
+    Key("hamiltonian", "string", "H/ħ in rad s-1, quadratic in the ladder operators: mode names (a), dag(a) (a†), "
+                                 "numbers (1j for i), parameter names, + - * / ** (integer powers), parentheses, "
+                                 "sqrt, exp, cos, sin, conj, pi; normal-ordered with [a, a†] = 1 (see Physics: "
+                                 "from a Hamiltonian); instead of the matrices"),
+    Key("dissipators", "list[table]", "the baths: `[[system.dissipators]]` tables (their keys below)",
+        items=DISSIPATOR),
+    Key("parameters", "table[number]", "the default value of every parameter name the strings use; [model] sets "
+                                       "or sweeps any of them"),
+    Key("units", "table[string]", "the unit of a parameter (UDUNITS: 's-1', 'rad/s', 'K'), written on its axis "
+                                  "and in the file; a parameter not listed is a pure number ('1')"),
+)
+_DISSIPATORS_KEY = HAMILTONIAN_KEYS[1]
 
 
 class HamiltonianSystem(LinearSystem):
@@ -324,64 +480,80 @@ class HamiltonianSystem(LinearSystem):
     rounded to 12 digits). ``matrices(**params)`` gives (A, D) in rad/s."""
 
     name = "hamiltonian"
+    capability_hints = MappingProxyType({
+        "output_ports": "mark its mode's vacuum bath as the port (a thermal dissipator with n = 0 and port = true)",
+        "mean_field_dynamics": "a Hamiltonian system is linear, of the fluctuations only: it has no nonlinear "
+                               "mean-field dynamics to drive",
+        "truncated_wigner": "a Hamiltonian system is linear: there is no nonlinearity for the truncated-Wigner check "
+                            "to test"})
 
     def __init__(self, modes: Sequence[str], hamiltonian: str, dissipators: Sequence[Mapping] = (),
-                 parameters: Mapping[str, float] | None = None, time_scale: float | str | None = None):
+                 parameters: Mapping[str, float] | None = None, time_scale: float | str | None = None,
+                 units: Mapping[str, str] | None = None):
         from sde_com.physics.matrix import MODE_NAME
 
-        modes = list(modes) if isinstance(modes, (list, tuple)) else modes
+        modes = [_string(m) for m in modes] if isinstance(modes, (list, tuple)) else modes
+        hamiltonian, time_scale = _string(hamiltonian), _string(time_scale)
         if not isinstance(modes, list) or not modes or not all(isinstance(m, str) and MODE_NAME.fullmatch(m)
                                                               for m in modes) or len(set(modes)) < len(modes):
             raise UserError(f"system.modes must be a list of distinct names (letters, digits, _), got {modes!r}")
         self.modes = tuple(modes)
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         defaults = dict(parameters or {})
-        for k, value in defaults.items():
-            if k in self.modes or k in FUNCTIONS or k in ("dag", "pi") or not MODE_NAME.fullmatch(str(k)):
-                raise UserError(f"system.parameters.{k}: a parameter name must be a name that is not a mode or a "
-                                "function")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise UserError(f"system.parameters.{k} must be a finite number (its default), got {value!r}")
-        self.parameters = MappingProxyType({k: Key(k, "number", f"parameter {k} of the Hamiltonian system", "1",
-                                                   float(v), forms=("list", "range")) for k, v in defaults.items()})
+        check_value(HAMILTONIAN_KEYS[2], defaults, "system.parameters")
+        for k in defaults:
+            if k in self.modes or k in FUNCTIONS or k in ("dag", "pi") or not MODE_NAME.fullmatch(k):
+                raise UserError(f"system.parameters.{k}: a parameter is named by letters, digits and _, not as a "
+                                f"mode ({list(self.modes)}) or a function")
+        units = dict(units or {})
+        check_value(HAMILTONIAN_KEYS[3], units, "system.units")
+        for k in units:
+            if k not in defaults:
+                raise UserError(f"system.units.{k}: not a parameter (parameters: {list(defaults)})")
+        self.units = units
+        self.parameters = MappingProxyType({k: Key(k, "number", f"parameter {k} of the Hamiltonian system",
+                                                   units.get(k, "1"), float(v), forms=("list", "range"))
+                                            for k, v in defaults.items()})
         names = list(defaults)
         self.hamiltonian = hamiltonian
         self._h = check_syntax(hamiltonian, "system.hamiltonian", self.modes, names)
+        dissipators = [{k: _string(v) for k, v in d.items()} if isinstance(d, Mapping) else d for d in dissipators]
+        check_items(_DISSIPATORS_KEY, dissipators, "system.dissipators")  # a builder's Expressions: strings
         self.dissipators = [self._dissipator(i, d, names) for i, d in enumerate(dissipators)]
+        if _is_number(time_scale) and not (math.isfinite(time_scale) and time_scale > 0) or not (
+                time_scale is None or _is_number(time_scale) or isinstance(time_scale, str)):
+            raise UserError(f"system.time_scale must be a finite rate > 0 (s-1) or an expression of the parameters, "
+                            f"got {time_scale!r}")
         self.time_scale = time_scale
         self._time = None if time_scale is None or _is_number(time_scale) else check_syntax(
             time_scale, "system.time_scale", (), names)
-        ports = {d["mode"]: d for d in self.dissipators if d.get("port")}
+        ports = [d["mode"] for d in self.dissipators if d["port"]]
+        if len(set(ports)) < len(ports):
+            raise UserError(f"system.dissipators: two ports on one mode ({ports}); a mode has one detected port")
         self.capabilities = frozenset({"output_ports"} if ports else ())
         self.matrices()  # every string and value checked at the defaults now, before any run
+        self.reference_rate({})
 
     def _dissipator(self, i: int, table: Mapping, names: list[str]) -> dict:
+        """One dissipator table (keys checked against ``DISSIPATOR``): what it needs, its expressions parsed."""
         where = f"system.dissipators[{i}]"
-        if not isinstance(table, Mapping):
-            raise UserError(f"{where} must be a table (kind, mode, rate, ...), got {table!r}")
-        unknown = sorted(set(table) - _DISSIPATOR_KEYS)
-        if unknown:
-            raise UserError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_DISSIPATOR_KEYS)}")
-        kind = table.get("kind")
-        if kind not in DISSIPATOR_KINDS:
-            raise UserError(f"{where}.kind must be one of {list(DISSIPATOR_KINDS)}, got {kind!r}")
-        out = {"kind": kind, "port": bool(table.get("port", False))}
-        if kind == "lindblad":
-            if "operator" not in table or "mode" in table:
-                raise UserError(f"{where}: a lindblad dissipator takes an operator (a linear combination of "
-                                "ladder operators), not a mode")
+        table = dict(table)  # checked against DISSIPATOR (check_items) by __init__
+        for key in ("kind", "rate", "operator" if table.get("kind") == "lindblad" else "mode"):
+            if key not in table:
+                raise UserError(f"{where}.{key} is missing: {DISSIPATOR.keys[key].doc}")
+        out = {"kind": table["kind"], "port": table.get("port", False), "table": table}
+        if table["kind"] == "lindblad":
             out["operator"] = check_syntax(table["operator"], f"{where}.operator", self.modes, names)
-            out["text"] = table["operator"]
+        elif table["mode"] not in self.modes:
+            raise UserError(f"{where}.mode must be one of {list(self.modes)}, got {table['mode']!r}")
         else:
-            if table.get("mode") not in self.modes or "operator" in table:
-                raise UserError(f"{where}.mode must be one of {list(self.modes)}, got {table.get('mode')!r}")
             out["mode"] = table["mode"]
-        out.update(_bath_values(table, kind, where, names))
-        if out["port"] and (kind not in ("thermal", "lindblad") or "n" in table and table["n"] != 0):
-            raise UserError(f"{where}.port: an output port is a vacuum bath (a thermal one with n = 0)")
-        if out["port"] and kind == "lindblad":
-            raise UserError(f"{where}.port: give a port as a thermal dissipator with n = 0 on its mode")
-        out["table"] = dict(table)
+        for key in ("rate", "n", "m"):
+            if key in table:
+                value = table[key]
+                out[key] = value if _is_number(value) else check_syntax(value, f"{where}.{key}", (), names)
+        if out["port"] and table.get("n", 0) != 0:
+            raise UserError(f"{where}.port: an output port is a vacuum bath (n = 0), got n = {table['n']!r}")
         return out
 
     def _value(self, spec, values, where: str) -> complex:
@@ -423,13 +595,29 @@ class HamiltonianSystem(LinearSystem):
             raise UserError(f"{where} = {z:g} at {values}: it must be real")
         return z.real
 
+    def check_grid(self, grid: tuple) -> None:
+        """Every grid point's (A, D) and ω_ref, computed once before any work: a non-Hermitian Hamiltonian, a
+        negative rate or an impossible bath at any point is refused, naming the point."""
+        _, dims, shape, arrays = grid
+        for point in np.ndindex(shape):
+            params = {k: np.broadcast_to(v, shape)[point].item() for k, v in arrays.items()}
+            try:
+                self.reference_rate(params)  # A too, where ω_ref is its spectral radius
+                self.matrices(**params)
+            except UserError as exc:
+                at = ", ".join(f"{d} = {params[d]:g}" for d in dims)
+                raise UserError(f"at the grid point {at}: {exc}" if dims else str(exc)) from None
+
     def reference_rate(self, params: Mapping[str, object]) -> float:
         """ω_ref: ``time_scale`` (a number or an expression of the parameters), or the spectral radius of A."""
         values = self.resolve(params)
         if _is_number(self.time_scale):
             return float(self.time_scale)
         if self._time is not None:
-            return self._real(self._value(self._time, values, "system.time_scale"), "system.time_scale", values)
+            rate = self._real(self._value(self._time, values, "system.time_scale"), "system.time_scale", values)
+            if not (math.isfinite(rate) and rate > 0):
+                raise UserError(f"system.time_scale = {rate:g} at {values}: ω_ref must be a finite rate > 0")
+            return rate
         from sde_com.physics.matrix import spectral_radius
 
         return spectral_radius(self.matrices(**values)[0])
@@ -440,13 +628,18 @@ class HamiltonianSystem(LinearSystem):
         return [Branch(0, MappingProxyType({}), A, D)]
 
     def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
-        """Each mode in its bath's thermal state (n of its thermal, squeezed or Brownian bath; vacuum where it
-        has none): diag(n_k + ½, n_k + ½)."""
+        """Each mode in the thermal state of its baths: diag(n_k + ½, n_k + ½) with n_k the rate-weighted mean
+        occupation of its thermal, squeezed and Brownian baths (where each bath alone would take it); vacuum for
+        a mode with none (only ``lindblad`` dissipators, or no bath)."""
         values = self.resolve(params)
-        occ = np.zeros(len(self.modes))
+        weight, occupied = np.zeros(len(self.modes)), np.zeros(len(self.modes))
         for i, d in enumerate(self.dissipators):
             if d["kind"] != "lindblad":
-                occ[self.modes.index(d["mode"])] += self._value(d.get("n"), values, f"system.dissipators[{i}].n").real
+                k, where = self.modes.index(d["mode"]), f"system.dissipators[{i}]"
+                rate = self._value(d["rate"], values, f"{where}.rate").real
+                weight[k] += rate
+                occupied[k] += rate * self._value(d.get("n"), values, f"{where}.n").real
+        occ = np.divide(occupied, weight, out=np.zeros_like(weight), where=weight > 0)
         return np.diag(np.repeat(occ + 0.5, 2))
 
     def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:
@@ -456,29 +649,15 @@ class HamiltonianSystem(LinearSystem):
 
     def __reduce__(self):  # made again from its definition (a Dask worker's copy)
         d = self.definition()
-        return (type(self), (d["modes"], d["hamiltonian"], d["dissipators"], d["parameters"], d["time_scale"]))
+        return (type(self), (d["modes"], d["hamiltonian"], d["dissipators"], d["parameters"], d["time_scale"],
+                             d["units"]))
 
     def definition(self) -> dict:
         """The strings and tables it was made from (``HamiltonianSystem(**definition)`` less the name)."""
         return {"name": self.name, "modes": list(self.modes), "hamiltonian": self.hamiltonian,
                 "dissipators": [d["table"] for d in self.dissipators],
-                "parameters": {k: key.default for k, key in self.parameters.items()}, "time_scale": self.time_scale}
-
-
-def _bath_values(table: Mapping, kind: str, where: str, names: list[str]) -> dict:
-    """A dissipator's rate, n and m: numbers, or expressions of the parameters (checked)."""
-    if "rate" not in table:
-        raise UserError(f"{where}.rate is missing: the rate in the master equation (rad/s)")
-    allowed = {"thermal": ("rate", "n"), "squeezed": ("rate", "n", "m"), "brownian": ("rate", "n"),
-               "lindblad": ("rate",)}[kind]
-    out = {}
-    for key in ("rate", "n", "m"):
-        if key in table and key not in allowed:
-            raise UserError(f"{where}.{key} has no meaning for a {kind} dissipator")
-        if key in table:
-            value = table[key]
-            out[key] = value if _is_number(value) else check_syntax(value, f"{where}.{key}", (), names)
-    return out
+                "parameters": {k: key.default for k, key in self.parameters.items()}, "time_scale": self.time_scale,
+                "units": dict(self.units)}
 
 
 def _is_number(value) -> bool:

@@ -120,6 +120,13 @@ class MatrixSystem(LinearSystem):
                           "relation V + iΩ/2 ≥ 0 (vacuum variance 1/2): not a quantum state; check the "
                           "diffusion's scale", RunWarning, stacklevel=2)
 
+    capability_hints = MappingProxyType({
+        "output_ports": "give [system] outputs (mode = decay rate into the detected port)",
+        "mean_field_dynamics": "it needs a parametrised system (its nonlinear mean-field dynamics): a [system] "
+                               "table gives the linear matrices only",
+        "truncated_wigner": "it needs a parametrised system with the nonlinear Langevin equations in a kernel (the "
+                            "spinning resonator's): a [system] table gives the linear matrices only"})
+
     def reference_rate(self, params: Mapping[str, object]) -> float:
         """ω_ref = ``time_scale`` (s⁻¹)."""
         return self.time_scale

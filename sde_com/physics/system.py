@@ -116,6 +116,9 @@ class LinearSystem(abc.ABC):
     # "module:function" compiling part of its steady state's kernels in a second process on a first run
     # (``kernel_cache.compile_aside``), or None
     compile_aside: ClassVar[str | None] = None
+    # How a scenario gives this kind of system a capability it lacks (capability → what to write), for the
+    # message that refuses a run needing it.
+    capability_hints: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def definition(self) -> dict:
         """What regenerates this system, for the ``system_definition`` attribute of every file: its registered
@@ -175,6 +178,11 @@ class LinearSystem(abc.ABC):
     def stability(self, branch: Branch, params: Mapping[str, object]) -> Stability:
         """The stability decision (``decide_stability``) of a branch, Routh–Hurwitz on A/ω_ref."""
         return decide_stability(branch.drift, self.reference_rate(params))
+
+    def check_grid(self, grid: tuple) -> None:
+        """Refuse (UserError) a grid point this system cannot run, before any work: what its parameters' Keys
+        cannot say (``grid``: ``results.sweep.parameter_grid``'s tuple). Default: nothing more."""
+        return None
 
     def thermal_covariance(self, params: Mapping[str, object]) -> np.ndarray:
         """The covariance (2N×2N, vacuum variance 1/2) of the thermal state: each mode in its bath's thermal

@@ -73,7 +73,7 @@ class Grid(dict):
         dict.__init__(self, params)
         self.system = as_system(system)
         self._cache: dict = {}
-        _ = self.grid  # validated now, as the parameters are
+        self.system.check_grid(self.grid)  # validated now, as the parameters are, at every point
 
     @property
     def grid(self) -> tuple:

@@ -151,25 +151,21 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system: LinearSystem) -> Ru
     try:
         require_capability(kind, system)
     except UserError as exc:
-        lacks = _MATRIX_LACKS.get(kind.capability) if isinstance(system, MatrixSystem) else None
+        lacks = system.capability_hints.get(kind.capability)
         raise ScenarioError(f"[{kind.table}] needs the capability {kind.capability!r}: "
                             f"{lacks or f'system {system.name!r} lacks it'}") from exc
     return kind
 
 
-# what a system given by its matrices lacks, for each capability a single-point table needs (kind.capability)
-_MATRIX_LACKS = {"output_ports": "give [system] outputs (mode = decay rate into the detected port)",
-                 "mean_field_dynamics": "it needs a parametrised system (its nonlinear mean-field dynamics): a "
-                                        "[system] table gives the linear matrices only",
-                 "truncated_wigner": "it needs a parametrised system with the nonlinear Langevin equations in a "
-                                     "kernel (the spinning resonator's): a [system] table gives the linear "
-                                     "matrices only"}
+_HAMILTONIAN_TABLE = ("modes", "hamiltonian", "dissipators", "parameters", "units", "time_scale")
 
 
 def _parse_system(raw: dict) -> LinearSystem:
-    """[system] → the system it names (``get_system``: [model] then holds its parameters) or the
-    ``MatrixSystem`` its matrices give (checked: ``physics.matrix.check_matrices``; it replaces [model], so
-    both are refused). Absent: the default system (``sweep.DEFAULT_SYSTEM``, the spinning resonator)."""
+    """[system] → the system it names (``get_system``: [model] then holds its parameters), the
+    ``HamiltonianSystem`` its Hamiltonian and dissipators give ([model] then sets or sweeps the parameters
+    whose defaults it gives), or the ``MatrixSystem`` its matrices give (checked:
+    ``physics.matrix.check_matrices``; it replaces [model], so both are refused). Absent: the default system
+    (``sweep.DEFAULT_SYSTEM``, the spinning resonator)."""
     table = raw.get("system")
     if table is None:
         return as_system()
@@ -178,23 +174,45 @@ def _parse_system(raw: dict) -> LinearSystem:
         given = sorted(set(table) - {"name"})
         if given:
             raise ScenarioError(f"[system] name = {table['name']!r} names a registered system, whose parameters "
-                                f"go in [model]; {given} belong to a system given by its matrices")
+                                f"go in [model]; {given} belong to a system given by its Hamiltonian or matrices")
         try:
             return get_system(table["name"])
         except UserError as exc:
             raise ScenarioError(f"system.name: {exc}") from exc
+    if "hamiltonian" in table:
+        return _hamiltonian_system(table)
     if "model" in raw:
         raise ScenarioError("give [model] (the parameters of a system: the spinning resonator's, or those of the "
-                            "system [system] names) or [system] matrices, not both")
+                            "system [system] names or writes as a Hamiltonian) or [system] matrices, not both")
     table = {**defaults("system"), **table}
     for key in ("modes", "drift", "diffusion"):
         if key not in table:
-            raise ScenarioError(f"[system] needs 'name', or {key!r} with the other matrices (see the scenario "
-                                "reference)")
+            raise ScenarioError(f"[system] needs 'name', 'hamiltonian' (with 'modes'), or {key!r} with the other "
+                                "matrices (see the scenario reference)")
+    if isinstance(table.get("time_scale"), str):
+        raise ScenarioError(f"system.time_scale = {table['time_scale']!r}: a system given by its matrices has no "
+                            "parameters; give a number (s-1)")
     try:
         return MatrixSystem(**table)
     except UserError as exc:
         raise ScenarioError(f"[system] {exc}") from exc
+
+
+def _hamiltonian_system(table: dict) -> LinearSystem:
+    """A [system] table by Hamiltonian (``physics.hamiltonian.HamiltonianSystem``): its keys only."""
+    from sde_com.physics.hamiltonian import HamiltonianSystem
+
+    extra = sorted(set(table) - set(_HAMILTONIAN_TABLE))
+    if extra:
+        raise ScenarioError(f"[system] gives a Hamiltonian: {extra} belong to a system given by its matrices; a "
+                            f"Hamiltonian system takes {list(_HAMILTONIAN_TABLE)}")
+    if "modes" not in table:
+        raise ScenarioError("[system] gives a Hamiltonian without 'modes': list its mode names, e.g. "
+                            "modes = [\"a\", \"b\"]")
+    try:
+        return HamiltonianSystem(**table)
+    except UserError as exc:
+        raise ScenarioError(str(exc)) from exc
 
 
 def _check_time_axis(simulation, params, system: LinearSystem) -> None:

@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from sde_com import spec
 from sde_com.errors import ScenarioError
+from sde_com.physics.hamiltonian import HAMILTONIAN_KEYS
 from sde_com.physics.system import builtin_systems, get_system
 from sde_com.results.sweep import DEFAULT_SYSTEM
 from sde_com.simulation.keys import TABLES as SIMULATION_TABLES
@@ -57,21 +58,27 @@ _TABLES: dict[str, Table] = {t.name: t for t in (
                     "range {start, stop, num}; keys left out take the paper's values. Rates in rad s-1 (SI).",
            *get_system(DEFAULT_SYSTEM).parameters.values()),
     make_table(
-        "system", "The system a scenario runs (absent: the spinning resonator). Either `name`, a registered "
-                  "system whose parameters [model] then holds, or a linear system given by its matrices instead "
-                  "of [model] (``sde_com.MatrixSystem``): du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs "
+        "system", "The system a scenario runs (absent: the spinning resonator). One of three: `name`, a "
+                  "registered system whose parameters [model] then holds; a `hamiltonian` with `dissipators` "
+                  "(``sde_com.HamiltonianSystem``: the map is in Physics, from a Hamiltonian), whose `parameters` "
+                  "[model] then sets or sweeps; or a linear system given by its matrices instead of [model] "
+                  "(``sde_com.MatrixSystem``): du = A u dt + dW, E[dW dWᵀ] = D dt, u in (x, p) pairs "
                   "per mode in the order of `modes`, vacuum variance 1/2. Steady state (no [simulate]), "
-                  "time-domain runs, with output ports (a named system's, or `outputs`) [detect], with nonlinear "
-                  "mean-field dynamics (the built-in systems) [drive]; [wigner] runs the spinning resonator only.",
+                  "time-domain runs, with output ports (a named system's, a `port` dissipator, or `outputs`) "
+                  "[detect], with nonlinear mean-field dynamics (the built-in systems) [drive]; [wigner] runs the "
+                  "spinning resonator only.",
         Key("name", "string", "a registered system: 'spinning_resonator', 'single_cavity' (see Single-cavity "
                               "optomechanics), or an installed plug-in's entry-point name; instead of the "
                               "matrices"),
-        Key("modes", "list[string]", "the N mode names, in the order of the matrices' (x, p) pairs", min_items=1),
+        Key("modes", "list[string]", "the N mode names (the Hamiltonian's, or in the order of the matrices' (x, p) "
+                                     "pairs)", min_items=1),
+        *HAMILTONIAN_KEYS,
         Key("drift", "matrix", "A, 2N × 2N (list of rows), s-1"),
         Key("diffusion", "matrix", "D, 2N × 2N (list of rows), symmetric positive semidefinite, s-1"),
-        Key("time_scale", "number", "ω_ref, the unit of the run's times (1/ω_ref) and frequencies; absent: the "
-                                    "spectral radius max |λ| of A, the system's fastest rate", "s-1",
-            minimum=0.0, exclusive_minimum=True),
+        Key("time_scale", "number | string", "ω_ref, the unit of the run's times (1/ω_ref) and frequencies: a "
+                                             "rate, or (a Hamiltonian system) an expression of its parameters; "
+                                             "absent: the spectral radius max |λ| of A, the system's fastest rate",
+            "s-1", minimum=0.0, exclusive_minimum=True),
         Key("allow_unstable", "boolean", "accept an unstable A (a transient from a given initial state)",
             default=False),
         Key("outputs", "table[number]", "output ports: mode name = amplitude decay rate κ into the detected port "
@@ -221,9 +228,13 @@ def _type_json(key: Key, t: str) -> dict:
     if t == "matrix":
         return {"type": "array", "minItems": 1,
                 "items": {"type": "array", "items": {"type": "number", **_bounds_json(key)}}}
+    if t == "table[string]":
+        return {"type": "object", "additionalProperties": {"type": "string"}}
     if t == "table[number]":
         out = {"type": "object", "additionalProperties": {"type": "number", **_bounds_json(key)}}
         return {**out, "minProperties": key.min_items} if key.min_items else out
+    if t == "list[table]":
+        return {"type": "array", "items": _table_json(key.items)}
     out = {"type": "array", "items": _type_json(key, t[len("list["):-1])}
     return {**out, "minItems": key.min_items} if key.min_items else out
 
@@ -268,6 +279,11 @@ def json_schema() -> dict:
     for cls in builtin_systems():
         for key in cls.parameters.values():
             model["properties"].setdefault(key.name, _key_json(key))
+    # a [system] by Hamiltonian names its own parameters: any name then, a number, a list or a range of them;
+    # else only the built-in systems' names
+    model["additionalProperties"] = _key_json(Key("parameter", "number", "a parameter of the [system] Hamiltonian",
+                                                  forms=("list", "range")))
+    known = {"properties": {"model": {"propertyNames": {"enum": sorted(model["properties"])}}}}
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "sde_com scenario",
@@ -275,6 +291,8 @@ def json_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": properties,
+        "if": {"required": ["system"], "properties": {"system": {"required": ["hamiltonian"]}}},
+        "else": known,
     }
 
 
@@ -284,8 +302,10 @@ def json_schema_text() -> str:
 
 
 def _type_doc(key: Key) -> str:
-    text = " or ".join("list of strings" if t == "list[string]" else "list of numbers" if t == "list[number]"
-                       else "table of numbers" if t == "table[number]" else t for t in key.types)
+    words = {"list[string]": "list of strings", "list[number]": "list of numbers", "table[number]": "table of numbers",
+             "table[string]": "table of strings",
+             "list[table]": "list of tables"}
+    text = " or ".join(words.get(t, t) for t in key.types)
     if "range" in key.forms:
         return f"{text}, list or range"
     return f"{text} or list" if "list" in key.forms else text
@@ -335,4 +355,7 @@ def scenario_reference_markdown() -> str:
         lines += [f"## `[{name}]`", "", table.doc, "", *markdown_table(table), ""]
         if name == "model":
             lines += ["### Ranges", "", RANGE.doc, "", *markdown_table(RANGE), ""]
+        for key in table.keys.values():  # the tables of a list of tables: [[system.dissipators]]
+            if key.items is not None:
+                lines += [f"### `[[{name}.{key.name}]]`", "", key.items.doc, "", *markdown_table(key.items), ""]
     return "\n".join(lines)
