@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
     from sde_com.physics.resonator.device import hz_to_rad_per_s
     from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
     from sde_com.physics.system import LinearSystem, get_system, register_system
+    from sde_com.results.conditional import conditional_sweep
     from sde_com.results.io import read_dataset, write_dataset
     from sde_com.results.sweep import sweep
     from sde_com.runs.engine import run_scenario_to_file
@@ -48,6 +49,7 @@ _API = {
     "register_system": "sde_com.physics.system",
     "SimulationSettings": "sde_com.simulation.simulate",
     "sweep": "sde_com.results.sweep",
+    "conditional_sweep": "sde_com.results.conditional",
     "simulate": "sde_com.simulation.simulate",
     "simulate_time_steps": "sde_com.simulation.simulate",
     "Drive": "sde_com.simulation.drive",
@@ -84,6 +86,7 @@ __all__ = [
     "MatrixSystem",
     "SimulationSettings",
     "__version__",
+    "conditional_sweep",
     "detect",
     "drive",
     "filtered_logneg",

@@ -113,7 +113,14 @@ def from_qutip(hamiltonian, collapse_operators: Sequence = (), modes: Mapping[st
     h = basis.polynomial(np.asarray(hamiltonian.full()), "hamiltonian", max_degree=2)
     jumps = [basis.polynomial(np.asarray(c.full()), f"collapse_operators[{i}]", max_degree=1)
              for i, c in enumerate(collapse_operators)]
-    return HamiltonianSystem(names, _polyexpression_text(h, names) or "0", _dissipators(jumps, names), {}, time_scale)
+    dissipators = _dissipators(jumps, names)
+    for name in ports:
+        bath = next((d for d in dissipators if d["kind"] == "thermal" and d["mode"] == name), None)
+        if bath is None or bath["n"] != 0:
+            raise UserError(f"from_qutip: ports names {name!r}, which has no vacuum bath (collapse operators ∝ "
+                            f"{name} alone, without gain)")
+        bath["port"] = True
+    return HamiltonianSystem(names, _poly_text(h, names) or "0", dissipators, {}, time_scale)
 
 
 class _FockFit:
@@ -177,7 +184,7 @@ def _combinations(singles, degree):
     return itertools.combinations_with_replacement(singles, degree)
 
 
-def _polyexpression_text(poly: dict, names: list[str]) -> str:
+def _poly_text(poly: dict, names: list[str]) -> str:
     from sde_com.physics.hamiltonian import show
 
     return " + ".join(f"{expression_text(c)}*{show(m, names)}" if m else expression_text(c) for m, c in poly.items())
@@ -188,12 +195,15 @@ def _dissipators(jumps: list[dict], names: list[str]) -> list[dict]:
     outweighs gain); every other, a lindblad one."""
     down, up, out = np.zeros(len(names)), np.zeros(len(names)), []
     for poly in jumps:
+        if () in poly:
+            raise UserError("from_qutip: a collapse operator has a constant part (the identity); a jump operator of "
+                            "a linear system is linear in the ladder operators")
         if len(poly) == 1:
             (mono, c), = poly.items()
             (k, creator), = mono
             (up if creator else down)[k] += abs(c) ** 2
         elif poly:
-            out.append(lindblad(_polyexpression_text(poly, names), 1.0))
+            out.append(lindblad(_poly_text(poly, names), 1.0))
     baths = []
     for k, name in enumerate(names):
         if down[k] > up[k]:

@@ -74,6 +74,13 @@ AXES: dict[str, tuple[str, str, float]] = {
     "zscore": ("z = (V_sim − V_ref)/σ", "", 1.0),
     "difference_z": ("(V_TW − V_lin)/σ", "", 1.0),
     "cov": ("V", "", 1.0),
+    "logneg_conditional": ("E_N (conditional state)", "", 1.0),
+    "purity": ("purity Tr ρ²", "", 1.0),
+    "purity_conditional": ("purity Tr ρ² (conditional state)", "", 1.0),
+    "occupation": ("⟨δa†δa⟩", "", 1.0),
+    "occupation_conditional": ("⟨δa†δa⟩ (conditional state)", "", 1.0),
+    "squeezing": ("smallest variance", "dB", 1.0),
+    "squeezing_conditional": ("smallest variance (conditional state)", "dB", 1.0),
 }
 UNITS = {"rad/s": "rad s⁻¹", "1/m": "m⁻¹", "1/s": "s⁻¹", "1": ""}
 

@@ -65,10 +65,11 @@ class Table:
     name: str
     doc: str
     keys: Mapping[str, Key]
+    array: bool = False  # an array of tables, [[name]]: a list of such tables, each checked as one
 
 
-def make_table(name: str, doc: str, *keys: Key) -> Table:
-    return Table(name, doc, MappingProxyType({k.name: k for k in keys}))
+def make_table(name: str, doc: str, *keys: Key, array: bool = False) -> Table:
+    return Table(name, doc, MappingProxyType({k.name: k for k in keys}), array)
 
 
 RANGE = make_table(

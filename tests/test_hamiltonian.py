@@ -151,11 +151,13 @@ def test_a_truncated_fock_space_liouvillian_agrees_with_the_lyapunov_covariance(
 @pytest.mark.parametrize("hamiltonian, dissipators, message", [
     ("w*dag(a)*a*a + w*dag(a)*dag(a)*a", [], r"the term dag\(a\)\*a\*a is of degree 3.*linearise"),
     ("w*(a + dag(a))", [], r"the linear term a moves the mean field"),
-    ("1j*w*dag(a)*a", [], r"not Hermitian: the term dag\(a\)\*a has the coefficient 0\+1j, but its conjugate "
-                          r"dag\(a\)\*a has 0\+1j \(it must be 0-1j\)"),
+    ("1j*w*dag(a)*a", [], r"not Hermitian: the term dag\(a\)\*a is its own conjugate, so its coefficient must be "
+                          r"real, got 0\+1j"),
+    ("w*a*dag(b) + 2*w*dag(a)*b", [], r"not Hermitian: the term dag\(b\)\*a has the coefficient 1\+0j, but its "
+                                     r"conjugate dag\(a\)\*b has 2\+0j \(it must be 1-0j\)"),
     ("omga*dag(a)*a", [], r"unknown name 'omga' \(did you mean 'omega'\?\)"),
     ("w*dag(a)*a", [dict(kind="lindblad", operator="a*a", rate=1.0)], r"a\*a makes the jump operator nonlinear"),
-    ("w*dag(a)*a", [dict(kind="thermal", mode="z", rate=1.0)], r"dissipators\[0\].mode must be one of \['a'\]"),
+    ("w*dag(a)*a", [dict(kind="thermal", mode="z", rate=1.0)], r"dissipators\[0\].mode must be one of \['a', 'b'\]"),
     ("__import__('os').system('true')", [], r"calls are dag\(mode\) or one of"),
     ("w*dag(a)*a + a.real", [], r"Attribute .* is not allowed"),
     ("(w*dag(a)*a)**16", [], r"a product of 32 ladder operators"),
@@ -165,7 +167,7 @@ def test_a_truncated_fock_space_liouvillian_agrees_with_the_lyapunov_covariance(
 ])
 def test_refusals_name_the_offending_term(hamiltonian, dissipators, message):
     with pytest.raises(UserError, match=message):
-        HamiltonianSystem(["a"], hamiltonian, dissipators, dict(w=1.0, omega=1.0))
+        HamiltonianSystem(["a", "b"], hamiltonian, dissipators, dict(w=1.0, omega=1.0))
 
 
 def test_the_single_cavity_written_as_a_hamiltonian_gives_its_matrices():
@@ -371,3 +373,61 @@ def test_the_json_schema_takes_a_hamiltonian_scenario_and_its_own_parameters():
         validator.validate(tomllib.loads("[model]\nG = 0.1\n"))
     with pytest.raises(jsonschema.ValidationError):  # a dissipator's unknown key
         validator.validate(tomllib.loads(HAMILTONIAN_SCENARIO.replace('port = true', 'prot = true')))
+
+
+@pytest.mark.parametrize("hamiltonian, message", [
+    ("1e15 + 1j*w*a*a", r"not Hermitian: the term a\*a has the coefficient 0\+1j"),  # a constant hides nothing
+    ("1e15 + w*a*a*a", r"the term a\*a\*a is of degree 3"),
+    ("1e13*w*dag(a)*a + a*a*a", r"the term a\*a\*a is of degree 3"),
+    ("1e308*10*dag(a)*a", r"is not finite at .* overflows or is nan"),
+    ("1" + "+1" * 600 + "+w*dag(a)*a + w*a*a*a", r"the term a\*a\*a is of degree 3"),  # a long sum: no recursion
+    ("-" * 700 + "w*dag(a)*a + w*a", r"the linear term a moves the mean field"),
+])
+def test_refusals_are_not_hidden_by_scale_length_or_overflow(hamiltonian, message):
+    with pytest.raises(UserError, match=message):
+        HamiltonianSystem(["a"], hamiltonian, [dict(kind="thermal", mode="a", rate=1.0)], dict(w=1.0))
+
+
+def test_what_cancels_is_honoured_however_it_is_written():
+    """Normal ordering comes before the degree check: (a a† − a† a)² a† a is a† a; the square root of a negative
+    parameter is +i√x (not the other side of the branch cut: −x is not −x − 0j)."""
+    s = HamiltonianSystem(["a"], "w*(a*dag(a) - dag(a)*a)**2*dag(a)*a", [dict(kind="thermal", mode="a", rate=1.0)],
+                          dict(w=2.0))
+    np.testing.assert_allclose(s.matrices()[0], [[-0.5, 2.0], [-2.0, -0.5]])
+    squeezed = HamiltonianSystem(["a"], "0", [dict(kind="squeezed", mode="a", rate=1.0, n=1.0, m="sqrt(-x)")],
+                                 dict(x=0.25))
+    assert squeezed.matrices()[1][0, 1] == pytest.approx(0.5)  # γ Im m with m = +0.5i
+
+
+@pytest.mark.parametrize("modes, message", [(["a", "pi"], r"\['pi'\] are names of the grammar"),
+                                            (["lambda"], r"\['lambda'\] are names of the grammar"),
+                                            ([f"m{i}" for i in range(101)], r"lists 101 modes; at most 100")])
+def test_mode_names_and_counts_are_bounded(modes, message):
+    with pytest.raises(UserError, match=message):
+        HamiltonianSystem(modes, "0")
+
+
+def test_a_matrix_system_refuses_a_hamiltonian_systems_keys(tmp_path, capsys):
+    from conftest import assert_refused
+
+    text = ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\ndiffusion = [[1.0, 0.0], [0.0, 1.0]]\n'
+            'units = { w = "s-1" }\n')
+    assert_refused(tmp_path, capsys, text, r"\['units'\] belong to a system given by its Hamiltonian")
+
+
+def test_a_port_may_take_its_occupation_from_a_parameter_that_is_zero():
+    s = HamiltonianSystem(["a"], "0", [dict(kind="thermal", mode="a", rate=1.0, n="nn", port=True)], dict(nn=0.0))
+    assert s.output_ports({}) == {"a": 0.5}
+    with pytest.raises(UserError, match=r"port: an output port is a vacuum bath, but n = 1"):
+        s.matrices(nn=1.0)
+
+
+def test_from_qutip_marks_ports_and_refuses_a_constant_jump():
+    qutip = pytest.importorskip("qutip")
+    from sde_com.hamiltonian import from_qutip
+
+    a = qutip.destroy(6)
+    s = from_qutip(a.dag() * a, [math.sqrt(0.5) * a], {"a": a}, ports=["a"])
+    assert s.output_ports({}) == pytest.approx({"a": 0.25})
+    with pytest.raises(UserError, match="constant part"):
+        from_qutip(a.dag() * a, [qutip.qeye(6)], {"a": a})

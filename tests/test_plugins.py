@@ -40,7 +40,7 @@ class PurityKind(RunKind):
     output_sets = ("purity",)
 
     def variables(self, system):
-        return ("purity",)
+        return ("steady_purity",)
 
     def outline(self, scenario):
         return RunOutline("purity", {"branch": 1}, quadratures=tuple(scenario.system.quadratures))
@@ -52,7 +52,7 @@ class PurityKind(RunKind):
                                 input_core_dims=[["row", "col"]], vectorize=True)
         if scenario.tables["purity"].get("entropy", False):  # the linear entropy 1 − μ instead
             purity = 1.0 - purity
-        ds = xr.Dataset({"purity": purity}).drop_vars(["row", "col"], errors="ignore")
+        ds = xr.Dataset({"steady_purity": purity}).drop_vars(["row", "col"], errors="ignore")
         return catalogue.apply_catalogue(ds, title="purity", system=scenario.system)
 
 
@@ -99,11 +99,11 @@ def plugins(monkeypatch):
     monkeypatch.setattr(schema, "SCHEMA", MappingProxyType(schema._TABLES))
     monkeypatch.setattr(sde_com.physics.system, "_REGISTRY", dict(_REGISTRY))
 
-    register_variable(OutputVariable("purity", (SWEPT, "branch"), "1", "purity Tr ρ² of the steady state",
+    register_variable(OutputVariable("steady_purity", (SWEPT, "branch"), "1", "purity Tr ρ² of the steady state",
                                      "1/(2^N √det V), Eq. (11)'s V; a test's variable."))
     register_variable(OutputVariable("toy_amplitude", (SWEPT, "branch"), "1", "mean-field amplitude ε/γ",
                                      "A test system's mean-field value."))
-    register_output_set("purity", "Purity (a test's run kind)", ("purity",))
+    register_output_set("purity", "Purity (a test's run kind)", ("steady_purity",))
     schema.register_table(make_table("purity", "The purity of the steady state (a test's run kind).",
                                      Key("entropy", "boolean", "write the linear entropy 1 − μ", default=False)))
     register_run_kind(PurityKind())
@@ -125,8 +125,8 @@ def test_a_run_kind_from_outside_validates_plans_runs_writes_cf_and_plots(plugin
     ds = sde_com.read_dataset(out)
     n = ds["n"].values
     # closed form: a mode in its thermal state has μ = 1/(2n + 1); the Lyapunov solve and det agree to rounding
-    np.testing.assert_allclose(ds["purity"].isel(branch=0).values, 1.0 / (2 * n + 1), rtol=1e-12)
-    assert ds["purity"].attrs["long_name"] == "purity Tr ρ² of the steady state"
+    np.testing.assert_allclose(ds["steady_purity"].isel(branch=0).values, 1.0 / (2 * n + 1), rtol=1e-12)
+    assert ds["steady_purity"].attrs["long_name"] == "purity Tr ρ² of the steady state"
     assert ds.attrs["system"] == "toy_thermal_oscillator"
     assert_cf_clean(out)
     figure = tmp_path / "purity.png"

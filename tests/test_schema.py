@@ -42,7 +42,14 @@ def _toml(value) -> str:
 
 
 def _scenario(table: str, key: str, value) -> str:
+    if SCHEMA[table].array:  # [[measure]]: on the single cavity's port
+        return f'[system]\nname = "single_cavity"\n[[{table}]]\n{key} = {_toml(value)}\n'
     return f"[{table}]\n{key} = {_toml(value)}\n"
+
+
+def _label(table: str, key: str) -> str:
+    """How a message names the key: table.key, or table[0].key in the first table of an array of tables."""
+    return f"{table}[0].{key}" if SCHEMA[table].array else f"{table}.{key}"
 
 
 def _wrong_types(key: Key) -> list:
@@ -70,7 +77,7 @@ def test_every_key_refuses_a_wrong_type_naming_it(table, key):
     spec = SCHEMA[table].keys[key]
     for value in _wrong_types(spec):
         message = _refused(_scenario(table, key, value))
-        assert message.startswith(f"{table}.{key} must be "), message
+        assert message.startswith(f"{_label(table, key)} must be "), message
         assert "got " + specs.show(value) in message, message
         assert specs.allowed(spec) in message
 
@@ -91,7 +98,7 @@ def test_every_bounded_key_refuses_a_value_out_of_range(table, key):
     value = [bad] if spec.types == ("list[number]",) else bad
     message = _refused(_scenario(table, key, value))
     bound = f"{'>' if spec.exclusive_minimum else '>='} {specs._number_text(spec.minimum)}"
-    assert message.startswith(f"{table}.{key} must be ") and bound in message and repr(bad) in message, message
+    assert message.startswith(f"{_label(table, key)} must be ") and bound in message and repr(bad) in message, message
     if "list" in spec.forms:  # also inside a list of values
         assert bound in _refused(_scenario(table, key, [value, value]))
     if "range" in spec.forms:  # and at the end of a range
@@ -106,7 +113,7 @@ CHOICES = [(t, k) for t, k in ALL_KEYS if SCHEMA[t].keys[k].choices]
 def test_every_string_key_refuses_a_value_not_among_its_choices(table, key):
     spec = SCHEMA[table].keys[key]
     message = _refused(_scenario(table, key, "nope"))
-    assert message.startswith(f"{table}.{key} must be one of ") and "got 'nope'" in message
+    assert message.startswith(f"{_label(table, key)} must be one of ") and "got 'nope'" in message
     assert all(repr(c) in message for c in spec.choices)
 
 
@@ -341,7 +348,7 @@ def test_reference_markdown_documents_every_key():
     text = schema.scenario_reference_markdown()
     assert schema.TIME_RULE in text.split("\n\n")[1]  # stated at the top
     for name, table in SCHEMA.items():
-        assert f"## `[{name}]`" in text
+        assert (f"## `[[{name}]]`" if table.array else f"## `[{name}]`") in text
         for key in table.keys:
             assert f"| `{key}` |" in text, key
     assert "| `dt` | number or list | 1/ω_ref | `0.1` | > 0 |" in text

@@ -163,3 +163,29 @@ def linearization_ratio(n_fluct, photons) -> np.ndarray:
     n_fluct = np.where(np.abs(n_fluct) < 1e-12, 0.0, n_fluct)  # vacuum within rounding
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n_fluct == 0.0, 0.0, n_fluct / photons)
+
+
+# Gaussian measures that experiments report, beside E_N ------------------------------------------------------
+
+
+def occupations(V) -> np.ndarray:
+    """⟨δa†δa⟩ = (V_xx + V_pp − 1)/2 of every mode of V (..., 2N, 2N) → (..., N): 0 for vacuum."""
+    V = np.asarray(V, dtype=float)
+    return fluctuation_numbers(V, V.shape[-1] // 2)
+
+
+def purity(V) -> np.ndarray:
+    """Tr ρ² = 1/(2^N √det V) of the whole Gaussian state (vacuum variance 1/2: 1 for a pure state)."""
+    V = np.asarray(V, dtype=float)
+    n = V.shape[-1] // 2
+    sign, logdet = np.linalg.slogdet(V)
+    return np.where(sign > 0, np.exp(-n * math.log(2.0) - 0.5 * logdet), np.nan)
+
+
+def squeezing_db(V) -> np.ndarray:
+    """Each mode's smallest quadrature variance, in dB relative to the vacuum's 1/2: 10 log₁₀(λ_min/(1/2)) of
+    its 2 × 2 block (negative: squeezed below the vacuum) → (..., N)."""
+    V = np.asarray(V, dtype=float)
+    n = V.shape[-1] // 2
+    blocks = np.stack([V[..., 2 * k:2 * k + 2, 2 * k:2 * k + 2] for k in range(n)], axis=-3)
+    return 10.0 * np.log10(np.linalg.eigvalsh(blocks)[..., 0] / 0.5)

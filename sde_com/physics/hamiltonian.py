@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import cmath
 import functools
+import keyword
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -40,16 +41,21 @@ from sde_com.spec import Key, check_items, check_value, make_table
 MAX_LENGTH = 10_000  # characters of one string
 MAX_NODES = 2_000  # syntax nodes of one string
 MAX_NESTING = 40  # parentheses and calls within one another
+MATRICES_KEPT = 100_000  # grid points whose (A, D) a HamiltonianSystem keeps (≤ 2 × 8 (2N)² bytes each)
+MAX_MODES = 100  # modes of one system (its A is 2N × 2N, its grid points each a dense 2N Lyapunov solve)
 MAX_POWER = 16  # |exponent| of a power of numbers; of operators, what keeps the degree within MAX_DEGREE
 MAX_DEGREE = 4  # operators in a product while it is expanded (a quadratic form needs 2; 3 and 4 are named)
+MAX_WRITTEN_DEGREE = 16  # operators in a product as written, before normal ordering lowers it (a cheap first bound)
 MAX_PRODUCTS = 100_000  # products of monomials one expansion may take (a quadratic form of 40 modes: ~6400)
 FUNCTIONS = {"sqrt": cmath.sqrt, "exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin, "conj": complex.conjugate}
+RESERVED = (*FUNCTIONS, "dag", "pi", "True", "False", "None")  # names that are not modes or parameters
 _NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load, ast.Add, ast.Sub,
           ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 
 Op = tuple[int, int]  # (mode index, 1 for a creator a†, 0 for an annihilator a)
 Mono = tuple[Op, ...]  # a normal-ordered product: creators (by mode), then annihilators (by mode)
-Poly = dict  # Mono → complex coefficient
+Poly = dict  # Mono → (complex coefficient, magnitude: the sum of |contributions|, the scale of its rounding)
+ROUNDING = 1e-12  # of a coefficient's magnitude: below it, terms that cancel have cancelled (rounding)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,34 +77,60 @@ def normal_order(ops: tuple[Op, ...]) -> tuple[tuple[Mono, int], ...]:
     return ((tuple(creators + annihilators), 1),)
 
 
-def _add(p: Poly, q: Poly, sign: complex = 1.0) -> Poly:
+def _kept(mono: Mono, c: complex, magnitude: float) -> bool:
+    """Whether a term stays: the constant always; another unless it cancelled to within ROUNDING of its
+    magnitude (a non-finite one stays, to be refused by ``expand``)."""
+    return not mono or not (math.isfinite(magnitude) and abs(c) <= ROUNDING * magnitude)
+
+
+def _add(p: Poly, q: Poly, sign: float = 1.0) -> Poly:
     out = dict(p)
-    for mono, c in q.items():
-        out[mono] = out.get(mono, 0.0) + sign * c
+    for mono, (c, mag) in q.items():
+        c0, m0 = out.get(mono, (0.0, 0.0))
+        c0, m0 = c0 + sign * c, m0 + mag
+        if _kept(mono, c0, m0):  # terms that cancelled are gone before any product
+            out[mono] = (c0, m0)
+        else:
+            out.pop(mono, None)
     return out
 
 
 def _mul(p: Poly, q: Poly, where: str) -> Poly:
     out: Poly = {}
-    for m1, c1 in p.items():
-        for m2, c2 in q.items():
+    for m1, (c1, g1) in p.items():
+        for m2, (c2, g2) in q.items():
             if len(m1) + len(m2) > MAX_DEGREE:
                 raise UserError(f"{where}: a product of more than {MAX_DEGREE} ladder operators; the Hamiltonian of a "
                                 "linear system is quadratic in them (linearise around the mean field first)")
-            for mono, c in normal_order(m1 + m2):
-                out[mono] = out.get(mono, 0.0) + c1 * c2 * c
-    return out
+            for mono, k in normal_order(m1 + m2):
+                c0, g0 = out.get(mono, (0.0, 0.0))
+                out[mono] = (c0 + c1 * c2 * k, g0 + g1 * g2 * abs(k))
+    return {m: (c, g) for m, (c, g) in out.items() if _kept(m, c, g)}  # cancelled: gone
+
+
+def _number(z: complex) -> complex:
+    """z with a zero imaginary part made +0: −x from a unary minus is −x − 0j, which cmath.sqrt puts on the
+    other side of its branch cut (sqrt(−x) must be +i√x)."""
+    z = complex(z)
+    return complex(z.real, 0.0) if z.imag == 0 else z
 
 
 def _scalar(p: Poly, where: str, what: str) -> complex:
     if any(p):  # a non-empty monomial: an operator
         raise UserError(f"{where}: {what} takes numbers and parameters, not ladder operators")
-    return complex(p.get((), 0.0))
+    return _number(p.get((), (0.0, 0.0))[0])
 
 
 def check_syntax(text: str, where: str, modes: Sequence[str], names: Sequence[str]) -> ast.Expression:
     """The syntax tree of ``text``, refused (UserError naming ``where`` and the offending piece) unless it is
     within the grammar and the bounds of the module docstring, before anything is evaluated or expanded."""
+    try:
+        return _check_syntax(text, where, modes, names)
+    except (RecursionError, MemoryError):  # a chain of thousands of operators: no term of a Hamiltonian
+        raise UserError(f"{where} is nested too deeply to read") from None
+
+
+def _check_syntax(text: str, where: str, modes: Sequence[str], names: Sequence[str]) -> ast.Expression:
     if not isinstance(text, str):
         raise UserError(f"{where} must be a string, got {text!r}")
     if len(text) > MAX_LENGTH:
@@ -124,14 +156,15 @@ def check_syntax(text: str, where: str, modes: Sequence[str], names: Sequence[st
 
 
 def _degree(node, where: str, modes: set[str]) -> int:
-    """The most ladder operators any product of ``node`` can hold, written (before normal ordering, which only
-    lowers it); UserError naming the piece beyond MAX_DEGREE, or an operator inside a function or a divisor."""
+    """The most ladder operators any product of ``node`` holds as written (normal ordering can only lower it);
+    UserError naming the piece beyond MAX_WRITTEN_DEGREE, or an operator inside a function or a divisor. Long
+    sums and products are walked along their left spine, without recursion."""
+    while isinstance(node, ast.UnaryOp):
+        node = node.operand
     if isinstance(node, ast.Name):
         return int(node.id in modes)
     if isinstance(node, ast.Constant):
         return 0
-    if isinstance(node, ast.UnaryOp):
-        return _degree(node.operand, where, modes)
     if isinstance(node, ast.Call):
         if node.func.id == "dag":
             return 1
@@ -139,17 +172,22 @@ def _degree(node, where: str, modes: set[str]) -> int:
             raise UserError(f"{where}: {ast.unparse(node)!r}: {node.func.id} takes numbers and parameters, not "
                             "ladder operators")
         return 0
-    left = _degree(node.left, where, modes)
     if isinstance(node.op, ast.Pow):
-        degree = left * abs(ast.literal_eval(node.right))
-    elif isinstance(node.op, ast.Div):
-        if _degree(node.right, where, modes):
-            raise UserError(f"{where}: {ast.unparse(node)!r} divides by ladder operators")
-        degree = left
+        degree = _degree(node.left, where, modes) * abs(ast.literal_eval(node.right))
     else:
-        right = _degree(node.right, where, modes)
-        degree = left + right if isinstance(node.op, ast.Mult) else max(left, right)
-    if degree > MAX_DEGREE:
+        group = (ast.Add, ast.Sub) if isinstance(node.op, (ast.Add, ast.Sub)) else (ast.Mult, ast.Div)
+        chain = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, group):
+            chain.append(node)
+            node = node.left
+        degree = _degree(node, where, modes)
+        for link in reversed(chain):
+            right = _degree(link.right, where, modes)
+            if isinstance(link.op, ast.Div) and right:
+                raise UserError(f"{where}: {ast.unparse(link)[:80]!r} divides by ladder operators")
+            degree = max(degree, right) if group[0] is ast.Add else degree + right
+        node = chain[0] if chain else node
+    if degree > MAX_WRITTEN_DEGREE:
         raise UserError(f"{where}: {ast.unparse(node)[:80]!r} is a product of {degree} ladder operators; a linear "
                         "system's Hamiltonian is quadratic in them (linearise it around the mean field first)")
     return degree
@@ -193,15 +231,28 @@ def _closest(name: str, known) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def evaluate(tree: ast.Expression, where: str, modes: Sequence[str], values: Mapping[str, complex]) -> Poly:
-    """The normal-ordered polynomial of a checked expression (``check_syntax``) at parameter ``values``."""
+def expand(tree: ast.Expression, where: str, modes: Sequence[str], values: Mapping[str, complex]) -> Poly:
+    """The normal-ordered polynomial of a checked expression (``check_syntax``) at parameter ``values``, each
+    coefficient with its magnitude; terms that cancel to within ROUNDING of their magnitude are dropped, and a
+    coefficient that is not finite (an overflow) is refused."""
     try:
         poly = _Evaluator(where, {m: k for k, m in enumerate(modes)}, values).visit(tree)
-    except (OverflowError, ZeroDivisionError, ValueError) as exc:  # a number beyond floats, sqrt(−0j)...
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:  # a number beyond floats, ...
         if isinstance(exc, UserError):
             raise
         raise UserError(f"{where} cannot be evaluated at {dict(values)}: {exc}") from None
-    return {m: c for m, c in poly.items() if c != 0}
+    except RecursionError:
+        raise UserError(f"{where} is nested too deeply to evaluate") from None
+    for mono, (c, mag) in poly.items():
+        if not (cmath.isfinite(c) and math.isfinite(mag)):
+            raise UserError(f"{where} is not finite at {dict(values)} (its term {show(mono, modes)} overflows or is "
+                            "nan)")
+    return {m: (_number(c), mag) for m, (c, mag) in poly.items() if _kept(m, c, mag) and (m or c != 0)}
+
+
+def evaluate(tree: ast.Expression, where: str, modes: Sequence[str], values: Mapping[str, complex]) -> dict:
+    """Monomial → complex coefficient of ``expand`` (without the magnitudes)."""
+    return {m: c for m, (c, _) in expand(tree, where, modes, values).items()}
 
 
 class _Evaluator(ast.NodeVisitor):
@@ -222,42 +273,59 @@ class _Evaluator(ast.NodeVisitor):
         return self.visit(node.body)
 
     def visit_Constant(self, node) -> Poly:
-        return {(): complex(node.value)}
+        return {(): (complex(node.value), abs(node.value))}
 
     def visit_Name(self, node) -> Poly:
         if node.id in self.index:
-            return {((self.index[node.id], 0),): 1.0}
-        return {(): complex(math.pi if node.id == "pi" else self.values[node.id])}
+            return {((self.index[node.id], 0),): (1.0, 1.0)}
+        value = complex(math.pi if node.id == "pi" else self.values[node.id])
+        return {(): (value, abs(value))}
 
     def visit_UnaryOp(self, node) -> Poly:
-        p = self.visit(node.operand)
-        return p if isinstance(node.op, ast.UAdd) else {m: -c for m, c in p.items()}
+        sign = 1.0
+        while isinstance(node, ast.UnaryOp):  # a chain of signs, without recursion
+            sign = -sign if isinstance(node.op, ast.USub) else sign
+            node = node.operand
+        p = self.visit(node)
+        return p if sign > 0 else {m: (-c, g) for m, (c, g) in p.items()}
 
     def visit_Call(self, node) -> Poly:
         if node.func.id == "dag":
-            return {((self.index[node.args[0].id], 1),): 1.0}
-        return {(): FUNCTIONS[node.func.id](_scalar(self.visit(node.args[0]), self.where, node.func.id))}
+            return {((self.index[node.args[0].id], 1),): (1.0, 1.0)}
+        value = FUNCTIONS[node.func.id](_scalar(self.visit(node.args[0]), self.where, node.func.id))
+        return {(): (value, abs(value))}
 
     def visit_BinOp(self, node) -> Poly:
-        left, right = self.visit(node.left), self.visit(node.right)
-        if isinstance(node.op, (ast.Add, ast.Sub)):
-            return _add(left, right, 1.0 if isinstance(node.op, ast.Add) else -1.0)
-        if isinstance(node.op, ast.Mult):
-            return self._mul(left, right)
-        if isinstance(node.op, ast.Div):
-            d = _scalar(right, self.where, "a divisor")
-            if d == 0:
-                raise UserError(f"{self.where}: {ast.unparse(node)!r} divides by zero at {dict(self.values)}")
-            return {m: c / d for m, c in left.items()}
-        return self._power(node, left)
+        group = (ast.Add, ast.Sub) if isinstance(node.op, (ast.Add, ast.Sub)) else (ast.Mult, ast.Div) \
+            if isinstance(node.op, (ast.Mult, ast.Div)) else None
+        if group is None:
+            return self._power(node, self.visit(node.left))
+        chain = []  # the left spine of a long sum or product, walked without recursion
+        while isinstance(node, ast.BinOp) and isinstance(node.op, group):
+            chain.append(node)
+            node = node.left
+        acc = self.visit(node)
+        for link in reversed(chain):
+            right = self.visit(link.right)
+            if isinstance(link.op, (ast.Add, ast.Sub)):
+                acc = _add(acc, right, 1.0 if isinstance(link.op, ast.Add) else -1.0)
+            elif isinstance(link.op, ast.Mult):
+                acc = self._mul(acc, right)
+            else:
+                d = _scalar(right, self.where, "a divisor")
+                if d == 0:
+                    raise UserError(f"{self.where}: {ast.unparse(link)!r} divides by zero at {dict(self.values)}")
+                acc = {m: (c / d, g / abs(d)) for m, (c, g) in acc.items()}
+        return acc
 
     def _power(self, node, base: Poly) -> Poly:
         n = int(ast.literal_eval(node.right))  # an integer power (check_syntax)
         if not any(base):  # a number
-            return {(): _scalar(base, self.where, "a power") ** n}
+            value = _scalar(base, self.where, "a power") ** n
+            return {(): (value, abs(value))}
         if n < 0:
             raise UserError(f"{self.where}: {ast.unparse(node)!r}: a negative power of ladder operators")
-        out: Poly = {(): 1.0}
+        out: Poly = {(): (1.0, 1.0)}
         for _ in range(n):
             out = self._mul(out, base)
         return out
@@ -266,14 +334,6 @@ class _Evaluator(ast.NodeVisitor):
 def show(mono: Mono, modes: Sequence[str]) -> str:
     """A monomial as written: 'dag(a)*b', '1' for the constant."""
     return "*".join(f"dag({modes[k]})" if d else modes[k] for k, d in mono) or "1"
-
-
-def _adjoint(p: Poly) -> Poly:
-    out: Poly = {}
-    for mono, c in p.items():
-        for m, k in normal_order(tuple((kk, 1 - d) for kk, d in reversed(mono))):
-            out[m] = out.get(m, 0.0) + np.conj(c) * k
-    return out
 
 
 def _vectors(n_modes: int) -> np.ndarray:
@@ -289,15 +349,20 @@ def _vector(op: Op, v: np.ndarray) -> np.ndarray:
     return np.conj(v[k]) if dag else v[k]
 
 
+_PAIR = {0: np.array([1.0, 1j]) / math.sqrt(2), 1: np.array([1.0, -1j]) / math.sqrt(2)}  # a, a† on (x, p)
+
+
+def _conjugate(mono: Mono) -> Mono:
+    """The normal-ordered monomial of the adjoint of a normal-ordered monomial of degree ≤ 2 (no constant)."""
+    return normal_order(tuple((k, 1 - d) for k, d in reversed(mono)))[0][0]
+
+
 def quadratic_form(h: Poly, modes: Sequence[str], where: str = "hamiltonian") -> np.ndarray:
-    """M (2N × 2N, real symmetric) with H = ½ uᵀ M u + const, from a normal-ordered Hamiltonian; UserError naming
-    the term for a linear term, a term of degree three or more, or a non-Hermitian H."""
-    scale = max((abs(c) for c in h.values()), default=0.0)
-    tol = 1e-12 * scale
-    adjoint = _adjoint(h)
-    for mono, c in h.items():
-        if abs(c) <= tol:
-            continue
+    """M (2N × 2N, real symmetric) with H = ½ uᵀ M u + const, from a normal-ordered Hamiltonian (``expand``:
+    coefficients with their magnitudes); UserError naming the term for a linear term, a term of degree three or
+    more, or a non-Hermitian H (a coefficient and its conjugate's differing beyond ROUNDING of their
+    magnitudes)."""
+    for mono, (c, mag) in h.items():
         if len(mono) > 2:
             raise UserError(f"{where}: the term {show(mono, modes)} is of degree {len(mono)}: a linear system's "
                             "Hamiltonian is quadratic in the ladder operators (linearise it around the mean field "
@@ -305,17 +370,23 @@ def quadratic_form(h: Poly, modes: Sequence[str], where: str = "hamiltonian") ->
         if len(mono) == 1:
             raise UserError(f"{where}: the linear term {show(mono, modes)} moves the mean field, not the "
                             "fluctuations: leave it out (the mean field is solved apart)")
-        conj_mono = normal_order(tuple((k, 1 - d) for k, d in reversed(mono)))[0][0]
-        if abs(adjoint.get(mono, 0.0) - c) > tol:
+        if not mono:
+            continue
+        partner = _conjugate(mono)
+        c2, mag2 = h.get(partner, (0.0, 0.0))
+        if abs(c2 - np.conj(c)) > ROUNDING * (mag + mag2):
+            if partner == mono:
+                raise UserError(f"{where} is not Hermitian: the term {show(mono, modes)} is its own conjugate, so its "
+                                f"coefficient must be real, got {c:.6g}")
             raise UserError(f"{where} is not Hermitian: the term {show(mono, modes)} has the coefficient {c:.6g}, "
-                            f"but its conjugate {show(conj_mono, modes)} has {h.get(conj_mono, 0.0):.6g} (it must be "
-                            f"{np.conj(c):.6g})")
-    v = _vectors(len(modes))
+                            f"but its conjugate {show(partner, modes)} has {c2:.6g} (it must be {np.conj(c):.6g})")
     M = np.zeros((2 * len(modes), 2 * len(modes)), dtype=complex)
-    for mono, c in h.items():
+    for mono, (c, _) in h.items():
         if len(mono) == 2:
-            w1, w2 = _vector(mono[0], v), _vector(mono[1], v)
-            M += c * (np.outer(w1, w2) + np.outer(w2, w1))
+            (k1, d1), (k2, d2) = mono
+            w1, w2 = _PAIR[d1], _PAIR[d2]
+            M[2 * k1:2 * k1 + 2, 2 * k2:2 * k2 + 2] += c * np.outer(w1, w2)
+            M[2 * k2:2 * k2 + 2, 2 * k1:2 * k1 + 2] += c * np.outer(w2, w1)
     return M.real  # Hermitian H: real up to rounding
 
 
@@ -497,12 +568,19 @@ class HamiltonianSystem(LinearSystem):
         if not isinstance(modes, list) or not modes or not all(isinstance(m, str) and MODE_NAME.fullmatch(m)
                                                               for m in modes) or len(set(modes)) < len(modes):
             raise UserError(f"system.modes must be a list of distinct names (letters, digits, _), got {modes!r}")
+        if len(modes) > MAX_MODES:
+            raise UserError(f"system.modes lists {len(modes)} modes; at most {MAX_MODES}")
+        reserved = [m for m in modes if m in RESERVED or keyword.iskeyword(m)]
+        if reserved:
+            raise UserError(f"system.modes: {reserved} are names of the grammar (functions, dag, pi, Python "
+                            "keywords); name the modes otherwise")
         self.modes = tuple(modes)
+        self._made: dict = {}  # parameter values → (A, D): matrices()
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         defaults = dict(parameters or {})
         check_value(HAMILTONIAN_KEYS[2], defaults, "system.parameters")
         for k in defaults:
-            if k in self.modes or k in FUNCTIONS or k in ("dag", "pi") or not MODE_NAME.fullmatch(k):
+            if k in self.modes or k in RESERVED or keyword.iskeyword(k) or not MODE_NAME.fullmatch(k):
                 raise UserError(f"system.parameters.{k}: a parameter is named by letters, digits and _, not as a "
                                 f"mode ({list(self.modes)}) or a function")
         units = dict(units or {})
@@ -531,8 +609,7 @@ class HamiltonianSystem(LinearSystem):
         if len(set(ports)) < len(ports):
             raise UserError(f"system.dissipators: two ports on one mode ({ports}); a mode has one detected port")
         self.capabilities = frozenset({"output_ports"} if ports else ())
-        self.matrices()  # every string and value checked at the defaults now, before any run
-        self.reference_rate({})
+        self._rate(self.resolve({}), self.matrices()[0])  # every string and value checked at the defaults now
 
     def _dissipator(self, i: int, table: Mapping, names: list[str]) -> dict:
         """One dissipator table (keys checked against ``DISSIPATOR``): what it needs, its expressions parsed."""
@@ -552,20 +629,32 @@ class HamiltonianSystem(LinearSystem):
             if key in table:
                 value = table[key]
                 out[key] = value if _is_number(value) else check_syntax(value, f"{where}.{key}", (), names)
-        if out["port"] and table.get("n", 0) != 0:
+        if out["port"] and _is_number(table.get("n", 0)) and table.get("n", 0) != 0:
             raise UserError(f"{where}.port: an output port is a vacuum bath (n = 0), got n = {table['n']!r}")
         return out
 
     def _value(self, spec, values, where: str) -> complex:
         if spec is None or _is_number(spec):
             return complex(0.0 if spec is None else spec)
-        return _scalar(evaluate(spec, where, (), values), where, "a rate")
+        return _scalar(expand(spec, where, (), values), where, "a rate")
 
     def matrices(self, **params) -> tuple[np.ndarray, np.ndarray]:
-        """(A, D) in rad/s at the parameter values ``params`` (absent ones at their defaults)."""
+        """(A, D) in rad/s at the parameter values ``params`` (absent ones at their defaults), read-only: made
+        once per point (a grid's check and its run share them; the last MATRICES_KEPT points are kept)."""
         values = self.resolve(params)
+        key = tuple(values.items())
+        if key not in self._made:
+            if len(self._made) >= MATRICES_KEPT:
+                self._made.clear()
+            A, D = self._matrices(values)
+            A.setflags(write=False)
+            D.setflags(write=False)
+            self._made[key] = (A, D)
+        return self._made[key]
+
+    def _matrices(self, values: Mapping[str, object]) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.modes)
-        M = quadratic_form(evaluate(self._h, "system.hamiltonian", self.modes, values), self.modes,
+        M = quadratic_form(expand(self._h, "system.hamiltonian", self.modes, values), self.modes,
                            "system.hamiltonian")
         gamma = np.zeros((2 * n, 2 * n), dtype=complex)
         A_baths, D_baths = np.zeros((2 * n, 2 * n)), np.zeros((2 * n, 2 * n))
@@ -581,6 +670,8 @@ class HamiltonianSystem(LinearSystem):
                 continue
             occ = self._real(self._value(d.get("n"), values, f"{where}.n"), f"{where}.n", values)
             m = self._value(d.get("m"), values, f"{where}.m")
+            if d["port"] and occ != 0:
+                raise UserError(f"{where}.port: an output port is a vacuum bath, but n = {occ:g} at {values}")
             if occ < 0 or abs(m) ** 2 > occ * (occ + 1) * (1 + 1e-12):
                 raise UserError(f"{where}: n = {occ:g}, m = {m:g} at {values}: a bath needs n >= 0 and "
                                 "|m|² <= n(n + 1)")
@@ -602,8 +693,7 @@ class HamiltonianSystem(LinearSystem):
         for point in np.ndindex(shape):
             params = {k: np.broadcast_to(v, shape)[point].item() for k, v in arrays.items()}
             try:
-                self.reference_rate(params)  # A too, where ω_ref is its spectral radius
-                self.matrices(**params)
+                self._rate(self.resolve(params), self.matrices(**params)[0])
             except UserError as exc:
                 at = ", ".join(f"{d} = {params[d]:g}" for d in dims)
                 raise UserError(f"at the grid point {at}: {exc}" if dims else str(exc)) from None
@@ -611,6 +701,11 @@ class HamiltonianSystem(LinearSystem):
     def reference_rate(self, params: Mapping[str, object]) -> float:
         """ω_ref: ``time_scale`` (a number or an expression of the parameters), or the spectral radius of A."""
         values = self.resolve(params)
+        return self._rate(values, None if self._time is not None or _is_number(self.time_scale) else
+                          self.matrices(**values)[0])
+
+    def _rate(self, values: Mapping[str, object], A: np.ndarray | None) -> float:
+        """ω_ref at ``values``: the number, the expression, or the spectral radius of ``A`` (A at values)."""
         if _is_number(self.time_scale):
             return float(self.time_scale)
         if self._time is not None:
@@ -620,7 +715,7 @@ class HamiltonianSystem(LinearSystem):
             return rate
         from sde_com.physics.matrix import spectral_radius
 
-        return spectral_radius(self.matrices(**values)[0])
+        return spectral_radius(A)
 
     def branches(self, params: Mapping[str, object]) -> list[Branch]:
         """The one branch: (A, D) of the quadratic Hamiltonian and the dissipators (no mean field)."""

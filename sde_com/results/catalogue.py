@@ -176,6 +176,24 @@ _VARIABLE_LIST = [
     _v("logneg_intracavity", (), "E_N of the detected mode and the mechanics inside the cavity (steady state)",
        "Lyapunov V of Eq. (11) restricted to the detected mode and the filtered output's partner: the intracavity "
        "entanglement the filtered output's is compared with (Genes et al. 2008)."),
+    # continuous measurement ([[measure]]): the conditional steady state and the Gaussian measures
+    _v("cov_conditional", (_S, _B, *_M), "conditional steady-state covariance V_c of the monitored system, "
+       "vacuum variance 1/2", "The stabilising solution of the Riccati equation (M4) (docs/physics.md, continuous "
+       "measurement): the covariance of the state given the detectors' records; NaN on unstable branches."),
+    _v("logneg_conditional", (_S, _B, "pair"), "logarithmic negativity E_N of a pair of modes in the conditional "
+       "state", "E_N (Eqs. (12)–(13)) of cov_conditional, for every pair of modes."),
+    _v("kalman_gain", (_S, _B, "quadrature", "channel"), "Kalman gain K/√ω_ref of the conditional steady state",
+       "K = V_c Cᵀ + Γ of Eq. (M3), in units of √ω_ref: how a record's innovation moves the estimate."),
+    _v("occupation", (_S, _B, "mode"), "mean occupation ⟨δa†δa⟩ of each mode's fluctuations",
+       "(V_xx + V_pp − 1)/2 of the unconditional steady state V (0: vacuum)."),
+    _v("purity", (_S, _B), "purity Tr ρ² of the whole steady state", "1/(2^N √det V) (1: a pure state)."),
+    _v("squeezing", (_S, _B, "mode"), "smallest quadrature variance of each mode relative to the vacuum, in dB",
+       "10 log₁₀(λ_min/(1/2)) of the mode's 2 × 2 block of V; negative: squeezed below the vacuum."),
+    _v("occupation_conditional", (_S, _B, "mode"), "mean occupation ⟨δa†δa⟩ of each mode in the conditional state",
+       "As occupation, of cov_conditional: the fluctuations about the filter's estimate."),
+    _v("purity_conditional", (_S, _B), "purity Tr ρ² of the conditional state", "As purity, of cov_conditional."),
+    _v("squeezing_conditional", (_S, _B, "mode"), "smallest quadrature variance of each mode in the conditional "
+       "state relative to the vacuum, in dB", "As squeezing, of cov_conditional."),
 ]
 VARIABLES: dict[str, OutputVariable] = {v.name: v for v in _VARIABLE_LIST}
 
@@ -200,6 +218,15 @@ _COORDINATE_LIST = [
     _v("omega", ("omega",), "angular frequency ω/ω_m relative to the laser (ω > 0: blue of the laser)",
        "Below a third of the Nyquist frequency, where the Euler–Maruyama step does not colour the record."),
     _v("bandwidth", ("bandwidth",), "filter bandwidth 1/(τ ω_m)", "Of the filtered output mode."),
+    _v("mode", ("mode",), "mode of the system", "The system's mode names, in order.", units=None),
+    _v("channel", ("channel",), "record channel (a homodyne; a heterodyne detector gives two)",
+       "Channels in [[measure]] order; their mode, phase and efficiency are the channel_* coordinates."),
+    _v("channel_mode", ("channel",), "detected mode of each record channel", "A mode with an output port.",
+       units=None),
+    _v("channel_theta", ("channel",), "local-oscillator phase θ of each record channel",
+       "The channel records cos θ x + sin θ p (a heterodyne's second channel: θ + π/2).", units="rad"),
+    _v("channel_efficiency", ("channel",), "detection efficiency η of each record channel",
+       "A heterodyne detector's channels each take half of its efficiency."),
 ]
 COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 
@@ -271,6 +298,10 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "wigner": ("Truncated-Wigner check (`[wigner]`)",
                ("cov_tw", "cov_tw_err", "cov_lin", "cov_lin_err", "cov_ref", "difference", "difference_z",
                 "zscore_max", "logneg_tw", "logneg_lin", "logneg_ref", "photons")),
+    "conditional": ("Continuous measurement (`[[measure]]`), beside the steady state's variables (point by point, "
+                    "E_N over `pair`)",
+                    ("occupation", "purity", "squeezing", "cov_conditional", "logneg_conditional", "kalman_gain",
+                     "occupation_conditional", "purity_conditional", "squeezing_conditional")),
     "detect": ("Detector's view (`[detect]`)",
                ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg",
                 "logneg_intracavity")),

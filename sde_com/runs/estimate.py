@@ -29,6 +29,10 @@ from sde_com.simulation.estimators import N_JACKKNIFE_GROUPS
 
 STEPS_PER_SECOND_PER_THREAD = 9.0e7  # trajectory-steps (d = 6, 1.9e8/s on 2 threads, `sde-com bench`)
 SECONDS_PER_POINT_THREAD = 4.0e-6  # a steady-state sweep point end to end (1.97 µs on 2 threads)
+# a point of the per-point path (no chain: Python per point; measured 0.28 ms for the single cavity, 0.4–0.6 ms
+# for a two-mode Hamiltonian system with its grid check), and of a conditional one (+ a Riccati solve: 1.5 ms)
+SECONDS_PER_POINT_SEAM = 5e-4
+SECONDS_PER_POINT_CONDITIONAL = 1.5e-3
 BASE_BYTES = 250 * 2**20  # the process: Python, numpy, Numba, xarray, netCDF4 and the compiled kernels
 SWEEP_BLOCK_BYTES = 150 * 2**20  # a sweep block's arrays in flight (measured peak 300 MB for 500k points)
 SWEEP_BRANCHES = 3  # the branches a sweep's output is sized with before the run (its branch axis grows)
@@ -114,15 +118,18 @@ def estimate(scenario, units) -> Estimate:
     return scenario.kind.cost(scenario, units)
 
 
-def steady_cost(scenario, units) -> Estimate:
+def steady_cost(scenario, units, seconds_per_point: float | None = None) -> Estimate:
     """The cost of a steady state over the grid (``SweepKind.cost``, and ``RunKind.cost`` of any kind without
-    [simulate]): a chain's sweep is streamed, sized with the branches it usually has; any other system's with
-    those of its first point."""
+    [simulate]): a chain's sweep is streamed, sized with the branches it usually has, at its threads' speed;
+    any other system's with those of its first point, one point at a time (``seconds_per_point``, default
+    the per-point path's)."""
     points = math.prod(_grid(scenario))
     chain = fast_chain(scenario.system) is not None
     total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else _system_branches(scenario))
-    return Estimate(len(units), points, "points", points * SECONDS_PER_POINT_THREAD / _threads(),
-                    BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed), total, 0)
+    seconds = points * (SECONDS_PER_POINT_THREAD / _threads() if chain and seconds_per_point is None else
+                        seconds_per_point or SECONDS_PER_POINT_SEAM)
+    return Estimate(len(units), points, "points", seconds, BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed),
+                    total, 0)
 
 
 def ensemble_cost(scenario, units) -> Estimate:

@@ -30,11 +30,13 @@ from sde_com.errors import NumericalError, RunWarning, UserError
 from sde_com.kernel_cache import ENSEMBLE_MODULES
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
+from sde_com.physics.measurement import check_ports
 from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import default_variables, variables_of
+from sde_com.results.conditional import conditional_steady_sweep
 from sde_com.results.sweep import fast_chain, parameter_grid, steady_sweep, sweep_block
-from sde_com.runs.estimate import Estimate, ensemble_cost, steady_cost
+from sde_com.runs.estimate import SECONDS_PER_POINT_CONDITIONAL, Estimate, ensemble_cost, steady_cost
 from sde_com.runs.mergers import (
     Merger,
     SimulationMerger,
@@ -288,6 +290,69 @@ class SweepKind(RunKind):
         if isinstance(unit, WholeRun):
             return super().describe(scenario, unit)
         return f"sweep points {unit.start}..{unit.stop - 1}"
+
+
+class ConditionalKind(RunKind):
+    """The conditional steady state over the [model] grid ([[measure]], no [simulate]): for any system with
+    output ports, point by point, the steady state (E_N over every pair) and the state given the detectors'
+    records (``results.conditional``)."""
+
+    name = "conditional"
+    table = "measure"
+    capability = "output_ports"
+    heading = "Conditional steady state (`[[measure]]`, no `[simulate]`)"
+    asks = "[[measure]] tables (detectors on output ports) without a [simulate] table"
+    output_sets = ("seam_sweep", "conditional")
+
+    def selected(self, scenario) -> bool:
+        return scenario.tables.get("measure") is not None
+
+    def variables(self, system):
+        return variables_of("seam_sweep") + variables_of("conditional")
+
+    def outline(self, scenario):
+        system = scenario.system
+        channels_ = sum(2 if m.get("scheme") == "heterodyne" else 1 for m in scenario.tables["measure"])
+        base = steady_outline(system, "seam_sweep")
+        pairs = len(system.modes) * (len(system.modes) - 1) // 2
+        return replace(base, kind="conditional", steady="seam_sweep", with_steady=True,
+                       sizes={**base.sizes, "pair": pairs, "mode": len(system.modes), "channel": channels_},
+                       absent=tuple(undeclared(system, variables_of("seam_sweep"))))
+
+    def default_figure(self, sizes, variables):
+        """E_N and purity, unconditional against conditional, over the swept parameters."""
+        if "purity_conditional" not in variables and "logneg_conditional" not in variables:
+            return None  # not this kind's output
+        shown = [v for v in ("logneg", "logneg_conditional", "purity", "purity_conditional") if v in variables]
+        return {"kind": "lines", "y": shown}
+
+    def parse_table(self, table, simulation, dt_study, params, base=None):
+        """The detectors: the schema's keys, each on a mode with an output port at every grid point, those of
+        one port within its light; no [simulate] yet (conditional trajectories are not built)."""
+        if table is None:
+            return None
+        if simulation is not None:
+            raise ScenarioError("[[measure]] with [simulate] (conditional trajectories, the Kalman filter of each "
+                                "record) is not available yet: give [[measure]] without [simulate] for the "
+                                "conditional steady state")
+        measures = [{**defaults("measure"), **m} for m in check_table("measure", table)]
+        system = params.system
+        for m in measures:
+            if not math.isfinite(m["theta"]):
+                raise ScenarioError(f"measure.theta must be finite, got {m['theta']!r}")
+        try:
+            first = {k: v[0] if isinstance(v, list) else v for k, v in params.items()}  # the ports of every point
+            check_ports(measures, system.modes, system.output_ports(system.resolve(first)))
+        except UserError as exc:
+            raise ScenarioError(str(exc)) from None
+        return tuple(measures)
+
+    def cost(self, scenario, units):
+        return steady_cost(scenario, units, SECONDS_PER_POINT_CONDITIONAL)
+
+    def run(self, scenario, trace_sink=None):
+        ds = conditional_steady_sweep(scenario.parameters, scenario.tables["measure"])
+        return ds.assign_attrs(measure=json.dumps(list(scenario.tables["measure"])))
 
 
 def _check_corners(system: LinearSystem, params: dict) -> None:
@@ -705,7 +770,7 @@ def register_run_kind(kind: RunKind) -> RunKind:
 
 
 _FALLBACKS = ("dt_study", "simulate", "sweep")  # selected by [simulate] (with a dt list) or by nothing: tried last
-for _kind in (DriveKind(), WignerKind(), DetectKind(), DtStudyKind(), SimulateKind(), SweepKind()):
+for _kind in (DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), DtStudyKind(), SimulateKind(), SweepKind()):
     register_run_kind(_kind)
 
 

@@ -32,7 +32,8 @@ class PlotError(UserError):
 
 
 # Dimensions that are not sweep parameters (time, quadratures, ...): never chosen as a default hue or panel.
-INTERNAL_DIMS = ("branch", "row", "col", "time", "dt", "trajectory", "quadrature", "omega", "bandwidth")
+INTERNAL_DIMS = ("branch", "row", "col", "time", "dt", "trajectory", "quadrature", "omega", "bandwidth", "mode",
+                 "channel")
 STRING_DIMS = ("direction", "quadrature", "row", "col", "pair")  # categorical: not an axis of a map
 MATRIX_DIMS = ("row", "col")
 # Default variable of a steady-state figure: the first of these in the output.
@@ -339,6 +340,7 @@ class RunOutline:
     quadratures: tuple[str, ...] = QUADRATURES
     extra: tuple[str, ...] = ()  # the system's own variables beside its steady state's set (a plug-in's)
     figure: Callable | None = None  # (sizes, variables) → the run kind's default figure (its default_figure)
+    with_steady: bool = False  # the run writes its steady set's variables beside its own (a conditional run)
 
 
 # Variables written over fewer than all the swept parameters ("..." in the catalogue; see their meaning there).
@@ -378,7 +380,7 @@ def check_output(variables: Sequence[str] | None, why: Mapping[str, str]) -> Non
 
 def _written(run: RunOutline, swept: Mapping[str, int], variables: Sequence[str] | None) -> dict[str, str]:
     """variable → the run kind of the catalogue whose dimensions it has, for every variable the run writes."""
-    kinds = (run.steady, "simulate") if run.kind == "simulate" else (run.kind,)
+    kinds = (run.steady, run.kind) if run.kind == "simulate" or run.with_steady else (run.kind,)
     written = {n: k for k in kinds for n in variables_of(k)}
     written.update(dict.fromkeys(run.extra, run.steady))
     drop = set(run.absent)

@@ -189,6 +189,10 @@ def _parse_system(raw: dict) -> LinearSystem:
         if key not in table:
             raise ScenarioError(f"[system] needs 'name', 'hamiltonian' (with 'modes'), or {key!r} with the other "
                                 "matrices (see the scenario reference)")
+    given = sorted(set(table) & {"dissipators", "parameters", "units"})
+    if given:
+        raise ScenarioError(f"[system] gives matrices: {given} belong to a system given by its Hamiltonian (give "
+                            "'hamiltonian' with them, or leave them out)")
     if isinstance(table.get("time_scale"), str):
         raise ScenarioError(f"system.time_scale = {table['time_scale']!r}: a system given by its matrices has no "
                             "parameters; give a number (s-1)")

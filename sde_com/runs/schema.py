@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
 from sde_com import spec
 from sde_com.errors import ScenarioError
 from sde_com.physics.hamiltonian import HAMILTONIAN_KEYS
+from sde_com.physics.measurement import MEASURE
 from sde_com.physics.system import builtin_systems, get_system
 from sde_com.results.sweep import DEFAULT_SYSTEM
 from sde_com.simulation.keys import TABLES as SIMULATION_TABLES
@@ -88,6 +90,7 @@ _TABLES: dict[str, Table] = {t.name: t for t in (
             exclusive_minimum=True, min_items=1),
     ),
     *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys
+    MEASURE,  # [[measure]]: declared by sde_com.physics.measurement
     make_table(
         "output", "Which data variables the output keeps.",
         Key("variables", "list[string]", "keep only these data variables (names from the run's output "
@@ -163,10 +166,16 @@ def check_table(name: str, table, error: type[ValueError] = ScenarioError, schem
     """Check ``[name]`` against the schema (``schema``: its Table, default the scenario schema's; [model] of a
     named system: its parameters): a table, known keys, each value's type, range and choices (in the forms the
     key allows). Messages name the key as ``name.key``. Returns the table."""
-    check_keys(name, table, error, schema)
-    keys = (schema or SCHEMA[name]).keys
+    spec_table = schema or SCHEMA[name]
+    if spec_table.array:  # [[name]]: a non-empty list of tables, each checked as one (name[i].key)
+        if not isinstance(table, list) or not table:
+            raise error(f"[[{name}]] must be one or more tables ([[{name}]] blocks), got {show(table)}")
+        for i, item in enumerate(table):
+            check_table(f"{name}[{i}]", item, error, replace(spec_table, array=False))
+        return table
+    check_keys(name, table, error, spec_table)
     for k, v in table.items():
-        key = keys[k]
+        key = spec_table.keys[k]
         check_value(key, v, f"{name}.{k}", forms=key.forms, error=error)
     return table
 
@@ -267,8 +276,11 @@ def _key_json(key: Key) -> dict:
 
 
 def _table_json(table: Table) -> dict:
-    return {"type": "object", "description": table.doc, "additionalProperties": False,
-            "properties": {k: _key_json(key) for k, key in table.keys.items()}}
+    out = {"type": "object", "description": table.doc, "additionalProperties": False,
+           "properties": {k: _key_json(key) for k, key in table.keys.items()}}
+    if table.array:  # [[name]]
+        return {"type": "array", "description": table.doc, "minItems": 1, "items": out}
+    return out
 
 
 def json_schema() -> dict:
@@ -352,7 +364,8 @@ def scenario_reference_markdown() -> str:
              "An empty default means that the key is absent unless given (see its meaning).", "",
              "## Top level", "", TOP_LEVEL.doc, "", *markdown_table(TOP_LEVEL), ""]
     for name, table in SCHEMA.items():
-        lines += [f"## `[{name}]`", "", table.doc, "", *markdown_table(table), ""]
+        heading = f"[[{name}]]" if table.array else f"[{name}]"
+        lines += [f"## `{heading}`", "", table.doc, "", *markdown_table(table), ""]
         if name == "model":
             lines += ["### Ranges", "", RANGE.doc, "", *markdown_table(RANGE), ""]
         for key in table.keys.values():  # the tables of a list of tables: [[system.dissipators]]

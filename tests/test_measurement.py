@@ -1,0 +1,197 @@
+"""Continuous measurement (``physics.measurement``, ``[[measure]]``): the conditional steady state against closed
+forms and against integrating the Riccati equation, the Gaussian measures, and the refusals.
+
+The closed forms are of one mode damped at the amplitude rate κ into its port and at rest otherwise
+(A = −κ I, D = κ(2n + 1) I with n the thermal occupation of its input). A homodyne of x at efficiency η adds to
+dV_xx/dt = −2κ V + κ(2n + 1) the term −(2√(ηκ) V − √(ηκ))² (Eq. (M4): V Cᵀ + Γ with C = 2√(ηκ), Γ = −√(ηκ)).
+With w = 2V − 1 the steady state solves η w² + w − 2n = 0, so
+
+    V_xx = (1 + w)/2,  w = (√(1 + 8ηn) − 1)/(2η),
+
+and p, unmeasured, stays at n + ½. A factor of 2 in the measurement strength (C) moves V_xx; the wrong sign of Γ
+(the detector's noise correlated the other way with the port's input) leaves a vacuum-damped mode mixed.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_refused
+
+import sde_com
+from sde_com.errors import NumericalError
+from sde_com.physics.gaussian import occupations, purity, squeezing_db
+from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.physics.measurement import (
+    Channel,
+    channels,
+    conditional_covariance,
+    measurement_matrices,
+    riccati_rate,
+)
+
+KAPPA = 1.3  # the mode's amplitude decay rate into its port (any rate: the closed forms scale with it)
+RTOL = 1e-10  # Schur solutions of 2 × 2 and 4 × 4 well-conditioned Riccati equations: rounding, ~1e-14
+
+
+def damped_mode(n=0.0):
+    return -KAPPA * np.eye(2), KAPPA * (2 * n + 1) * np.eye(2)
+
+
+def conditional(A, D, chans, kappa=KAPPA):
+    C, G = measurement_matrices(chans, [kappa] * len(chans), A.shape[0] // 2)
+    return conditional_covariance(A, D, C, G)
+
+
+def test_perfect_homodyne_keeps_a_vacuum_damped_mode_pure():
+    for theta in (0.0, 0.7, math.pi / 2):
+        V = conditional(*damped_mode(), [Channel(0, theta, 1.0)])
+        np.testing.assert_allclose(V, 0.5 * np.eye(2), rtol=RTOL, atol=RTOL)
+        assert purity(V) == pytest.approx(1.0, rel=RTOL)
+
+
+def test_a_detector_noise_correlated_the_wrong_way_would_not_keep_it_pure():
+    """The premise of the test above: with Γ of the other sign the same mode's conditional state is not the
+    vacuum (V_xx = 0 here: below the uncertainty bound), so that test fails for that mistake."""
+    A, D = damped_mode()
+    C, G = measurement_matrices([Channel(0, 0.0, 1.0)], [KAPPA], 1)
+    V = conditional_covariance(A, D, C, -G)
+    assert abs(V[0, 0] - 0.5) > 0.1
+
+
+@pytest.mark.parametrize("eta", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("n", [0.0, 2.0, 270.0])
+def test_homodyne_of_a_thermal_mode_gives_the_scalar_riccati_closed_form(eta, n):
+    V = conditional(*damped_mode(n), [Channel(0, 0.0, eta)])
+    w = (math.sqrt(1 + 8 * eta * n) - 1) / (2 * eta)
+    np.testing.assert_allclose(np.diag(V), [(1 + w) / 2, n + 0.5], rtol=RTOL)
+    assert V[0, 1] == pytest.approx(0.0, abs=RTOL * (n + 1))
+    # a factor of 2 in the measurement strength would give the form at 4η: far from it wherever n > 0
+    if n > 0:
+        w4 = (math.sqrt(1 + 32 * eta * n) - 1) / (8 * eta)
+        assert abs((1 + w4) / 2 - V[0, 0]) > 0.05 * V[0, 0]
+
+
+@pytest.mark.parametrize("n", [0.0, 5.0])
+def test_heterodyne_measures_both_quadratures_at_half_the_efficiency(n):
+    """Heterodyne at η: each quadrature as a homodyne at η/2 (w = (√(1 + 4ηn) − 1)/η); at η = 1 of a
+    vacuum-damped (coherent) mode, the vacuum."""
+    eta = 1.0
+    chans = channels([{"mode": "a", "scheme": "heterodyne", "theta": 0.3, "efficiency": eta}], ["a"])
+    assert [c.efficiency for c in chans] == [0.5, 0.5]
+    V = conditional(*damped_mode(n), chans)
+    w = (math.sqrt(1 + 4 * eta * n) - 1) / eta if n else 0.0
+    np.testing.assert_allclose(V, (1 + w) / 2 * np.eye(2), rtol=RTOL, atol=RTOL)
+
+
+def test_no_efficiency_gives_back_the_unconditional_state():
+    """η → 0: V_c → the Lyapunov V, to first order in η (η = 1e-10: a difference of order 1e-10 × V²κ/κ)."""
+    A, D = _optomechanics()
+    C, G = measurement_matrices([Channel(0, 0.0, 1e-10)], [0.5], 2)
+    V = lyapunov_covariance_reference(A, D)
+    np.testing.assert_allclose(conditional_covariance(A, D, C, G), V, rtol=1e-6, atol=1e-9 * np.abs(V).max())
+
+
+def _optomechanics():
+    """A red-detuned optomechanical pair (ω_m = 1): cavity at amplitude rate 0.5, G = 0.2, a Brownian bath."""
+    A = np.array([[-0.5, 1.0, 0.0, 0.0], [-1.0, -0.5, 0.4, 0.0], [0.0, 0.0, 0.0, 1.0], [0.4, 0.0, -1.0, -0.01]])
+    D = np.diag([0.5, 0.5, 0.0, 0.01 * 21])
+    return A, D
+
+
+def test_the_steady_riccati_solution_is_where_its_equation_settles():
+    """Integrating Eq. (M4) from the unconditional V (the filter starts knowing nothing) until it stops moving
+    reaches the Schur solution; the integration's own tolerance (rtol 1e-10) bounds the difference."""
+    from scipy.integrate import solve_ivp
+
+    A, D = _optomechanics()
+    C, G = measurement_matrices([Channel(0, 0.4, 0.8)], [0.5], 2)
+    V0 = lyapunov_covariance_reference(A, D)
+    sol = solve_ivp(lambda t, v: riccati_rate(v.reshape(4, 4), A, D, C, G).ravel(), (0.0, 400.0), V0.ravel(),
+                    method="LSODA", rtol=1e-10, atol=1e-12)
+    settled = sol.y[:, -1].reshape(4, 4)
+    assert np.abs(riccati_rate(settled, A, D, C, G)).max() < 1e-8
+    np.testing.assert_allclose(settled, conditional_covariance(A, D, C, G), rtol=1e-7, atol=1e-9)
+
+
+def test_an_unstable_mode_the_detectors_do_not_see_has_no_conditional_state():
+    A = np.diag([0.1, 0.1, -1.0, -1.0])  # mode a grows; mode b is measured
+    C, G = measurement_matrices([Channel(1, 0.0, 1.0)], [1.0], 2)
+    with pytest.raises(NumericalError, match="stabilis"):
+        conditional_covariance(A, np.eye(4), C, G)
+
+
+def test_gaussian_measures_of_thermal_and_squeezed_states():
+    n, r = 3.0, 0.4
+    thermal = (n + 0.5) * np.eye(2)
+    squeezed = 0.5 * np.diag([math.exp(-2 * r), math.exp(2 * r)])
+    assert occupations(thermal)[0] == pytest.approx(n)
+    assert purity(thermal) == pytest.approx(1 / (2 * n + 1))
+    assert purity(squeezed) == pytest.approx(1.0) and occupations(squeezed)[0] == pytest.approx(math.sinh(r) ** 2)
+    assert squeezing_db(squeezed)[0] == pytest.approx(-20 * r / math.log(10))  # 10 log10(e^{-2r})
+    assert squeezing_db(thermal)[0] == pytest.approx(10 * math.log10(2 * n + 1))
+
+
+WATCHED = """
+[system]
+name = "single_cavity"
+[model]
+detuning = [0.8, 1.0]
+detuning_kind = "effective"
+"""
+
+
+def test_a_scenario_with_measure_adds_the_conditional_state():
+    """[[measure]] on the single cavity's port: the conditional state of every point is the Riccati solution of
+    its own A, D, C, Γ; it is purer and more entangled than the unconditional one; η of two detectors add."""
+    from conftest import run_text
+
+    text = WATCHED + ('[[measure]]\nmode = "a"\nefficiency = 0.6\n'
+                      '[[measure]]\nmode = "a"\nscheme = "heterodyne"\ntheta = 0.5\nefficiency = 0.3\n')
+    ds = run_text(text).isel(branch=0)
+    system = sde_com.get_system("single_cavity")
+    assert list(ds.channel_efficiency.values) == [0.6, 0.15, 0.15]
+    for detuning in (0.8, 1.0):
+        params = dict(detuning=detuning, detuning_kind="effective")
+        op = sde_com.physics.model.points(system, params)[0]
+        kappa = system.output_ports(params)["a"]
+        C, G = measurement_matrices([Channel(0, 0.0, 0.6), Channel(0, 0.5, 0.15), Channel(0, 0.5 + math.pi / 2, 0.15)],
+                                    [kappa] * 3, 2)
+        expected = conditional_covariance(op.drift, op.diffusion, C, G, scale=system.reference_rate(params))
+        point = ds.sel(detuning=detuning)
+        np.testing.assert_allclose(point.cov_conditional.values, expected, rtol=1e-9, atol=1e-12)
+        assert float(point.purity_conditional) > float(point.purity)
+        assert float(point.logneg_conditional.sel(pair="a-m")) > float(point.logneg.sel(pair="a-m"))
+        assert float(point.occupation_conditional.sel(mode="m")) < float(point.occupation.sel(mode="m"))
+
+
+@pytest.mark.parametrize("measure, message", [
+    ('mode = "m"', r"measure\[0\]\.mode = 'm' has no output port; the ports are \['a'\]"),
+    ('mode = "a"\nefficiency = 0.0', r"measure\[0\]\.efficiency must be > 0 and <= 1"),
+    ('mode = "a"\nefficiency = 1.5', r"measure\[0\]\.efficiency must be > 0 and <= 1"),
+    ('mode = "a"\ntheta = nan', r"measure\[0\]\.theta must be"),
+    ('mode = "a"\nefficiency = 0.7\n[[measure]]\nmode = "a"\nscheme = "heterodyne"\nefficiency = 0.5',
+     r"detectors on port 'a' take efficiencies adding up to 1\.2"),
+    ('mode = "a"\nscheme = "photon counting"', r"measure\[0\]\.scheme must be one of 'homodyne', 'heterodyne'"),
+])
+def test_bad_detectors_are_refused_before_any_work(tmp_path, capsys, measure, message):
+    assert_refused(tmp_path, capsys, WATCHED + "[[measure]]\n" + measure + "\n", message)
+
+
+def test_measure_needs_output_ports_and_is_not_yet_with_simulate(tmp_path, capsys):
+    matrices = ('[system]\nmodes = ["a"]\ndrift = [[-1.0, 0.0], [0.0, -1.0]]\ndiffusion = [[1.0, 0.0], [0.0, 1.0]]\n'
+                '[[measure]]\nmode = "a"\n')
+    assert_refused(tmp_path, capsys, matrices, r"needs the capability 'output_ports': give \[system\] outputs")
+    assert_refused(tmp_path, capsys, WATCHED + '[simulate]\ndt = 0.01\n[[measure]]\nmode = "a"\n',
+                   r"\[\[measure\]\] with \[simulate\] .* is not available yet")
+
+
+def test_the_python_function_writes_what_the_scenario_writes():
+    from conftest import run_text
+
+    ds = sde_com.conditional_sweep([{"mode": "a", "efficiency": 0.6}], system="single_cavity", detuning=[0.8, 1.0],
+                                   detuning_kind="effective")
+    scenario = run_text(WATCHED + '[[measure]]\nmode = "a"\nefficiency = 0.6\n')
+    np.testing.assert_array_equal(ds.cov_conditional.values, scenario.cov_conditional.values)
+    with pytest.raises(sde_com.errors.UserError, match=r"measure\[0\]\.efficiency must be > 0 and <= 1"):
+        sde_com.conditional_sweep([{"mode": "a", "efficiency": 2.0}], system="single_cavity")
