@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
     from sde_com.results.sweep import sweep
     from sde_com.runs.engine import run_scenario_to_file
     from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
+    from sde_com.simulation.conditional import conditional_simulate, kalman_filter
     from sde_com.simulation.detection import detect, homodyne_record, welch_spectrum
     from sde_com.simulation.drive import Drive, drive
     from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_time_steps
@@ -50,6 +51,8 @@ _API = {
     "SimulationSettings": "sde_com.simulation.simulate",
     "sweep": "sde_com.results.sweep",
     "conditional_sweep": "sde_com.results.conditional",
+    "conditional_simulate": "sde_com.simulation.conditional",
+    "kalman_filter": "sde_com.simulation.conditional",
     "simulate": "sde_com.simulation.simulate",
     "simulate_time_steps": "sde_com.simulation.simulate",
     "Drive": "sde_com.simulation.drive",
@@ -86,6 +89,7 @@ __all__ = [
     "MatrixSystem",
     "SimulationSettings",
     "__version__",
+    "conditional_simulate",
     "conditional_sweep",
     "detect",
     "drive",
@@ -96,6 +100,7 @@ __all__ = [
     "homodyne_record",
     "hz_to_rad_per_s",
     "is_physical",
+    "kalman_filter",
     "load_scenario",
     "logneg",
     "logneg_symplectic",

@@ -183,6 +183,43 @@ def _plot(args) -> None:
     print(f"wrote {png}")
 
 
+MAX_RECORD_BYTES = 2**31  # a record file read whole into memory (the filter is not streamed yet)
+
+
+def _filter(args) -> None:
+    """``sde-com filter SCENARIO RECORDS -o OUT``: the Kalman filter of the scenario's system and detectors."""
+    import xarray as xr
+
+    from sde_com.inputs import check_input_file
+    from sde_com.results.io import write_dataset
+    from sde_com.runs.scenario import load_scenario
+    from sde_com.simulation.conditional import filter_record_file
+
+    scenario = load_scenario(args.scenario)
+    measures = scenario.tables.get("measure")
+    if measures is None:
+        raise UserError(f"scenario {args.scenario!r} has no [[measure]] tables: the filter needs the detectors")
+    if scenario.dimensions:
+        raise UserError(f"scenario {args.scenario!r} sweeps {scenario.dimensions}: the filter runs one operating "
+                        "point (give every [model] value as a scalar)")
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"output {str(out)!r} exists; pass --force to overwrite it")
+    src = Path(args.records)
+    check_input_file(src, "record file", MAX_RECORD_BYTES)
+    try:
+        records = xr.open_dataset(src, engine="netcdf4")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read record file {str(src)!r} (not a netCDF file?): {exc}") from exc
+    initial = scenario.simulation.initial if scenario.simulation is not None else "steady"
+    with records:
+        ds = filter_record_file(records.load(), list(measures), initial=initial, system=scenario.system,
+                                **dict(scenario.parameters))
+    write_dataset(ds, out, force=args.force, history="sde-com " + " ".join(args.argv))
+    if not args.quiet:
+        print(f"wrote {out}")
+
+
 BENCH_PARTS = ("chain", "sweep", "time-domain", "traces", "startup", "compile", "modes")
 
 
@@ -357,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", help="PNG file (default: DATASET with .png)")
     plot.add_argument("--force", action="store_true", help="overwrite an existing PNG")
     plot.set_defaults(func=_plot)
+    filt = sub.add_parser("filter", help="run the Kalman filter of a scenario's system and [[measure]] detectors "
+                                         "over a record file (a run's own record, or a laboratory's)")
+    filt.add_argument("scenario", help="scenario TOML file with [[measure]] tables, at one operating point")
+    filt.add_argument("records", help="netCDF file with a variable 'record' ((trajectory,) time or interval, "
+                                      "channel) and a uniform 'time' coordinate in seconds")
+    filt.add_argument("-o", "--output", required=True, help="output netCDF file")
+    filt.add_argument("--force", action="store_true", help="overwrite an existing output")
+    filt.add_argument("--quiet", action="store_true", help="print nothing on success")
+    filt.set_defaults(func=_filter)
     bench = sub.add_parser("bench", help="benchmark the kernels and whole runs against baselines in the same run "
                                          "(the steady-state chain against a scipy loop; sweeps, ensembles and "
                                          "noise traces end to end; startup; compilation)")

@@ -393,14 +393,26 @@ def _traces(ds, spec, plt):
     panels = [(c, q) for c in combos for q in quads]
     for ax, (combo, q) in zip(axes, panels, strict=True):
         tr = _first(ds["trace"].isel(combo), ("trajectory", "time", "quadrature"))
-        for k in range(min(3, ds.sizes["trajectory"])):
-            ax.plot(xv, tr.sel(quadrature=q).isel(trajectory=k).values, lw=0.7, label=f"trajectory {k}")
+        if "estimate" in ds:  # a watched trajectory: its state, the filter's estimate and its ±σ band
+            _watched(ax, xv, tr.sel(quadrature=q).isel(trajectory=0).values, ds, q)
+        else:
+            for k in range(min(3, ds.sizes["trajectory"])):
+                ax.plot(xv, tr.sel(quadrature=q).isel(trajectory=k).values, lw=0.7, label=f"trajectory {k}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"δ{q} (vacuum variance 1/2)")
         if combo:
             ax.set_title(_title(ds, combo), fontsize=9)
     _outside_legend(fig, *axes[0].get_legend_handles_labels())
     return fig
+
+
+def _watched(ax, x, true, ds, q) -> None:
+    """Trajectory 0 of a conditional run: u, the estimate x̂ and x̂ ± σ with σ² the filter's P_qq."""
+    est = ds["estimate"].isel(trajectory=0).sel(quadrature=q).values
+    sigma = np.sqrt(ds["cov_filter"].sel(row=q, col=q).values)
+    ax.fill_between(x, est - sigma, est + sigma, color="C1", alpha=0.3, lw=0, label="estimate ± σ (filter's P)")
+    ax.plot(x, true, color="C0", lw=0.8, label="true state (trajectory 0)")
+    ax.plot(x, est, color="C1", lw=1.0, label="Kalman estimate from the record")
 
 
 def _spectra(ds, spec, plt):

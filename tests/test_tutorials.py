@@ -127,3 +127,23 @@ def test_hamiltonian_tutorial(tmp_path):
     assert np.nanmax(r["logneg"]) > 0.3
     # the Python-built system is the scenario's: the same E_N up to the rounding of sums taken in another order
     np.testing.assert_allclose(r["logneg_cut"], r["logneg_file_cut"], rtol=1e-9, atol=1e-12)
+
+
+def test_watching_tutorial(tmp_path):
+    r = load("watching").main(tmp_path)
+    check_figure(r["figure"])
+    phonons = r["phonons"]
+    # watching purifies: the conditional occupation falls with η, below the unconditional one throughout
+    assert np.all(np.diff(phonons) < 0) and phonons[0] < r["phonons_unwatched"]
+    assert phonons[-2] < 1.0 < r["phonons_unwatched"]  # η = 0.8: below one phonon
+    assert np.all(r["logneg"] > r["logneg_unwatched"])
+    # the ensemble's estimation error against the filter's P: 10 independent entries at each of 2001 saved
+    # times (2000 trajectories; the normal quantile)
+    rows, cols = np.triu_indices(4)
+    z = np.abs(r["zscore_filter"][:, rows, cols])
+    assert z.max() < bonferroni(z.size, 1999)
+    inn = r["innovation"]
+    assert abs(inn["innovation_variance"][0] - 1) < bonferroni(2, 10**6) * inn["innovation_variance_err"][0]
+    assert abs(inn["innovation_lag1"][0]) < bonferroni(2, 10**6) * inn["innovation_lag1_err"][0]
+    # the filter over the file's record gives the run's estimate back (the same arithmetic: bitwise measured)
+    np.testing.assert_allclose(r["estimate_again"], r["estimate"], rtol=0, atol=1e-12 * np.abs(r["estimate"]).max())

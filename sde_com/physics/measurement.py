@@ -161,3 +161,42 @@ def riccati_rate(V: np.ndarray, A: np.ndarray, D: np.ndarray, C: np.ndarray, G: 
     """dV_c/dt of Eq. (M4)."""
     K = V @ C.T + G
     return A @ V + V @ A.T + D - K @ K.T
+
+
+# The record over a time step, exactly: the discrete Kalman filter -------------------------------------------
+
+
+def record_step(A: np.ndarray, D: np.ndarray, C: np.ndarray, G: np.ndarray, dt: float):
+    """(Φ, H, Q) of the exact discretization of the system and its record over one step dt (Eq. (M5)):
+
+        u_{n+1} = Φ u_n + w_n,   ΔY_n = Y(t_{n+1}) − Y(t_n) = H u_n + e_n,   Cov[(w_n, e_n)] = Q,
+
+    from the joint process z = (u, Y), dz = [[A, 0], [C, 0]] z dt + noise with diffusion [[D, Γ], [Γᵀ, I]]
+    (Eqs. (M1)–(M2)), by Van Loan's method (``physics.linear.noise_covariance``): Φ = e^{A dt},
+    H = ∫₀^dt C e^{As} ds, and Q the joint covariance of the step's noises, w correlated with e."""
+    from sde_com.physics.linear import noise_covariance
+
+    d, m = A.shape[0], C.shape[0]
+    F = np.zeros((d + m, d + m))
+    F[:d, :d], F[d:, :d] = A, C
+    diffusion = np.block([[D, G], [G.T, np.eye(m)]])
+    E, Q = noise_covariance(F, diffusion, dt)
+    return E[:d, :d], E[d:, :d], 0.5 * (Q + Q.T)
+
+
+def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, n_steps: int):
+    """The discrete Kalman filter of ``record_step``'s model (Eq. (M6)), started from the prior covariance P0:
+    gains K_n = (Φ P_n Hᵀ + S) Ω_n⁻¹ with Ω_n = H P_n Hᵀ + R (the innovation's covariance), and
+    P_{n+1} = Φ P_n Φᵀ + Q_w − K_n Ω_n K_nᵀ (P_n: the covariance of u_n − x̂_n, x̂_n the estimate of u_n from
+    ΔY_0 .. ΔY_{n−1}). Returns (K (n, d, m), Ω (n, m, m), P (n + 1, d, d)); exact for the scheme."""
+    d = Phi.shape[0]
+    Qw, S, R = Q[:d, :d], Q[:d, d:], Q[d:, d:]
+    m = R.shape[0]
+    K, Om, P = np.empty((n_steps, d, m)), np.empty((n_steps, m, m)), np.empty((n_steps + 1, d, d))
+    P[0] = P0
+    for n in range(n_steps):
+        omega = H @ P[n] @ H.T + R
+        gain = np.linalg.solve(omega.T, (Phi @ P[n] @ H.T + S).T).T
+        nxt = Phi @ P[n] @ Phi.T + Qw - gain @ omega @ gain.T
+        K[n], Om[n], P[n + 1] = gain, omega, 0.5 * (nxt + nxt.T)
+    return K, Om, P

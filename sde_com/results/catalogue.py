@@ -194,6 +194,31 @@ _VARIABLE_LIST = [
     _v("purity_conditional", (_S, _B), "purity Tr ρ² of the conditional state", "As purity, of cov_conditional."),
     _v("squeezing_conditional", (_S, _B, "mode"), "smallest quadrature variance of each mode in the conditional "
        "state relative to the vacuum, in dB", "As squeezing, of cov_conditional."),
+    # conditional trajectories: the true state, the record and the Kalman filter's estimate
+    _v("estimate", ("trajectory", _T, "quadrature"), "conditional mean x̂ of the quadratures given the record "
+       "(the Kalman filter's estimate), vacuum variance 1/2", "Eq. (M6): the estimate of u at each saved time from "
+       "the record before it; beside `trace`, the true state."),
+    _v("record", ("trajectory", "interval", "channel"), "detector record ΔY summed over each save interval, in "
+       "units where its white noise has variance ω_ref dt", "Eq. (M1) in the scaled time τ = ω_ref t: "
+       "dY = 2√(ηκ/ω_ref)(cos θ x + sin θ p) dτ + dW, E[dW²] = dτ; interval k ends at time k + 1."),
+    _v("cov_filter", (_T, *_M), "the Kalman filter's error covariance P(t) from the initial covariance",
+       "Eq. (M6), exact for the discretized record: the covariance of u − x̂ at each saved time."),
+    _v("cov_error", (_T, *_M), "ensemble estimate of the estimation error's covariance ⟨(u − x̂)(u − x̂)ᵀ⟩",
+       "Over the trajectories, at each saved time; against cov_filter in zscore_filter."),
+    _v("cov_error_err", (_T, *_M), "standard error of cov_error", "From the spread of (u − x̂)(u − x̂)ᵀ over the "
+       "independent trajectories."),
+    _v("zscore_filter", (_T, *_M), "z-score (cov_error − cov_filter)/cov_error_err",
+       "A correct filter and noise give |z| of order 1 (Bonferroni bound over the entries and times in the tests)."),
+    _v("innovation", ("trajectory", "interval", "channel"), "innovation (ΔY − H x̂)/√Δτ of a filtered record",
+       "The part of each record sample the filter did not predict; unit variance (up to O(Δτ)) and white when the "
+       "model is right."),
+    _v("innovation_variance", ("channel",), "variance of the whitened innovations Ω_n^(−1/2)(ΔY_n − H x̂_n)",
+       "1 when the model is right (a factor 2 in the measurement strength or the noise moves it)."),
+    _v("innovation_variance_err", ("channel",), "standard error of innovation_variance",
+       "√(2/n) for n white Gaussian innovations."),
+    _v("innovation_lag1", ("channel",), "lag-1 autocorrelation of the whitened innovations",
+       "0 when the model is right (the innovations of the optimal filter are white)."),
+    _v("innovation_lag1_err", ("channel",), "standard error of innovation_lag1", "1/√n for n white innovations."),
 ]
 VARIABLES: dict[str, OutputVariable] = {v.name: v for v in _VARIABLE_LIST}
 
@@ -227,6 +252,8 @@ _COORDINATE_LIST = [
        "The channel records cos θ x + sin θ p (a heterodyne's second channel: θ + π/2).", units="rad"),
     _v("channel_efficiency", ("channel",), "detection efficiency η of each record channel",
        "A heterodyne detector's channels each take half of its efficiency."),
+    _v("interval", ("interval",), "save interval of a record (interval k: from saved time k to k + 1)",
+       "The record's ΔY is summed over each."),
 ]
 COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 
@@ -302,6 +329,15 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
                     "E_N over `pair`)",
                     ("occupation", "purity", "squeezing", "cov_conditional", "logneg_conditional", "kalman_gain",
                      "occupation_conditional", "purity_conditional", "squeezing_conditional")),
+    "conditional_trajectories": ("Conditional trajectories (`sde_com.conditional_simulate`: records and the Kalman "
+                                 "filter)",
+                                 ("trace", "estimate", "record", "cov_filter", "cov_error", "cov_error_err",
+                                  "zscore_filter", "innovation_variance", "innovation_variance_err",
+                                  "innovation_lag1", "innovation_lag1_err")),
+    "filter": ("The Kalman filter of a record file (`sde-com filter`: a scenario's system and `[[measure]]` "
+               "detectors)",
+               ("estimate", "cov_filter", "innovation", "innovation_variance", "innovation_variance_err",
+                "innovation_lag1", "innovation_lag1_err")),
     "detect": ("Detector's view (`[detect]`)",
                ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg",
                 "logneg_intracavity")),

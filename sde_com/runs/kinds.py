@@ -293,26 +293,34 @@ class SweepKind(RunKind):
 
 
 class ConditionalKind(RunKind):
-    """The conditional steady state over the [model] grid ([[measure]], no [simulate]): for any system with
-    output ports, point by point, the steady state (E_N over every pair) and the state given the detectors'
-    records (``results.conditional``)."""
+    """Continuous measurement ([[measure]]) of any system with output ports. Without [simulate]: the conditional
+    steady state over the [model] grid, point by point, beside the steady state (``results.conditional``). With
+    [simulate] (one operating point, the exact scheme): conditional trajectories, the true state, the record and
+    the Kalman filter's estimate (``simulation.conditional``), done whole."""
 
     name = "conditional"
     table = "measure"
     capability = "output_ports"
-    heading = "Conditional steady state (`[[measure]]`, no `[simulate]`)"
-    asks = "[[measure]] tables (detectors on output ports) without a [simulate] table"
-    output_sets = ("seam_sweep", "conditional")
+    heading = "Continuous measurement (`[[measure]]`: the conditional steady state; with `[simulate]`, trajectories)"
+    asks = "[[measure]] tables (detectors on output ports)"
+    output_sets = ("seam_sweep", "conditional", "conditional_trajectories", "filter")
 
     def selected(self, scenario) -> bool:
         return scenario.tables.get("measure") is not None
 
     def variables(self, system):
-        return variables_of("seam_sweep") + variables_of("conditional")
+        return variables_of("seam_sweep") + variables_of("conditional") + variables_of("conditional_trajectories")
 
     def outline(self, scenario):
         system = scenario.system
         channels_ = sum(2 if m.get("scheme") == "heterodyne" else 1 for m in scenario.tables["measure"])
+        sim = scenario.simulation
+        if sim is not None:
+            sizes = {"time": 2, "row": system.dimension, "col": system.dimension, "quadrature": system.dimension,
+                     "channel": channels_, **({"trajectory": sim.traces, "interval": 2} if sim.traces else {})}
+            absent = () if sim.traces else ("trace", "estimate", "record")
+            return RunOutline("conditional_trajectories", sizes, True, absent=absent, steady="seam_sweep",
+                              quadratures=tuple(system.quadratures))
         base = steady_outline(system, "seam_sweep")
         pairs = len(system.modes) * (len(system.modes) - 1) // 2
         return replace(base, kind="conditional", steady="seam_sweep", with_steady=True,
@@ -320,26 +328,23 @@ class ConditionalKind(RunKind):
                        absent=tuple(undeclared(system, variables_of("seam_sweep"))))
 
     def default_figure(self, sizes, variables):
-        """E_N and purity, unconditional against conditional, over the swept parameters."""
+        """A trajectory with its estimate and ±σ band; or E_N and purity, unconditional against conditional."""
+        if "estimate" in variables:
+            return {"kind": "traces"}
         if "purity_conditional" not in variables and "logneg_conditional" not in variables:
             return None  # not this kind's output
         shown = [v for v in ("logneg", "logneg_conditional", "purity", "purity_conditional") if v in variables]
         return {"kind": "lines", "y": shown}
 
     def parse_table(self, table, simulation, dt_study, params, base=None):
-        """The detectors: the schema's keys, each on a mode with an output port at every grid point, those of
-        one port within its light; no [simulate] yet (conditional trajectories are not built)."""
+        """The detectors: the schema's keys, each on a mode with an output port, those of one port within its
+        light; with [simulate], one operating point and the exact scheme (the record's discretization)."""
         if table is None:
             return None
-        if simulation is not None:
-            raise ScenarioError("[[measure]] with [simulate] (conditional trajectories, the Kalman filter of each "
-                                "record) is not available yet: give [[measure]] without [simulate] for the "
-                                "conditional steady state")
         measures = [{**defaults("measure"), **m} for m in check_table("measure", table)]
         system = params.system
-        for m in measures:
-            if not math.isfinite(m["theta"]):
-                raise ScenarioError(f"measure.theta must be finite, got {m['theta']!r}")
+        if simulation is not None:
+            _check_conditional_simulation(simulation, dt_study, params)
         try:
             first = {k: v[0] if isinstance(v, list) else v for k, v in params.items()}  # the ports of every point
             check_ports(measures, system.modes, system.output_ports(system.resolve(first)))
@@ -348,11 +353,44 @@ class ConditionalKind(RunKind):
         return tuple(measures)
 
     def cost(self, scenario, units):
+        if scenario.simulation is not None:
+            return ensemble_cost(scenario, units)
         return steady_cost(scenario, units, SECONDS_PER_POINT_CONDITIONAL)
 
+    def kernel_modules(self, scenario):
+        own = ("kernels.filtering",) if scenario.simulation is not None else ()
+        return (*scenario.system.kernel_modules, *own)
+
     def run(self, scenario, trace_sink=None):
-        ds = conditional_steady_sweep(scenario.parameters, scenario.tables["measure"])
-        return ds.assign_attrs(measure=json.dumps(list(scenario.tables["measure"])))
+        measures = list(scenario.tables["measure"])
+        sim = scenario.simulation
+        if sim is None:
+            ds = conditional_steady_sweep(scenario.parameters, measures)
+        else:
+            from sde_com.simulation.conditional import conditional_simulate
+
+            ds = conditional_simulate(measures, dt=sim.dt, duration=sim.duration, trajectories=sim.trajectories,
+                                      seed=sim.seed, initial=sim.initial, save_every=sim.save_every,
+                                      traces=sim.traces, system=scenario.system, **dict(scenario.parameters))
+            ds.attrs["simulation"] = json.dumps(settings_to_dict(sim))
+        return ds.assign_attrs(measure=json.dumps(measures))
+
+
+def _check_conditional_simulation(sim, dt_study, params) -> None:
+    """What conditional trajectories take of [simulate]: one point, the exact scheme, no burn-in, snapshots by
+    save_every (the filter's start is the initial state's covariance)."""
+    if any(isinstance(v, list) for v in params.values()):
+        raise ScenarioError("[[measure]] with [simulate] runs one operating point: every [model] value must be a "
+                            "scalar")
+    problems = [(dt_study is not None, "a single dt (no time-step study)"),
+                (sim.method != "exact", "method = 'exact' (the record is discretized exactly)"),
+                (sim.burn_in != 0, "burn_in = 0 (the filter starts with the initial state)"),
+                (sim.save_times is not None, "save_every, not save_times")]
+    for bad, need in problems:
+        if bad:
+            raise ScenarioError(f"[[measure]] with [simulate] needs {need}")
+    if sim.trajectories < 2:
+        raise ScenarioError("[[measure]] with [simulate] needs trajectories >= 2 (the error bars need two)")
 
 
 def _check_corners(system: LinearSystem, params: dict) -> None:
