@@ -363,6 +363,8 @@ BENCH_LINES = {
     # the kernel throughput for N modes, GFLOP/s against the peak for N ≥ 10
     "modes": [*(rf"N = +{n}: +[\d.]+ M trajectory-steps/s" for n in (1, 2, 3, 4, 5, 6, 10, 20)),
               r"N = 20: .*% of one core's peak per core"],
+    "conditional": [r"^conditional stepper .*: [\d.]+x its cost per trajectory-step",
+                    r"^QuTiP smesolve .* ms per trajectory against sde_com's"],
 }
 
 

@@ -109,3 +109,39 @@ def test_single_point_tables_are_exclusive_and_keep_their_own_variables(tmp_path
     assert main(["run", str(f), "-o", str(tmp_path / "out.nc")]) == 2
     assert "spectrum_welch" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+COARSE = """
+[system]
+name = "single_cavity"
+[model]
+detuning = 1.0
+detuning_kind = "effective"
+[simulate]
+method = "em"
+dt = 0.005
+duration = 200.0
+trajectories = 16
+traces = 16
+seed = 3
+initial = "steady"
+[detect]
+segment = SEGMENT
+"""
+
+
+def test_a_spectrum_that_cannot_be_trusted_says_so_and_why():
+    """A segment too short to resolve the mechanical peak (Welch resolution 2π/(256 dt) = 4.9 ω_m against a
+    width of 0.1 ω_m) gives a spectrum far off the analytic one: warned of, naming the segment; with a segment
+    that resolves it (16384 samples: 0.077 ω_m) no warning (the bound is Bonferroni at 1e-3 over the bins)."""
+    import warnings
+
+    from conftest import run_text
+
+    from sde_com.errors import RunWarning
+
+    with pytest.warns(RunWarning, match=r"Welch spectrum disagrees .* give a longer segment"):
+        run_text(COARSE.replace("SEGMENT", "256"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        run_text(COARSE.replace("SEGMENT", "16384"))

@@ -218,3 +218,77 @@ def benchmark_modes(modes=(1, 2, 3, 4, 5, 6, 10, 20), n_traj: int = 2048, steps_
                        / peak)
         out[str(n)] = row
     return dict(cores=cores, peak_gflops=peak, n_traj=n_traj, repeat=repeat, modes=out)
+
+
+def benchmark_conditional(n_traj: int = 1000, n_steps: int = 2000, repeat: int = 3, qutip_trajectories: int = 2
+                          ) -> dict:
+    """Trajectory-steps per second of the conditional stepper (state, record and Kalman filter:
+    ``kernels.filtering.conditional_block``) against the unconditional exact stepper (``run_ensemble``) on the
+    same system, the single cavity watched by homodyne at η = 0.8 (d = 4, one channel), alternating the two;
+    and, where QuTiP is installed, the time per trajectory of its ``smesolve`` against sde_com's on a watched
+    parametric amplifier (12 Fock levels, 12/κ at dt = 0.004, as ``tests/test_measurement.py`` compares them)."""
+    import math
+
+    from sde_com.kernels import ensemble as kernels
+    from sde_com.kernels.filtering import conditional_block
+    from sde_com.physics.linear import psd_sqrt
+    from sde_com.physics.measurement import filter_gains
+    from sde_com.physics.system import get_system
+    from sde_com.simulation.conditional import _model
+    from sde_com.simulation.simulate import step_maps
+
+    system = get_system("single_cavity")
+    params = dict(detuning=1.0, detuning_kind="effective")
+    model = _model([{"mode": "a", "efficiency": 0.8}], system, params, 0.01, "steady", 0)
+    Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
+    K, Om, _ = filter_gains(Phi, H, Q, V0, n_steps)
+    W = np.array([np.linalg.inv(psd_sqrt(o)) for o in Om])
+    d, m = Phi.shape[0], H.shape[0]
+    A, D = (b / model["omega_ref"] for b in (system.branches(params)[0].drift, system.branches(params)[0].diffusion))
+    F, L = (np.ascontiguousarray(x) for x in step_maps(A, D, 0.01, "exact"))
+    u0 = np.zeros((n_traj, d))
+    no_snaps = np.zeros(0, dtype=np.int64)
+
+    def conditional(n):
+        acc = (np.zeros((2, d, d)), np.zeros((2, d, d)), np.zeros((m, 3)), np.zeros((0, 2, d)), np.zeros((0, 2, d)),
+               np.zeros((0, 1, m)))
+        conditional_block(np.int64(1), np.int64(0), np.int64(n), Phi, H, psd_sqrt(Q), K, W, psd_sqrt(V0),
+                          np.int64(n_steps), np.int64(0), *acc)
+
+    conditional(2)  # compile / load
+    kernels.run_ensemble(F, L, u0[:2], 1, 0, 4, 0, no_snaps, 0, 1)
+    times = {"conditional": [], "exact": []}
+    for _ in range(repeat):  # alternated, so that drifts in machine speed hit both alike
+        t0 = time.perf_counter()
+        conditional(n_traj)
+        times["conditional"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        kernels.run_ensemble(F, L, u0, 1, 0, n_steps, 0, no_snaps, 0, 1)
+        times["exact"].append(time.perf_counter() - t0)
+    rates = {k: n_traj * n_steps / float(np.median(t)) for k, t in times.items()}
+    out = dict(rates=rates, cost_ratio=rates["exact"] / rates["conditional"], n_traj=n_traj, n_steps=n_steps)
+    try:
+        import qutip
+    except ImportError:
+        return out
+    from sde_com.physics.hamiltonian import HamiltonianSystem
+    from sde_com.simulation.conditional import conditional_simulate
+
+    kappa, chi, eta, levels = 1.0, 0.2, 0.6, 12
+    a = qutip.destroy(levels)
+    x = (a + a.dag()) / math.sqrt(2)
+    t0 = time.perf_counter()
+    qutip.smesolve(1j * chi * (a.dag() ** 2 - a ** 2) / 2, qutip.basis(levels, 0), np.linspace(0, 12, 121),
+                   c_ops=[math.sqrt((1 - eta) * kappa) * a], sc_ops=[math.sqrt(eta * kappa) * a], e_ops=[x, x * x],
+                   ntraj=qutip_trajectories, seeds=1, options={"dt": 0.004, "method": "platen",
+                                                                "progress_bar": False})
+    qutip_s = (time.perf_counter() - t0) / qutip_trajectories
+    amplifier = HamiltonianSystem(["a"], "1j*chi*(dag(a)**2 - a**2)/2",
+                                  [dict(kind="thermal", mode="a", rate=kappa, port=True)], dict(chi=chi))
+    watch = dict(dt=0.004, duration=12.0, save_every=0.1, initial="zero", system=amplifier)
+    conditional_simulate([{"mode": "a", "efficiency": eta}], trajectories=2, **watch)  # compile / load
+    t0 = time.perf_counter()
+    conditional_simulate([{"mode": "a", "efficiency": eta}], trajectories=200, **watch)
+    sde_s = (time.perf_counter() - t0) / 200
+    out.update(qutip_s_per_trajectory=qutip_s, sde_com_s_per_trajectory=sde_s, qutip_over_sde_com=qutip_s / sde_s)
+    return out

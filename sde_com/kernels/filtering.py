@@ -3,7 +3,7 @@ estimate, step by step (``physics.measurement.record_step`` and ``filter_gains``
 array functions, no validation."""
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from sde_com.random.normals import INITIAL_STREAM, sample_gaussian, standard_normals
 
@@ -62,10 +62,10 @@ def _whitened(Wn, nu, prev, innovation, first_step):
 
 
 @njit(cache=True)
-def _advance(Phi, Kn, x, u, z, nu):
-    """(Φ x̂ + K_n ν, Φ u + w): the estimate and the state one step on (w: the first d entries of z)."""
+def _advance(Phi, Kn, x, u, z, nu, x_new, u_new):
+    """x_new = Φ x̂ + K_n ν, u_new = Φ u + w: the estimate and the state one step on (w: the first d entries of
+    z), into buffers (no allocation per step)."""
     d, m = Phi.shape[0], nu.shape[0]
-    x_new, u_new = np.empty(d), np.empty(d)
     for r in range(d):
         a, b = 0.0, z[r]
         for c in range(d):
@@ -74,25 +74,22 @@ def _advance(Phi, Kn, x, u, z, nu):
         for j in range(m):
             a += Kn[r, j] * nu[j]
         x_new[r], u_new[r] = a, b
-    return x_new, u_new
+
+
+CHUNKS = 16  # trajectories are split into this many chunks, run in parallel and summed in order: the same
+# sums (bitwise) whatever the number of threads
 
 
 @njit(cache=True)
-def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, save_stride, n_traced,
-                      err_sum, err_sq, innovation, trace, estimate, record):
-    """Trajectories first .. first + n_traj − 1: u₀ = V0_factor z (initial stream), x̂₀ = 0; each step draws
-    the joint noise L ξ (ξ: the step's d + m normals of the stepping stream), records ΔY = H u + e, updates
-    x̂ ← Φ x̂ + K_n (ΔY − H x̂) and u ← Φ u + w. Adds, at every save_stride-th step (and the last), the
-    estimation error's e eᵀ to err_sum and (e eᵀ)² to err_sq (n_snap, d, d); the whitened innovations
-    ν̃ = W_n ν to innovation (m, 3): Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1}. The first n_traced trajectories write u and x̂
-    at the saved steps (trace, estimate) and ΔY summed over each save interval (record: n_snap − 1 rows)."""
+def _trajectories(seed, first, lo, hi, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum, err_sq, innovation,
+                  trace, estimate, record):
+    """Trajectories first + lo .. first + hi − 1 of ``conditional_block``, one after another."""
     d, m = Phi.shape[0], H.shape[0]
     n_steps = K.shape[0]
     last = err_sum.shape[0] - 1
-    u0 = sample_gaussian(V0_factor, seed, first, n_traj, INITIAL_STREAM)
-    for i in range(n_traj):
+    for i in range(lo, hi):
         xi = standard_normals(seed, first + i, n_steps * (d + m))
-        u, x = u0[i].copy(), np.zeros(d)
+        u, x, u_next, x_next = u0[i].copy(), np.zeros(d), np.empty(d), np.empty(d)
         prev, acc, nu, z = np.zeros(m), np.zeros(m), np.zeros(m), np.empty(d + m)
         for n in range(n_steps + 1):
             if n % save_stride == 0 or n == n_steps:
@@ -107,7 +104,33 @@ def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, save_stri
             _noise(L, xi, n * (d + m), z)
             _record(H, u, x, z, nu, acc)
             _whitened(W[n], nu, prev, innovation, n == 0)
-            x, u = _advance(Phi, K[n], x, u, z, nu)
+            _advance(Phi, K[n], x, u, z, nu, x_next, u_next)
+            x, x_next, u, u_next = x_next, x, u_next, u
+
+
+@njit(cache=True, parallel=True)
+def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, save_stride, n_traced,
+                      err_sum, err_sq, innovation, trace, estimate, record):
+    """Trajectories first .. first + n_traj − 1: u₀ = V0_factor z (initial stream), x̂₀ = 0; each step draws
+    the joint noise L ξ (ξ: the step's d + m normals of the stepping stream), records ΔY = H u + e, updates
+    x̂ ← Φ x̂ + K_n (ΔY − H x̂) and u ← Φ u + w. Adds, at every save_stride-th step (and the last), the
+    estimation error's e eᵀ to err_sum and (e eᵀ)² to err_sq (n_snap, d, d); the whitened innovations
+    ν̃ = W_n ν to innovation (m, 3): Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1}. The first n_traced trajectories write u and x̂
+    at the saved steps (trace, estimate) and ΔY summed over each save interval (record: n_snap − 1 rows).
+    In CHUNKS chunks of trajectories in parallel, their sums added in chunk order."""
+    chunks = min(CHUNKS, n_traj)
+    u0 = sample_gaussian(V0_factor, seed, first, n_traj, INITIAL_STREAM)
+    n_snap, d, m = err_sum.shape[0], err_sum.shape[1], innovation.shape[0]
+    sums = np.zeros((chunks, n_snap, d, d))
+    squares = np.zeros((chunks, n_snap, d, d))
+    innovations = np.zeros((chunks, m, 3))
+    for c in prange(chunks):
+        _trajectories(seed, first, c * n_traj // chunks, (c + 1) * n_traj // chunks, u0, Phi, H, L, K, W,
+                      save_stride, n_traced, sums[c], squares[c], innovations[c], trace, estimate, record)
+    for c in range(chunks):
+        err_sum += sums[c]
+        err_sq += squares[c]
+        innovation += innovations[c]
 
 
 @njit(cache=True)

@@ -165,11 +165,13 @@ _VARIABLE_LIST = [
     _v("homodyne", ("trajectory", _T), "homodyne record of the output field at the local-oscillator phase θ",
        "Bin average of X_θ,out = cos θ X_out + sin θ Y_out (mode and theta in the global attributes); white "
        "vacuum noise has variance 1/(2 ω_m dt)."),
-    _v("spectrum_welch", ("omega",), "output spectrum S_θ(ω) estimated from the homodyne records",
-       "Welch, two-sided, symmetrized; shot noise 1/2."),
+    _v("spectrum_welch", ("omega",), "output spectral density S_θ(ω) estimated from the homodyne records, per "
+       "unit ω/ω_ref (shot noise 1/2)", "Welch, two-sided, symmetrized: ∫ S dω/2π (ω in units of ω_ref) is the "
+       "record's variance; shot noise 1/2. A run warns where it disagrees with spectrum_analytic beyond its error "
+       "bars, naming the likely cause."),
     _v("spectrum_welch_err", ("omega",), "standard error of spectrum_welch", "Spread over trajectories."),
-    _v("spectrum_analytic", ("omega",), "output spectrum S_θ(ω) of the linear model",
-       "Transfer function of the drift matrix A."),
+    _v("spectrum_analytic", ("omega",), "output spectral density S_θ(ω) of the linear model, per unit ω/ω_ref "
+       "(shot noise 1/2)", "Transfer function of the drift matrix A."),
     _v("filtered_logneg", ("bandwidth",), "E_N of the mechanics and the filtered output mode",
        "Filter of bandwidth 1/τ at filter_center (global attribute; units of ω_ref), Genes et al. 2008. For a "
        "system: E_N of the filtered output of `mode` and the mode `partner` (global attributes)."),
