@@ -5,107 +5,163 @@ array functions, no validation."""
 import numpy as np
 from numba import njit, prange
 
-from sde_com.random.normals import INITIAL_STREAM, sample_gaussian, standard_normals
-
-
-@njit(cache=True)
-def _save(u, x, s, err_sum, err_sq):
-    """Add the estimation error's e eᵀ and (e eᵀ)² (e = u − x̂) at saved time s."""
-    d = u.shape[0]
-    for r in range(d):
-        e_r = u[r] - x[r]
-        for c in range(d):
-            p = e_r * (u[c] - x[c])
-            err_sum[s, r, c] += p
-            err_sq[s, r, c] += p * p
-
-
-@njit(cache=True)
-def _noise(L, xi, base, z):
-    """z = L ξ of the step's normals ξ = xi[base:base + len(z)], summed in a fixed order (no BLAS: the same bits
-    on any CPU)."""
-    for r in range(z.shape[0]):
-        v = 0.0
-        for c in range(z.shape[0]):
-            v += L[r, c] * xi[base + c]
-        z[r] = v
-
-
-@njit(cache=True)
-def _record(H, u, x, z, nu, acc):
-    """The step's record ΔY = H u + e (e: the last m entries of the joint noise z), added to acc; its
-    innovation ν = ΔY − H x̂ into nu."""
-    d, m = u.shape[0], H.shape[0]
-    for j in range(m):
-        y = z[d + j]
-        hx = 0.0
-        for c in range(d):
-            y += H[j, c] * u[c]
-            hx += H[j, c] * x[c]
-        acc[j] += y
-        nu[j] = y - hx
-
-
-@njit(cache=True)
-def _whitened(Wn, nu, prev, innovation, first_step):
-    """Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1} of the whitened innovation ν̃ = W_n ν."""
-    m = nu.shape[0]
-    for j in range(m):
-        w = 0.0
-        for k in range(m):
-            w += Wn[j, k] * nu[k]
-        innovation[j, 0] += w
-        innovation[j, 1] += w * w
-        if not first_step:
-            innovation[j, 2] += w * prev[j]
-        prev[j] = w
-
-
-@njit(cache=True)
-def _advance(Phi, Kn, x, u, z, nu, x_new, u_new):
-    """x_new = Φ x̂ + K_n ν, u_new = Φ u + w: the estimate and the state one step on (w: the first d entries of
-    z), into buffers (no allocation per step)."""
-    d, m = Phi.shape[0], nu.shape[0]
-    for r in range(d):
-        a, b = 0.0, z[r]
-        for c in range(d):
-            a += Phi[r, c] * x[c]
-            b += Phi[r, c] * u[c]
-        for j in range(m):
-            a += Kn[r, j] * nu[j]
-        x_new[r], u_new[r] = a, b
-
+from sde_com.random.normals import INITIAL_STREAM, STEP_STREAM_ID, _zig_fast, _zig_slow, sample_gaussian
+from sde_com.random.philox import split64, xoshiro_next, xoshiro_seed
 
 CHUNKS = 16  # trajectories are split into this many chunks, run in parallel and summed in order: the same
 # sums (bitwise) whatever the number of threads
+LANES = 16  # trajectories stepped in lockstep, innermost in every loop (SIMD across trajectories; measured: 8
+# lanes 2.4x the exact stepper's cost per trajectory-step, 16 lanes 1.6x, 32 lanes 1.5x)
+BLOCK_STEPS = 512  # steps whose normals are drawn at a time (the stream continues: the same normals as drawn whole)
+
+
+@njit(cache=True)
+def _stream(seed, trajectory):
+    """The stepping stream's state of one trajectory: xoshiro256++ words s0..s3 (``random.philox``)."""
+    s0, s1, s2, s3 = xoshiro_seed(seed, trajectory, STEP_STREAM_ID)
+    return np.array([s0, s1, s2, s3], dtype=np.uint64)
+
+
+@njit(cache=True)
+def _draw(state, seed, trajectory, m, out):
+    """Normals m .. m + len(out) − 1 of the trajectory's stepping stream into out, continuing from ``state``
+    (which it advances): the normals ``random.normals.fill_normals`` gives, without re-walking the stream."""
+    k0, k1 = split64(seed)
+    t0, t1 = split64(trajectory)
+    tag = np.uint64(STEP_STREAM_ID)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for i in range(out.shape[0]):
+        word, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
+        z, ok = _zig_fast(word)
+        if not ok:
+            z = _zig_slow(word, k0, k1, t0, t1, tag, m + i)
+        out[i] = z
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
 @njit(cache=True)
 def _trajectories(seed, first, lo, hi, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum, err_sq, innovation,
                   trace, estimate, record):
-    """Trajectories first + lo .. first + hi − 1 of ``conditional_block``, one after another."""
+    """Trajectories first + lo .. first + hi − 1 of ``conditional_block``, LANES at a time in lockstep."""
+    for g in range(lo, hi, LANES):
+        _lanes(seed, first, g, min(g + LANES, hi) - g, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum,
+               err_sq, innovation, trace, estimate, record)
+
+
+@njit(cache=True)
+def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum, err_sq, innovation, trace,
+           estimate, record):
+    """Trajectories first + g .. first + g + nb − 1 stepped together: every array is (quantity, lane)."""
     d, m = Phi.shape[0], H.shape[0]
     n_steps = K.shape[0]
-    last = err_sum.shape[0] - 1
-    for i in range(lo, hi):
-        xi = standard_normals(seed, first + i, n_steps * (d + m))
-        u, x, u_next, x_next = u0[i].copy(), np.zeros(d), np.empty(d), np.empty(d)
-        prev, acc, nu, z = np.zeros(m), np.zeros(m), np.zeros(m), np.empty(d + m)
-        for n in range(n_steps + 1):
-            if n % save_stride == 0 or n == n_steps:
-                s = n // save_stride if n % save_stride == 0 else last
-                _save(u, x, s, err_sum, err_sq)
-                if i < n_traced:
-                    trace[i, s], estimate[i, s] = u, x
-                    if s > 0:
-                        record[i, s - 1], acc[:] = acc, 0.0
-            if n == n_steps:
-                break
-            _noise(L, xi, n * (d + m), z)
-            _record(H, u, x, z, nu, acc)
-            _whitened(W[n], nu, prev, innovation, n == 0)
-            _advance(Phi, K[n], x, u, z, nu, x_next, u_next)
-            x, x_next, u, u_next = x_next, x, u_next, u
+    k = d + m
+    xi, column = np.empty((BLOCK_STEPS * k, nb)), np.empty(BLOCK_STEPS * k)
+    streams = np.empty((nb, 4), dtype=np.uint64)
+    u, x, un, xn = np.empty((d, nb)), np.zeros((d, nb)), np.empty((d, nb)), np.empty((d, nb))
+    for b in range(nb):
+        streams[b] = _stream(seed, first + g + b)
+        u[:, b] = u0[g + b]
+    z, nu, acc, prev = np.empty((k, nb)), np.empty((m, nb)), np.zeros((m, nb)), np.zeros((m, nb))
+    for n in range(n_steps + 1):
+        if n % save_stride == 0 or n == n_steps:
+            s = n // save_stride if n % save_stride == 0 else err_sum.shape[0] - 1
+            _save_lanes(u, x, s, g, n_traced, acc, err_sum, err_sq, trace, estimate, record)
+        if n == n_steps:
+            break
+        if n % BLOCK_STEPS == 0:  # the next block's normals, lane by lane
+            for b in range(nb):
+                _draw(streams[b], seed, first + g + b, n * k, column)
+                xi[:, b] = column
+        _noise_lanes(L, xi, (n % BLOCK_STEPS) * k, z)
+        _record_lanes(H, u, x, z, nu, acc)
+        _whiten_lanes(W[n], nu, prev, innovation, n > 0)
+        _advance_lanes(Phi, K[n], x, u, z, nu, xn, un)
+        x, xn, u, un = xn, x, un, u
+
+
+@njit(cache=True)
+def _save_lanes(u, x, s, g, n_traced, acc, err_sum, err_sq, trace, estimate, record):
+    """At saved time s: every lane's e eᵀ and (e eᵀ)² (e = u − x̂) added; the traced lanes' u, x̂ and the record
+    summed since the last save written; the record's running sums reset."""
+    d, nb = u.shape
+    for r in range(d):
+        for c in range(d):
+            t1, t2 = 0.0, 0.0
+            for b in range(nb):
+                p = (u[r, b] - x[r, b]) * (u[c, b] - x[c, b])
+                t1 += p
+                t2 += p * p
+            err_sum[s, r, c] += t1
+            err_sq[s, r, c] += t2
+    for b in range(min(nb, n_traced - g)):
+        trace[g + b, s], estimate[g + b, s] = u[:, b], x[:, b]
+        if s > 0:
+            record[g + b, s - 1] = acc[:, b]
+    acc[:] = 0.0
+
+
+@njit(cache=True)
+def _noise_lanes(L, xi, base, z):
+    """z = L ξ of the step's normals, summed in a fixed order (no BLAS: the same bits on any CPU)."""
+    k, nb = z.shape
+    z[:] = 0.0
+    for r in range(k):
+        for c in range(k):
+            lc = L[r, c]
+            for b in range(nb):
+                z[r, b] += lc * xi[base + c, b]
+
+
+@njit(cache=True)
+def _record_lanes(H, u, x, z, nu, acc):
+    """The step's record ΔY = H u + e (e: the last m rows of z), added to acc; its innovation ν = ΔY − H x̂."""
+    m, d = H.shape
+    nb = u.shape[1]
+    for j in range(m):
+        for b in range(nb):
+            nu[j, b] = z[d + j, b]
+            acc[j, b] += z[d + j, b]
+        for c in range(d):
+            hc = H[j, c]
+            for b in range(nb):
+                acc[j, b] += hc * u[c, b]
+                nu[j, b] += hc * (u[c, b] - x[c, b])
+
+
+@njit(cache=True)
+def _whiten_lanes(Wn, nu, prev, innovation, lagged):
+    """Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1} (``lagged``: after the first step) of the whitened innovations ν̃ = W_n ν."""
+    m, nb = nu.shape
+    for j in range(m):
+        for b in range(nb):
+            w = 0.0
+            for q in range(m):
+                w += Wn[j, q] * nu[q, b]
+            innovation[j, 0] += w
+            innovation[j, 1] += w * w
+            if lagged:
+                innovation[j, 2] += w * prev[j, b]
+            prev[j, b] = w
+
+
+@njit(cache=True)
+def _advance_lanes(Phi, Kn, x, u, z, nu, xn, un):
+    """xn = Φ x̂ + K_n ν, un = Φ u + w (w: the first d rows of z)."""
+    d, nb = x.shape
+    m = nu.shape[0]
+    for r in range(d):
+        for b in range(nb):
+            xn[r, b] = 0.0
+            un[r, b] = z[r, b]
+        for c in range(d):
+            pc = Phi[r, c]
+            for b in range(nb):
+                xn[r, b] += pc * x[c, b]
+                un[r, b] += pc * u[c, b]
+        for j in range(m):
+            kj = Kn[r, j]
+            for b in range(nb):
+                xn[r, b] += kj * nu[j, b]
 
 
 @njit(cache=True, parallel=True)
