@@ -38,6 +38,7 @@ from sde_com.results.conditional import conditional_steady_sweep
 from sde_com.results.sweep import fast_chain, parameter_grid, steady_sweep, sweep_block
 from sde_com.runs.estimate import SECONDS_PER_POINT_CONDITIONAL, Estimate, ensemble_cost, steady_cost
 from sde_com.runs.mergers import (
+    ConditionalMerger,
     Merger,
     SimulationMerger,
     SweepMerger,
@@ -292,6 +293,14 @@ class SweepKind(RunKind):
         return f"sweep points {unit.start}..{unit.stop - 1}"
 
 
+@dataclass(frozen=True)
+class ConditionalUnit:
+    """A block of conditional trajectories: first .. first + n − 1."""
+
+    first: int
+    n: int
+
+
 class ConditionalKind(RunKind):
     """Continuous measurement ([[measure]]) of any system with output ports. Without [simulate]: the conditional
     steady state over the [model] grid, point by point, beside the steady state (``results.conditional``). With
@@ -365,15 +374,55 @@ class ConditionalKind(RunKind):
         measures = list(scenario.tables["measure"])
         sim = scenario.simulation
         if sim is None:
-            ds = conditional_steady_sweep(scenario.parameters, measures)
-        else:
-            from sde_com.simulation.conditional import conditional_simulate
+            return conditional_steady_sweep(scenario.parameters, measures).assign_attrs(measure=json.dumps(measures))
+        from sde_com.simulation.conditional import conditional_simulate
 
-            ds = conditional_simulate(measures, dt=sim.dt, duration=sim.duration, trajectories=sim.trajectories,
-                                      seed=sim.seed, initial=sim.initial, save_every=sim.save_every,
-                                      traces=sim.traces, system=scenario.system, **dict(scenario.parameters))
-            ds.attrs["simulation"] = json.dumps(settings_to_dict(sim))
+        ds = conditional_simulate(measures, dt=sim.dt, duration=sim.duration, trajectories=sim.trajectories,
+                                  seed=sim.seed, initial=sim.initial, save_every=sim.save_every, traces=sim.traces,
+                                  system=scenario.system, **dict(scenario.parameters))
+        ds.attrs["simulation"] = json.dumps(settings_to_dict(sim))
         return ds.assign_attrs(measure=json.dumps(measures))
+
+    # with [simulate]: blocks of trajectories, units of work (Dask, resume), added in order by ConditionalMerger
+    def plan(self, scenario):
+        sim = scenario.simulation
+        if sim is None:
+            return [WholeRun()]
+        from sde_com.simulation.conditional import UNIT_TRAJECTORIES
+
+        self._model(scenario)  # bad settings fail here, before any work
+        return [ConditionalUnit(f, min(UNIT_TRAJECTORIES, sim.trajectories - f))
+                for f in range(0, sim.trajectories, UNIT_TRAJECTORIES)]
+
+    def _model(self, scenario) -> dict:
+        from sde_com.simulation.conditional import prepare_conditional
+
+        sim = scenario.simulation
+        return prepare_conditional(list(scenario.tables["measure"]), scenario.system, dict(scenario.parameters),
+                                   dt=sim.dt, duration=sim.duration, initial=sim.initial, save_every=sim.save_every)
+
+    def models(self, scenario, units):
+        if scenario.simulation is None:
+            return [None] * len(units)
+        model = self._model(scenario)
+        return [model] * len(units)
+
+    def run_unit(self, scenario, unit, model=None):
+        if not isinstance(unit, ConditionalUnit):
+            return super().run_unit(scenario, unit, model)
+        from sde_com.simulation.conditional import run_conditional_unit
+
+        return run_conditional_unit(model, scenario.simulation.seed, unit.first, unit.n, scenario.simulation.traces)
+
+    def merger(self, scenario, units, models, folder, state):
+        if units and isinstance(units[0], ConditionalUnit):
+            return ConditionalMerger(scenario, units, models[0], state)
+        return super().merger(scenario, units, models, folder, state)
+
+    def describe(self, scenario, unit):
+        if isinstance(unit, ConditionalUnit):
+            return f"conditional trajectories {unit.first}..{unit.first + unit.n - 1}"
+        return super().describe(scenario, unit)
 
 
 def _check_conditional_simulation(sim, dt_study, params) -> None:

@@ -42,6 +42,7 @@ from sde_com.simulation.simulate import (
     point_accumulator,
     point_estimates,
     prepare_simulation,
+    settings_to_dict,
     time_coordinate,
     trace_coordinates,
 )
@@ -363,3 +364,48 @@ class SimulationMerger(Merger):
     def abort(self):
         if self.stream is not None:
             self.stream.abort()
+
+
+class ConditionalMerger(Merger):
+    """The merge of a conditional run's units (blocks of trajectories, ``simulation.conditional``): each unit's
+    sums kept apart and added in unit order when the run finishes, so that the output is the same bits however
+    the units ran (threads, Dask workers, a resume); traces placed by trajectory. A checkpoint keeps them all."""
+
+    def __init__(self, scenario, units: list, model: dict, state: dict | None):
+        super().__init__(len(units))
+        self.scenario, self.units, self.model = scenario, units, model
+        d, m, n_snap = model["Phi"].shape[0], model["H"].shape[0], model["saved"].size
+        traces = scenario.simulation.traces
+        self.parts = {"err_sum": np.zeros((len(units), n_snap, d, d)), "err_sq": np.zeros((len(units), n_snap, d, d)),
+                      "innovation": np.zeros((len(units), m, 3)), "trace": np.zeros((traces, n_snap, d)),
+                      "estimate": np.zeros((traces, n_snap, d)), "record": np.zeros((traces, n_snap - 1, m))}
+        if state is not None:
+            self.done = state["done"].astype(bool)
+            for k in self.parts:
+                self.parts[k] = np.array(state[k])
+
+    def add(self, index, result):
+        unit = self.units[index]
+        for k in ("err_sum", "err_sq", "innovation"):
+            self.parts[k][index] = result[k]
+        for k in ("trace", "estimate", "record"):
+            self.parts[k][unit.first:unit.first + result[k].shape[0]] = result[k]
+        self.done[index] = True
+
+    def state(self):
+        return {"done": self.done, **self.parts}
+
+    def tail(self, scenario):
+        from sde_com.simulation.conditional import conditional_dataset
+
+        sums = {k: self.parts[k][0].copy() for k in ("err_sum", "err_sq", "innovation")}
+        for i in range(1, len(self.units)):  # in unit order: the sums of conditional_simulate, bit for bit
+            for k in sums:
+                sums[k] = sums[k] + self.parts[k][i]
+        sums.update({k: self.parts[k] for k in ("trace", "estimate", "record")})
+        sim = scenario.simulation
+        ds = conditional_dataset(self.model, scenario.system, sim.trajectories, sums)
+        ds.attrs["seed"] = int(sim.seed)
+        ds.attrs["simulation"] = json.dumps(settings_to_dict(sim))
+        ds.attrs["measure"] = json.dumps(list(scenario.tables["measure"]))
+        return finish_dataset(scenario, ds)

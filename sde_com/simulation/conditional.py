@@ -62,6 +62,86 @@ def _check_times(dt: float, duration: float, save_every: float | None) -> tuple[
     return n_steps, stride
 
 
+UNIT_TRAJECTORIES = 256  # trajectories of one unit of work of a scenario's conditional run (Dask, resume)
+
+
+def prepare_conditional(measures: Sequence[Mapping], system: LinearSystem, params: Mapping, *, dt: float,
+                        duration: float, initial="steady", save_every: float | None = None, branch: int = 0) -> dict:
+    """Everything the units of a conditional run share (made once, on the client): the discretized system and
+    record (``record_step``), the filter's gains, whitening and covariance (``filter_gains``), the saved steps."""
+    n_steps, stride = _check_times(dt, duration, save_every)
+    model = _model(measures, system, params, float(dt), initial, branch)
+    Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
+    K, Om, P = filter_gains(Phi, H, Q, V0, n_steps)
+    W = np.array([np.linalg.inv(psd_sqrt(o)) for o in Om])  # whitening: Ω_n^(−1/2)
+    saved = np.unique(np.r_[np.arange(0, n_steps + 1, stride), n_steps])
+    return {**model, "K": K, "W": W, "P": P, "L": psd_sqrt(Q), "V0_factor": psd_sqrt(V0), "saved": saved,
+            "stride": stride, "n_steps": n_steps, "dt": float(dt)}
+
+
+def run_conditional_unit(model: dict, seed: int, first: int, n: int, traces: int) -> dict:
+    """Trajectories first .. first + n − 1 (``kernels.filtering.conditional_block``): their sums, and the
+    trace, estimate and record of those among the first ``traces`` of the run."""
+    from sde_com.kernels.filtering import conditional_block
+
+    d, m = model["Phi"].shape[0], model["H"].shape[0]
+    n_snap = model["saved"].size
+    traced = max(0, min(traces - first, n))
+    out = {"err_sum": np.zeros((n_snap, d, d)), "err_sq": np.zeros((n_snap, d, d)), "innovation": np.zeros((m, 3)),
+           "trace": np.zeros((traced, n_snap, d)), "estimate": np.zeros((traced, n_snap, d)),
+           "record": np.zeros((traced, n_snap - 1, m))}
+    conditional_block(np.int64(seed), np.int64(first), np.int64(n), model["Phi"], model["H"], model["L"],
+                      model["K"], model["W"], model["V0_factor"], np.int64(model["stride"]), np.int64(traced),
+                      out["err_sum"], out["err_sq"], out["innovation"], out["trace"], out["estimate"], out["record"])
+    return out
+
+
+def conditional_dataset(model: dict, system: LinearSystem, trajectories: int, sums: dict) -> xr.Dataset:
+    """The Dataset of a conditional run from its units' summed results (``run_conditional_unit``, added in unit
+    order; traces concatenated)."""
+    n, n_steps, saved, m = trajectories, model["n_steps"], model["saved"], model["H"].shape[0]
+    mean = sums["err_sum"] / n
+    err = np.sqrt(np.maximum(sums["err_sq"] / n - mean**2, 0.0) / (n - 1))
+    filt = model["P"][saved]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(err > 0, (mean - filt) / err, 0.0)
+    innovation, count = sums["innovation"], n * n_steps
+    var = innovation[:, 1] / count - (innovation[:, 0] / count) ** 2
+    lag1 = innovation[:, 2] / (n * (n_steps - 1)) if n_steps > 1 else np.full(m, np.nan)
+    quad, traces = list(system.quadratures), sums["trace"].shape[0]
+    data = {"cov_filter": (("time", "row", "col"), filt), "cov_error": (("time", "row", "col"), mean),
+            "cov_error_err": (("time", "row", "col"), err), "zscore_filter": (("time", "row", "col"), z),
+            "innovation_variance": ("channel", var),
+            "innovation_variance_err": ("channel", np.full(m, math.sqrt(2 / count))),
+            "innovation_lag1": ("channel", lag1),
+            "innovation_lag1_err": ("channel", np.full(m, 1 / math.sqrt(max(n * (n_steps - 1), 1))))}
+    if traces:
+        data |= {"trace": (("trajectory", "time", "quadrature"), sums["trace"]),
+                 "estimate": (("trajectory", "time", "quadrature"), sums["estimate"]),
+                 "record": (("trajectory", "interval", "channel"), sums["record"])}
+    chans = model["chans"]
+    ds = xr.Dataset(data, coords={
+        **time_coordinates(saved * model["dt"], model["omega_ref"]), "row": quad, "col": quad, "quadrature": quad,
+        "channel": np.arange(m, dtype=np.int32), "channel_mode": ("channel", [system.modes[c.mode] for c in chans]),
+        "channel_theta": ("channel", [c.theta for c in chans]),
+        "channel_efficiency": ("channel", [c.efficiency for c in chans]),
+        **({"trajectory": np.arange(traces, dtype=np.int32), "interval": np.arange(saved.size - 1, dtype=np.int32)}
+           if traces else {})})
+    set_time_reference(ds, model["omega_ref"])
+    ds = apply_catalogue(ds, title=f"sde_com conditional trajectories of {system.name}", system=system)
+    ds.attrs.update(dt=model["dt"], trajectories=int(trajectories), save_stride=int(model["stride"]))
+    return ds
+
+
+def add_unit(sums: dict | None, unit: dict) -> dict:
+    """Units' results added in order (sums) and their traces concatenated."""
+    if sums is None:
+        return {k: np.array(v) for k, v in unit.items()}
+    out = {k: sums[k] + unit[k] for k in ("err_sum", "err_sq", "innovation")}
+    out.update({k: np.concatenate([sums[k], unit[k]]) for k in ("trace", "estimate", "record")})
+    return out
+
+
 def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: float, trajectories: int,
                          seed: int = 0, initial="steady", save_every: float | None = None, traces: int = 0,
                          branch: int = 0, system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> xr.Dataset:
@@ -71,60 +151,21 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
     ``initial``: 'steady', 'thermal', 'zero' or a matrix). Times in 1/ω_ref. Writes ``cov_filter`` (the filter's
     P at the saved times), the ensemble's ``cov_error`` with its error and ``zscore_filter``, and the whitened
     innovations' variance and lag-1 autocorrelation with their errors; with ``traces`` ≥ 1, ``trace`` (u),
-    ``estimate`` (x̂) and ``record`` (ΔY summed over each save interval) of the first ``traces`` trajectories."""
-    from sde_com.kernels.filtering import conditional_block
-
+    ``estimate`` (x̂) and ``record`` (ΔY summed over each save interval) of the first ``traces`` trajectories.
+    Run in units of UNIT_TRAJECTORIES trajectories added in order, as a scenario's run is: the same bits."""
     system = as_system(system)
-    n_steps, stride = _check_times(dt, duration, save_every)
     if isinstance(trajectories, bool) or not isinstance(trajectories, int) or trajectories < 2:
         raise UserError(f"trajectories must be an integer >= 2 (the error bars need two), got {trajectories!r}")
     if isinstance(traces, bool) or not isinstance(traces, int) or not 0 <= traces <= trajectories:
         raise UserError(f"traces must be an integer from 0 to trajectories, got {traces!r}")
-    model = _model(measures, system, params, float(dt), initial, branch)
-    Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
-    d, m = Phi.shape[0], H.shape[0]
-    K, Om, P = filter_gains(Phi, H, Q, V0, n_steps)
-    W = np.array([np.linalg.inv(psd_sqrt(o)) for o in Om])  # whitening: Ω_n^(−1/2)
-    saved = np.unique(np.r_[np.arange(0, n_steps + 1, stride), n_steps])
-    n_snap = saved.size
-    err_sum, err_sq = np.zeros((n_snap, d, d)), np.zeros((n_snap, d, d))
-    innovation = np.zeros((m, 3))
-    trace, estimate = np.zeros((traces, n_snap, d)), np.zeros((traces, n_snap, d))
-    record = np.zeros((traces, n_snap - 1, m))
-    conditional_block(np.int64(seed), np.int64(0), np.int64(trajectories), Phi, H, psd_sqrt(Q), K, W,
-                      psd_sqrt(V0), np.int64(stride), np.int64(traces), err_sum, err_sq, innovation, trace, estimate,
-                      record)
-    n = trajectories
-    mean = err_sum / n
-    err = np.sqrt(np.maximum(err_sq / n - mean**2, 0.0) / (n - 1))
-    filt = P[saved]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(err > 0, (mean - filt) / err, 0.0)
-    count = n * n_steps
-    var = innovation[:, 1] / count - (innovation[:, 0] / count) ** 2
-    lag1 = innovation[:, 2] / (n * (n_steps - 1)) if n_steps > 1 else np.full(m, np.nan)
-    quad = list(system.quadratures)
-    data = {"cov_filter": (("time", "row", "col"), filt), "cov_error": (("time", "row", "col"), mean),
-            "cov_error_err": (("time", "row", "col"), err), "zscore_filter": (("time", "row", "col"), z),
-            "innovation_variance": ("channel", var),
-            "innovation_variance_err": ("channel", np.full(m, math.sqrt(2 / count))),
-            "innovation_lag1": ("channel", lag1),
-            "innovation_lag1_err": ("channel", np.full(m, 1 / math.sqrt(max(n * (n_steps - 1), 1))))}
-    if traces:
-        data |= {"trace": (("trajectory", "time", "quadrature"), trace),
-                 "estimate": (("trajectory", "time", "quadrature"), estimate),
-                 "record": (("trajectory", "interval", "channel"), record)}
-    chans = model["chans"]
-    ds = xr.Dataset(data, coords={
-        **time_coordinates(saved * dt, model["omega_ref"]), "row": quad, "col": quad, "quadrature": quad,
-        "channel": np.arange(m, dtype=np.int32), "channel_mode": ("channel", [system.modes[c.mode] for c in chans]),
-        "channel_theta": ("channel", [c.theta for c in chans]),
-        "channel_efficiency": ("channel", [c.efficiency for c in chans]),
-        **({"trajectory": np.arange(traces, dtype=np.int32), "interval": np.arange(n_snap - 1, dtype=np.int32)}
-           if traces else {})})
-    set_time_reference(ds, model["omega_ref"])
-    ds = apply_catalogue(ds, title=f"sde_com conditional trajectories of {system.name}", system=system)
-    ds.attrs.update(dt=float(dt), seed=int(seed), trajectories=int(trajectories), save_stride=int(stride))
+    model = prepare_conditional(measures, system, params, dt=dt, duration=duration, initial=initial,
+                                save_every=save_every, branch=branch)
+    sums = None
+    for first in range(0, trajectories, UNIT_TRAJECTORIES):
+        sums = add_unit(sums, run_conditional_unit(model, seed, first, min(UNIT_TRAJECTORIES, trajectories - first),
+                                                   traces))
+    ds = conditional_dataset(model, system, trajectories, sums)
+    ds.attrs["seed"] = int(seed)
     return ds
 
 
