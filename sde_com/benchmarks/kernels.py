@@ -253,7 +253,7 @@ def benchmark_conditional(n_traj: int = 1000, n_steps: int = 2000, repeat: int =
         acc = (np.zeros((2, d, d)), np.zeros((2, d, d)), np.zeros((m, 3)), np.zeros((0, 2, d)), np.zeros((0, 2, d)),
                np.zeros((0, 1, m)))
         conditional_block(np.int64(1), np.int64(0), np.int64(n), Phi, H, psd_sqrt(Q), K, W, psd_sqrt(V0),
-                          np.int64(n_steps), np.int64(0), *acc)
+                          np.int64(n_steps), np.int64(n_steps), np.int64(0), *acc)
 
     conditional(2)  # compile / load
     kernels.run_ensemble(F, L, u0[:2], 1, 0, 4, 0, no_snaps, 0, 1)

@@ -40,20 +40,20 @@ def _draw(state, seed, trajectory, m, out):
 
 
 @njit(cache=True)
-def _trajectories(seed, first, lo, hi, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum, err_sq, innovation,
-                  trace, estimate, record):
+def _trajectories(seed, first, lo, hi, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced, err_sum, err_sq,
+                  innovation, trace, estimate, record):
     """Trajectories first + lo .. first + hi − 1 of ``conditional_block``, LANES at a time in lockstep."""
     for g in range(lo, hi, LANES):
-        _lanes(seed, first, g, min(g + LANES, hi) - g, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum,
-               err_sq, innovation, trace, estimate, record)
+        _lanes(seed, first, g, min(g + LANES, hi) - g, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced,
+               err_sum, err_sq, innovation, trace, estimate, record)
 
 
 @njit(cache=True)
-def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, save_stride, n_traced, err_sum, err_sq, innovation, trace,
-           estimate, record):
+def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced, err_sum, err_sq, innovation,
+           trace, estimate, record):
     """Trajectories first + g .. first + g + nb − 1 stepped together: every array is (quantity, lane)."""
     d, m = Phi.shape[0], H.shape[0]
-    n_steps = K.shape[0]
+    settled = K.shape[0] - 1  # the gains of later steps are the last ones (``filter_gains``)
     k = d + m
     xi, column = np.empty((BLOCK_STEPS * k, nb)), np.empty(BLOCK_STEPS * k)
     streams = np.empty((nb, 4), dtype=np.uint64)
@@ -74,8 +74,8 @@ def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, save_stride, n_traced, err_s
                 xi[:, b] = column
         _noise_lanes(L, xi, (n % BLOCK_STEPS) * k, z)
         _record_lanes(H, u, x, z, nu, acc)
-        _whiten_lanes(W[n], nu, prev, innovation, n > 0)
-        _advance_lanes(Phi, K[n], x, u, z, nu, xn, un)
+        _whiten_lanes(W[min(n, settled)], nu, prev, innovation, n > 0)
+        _advance_lanes(Phi, K[min(n, settled)], x, u, z, nu, xn, un)
         x, xn, u, un = xn, x, un, u
 
 
@@ -165,7 +165,7 @@ def _advance_lanes(Phi, Kn, x, u, z, nu, xn, un):
 
 
 @njit(cache=True, parallel=True)
-def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, save_stride, n_traced,
+def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, n_steps, save_stride, n_traced,
                       err_sum, err_sq, innovation, trace, estimate, record):
     """Trajectories first .. first + n_traj − 1: u₀ = V0_factor z (initial stream), x̂₀ = 0; each step draws
     the joint noise L ξ (ξ: the step's d + m normals of the stepping stream), records ΔY = H u + e, updates
@@ -181,7 +181,7 @@ def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, save_stri
     squares = np.zeros((chunks, n_snap, d, d))
     innovations = np.zeros((chunks, m, 3))
     for c in prange(chunks):
-        _trajectories(seed, first, c * n_traj // chunks, (c + 1) * n_traj // chunks, u0, Phi, H, L, K, W,
+        _trajectories(seed, first, c * n_traj // chunks, (c + 1) * n_traj // chunks, u0, Phi, H, L, K, W, n_steps,
                       save_stride, n_traced, sums[c], squares[c], innovations[c], trace, estimate, record)
     for c in range(chunks):
         err_sum += sums[c]
@@ -195,6 +195,7 @@ def filter_record(Phi, H, K, records):
     (n_traj, n_steps + 1, d) and innovations ΔY_n − H x̂_n (n_traj, n_steps, m)."""
     n_traj, n_steps, m = records.shape
     d = Phi.shape[0]
+    settled = K.shape[0] - 1  # the gains of later steps are the last ones (``filter_gains``)
     est = np.zeros((n_traj, n_steps + 1, d))
     innov = np.empty((n_traj, n_steps, m))
     for i in range(n_traj):
@@ -213,7 +214,7 @@ def filter_record(Phi, H, K, records):
                 for c in range(d):
                     a += Phi[r, c] * x[c]
                 for j in range(m):
-                    a += K[n, r, j] * nu[j]
+                    a += K[min(n, settled), r, j] * nu[j]
                 x_new[r] = a
             x = x_new
             for r in range(d):

@@ -188,7 +188,10 @@ def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, 
     """The discrete Kalman filter of ``record_step``'s model (Eq. (M6)), started from the prior covariance P0:
     gains K_n = (Φ P_n Hᵀ + S) Ω_n⁻¹ with Ω_n = H P_n Hᵀ + R (the innovation's covariance), and
     P_{n+1} = Φ P_n Φᵀ + Q_w − K_n Ω_n K_nᵀ (P_n: the covariance of u_n − x̂_n, x̂_n the estimate of u_n from
-    ΔY_0 .. ΔY_{n−1}). Returns (K (n, d, m), Ω (n, m, m), P (n + 1, d, d)); exact for the scheme."""
+    ΔY_0 .. ΔY_{n−1}); exact for the scheme. Once P has settled (a step changes it by at most SETTLED of its
+    size: rounding) the gains are those of the last step for every later one, and the arrays stop there:
+    returns (K (k, d, m), Ω (k, m, m), P (k + 1, d, d)) with k ≤ n_steps; step n uses index min(n, k − 1)
+    (P: min(n, k)), so that a long run keeps k, not n_steps, of them."""
     d = Phi.shape[0]
     Qw, S, R = Q[:d, :d], Q[:d, d:], Q[d:, d:]
     m = R.shape[0]
@@ -199,4 +202,14 @@ def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, 
         gain = np.linalg.solve(omega.T, (Phi @ P[n] @ H.T + S).T).T
         nxt = Phi @ P[n] @ Phi.T + Qw - gain @ omega @ gain.T
         K[n], Om[n], P[n + 1] = gain, omega, 0.5 * (nxt + nxt.T)
+        if np.abs(P[n + 1] - P[n]).max() <= SETTLED * np.abs(P[n]).max():
+            return K[:n + 1].copy(), Om[:n + 1].copy(), P[:n + 2].copy()
     return K, Om, P
+
+
+SETTLED = 1e-14  # a step that changes the filter's P by at most this of its size: P has settled (rounding)
+
+
+def at_step(array: np.ndarray, steps) -> np.ndarray:
+    """``filter_gains``' arrays at steps ``steps`` (constant once settled: the last entry beyond them)."""
+    return array[np.minimum(np.asarray(steps), array.shape[0] - 1)]

@@ -18,7 +18,14 @@ import xarray as xr
 
 from sde_com.errors import UserError
 from sde_com.physics.linear import psd_sqrt
-from sde_com.physics.measurement import channels, check_measures, filter_gains, measurement_matrices, record_step
+from sde_com.physics.measurement import (
+    at_step,
+    channels,
+    check_measures,
+    filter_gains,
+    measurement_matrices,
+    record_step,
+)
 from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates
@@ -91,7 +98,8 @@ def run_conditional_unit(model: dict, seed: int, first: int, n: int, traces: int
            "trace": np.zeros((traced, n_snap, d)), "estimate": np.zeros((traced, n_snap, d)),
            "record": np.zeros((traced, n_snap - 1, m))}
     conditional_block(np.int64(seed), np.int64(first), np.int64(n), model["Phi"], model["H"], model["L"],
-                      model["K"], model["W"], model["V0_factor"], np.int64(model["stride"]), np.int64(traced),
+                      model["K"], model["W"], model["V0_factor"], np.int64(model["n_steps"]), np.int64(model["stride"]),
+                      np.int64(traced),
                       out["err_sum"], out["err_sq"], out["innovation"], out["trace"], out["estimate"], out["record"])
     return out
 
@@ -102,7 +110,7 @@ def conditional_dataset(model: dict, system: LinearSystem, trajectories: int, su
     n, n_steps, saved, m = trajectories, model["n_steps"], model["saved"], model["H"].shape[0]
     mean = sums["err_sum"] / n
     err = np.sqrt(np.maximum(sums["err_sq"] / n - mean**2, 0.0) / (n - 1))
-    filt = model["P"][saved]
+    filt = at_step(model["P"], saved)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(err > 0, (mean - filt) / err, 0.0)
     innovation, count = sums["innovation"], n * n_steps
@@ -189,6 +197,7 @@ def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="st
         raise UserError("record holds NaN or infinite values")
     flat = record.reshape(-1, *record.shape[-2:])
     K, _, P = filter_gains(Phi, H, Q, V0, flat.shape[1])
+    P = at_step(P, np.arange(flat.shape[1] + 1))
     estimate, innovation = filter_record(Phi, H, K, flat)
     lead = record.shape[:-2]
     return {"estimate": estimate.reshape(*lead, *estimate.shape[1:]), "cov_filter": P,
