@@ -340,14 +340,14 @@ def test_qutips_stochastic_master_equation_gives_the_riccati_conditional_varianc
 def test_the_conditional_stepper_draws_the_streams_normals_block_by_block():
     """Drawn in blocks that continue the stream, the normals are those of the stream drawn whole (bitwise): a
     run's trajectories do not depend on the block size."""
-    from sde_com.kernels.filtering import _draw, _stream
-    from sde_com.random.normals import standard_normals
+    from sde_com.kernels.filtering import _stream
+    from sde_com.random.normals import STEP_STREAM_ID, continue_normals, standard_normals
 
     whole = standard_normals(np.int64(9), np.int64(5), 3000)
     state, parts = _stream(np.int64(9), np.int64(5)), []
     for start in range(0, 3000, 700):
         out = np.empty(min(700, 3000 - start))
-        _draw(state, np.int64(9), np.int64(5), start, out)
+        continue_normals(state, np.int64(9), np.int64(5), STEP_STREAM_ID, start, out)
         parts.append(out)
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 

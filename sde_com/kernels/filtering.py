@@ -5,8 +5,8 @@ array functions, no validation."""
 import numpy as np
 from numba import njit, prange
 
-from sde_com.random.normals import INITIAL_STREAM, STEP_STREAM_ID, _zig_fast, _zig_slow, sample_gaussian
-from sde_com.random.philox import split64, xoshiro_next, xoshiro_seed
+from sde_com.random.normals import INITIAL_STREAM, STEP_STREAM_ID, continue_normals, sample_gaussian
+from sde_com.random.philox import xoshiro_seed
 
 CHUNKS = 16  # trajectories are split into this many chunks, run in parallel and summed in order: the same
 # sums (bitwise) whatever the number of threads
@@ -20,23 +20,6 @@ def _stream(seed, trajectory):
     """The stepping stream's state of one trajectory: xoshiro256++ words s0..s3 (``random.philox``)."""
     s0, s1, s2, s3 = xoshiro_seed(seed, trajectory, STEP_STREAM_ID)
     return np.array([s0, s1, s2, s3], dtype=np.uint64)
-
-
-@njit(cache=True)
-def _draw(state, seed, trajectory, m, out):
-    """Normals m .. m + len(out) − 1 of the trajectory's stepping stream into out, continuing from ``state``
-    (which it advances): the normals ``random.normals.fill_normals`` gives, without re-walking the stream."""
-    k0, k1 = split64(seed)
-    t0, t1 = split64(trajectory)
-    tag = np.uint64(STEP_STREAM_ID)
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    for i in range(out.shape[0]):
-        word, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
-        z, ok = _zig_fast(word)
-        if not ok:
-            z = _zig_slow(word, k0, k1, t0, t1, tag, m + i)
-        out[i] = z
-    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
 @njit(cache=True)
@@ -70,7 +53,7 @@ def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, n_steps, save_stride, n_trac
             break
         if n % BLOCK_STEPS == 0:  # the next block's normals, lane by lane
             for b in range(nb):
-                _draw(streams[b], seed, first + g + b, n * k, column)
+                continue_normals(streams[b], seed, first + g + b, STEP_STREAM_ID, n * k, column)
                 xi[:, b] = column
         _noise_lanes(L, xi, (n % BLOCK_STEPS) * k, z)
         _record_lanes(H, u, x, z, nu, acc)

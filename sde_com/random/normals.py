@@ -187,6 +187,16 @@ def fill_normals(seed, trajectory, first, stream_tag, out):
     s0, s1, s2, s3 = xoshiro_seed(seed, trajectory, stream_tag)
     for _ in range(first):
         _, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
+    state = np.array([s0, s1, s2, s3], dtype=np.uint64)
+    return continue_normals(state, seed, trajectory, stream_tag, first, out)
+
+
+@njit(cache=True)
+def continue_normals(state, seed, trajectory, stream_tag, first, out):
+    """Normals first .. first + len(out) − 1 of stream (seed, trajectory, stream_tag) into ``out``, from the
+    stream's xoshiro state at normal ``first`` (``state``: uint64[4], advanced past them): a stream drawn in
+    blocks without walking it again. Returns first + len(out)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     k0, k1 = split64(seed)
     t0, t1 = split64(trajectory)
     tag_word = np.uint64(stream_tag)
@@ -196,6 +206,7 @@ def fill_normals(seed, trajectory, first, stream_tag, out):
         if not ok:
             z = _zig_slow(word, k0, k1, t0, t1, tag_word, first + i)
         out[i] = z
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return first + out.shape[0]
 
 
