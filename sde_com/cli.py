@@ -183,7 +183,8 @@ def _plot(args) -> None:
     print(f"wrote {png}")
 
 
-MAX_RECORD_BYTES = 2**31  # a record file read whole into memory (the filter is not streamed yet)
+MAX_RECORD_BYTES = 256 * 2**20  # a record file is read whole, its estimate held 2N/channels times as large (the
+# filter is not streamed yet): 256 MiB of record keeps a 4-quadrature, 1-channel estimate at about 1 GiB
 
 
 def _filter(args) -> None:

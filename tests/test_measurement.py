@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 from conftest import assert_refused
 
 import sde_com
@@ -390,3 +391,60 @@ def test_conditional_runs_in_units_resume_to_the_same_bits(tmp_path):
     assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
     assert_identical_output(read_dataset(ref), read_dataset(out))
     assert read_dataset(out).trace.sizes["trajectory"] == 300
+
+
+def _record_file(n=2000, spacing=1.0e-10, jitter=0.0, units="s", values=None, time=None):
+    rng = np.random.default_rng(0)
+    t = np.arange(n + 1) * spacing
+    t = t + jitter * np.abs(t).max() * rng.uniform(-1, 1, t.size) if jitter else t
+    rec = rng.standard_normal((n, 1)) * 0.01 if values is None else values
+    return xr.Dataset({"record": (("interval", "channel"), rec)},
+                      coords={"time": ("time", t if time is None else time, {"units": units})})
+
+
+@pytest.mark.parametrize("records, message", [
+    (dict(jitter=1e-7), "not uniform"),
+    (dict(units="us"), r"time must be in seconds \(units = 's'\), got units 'us'"),
+    (dict(values=np.array([["a"]] * 2000)), "record must hold numbers"),
+    (dict(values=np.full((2000, 1), 1e305)), "overflow the filter"),
+    (dict(n=0, values=np.zeros((0, 1))), "at least two finite times"),
+])
+def test_a_record_file_the_filter_cannot_take_is_refused(records, message):
+    from sde_com.simulation.conditional import filter_record_file
+
+    with pytest.raises(sde_com.errors.UserError, match=message):
+        filter_record_file(_record_file(**records), [{"mode": "a"}], **TRAJ)
+
+
+def test_a_long_record_is_uniform_to_rounding():
+    """Times k·dt of a long record carry a few ulp of the largest time: still uniform (8 ulp of jitter here, more
+    than the 1e-9 relative spread of a 5e6-step record's differences)."""
+    from sde_com.simulation.conditional import filter_record_file
+
+    out = filter_record_file(_record_file(jitter=8 * np.finfo(float).eps), [{"mode": "a"}], **TRAJ)
+    assert out.estimate.shape == (2001, 4) and out.cov_filter.dims == ("filter_time", "row", "col")
+
+
+def test_the_filters_gains_are_not_frozen_while_an_entry_still_relaxes():
+    """A measured hot mode (n = 1e8) beside an unmeasured vacuum mode relaxing at 1e-3, from P = 0: per step its
+    P changes by ~1e-14 of the hot entry long before it has relaxed (0.495 at step 23000, 0.4998 at 40000). The
+    settling rule counts the distance to the fixed point (the change over 1 − ρ²), not the step: the kept P
+    agrees with the recursion run to the end."""
+    from sde_com.physics import measurement
+
+    A, D = np.diag([-1.0, -1.0, -1e-3, -1e-3]), np.diag([2e8, 2e8, 1e-3, 1e-3])
+    C, G = measurement_matrices([Channel(0, 0.0, 1.0)], [1.0], 2)
+    Phi, H, Q = measurement.record_step(A, D, C, G, 0.1)
+    kept = measurement.filter_gains(Phi, H, Q, np.zeros((4, 4)), 40000)[2]
+    settled = measurement._settled
+    try:
+        measurement._settled = lambda *args: False  # the full recursion
+        full = measurement.filter_gains(Phi, H, Q, np.zeros((4, 4)), 40000)[2]
+    finally:
+        measurement._settled = settled
+    np.testing.assert_allclose(measurement.at_step(kept, 40000), full[40000], rtol=1e-10, atol=1e-12)
+
+
+def test_a_conditional_run_too_large_is_refused_by_its_estimate(tmp_path, capsys):
+    assert_refused(tmp_path, capsys, WATCH.replace("trajectories = 4", "trajectories = 100000000000"),
+                   r"would need about .* available")

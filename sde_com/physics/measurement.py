@@ -188,8 +188,8 @@ def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, 
     """The discrete Kalman filter of ``record_step``'s model (Eq. (M6)), started from the prior covariance P0:
     gains K_n = (Φ P_n Hᵀ + S) Ω_n⁻¹ with Ω_n = H P_n Hᵀ + R (the innovation's covariance), and
     P_{n+1} = Φ P_n Φᵀ + Q_w − K_n Ω_n K_nᵀ (P_n: the covariance of u_n − x̂_n, x̂_n the estimate of u_n from
-    ΔY_0 .. ΔY_{n−1}); exact for the scheme. Once P has settled (a step changes it by at most SETTLED of its
-    size: rounding) the gains are those of the last step for every later one, and the arrays stop there:
+    ΔY_0 .. ΔY_{n−1}); exact for the scheme. Once P has settled (within SETTLED of its size of its fixed point:
+    rounding; ``_settled``) the gains are those of the last step for every later one, and the arrays stop there:
     returns (K (k, d, m), Ω (k, m, m), P (k + 1, d, d)) with k ≤ n_steps; step n uses index min(n, k − 1)
     (P: min(n, k)), so that a long run keeps k, not n_steps, of them."""
     d = Phi.shape[0]
@@ -202,12 +202,23 @@ def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, 
         gain = np.linalg.solve(omega.T, (Phi @ P[n] @ H.T + S).T).T
         nxt = Phi @ P[n] @ Phi.T + Qw - gain @ omega @ gain.T
         K[n], Om[n], P[n + 1] = gain, omega, 0.5 * (nxt + nxt.T)
-        if np.abs(P[n + 1] - P[n]).max() <= SETTLED * np.abs(P[n]).max():
+        if _settled(P[n], P[n + 1], Phi - gain @ H):
             return K[:n + 1].copy(), Om[:n + 1].copy(), P[:n + 2].copy()
     return K, Om, P
 
 
-SETTLED = 1e-14  # a step that changes the filter's P by at most this of its size: P has settled (rounding)
+def _settled(P: np.ndarray, nxt: np.ndarray, closed_loop: np.ndarray) -> bool:
+    """Whether P is within SETTLED of its fixed point: the distance is the step's change over 1 − ρ², ρ the
+    spectral radius of the filter's closed loop Φ − K H (the error of P contracts by ρ² a step), so a slowly
+    relaxing entry is not frozen by a small step."""
+    change, size = np.abs(nxt - P).max(), np.abs(P).max()
+    if change > 1e-9 * size:  # far from it: no eigenvalues needed
+        return False
+    rho = np.abs(np.linalg.eigvals(closed_loop)).max()
+    return rho < 1 and change / (1 - rho**2) <= SETTLED * size
+
+
+SETTLED = 1e-14  # the filter's P within this of its size of its fixed point: settled (rounding)
 
 
 def at_step(array: np.ndarray, steps) -> np.ndarray:

@@ -204,7 +204,8 @@ _VARIABLE_LIST = [
        "units where its white noise has variance ω_ref dt", "Eq. (M1) in the scaled time τ = ω_ref t: "
        "dY = 2√(ηκ/ω_ref)(cos θ x + sin θ p) dτ + dW, E[dW²] = dτ; interval k ends at time k + 1."),
     _v("cov_filter", (_T, *_M), "the Kalman filter's error covariance P(t) from the initial covariance",
-       "Eq. (M6), exact for the discretized record: the covariance of u − x̂ at each saved time."),
+       "Eq. (M6), exact for the discretized record: the covariance of u − x̂ at each saved time (in a filtered "
+       "record file: over filter_time, until it settles; constant after)."),
     _v("cov_error", (_T, *_M), "ensemble estimate of the estimation error's covariance ⟨(u − x̂)(u − x̂)ᵀ⟩",
        "Over the trajectories, at each saved time; against cov_filter in zscore_filter."),
     _v("cov_error_err", (_T, *_M), "standard error of cov_error", "From the spread of (u − x̂)(u − x̂)ᵀ over the "
@@ -256,6 +257,9 @@ _COORDINATE_LIST = [
        "A heterodyne detector's channels each take half of its efficiency."),
     _v("interval", ("interval",), "save interval of a record (interval k: from saved time k to k + 1)",
        "The record's ΔY is summed over each."),
+    _v("filter_time", ("filter_time",), "time of the filter's covariance, until it settles",
+       "The record's times up to the step where P reaches its fixed point (to rounding); P is constant after.",
+       units="s"),
 ]
 COORDINATES: dict[str, OutputVariable] = {c.name: c for c in _COORDINATE_LIST}
 

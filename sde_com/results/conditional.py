@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from sde_com.errors import NumericalError
 from sde_com.physics.gaussian import logneg, occupations, purity, squeezing_db
 from sde_com.physics.measurement import (
     channels,
@@ -63,9 +64,13 @@ def conditional_steady_sweep(grid: Grid, measures: Sequence[Mapping], store_cov:
         ports = system.output_ports(params)
         C, G = measurement_matrices(chans, [ports[system.modes[c.mode]] for c in chans], len(system.modes))
         for b, op in enumerate(points(system, params)):
-            if op.cov is None:
-                continue
-            V = conditional_covariance(op.drift, op.diffusion, C, G, scale=omega_ref)
+            try:  # an unstable branch may have a conditional state: the detectors can stabilise the filter
+                V = conditional_covariance(op.drift, op.diffusion, C, G, scale=omega_ref)
+            except NumericalError:
+                if op.cov is not None:
+                    raise  # a stable branch without one: refused, naming why
+                continue  # an unstable branch that no detector sees: NaN, as its steady state
+
             raw["cov_conditional"][k, b] = V
             raw["kalman_gain"][k, b] = kalman_gain(V, C / math.sqrt(omega_ref), G / math.sqrt(omega_ref))
             raw["logneg_conditional"][k, b] = [logneg(V, i, j) for i, j in pairs]

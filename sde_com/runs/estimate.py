@@ -132,6 +132,24 @@ def steady_cost(scenario, units, seconds_per_point: float | None = None) -> Esti
                     total, 0)
 
 
+CONDITIONAL_STEP_COST = 1.6  # a conditional trajectory-step against an exact one (`sde-com bench --only conditional`)
+
+
+def conditional_cost(scenario, units, n_snap: int, n_steps: int) -> Estimate:
+    """The cost of conditional trajectories (``ConditionalKind``): trajectory-steps at the exact stepper's rate
+    over CONDITIONAL_STEP_COST; memory for each unit's kept sums (2 n_snap d² floats), the traces, estimates
+    and records, and one unit's normals (its lanes' blocks); output the traced arrays and the per-time ones."""
+    s, d = scenario.simulation, scenario.system.dimension
+    m = sum(2 if x.get("scheme") == "heterodyne" else 1 for x in scenario.tables["measure"])
+    work = s.trajectories * n_steps
+    kept = 8 * len(units) * (2 * n_snap * d * d + 3 * m)
+    traced = 8 * s.traces * n_snap * (2 * d + m)
+    per_time = 8 * n_snap * 4 * d * d
+    return Estimate(len(units), work, "trajectory-steps",
+                    work * CONDITIONAL_STEP_COST / (STEPS_PER_SECOND_PER_THREAD * _threads()),
+                    BASE_BYTES + kept + 2 * traced + per_time + 64 * 2**20, traced + per_time, 0)
+
+
 def ensemble_cost(scenario, units) -> Estimate:
     """The cost of a run that simulates (``RunKind.cost``): its trajectory-steps, and the memory of its units,
     statistics and streamed traces (only the plan's length and, for a ``SimulationPlan``, its pairs and block

@@ -36,7 +36,13 @@ from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import default_variables, variables_of
 from sde_com.results.conditional import conditional_steady_sweep
 from sde_com.results.sweep import fast_chain, parameter_grid, steady_sweep, sweep_block
-from sde_com.runs.estimate import SECONDS_PER_POINT_CONDITIONAL, Estimate, ensemble_cost, steady_cost
+from sde_com.runs.estimate import (
+    SECONDS_PER_POINT_CONDITIONAL,
+    Estimate,
+    conditional_cost,
+    ensemble_cost,
+    steady_cost,
+)
 from sde_com.runs.mergers import (
     ConditionalMerger,
     Merger,
@@ -301,6 +307,23 @@ class ConditionalUnit:
     n: int
 
 
+class ConditionalPlan(Sequence):
+    """The units of a conditional run, blocks of ``size`` trajectories, made on demand (the cost estimate reads
+    only the length, so a run too large is refused before any unit exists)."""
+
+    def __init__(self, trajectories: int, size: int):
+        self.trajectories, self.size = trajectories, size
+
+    def __len__(self) -> int:
+        return -(-self.trajectories // self.size)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        first = range(0, self.trajectories, self.size)[i]
+        return ConditionalUnit(first, min(self.size, self.trajectories - first))
+
+
 class ConditionalKind(RunKind):
     """Continuous measurement ([[measure]]) of any system with output ports. Without [simulate]: the conditional
     steady state over the [model] grid, point by point, beside the steady state (``results.conditional``). With
@@ -363,7 +386,10 @@ class ConditionalKind(RunKind):
 
     def cost(self, scenario, units):
         if scenario.simulation is not None:
-            return ensemble_cost(scenario, units)
+            sim = scenario.simulation
+            n_steps = round(sim.duration / sim.dt)
+            stride = 1 if sim.save_every is None else max(1, round(sim.save_every / sim.dt))
+            return conditional_cost(scenario, units, n_steps // stride + 2, n_steps)
         return steady_cost(scenario, units, SECONDS_PER_POINT_CONDITIONAL)
 
     def kernel_modules(self, scenario):
@@ -391,8 +417,7 @@ class ConditionalKind(RunKind):
         from sde_com.simulation.conditional import UNIT_TRAJECTORIES
 
         self._model(scenario)  # bad settings fail here, before any work
-        return [ConditionalUnit(f, min(UNIT_TRAJECTORIES, sim.trajectories - f))
-                for f in range(0, sim.trajectories, UNIT_TRAJECTORIES)]
+        return ConditionalPlan(sim.trajectories, UNIT_TRAJECTORIES)
 
     def _model(self, scenario) -> dict:
         from sde_com.simulation.conditional import prepare_conditional

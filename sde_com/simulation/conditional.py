@@ -63,6 +63,9 @@ def _check_times(dt: float, duration: float, save_every: float | None) -> tuple[
     n_steps = round(duration / dt)
     if not 1 <= n_steps <= MAX_STEPS:
         raise UserError(f"duration/dt = {duration / dt:g} steps; at least 1 and at most {MAX_STEPS}")
+    if save_every is not None and (isinstance(save_every, bool) or not isinstance(save_every, (int, float))
+                                   or not math.isfinite(save_every)):
+        raise UserError(f"save_every must be a finite time (in 1/ω_ref), got {save_every!r}")
     stride = 1 if save_every is None else round(save_every / dt)
     if stride < 1:
         raise UserError(f"save_every must be at least dt, got {save_every!r}")
@@ -162,6 +165,8 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
     ``estimate`` (x̂) and ``record`` (ΔY summed over each save interval) of the first ``traces`` trajectories.
     Run in units of UNIT_TRAJECTORIES trajectories added in order, as a scenario's run is: the same bits."""
     system = as_system(system)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise UserError(f"seed must be an integer from 0 to 2**63 − 1, got {seed!r}")
     if isinstance(trajectories, bool) or not isinstance(trajectories, int) or trajectories < 2:
         raise UserError(f"trajectories must be an integer >= 2 (the error bars need two), got {trajectories!r}")
     if isinstance(traces, bool) or not isinstance(traces, int) or not 0 <= traces <= trajectories:
@@ -182,12 +187,20 @@ def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="st
     """The Kalman filter (Eq. (M6)) of ``system`` and its detectors over a given record: ``record`` (…, steps,
     channels) of ΔY per step dt (1/ω_ref) in the scaled time's normalisation (``conditional_simulate``'s record
     at save_every = dt). Returns ``estimate`` (…, steps + 1, 2N: x̂ before each step and after the last),
-    ``cov_filter`` (steps + 1, 2N, 2N) and ``innovation`` (…, steps, channels): (ΔY − H x̂)/√dt, of unit
-    variance per channel when the model is right (for dt small against the system's rates)."""
+    ``cov_filter`` (k + 1, 2N, 2N: the filter's P until it settles at step k ≤ steps, constant after) and
+    ``innovation`` (…, steps, channels): (ΔY − H x̂)/√dt, of unit variance per channel when the model is right
+    (for dt small against the system's rates)."""
     from sde_com.kernels.filtering import filter_record
 
     system = as_system(system)
-    record = np.asarray(record, dtype=float)
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+        raise UserError(f"dt must be a finite time > 0 (in 1/ω_ref), got {dt!r}")
+    record = np.asarray(record)
+    if record.dtype.kind not in "fiu":
+        raise UserError(f"record must hold numbers, got {record.dtype}")
+    record = record.astype(float)
+    if record.size == 0:
+        raise UserError(f"record has no samples (shape {record.shape})")
     model = _model(measures, system, params, float(dt), initial, branch)
     Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
     if record.ndim < 2 or record.shape[-1] != H.shape[0]:
@@ -197,8 +210,10 @@ def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="st
         raise UserError("record holds NaN or infinite values")
     flat = record.reshape(-1, *record.shape[-2:])
     K, _, P = filter_gains(Phi, H, Q, V0, flat.shape[1])
-    P = at_step(P, np.arange(flat.shape[1] + 1))
     estimate, innovation = filter_record(Phi, H, K, flat)
+    if not (np.all(np.isfinite(estimate)) and np.all(np.isfinite(innovation))):
+        raise UserError("the record's values overflow the filter (its estimate or innovations are not finite): "
+                        "check its normalisation (docs: records and their normalisation)")
     lead = record.shape[:-2]
     return {"estimate": estimate.reshape(*lead, *estimate.shape[1:]), "cov_filter": P,
             "innovation": innovation.reshape(*lead, *innovation.shape[1:]) / math.sqrt(dt)}
@@ -222,17 +237,24 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, init
                         f"channel), got {rec.dims}")
     if "time" not in records.coords:
         raise UserError("the record file has no 'time' coordinate (seconds)")
+    if records["time"].dtype.kind not in "fiu" or records["time"].attrs.get("units", "s") not in ("s", "seconds"):
+        raise UserError(f"the record file's time must be in seconds (units = 's'), got units "
+                        f"{records['time'].attrs.get('units', records['time'].encoding.get('units'))!r}")
     times = np.asarray(records["time"].values, dtype=float)
     if times.size < 2 or not np.all(np.isfinite(times)):
         raise UserError("the record file's time coordinate must hold at least two finite times")
-    steps = np.diff(times)
-    if not (steps.min() > 0 and np.allclose(steps, steps[0], rtol=1e-9, atol=0)):
+    spacing = (times[-1] - times[0]) / (times.size - 1)
+    # uniform to rounding: times written as k·dt (or (k·dt)/ω) carry errors of a few ulp of the largest time
+    slack = 1e-9 * abs(spacing) + 16 * np.finfo(float).eps * np.abs(times).max()
+    if not (spacing > 0 and np.abs(times - (times[0] + spacing * np.arange(times.size))).max() <= slack):
         raise UserError("the record file's time axis is not uniform (a Kalman filter of one step dt needs one)")
     expected = times.size - 1 if step == "interval" else times.size
     if rec.sizes[step] != expected:
         raise UserError(f"record has {rec.sizes[step]} {step} samples for {times.size} times")
+    if rec.dtype.kind not in "fiu":
+        raise UserError(f"record must hold numbers, got {rec.dtype}")
     omega_ref = system.reference_rate(system.resolve(params))
-    dt = float(steps[0]) * omega_ref
+    dt = float(spacing) * omega_ref
     values = np.asarray(rec.values, dtype=float)
     out = kalman_filter(values, dt, measures, initial=initial, branch=branch, system=system, **params)
     lead = ("trajectory",) if rec.ndim == 3 else ()
@@ -240,15 +262,20 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, init
     scaled = start + dt * np.arange(values.shape[-2] + 1)
     quad = list(system.quadratures)
     nu = out["innovation"]
+    settled = out["cov_filter"].shape[0]
     data = {"estimate": ((*lead, "time", "quadrature"), out["estimate"]),
-            "cov_filter": (("time", "row", "col"), out["cov_filter"]),
+            "cov_filter": (("filter_time", "row", "col"), out["cov_filter"]),
             "innovation": ((*lead, "interval", "channel"), out["innovation"]),
             "innovation_variance": ("channel", np.mean(out["innovation"] ** 2, axis=tuple(range(nu.ndim - 1)))),
             "innovation_variance_err": ("channel", np.full(nu.shape[-1], math.sqrt(2 / (nu.size / nu.shape[-1])))),
             "innovation_lag1": ("channel", np.mean(out["innovation"][..., 1:, :] * out["innovation"][..., :-1, :],
                                                    axis=tuple(range(nu.ndim - 1)))),
             "innovation_lag1_err": ("channel", np.full(nu.shape[-1], 1 / math.sqrt(nu.size / nu.shape[-1])))}
+    if not all(np.all(np.isfinite(v[1])) for v in data.values()):
+        raise UserError("the record's values overflow the filter's statistics (the innovations' variance is not "
+                        "finite): check its normalisation (docs: records and their normalisation)")
     ds = xr.Dataset(data, coords={**time_coordinates(scaled, omega_ref), "row": quad, "col": quad,
+                                  "filter_time": ("filter_time", scaled[:settled] / omega_ref),
                                   "quadrature": quad, "channel": np.arange(nu.shape[-1], dtype=np.int32),
                                   "interval": np.arange(values.shape[-2], dtype=np.int32),
                                   **({"trajectory": np.arange(values.shape[0], dtype=np.int32)} if lead else {})})
