@@ -394,7 +394,7 @@ def _traces(ds, spec, plt):
     for ax, (combo, q) in zip(axes, panels, strict=True):
         tr = _first(ds["trace"].isel(combo), ("trajectory", "time", "quadrature"))
         if "estimate" in ds:  # a watched trajectory: its state, the filter's estimate and its ±σ band
-            _watched(ax, xv, tr.sel(quadrature=q).isel(trajectory=0).values, ds, q)
+            _watched(ax, xv, tr.sel(quadrature=q).isel(trajectory=0).values, ds.isel(combo), q)
         else:
             for k in range(min(3, ds.sizes["trajectory"])):
                 ax.plot(xv, tr.sel(quadrature=q).isel(trajectory=k).values, lw=0.7, label=f"trajectory {k}")

@@ -302,7 +302,6 @@ def test_sde_com_filter_reproduces_the_runs_estimate_from_its_record_file(tmp_pa
 
 
 @pytest.mark.parametrize("change, message", [
-    (("detuning = 1.0", "detuning = [0.9, 1.0]"), r"runs one operating point"),
     (('method = "exact"', 'method = "em"'), r"needs method = 'exact'"),
     (("save_every = 0.01", "save_times = [1.0]\nburn_in = 1.0"), r"use save_every, not save_times"),
     (("traces = 3", "traces = 3\nburn_in = 1.0"), r"needs burn_in = 0"),
@@ -448,3 +447,25 @@ def test_the_filters_gains_are_not_frozen_while_an_entry_still_relaxes():
 def test_a_conditional_run_too_large_is_refused_by_its_estimate(tmp_path, capsys):
     assert_refused(tmp_path, capsys, WATCH.replace("trajectories = 4", "trajectories = 100000000000"),
                    r"would need about .* available")
+
+
+def test_conditional_trajectories_over_a_grid_are_each_points_own(tmp_path):
+    """[model] sweeps the detuning of a watched cavity: each point of the file is conditional_simulate's run at
+    that point (bitwise: the same units, added in the same order), and the file is CF-clean."""
+    from conftest import run_cli
+    from test_cf import assert_cf_clean
+
+    from sde_com.results.io import read_dataset
+    from sde_com.simulation.conditional import conditional_simulate
+
+    out = tmp_path / "grid.nc"
+    assert run_cli(tmp_path, WATCH.replace("detuning = 1.0", "detuning = [0.9, 1.0]"), out) == 0
+    ds = read_dataset(out)
+    assert ds.estimate.dims == ("detuning", "trajectory", "time", "quadrature")
+    for detuning in (0.9, 1.0):
+        alone = conditional_simulate([{"mode": "a", "efficiency": 0.8}], dt=0.01, duration=3.0, trajectories=4,
+                                     seed=2, initial="thermal", save_every=0.01, traces=3, system="single_cavity",
+                                     detuning=detuning, detuning_kind="effective")
+        for name in ("cov_filter", "cov_error", "estimate", "record", "innovation_variance"):
+            np.testing.assert_array_equal(ds[name].sel(detuning=detuning).values, alone[name].values)
+    assert_cf_clean(out)

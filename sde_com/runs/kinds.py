@@ -54,7 +54,7 @@ from sde_com.runs.mergers import (
 )
 from sde_com.runs.plotspec import RunOutline, estimate_figure, unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
-from sde_com.simulation.ensemble import reported_pairs
+from sde_com.simulation.ensemble import grid_points, reported_pairs
 from sde_com.simulation.simulate import (
     plan_units,
     point_model,
@@ -301,33 +301,37 @@ class SweepKind(RunKind):
 
 @dataclass(frozen=True)
 class ConditionalUnit:
-    """A block of conditional trajectories: first .. first + n − 1."""
+    """A block of conditional trajectories first .. first + n − 1 at flat grid point ``point``."""
 
     first: int
     n: int
+    point: int = 0
 
 
 class ConditionalPlan(Sequence):
-    """The units of a conditional run, blocks of ``size`` trajectories, made on demand (the cost estimate reads
-    only the length, so a run too large is refused before any unit exists)."""
+    """The units of a conditional run, blocks of ``size`` trajectories at each of ``points`` grid points (point
+    by point), made on demand (the cost estimate reads only the length, so a run too large is refused before
+    any unit exists)."""
 
-    def __init__(self, trajectories: int, size: int):
-        self.trajectories, self.size = trajectories, size
+    def __init__(self, trajectories: int, size: int, points: int = 1):
+        self.trajectories, self.size, self.points = trajectories, size, points
+        self.blocks = -(-trajectories // size)
 
     def __len__(self) -> int:
-        return -(-self.trajectories // self.size)
+        return self.points * self.blocks
 
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        first = range(0, self.trajectories, self.size)[i]
-        return ConditionalUnit(first, min(self.size, self.trajectories - first))
+        point, block = divmod(range(len(self))[i], self.blocks)
+        first = block * self.size
+        return ConditionalUnit(first, min(self.size, self.trajectories - first), point)
 
 
 class ConditionalKind(RunKind):
     """Continuous measurement ([[measure]]) of any system with output ports. Without [simulate]: the conditional
     steady state over the [model] grid, point by point, beside the steady state (``results.conditional``). With
-    [simulate] (one operating point, the exact scheme): conditional trajectories, the true state, the record and
+    [simulate] (the exact scheme, over the grid): conditional trajectories, the true state, the record and
     the Kalman filter's estimate (``simulation.conditional``), done whole."""
 
     name = "conditional"
@@ -370,7 +374,7 @@ class ConditionalKind(RunKind):
 
     def parse_table(self, table, simulation, dt_study, params, base=None):
         """The detectors: the schema's keys, each on a mode with an output port, those of one port within its
-        light; with [simulate], one operating point and the exact scheme (the record's discretization)."""
+        light; with [simulate], the exact scheme (the record's discretization)."""
         if table is None:
             return None
         measures = [{**defaults("measure"), **m} for m in check_table("measure", table)]
@@ -401,13 +405,12 @@ class ConditionalKind(RunKind):
         sim = scenario.simulation
         if sim is None:
             return conditional_steady_sweep(scenario.parameters, measures).assign_attrs(measure=json.dumps(measures))
-        from sde_com.simulation.conditional import conditional_simulate
-
-        ds = conditional_simulate(measures, dt=sim.dt, duration=sim.duration, trajectories=sim.trajectories,
-                                  seed=sim.seed, initial=sim.initial, save_every=sim.save_every, traces=sim.traces,
-                                  system=scenario.system, **dict(scenario.parameters))
-        ds.attrs["simulation"] = json.dumps(settings_to_dict(sim))
-        return ds.assign_attrs(measure=json.dumps(measures))
+        units = self.plan(scenario)  # in memory: the units one after another, merged as a run merges them
+        models = self.models(scenario, units)
+        merger = ConditionalMerger(scenario, units, models, None)
+        for i, unit in enumerate(units):
+            merger.add(i, self.run_unit(scenario, unit, models[i]))
+        return merger.dataset_of(scenario)
 
     # with [simulate]: blocks of trajectories, units of work (Dask, resume), added in order by ConditionalMerger
     def plan(self, scenario):
@@ -416,21 +419,27 @@ class ConditionalKind(RunKind):
             return [WholeRun()]
         from sde_com.simulation.conditional import UNIT_TRAJECTORIES
 
-        self._model(scenario)  # bad settings fail here, before any work
-        return ConditionalPlan(sim.trajectories, UNIT_TRAJECTORIES)
+        points = grid_points(scenario.system, scenario.parameters)
+        for p in points:  # bad settings and points fail here, before any work
+            self._model(scenario, p)
+        return ConditionalPlan(sim.trajectories, UNIT_TRAJECTORIES, len(points))
 
-    def _model(self, scenario) -> dict:
+    def _model(self, scenario, params: dict) -> dict:
         from sde_com.simulation.conditional import prepare_conditional
 
         sim = scenario.simulation
-        return prepare_conditional(list(scenario.tables["measure"]), scenario.system, dict(scenario.parameters),
-                                   dt=sim.dt, duration=sim.duration, initial=sim.initial, save_every=sim.save_every)
+        return prepare_conditional(list(scenario.tables["measure"]), scenario.system, params, dt=sim.dt,
+                                   duration=sim.duration, initial=sim.initial, save_every=sim.save_every)
 
     def models(self, scenario, units):
         if scenario.simulation is None:
             return [None] * len(units)
-        model = self._model(scenario)
-        return [model] * len(units)
+        points = grid_points(scenario.system, scenario.parameters)
+        made: dict[int, dict] = {}
+        for unit in units:
+            if unit.point not in made:
+                made[unit.point] = self._model(scenario, points[unit.point])
+        return [made[unit.point] for unit in units]
 
     def run_unit(self, scenario, unit, model=None):
         if not isinstance(unit, ConditionalUnit):
@@ -441,21 +450,18 @@ class ConditionalKind(RunKind):
 
     def merger(self, scenario, units, models, folder, state):
         if units and isinstance(units[0], ConditionalUnit):
-            return ConditionalMerger(scenario, units, models[0], state)
+            return ConditionalMerger(scenario, units, models, state)
         return super().merger(scenario, units, models, folder, state)
 
     def describe(self, scenario, unit):
         if isinstance(unit, ConditionalUnit):
-            return f"conditional trajectories {unit.first}..{unit.first + unit.n - 1}"
+            return f"conditional trajectories {unit.first}..{unit.first + unit.n - 1} at grid point {unit.point}"
         return super().describe(scenario, unit)
 
 
 def _check_conditional_simulation(sim, dt_study, params) -> None:
-    """What conditional trajectories take of [simulate]: one point, the exact scheme, no burn-in, snapshots by
-    save_every (the filter's start is the initial state's covariance)."""
-    if any(isinstance(v, list) for v in params.values()):
-        raise ScenarioError("[[measure]] with [simulate] runs one operating point: every [model] value must be a "
-                            "scalar")
+    """What conditional trajectories take of [simulate]: the exact scheme, no burn-in, snapshots by save_every
+    (the filter's start is the initial state's covariance)."""
     problems = [(dt_study is not None, "a single dt (no time-step study)"),
                 (sim.method != "exact", "method = 'exact' (the record is discretized exactly)"),
                 (sim.burn_in != 0, "burn_in = 0 (the filter starts with the initial state)"),

@@ -25,7 +25,7 @@ import xarray as xr
 
 from sde_com.errors import RunWarning
 from sde_com.physics.gaussian import LINEARIZATION_TOLERANCE, linearization_ratio
-from sde_com.results.catalogue import RECORDED, apply_catalogue
+from sde_com.results.catalogue import RECORDED, apply_catalogue, parameter_entry
 from sde_com.results.io import StreamedNetCDF, write_dataset
 from sde_com.results.sweep import (
     chain_variables,
@@ -367,18 +367,21 @@ class SimulationMerger(Merger):
 
 
 class ConditionalMerger(Merger):
-    """The merge of a conditional run's units (blocks of trajectories, ``simulation.conditional``): each unit's
-    sums kept apart and added in unit order when the run finishes, so that the output is the same bits however
-    the units ran (threads, Dask workers, a resume); traces placed by trajectory. A checkpoint keeps them all."""
+    """The merge of a conditional run's units (blocks of trajectories at each grid point,
+    ``simulation.conditional``): each unit's sums kept apart and added in unit order when the run finishes, so
+    that the output is the same bits however the units ran (threads, Dask workers, a resume); traces placed by
+    point and trajectory. A checkpoint keeps them all."""
 
-    def __init__(self, scenario, units: list, model: dict, state: dict | None):
+    def __init__(self, scenario, units, models: list, state: dict | None):
         super().__init__(len(units))
-        self.scenario, self.units, self.model = scenario, units, model
+        self.scenario, self.units, self.models = scenario, units, models
+        model = models[0]
         d, m, n_snap = model["Phi"].shape[0], model["H"].shape[0], model["saved"].size
-        traces = scenario.simulation.traces
+        traces, points = scenario.simulation.traces, units.points
         self.parts = {"err_sum": np.zeros((len(units), n_snap, d, d)), "err_sq": np.zeros((len(units), n_snap, d, d)),
-                      "innovation": np.zeros((len(units), m, 3)), "trace": np.zeros((traces, n_snap, d)),
-                      "estimate": np.zeros((traces, n_snap, d)), "record": np.zeros((traces, n_snap - 1, m))}
+                      "innovation": np.zeros((len(units), m, 3)), "trace": np.zeros((points, traces, n_snap, d)),
+                      "estimate": np.zeros((points, traces, n_snap, d)),
+                      "record": np.zeros((points, traces, n_snap - 1, m))}
         if state is not None:
             self.done = state["done"].astype(bool)
             for k in self.parts:
@@ -389,23 +392,43 @@ class ConditionalMerger(Merger):
         for k in ("err_sum", "err_sq", "innovation"):
             self.parts[k][index] = result[k]
         for k in ("trace", "estimate", "record"):
-            self.parts[k][unit.first:unit.first + result[k].shape[0]] = result[k]
+            self.parts[k][unit.point, unit.first:unit.first + result[k].shape[0]] = result[k]
         self.done[index] = True
 
     def state(self):
         return {"done": self.done, **self.parts}
 
-    def tail(self, scenario):
+    def dataset_of(self, scenario) -> xr.Dataset:
+        """The run's Dataset: each point's units added in order (``conditional_dataset``), the points on the
+        grid's swept dimensions."""
         from sde_com.simulation.conditional import conditional_dataset
 
-        sums = {k: self.parts[k][0].copy() for k in ("err_sum", "err_sq", "innovation")}
-        for i in range(1, len(self.units)):  # in unit order: the sums of conditional_simulate, bit for bit
-            for k in sums:
-                sums[k] = sums[k] + self.parts[k][i]
-        sums.update({k: self.parts[k] for k in ("trace", "estimate", "record")})
-        sim = scenario.simulation
-        ds = conditional_dataset(self.model, scenario.system, sim.trajectories, sums)
-        ds.attrs["seed"] = int(sim.seed)
-        ds.attrs["simulation"] = json.dumps(settings_to_dict(sim))
-        ds.attrs["measure"] = json.dumps(list(scenario.tables["measure"]))
-        return finish_dataset(scenario, ds)
+        sim, system, blocks = scenario.simulation, scenario.system, self.units.blocks
+        per_point = []
+        for point in range(self.units.points):
+            first = point * blocks
+            sums = {k: self.parts[k][first].copy() for k in ("err_sum", "err_sq", "innovation")}
+            for i in range(first + 1, first + blocks):  # in unit order: conditional_simulate's sums, bit for bit
+                for k in sums:
+                    sums[k] = sums[k] + self.parts[k][i]
+            sums.update({k: self.parts[k][point] for k in ("trace", "estimate", "record")})
+            per_point.append(conditional_dataset(self.models[first], system, sim.trajectories, sums))
+        ds = _on_grid(per_point, scenario)
+        ds.attrs.update(seed=int(sim.seed), simulation=json.dumps(settings_to_dict(sim)),
+                        measure=json.dumps(list(scenario.tables["measure"])))
+        return ds
+
+    def tail(self, scenario):
+        return finish_dataset(scenario, self.dataset_of(scenario))
+
+
+def _on_grid(per_point: list[xr.Dataset], scenario) -> xr.Dataset:
+    """Datasets of the flat grid points (C order) as one, over the swept parameters (none: the one point's)."""
+    values, dims, shape, _ = parameter_grid(scenario.parameters, scenario.system)
+    if not dims:
+        return per_point[0]
+    first = per_point[0]
+    data = {name: ((*dims, *var.dims), np.stack([p[name].values for p in per_point]).reshape((*shape, *var.shape)),
+                   var.attrs) for name, var in first.data_vars.items()}
+    ds = xr.Dataset(data, coords=first.coords, attrs=first.attrs)
+    return ds.assign_coords({d: (d, values[d], parameter_entry(scenario.system.parameters[d]).attrs) for d in dims})
