@@ -426,7 +426,7 @@ def test_a_long_record_is_uniform_to_rounding():
 
 def test_the_filters_gains_are_not_frozen_while_an_entry_still_relaxes():
     """A measured hot mode (n = 1e8) beside an unmeasured vacuum mode relaxing at 1e-3, from P = 0: per step its
-    P changes by ~1e-14 of the hot entry long before it has relaxed (0.495 at step 23000, 0.4998 at 40000). The
+    P changes by ~1e-14 of the hot entry long before it has relaxed (0.495 at t = 2300, 0.4998 at t = 4000). The
     settling rule counts the distance to the fixed point (the change over 1 − ρ²), not the step: the kept P
     agrees with the recursion run to the end."""
     from sde_com.physics import measurement

@@ -223,18 +223,17 @@ def benchmark_modes(modes=(1, 2, 3, 4, 5, 6, 10, 20), n_traj: int = 2048, steps_
 def benchmark_conditional(n_traj: int = 1000, n_steps: int = 2000, repeat: int = 3, qutip_trajectories: int = 2
                           ) -> dict:
     """Trajectory-steps per second of the conditional stepper (state, record and Kalman filter:
-    ``kernels.filtering.conditional_block``) against the unconditional exact stepper (``run_ensemble``) on the
+    ``kernels.filtering.conditional_chunk``) against the unconditional exact stepper (``run_ensemble``) on the
     same system, the single cavity watched by homodyne at η = 0.8 (d = 4, one channel), alternating the two;
     and, where QuTiP is installed, the time per trajectory of its ``smesolve`` against sde_com's on a watched
     parametric amplifier (12 Fock levels, 12/κ at dt = 0.004, as ``tests/test_measurement.py`` compares them)."""
     import math
 
     from sde_com.kernels import ensemble as kernels
-    from sde_com.kernels.filtering import conditional_block
     from sde_com.physics.linear import psd_sqrt
     from sde_com.physics.measurement import filter_gains
     from sde_com.physics.system import get_system
-    from sde_com.simulation.conditional import _model
+    from sde_com.simulation.conditional import _model, run_conditional_unit
     from sde_com.simulation.simulate import step_maps
 
     system = get_system("single_cavity")
@@ -243,17 +242,17 @@ def benchmark_conditional(n_traj: int = 1000, n_steps: int = 2000, repeat: int =
     Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
     K, Om, _ = filter_gains(Phi, H, Q, V0, n_steps)
     W = np.array([np.linalg.inv(psd_sqrt(o)) for o in Om])
-    d, m = Phi.shape[0], H.shape[0]
+    d = Phi.shape[0]
     A, D = (b / model["omega_ref"] for b in (system.branches(params)[0].drift, system.branches(params)[0].diffusion))
     F, L = (np.ascontiguousarray(x) for x in step_maps(A, D, 0.01, "exact"))
     u0 = np.zeros((n_traj, d))
     no_snaps = np.zeros(0, dtype=np.int64)
 
+    prepared = dict(Phi=Phi, H=H, L=psd_sqrt(Q), K=K, W=W, V0_factor=psd_sqrt(V0), n_steps=n_steps,
+                    stride=n_steps, saved=np.array([0, n_steps]))
+
     def conditional(n):
-        acc = (np.zeros((2, d, d)), np.zeros((2, d, d)), np.zeros((m, 3)), np.zeros((0, 2, d)), np.zeros((0, 2, d)),
-               np.zeros((0, 1, m)))
-        conditional_block(np.int64(1), np.int64(0), np.int64(n), Phi, H, psd_sqrt(Q), K, W, psd_sqrt(V0),
-                          np.int64(n_steps), np.int64(n_steps), np.int64(0), *acc)
+        run_conditional_unit(prepared, 1, 0, n, 0)
 
     conditional(2)  # compile / load
     kernels.run_ensemble(F, L, u0[:2], 1, 0, 4, 0, no_snaps, 0, 1)

@@ -3,13 +3,11 @@ estimate, step by step (``physics.measurement.record_step`` and ``filter_gains``
 array functions, no validation."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from sde_com.random.normals import INITIAL_STREAM, STEP_STREAM_ID, continue_normals, sample_gaussian
+from sde_com.random.normals import STEP_STREAM_ID, continue_normals
 from sde_com.random.philox import xoshiro_seed
 
-CHUNKS = 16  # trajectories are split into this many chunks, run in parallel and summed in order: the same
-# sums (bitwise) whatever the number of threads
 LANES = 16  # trajectories stepped in lockstep, innermost in every loop (SIMD across trajectories; measured: 8
 # lanes 2.4x the exact stepper's cost per trajectory-step, 16 lanes 1.6x, 32 lanes 1.5x)
 BLOCK_STEPS = 512  # steps whose normals are drawn at a time (the stream continues: the same normals as drawn whole)
@@ -22,10 +20,17 @@ def _stream(seed, trajectory):
     return np.array([s0, s1, s2, s3], dtype=np.uint64)
 
 
-@njit(cache=True)
-def _trajectories(seed, first, lo, hi, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced, err_sum, err_sq,
-                  innovation, trace, estimate, record):
-    """Trajectories first + lo .. first + hi − 1 of ``conditional_block``, LANES at a time in lockstep."""
+@njit(cache=True, nogil=True)
+def conditional_chunk(seed, first, lo, hi, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced, err_sum, err_sq,
+                      innovation, trace, estimate, record):
+    """Trajectories first + lo .. first + hi − 1 (their initial states u0[lo:hi], drawn from the initial stream),
+    LANES at a time in lockstep: x̂₀ = 0; each step draws the joint noise L ξ (ξ: the step's d + m normals of the
+    stepping stream), records ΔY = H u + e, updates x̂ ← Φ x̂ + K_n (ΔY − H x̂) and u ← Φ u + w (the gains of
+    step n: K[min(n, len(K) − 1)], ``filter_gains``). Adds, at every save_stride-th step (and the last), the
+    estimation error's e eᵀ to err_sum and (e eᵀ)² to err_sq (n_snap, d, d); the whitened innovations
+    ν̃ = W_n ν to innovation (m, 3): Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1}. Trajectories below n_traced (counted from
+    first) write u and x̂ at the saved steps (trace, estimate) and ΔY summed over each save interval (record).
+    Releases the GIL: chunks run on threads (``simulation.conditional.run_conditional_unit``)."""
     for g in range(lo, hi, LANES):
         _lanes(seed, first, g, min(g + LANES, hi) - g, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced,
                err_sum, err_sq, innovation, trace, estimate, record)
@@ -145,31 +150,6 @@ def _advance_lanes(Phi, Kn, x, u, z, nu, xn, un):
             kj = Kn[r, j]
             for b in range(nb):
                 xn[r, b] += kj * nu[j, b]
-
-
-@njit(cache=True, parallel=True)
-def conditional_block(seed, first, n_traj, Phi, H, L, K, W, V0_factor, n_steps, save_stride, n_traced,
-                      err_sum, err_sq, innovation, trace, estimate, record):
-    """Trajectories first .. first + n_traj − 1: u₀ = V0_factor z (initial stream), x̂₀ = 0; each step draws
-    the joint noise L ξ (ξ: the step's d + m normals of the stepping stream), records ΔY = H u + e, updates
-    x̂ ← Φ x̂ + K_n (ΔY − H x̂) and u ← Φ u + w. Adds, at every save_stride-th step (and the last), the
-    estimation error's e eᵀ to err_sum and (e eᵀ)² to err_sq (n_snap, d, d); the whitened innovations
-    ν̃ = W_n ν to innovation (m, 3): Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1}. The first n_traced trajectories write u and x̂
-    at the saved steps (trace, estimate) and ΔY summed over each save interval (record: n_snap − 1 rows).
-    In CHUNKS chunks of trajectories in parallel, their sums added in chunk order."""
-    chunks = min(CHUNKS, n_traj)
-    u0 = sample_gaussian(V0_factor, seed, first, n_traj, INITIAL_STREAM)
-    n_snap, d, m = err_sum.shape[0], err_sum.shape[1], innovation.shape[0]
-    sums = np.zeros((chunks, n_snap, d, d))
-    squares = np.zeros((chunks, n_snap, d, d))
-    innovations = np.zeros((chunks, m, 3))
-    for c in prange(chunks):
-        _trajectories(seed, first, c * n_traj // chunks, (c + 1) * n_traj // chunks, u0, Phi, H, L, K, W, n_steps,
-                      save_stride, n_traced, sums[c], squares[c], innovations[c], trace, estimate, record)
-    for c in range(chunks):
-        err_sum += sums[c]
-        err_sq += squares[c]
-        innovation += innovations[c]
 
 
 @njit(cache=True)

@@ -89,21 +89,45 @@ def prepare_conditional(measures: Sequence[Mapping], system: LinearSystem, param
             "stride": stride, "n_steps": n_steps, "dt": float(dt)}
 
 
+CHUNKS = 16  # a unit's trajectories in this many chunks, run on threads and summed in chunk order: the same
+# sums (bitwise) whatever the number of threads
+
+
 def run_conditional_unit(model: dict, seed: int, first: int, n: int, traces: int) -> dict:
-    """Trajectories first .. first + n − 1 (``kernels.filtering.conditional_block``): their sums, and the
-    trace, estimate and record of those among the first ``traces`` of the run."""
-    from sde_com.kernels.filtering import conditional_block
+    """Trajectories first .. first + n − 1 (``kernels.filtering.conditional_chunk`` in CHUNKS chunks on the
+    Numba thread count's threads): their sums, and the trace, estimate and record of those among the first
+    ``traces`` of the run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from sde_com.kernels.filtering import conditional_chunk
+    from sde_com.random.normals import INITIAL_STREAM, sample_gaussian
 
     d, m = model["Phi"].shape[0], model["H"].shape[0]
     n_snap = model["saved"].size
     traced = max(0, min(traces - first, n))
-    out = {"err_sum": np.zeros((n_snap, d, d)), "err_sq": np.zeros((n_snap, d, d)), "innovation": np.zeros((m, 3)),
-           "trace": np.zeros((traced, n_snap, d)), "estimate": np.zeros((traced, n_snap, d)),
+    out = {"trace": np.zeros((traced, n_snap, d)), "estimate": np.zeros((traced, n_snap, d)),
            "record": np.zeros((traced, n_snap - 1, m))}
-    conditional_block(np.int64(seed), np.int64(first), np.int64(n), model["Phi"], model["H"], model["L"],
-                      model["K"], model["W"], model["V0_factor"], np.int64(model["n_steps"]), np.int64(model["stride"]),
-                      np.int64(traced),
-                      out["err_sum"], out["err_sq"], out["innovation"], out["trace"], out["estimate"], out["record"])
+    u0 = sample_gaussian(model["V0_factor"], np.int64(seed), np.int64(first), np.int64(n), INITIAL_STREAM)
+    chunks = min(CHUNKS, n)
+    sums, squares, innovations = (np.zeros((chunks, n_snap, d, d)), np.zeros((chunks, n_snap, d, d)),
+                                  np.zeros((chunks, m, 3)))
+
+    def chunk(c: int) -> None:
+        conditional_chunk(np.int64(seed), np.int64(first), np.int64(c * n // chunks), np.int64((c + 1) * n // chunks),
+                          u0, model["Phi"], model["H"], model["L"], model["K"], model["W"], np.int64(model["n_steps"]),
+                          np.int64(model["stride"]), np.int64(traced), sums[c], squares[c], innovations[c],
+                          out["trace"], out["estimate"], out["record"])
+
+    with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
+        list(pool.map(chunk, range(chunks)))
+    out["err_sum"], out["err_sq"], out["innovation"] = (np.zeros((n_snap, d, d)), np.zeros((n_snap, d, d)),
+                                                        np.zeros((m, 3)))
+    for c in range(chunks):  # in chunk order
+        out["err_sum"] += sums[c]
+        out["err_sq"] += squares[c]
+        out["innovation"] += innovations[c]
     return out
 
 
