@@ -133,7 +133,8 @@ segment = SEGMENT
 def test_a_spectrum_that_cannot_be_trusted_says_so_and_why():
     """A segment too short to resolve the mechanical peak (Welch resolution 2π/(256 dt) = 4.9 ω_m against a
     width of 0.1 ω_m) gives a spectrum far off the analytic one: warned of, naming the segment; with a segment
-    that resolves it (16384 samples: 0.077 ω_m; 16 trajectories of 20000 samples) no warning (the bound is Bonferroni at 1e-3 over the bins)."""
+    that resolves it (16384 samples: 0.077 ω_m; 16 trajectories of 20000 samples) no warning (the bound is
+    Bonferroni at 1e-3 over the bins)."""
     import warnings
 
     from conftest import run_text
