@@ -8,8 +8,9 @@ from numba import njit
 from sde_com.random.normals import STEP_STREAM_ID, continue_normals
 from sde_com.random.philox import xoshiro_seed
 
-LANES = 16  # trajectories stepped in lockstep, innermost in every loop (SIMD across trajectories; measured: 8
-# lanes 2.4x the exact stepper's cost per trajectory-step, 16 lanes 1.6x, 32 lanes 1.5x)
+LANES = 32  # trajectories stepped in lockstep, innermost in every loop (SIMD across trajectories; measured with
+# `sde-com bench --only conditional`: 8 lanes 2.4x the exact stepper's cost per trajectory-step, 16 lanes
+# 1.8-2.1x, 32 lanes 1.6-2.1x, median 1.65x)
 BLOCK_STEPS = 512  # steps whose normals are drawn at a time (the stream continues: the same normals as drawn whole)
 
 
