@@ -96,6 +96,27 @@ def wait_for_units(parts: Path, n: int, proc, timeout=120.0):
     raise AssertionError("timed out waiting for units")
 
 
+def killed_then_resumed(folder: Path, text: str, units: int = 3) -> tuple[Path, Path, int]:
+    """``text`` run whole to ``ref.nc``, then again to ``out.nc`` in a subprocess killed (SIGKILL) once ``units``
+    units are in its checkpoint, and resumed in-process; → (ref, out, the units saved at the kill)."""
+    import signal
+
+    from sde_com.cli import main
+    from sde_com.runs.engine import saved_units
+
+    scenario = write_scenario(folder, text)
+    ref, out = folder / "ref.nc", folder / "out.nc"
+    assert run_cli(folder, text, ref) == 0
+    proc = start_cli("run", str(scenario), "-o", str(out), "--quiet")
+    wait_for_units(folder / "out.nc.parts", units, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = saved_units(folder / "out.nc.parts")
+    assert not out.exists()
+    assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
+    return ref, out, saved
+
+
 def without_history(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` without the attributes that differ from run to run (``history``)."""
     ds = ds.copy(deep=False)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LONG, assert_identical_output, run_cli, start_cli, wait_for_units, write_scenario
+from conftest import (
+    LONG,
+    assert_identical_output,
+    killed_then_resumed,
+    run_cli,
+    start_cli,
+    wait_for_units,
+    write_scenario,
+)
 
 from sde_com.cli import main
 from sde_com.results.io import read_dataset
@@ -52,17 +60,8 @@ def test_steady_sweep_on_dask_is_identical(tmp_path):
 
 
 def test_sigkill_then_resume_is_identical(tmp_path):
-    f = write_scenario(tmp_path, LONG)
-    ref = tmp_path / "ref.nc"
-    assert run_cli(tmp_path, LONG, ref) == 0
-    out = tmp_path / "out.nc"
-    proc = start_cli("run", str(f), "-o", str(out), "--quiet")
-    wait_for_units(tmp_path / "out.nc.parts", 3, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    saved = saved_units(tmp_path / "out.nc.parts")
-    assert not out.exists() and 3 <= saved < 24
-    assert main(["run", str(f), "-o", str(out), "--quiet", "--resume"]) == 0
+    ref, out, saved = killed_then_resumed(tmp_path, LONG)
+    assert 3 <= saved < 24
     assert_identical_output(read_dataset(ref), read_dataset(out))
 
 

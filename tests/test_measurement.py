@@ -352,42 +352,19 @@ def test_the_conditional_stepper_draws_the_streams_normals_block_by_block():
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
-LONG_WATCH = WATCHED.replace("detuning = [0.8, 1.0]", "detuning = 1.0") + """
-[simulate]
-method = "exact"
-dt = 0.01
-duration = 200.0
-trajectories = 4096
-seed = 6
-initial = "thermal"
-save_every = 10.0
-traces = 300
-[[measure]]
-mode = "a"
-efficiency = 0.8
-"""
+LONG_WATCH = (WATCH.replace("duration = 3.0", "duration = 200.0").replace("trajectories = 4", "trajectories = 4096")
+              .replace("save_every = 0.01", "save_every = 10.0").replace("traces = 3", "traces = 300")
+              .replace("seed = 2", "seed = 6"))
 
 
 def test_conditional_runs_in_units_resume_to_the_same_bits(tmp_path):
     """16 units of 256 trajectories: killed after three, resumed, the file is the uninterrupted run's (the units'
     sums are added in unit order; the traces of 300 trajectories span two units)."""
-    import signal
+    from conftest import assert_identical_output, killed_then_resumed
 
-    from conftest import assert_identical_output, run_cli, start_cli, wait_for_units, write_scenario
-
-    from sde_com.cli import main
     from sde_com.results.io import read_dataset
 
-    scenario = write_scenario(tmp_path, LONG_WATCH)
-    ref = tmp_path / "ref.nc"
-    assert run_cli(tmp_path, LONG_WATCH, ref) == 0
-    out = tmp_path / "out.nc"
-    proc = start_cli("run", str(scenario), "-o", str(out), "--quiet")
-    wait_for_units(tmp_path / "out.nc.parts", 3, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists()
-    assert main(["run", str(scenario), "-o", str(out), "--quiet", "--resume"]) == 0
+    ref, out, _ = killed_then_resumed(tmp_path, LONG_WATCH)
     assert_identical_output(read_dataset(ref), read_dataset(out))
     assert read_dataset(out).trace.sizes["trajectory"] == 300
 

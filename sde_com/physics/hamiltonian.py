@@ -536,8 +536,9 @@ HAMILTONIAN_KEYS = (
         items=DISSIPATOR),
     Key("parameters", "table[number]", "the default value of every parameter name the strings use; [model] sets "
                                        "or sweeps any of them"),
-    Key("units", "table[string]", "the unit of a parameter (UDUNITS: 's-1', 'rad/s', 'K'), written on its axis "
-                                  "and in the file; a parameter not listed is a pure number ('1')"),
+    Key("units", "table[string]", "the unit of a parameter as a UDUNITS string ('s-1', 'rad/s', 'K'), written on "
+                                  "its axis and in the file as given (not checked: a wrong one makes the file's "
+                                  "CF units wrong); a parameter not listed is a pure number ('1')"),
 )
 _DISSIPATORS_KEY = HAMILTONIAN_KEYS[1]
 
