@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
     from sde_com.physics.hamiltonian import HamiltonianSystem
     from sde_com.physics.linear import lyapunov_covariance_reference, moment_covariance, routh_hurwitz_stable
     from sde_com.physics.matrix import MatrixSystem
+    from sde_com.physics.measurement import record_from_traces
     from sde_com.physics.resonator.device import hz_to_rad_per_s
     from sde_com.physics.spectra import filtered_logneg, filtered_mode_covariance, output_spectrum, spectral_matrix
     from sde_com.physics.system import LinearSystem, get_system, register_system
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
     from sde_com.runs.engine import run_scenario_to_file
     from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
     from sde_com.simulation.conditional import conditional_simulate, kalman_filter
-    from sde_com.simulation.detection import detect, homodyne_record, welch_spectrum
+    from sde_com.simulation.detection import detect, welch_spectrum
     from sde_com.simulation.drive import Drive, drive
     from sde_com.simulation.simulate import SimulationSettings, simulate, simulate_time_steps
     from sde_com.simulation.wigner import wigner_check
@@ -59,7 +60,7 @@ _API = {
     "drive": "sde_com.simulation.drive",
     "detect": "sde_com.simulation.detection",
     "wigner_check": "sde_com.simulation.wigner",
-    "homodyne_record": "sde_com.simulation.detection",
+    "record_from_traces": "sde_com.physics.measurement",
     "welch_spectrum": "sde_com.simulation.detection",
     "filtered_logneg": "sde_com.physics.spectra",
     "filtered_mode_covariance": "sde_com.physics.spectra",
@@ -97,7 +98,6 @@ __all__ = [
     "filtered_mode_covariance",
     "get_system",
     "hamiltonian",
-    "homodyne_record",
     "hz_to_rad_per_s",
     "is_physical",
     "kalman_filter",
@@ -109,6 +109,7 @@ __all__ = [
     "output_spectrum",
     "parse_scenario",
     "read_dataset",
+    "record_from_traces",
     "register_system",
     "resonator",
     "routh_hurwitz_stable",

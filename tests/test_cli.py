@@ -365,6 +365,7 @@ BENCH_LINES = {
               r"N = 20: .*% of one core's peak per core"],
     "conditional": [r"^conditional stepper .*: [\d.]+x its cost per trajectory-step",
                     r"^QuTiP smesolve .* ms per trajectory against sde_com's"],
+    "filter": [r"^sde-com filter of a [\d.]+ MB record .* peak \d+ MB, against a plain netCDF4 .*: [\d.]+x$"],
 }
 
 

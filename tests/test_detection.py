@@ -5,8 +5,9 @@ import pytest
 import scipy.stats
 from conftest import PEAK
 
+from sde_com.physics.measurement import record_from_traces
 from sde_com.resonator import Device, operating_points
-from sde_com.simulation.detection import homodyne_record, welch_spectrum
+from sde_com.simulation.detection import welch_spectrum
 from sde_com.simulation.simulate import SimulationSettings, simulate_point
 
 
@@ -23,7 +24,7 @@ def vacuum_cavity_traces(n=32, duration=300.0, dt=0.01):
 @pytest.mark.parametrize("theta", [0.0, 0.7, np.pi / 2])
 def test_vacuum_driven_empty_cavity_output_is_shot_noise_flat(theta):
     out, kappa, dt = vacuum_cavity_traces()
-    rec = homodyne_record(out["trace"], out["noise"], kappa, dt, "U", theta)
+    rec = record_from_traces(out["trace"], out["noise"], kappa, dt, "U", theta)[..., 0] / (np.sqrt(2) * dt)
     w, S, err = welch_spectrum(rec, dt, 1024)
     band = np.abs(w) < 0.3 * np.pi / dt  # well below Nyquist, where the EM step does not colour the noise
     z = (S[band] - 0.5) / err[band]
@@ -40,9 +41,9 @@ def test_vacuum_driven_empty_cavity_output_is_shot_noise_flat(theta):
 def test_bad_mode_and_rates_are_refused():
     x = np.zeros((1, 3, 6))
     with pytest.raises(ValueError, match="mode must be"):
-        homodyne_record(x, x, 0.6, 0.01, "W")
+        record_from_traces(x, x, 0.6, 0.01, "W")
     with pytest.raises(ValueError, match="kappa and dt must be > 0"):
-        homodyne_record(x, x, 0.0, 0.01)
+        record_from_traces(x, x, 0.0, 0.01)
 
 
 def test_welch_spectrum_agrees_with_the_analytic_output_spectrum():
@@ -60,7 +61,8 @@ def test_welch_spectrum_agrees_with_the_analytic_output_spectrum():
                         filter_bandwidths=(1.0,))
     # 1. excess power within |ω| < 4 ω_m, per trajectory (Welch's window redistributes power across
     #    neighbouring bins but keeps its total, so a band much wider than the resolution compares exactly)
-    f, p = scipy.signal.welch(ds.homodyne.values, fs=1 / dt, nperseg=seg, return_onesided=False, detrend=False)
+    out_field = ds.record.values[..., 0] / (np.sqrt(2) * dt)  # X_θ,out from the record ΔY
+    f, p = scipy.signal.welch(out_field, fs=1 / dt, nperseg=seg, return_onesided=False, detrend=False)
     w = 2 * np.pi * f
     band = np.abs(w) < 4.0
     per_traj = ((p[:, band] - 0.5) * (f[1] - f[0])).sum(axis=1)

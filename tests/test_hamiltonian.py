@@ -302,8 +302,8 @@ def test_a_bad_hamiltonian_scenario_is_refused_before_any_work(tmp_path, capsys,
 
 def test_a_port_dissipator_lets_detect_run_from_a_thermal_start():
     """[detect] on the vacuum bath marked as a port, from initial = "thermal" (each mode at its bath's n):
-    the homodyne record of mode a, filtered-mode E_N with the mechanics (the detection statistics themselves
-    are tested on the built-in systems, tests/test_detection.py)."""
+    the record of mode a (filtered by the Kalman filter of [[measure]]'s model), filtered-mode E_N with the
+    mechanics (the detection statistics themselves are tested on the built-in systems, tests/test_detection.py)."""
     from conftest import run_text
 
     ds = run_text(HAMILTONIAN_SCENARIO + """
@@ -320,7 +320,19 @@ segment = 512
 filter_bandwidths = [0.1, 1.0]
 """)
     assert ds.attrs["mode"] == "a" and ds.attrs["partner"] == "b"
-    assert ds.homodyne.shape == (4, 10000) and np.all(np.isfinite(ds.filtered_logneg))
+    assert ds.record.shape == (4, 10000, 1) and np.all(np.isfinite(ds.filtered_logneg))
+    # the record is [[measure]]'s (one normalisation): the Kalman filter of a perfect homodyne of a takes it, and
+    # its innovations are white of unit variance (measured 1.004 ± 0.007, lag-1 −0.007 ± 0.005), up to 4σ and
+    # the Euler–Maruyama record's O(dt) departure from the exact model's, ≈ 2κ dt = 0.01 (a record off by √2, as
+    # [detect]'s former output-field normalisation is, gives 2 or 0.5)
+    from sde_com.runs.scenario import parse_scenario
+    from sde_com.simulation.conditional import filter_record_file
+
+    scenario = parse_scenario(HAMILTONIAN_SCENARIO)
+    out = filter_record_file(ds, [{"mode": "a"}], initial="thermal", system=scenario.system,
+                             **dict(scenario.parameters))
+    assert abs(out.innovation_variance.item() - 1) < 4 * out.innovation_variance_err.item() + 0.01
+    assert abs(out.innovation_lag1.item()) < 4 * out.innovation_lag1_err.item() + 0.01
 
 
 def test_a_port_dissipator_gives_output_ports_and_the_system_pickles():

@@ -218,7 +218,7 @@ def test_a_matrix_system_with_outputs_runs_detect(tmp_path):
     ("outputs = { a = 2.0 }", "", r"system.outputs.a = 2.0: an output port at κ = 2 s-1 .* needs its vacuum input"),
     ("outputs = { a = 0.5 }", 'mode = "b"', r"detect.mode = 'b': not a mode with an output port .*ports: \['a'\]"),
     ("outputs = { a = 0.5 }", 'partner = "a"', r"detect.partner = 'a': .*one of \['b'\]"),
-    ("outputs = { a = 0.25 }", "", r"detect.mode = 'a': homodyne records from traces need the port to carry all"),
+    ("outputs = { a = 0.25 }", "", r"detect.mode = 'a': records from traces need the port to carry all"),
     ("outputs = { a = -1.0 }", "", r"system.outputs"),
 ])
 def test_bad_outputs_and_detect_exit_2_naming_the_key(tmp_path, capsys, outputs, detect, message):

@@ -19,6 +19,7 @@ figures.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -253,3 +254,112 @@ def benchmark_traces(repeat: int = 3, scale: float = 1.0) -> dict:
         r["over_netcdf4"] = r["wall"] / r["netcdf4"]
         out[name] = r
     return out
+
+
+WATCHED_CAVITY = """[system]
+name = "single_cavity"
+[model]
+detuning = 1.0
+detuning_kind = "effective"
+[[measure]]
+mode = "a"
+efficiency = 0.8
+"""
+FILTER_TRAJECTORIES, FILTER_DT = 16, 0.01  # the benchmark's record: 16 trajectories, steps of 0.01/ω_ref
+
+_FILTER_CLI = "import sys; from sde_com.cli import main; sys.exit(main(sys.argv[1:]))"
+_FILTER_BASELINE = r"""
+import json, sys
+import netCDF4, numpy as np
+src, dst, d, blocks = json.loads(sys.argv[1])
+with netCDF4.Dataset(src) as nc, netCDF4.Dataset(dst, "w") as out:
+    rec = nc["record"]
+    rec.set_auto_maskandscale(False)
+    n, steps, m = rec.shape
+    for name, size in (("trajectory", n), ("time", steps + 1), ("interval", steps), ("quadrature", d),
+                       ("channel", m)):
+        out.createDimension(name, size)
+    est = out.createVariable("estimate", "f8", ("trajectory", "time", "quadrature"), contiguous=True, fill_value=False)
+    nu = out.createVariable("innovation", "f8", ("trajectory", "interval", "channel"), contiguous=True,
+                            fill_value=False)
+    for i0, i1, t0, t1 in blocks:
+        block = rec[i0:i1, t0:t1, :]
+        est[i0:i1, t0 + 1:t1 + 1, :] = np.repeat(block, d, axis=-1)
+        nu[i0:i1, t0:t1, :] = block
+"""
+
+
+def _write_record(path: Path, n_traj: int, n_steps: int, omega_ref: float) -> None:
+    """A record file as ``sde-com filter`` takes it: record (trajectory, interval, channel) of white noise of
+    variance dτ (what a filter sees of a vacuum-limited record), times in seconds; written in blocks."""
+    import netCDF4
+
+    rng = np.random.default_rng(0)
+    with netCDF4.Dataset(str(path), "w") as nc:
+        for name, size in (("trajectory", n_traj), ("time", n_steps + 1), ("interval", n_steps), ("channel", 1)):
+            nc.createDimension(name, size)
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units = "s"
+        t[:] = np.arange(n_steps + 1) * FILTER_DT / omega_ref
+        rec = nc.createVariable("record", "f8", ("trajectory", "interval", "channel"), contiguous=True,
+                                fill_value=False)
+        step = 1 << 22
+        for i in range(n_traj):
+            for t0 in range(0, n_steps, step):
+                t1 = min(t0 + step, n_steps)
+                rec[i, t0:t1, 0] = rng.standard_normal(t1 - t0) * math.sqrt(FILTER_DT)
+
+
+def _timed_child(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak resident MB) of a fresh process (its interpreter's start included), after os.sync()."""
+    import time
+
+    os.sync()
+    t0 = time.perf_counter()
+    child = subprocess.Popen(argv, env={**os.environ, **BLAS_ENV}, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise RuntimeError(f"benchmark child failed: {child.stderr.read()[-2000:]}")
+    child.stderr.close()
+    return wall, usage.ru_maxrss / 1024
+
+
+def benchmark_filter(record_mib: float = 1024.0, repeat: int = 3, workers: int = 1) -> dict:
+    """``sde-com filter`` over a record file of ``record_mib`` MiB (16 trajectories of one homodyne channel of
+    the watched single cavity, d = 4) against a plain netCDF4 read of the record and write of arrays of the
+    estimate's and the innovation's shapes, in the filter's blocks (``_filter_blocks``), each in a fresh
+    process: medians of wall time and peak resident memory (ru_maxrss), alternated, after one untimed baseline
+    (on a virtual machine the first touch of a file's worth of page cache costs a host fault per page: the
+    module docstring)."""
+    from sde_com.physics.system import get_system
+    from sde_com.simulation.conditional import _filter_blocks
+
+    system = get_system("single_cavity")
+    omega_ref = system.reference_rate(system.resolve({"detuning": 1.0, "detuning_kind": "effective"}))
+    n_steps = max(2, round(record_mib * 2**20 / (8 * FILTER_TRAJECTORIES)))
+    blocks = list(_filter_blocks(FILTER_TRAJECTORIES, n_steps, system.dimension, 1))
+    times: dict[str, list] = {"filter": [], "baseline": [], "filter_mb": [], "baseline_mb": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario, record, out = Path(tmp) / "watch.toml", Path(tmp) / "record.nc", Path(tmp) / "out.nc"
+        scenario.write_text(WATCHED_CAVITY)
+        _write_record(Path(tmp) / "small.nc", 2, 100, omega_ref)
+        cli = [sys.executable, "-c", _FILTER_CLI, "filter", str(scenario)]
+        _timed_child([*cli, str(Path(tmp) / "small.nc"), "-o", str(out), "--quiet", "--force"])  # the kernel cache
+        _write_record(record, FILTER_TRAJECTORIES, n_steps, omega_ref)
+        jobs = {"filter": [*cli, str(record), "-o", str(out), "--quiet", "--force", "--workers", str(workers)],
+                "baseline": [sys.executable, "-c", _FILTER_BASELINE,
+                             json.dumps([str(record), str(out), system.dimension, blocks])]}
+        _timed_child(jobs["baseline"])  # untimed: the pages of a file this size are first touched here
+        out.unlink()
+        for k in range(repeat):  # alternated, each first in turn: a freed file's pages are cheaper to touch again
+            for name in (("filter", "baseline") if k % 2 == 0 else ("baseline", "filter")):
+                wall, peak = _timed_child(jobs[name])
+                times[name].append(wall)
+                times[f"{name}_mb"].append(peak)
+                out.unlink()
+        size = record.stat().st_size
+    r = {k: float(np.median(v)) for k, v in times.items()}
+    return {**r, "record_mb": size / 1e6, "trajectories": FILTER_TRAJECTORIES, "steps": n_steps,
+            "over_baseline": r["filter"] / r["baseline"], "workers": workers}

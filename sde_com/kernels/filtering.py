@@ -153,34 +153,92 @@ def _advance_lanes(Phi, Kn, x, u, z, nu, xn, un):
                 xn[r, b] += kj * nu[j, b]
 
 
+FILTER_LANES = 8  # trajectories a record filter steps in lockstep (a constant trip count: SIMD across them; one
+# trajectory's step is a latency-bound chain, H x̂ then Φ x̂ + K ν)
+FILTER_CHUNK = 256  # steps whose records and results a lane group holds transposed (lane innermost)
+
+
+@njit(cache=True, nogil=True)
+def filter_block(Phi, H, K, records, step0, scale, x, prev, stats, est, innov):
+    """The filter x̂ ← Φ x̂ + K_n (ΔY_n − H x̂) over one block of records (n_traj, n_block, m) of steps step0 ..
+    step0 + n_block − 1, from x̂ = x (n_traj, d; left holding x̂ after the block): est (n_traj, n_block, d) gets
+    x̂ after each step, innov (n_traj, n_block, m) the innovations ν = (ΔY_n − H x̂_n)·scale, stats (n_traj, m, 2)
+    adds Σ ν² and Σ ν_n ν_{n−1} (prev (n_traj, m): the last ν of the block before, used after the first step).
+    Per trajectory the sums run in step order, so blocks and lanes of any size give the same bits. Releases the
+    GIL."""
+    n_traj = records.shape[0]
+    for g in range(0, n_traj, FILTER_LANES):
+        _filter_lanes(Phi, H, K, records, step0, scale, x, prev, stats, est, innov, g, min(FILTER_LANES, n_traj - g))
+
+
 @njit(cache=True)
-def filter_record(Phi, H, K, records):
-    """The filter x̂ ← Φ x̂ + K_n (ΔY_n − H x̂) from x̂ = 0 over records (n_traj, n_steps, m) → estimates
-    (n_traj, n_steps + 1, d) and innovations ΔY_n − H x̂_n (n_traj, n_steps, m)."""
-    n_traj, n_steps, m = records.shape
+def _filter_lanes(Phi, H, K, records, step0, scale, x, prev, stats, est, innov, g, nb):
+    """Trajectories g .. g + nb − 1 of ``filter_block``, stepped together in FILTER_LANES lanes (the lanes past nb
+    filter zeros and are dropped), FILTER_CHUNK steps at a time through lane-innermost buffers."""
+    n_block, m = records.shape[1], records.shape[2]
     d = Phi.shape[0]
     settled = K.shape[0] - 1  # the gains of later steps are the last ones (``filter_gains``)
-    est = np.zeros((n_traj, n_steps + 1, d))
-    innov = np.empty((n_traj, n_steps, m))
-    for i in range(n_traj):
-        x = np.zeros(d)
-        for n in range(n_steps):
-            nu = np.empty(m)
-            for j in range(m):
-                hx = 0.0
-                for c in range(d):
-                    hx += H[j, c] * x[c]
-                nu[j] = records[i, n, j] - hx
-                innov[i, n, j] = nu[j]
-            x_new = np.empty(d)
-            for r in range(d):
-                a = 0.0
-                for c in range(d):
-                    a += Phi[r, c] * x[c]
-                for j in range(m):
-                    a += K[min(n, settled), r, j] * nu[j]
-                x_new[r] = a
-            x = x_new
-            for r in range(d):
-                est[i, n + 1, r] = x[r]
-    return est, innov
+    xl, xn = np.zeros((d, FILTER_LANES)), np.zeros((d, FILTER_LANES))
+    nu, pv = np.zeros((m, FILTER_LANES)), np.zeros((m, FILTER_LANES))
+    s0, s1 = np.zeros((m, FILTER_LANES)), np.zeros((m, FILTER_LANES))
+    rl, il = np.zeros((FILTER_CHUNK, m, FILTER_LANES)), np.zeros((FILTER_CHUNK, m, FILTER_LANES))
+    el = np.zeros((FILTER_CHUNK, d, FILTER_LANES))
+    for b in range(nb):
+        xl[:, b], pv[:, b], s0[:, b], s1[:, b] = x[g + b], prev[g + b], stats[g + b, :, 0], stats[g + b, :, 1]
+    for c0 in range(0, n_block, FILTER_CHUNK):
+        cn = min(FILTER_CHUNK, n_block - c0)
+        for b in range(nb):
+            rl[:cn, :, b] = records[g + b, c0:c0 + cn]
+        for k in range(cn):
+            step = step0 + c0 + k
+            _innovate(H, rl, k, xl, scale, step > 0, nu, pv, s0, s1, il)
+            _predict(Phi, K, min(step, settled), xl, nu, xn, el, k)
+        for b in range(nb):
+            est[g + b, c0:c0 + cn] = el[:cn, :, b]
+            innov[g + b, c0:c0 + cn] = il[:cn, :, b]
+    for b in range(nb):
+        x[g + b], prev[g + b], stats[g + b, :, 0], stats[g + b, :, 1] = xl[:, b], pv[:, b], s0[:, b], s1[:, b]
+
+
+@njit(cache=True, inline="always")
+def _innovate(H, rl, k, xl, scale, lagged, nu, pv, s0, s1, il):
+    """ν = ΔY − H x̂ per lane (nu; ΔY: rl[k]), its scaled value ν·scale (il[k], and the sums s0 += ν²,
+    s1 += ν_n ν_{n−1} where ``lagged``; pv: the previous scaled ν)."""
+    m, d = H.shape
+    for j in range(m):
+        for b in range(FILTER_LANES):
+            nu[j, b] = rl[k, j, b]
+        for c in range(d):
+            hjc = H[j, c]
+            for b in range(FILTER_LANES):
+                nu[j, b] -= hjc * xl[c, b]
+        for b in range(FILTER_LANES):
+            v = nu[j, b] * scale
+            il[k, j, b] = v
+            s0[j, b] += v * v
+        if lagged:
+            for b in range(FILTER_LANES):
+                s1[j, b] += il[k, j, b] * pv[j, b]
+        for b in range(FILTER_LANES):
+            pv[j, b] = il[k, j, b]
+
+
+@njit(cache=True, inline="always")
+def _predict(Phi, K, n, xl, nu, xn, el, k):
+    """x̂ ← Φ x̂ + K_n ν per lane (xl updated in place through xn; el[k]: a copy of it)."""
+    d, m = Phi.shape[0], nu.shape[0]
+    for r in range(d):
+        for b in range(FILTER_LANES):
+            xn[r, b] = 0.0
+        for c in range(d):
+            prc = Phi[r, c]
+            for b in range(FILTER_LANES):
+                xn[r, b] += prc * xl[c, b]
+        for j in range(m):
+            krj = K[n, r, j]
+            for b in range(FILTER_LANES):
+                xn[r, b] += krj * nu[j, b]
+    for r in range(d):
+        for b in range(FILTER_LANES):
+            xl[r, b] = xn[r, b]
+            el[k, r, b] = xn[r, b]

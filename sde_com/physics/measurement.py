@@ -110,6 +110,27 @@ def check_ports(measures: Sequence[Mapping], modes: Sequence[str], ports: Mappin
                             "they detect at most all of its light (≤ 1)")
 
 
+def record_from_traces(trace: np.ndarray, noise: np.ndarray, kappa: float, dt: float, mode: str | int = 0,
+                       theta: float = 0.0) -> np.ndarray:
+    """The record (M1) of a perfect (η = 1) homodyne at phase θ of the port of ``mode`` ('U'/'V' of the resonator,
+    or a mode index), from Euler–Maruyama traces: ΔY_n = 2√κ (cos θ x + sin θ p)(t_n) dt + dW_n with
+    dW_n = −(cos θ dB_x + sin θ dB_p) the port's input noise over step n (M2): the recorded noise of state n + 1
+    is √κ dB on the mode's quadratures when the port carries all of the mode's noise (D = κ there;
+    ``detection.check_port_carries_the_noise``). This is the record a ``[[measure]]`` run writes, in the same
+    normalisation (E[dW²] = dt; ΔY/(√2 dt) is the bin average of the output quadrature X_θ,out of
+    a_out = √(2κ) a − a_in). ``kappa`` and ``dt`` in units of ω_ref and 1/ω_ref; exact for traces recorded at
+    every step. trace, noise: (..., time, 2N) → (..., time − 1, 1): one channel."""
+    from sde_com.physics.spectra import mode_rows
+
+    rx, ry = mode_rows(trace.shape[-1], mode)
+    if not (kappa > 0 and dt > 0):
+        raise UserError("kappa and dt must be > 0")
+    c, s = math.cos(theta), math.sin(theta)
+    x = c * trace[..., :-1, rx] + s * trace[..., :-1, ry]
+    dw = -(c * noise[..., 1:, rx] + s * noise[..., 1:, ry]) / math.sqrt(kappa)
+    return (2.0 * math.sqrt(kappa) * x * dt + dw)[..., None]
+
+
 def measurement_matrices(chans: Sequence[Channel], ports: Sequence[float], n_modes: int):
     """C (channels × 2N) and Γ (2N × channels) of Eqs. (M1)–(M2); ``ports``: each channel's amplitude decay
     rate κ into its port, rad/s."""
@@ -163,6 +184,28 @@ def riccati_rate(V: np.ndarray, A: np.ndarray, D: np.ndarray, C: np.ndarray, G: 
     return A @ V + V @ A.T + D - K @ K.T
 
 
+RICCATI_RTOL = 1e-10  # of the Riccati path's integrator (DOP853): far below any ensemble's error bars
+
+
+def riccati_path(A: np.ndarray, D: np.ndarray, C: np.ndarray, G: np.ndarray, V0: np.ndarray,
+                 times: np.ndarray) -> np.ndarray:
+    """V_c(t) of Eq. (M4) from V_c(0) = V0 at ``times`` (ascending, from 0; in the units of 1/A), integrated by
+    DOP853 at relative tolerance RICCATI_RTOL: the continuous filter's covariance, which the discrete one
+    (``filter_gains``) tends to as dt → 0. Returns (len(times), d, d)."""
+    from scipy.integrate import solve_ivp
+
+    d = A.shape[0]
+    times = np.asarray(times, dtype=float)
+    scale = max(1.0, float(np.abs(V0).max()))
+    sol = solve_ivp(lambda _, v: riccati_rate(v.reshape(d, d), A, D, C, G).ravel(), (0.0, float(times[-1])),
+                    np.asarray(V0, dtype=float).ravel(), method="DOP853", t_eval=times, rtol=RICCATI_RTOL,
+                    atol=RICCATI_RTOL * scale)
+    if not sol.success:
+        raise NumericalError(f"the Riccati equation (M4) could not be integrated: {sol.message}")
+    V = sol.y.T.reshape(-1, d, d)
+    return 0.5 * (V + V.transpose(0, 2, 1))
+
+
 # The record over a time step, exactly: the discrete Kalman filter -------------------------------------------
 
 
@@ -195,9 +238,13 @@ def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, 
     d = Phi.shape[0]
     Qw, S, R = Q[:d, :d], Q[:d, d:], Q[d:, d:]
     m = R.shape[0]
-    K, Om, P = np.empty((n_steps, d, m)), np.empty((n_steps, m, m)), np.empty((n_steps + 1, d, d))
+    size = min(n_steps, 1024)  # grown by doubling: a long record's filter settles long before its end
+    K, Om, P = np.empty((size, d, m)), np.empty((size, m, m)), np.empty((size + 1, d, d))
     P[0] = P0
     for n in range(n_steps):
+        if n == size:
+            size = min(n_steps, 2 * size)
+            K, Om, P = (np.concatenate([a, np.empty((size - n, *a.shape[1:]))]) for a in (K, Om, P))
         omega = H @ P[n] @ H.T + R
         gain = np.linalg.solve(omega.T, (Phi @ P[n] @ H.T + S).T).T
         nxt = Phi @ P[n] @ Phi.T + Qw - gain @ omega @ gain.T

@@ -162,10 +162,7 @@ _VARIABLE_LIST = [
     _v("logneg_tw", (), "E_N of cov_tw (driven mode, mechanics)", "Nonlinear model."),
     _v("logneg_lin", (), "E_N of cov_lin (driven mode, mechanics)", "Linearized model on the same noise."),
     # detector's view
-    _v("homodyne", ("trajectory", _T), "homodyne record of the output field at the local-oscillator phase θ",
-       "Bin average of X_θ,out = cos θ X_out + sin θ Y_out (mode and theta in the global attributes); white "
-       "vacuum noise has variance 1/(2 ω_m dt)."),
-    _v("spectrum_welch", ("omega",), "output spectral density S_θ(ω) estimated from the homodyne records, per "
+    _v("spectrum_welch", ("omega",), "output spectral density S_θ(ω) estimated from the records (of ΔY/(√2 dt)), per "
        "unit ω/ω_ref (shot noise 1/2)", "Welch, two-sided, symmetrized: ∫ S dω/2π (ω in units of ω_ref) is the "
        "record's variance; shot noise 1/2. A run warns where it disagrees with spectrum_analytic beyond its error "
        "bars, naming the likely cause."),
@@ -202,7 +199,9 @@ _VARIABLE_LIST = [
        "the record before it; beside `trace`, the true state."),
     _v("record", ("trajectory", "interval", "channel"), "detector record ΔY summed over each save interval, in "
        "units where its white noise has variance ω_ref dt", "Eq. (M1) in the scaled time τ = ω_ref t: "
-       "dY = 2√(ηκ/ω_ref)(cos θ x + sin θ p) dτ + dW, E[dW²] = dτ; interval k ends at time k + 1."),
+       "dY = 2√(ηκ/ω_ref)(cos θ x + sin θ p) dτ + dW, E[dW²] = dτ; interval k ends at time k + 1. The same "
+       "record in every run that writes one: `[[measure]]`'s detectors, and `[detect]`'s perfect homodyne "
+       "(η = 1) at every step (ΔY/(√2 dt) is the output quadrature X_θ,out of a_out = √(2κ) a − a_in)."),
     _v("cov_filter", (_T, *_M), "the Kalman filter's error covariance P(t) from the initial covariance",
        "Eq. (M6), exact for the discretized record: the covariance of u − x̂ at each saved time (in a filtered "
        "record file: over filter_time, until it settles; constant after)."),
@@ -212,6 +211,12 @@ _VARIABLE_LIST = [
        "independent trajectories."),
     _v("zscore_filter", (_T, *_M), "z-score (cov_error − cov_filter)/cov_error_err",
        "A correct filter and noise give |z| of order 1 (Bonferroni bound over the entries and times in the tests)."),
+    _v("cov_filter_continuous", (_T, *_M), "the continuous Riccati solution V_c(t) from the initial covariance",
+       "Eq. (M4) integrated (DOP853, relative tolerance 1e-10) to each saved time: what cov_filter tends to as "
+       "dt → 0."),
+    _v("zscore_filter_continuous", (_T, *_M), "z-score (cov_error − cov_filter_continuous)/cov_error_err",
+       "As zscore_filter, against the continuous filter: the step's bias shows here once the ensemble resolves "
+       "it."),
     _v("innovation", ("trajectory", "interval", "channel"), "innovation (ΔY − H x̂)/√Δτ of a filtered record",
        "The part of each record sample the filter did not predict; unit variance (up to O(Δτ)) and white when the "
        "model is right."),
@@ -338,14 +343,15 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "conditional_trajectories": ("Conditional trajectories (`sde_com.conditional_simulate`: records and the Kalman "
                                  "filter)",
                                  ("trace", "estimate", "record", "cov_filter", "cov_error", "cov_error_err",
-                                  "zscore_filter", "innovation_variance", "innovation_variance_err",
+                                  "zscore_filter", "cov_filter_continuous", "zscore_filter_continuous",
+                                  "innovation_variance", "innovation_variance_err",
                                   "innovation_lag1", "innovation_lag1_err")),
     "filter": ("The Kalman filter of a record file (`sde-com filter`: a scenario's system and `[[measure]]` "
                "detectors)",
                ("estimate", "cov_filter", "innovation", "innovation_variance", "innovation_variance_err",
                 "innovation_lag1", "innovation_lag1_err")),
     "detect": ("Detector's view (`[detect]`)",
-               ("homodyne", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg",
+               ("record", "spectrum_welch", "spectrum_welch_err", "spectrum_analytic", "filtered_logneg",
                 "logneg_intracavity")),
 }
 

@@ -385,6 +385,12 @@ class StreamedNetCDF:
             self.writer = _Writer()
         self.writer.submit(self.vars[name].__setitem__, index, data)
 
+    def write_now(self, name: str, index, data) -> None:
+        """``variable[index] = data`` in the caller's thread, after every background write: for a caller that
+        also reads netCDF files meanwhile (HDF5 takes one thread at a time)."""
+        self._drain()
+        self.vars[name][index] = data
+
     def _drain(self) -> None:
         """The file as the caller's thread sees it: every background write made (its failure raised)."""
         if self.writer is not None:

@@ -25,6 +25,7 @@ from sde_com.physics.measurement import (
     filter_gains,
     measurement_matrices,
     record_step,
+    riccati_path,
 )
 from sde_com.physics.model import points
 from sde_com.physics.system import LinearSystem, require
@@ -53,7 +54,8 @@ def _model(measures, system: LinearSystem, params: Mapping, dt: float, initial, 
     A, D, C, G = op.drift / w, op.diffusion / w, C / math.sqrt(w), G / math.sqrt(w)  # the scaled time τ = ω_ref t
     V0 = initial_covariance(initial, op.cov, lambda: system.thermal_covariance(params), system.dimension)
     Phi, H, Q = record_step(A, D, C, G, dt)
-    return dict(Phi=Phi, H=H, Q=Q, V0=np.asarray(V0, dtype=float), omega_ref=w, chans=chans, system=system)
+    return dict(Phi=Phi, H=H, Q=Q, V0=np.asarray(V0, dtype=float), omega_ref=w, chans=chans, system=system,
+                continuous=(A, D, C, G))
 
 
 def _check_times(dt: float, duration: float, save_every: float | None) -> tuple[int, int]:
@@ -138,14 +140,18 @@ def conditional_dataset(model: dict, system: LinearSystem, trajectories: int, su
     mean = sums["err_sum"] / n
     err = np.sqrt(np.maximum(sums["err_sq"] / n - mean**2, 0.0) / (n - 1))
     filt = at_step(model["P"], saved)
+    continuous = riccati_path(*model["continuous"], model["V0"], saved * model["dt"])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(err > 0, (mean - filt) / err, 0.0)
+        z_continuous = np.where(err > 0, (mean - continuous) / err, 0.0)
     innovation, count = sums["innovation"], n * n_steps
     var = innovation[:, 1] / count - (innovation[:, 0] / count) ** 2
     lag1 = innovation[:, 2] / (n * (n_steps - 1)) if n_steps > 1 else np.full(m, np.nan)
     quad, traces = list(system.quadratures), sums["trace"].shape[0]
     data = {"cov_filter": (("time", "row", "col"), filt), "cov_error": (("time", "row", "col"), mean),
             "cov_error_err": (("time", "row", "col"), err), "zscore_filter": (("time", "row", "col"), z),
+            "cov_filter_continuous": (("time", "row", "col"), continuous),
+            "zscore_filter_continuous": (("time", "row", "col"), z_continuous),
             "innovation_variance": ("channel", var),
             "innovation_variance_err": ("channel", np.full(m, math.sqrt(2 / count))),
             "innovation_lag1": ("channel", lag1),
@@ -184,7 +190,8 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
     (``[[measure]]``'s keys): each trajectory's true state u, its record ΔY and the Kalman filter's estimate x̂
     (Eqs. (M5)–(M6), exact for the step dt; the filter starts from x̂ = 0 with the initial state's covariance,
     ``initial``: 'steady', 'thermal', 'zero' or a matrix). Times in 1/ω_ref. Writes ``cov_filter`` (the filter's
-    P at the saved times), the ensemble's ``cov_error`` with its error and ``zscore_filter``, and the whitened
+    P at the saved times), the ensemble's ``cov_error`` with its error and ``zscore_filter``, the continuous
+    Riccati solution (M4) from the same start ``cov_filter_continuous`` and ``zscore_filter_continuous``, the whitened
     innovations' variance and lag-1 autocorrelation with their errors; with ``traces`` ≥ 1, ``trace`` (u),
     ``estimate`` (x̂) and ``record`` (ΔY summed over each save interval) of the first ``traces`` trajectories.
     Run in units of UNIT_TRAJECTORIES trajectories added in order, as a scenario's run is: the same bits."""
@@ -206,51 +213,128 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
     return ds
 
 
+FILTER_BLOCK_BYTES = 32 * 2**20  # record, estimate and innovation of one block in memory (a streamed filter's
+# memory is a few blocks: the one filtered, the one being written, the one read)
+FILTER_BLOCK_STEPS = 1 << 16  # steps of one block (fewer trajectories per block rather than fewer steps)
+
+
+def _filter_blocks(n_traj: int, n_steps: int, d: int, m: int):
+    """(i0, i1, t0, t1): blocks of trajectories × steps of about FILTER_BLOCK_BYTES, trajectory blocks outermost
+    and steps in order inside each (the filter runs forward in time)."""
+    steps = min(n_steps, FILTER_BLOCK_STEPS)
+    per_trajectory = 8 * steps * (2 * m + d)
+    size = max(1, min(n_traj, FILTER_BLOCK_BYTES // per_trajectory))
+    for i0 in range(0, n_traj, size):
+        for t0 in range(0, n_steps, steps):
+            yield i0, min(i0 + size, n_traj), t0, min(t0 + steps, n_steps)
+
+
+def _check_workers(workers) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise UserError(f"workers must be an integer >= 1, got {workers!r}")
+    return int(workers)
+
+
+OVERFLOW = ("the record's values overflow the filter (its estimate or innovations are not finite): check its "
+            "normalisation (docs: records and their normalisation)")
+
+
+def _run_filter(model: dict, n_traj: int, n_steps: int, read, write, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Kalman filter (Eq. (M6), from x̂ = 0 and the initial covariance) over n_traj records of n_steps steps,
+    block by block (``_filter_blocks``): ``read(i0, i1, t0, t1)`` gives the records (i1 − i0, t1 − t0, m),
+    ``write(i0, i1, t0, t1, est, innov)`` takes x̂ after each step and the innovations (ΔY − H x̂)/√dt. Reads and
+    writes run in order on one thread of their own (HDF5 takes one thread at a time) while the block between
+    them is filtered; a block's trajectories on ``workers`` threads (GIL-free kernel; each trajectory's sums in
+    step order, so the bits depend neither on the blocks nor on the threads). Returns (P until it settles, per
+    channel Σ ν² and Σ ν_n ν_{n−1} over every trajectory)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sde_com.kernels.filtering import filter_block
+
+    Phi, H = model["Phi"], model["H"]
+    K, _, P = filter_gains(Phi, H, model["Q"], model["V0"], n_steps)
+    d, m = Phi.shape[0], H.shape[0]
+    x, prev, stats = np.zeros((n_traj, d)), np.zeros((n_traj, m)), np.zeros((n_traj, m, 2))
+    scale = 1.0 / math.sqrt(model["dt"])
+    blocks = list(_filter_blocks(n_traj, n_steps, d, m))
+    most = max((i1 - i0) * (t1 - t0) for i0, i1, t0, t1 in blocks)
+    # two pairs of result buffers, reused (fresh ones cost a page fault per page): one filled, one being written
+    buffers = [(np.empty(most * d), np.empty(most * m)) for _ in range(2)]
+
+    def filtered(k, block, rec):
+        i0, i1, t0, _ = block
+        est, innov = (b[:rec.shape[0] * rec.shape[1] * w].reshape(*rec.shape[:2], w)
+                      for b, w in zip(buffers[k % 2], (d, m), strict=True))
+        cut = np.linspace(0, i1 - i0, min(workers, i1 - i0) + 1).astype(int)
+
+        def part(lo, hi):
+            filter_block(Phi, H, K, rec[lo:hi], np.int64(t0), scale, x[i0 + lo:i0 + hi], prev[i0 + lo:i0 + hi],
+                         stats[i0 + lo:i0 + hi], est[lo:hi], innov[lo:hi])
+
+        list(pool.map(part, cut[:-1], cut[1:]))
+        # a NaN or an overflow stays in x̂ and in Σ ν² (Φ, K and the sums carry it on): checked there, not per value
+        if not (np.all(np.isfinite(x[i0:i1])) and np.all(np.isfinite(stats[i0:i1]))):
+            raise UserError("record holds NaN or infinite values" if not np.all(np.isfinite(rec)) else OVERFLOW)
+        return est, innov
+
+    with ThreadPoolExecutor(max_workers=1) as io, ThreadPoolExecutor(max_workers=workers) as pool:
+        reading, writing = io.submit(read, *blocks[0]), None
+        for k, block in enumerate(blocks):
+            rec = np.ascontiguousarray(reading.result(), dtype=float)
+            if k + 1 < len(blocks):
+                reading = io.submit(read, *blocks[k + 1])
+            est, innov = filtered(k, block, rec)
+            if writing is not None:
+                writing.result()  # the other pair of buffers is free again
+            writing = io.submit(write, *block, est, innov)
+        writing.result()
+    return P, stats.sum(axis=0)
+
+
+def _check_dt(dt) -> float:
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+        raise UserError(f"dt must be a finite time > 0 (in 1/ω_ref), got {dt!r}")
+    return float(dt)
+
+
 def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="steady", branch: int = 0,
-                  system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> dict[str, np.ndarray]:
+                  workers: int = 1, system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> dict[str, np.ndarray]:
     """The Kalman filter (Eq. (M6)) of ``system`` and its detectors over a given record: ``record`` (…, steps,
     channels) of ΔY per step dt (1/ω_ref) in the scaled time's normalisation (``conditional_simulate``'s record
     at save_every = dt). Returns ``estimate`` (…, steps + 1, 2N: x̂ before each step and after the last),
     ``cov_filter`` (k + 1, 2N, 2N: the filter's P until it settles at step k ≤ steps, constant after) and
     ``innovation`` (…, steps, channels): (ΔY − H x̂)/√dt, of unit variance per channel when the model is right
-    (for dt small against the system's rates)."""
-    from sde_com.kernels.filtering import filter_record
-
+    (for dt small against the system's rates). ``workers``: threads over the records (the same bits)."""
     system = as_system(system)
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
-        raise UserError(f"dt must be a finite time > 0 (in 1/ω_ref), got {dt!r}")
+    dt, workers = _check_dt(dt), _check_workers(workers)
     record = np.asarray(record)
     if record.dtype.kind not in "fiu":
         raise UserError(f"record must hold numbers, got {record.dtype}")
-    record = record.astype(float)
     if record.size == 0:
         raise UserError(f"record has no samples (shape {record.shape})")
-    model = _model(measures, system, params, float(dt), initial, branch)
-    Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
-    if record.ndim < 2 or record.shape[-1] != H.shape[0]:
-        raise UserError(f"record must be (..., steps, channels) with {H.shape[0]} channel(s) (the detectors'), "
+    model = _model(measures, system, params, dt, initial, branch)
+    d, m = model["Phi"].shape[0], model["H"].shape[0]
+    if record.ndim < 2 or record.shape[-1] != m:
+        raise UserError(f"record must be (..., steps, channels) with {m} channel(s) (the detectors'), "
                         f"got shape {record.shape}")
-    if not np.all(np.isfinite(record)):
-        raise UserError("record holds NaN or infinite values")
     flat = record.reshape(-1, *record.shape[-2:])
-    K, _, P = filter_gains(Phi, H, Q, V0, flat.shape[1])
-    estimate, innovation = filter_record(Phi, H, K, flat)
-    if not (np.all(np.isfinite(estimate)) and np.all(np.isfinite(innovation))):
-        raise UserError("the record's values overflow the filter (its estimate or innovations are not finite): "
-                        "check its normalisation (docs: records and their normalisation)")
+    n_traj, n_steps = flat.shape[:2]
+    estimate, innovation = np.zeros((n_traj, n_steps + 1, d)), np.empty((n_traj, n_steps, m))
+
+    def write(i0, i1, t0, t1, est, innov):
+        estimate[i0:i1, t0 + 1:t1 + 1], innovation[i0:i1, t0:t1] = est, innov
+
+    P, _ = _run_filter({**model, "dt": dt}, n_traj, n_steps, lambda i0, i1, t0, t1: flat[i0:i1, t0:t1], write,
+                       workers)
     lead = record.shape[:-2]
     return {"estimate": estimate.reshape(*lead, *estimate.shape[1:]), "cov_filter": P,
-            "innovation": innovation.reshape(*lead, *innovation.shape[1:]) / math.sqrt(dt)}
+            "innovation": innovation.reshape(*lead, *innovation.shape[1:])}
 
 
-def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, initial="steady", branch: int = 0,
-                       system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> xr.Dataset:
-    """``kalman_filter`` over a record file's ``record`` (what ``sde-com filter`` writes): (interval, channel),
-    (time, channel) or (trajectory, …, channel), in the scaled time's normalisation, with a uniform ``time``
-    coordinate in seconds (for ``interval`` records, the saved times around them, as ``conditional_simulate``
-    writes). Returns ``estimate`` (…, time, quadrature), ``cov_filter`` (time, row, col), ``innovation``
-    (…, interval, channel) = (ΔY − H x̂)/√Δτ and the innovations' variance and lag-1 autocorrelation."""
-    system = as_system(system)
+def _record_axis(records: xr.Dataset) -> tuple[xr.DataArray, tuple[str, ...], float, float]:
+    """A record file's ``record`` (lazy), its leading dims, its first time and time step (s), checked:
+    (trajectory,)? × time or interval × channel, numbers, a uniform time axis of the right length in seconds.
+    UserError otherwise."""
     if "record" not in records:
         raise UserError(f"the record file has no variable 'record' (it has {sorted(records.data_vars)})")
     rec = records["record"]
@@ -264,46 +348,138 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, init
     if records["time"].dtype.kind not in "fiu" or records["time"].attrs.get("units", "s") not in ("s", "seconds"):
         raise UserError(f"the record file's time must be in seconds (units = 's'), got units "
                         f"{records['time'].attrs.get('units', records['time'].encoding.get('units'))!r}")
-    times = np.asarray(records["time"].values, dtype=float)
-    if times.size < 2 or not np.all(np.isfinite(times)):
-        raise UserError("the record file's time coordinate must hold at least two finite times")
-    spacing = (times[-1] - times[0]) / (times.size - 1)
-    # uniform to rounding: times written as k·dt (or (k·dt)/ω) carry errors of a few ulp of the largest time
-    slack = 1e-9 * abs(spacing) + 16 * np.finfo(float).eps * np.abs(times).max()
-    if not (spacing > 0 and np.abs(times - (times[0] + spacing * np.arange(times.size))).max() <= slack):
-        raise UserError("the record file's time axis is not uniform (a Kalman filter of one step dt needs one)")
-    expected = times.size - 1 if step == "interval" else times.size
+    start, spacing, n_times = _uniform_times(records["time"].variable)
+    expected = n_times - 1 if step == "interval" else n_times
     if rec.sizes[step] != expected:
-        raise UserError(f"record has {rec.sizes[step]} {step} samples for {times.size} times")
+        raise UserError(f"record has {rec.sizes[step]} {step} samples for {n_times} times")
     if rec.dtype.kind not in "fiu":
         raise UserError(f"record must hold numbers, got {rec.dtype}")
-    omega_ref = system.reference_rate(system.resolve(params))
-    dt = float(spacing) * omega_ref
-    values = np.asarray(rec.values, dtype=float)
-    out = kalman_filter(values, dt, measures, initial=initial, branch=branch, system=system, **params)
-    lead = ("trajectory",) if rec.ndim == 3 else ()
-    start = times[0] * omega_ref
-    scaled = start + dt * np.arange(values.shape[-2] + 1)
-    quad = list(system.quadratures)
-    nu = out["innovation"]
-    settled = out["cov_filter"].shape[0]
-    data = {"estimate": ((*lead, "time", "quadrature"), out["estimate"]),
-            "cov_filter": (("filter_time", "row", "col"), out["cov_filter"]),
-            "innovation": ((*lead, "interval", "channel"), out["innovation"]),
-            "innovation_variance": ("channel", np.mean(out["innovation"] ** 2, axis=tuple(range(nu.ndim - 1)))),
-            "innovation_variance_err": ("channel", np.full(nu.shape[-1], math.sqrt(2 / (nu.size / nu.shape[-1])))),
-            "innovation_lag1": ("channel", np.mean(out["innovation"][..., 1:, :] * out["innovation"][..., :-1, :],
-                                                   axis=tuple(range(nu.ndim - 1)))),
-            "innovation_lag1_err": ("channel", np.full(nu.shape[-1], 1 / math.sqrt(nu.size / nu.shape[-1])))}
-    if not all(np.all(np.isfinite(v[1])) for v in data.values()):
+    return rec, rec.dims[:-2], start, spacing
+
+
+TIME_BLOCK = 1 << 20  # times of a record file checked at a time (a long record's axis is not held whole)
+
+
+def _uniform_times(time) -> tuple[float, float, int]:
+    """(first time, spacing, count) of a record file's time axis (a lazy variable, read in blocks), checked finite
+    and uniform to rounding: times written as k·dt (or (k·dt)/ω) carry errors of a few ulp of the largest time."""
+    n = time.size
+    ends = np.asarray(time[[0, -1]].values if n else [], dtype=float)
+    if n < 2 or not np.all(np.isfinite(ends)):
+        raise UserError("the record file's time coordinate must hold at least two finite times")
+    spacing = (ends[1] - ends[0]) / (n - 1)
+    slack = 1e-9 * abs(spacing) + 16 * np.finfo(float).eps * np.abs(ends).max()
+    for lo in range(0, n, TIME_BLOCK):
+        block = np.asarray(time[lo:lo + TIME_BLOCK].values, dtype=float)
+        if not np.all(np.isfinite(block)):
+            raise UserError("the record file's time coordinate must hold finite times")
+        if not (spacing > 0 and np.abs(block - (ends[0] + spacing * np.arange(lo, lo + block.size))).max() <= slack):
+            raise UserError("the record file's time axis is not uniform (a Kalman filter of one step dt needs one)")
+    return float(ends[0]), float(spacing), n
+
+
+def _filter_summary(model: dict, system: LinearSystem, P, stats, n_traj: int, n_steps: int, start: float,
+                    lead: tuple, measures, with_time: bool = True) -> xr.Dataset:
+    """The filtered record file's small part: coordinates (the time axis, ``start`` + k dt in 1/ω_ref, unless
+    ``with_time`` is false: a streamed file writes it in blocks), ``cov_filter`` over ``filter_time`` and the
+    innovations' whiteness statistics (Σ ν², Σ ν_n ν_{n−1} per channel over every trajectory)."""
+    omega_ref, dt, m = model["omega_ref"], model["dt"], model["H"].shape[0]
+    count, pairs = n_traj * n_steps, n_traj * max(n_steps - 1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var, lag1 = stats[:, 0] / count, stats[:, 1] / pairs
+    data = {"cov_filter": (("filter_time", "row", "col"), P),
+            "innovation_variance": ("channel", var),
+            "innovation_variance_err": ("channel", np.full(m, math.sqrt(2 / count))),
+            "innovation_lag1": ("channel", lag1),
+            "innovation_lag1_err": ("channel", np.full(m, 1 / math.sqrt(max(pairs, 1))))}
+    if not np.all(np.isfinite(var)):
         raise UserError("the record's values overflow the filter's statistics (the innovations' variance is not "
                         "finite): check its normalisation (docs: records and their normalisation)")
-    ds = xr.Dataset(data, coords={**time_coordinates(scaled, omega_ref), "row": quad, "col": quad,
-                                  "filter_time": ("filter_time", scaled[:settled] / omega_ref),
-                                  "quadrature": quad, "channel": np.arange(nu.shape[-1], dtype=np.int32),
-                                  "interval": np.arange(values.shape[-2], dtype=np.int32),
-                                  **({"trajectory": np.arange(values.shape[0], dtype=np.int32)} if lead else {})})
+    quad = list(system.quadratures)
+    times = time_coordinates(start + dt * np.arange(n_steps + 1), omega_ref) if with_time else {}
+    ds = xr.Dataset(data, coords={**times, "row": quad, "col": quad,
+                                  "filter_time": ("filter_time", (start + dt * np.arange(P.shape[0])) / omega_ref),
+                                  "quadrature": quad, "channel": np.arange(m, dtype=np.int32),
+                                  "interval": np.arange(n_steps, dtype=np.int32),
+                                  **({"trajectory": np.arange(n_traj, dtype=np.int32)} if lead else {})})
     set_time_reference(ds, omega_ref)
     ds = apply_catalogue(ds, title=f"sde_com Kalman filter of a record, {system.name}", system=system)
     ds.attrs["measure"] = json.dumps([dict(m) for m in measures])
     return ds
+
+
+def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, output=None, force: bool = False,
+                       history: str | None = None, workers: int = 1, initial="steady", branch: int = 0,
+                       system: LinearSystem | str = DEFAULT_SYSTEM, **params):
+    """The Kalman filter (``kalman_filter``) over a record file's ``record`` (what ``sde-com filter`` runs):
+    (interval, channel), (time, channel) or (trajectory, …, channel), in the scaled time's normalisation, with a
+    uniform ``time`` coordinate in seconds (for ``interval`` records, the saved times around them, as
+    ``conditional_simulate`` writes). Gives ``estimate`` (…, time, quadrature), ``cov_filter`` (filter_time,
+    row, col), ``innovation`` (…, interval, channel) = (ΔY − H x̂)/√Δτ and the innovations' variance and lag-1
+    autocorrelation. ``records`` may be lazy (opened, not loaded): it is read block by block. Without
+    ``output``: returns the Dataset. With ``output`` (a netCDF path): streams ``estimate`` and ``innovation``
+    to it block by block (memory: a few FILTER_BLOCK_BYTES blocks, whatever the record's size), written
+    atomically (``force``: replace an existing file; ``history``: the command for its history line); returns
+    the path. ``workers``: threads over the trajectories (the same bits)."""
+    from sde_com.results.catalogue import COORDINATES, VARIABLES
+    from sde_com.results.io import AtomicOutput, StreamedNetCDF, check_writable
+
+    system = as_system(system)
+    workers = _check_workers(workers)
+    rec, lead, start, spacing = _record_axis(records)
+    omega_ref = system.reference_rate(system.resolve(params))
+    dt = spacing * omega_ref
+    model = {**_model(measures, system, params, dt, initial, branch), "dt": dt}
+    d, m = model["Phi"].shape[0], model["H"].shape[0]
+    if rec.sizes["channel"] != m:
+        raise UserError(f"record has {rec.sizes['channel']} channel(s); the scenario's detectors give {m}")
+    n_traj, n_steps = (rec.shape[0] if lead else 1), rec.shape[-2]
+
+    def read(i0, i1, t0, t1):
+        return rec[i0:i1, t0:t1].values if lead else rec[t0:t1].values[None]
+
+    if output is None:
+        est_all, innov_all = np.zeros((n_traj, n_steps + 1, d)), np.empty((n_traj, n_steps, m))
+
+        def write(i0, i1, t0, t1, est, innov):
+            est_all[i0:i1, t0 + 1:t1 + 1], innov_all[i0:i1, t0:t1] = est, innov
+
+        P, stats = _run_filter(model, n_traj, n_steps, read, write, workers)
+        ds = _filter_summary(model, system, P, stats, n_traj, n_steps, start * omega_ref, lead, measures)
+        ds["estimate"] = ((*lead, "time", "quadrature"), est_all if lead else est_all[0], VARIABLES["estimate"].attrs)
+        ds["innovation"] = ((*lead, "interval", "channel"), innov_all if lead else innov_all[0],
+                            VARIABLES["innovation"].attrs)
+        return ds
+    check_writable(output, force)
+    sizes = {"trajectory": n_traj, "time": n_steps + 1, "interval": n_steps, "quadrature": d, "channel": m}
+    layout = {name: ((*lead, step, last), "f8", {**VARIABLES[name].attrs, **aux}, None)
+              for name, step, last, aux in (("estimate", "time", "quadrature", {"coordinates": "time"}),
+                                            ("innovation", "interval", "channel", {}))}
+    # the time axis in blocks too (a long record's would not fit the memory bound whole)
+    layout |= {name: (("time",), "f8", COORDINATES[name].attrs, None) for name in ("time_scaled", "time")}
+    scratch = AtomicOutput(output, force)  # a temporary file beside the output, renamed into place when complete
+    stream = StreamedNetCDF(scratch.tmp, {k: v for k, v in sizes.items() if k != "trajectory" or lead}, layout)
+    scaled0 = start * omega_ref
+    try:
+        # HDF5 takes one thread at a time and the record is read meanwhile: every write in ``_run_filter``'s
+        # reading and writing thread
+        stream.write_now("estimate", (slice(None), 0) if lead else 0, np.zeros((n_traj, d) if lead else d))
+
+        def write(i0, i1, t0, t1, est, innov):
+            if i0 == 0:
+                scaled = scaled0 + dt * np.arange(t0 + (t0 > 0), t1 + 1)  # the in-memory axis' values
+                stream.write_now("time_scaled", slice(t0 + (t0 > 0), t1 + 1), scaled)
+                stream.write_now("time", slice(t0 + (t0 > 0), t1 + 1), scaled / omega_ref)
+            if lead:
+                stream.write_now("estimate", (slice(i0, i1), slice(t0 + 1, t1 + 1)), est)
+                stream.write_now("innovation", (slice(i0, i1), slice(t0, t1)), innov)
+            else:
+                stream.write_now("estimate", slice(t0 + 1, t1 + 1), est[0])
+                stream.write_now("innovation", slice(t0, t1), innov[0])
+
+        P, stats = _run_filter(model, n_traj, n_steps, read, write, workers)
+        ds = _filter_summary(model, system, P, stats, n_traj, n_steps, scaled0, lead, measures, with_time=False)
+        return stream.finish(ds, output, force, history)
+    except BaseException:
+        stream.abort()
+        raise

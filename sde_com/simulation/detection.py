@@ -1,4 +1,6 @@
-"""What a detector sees: homodyne records of the output field and their spectra estimated from traces.
+"""What a detector sees: records of the output field (the perfect homodyne of ``physics.measurement``'s
+Eq. (M1), ``record_from_traces``: one concept and one normalisation with ``[[measure]]``) and their spectra
+estimated from traces.
 
 Input–output relation a_out = √(2κ) a − a_in, in quadratures X_out = √(2κ) δX − X_in (vacuum variance 1/2,
 so the output of a vacuum-driven empty cavity is white with spectral density 1/2: shot noise), for the
@@ -22,6 +24,7 @@ from sde_com.errors import RunWarning, UserError
 from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.physics.gaussian import logneg_from_blocks
 from sde_com.physics.linear import lyapunov_covariance_reference
+from sde_com.physics.measurement import record_from_traces
 from sde_com.physics.spectra import carries_all_noise, filtered_logneg, mode_rows, output_spectrum, port_noise
 from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import (
@@ -33,28 +36,6 @@ from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.ensemble import simulate_point
 from sde_com.simulation.keys import DETECT
 from sde_com.simulation.schemes import scheme_names
-
-
-def homodyne_record(trace: np.ndarray, noise: np.ndarray, kappa: float, dt: float, mode: str | int = "U",
-                    theta: float = 0.0) -> np.ndarray:
-    """Homodyne photocurrent of mode ``mode`` ('U'/'V' of the resonator, or a mode index) at local-oscillator
-    phase θ from Euler–Maruyama traces.
-
-    Over step n the detector integrates X_θ,out = cos θ X_out + sin θ Y_out; with the step's input-noise
-    increment dW_n (the recorded ``noise`` of state n + 1: D_xx = κ, so ∫X_in dt = dW/√(2κ)) that is
-    √(2κ) X_θ(t_n) dt − dW_θ,n/√(2κ). The record is that integral divided by dt (the bin average), so
-    white vacuum noise has variance 1/(2 dt) per sample and two-sided spectral density 1/2.
-    Only exact for Euler–Maruyama traces (their noise is the raw input noise) recorded at every step, and for a
-    port that carries all of its mode's noise (``check_port_carries_the_noise``); ``kappa`` and ``dt`` in
-    units of ω_ref and 1/ω_ref. trace, noise: (..., time, 2N) → record (..., time − 1).
-    """
-    rx, ry = mode_rows(trace.shape[-1], mode)
-    if not (kappa > 0 and dt > 0):
-        raise UserError("kappa and dt must be > 0")
-    c, s = math.cos(theta), math.sin(theta)
-    x = c * trace[..., :-1, rx] + s * trace[..., :-1, ry]
-    dw = c * noise[..., 1:, rx] + s * noise[..., 1:, ry]
-    return (math.sqrt(2.0 * kappa) * x * dt - dw / math.sqrt(2.0 * kappa)) / dt
 
 
 def welch_spectrum(records: np.ndarray, dt: float, segment: int = 1024) -> tuple[np.ndarray, np.ndarray,
@@ -99,7 +80,7 @@ def check_port_carries_the_noise(D: np.ndarray, kappa: float, mode: str | int, n
     modes need only ``port_noise``)."""
     port_noise(D, kappa, mode)  # the port fits inside D
     if not carries_all_noise(D, kappa, mode):
-        raise UserError(f"detect.mode = {name!r}: homodyne records from traces need the port to carry all of the "
+        raise UserError(f"detect.mode = {name!r}: records from traces need the port to carry all of the "
                         f"mode's noise (D = κ = {kappa:.6g} s-1 on its quadratures, no other noise there)")
 
 
@@ -108,12 +89,13 @@ def _detector_view(A, D, omega_ref, thermal, settings, mode, kappa, partner, the
     """The arrays of the detector's view (``detection_dataset``) of one stable point (A, D in rad/s)."""
     s = settings
     out = simulate_point(A, D, omega_ref, thermal, s)
-    records = homodyne_record(out["trace"], out["noise"], kappa / omega_ref, s.dt, mode, theta)
-    w, S, err = welch_spectrum(records, s.dt, segment)
+    records = record_from_traces(out["trace"], out["noise"], kappa / omega_ref, s.dt, mode, theta)
+    # the output quadrature's bin average X_θ,out = ΔY/(√2 dt), whose spectrum is the output field's
+    w, S, err = welch_spectrum(records[..., 0] / (math.sqrt(2.0) * s.dt), s.dt, segment)
     keep = np.abs(w) <= WELCH_KEPT * np.pi / s.dt  # below Nyquist/3, where the EM step does not colour the record
     w, S, err = w[keep], S[keep], err[keep]
     S_an = output_spectrum(A, D, kappa, w * omega_ref, mode, theta)
-    warn_of_spectrum(w, S, err, S_an, A / omega_ref, s.dt, min(segment, records.shape[-1]), records.shape[0])
+    warn_of_spectrum(w, S, err, S_an, A / omega_ref, s.dt, min(segment, records.shape[-2]), records.shape[0])
     en = [filtered_logneg(A, D, kappa, 1.0 / (b * omega_ref), center * omega_ref, mode, partner=partner)
           for b in bandwidths]
     n = A.shape[0]
@@ -168,9 +150,10 @@ def _check_settings(s) -> None:
 
 
 def _dataset(v: dict, bandwidths, dt: float, omega_ref: float, attrs: dict, system) -> xr.Dataset:
+    steps = v["records"].shape[-2]
     ds = xr.Dataset(
         {
-            "homodyne": (("trajectory", "time"), v["records"]),
+            "record": (("trajectory", "interval", "channel"), v["records"]),
             "spectrum_welch": ("omega", v["S"]),
             "spectrum_welch_err": ("omega", v["err"]),
             "spectrum_analytic": ("omega", v["S_an"]),
@@ -179,7 +162,10 @@ def _dataset(v: dict, bandwidths, dt: float, omega_ref: float, attrs: dict, syst
         },
         coords=dict(omega=("omega", v["w"]), bandwidth=("bandwidth", bandwidths),
                     trajectory=("trajectory", np.arange(v["records"].shape[0], dtype=np.int32)),
-                    **time_coordinates(np.arange(v["records"].shape[-1]) * dt, omega_ref)),
+                    interval=("interval", np.arange(steps, dtype=np.int32)), channel=("channel", np.zeros(1, np.int32)),
+                    channel_mode=("channel", [attrs["mode"]]), channel_theta=("channel", [attrs["theta"]]),
+                    channel_efficiency=("channel", [1.0]),
+                    **time_coordinates(np.arange(steps + 1) * dt, omega_ref)),
         attrs=attrs,
     )
     set_time_reference(ds, omega_ref)
