@@ -215,11 +215,13 @@ def _filter(args) -> None:
         records = xr.open_dataset(src, engine="netcdf4", cache=False, **no_index)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read record file {str(src)!r} (not a netCDF file?): {exc}") from exc
-    initial = scenario.simulation.initial if scenario.simulation is not None else "steady"
+    sim = scenario.simulation
+    initial, method = (sim.initial, sim.method) if sim is not None else ("steady", "exact")
     with records, _quiet_compile(args.quiet):
         filter_record_file(records, list(measures), output=out, force=args.force,
                            history=shlex.join(["sde-com", *args.argv]), workers=args.workers or 1,
-                           initial=initial, system=scenario.system, **dict(scenario.parameters))
+                           initial=initial, method=method, feedback=scenario.tables.get("feedback"),
+                           system=scenario.system, **dict(scenario.parameters))
     if not args.quiet:
         print(f"wrote {out}")
 

@@ -10,6 +10,7 @@ chance that a correct code would fail one had the seed been drawn at random.
 """
 
 import importlib.util
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,26 @@ def test_watching_tutorial(tmp_path):
     assert abs(inn["innovation_lag1"][0]) < bonferroni(2, 10**6) * inn["innovation_lag1_err"][0]
     # the filter over the file's record gives the run's estimate back (the same arithmetic: bitwise measured)
     np.testing.assert_allclose(r["estimate_again"], r["estimate"], rtol=0, atol=1e-12 * np.abs(r["estimate"]).max())
+
+
+def test_feedback_tutorial(tmp_path):
+    r = load("feedback").main(tmp_path)
+    check_figure(r["figure"])
+    conditional, open_loop = r["conditional"], r["open_loop"]
+    for eta, phonons in r["phonons"].items():
+        assert np.all(phonons < open_loop)  # the loop cools at every measurement rate
+        if eta == 1.0:  # V_fb = V_c + Σ: never below the conditional state of the same detector
+            assert np.all(phonons >= conditional - 1e-9 * conditional)
+        if eta >= 0.5:  # the ground state, between imprecision (slow measurement) and backaction (fast)
+            i = int(np.argmin(phonons))
+            assert phonons[i] < 1.0 and 0 < i < phonons.size - 1
+    # more efficient detection cools further at every power
+    etas = sorted(r["phonons"])
+    assert all(np.all(r["phonons"][b] < r["phonons"][a]) for a, b in itertools.pairwise(etas))
+    # the closed-loop ensemble against its moments: 10 independent entries at 31 saved times (2000 trajectories)
+    rows, cols = np.triu_indices(4)
+    z = np.abs(r["zscore"][:, rows, cols])
+    assert z.max() < bonferroni(z.size, 1999)
+    # and at its last time, 120/ω_m after a thermal start (833 phonons), on the closed loop's steady state
+    assert abs(r["sim"][-1] - r["steady"]) < bonferroni(1, 1999) * r["sim_err"][-1]
+    assert r["steady"] < 1.0

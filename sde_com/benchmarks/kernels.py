@@ -249,7 +249,7 @@ def benchmark_conditional(n_traj: int = 1000, n_steps: int = 2000, repeat: int =
     no_snaps = np.zeros(0, dtype=np.int64)
 
     prepared = dict(Phi=Phi, H=H, L=psd_sqrt(Q), K=K, W=W, V0_factor=psd_sqrt(V0), n_steps=n_steps,
-                    stride=n_steps, saved=np.array([0, n_steps]))
+                    stride=n_steps, saved=np.array([0, n_steps]), Fu=model["Fu"], Fy=model["Fy"], closed=False)
 
     def conditional(n):
         run_conditional_unit(prepared, 1, 0, n, 0)

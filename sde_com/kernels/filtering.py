@@ -22,24 +22,26 @@ def _stream(seed, trajectory):
 
 
 @njit(cache=True, nogil=True)
-def conditional_chunk(seed, first, lo, hi, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced, err_sum, err_sq,
-                      innovation, trace, estimate, record):
+def conditional_chunk(seed, first, lo, hi, u0, Phi, H, L, K, W, Fu, Fy, closed, n_steps, save_stride, n_traced,
+                      err_sum, err_sq, state_sum, state_sq, innovation, trace, estimate, record):
     """Trajectories first + lo .. first + hi − 1 (their initial states u0[lo:hi], drawn from the initial stream),
     LANES at a time in lockstep: x̂₀ = 0; each step draws the joint noise L ξ (ξ: the step's d + m normals of the
     stepping stream), records ΔY = H u + e, updates x̂ ← Φ x̂ + K_n (ΔY − H x̂) and u ← Φ u + w (the gains of
-    step n: K[min(n, len(K) − 1)], ``filter_gains``). Adds, at every save_stride-th step (and the last), the
+    step n: K[min(n, len(K) − 1)], ``filter_gains``). With ``closed``, a feedback force u_c = −L x̂ held over the
+    step adds F_u x̂ to u and x̂ and F_y x̂ to the record (``physics.feedback.control_step``: F = −G L), and the
+    state's u uᵀ and (u uᵀ)² go to state_sum and state_sq. Adds, at every save_stride-th step (and the last), the
     estimation error's e eᵀ to err_sum and (e eᵀ)² to err_sq (n_snap, d, d); the whitened innovations
     ν̃ = W_n ν to innovation (m, 3): Σ ν̃, Σ ν̃², Σ ν̃_n ν̃_{n−1}. Trajectories below n_traced (counted from
     first) write u and x̂ at the saved steps (trace, estimate) and ΔY summed over each save interval (record).
     Releases the GIL: chunks run on threads (``simulation.conditional.run_conditional_unit``)."""
     for g in range(lo, hi, LANES):
-        _lanes(seed, first, g, min(g + LANES, hi) - g, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced,
-               err_sum, err_sq, innovation, trace, estimate, record)
+        _lanes(seed, first, g, min(g + LANES, hi) - g, u0, Phi, H, L, K, W, Fu, Fy, closed, n_steps, save_stride,
+               n_traced, err_sum, err_sq, state_sum, state_sq, innovation, trace, estimate, record)
 
 
 @njit(cache=True)
-def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, n_steps, save_stride, n_traced, err_sum, err_sq, innovation,
-           trace, estimate, record):
+def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, Fu, Fy, closed, n_steps, save_stride, n_traced, err_sum,
+           err_sq, state_sum, state_sq, innovation, trace, estimate, record):
     """Trajectories first + g .. first + g + nb − 1 stepped together: every array is (quantity, lane)."""
     d, m = Phi.shape[0], H.shape[0]
     settled = K.shape[0] - 1  # the gains of later steps are the last ones (``filter_gains``)
@@ -55,6 +57,8 @@ def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, n_steps, save_stride, n_trac
         if n % save_stride == 0 or n == n_steps:
             s = n // save_stride if n % save_stride == 0 else err_sum.shape[0] - 1
             _save_lanes(u, x, s, g, n_traced, acc, err_sum, err_sq, trace, estimate, record)
+            if closed:
+                _state_lanes(u, s, state_sum, state_sq)
         if n == n_steps:
             break
         if n % BLOCK_STEPS == 0:  # the next block's normals, lane by lane
@@ -65,6 +69,8 @@ def _lanes(seed, first, g, nb, u0, Phi, H, L, K, W, n_steps, save_stride, n_trac
         _record_lanes(H, u, x, z, nu, acc)
         _whiten_lanes(W[min(n, settled)], nu, prev, innovation, n > 0)
         _advance_lanes(Phi, K[min(n, settled)], x, u, z, nu, xn, un)
+        if closed:
+            _control_lanes(Fu, Fy, x, xn, un, acc)
         x, xn, u, un = xn, x, un, u
 
 
@@ -87,6 +93,39 @@ def _save_lanes(u, x, s, g, n_traced, acc, err_sum, err_sq, trace, estimate, rec
         if s > 0:
             record[g + b, s - 1] = acc[:, b]
     acc[:] = 0.0
+
+
+@njit(cache=True)
+def _state_lanes(u, s, state_sum, state_sq):
+    """At saved time s: every lane's u uᵀ and (u uᵀ)² added (the closed loop's state covariance)."""
+    d, nb = u.shape
+    for r in range(d):
+        for c in range(d):
+            t1, t2 = 0.0, 0.0
+            for b in range(nb):
+                p = u[r, b] * u[c, b]
+                t1 += p
+                t2 += p * p
+            state_sum[s, r, c] += t1
+            state_sq[s, r, c] += t2
+
+
+@njit(cache=True)
+def _control_lanes(Fu, Fy, x, xn, un, acc):
+    """The feedback force of the step (from x̂ before it): F_u x̂ added to the next u and x̂, F_y x̂ to the record."""
+    d, nb = x.shape
+    m = Fy.shape[0]
+    for r in range(d):
+        for c in range(d):
+            f = Fu[r, c]
+            for b in range(nb):
+                un[r, b] += f * x[c, b]
+                xn[r, b] += f * x[c, b]
+    for j in range(m):
+        for c in range(d):
+            f = Fy[j, c]
+            for b in range(nb):
+                acc[j, b] += f * x[c, b]
 
 
 @njit(cache=True)

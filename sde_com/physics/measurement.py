@@ -227,6 +227,14 @@ def record_step(A: np.ndarray, D: np.ndarray, C: np.ndarray, G: np.ndarray, dt: 
     return E[:d, :d], E[d:, :d], 0.5 * (Q + Q.T)
 
 
+def record_step_em(A: np.ndarray, D: np.ndarray, C: np.ndarray, G: np.ndarray, dt: float):
+    """(Φ, H, Q) of the Euler–Maruyama discretization of the system and its record over one step dt (the
+    scheme's counterpart of Eq. (M5)): Φ = I + A dt, H = C dt, Q = dt [[D, Γ], [Γᵀ, I]]."""
+    d = A.shape[0]
+    Q = dt * np.block([[D, G], [G.T, np.eye(C.shape[0])]])
+    return np.eye(d) + A * dt, C * dt, 0.5 * (Q + Q.T)
+
+
 def filter_gains(Phi: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray, n_steps: int):
     """The discrete Kalman filter of ``record_step``'s model (Eq. (M6)), started from the prior covariance P0:
     gains K_n = (Φ P_n Hᵀ + S) Ω_n⁻¹ with Ω_n = H P_n Hᵀ + R (the innovation's covariance), and

@@ -193,6 +193,17 @@ _VARIABLE_LIST = [
     _v("purity_conditional", (_S, _B), "purity Tr ρ² of the conditional state", "As purity, of cov_conditional."),
     _v("squeezing_conditional", (_S, _B, "mode"), "smallest quadrature variance of each mode in the conditional "
        "state relative to the vacuum, in dB", "As squeezing, of cov_conditional."),
+    # measurement-based feedback ([feedback]): the closed loop's steady state
+    _v("cov_feedback", (_S, _B, *_M), "covariance of the closed loop's steady state (feedback on the estimate)",
+       "Eq. (F3): V_c + Σ, the conditional covariance plus that of the estimate under the loop; vacuum 1/2. NaN "
+       "where the loop cannot hold an unstable branch."),
+    _v("occupation_feedback", (_S, _B, "mode"), "occupation ⟨a†a⟩ of each mode under feedback",
+       "As occupation, of cov_feedback."),
+    _v("logneg_feedback", (_S, _B, "pair"), "E_N of each pair of modes under feedback", "As logneg, of cov_feedback."),
+    _v("feedback_gain", (_S, _B, "force", "quadrature"), "feedback gain L of u_c = −L x̂, in units of ω_ref",
+       "The regulator of Eq. (F4) (control = 'lqg') or the given gain; one row per force."),
+    _v("force_variance", (_S, _B, "force"), "variance of each feedback force u_c, in units of ω_ref²",
+       "Diagonal of L Σ Lᵀ (Eq. (F3)): the force the loop needs, per unit of the forced quadrature's rate."),
     # conditional trajectories: the true state, the record and the Kalman filter's estimate
     _v("estimate", ("trajectory", _T, "quadrature"), "conditional mean x̂ of the quadratures given the record "
        "(the Kalman filter's estimate), vacuum variance 1/2", "Eq. (M6): the estimate of u at each saved time from "
@@ -217,6 +228,17 @@ _VARIABLE_LIST = [
     _v("zscore_filter_continuous", (_T, *_M), "z-score (cov_error − cov_filter_continuous)/cov_error_err",
        "As zscore_filter, against the continuous filter: the step's bias shows here once the ensemble resolves "
        "it."),
+    _v("cov_feedback_sim", (_T, *_M), "ensemble estimate of the closed loop's state covariance ⟨u uᵀ⟩",
+       "Over the trajectories at each saved time (the state has zero mean); against cov_feedback_moment in "
+       "zscore_feedback."),
+    _v("cov_feedback_sim_err", (_T, *_M), "standard error of cov_feedback_sim", "From the spread of u uᵀ over the "
+       "independent trajectories."),
+    _v("cov_feedback_moment", (_T, *_M), "the closed loop's state covariance from the initial covariance",
+       "The joint moment recursion of (u, x̂), exact for the scheme (physics.feedback.loop_moments)."),
+    _v("zscore_feedback", (_T, *_M), "z-score (cov_feedback_sim − cov_feedback_moment)/cov_feedback_sim_err",
+       "A correct loop gives |z| of order 1 (Bonferroni bound over the entries and times in the tests)."),
+    _v("feedback_force", ("trajectory", _T, "force"), "feedback force u_c = −L x̂ of the traced trajectories, in "
+       "units of ω_ref", "At the saved times, from the estimate there (held over the following step)."),
     _v("innovation", ("trajectory", "interval", "channel"), "innovation (ΔY − H x̂)/√Δτ of a filtered record",
        "The part of each record sample the filter did not predict; unit variance (up to O(Δτ)) and white when the "
        "model is right."),
@@ -252,6 +274,7 @@ _COORDINATE_LIST = [
        "Below a third of the Nyquist frequency, where the Euler–Maruyama step does not colour the record."),
     _v("bandwidth", ("bandwidth",), "filter bandwidth 1/(τ ω_m)", "Of the filtered output mode."),
     _v("mode", ("mode",), "mode of the system", "The system's mode names, in order.", units=None),
+    _v("force", ("force",), "feedback force, by the quadrature it acts on", "[feedback] force order.", units=None),
     _v("channel", ("channel",), "record channel (a homodyne; a heterodyne detector gives two)",
        "Channels in [[measure]] order; their mode, phase and efficiency are the channel_* coordinates."),
     _v("channel_mode", ("channel",), "detected mode of each record channel", "A mode with an output port.",
@@ -340,10 +363,14 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
                     "E_N over `pair`)",
                     ("occupation", "purity", "squeezing", "cov_conditional", "logneg_conditional", "kalman_gain",
                      "occupation_conditional", "purity_conditional", "squeezing_conditional")),
+    "feedback": ("Feedback on the estimate (`[feedback]` beside `[[measure]]`), beside the conditional state",
+                 ("cov_feedback", "occupation_feedback", "logneg_feedback", "feedback_gain", "force_variance")),
     "conditional_trajectories": ("Conditional trajectories (`sde_com.conditional_simulate`: records and the Kalman "
                                  "filter)",
                                  ("trace", "estimate", "record", "cov_filter", "cov_error", "cov_error_err",
                                   "zscore_filter", "cov_filter_continuous", "zscore_filter_continuous",
+                                  "cov_feedback_sim", "cov_feedback_sim_err", "cov_feedback_moment",
+                                  "zscore_feedback", "feedback_force",
                                   "innovation_variance", "innovation_variance_err",
                                   "innovation_lag1", "innovation_lag1_err")),
     "filter": ("The Kalman filter of a record file (`sde-com filter`: a scenario's system and `[[measure]]` "

@@ -28,6 +28,7 @@ import xarray as xr
 
 from sde_com.errors import NumericalError, RunWarning, UserError
 from sde_com.kernel_cache import ENSEMBLE_MODULES
+from sde_com.physics.feedback import check_feedback
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
 from sde_com.physics.measurement import check_ports
@@ -55,6 +56,7 @@ from sde_com.runs.mergers import (
 from sde_com.runs.plotspec import RunOutline, estimate_figure, unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
 from sde_com.simulation.ensemble import grid_points, reported_pairs
+from sde_com.simulation.schemes import get_scheme, scheme_names
 from sde_com.simulation.simulate import (
     plan_units,
     point_model,
@@ -144,6 +146,12 @@ class RunKind:
     def parse_table(self, table, simulation, dt_study, params, base: Path | None = None) -> dict | None:
         """The kind's own table, checked against the others (by default the schema's checks of its keys)."""
         return None if table is None or self.table is None else dict(check_table(self.table, table))
+
+    companions: tuple[str, ...] = ()  # tables that only mean something beside this kind's ([feedback] on [[measure]])
+
+    def parse_companion(self, name: str, table, simulation, params, own) -> dict:
+        """A companion table ``name`` (one of ``companions``), checked against the kind's own table ``own``."""
+        return dict(check_table(name, table))
 
     def run(self, scenario: Scenario, trace_sink=None) -> xr.Dataset:
         """The whole run in memory, before ``finish_dataset``."""
@@ -339,13 +347,24 @@ class ConditionalKind(RunKind):
     capability = "output_ports"
     heading = "Continuous measurement (`[[measure]]`: the conditional steady state; with `[simulate]`, trajectories)"
     asks = "[[measure]] tables (detectors on output ports)"
-    output_sets = ("seam_sweep", "conditional", "conditional_trajectories", "filter")
+    output_sets = ("seam_sweep", "conditional", "feedback", "conditional_trajectories", "filter")
+    companions = ("feedback",)
 
     def selected(self, scenario) -> bool:
         return scenario.tables.get("measure") is not None
 
     def variables(self, system):
-        return variables_of("seam_sweep") + variables_of("conditional") + variables_of("conditional_trajectories")
+        return (variables_of("seam_sweep") + variables_of("conditional") + variables_of("feedback")
+                + variables_of("conditional_trajectories"))
+
+    def parse_companion(self, name, table, simulation, params, own):
+        """[feedback]: the schema's keys, forces on the system's quadratures, targets among its modes, a gain of
+        the right shape (``feedback.check_feedback``)."""
+        table = dict(check_table(name, table))
+        try:
+            return check_feedback(table, params.system.modes, params.system.quadratures)
+        except UserError as exc:
+            raise ScenarioError(str(exc)) from None
 
     def outline(self, scenario):
         system = scenario.system
@@ -359,9 +378,12 @@ class ConditionalKind(RunKind):
                               quadratures=tuple(system.quadratures))
         base = steady_outline(system, "seam_sweep")
         pairs = len(system.modes) * (len(system.modes) - 1) // 2
+        loop = scenario.tables.get("feedback")
+        forces = {"force": len(loop["force"])} if loop is not None else {}
+        absent = (*undeclared(system, variables_of("seam_sweep")), *(() if loop else variables_of("feedback")))
         return replace(base, kind="conditional", steady="seam_sweep", with_steady=True,
-                       sizes={**base.sizes, "pair": pairs, "mode": len(system.modes), "channel": channels_},
-                       absent=tuple(undeclared(system, variables_of("seam_sweep"))))
+                       sizes={**base.sizes, "pair": pairs, "mode": len(system.modes), "channel": channels_,
+                              **forces}, absent=tuple(absent))
 
     def default_figure(self, sizes, variables):
         """A trajectory with its estimate and ±σ band; or E_N and purity, unconditional against conditional."""
@@ -404,7 +426,10 @@ class ConditionalKind(RunKind):
         measures = list(scenario.tables["measure"])
         sim = scenario.simulation
         if sim is None:
-            return conditional_steady_sweep(scenario.parameters, measures).assign_attrs(measure=json.dumps(measures))
+            loop = scenario.tables.get("feedback")
+            ds = conditional_steady_sweep(scenario.parameters, measures, feedback=loop)
+            return ds.assign_attrs(measure=json.dumps(measures),
+                                   **({"feedback": json.dumps(_loop_attrs(loop))} if loop else {}))
         units = self.plan(scenario)  # in memory: the units one after another, merged as a run merges them
         models = self.models(scenario, units)
         merger = ConditionalMerger(scenario, units, models, None)
@@ -429,7 +454,8 @@ class ConditionalKind(RunKind):
 
         sim = scenario.simulation
         return prepare_conditional(list(scenario.tables["measure"]), scenario.system, params, dt=sim.dt,
-                                   duration=sim.duration, initial=sim.initial, save_every=sim.save_every)
+                                   duration=sim.duration, initial=sim.initial, save_every=sim.save_every,
+                                   method=sim.method, feedback=scenario.tables.get("feedback"))
 
     def models(self, scenario, units):
         if scenario.simulation is None:
@@ -459,11 +485,17 @@ class ConditionalKind(RunKind):
         return super().describe(scenario, unit)
 
 
+def _loop_attrs(loop: dict) -> dict:
+    """A checked [feedback] table as JSON-able attributes (its gain as lists)."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in loop.items() if k != "rows"}
+
+
 def _check_conditional_simulation(sim, dt_study, params) -> None:
-    """What conditional trajectories take of [simulate]: the exact scheme, no burn-in, snapshots by save_every
-    (the filter's start is the initial state's covariance)."""
+    """What conditional trajectories take of [simulate]: a scheme that discretizes a record (exact or
+    Euler–Maruyama), no burn-in, snapshots by save_every (the filter's start is the initial state's covariance)."""
     problems = [(dt_study is not None, "a single dt (no time-step study)"),
-                (sim.method != "exact", "method = 'exact' (the record is discretized exactly)"),
+                (not get_scheme(sim.method).records,
+                 f"method = {scheme_names(lambda s: s.records)} (a scheme that discretizes the record)"),
                 (sim.burn_in != 0, "burn_in = 0 (the filter starts with the initial state)"),
                 (sim.save_times is not None, "save_every, not save_times")]
     for bad, need in problems:
@@ -909,6 +941,11 @@ def default_figure(sizes, variables) -> dict | None:
     """The figure of an output whose run kind is not known (a Dataset from Python, an older file): that of the
     first kind that claims it (``RunKind.default_figure``), else None."""
     return next((f for k in RUN_KINDS.values() if (f := k.default_figure(sizes, variables)) is not None), None)
+
+
+def companion_tables() -> dict[str, RunKind]:
+    """Tables that ride on another kind's table → that kind (``RunKind.companions``)."""
+    return {name: k for k in RUN_KINDS.values() for name in k.companions}
 
 
 def single_point_tables() -> tuple[str, ...]:

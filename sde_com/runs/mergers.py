@@ -378,8 +378,10 @@ class ConditionalMerger(Merger):
         model = models[0]
         d, m, n_snap = model["Phi"].shape[0], model["H"].shape[0], model["saved"].size
         traces, points = scenario.simulation.traces, units.points
-        self.parts = {"err_sum": np.zeros((len(units), n_snap, d, d)), "err_sq": np.zeros((len(units), n_snap, d, d)),
-                      "innovation": np.zeros((len(units), m, 3)), "trace": np.zeros((points, traces, n_snap, d)),
+        from sde_com.simulation.conditional import summed_shapes
+
+        self.parts = {k: np.zeros((len(units), *shape)) for k, shape in summed_shapes(d, m, n_snap).items()}
+        self.parts |= {"trace": np.zeros((points, traces, n_snap, d)),
                       "estimate": np.zeros((points, traces, n_snap, d)),
                       "record": np.zeros((points, traces, n_snap - 1, m))}
         if state is not None:
@@ -389,7 +391,9 @@ class ConditionalMerger(Merger):
 
     def add(self, index, result):
         unit = self.units[index]
-        for k in ("err_sum", "err_sq", "innovation"):
+        from sde_com.simulation.conditional import SUMMED
+
+        for k in SUMMED:
             self.parts[k][index] = result[k]
         for k in ("trace", "estimate", "record"):
             self.parts[k][unit.point, unit.first:unit.first + result[k].shape[0]] = result[k]
@@ -401,13 +405,13 @@ class ConditionalMerger(Merger):
     def dataset_of(self, scenario) -> xr.Dataset:
         """The run's Dataset: each point's units added in order (``conditional_dataset``), the points on the
         grid's swept dimensions."""
-        from sde_com.simulation.conditional import conditional_dataset
+        from sde_com.simulation.conditional import SUMMED, conditional_dataset
 
         sim, system, blocks = scenario.simulation, scenario.system, self.units.blocks
         per_point = []
         for point in range(self.units.points):
             first = point * blocks
-            sums = {k: self.parts[k][first].copy() for k in ("err_sum", "err_sq", "innovation")}
+            sums = {k: self.parts[k][first].copy() for k in SUMMED}
             for i in range(first + 1, first + blocks):  # in unit order: conditional_simulate's sums, bit for bit
                 for k in sums:
                     sums[k] = sums[k] + self.parts[k][i]

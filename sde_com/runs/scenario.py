@@ -29,6 +29,7 @@ from sde_com.results.sweep import Grid, as_system, same_system
 from sde_com.runs.kinds import (
     RUN_KINDS,
     RunKind,
+    companion_tables,
     default_figure,
     finish_dataset,
     kind_of,
@@ -120,6 +121,11 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     single = {}
     if kind.table is not None:
         single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
+    for table, owner in companion_tables().items():  # [feedback] beside [[measure]]: only with its kind's table
+        if table in raw:
+            if owner is not kind:
+                raise ScenarioError(f"[{table}] needs {owner.asked_by()} beside it")
+            single[table] = kind.parse_companion(table, raw[table], simulation, params, single[kind.table])
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
                         description=raw.get("description", ""), text=text, name=name, system=system,
                         tables=single)

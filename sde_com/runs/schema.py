@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 from sde_com import spec
 from sde_com.errors import ScenarioError
+from sde_com.physics.feedback import FEEDBACK
 from sde_com.physics.hamiltonian import HAMILTONIAN_KEYS
 from sde_com.physics.measurement import MEASURE
 from sde_com.physics.system import builtin_systems, get_system
@@ -91,6 +92,7 @@ _TABLES: dict[str, Table] = {t.name: t for t in (
     ),
     *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys
     MEASURE,  # [[measure]]: declared by sde_com.physics.measurement
+    FEEDBACK,  # [feedback]: declared by sde_com.physics.feedback
     make_table(
         "output", "Which data variables the output keeps.",
         Key("variables", "list[string]", "keep only these data variables (names from the run's output "

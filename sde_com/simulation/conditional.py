@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
+from sde_com.physics import feedback as fb
 from sde_com.physics.linear import psd_sqrt
 from sde_com.physics.measurement import (
     at_step,
@@ -24,7 +25,6 @@ from sde_com.physics.measurement import (
     check_measures,
     filter_gains,
     measurement_matrices,
-    record_step,
     riccati_path,
 )
 from sde_com.physics.model import points
@@ -32,12 +32,15 @@ from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import apply_catalogue, set_time_reference, time_coordinates
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system
 from sde_com.simulation.ensemble import initial_covariance
+from sde_com.simulation.schemes import get_scheme
 
 MAX_STEPS = 10_000_000  # steps of one conditional run (its gains are kept per step: d·m floats each)
 
 
-def _model(measures, system: LinearSystem, params: Mapping, dt: float, initial, branch: int):
-    """The discretized model of ``system`` at ``params`` (one point), its detectors and the filter's start."""
+def _model(measures, system: LinearSystem, params: Mapping, dt: float, initial, branch: int, method: str = "exact",
+           feedback: Mapping | None = None):
+    """The discretized model of ``system`` at ``params`` (one point) by the scheme ``method``, its detectors, the
+    filter's start and the feedback loop (a ``feedback.check_feedback`` table, or None)."""
     require(system, "output_ports", "conditional trajectories")
     if any(isinstance(v, (list, tuple)) for v in params.values()):
         raise UserError("conditional trajectories run at one operating point: give every parameter as a scalar")
@@ -53,9 +56,36 @@ def _model(measures, system: LinearSystem, params: Mapping, dt: float, initial, 
     C, G = measurement_matrices(chans, [ports[system.modes[c.mode]] for c in chans], len(system.modes))
     A, D, C, G = op.drift / w, op.diffusion / w, C / math.sqrt(w), G / math.sqrt(w)  # the scaled time τ = ω_ref t
     V0 = initial_covariance(initial, op.cov, lambda: system.thermal_covariance(params), system.dimension)
-    Phi, H, Q = record_step(A, D, C, G, dt)
-    return dict(Phi=Phi, H=H, Q=Q, V0=np.asarray(V0, dtype=float), omega_ref=w, chans=chans, system=system,
-                continuous=(A, D, C, G))
+    scheme = get_scheme(method)
+    scheme.check_dt(A, dt)
+    Phi, H, Q = scheme.record_step(A, D, C, G, dt)
+    model = dict(Phi=Phi, H=H, Q=Q, V0=np.asarray(V0, dtype=float), omega_ref=w, chans=chans, system=system,
+                 continuous=(A, D, C, G), method=method)
+    return model | _loop(feedback, scheme, A, C, dt, system, H.shape[0])
+
+
+def _loop(feedback: Mapping | None, scheme, A, C, dt: float, system: LinearSystem, m: int) -> dict:
+    """The feedback force's step matrices F_u = −G_u L, F_y = −G_y L (``feedback.control_step``) and its gain L
+    (the regulator of Eq. (F4), or the given one), checked for a stable loop; zeros without feedback."""
+    d = A.shape[0]
+    if feedback is None:
+        return dict(Fu=np.zeros((d, d)), Fy=np.zeros((m, d)), closed=False)
+    B = fb.force_matrix(feedback["rows"], d)
+    if feedback["control"] == "lqg":
+        L = fb.lqg_gain(A, B, fb.target_weight(feedback["target"], system.modes), feedback["effort"])
+    else:
+        L = np.asarray(feedback["gain"], dtype=float)
+    rate = fb.loop_rate(A, B, L)
+    if rate >= 0:
+        raise UserError(f"feedback.gain destabilises the loop: A − B L grows at {rate:.4g} ω_ref (give a gain "
+                        "whose closed loop is stable)")
+    Gu, Gy = scheme.control_step(A, C, B, dt)
+    Fu, Fy = -Gu @ L, -Gy @ L
+    Phi = scheme.step(A, np.zeros_like(A), dt)[0]
+    if np.abs(np.linalg.eigvals(Phi + Fu)).max() >= 1:
+        raise UserError(f"dt = {dt:g}/ω_ref is too long a step for the feedback loop (its one-step map is "
+                        "unstable): give a smaller dt")
+    return dict(Fu=Fu, Fy=Fy, closed=True, gain=L, forces=list(feedback["force"]))
 
 
 def _check_times(dt: float, duration: float, save_every: float | None) -> tuple[int, int]:
@@ -78,17 +108,28 @@ UNIT_TRAJECTORIES = 256  # trajectories of one unit of work of a scenario's cond
 
 
 def prepare_conditional(measures: Sequence[Mapping], system: LinearSystem, params: Mapping, *, dt: float,
-                        duration: float, initial="steady", save_every: float | None = None, branch: int = 0) -> dict:
+                        duration: float, initial="steady", save_every: float | None = None, branch: int = 0,
+                        method: str = "exact", feedback: Mapping | None = None) -> dict:
     """Everything the units of a conditional run share (made once, on the client): the discretized system and
     record (``record_step``), the filter's gains, whitening and covariance (``filter_gains``), the saved steps."""
     n_steps, stride = _check_times(dt, duration, save_every)
-    model = _model(measures, system, params, float(dt), initial, branch)
+    model = _model(measures, system, params, float(dt), initial, branch, method, feedback)
     Phi, H, Q, V0 = model["Phi"], model["H"], model["Q"], model["V0"]
     K, Om, P = filter_gains(Phi, H, Q, V0, n_steps)
     W = np.array([np.linalg.inv(psd_sqrt(o)) for o in Om])  # whitening: Ω_n^(−1/2)
     saved = np.unique(np.r_[np.arange(0, n_steps + 1, stride), n_steps])
+    loop = {"moments": fb.loop_moments(Phi, H, Q, K, model["Fu"], V0, saved)} if model["closed"] else {}
     return {**model, "K": K, "W": W, "P": P, "L": psd_sqrt(Q), "V0_factor": psd_sqrt(V0), "saved": saved,
-            "stride": stride, "n_steps": n_steps, "dt": float(dt)}
+            "stride": stride, "n_steps": n_steps, "dt": float(dt), **loop}
+
+
+SUMMED = ("err_sum", "err_sq", "state_sum", "state_sq", "innovation")  # a unit's sums, added in unit order
+
+
+def summed_shapes(d: int, m: int, n_snap: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of a unit's sums (``SUMMED``)."""
+    return {"err_sum": (n_snap, d, d), "err_sq": (n_snap, d, d), "state_sum": (n_snap, d, d),
+            "state_sq": (n_snap, d, d), "innovation": (m, 3)}
 
 
 CHUNKS = 16  # a unit's trajectories in this many chunks, run on threads and summed in chunk order: the same
@@ -113,23 +154,22 @@ def run_conditional_unit(model: dict, seed: int, first: int, n: int, traces: int
            "record": np.zeros((traced, n_snap - 1, m))}
     u0 = sample_gaussian(model["V0_factor"], np.int64(seed), np.int64(first), np.int64(n), INITIAL_STREAM)
     chunks = min(CHUNKS, n)
-    sums, squares, innovations = (np.zeros((chunks, n_snap, d, d)), np.zeros((chunks, n_snap, d, d)),
-                                  np.zeros((chunks, m, 3)))
+    shapes = summed_shapes(d, m, n_snap)
+    parts = {k: np.zeros((chunks, *shape)) for k, shape in shapes.items()}
 
     def chunk(c: int) -> None:
         conditional_chunk(np.int64(seed), np.int64(first), np.int64(c * n // chunks), np.int64((c + 1) * n // chunks),
-                          u0, model["Phi"], model["H"], model["L"], model["K"], model["W"], np.int64(model["n_steps"]),
-                          np.int64(model["stride"]), np.int64(traced), sums[c], squares[c], innovations[c],
-                          out["trace"], out["estimate"], out["record"])
+                          u0, model["Phi"], model["H"], model["L"], model["K"], model["W"], model["Fu"], model["Fy"],
+                          bool(model["closed"]), np.int64(model["n_steps"]), np.int64(model["stride"]),
+                          np.int64(traced), parts["err_sum"][c], parts["err_sq"][c], parts["state_sum"][c],
+                          parts["state_sq"][c], parts["innovation"][c], out["trace"], out["estimate"], out["record"])
 
     with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
         list(pool.map(chunk, range(chunks)))
-    out["err_sum"], out["err_sq"], out["innovation"] = (np.zeros((n_snap, d, d)), np.zeros((n_snap, d, d)),
-                                                        np.zeros((m, 3)))
-    for c in range(chunks):  # in chunk order
-        out["err_sum"] += sums[c]
-        out["err_sq"] += squares[c]
-        out["innovation"] += innovations[c]
+    for k, shape in shapes.items():
+        out[k] = np.zeros(shape)
+        for c in range(chunks):  # in chunk order
+            out[k] += parts[k][c]
     return out
 
 
@@ -160,6 +200,8 @@ def conditional_dataset(model: dict, system: LinearSystem, trajectories: int, su
         data |= {"trace": (("trajectory", "time", "quadrature"), sums["trace"]),
                  "estimate": (("trajectory", "time", "quadrature"), sums["estimate"]),
                  "record": (("trajectory", "interval", "channel"), sums["record"])}
+    if model["closed"]:
+        data |= _loop_variables(model, sums, n, traces)
     chans = model["chans"]
     ds = xr.Dataset(data, coords={
         **time_coordinates(saved * model["dt"], model["omega_ref"]), "row": quad, "col": quad, "quadrature": quad,
@@ -167,25 +209,42 @@ def conditional_dataset(model: dict, system: LinearSystem, trajectories: int, su
         "channel_theta": ("channel", [c.theta for c in chans]),
         "channel_efficiency": ("channel", [c.efficiency for c in chans]),
         **({"trajectory": np.arange(traces, dtype=np.int32), "interval": np.arange(saved.size - 1, dtype=np.int32)}
-           if traces else {})})
+           if traces else {}), **({"force": model["forces"]} if model["closed"] else {})})
     set_time_reference(ds, model["omega_ref"])
     ds = apply_catalogue(ds, title=f"sde_com conditional trajectories of {system.name}", system=system)
     ds.attrs.update(dt=model["dt"], trajectories=int(trajectories), save_stride=int(model["stride"]))
     return ds
 
 
+def _loop_variables(model: dict, sums: dict, n: int, traces: int) -> dict:
+    """The closed loop's ensemble (E[u uᵀ] over the trajectories: the state has zero mean) against its moment
+    solution (``feedback.loop_moments``), its gain, and the force −L x̂ of the traced trajectories."""
+    mean = sums["state_sum"] / n
+    err = np.sqrt(np.maximum(sums["state_sq"] / n - mean**2, 0.0) / (n - 1))
+    moments = model["moments"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(err > 0, (mean - moments) / err, 0.0)
+    out = {"cov_feedback_sim": (("time", "row", "col"), mean), "cov_feedback_sim_err": (("time", "row", "col"), err),
+           "cov_feedback_moment": (("time", "row", "col"), moments), "zscore_feedback": (("time", "row", "col"), z),
+           "feedback_gain": (("force", "quadrature"), model["gain"])}
+    if traces:
+        out["feedback_force"] = (("trajectory", "time", "force"), -sums["estimate"] @ model["gain"].T)
+    return out
+
+
 def add_unit(sums: dict | None, unit: dict) -> dict:
     """Units' results added in order (sums) and their traces concatenated."""
     if sums is None:
         return {k: np.array(v) for k, v in unit.items()}
-    out = {k: sums[k] + unit[k] for k in ("err_sum", "err_sq", "innovation")}
+    out = {k: sums[k] + unit[k] for k in SUMMED}
     out.update({k: np.concatenate([sums[k], unit[k]]) for k in ("trace", "estimate", "record")})
     return out
 
 
 def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: float, trajectories: int,
                          seed: int = 0, initial="steady", save_every: float | None = None, traces: int = 0,
-                         branch: int = 0, system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> xr.Dataset:
+                         branch: int = 0, method: str = "exact", feedback: Mapping | None = None,
+                         system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> xr.Dataset:
     """Conditional trajectories of ``system`` at one operating point watched by the detectors ``measures``
     (``[[measure]]``'s keys): each trajectory's true state u, its record ΔY and the Kalman filter's estimate x̂
     (Eqs. (M5)–(M6), exact for the step dt; the filter starts from x̂ = 0 with the initial state's covariance,
@@ -194,8 +253,13 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
     Riccati solution (M4) from the same start ``cov_filter_continuous`` and ``zscore_filter_continuous``, the whitened
     innovations' variance and lag-1 autocorrelation with their errors; with ``traces`` ≥ 1, ``trace`` (u),
     ``estimate`` (x̂) and ``record`` (ΔY summed over each save interval) of the first ``traces`` trajectories.
+    ``method``: 'exact' or 'em' (the scheme of the state and its record). ``feedback``: a table of
+    ``[feedback]``'s keys (a force −L x̂ on the estimate, Eqs. (F1)–(F4)): adds the closed loop's ensemble
+    ``cov_feedback_sim`` against its moment solution ``cov_feedback_moment`` (``zscore_feedback``), its
+    ``feedback_gain`` and, with traces, ``feedback_force``.
     Run in units of UNIT_TRAJECTORIES trajectories added in order, as a scenario's run is: the same bits."""
     system = as_system(system)
+    loop = None if feedback is None else fb.check_feedback(feedback, system.modes, system.quadratures)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise UserError(f"seed must be an integer from 0 to 2**63 − 1, got {seed!r}")
     if isinstance(trajectories, bool) or not isinstance(trajectories, int) or trajectories < 2:
@@ -203,7 +267,7 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
     if isinstance(traces, bool) or not isinstance(traces, int) or not 0 <= traces <= trajectories:
         raise UserError(f"traces must be an integer from 0 to trajectories, got {traces!r}")
     model = prepare_conditional(measures, system, params, dt=dt, duration=duration, initial=initial,
-                                save_every=save_every, branch=branch)
+                                save_every=save_every, branch=branch, method=method, feedback=loop)
     sums = None
     for first in range(0, trajectories, UNIT_TRAJECTORIES):
         sums = add_unit(sums, run_conditional_unit(model, seed, first, min(UNIT_TRAJECTORIES, trajectories - first),
@@ -216,6 +280,7 @@ def conditional_simulate(measures: Sequence[Mapping], *, dt: float, duration: fl
 FILTER_BLOCK_BYTES = 32 * 2**20  # record, estimate and innovation of one block in memory (a streamed filter's
 # memory is a few blocks: the one filtered, the one being written, the one read)
 FILTER_BLOCK_STEPS = 1 << 16  # steps of one block (fewer trajectories per block rather than fewer steps)
+FILTER_MAX_GAINS = 1 << 19  # steps of gains and P kept until the filter settles (d = 4, one channel: 88 MB)
 
 
 def _filter_blocks(n_traj: int, n_steps: int, d: int, m: int):
@@ -251,8 +316,15 @@ def _run_filter(model: dict, n_traj: int, n_steps: int, read, write, workers: in
 
     from sde_com.kernels.filtering import filter_block
 
-    Phi, H = model["Phi"], model["H"]
-    K, _, P = filter_gains(Phi, H, model["Q"], model["V0"], n_steps)
+    kept = min(n_steps, FILTER_MAX_GAINS)
+    K, _, P = filter_gains(model["Phi"], model["H"], model["Q"], model["V0"], kept)
+    # a closed loop's record: the force −L x̂ the filter knows moves the state by F_u x̂ and the record by F_y x̂
+    Phi, H = model["Phi"] + model["Fu"], model["H"] + model["Fy"]
+    if K.shape[0] == kept < n_steps:
+        raise UserError(f"the filter's covariance has not settled within {kept} steps of this record (a mode it "
+                        f"learns about more slowly than that, e.g. a weakly measured one): the filter keeps its "
+                        f"gains until they settle, at most {FILTER_MAX_GAINS} steps; filter a coarser record "
+                        f"(a larger step) or a shorter one")
     d, m = Phi.shape[0], H.shape[0]
     x, prev, stats = np.zeros((n_traj, d)), np.zeros((n_traj, m)), np.zeros((n_traj, m, 2))
     scale = 1.0 / math.sqrt(model["dt"])
@@ -298,21 +370,25 @@ def _check_dt(dt) -> float:
 
 
 def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="steady", branch: int = 0,
-                  workers: int = 1, system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> dict[str, np.ndarray]:
+                  workers: int = 1, method: str = "exact", feedback: Mapping | None = None,
+                  system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> dict[str, np.ndarray]:
     """The Kalman filter (Eq. (M6)) of ``system`` and its detectors over a given record: ``record`` (…, steps,
     channels) of ΔY per step dt (1/ω_ref) in the scaled time's normalisation (``conditional_simulate``'s record
     at save_every = dt). Returns ``estimate`` (…, steps + 1, 2N: x̂ before each step and after the last),
     ``cov_filter`` (k + 1, 2N, 2N: the filter's P until it settles at step k ≤ steps, constant after) and
     ``innovation`` (…, steps, channels): (ΔY − H x̂)/√dt, of unit variance per channel when the model is right
-    (for dt small against the system's rates). ``workers``: threads over the records (the same bits)."""
+    (for dt small against the system's rates). ``workers``: threads over the records (the same bits).
+    ``method``: the scheme the record was taken with ('exact', 'em'); ``feedback``: the ``[feedback]`` loop that
+    acted on the estimate while it was taken (the filter then knows the force, Eq. (F2))."""
     system = as_system(system)
+    loop = None if feedback is None else fb.check_feedback(feedback, system.modes, system.quadratures)
     dt, workers = _check_dt(dt), _check_workers(workers)
     record = np.asarray(record)
     if record.dtype.kind not in "fiu":
         raise UserError(f"record must hold numbers, got {record.dtype}")
     if record.size == 0:
         raise UserError(f"record has no samples (shape {record.shape})")
-    model = _model(measures, system, params, dt, initial, branch)
+    model = _model(measures, system, params, dt, initial, branch, method, loop)
     d, m = model["Phi"].shape[0], model["H"].shape[0]
     if record.ndim < 2 or record.shape[-1] != m:
         raise UserError(f"record must be (..., steps, channels) with {m} channel(s) (the detectors'), "
@@ -354,7 +430,25 @@ def _record_axis(records: xr.Dataset) -> tuple[xr.DataArray, tuple[str, ...], fl
         raise UserError(f"record has {rec.sizes[step]} {step} samples for {n_times} times")
     if rec.dtype.kind not in "fiu":
         raise UserError(f"record must hold numbers, got {rec.dtype}")
+    if rec.ndim == 3 and rec.sizes["trajectory"] == 0:
+        raise UserError("record has no trajectories (its trajectory dimension is empty)")
     return rec, rec.dims[:-2], start, spacing
+
+
+def _check_channels(records: xr.Dataset, chans, modes) -> None:
+    """Where a record file says what its channels recorded (channel_mode, channel_theta, channel_efficiency, as
+    sde_com writes them), it must be what the scenario's detectors record: UserError naming the first mismatch."""
+    expected = {"channel_mode": [modes[c.mode] for c in chans], "channel_theta": [c.theta for c in chans],
+                "channel_efficiency": [c.efficiency for c in chans]}
+    for name, want in expected.items():
+        if name not in records.coords:
+            continue
+        have = np.asarray(records[name].values).ravel().tolist()
+        same = (have == want) if name == "channel_mode" else (
+            len(have) == len(want) and np.allclose(np.asarray(have, dtype=float), want, rtol=1e-12, atol=1e-12))
+        if not same:
+            raise UserError(f"the record file's {name} is {have}, the scenario's [[measure]] detectors record {want}: "
+                            "filter it with the detectors that took it")
 
 
 TIME_BLOCK = 1 << 20  # times of a record file checked at a time (a long record's axis is not held whole)
@@ -410,6 +504,7 @@ def _filter_summary(model: dict, system: LinearSystem, P, stats, n_traj: int, n_
 
 def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, output=None, force: bool = False,
                        history: str | None = None, workers: int = 1, initial="steady", branch: int = 0,
+                       method: str = "exact", feedback: Mapping | None = None,
                        system: LinearSystem | str = DEFAULT_SYSTEM, **params):
     """The Kalman filter (``kalman_filter``) over a record file's ``record`` (what ``sde-com filter`` runs):
     (interval, channel), (time, channel) or (trajectory, …, channel), in the scaled time's normalisation, with a
@@ -420,7 +515,8 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, outp
     ``output``: returns the Dataset. With ``output`` (a netCDF path): streams ``estimate`` and ``innovation``
     to it block by block (memory: a few FILTER_BLOCK_BYTES blocks, whatever the record's size), written
     atomically (``force``: replace an existing file; ``history``: the command for its history line); returns
-    the path. ``workers``: threads over the trajectories (the same bits)."""
+    the path. ``workers``: threads over the trajectories (the same bits); ``method``, ``feedback``: as for
+    ``kalman_filter``."""
     from sde_com.results.catalogue import COORDINATES, VARIABLES
     from sde_com.results.io import AtomicOutput, StreamedNetCDF, check_writable
 
@@ -429,10 +525,12 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, outp
     rec, lead, start, spacing = _record_axis(records)
     omega_ref = system.reference_rate(system.resolve(params))
     dt = spacing * omega_ref
-    model = {**_model(measures, system, params, dt, initial, branch), "dt": dt}
+    loop = None if feedback is None else fb.check_feedback(feedback, system.modes, system.quadratures)
+    model = {**_model(measures, system, params, dt, initial, branch, method, loop), "dt": dt}
     d, m = model["Phi"].shape[0], model["H"].shape[0]
     if rec.sizes["channel"] != m:
         raise UserError(f"record has {rec.sizes['channel']} channel(s); the scenario's detectors give {m}")
+    _check_channels(records, model["chans"], system.modes)
     n_traj, n_steps = (rec.shape[0] if lead else 1), rec.shape[-2]
 
     def read(i0, i1, t0, t1):
@@ -458,7 +556,11 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, outp
     # the time axis in blocks too (a long record's would not fit the memory bound whole)
     layout |= {name: (("time",), "f8", COORDINATES[name].attrs, None) for name in ("time_scaled", "time")}
     scratch = AtomicOutput(output, force)  # a temporary file beside the output, renamed into place when complete
-    stream = StreamedNetCDF(scratch.tmp, {k: v for k, v in sizes.items() if k != "trajectory" or lead}, layout)
+    try:
+        stream = StreamedNetCDF(scratch.tmp, {k: v for k, v in sizes.items() if k != "trajectory" or lead}, layout)
+    except BaseException:
+        scratch.discard()
+        raise
     scaled0 = start * omega_ref
     try:
         # HDF5 takes one thread at a time and the record is read meanwhile: every write in ``_run_filter``'s

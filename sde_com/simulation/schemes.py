@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from sde_com.errors import UserError
+from sde_com.physics.feedback import control_step, control_step_em
 from sde_com.physics.linear import (
     discrete_moment_covariance,
     discrete_stationary_covariance,
@@ -24,6 +25,7 @@ from sde_com.physics.linear import (
     euler_maruyama_step,
     exact_step,
 )
+from sde_com.physics.measurement import record_step, record_step_em
 from sde_com.physics.stability import decide_stability
 
 
@@ -40,6 +42,7 @@ class Scheme:
     name: str = ""
     doc: str = ""
     raw_noise: bool = False
+    records: bool = False  # discretizes a detector's record and a feedback force (``record_step``, ``control_step``)
     drift_time: float = 0.0
 
     def step(self, A: np.ndarray, D: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +70,15 @@ class Scheme:
         solution V(t) = e^{At} V0 e^{Aᵀt} + Q(t) (``V_moment``, at t = steps·dt)."""
         return V_moment
 
+    def record_step(self, A, D, C, G, dt):
+        """(Φ, H, Q) of the system and its detectors' record over a step dt (``physics.measurement``, Eq. (M5)
+        and its Euler–Maruyama counterpart): conditional trajectories run on it."""
+        raise UserError(f"method = {self.name!r} has no discretization of a detector's record")
+
+    def control_step(self, A, C, B, dt):
+        """(G_u, G_y) of a feedback force held over a step dt (``physics.feedback.control_step``)."""
+        raise UserError(f"method = {self.name!r} has no discretization of a feedback force")
+
     def __repr__(self) -> str:
         return f"<scheme {self.name!r}: {self.doc}>"
 
@@ -82,6 +94,14 @@ class EulerMaruyama(Scheme):
 
     def step(self, A, D, dt):
         return euler_maruyama_step(A, D, dt)
+
+    records = True
+
+    def record_step(self, A, D, C, G, dt):
+        return record_step_em(A, D, C, G, dt)
+
+    def control_step(self, A, C, B, dt):
+        return control_step_em(A, C, B, dt)
 
     def max_dt(self, A):
         return euler_maruyama_max_dt(A)
@@ -119,6 +139,14 @@ class ExactDiscretization(Scheme):
 
     def step(self, A, D, dt):
         return exact_step(A, D, dt)
+
+    records = True
+
+    def record_step(self, A, D, C, G, dt):
+        return record_step(A, D, C, G, dt)
+
+    def control_step(self, A, C, B, dt):
+        return control_step(A, C, B, dt)
 
 
 SCHEMES: dict[str, Scheme] = {s.name: s for s in (EulerMaruyama(), ExactDiscretization())}
