@@ -56,9 +56,11 @@ FEEDBACK = make_table(
 
 
 def check_feedback(table: Mapping, modes: Sequence[str], quadratures: Sequence[str]) -> dict:
-    """A ``[feedback]`` table (its keys checked by the schema) made whole: ``force`` rows, ``control``, ``target``
-    rows (lqg) or ``gain`` (F × 2N); UserError naming the key for an unknown quadrature or mode, a key of the
-    other control, or a gain of the wrong shape."""
+    """A ``[feedback]`` table (from a scenario, checked by the schema first, or from Python) made whole:
+    ``force`` and their ``rows``, ``control``, and ``target`` and ``effort`` (lqg) or ``gain`` (F × 2N, gain);
+    UserError naming the key for an unknown key, quadrature or mode, a value out of range, a key of the other
+    control, or a gain of the wrong shape. A table checked before passes again unchanged."""
+    _check_keys(table)
     foreign = {"lqg": ("gain",), "gain": ("target", "effort")}[table.get("control", "lqg")]
     given = [k for k in foreign if k in table]
     table = {**{k: v.default for k, v in FEEDBACK.keys.items() if v.default is not None}, **table}
@@ -74,21 +76,47 @@ def check_feedback(table: Mapping, modes: Sequence[str], quadratures: Sequence[s
         raise UserError(f"feedback.{given[0]} has no meaning with control = {control!r}")
     rows = [list(quadratures).index(q) for q in force]
     out = {"force": force, "rows": rows, "control": control}
-    if control == "lqg":
-        target = list(table.get("target") or dict.fromkeys(modes[r // 2] for r in rows))
-        for t in target:
-            if t not in modes:
-                raise UserError(f"feedback.target: {t!r} is not a mode of this system; its modes: {list(modes)}")
-        out.update(target=target, effort=float(table["effort"]))
-    else:
-        if "gain" not in table:
-            raise UserError("feedback.gain is needed with control = 'gain' (forces × quadratures, units of ω_ref)")
-        gain = np.asarray(table["gain"], dtype=float)
-        if gain.shape != (len(force), len(quadratures)):
-            raise UserError(f"feedback.gain must be {len(force)} × {len(quadratures)} (forces × quadratures), got "
-                            f"{' × '.join(map(str, gain.shape))}")
-        out["gain"] = gain
-    return out
+    if control == "gain":
+        return out | {"gain": _gain(table, len(force), len(quadratures))}
+    target = list(table.get("target") or dict.fromkeys(modes[r // 2] for r in rows))
+    for t in target:
+        if t not in modes:
+            raise UserError(f"feedback.target: {t!r} is not a mode of this system; its modes: {list(modes)}")
+    return out | {"target": target, "effort": float(table["effort"])}
+
+
+def _check_keys(table) -> None:
+    """Known keys, ``force`` given, each value of its key's type and range (``spec.check_value``)."""
+    from sde_com.spec import check_value
+
+    if not isinstance(table, Mapping):
+        raise UserError(f"feedback must be a table of {list(FEEDBACK.keys)}, got {table!r}")
+    unknown = sorted(set(table) - set(FEEDBACK.keys) - {"rows"})  # rows: a table checked before
+    if unknown:
+        raise UserError(f"unknown key(s) {unknown} in [feedback]; allowed: {list(FEEDBACK.keys)}")
+    if "force" not in table:
+        raise UserError("feedback.force is needed: the quadratures the force acts on (e.g. ['p'])")
+    for k, v in table.items():
+        if k in FEEDBACK.keys:
+            check_value(FEEDBACK.keys[k], v.tolist() if isinstance(v, np.ndarray) else v, f"feedback.{k}")
+
+
+def _gain(table: Mapping, forces: int, dimension: int) -> np.ndarray:
+    """The given gain, forces × quadratures; UserError for another shape (or rows of unequal length)."""
+    if "gain" not in table:
+        raise UserError("feedback.gain is needed with control = 'gain' (forces × quadratures, units of ω_ref)")
+    gain = table["gain"]
+    rows = [list(r) for r in (gain.tolist() if isinstance(gain, np.ndarray) else gain)]
+    shape = (len(rows), *sorted({len(r) for r in rows}))
+    if shape != (forces, dimension):
+        raise UserError(f"feedback.gain must be {forces} × {dimension} (forces × quadratures), got "
+                        f"{' × '.join(map(str, shape))}{' (rows of unequal length)' if len(shape) > 2 else ''}")
+    return np.asarray(rows, dtype=float)
+
+
+def loop_attrs(loop: Mapping) -> dict:
+    """A checked loop (``check_feedback``) as JSON-able attributes: what a file records of the loop it ran."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in loop.items() if k != "rows"}
 
 
 def force_matrix(rows: Sequence[int], dimension: int) -> np.ndarray:

@@ -28,7 +28,7 @@ import xarray as xr
 
 from sde_com.errors import NumericalError, RunWarning, UserError
 from sde_com.kernel_cache import ENSEMBLE_MODULES
-from sde_com.physics.feedback import check_feedback
+from sde_com.physics.feedback import check_feedback, loop_attrs
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
 from sde_com.physics.measurement import check_ports
@@ -357,6 +357,16 @@ class ConditionalKind(RunKind):
         return (variables_of("seam_sweep") + variables_of("conditional") + variables_of("feedback")
                 + variables_of("conditional_trajectories"))
 
+    def unwritable(self, scenario):
+        why = super().unwritable(scenario)
+        sim = scenario.simulation
+        if scenario.tables.get("feedback") is None:
+            why.update(dict.fromkeys((*variables_of("feedback"), *LOOP_TRAJECTORY_VARIABLES),
+                                     "the closed loop's: give a [feedback] table"))
+        if sim is not None and not sim.traces:
+            why["feedback_force"] = "recorded only with [simulate] traces >= 1"
+        return why
+
     def parse_companion(self, name, table, simulation, params, own):
         """[feedback]: the schema's keys, forces on the system's quadratures, targets among its modes, a gain of
         the right shape (``feedback.check_feedback``)."""
@@ -370,20 +380,22 @@ class ConditionalKind(RunKind):
         system = scenario.system
         channels_ = sum(2 if m.get("scheme") == "heterodyne" else 1 for m in scenario.tables["measure"])
         sim = scenario.simulation
-        if sim is not None:
-            sizes = {"time": 2, "row": system.dimension, "col": system.dimension, "quadrature": system.dimension,
-                     "channel": channels_, **({"trajectory": sim.traces, "interval": 2} if sim.traces else {})}
-            absent = () if sim.traces else ("trace", "estimate", "record")
-            return RunOutline("conditional_trajectories", sizes, True, absent=absent, steady="seam_sweep",
-                              quadratures=tuple(system.quadratures))
-        base = steady_outline(system, "seam_sweep")
-        pairs = len(system.modes) * (len(system.modes) - 1) // 2
         loop = scenario.tables.get("feedback")
         forces = {"force": len(loop["force"])} if loop is not None else {}
-        absent = (*undeclared(system, variables_of("seam_sweep")), *(() if loop else variables_of("feedback")))
+        if sim is not None:
+            sizes = {"time": 2, "row": system.dimension, "col": system.dimension, "quadrature": system.dimension,
+                     "channel": channels_, **({"trajectory": sim.traces, "interval": 2} if sim.traces else {}),
+                     **forces}
+            absent = {*(() if sim.traces else ("trace", "estimate", "record", "feedback_force")),
+                      *(() if loop else LOOP_TRAJECTORY_VARIABLES)}
+            return RunOutline("conditional_trajectories", sizes, True, absent=tuple(sorted(absent)),
+                              steady="seam_sweep", quadratures=tuple(system.quadratures))
+        base = steady_outline(system, "seam_sweep")
+        pairs = len(system.modes) * (len(system.modes) - 1) // 2
         return replace(base, kind="conditional", steady="seam_sweep", with_steady=True,
                        sizes={**base.sizes, "pair": pairs, "mode": len(system.modes), "channel": channels_,
-                              **forces}, absent=tuple(absent))
+                              **forces}, absent=tuple(undeclared(system, variables_of("seam_sweep"))),
+                       extra=variables_of("feedback") if loop else ())
 
     def default_figure(self, sizes, variables):
         """A trajectory with its estimate and ±σ band; or E_N and purity, unconditional against conditional."""
@@ -429,7 +441,7 @@ class ConditionalKind(RunKind):
             loop = scenario.tables.get("feedback")
             ds = conditional_steady_sweep(scenario.parameters, measures, feedback=loop)
             return ds.assign_attrs(measure=json.dumps(measures),
-                                   **({"feedback": json.dumps(_loop_attrs(loop))} if loop else {}))
+                                   **({"feedback": json.dumps(loop_attrs(loop))} if loop else {}))
         units = self.plan(scenario)  # in memory: the units one after another, merged as a run merges them
         models = self.models(scenario, units)
         merger = ConditionalMerger(scenario, units, models, None)
@@ -485,9 +497,9 @@ class ConditionalKind(RunKind):
         return super().describe(scenario, unit)
 
 
-def _loop_attrs(loop: dict) -> dict:
-    """A checked [feedback] table as JSON-able attributes (its gain as lists)."""
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in loop.items() if k != "rows"}
+# the closed loop's variables of a conditional ensemble (written only with [feedback])
+LOOP_TRAJECTORY_VARIABLES = ("cov_feedback_sim", "cov_feedback_sim_err", "cov_feedback_moment", "zscore_feedback",
+                             "feedback_force")
 
 
 def _check_conditional_simulation(sim, dt_study, params) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import RunWarning
+from sde_com.physics.feedback import loop_attrs
 from sde_com.physics.gaussian import LINEARIZATION_TOLERANCE, linearization_ratio
 from sde_com.results.catalogue import RECORDED, apply_catalogue, parameter_entry
 from sde_com.results.io import StreamedNetCDF, write_dataset
@@ -418,8 +419,10 @@ class ConditionalMerger(Merger):
             sums.update({k: self.parts[k][point] for k in ("trace", "estimate", "record")})
             per_point.append(conditional_dataset(self.models[first], system, sim.trajectories, sums))
         ds = _on_grid(per_point, scenario)
+        loop = scenario.tables.get("feedback")
         ds.attrs.update(seed=int(sim.seed), simulation=json.dumps(settings_to_dict(sim)),
-                        measure=json.dumps(list(scenario.tables["measure"])))
+                        measure=json.dumps(list(scenario.tables["measure"])),
+                        **({"feedback": json.dumps(loop_attrs(loop))} if loop else {}))
         return ds
 
     def tail(self, scenario):

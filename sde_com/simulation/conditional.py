@@ -57,7 +57,8 @@ def _model(measures, system: LinearSystem, params: Mapping, dt: float, initial, 
     A, D, C, G = op.drift / w, op.diffusion / w, C / math.sqrt(w), G / math.sqrt(w)  # the scaled time τ = ω_ref t
     V0 = initial_covariance(initial, op.cov, lambda: system.thermal_covariance(params), system.dimension)
     scheme = get_scheme(method)
-    scheme.check_dt(A, dt)
+    if feedback is None:  # a loop may stabilise what is unstable alone: checked with its gain (``_loop``)
+        scheme.check_dt(A, dt)
     Phi, H, Q = scheme.record_step(A, D, C, G, dt)
     model = dict(Phi=Phi, H=H, Q=Q, V0=np.asarray(V0, dtype=float), omega_ref=w, chans=chans, system=system,
                  continuous=(A, D, C, G), method=method)
@@ -82,7 +83,7 @@ def _loop(feedback: Mapping | None, scheme, A, C, dt: float, system: LinearSyste
     Gu, Gy = scheme.control_step(A, C, B, dt)
     Fu, Fy = -Gu @ L, -Gy @ L
     Phi = scheme.step(A, np.zeros_like(A), dt)[0]
-    if np.abs(np.linalg.eigvals(Phi + Fu)).max() >= 1:
+    if np.abs(np.linalg.eigvals(Phi + Fu)).max() >= 1:  # the estimate's loop, one step (the error's: the filter)
         raise UserError(f"dt = {dt:g}/ω_ref is too long a step for the feedback loop (its one-step map is "
                         "unstable): give a smaller dt")
     return dict(Fu=Fu, Fy=Fy, closed=True, gain=L, forces=list(feedback["force"]))
@@ -218,15 +219,14 @@ def conditional_dataset(model: dict, system: LinearSystem, trajectories: int, su
 
 def _loop_variables(model: dict, sums: dict, n: int, traces: int) -> dict:
     """The closed loop's ensemble (E[u uᵀ] over the trajectories: the state has zero mean) against its moment
-    solution (``feedback.loop_moments``), its gain, and the force −L x̂ of the traced trajectories."""
+    solution (``feedback.loop_moments``), and the force −L x̂ of the traced trajectories."""
     mean = sums["state_sum"] / n
     err = np.sqrt(np.maximum(sums["state_sq"] / n - mean**2, 0.0) / (n - 1))
     moments = model["moments"]
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(err > 0, (mean - moments) / err, 0.0)
     out = {"cov_feedback_sim": (("time", "row", "col"), mean), "cov_feedback_sim_err": (("time", "row", "col"), err),
-           "cov_feedback_moment": (("time", "row", "col"), moments), "zscore_feedback": (("time", "row", "col"), z),
-           "feedback_gain": (("force", "quadrature"), model["gain"])}
+           "cov_feedback_moment": (("time", "row", "col"), moments), "zscore_feedback": (("time", "row", "col"), z)}
     if traces:
         out["feedback_force"] = (("trajectory", "time", "force"), -sums["estimate"] @ model["gain"].T)
     return out
@@ -435,6 +435,17 @@ def _record_axis(records: xr.Dataset) -> tuple[xr.DataArray, tuple[str, ...], fl
     return rec, rec.dims[:-2], start, spacing
 
 
+def _check_loop_of(records: xr.Dataset, loop: Mapping | None) -> None:
+    """A record file that says it was taken under feedback (its ``feedback`` attribute, as sde_com writes it)
+    is filtered with that loop (the filter must know the force): UserError otherwise."""
+    taken = records.attrs.get("feedback")
+    if taken is None:
+        return
+    if loop is None or json.loads(taken) != json.loads(json.dumps(fb.loop_attrs(loop))):
+        raise UserError(f"the record was taken under the feedback {taken}; give the scenario that [feedback] table "
+                        "(the filter must know the force)")
+
+
 def _check_channels(records: xr.Dataset, chans, modes) -> None:
     """Where a record file says what its channels recorded (channel_mode, channel_theta, channel_efficiency, as
     sde_com writes them), it must be what the scenario's detectors record: UserError naming the first mismatch."""
@@ -526,6 +537,7 @@ def filter_record_file(records: xr.Dataset, measures: Sequence[Mapping], *, outp
     omega_ref = system.reference_rate(system.resolve(params))
     dt = spacing * omega_ref
     loop = None if feedback is None else fb.check_feedback(feedback, system.modes, system.quadratures)
+    _check_loop_of(records, loop)
     model = {**_model(measures, system, params, dt, initial, branch, method, loop), "dt": dt}
     d, m = model["Phi"].shape[0], model["H"].shape[0]
     if rec.sizes["channel"] != m:
