@@ -19,7 +19,7 @@ TIME = "1/omega_ref"  # unit of a run time ([simulate], [drive], [detect]): 1/ω
 RATE = "omega_ref"  # unit of a run frequency ([drive], [detect]): ω_ref (ω_m here)
 UNIT_TEXT = {TIME: "1/ω_ref", RATE: "ω_ref", "1": "", "": ""}  # how a unit is written in messages and docs
 TYPES = ("number", "integer", "boolean", "string", "list[number]", "list[string]", "matrix", "table[number]",
-         "table[string]", "list[table]")
+         "table[string]", "list[table]", "table")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Key:
         "range" ({start, stop, num}, num points with both ends included).
     only_with: the values of the table's ``kind`` under which the key means something (empty: any); given
         under another kind it is refused rather than ignored.
-    items: the ``Table`` each item of a "list[table]" has (its keys are checked by ``check_items``).
+    items: the ``Table`` each item of a "list[table]", or the one "table", has (its keys: ``check_items``).
     """
 
     name: str
@@ -124,6 +124,8 @@ def _matches(key: Key, t: str, v) -> bool:
             isinstance(k, str) and _is_number(x) and _in_bounds(key, x) for k, x in v.items())
     if t == "list[table]":  # each table's keys: check_items
         return _is_sequence(v) and len(v) >= key.min_items and all(isinstance(x, dict) for x in v)
+    if t == "table":  # its keys: check_items
+        return isinstance(v, dict)
     item = t[len("list["):-1]
     return _is_sequence(v) and len(v) >= key.min_items and all(_matches(key, item, x) for x in v)
 
@@ -161,6 +163,8 @@ def _type_text(key: Key, t: str) -> str:
             f" (unit: {unit})" if unit else "")
     if t == "list[table]":
         return "a list of tables (keys: " + ", ".join(key.items.keys) + ")"
+    if t == "table":
+        return "a table (keys: " + ", ".join(key.items.keys) + ")"
     if t.startswith("list["):
         item = "strings" if t == "list[string]" else " ".join(filter(None, ["finite real numbers", bounds]))
         size = "" if key.min_items == 0 else "non-empty " if key.min_items == 1 else f"{key.min_items}+ "
@@ -237,20 +241,22 @@ def check_value(key: Key, value, label: str | None = None, *, forms: tuple[str, 
 
 
 def check_items(key: Key, value: list, label: str, error: type[ValueError] = UserError) -> list[dict]:
-    """Each table of a "list[table]" value (``check_value`` first): known keys (``key.items``), each value's
-    type, range and choices; messages name ``label[i].key``."""
+    """Each table of a "list[table]" value, or the one "table" (``check_value`` first): known keys
+    (``key.items``), each value's type, range and choices; messages name ``label[i].key`` (``label.key``)."""
     check_value(key, value, label, error=error)
-    for i, item in enumerate(value):
+    single = isinstance(value, dict)
+    for i, item in enumerate([value] if single else value):
+        where = label if single else f"{label}[{i}]"
         unknown = sorted(set(item) - set(key.items.keys))
         if unknown:
-            raise error(f"{label}[{i}]: unknown key(s) {unknown}; allowed: {list(key.items.keys)}")
+            raise error(f"{where}: unknown key(s) {unknown}; allowed: {list(key.items.keys)}")
         for k, v in item.items():
-            check_value(key.items.keys[k], v, f"{label}[{i}].{k}", error=error)
+            check_value(key.items.keys[k], v, f"{where}.{k}", error=error)
         kind = item.get("kind")
         for k in item:
             only = key.items.keys[k].only_with
             if only and kind not in only:
-                raise error(f"{label}[{i}].{k} has no meaning with kind = {kind!r}; it applies to kind = "
+                raise error(f"{where}.{k} has no meaning with kind = {kind!r}; it applies to kind = "
                             + " or ".join(repr(c) for c in only))
     return value
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
+import sde_com
 from sde_com.cli import EXIT_BAD_INPUT, EXIT_NUMERICAL, main
 from sde_com.errors import NumericalError, ScenarioError, UserError
 from sde_com.physics.resonator.device import Device
@@ -108,7 +109,9 @@ def test_a_run_kind_the_system_cannot_do_is_a_user_error():
         if kind.capability is None:
             require_capability(kind, Bare())
         else:
-            require_capability(kind, get_system("spinning_resonator"))  # it can do every kind
+            able = get_system("spinning_resonator") if kind.capability != "periodic" else sde_com.MatrixSystem(
+                ["m"], [[0.0, 1.0], [-1.0, -0.1]], [[0.1, 0.0], [0.0, 0.1]], modulation={"frequency": 1.5})
+            require_capability(kind, able)  # the resonator can do every kind but a modulated system's
             with pytest.raises(UserError, match=f"{kind.name}.*{kind.capability}"):
                 require_capability(kind, Bare())
 

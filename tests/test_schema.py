@@ -44,6 +44,10 @@ def _toml(value) -> str:
 def _scenario(table: str, key: str, value) -> str:
     if SCHEMA[table].array:  # [[measure]]: on the single cavity's port
         return f'[system]\nname = "single_cavity"\n[[{table}]]\n{key} = {_toml(value)}\n'
+    if table == "periodic":  # of a modulated oscillator
+        return ('[system]\nmodes = ["m"]\ndrift = [[0.0, 1.0], [-1.0, -0.1]]\ndiffusion = [[0.1, 0.0], [0.0, 0.1]]\n'
+                'modulation = { frequency = 1.5, drift_cos = [[0.0, 0.0], [-0.1, 0.0]] }\n'
+                f'[periodic]\n{key} = {_toml(value)}\n')
     if table == "feedback":  # beside a detector of the single cavity, forcing its mechanics' momentum
         force = "" if key == "force" else 'force = ["p"]\n'
         return (f'[system]\nname = "single_cavity"\n[[measure]]\nmode = "a"\n[feedback]\n{force}'

@@ -33,6 +33,7 @@ from sde_com.physics.linear import lyapunov_covariance_reference
 from sde_com.physics.spectra import port_noise
 from sde_com.physics.stability import decide_stability
 from sde_com.physics.system import Branch, LinearSystem, require
+from sde_com.spec import Key, make_table
 
 SYMMETRY_TOLERANCE = 1e-12  # of max|D|: rounding of a D written out by hand or computed in float64
 MODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a mode name becomes part of quadrature and pair labels
@@ -53,6 +54,47 @@ def _matrix(name: str, value, size: int, modes: Sequence[str]) -> np.ndarray:
         i, j = bad[0]
         raise UserError(f"system.{name}[{i}][{j}] is {M[i, j]}: every entry must be a finite number")
     return M
+
+
+MODULATION_MATRICES = ("drift_cos", "drift_sin", "diffusion_cos", "diffusion_sin")
+MODULATION = make_table(
+    "modulation", "A periodic modulation of a [system] given by its matrices (`[system.modulation]`, or an inline "
+                  "table): A(t) = drift + drift_cos cos Ωt + drift_sin sin Ωt, and likewise D(t), which must stay "
+                  "positive semidefinite over the period (checked at 1024 phases). Run it with [periodic].",
+    Key("frequency", "number", "Ω, the modulation's angular frequency", "s-1", minimum=0.0, exclusive_minimum=True),
+    Key("drift_cos", "matrix", "A_c, 2N × 2N (absent: zero), s-1"),
+    Key("drift_sin", "matrix", "A_s, 2N × 2N (absent: zero), s-1"),
+    Key("diffusion_cos", "matrix", "D_c, 2N × 2N, symmetric (absent: zero), s-1"),
+    Key("diffusion_sin", "matrix", "D_s, 2N × 2N, symmetric (absent: zero), s-1"),
+)
+MODULATION_KEY = Key("modulation", "table", "a periodic modulation of the matrices (keys below); run with "
+                                            "[periodic]", items=MODULATION)
+
+
+def _check_modulation(table: Mapping, A: np.ndarray, D: np.ndarray):
+    """``[system] modulation`` → a ``floquet.Modulation`` (rad/s): its keys, a frequency, 2N × 2N matrices,
+    symmetric diffusion parts and D(t) positive semidefinite over the period; UserError naming the key."""
+    from sde_com.physics.floquet import Modulation, check_diffusion
+    from sde_com.spec import check_items
+
+    table = dict(check_items(MODULATION_KEY, dict(table) if isinstance(table, Mapping) else table,
+                             "system.modulation"))
+    if "frequency" not in table:
+        raise UserError("system.modulation.frequency is needed: the modulation's angular frequency Ω (s-1)")
+    d = A.shape[0]
+    parts = {}
+    for k in MODULATION_MATRICES:
+        M = np.asarray(table.get(k, np.zeros((d, d))), dtype=float)
+        if M.shape != (d, d):
+            raise UserError(f"system.modulation.{k} must be {d} × {d} (the matrices' size), got "
+                            f"{' × '.join(map(str, M.shape))}")
+        if k.startswith("diffusion") and not np.allclose(M, M.T, rtol=0, atol=1e-12 * max(np.abs(M).max(), 1)):
+            raise UserError(f"system.modulation.{k} must be symmetric (a diffusion)")
+        parts[k] = M
+    mod = Modulation(float(table["frequency"]), A, parts["drift_cos"], parts["drift_sin"], D, parts["diffusion_cos"],
+                     parts["diffusion_sin"])
+    check_diffusion(mod)
+    return mod
 
 
 def check_matrices(modes: Sequence[str], drift, diffusion,
@@ -99,12 +141,15 @@ class MatrixSystem(LinearSystem):
     capabilities = frozenset()
 
     def __init__(self, modes: Sequence[str], drift, diffusion, time_scale: float | None = None,
-                 allow_unstable: bool = False, outputs: Mapping[str, float] | None = None):
+                 allow_unstable: bool = False, outputs: Mapping[str, float] | None = None,
+                 modulation: Mapping | None = None):
         if time_scale is None:  # the system's own fastest rate: dt = 0.1 then resolves its fastest motion
             time_scale = spectral_radius(np.asarray(drift, dtype=float)) if _square(drift) else 1.0
         self.modes, self.drift, self.diffusion = check_matrices(modes, drift, diffusion, time_scale)
         self.outputs = _check_outputs(outputs, self.modes, self.diffusion)  # a dict: it pickles for Dask workers
-        self.capabilities = frozenset({"output_ports"} if self.outputs else ())
+        self.modulation = None if modulation is None else _check_modulation(modulation, self.drift, self.diffusion)
+        self.capabilities = frozenset({*(("output_ports",) if self.outputs else ()),
+                                       *(("periodic",) if self.modulation is not None else ())})
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         self.time_scale = float(time_scale)
         self.allow_unstable = bool(allow_unstable)
@@ -122,6 +167,7 @@ class MatrixSystem(LinearSystem):
 
     capability_hints = MappingProxyType({
         "output_ports": "give [system] outputs (mode = decay rate into the detected port)",
+        "periodic": "give [system] modulation (a frequency and the matrices' cos and sin parts)",
         "mean_field_dynamics": "it needs a parametrised system (its nonlinear mean-field dynamics): a [system] "
                                "table gives the linear matrices only",
         "truncated_wigner": "it needs a parametrised system with the nonlinear Langevin equations in a kernel (the "
@@ -135,7 +181,18 @@ class MatrixSystem(LinearSystem):
         """Its matrices and rates (s⁻¹), everything ``MatrixSystem(**definition)`` needs, less the name."""
         return {"name": self.name, "modes": list(self.modes), "drift": self.drift.tolist(),
                 "diffusion": self.diffusion.tolist(), "time_scale": self.time_scale,
-                "allow_unstable": self.allow_unstable, **({"outputs": dict(self.outputs)} if self.outputs else {})}
+                "allow_unstable": self.allow_unstable, **({"outputs": dict(self.outputs)} if self.outputs else {}),
+                **({"modulation": self._modulation_table} if self.modulation is not None else {})}
+
+    def periodic_modulation(self, params: Mapping[str, object]):
+        """The modulation A(t), D(t) (``physics.floquet.Modulation``, rad/s)."""
+        self.resolve(params)
+        return self.modulation
+
+    @property
+    def _modulation_table(self) -> dict:
+        m = self.modulation
+        return {"frequency": m.frequency, **{k: getattr(m, k).tolist() for k in MODULATION_MATRICES}}
 
     def branches(self, params: Mapping[str, object]) -> list[Branch]:
         """The one branch: (A, D) as given (no mean field)."""

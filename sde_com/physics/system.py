@@ -43,7 +43,7 @@ from sde_com.errors import UserError
 from sde_com.physics.stability import Stability, decide_stability
 
 ENTRY_POINT_GROUP = "sde_com.systems"
-CAPABILITIES: tuple[str, ...] = ("mean_field_dynamics", "output_ports", "truncated_wigner")
+CAPABILITIES: tuple[str, ...] = ("mean_field_dynamics", "output_ports", "truncated_wigner", "periodic")
 
 
 @dataclass(frozen=True)

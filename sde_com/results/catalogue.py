@@ -204,6 +204,22 @@ _VARIABLE_LIST = [
        "The regulator of Eq. (F4) (control = 'lqg') or the given gain; one row per force."),
     _v("force_variance", (_S, _B, "force"), "variance of each feedback force u_c, in units of ω_ref²",
        "Diagonal of L Σ Lᵀ (Eq. (F3)): the force the loop needs, per unit of the forced quadrature's rate."),
+    # the periodic steady state of a modulated system ([periodic])
+    _v("cov_periodic", (_S, "phase", *_M), "covariance of the periodic steady state at each phase of the modulation",
+       "Eq. (P3) and its propagation over the period (vacuum variance 1/2); NaN where the state is unstable."),
+    _v("logneg_periodic", (_S, "phase", "pair"), "E_N of each pair of modes over the modulation's phase",
+       "Of cov_periodic."),
+    _v("logneg_periodic_mean", (_S, "pair"), "E_N of each pair averaged over the modulation's period",
+       "The mean over the equally spaced phases (the trapezoid rule of a periodic function)."),
+    _v("logneg_periodic_max", (_S, "pair"), "largest E_N of each pair over the modulation's period",
+       "Over the sampled phases."),
+    _v("floquet_multiplier", (_S, "multiplier"), "modulus |μ| of each Floquet multiplier, largest first",
+       "Eigenvalues of the one-period propagator Φ(T) (Eq. (P4)): the state is stable when every |μ| < 1."),
+    _v("floquet_multiplier_phase", (_S, "multiplier"), "argument of each Floquet multiplier", "In the order of "
+       "floquet_multiplier.", units="rad"),
+    _v("growth_rate", (_S,), "growth rate max ln|μ|/T of the modulated system, in units of ω_ref",
+       "Negative when the periodic state is stable; where it is not, the rate at which the covariance's scale "
+       "grows is twice it."),
     # conditional trajectories: the true state, the record and the Kalman filter's estimate
     _v("estimate", ("trajectory", _T, "quadrature"), "conditional mean x̂ of the quadratures given the record "
        "(the Kalman filter's estimate), vacuum variance 1/2", "Eq. (M6): the estimate of u at each saved time from "
@@ -275,6 +291,8 @@ _COORDINATE_LIST = [
     _v("bandwidth", ("bandwidth",), "filter bandwidth 1/(τ ω_m)", "Of the filtered output mode."),
     _v("mode", ("mode",), "mode of the system", "The system's mode names, in order.", units=None),
     _v("force", ("force",), "feedback force, by the quadrature it acts on", "[feedback] force order.", units=None),
+    _v("phase", ("phase",), "phase Ωt of the modulation", "2πk/samples from the modulation's t = 0.", units="rad"),
+    _v("multiplier", ("multiplier",), "Floquet multiplier index", "Largest modulus first."),
     _v("channel", ("channel",), "record channel (a homodyne; a heterodyne detector gives two)",
        "Channels in [[measure]] order; their mode, phase and efficiency are the channel_* coordinates."),
     _v("channel_mode", ("channel",), "detected mode of each record channel", "A mode with an output port.",
@@ -363,6 +381,9 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
                     "E_N over `pair`)",
                     ("occupation", "purity", "squeezing", "cov_conditional", "logneg_conditional", "kalman_gain",
                      "occupation_conditional", "purity_conditional", "squeezing_conditional")),
+    "periodic": ("Periodic steady state of a modulated system (`[periodic]`)",
+                 ("cov_periodic", "logneg_periodic", "logneg_periodic_mean", "logneg_periodic_max",
+                  "floquet_multiplier", "floquet_multiplier_phase", "stable", "growth_rate")),
     "feedback": ("Feedback on the estimate (`[feedback]` beside `[[measure]]`), beside the conditional state",
                  ("cov_feedback", "occupation_feedback", "logneg_feedback", "feedback_gain", "force_variance")),
     "conditional_trajectories": ("Conditional trajectories (`sde_com.conditional_simulate`: records and the Kalman "

@@ -147,6 +147,7 @@ class RunKind:
         """The kind's own table, checked against the others (by default the schema's checks of its keys)."""
         return None if table is None or self.table is None else dict(check_table(self.table, table))
 
+    takes_modulation = False  # runs a system whose matrices are modulated in time (A(t): [periodic])
     companions: tuple[str, ...] = ()  # tables that only mean something beside this kind's ([feedback] on [[measure]])
 
     def parse_companion(self, name: str, table, simulation, params, own) -> dict:
@@ -495,6 +496,47 @@ class ConditionalKind(RunKind):
         if isinstance(unit, ConditionalUnit):
             return f"conditional trajectories {unit.first}..{unit.first + unit.n - 1} at grid point {unit.point}"
         return super().describe(scenario, unit)
+
+
+class PeriodicKind(RunKind):
+    """The periodic steady state ([periodic]) of a system with a modulation, over its [model] grid
+    (``results.periodic``), done whole."""
+
+    name = table = "periodic"
+    capability = "periodic"
+    heading = "Periodic steady state (`[periodic]`: a modulated system, Floquet)"
+    output_sets = ("periodic",)
+    takes_modulation = True
+
+    def variables(self, system):
+        return variables_of("periodic")
+
+    def outline(self, scenario):
+        system = scenario.system
+        pairs = len(system.modes) * (len(system.modes) - 1) // 2
+        sizes = {"phase": int(scenario.tables["periodic"]["samples"]), "row": system.dimension,
+                 "col": system.dimension, "pair": pairs, "multiplier": system.dimension}
+        return RunOutline("periodic", sizes, quadratures=tuple(system.quadratures))
+
+    def parse_table(self, table, simulation, dt_study, params, base=None):
+        if table is None:
+            return None
+        if simulation is not None or dt_study is not None:
+            raise ScenarioError("[periodic] is a steady state (the periodic one): give no [simulate] table")
+        return {**defaults("periodic"), **check_table("periodic", table)}
+
+    def cost(self, scenario, units):
+        return steady_cost(scenario, units, SECONDS_PER_POINT_PERIODIC)
+
+    def run(self, scenario, trace_sink=None):
+        from sde_com.results.periodic import periodic_sweep
+
+        table = scenario.tables["periodic"]
+        ds = periodic_sweep(int(table["samples"]), system=scenario.system, **dict(scenario.parameters))
+        return ds.assign_attrs(periodic=json.dumps(table))
+
+
+SECONDS_PER_POINT_PERIODIC = 0.2  # a 4-quadrature system at 64 samples, measured 0.05–0.3 s (the substeps vary)
 
 
 # the closed loop's variables of a conditional ensemble (written only with [feedback])
@@ -932,7 +974,8 @@ def register_run_kind(kind: RunKind) -> RunKind:
 
 
 _FALLBACKS = ("dt_study", "simulate", "sweep")  # selected by [simulate] (with a dt list) or by nothing: tried last
-for _kind in (DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), DtStudyKind(), SimulateKind(), SweepKind()):
+for _kind in (DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), PeriodicKind(), DtStudyKind(),
+              SimulateKind(), SweepKind()):
     register_run_kind(_kind)
 
 

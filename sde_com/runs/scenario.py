@@ -115,6 +115,9 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     params = _parse_model(raw.get("model", {}), system)
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
     kind = _kind_of_tables(raw, simulation, dt_study, system)
+    if getattr(system, "modulation", None) is not None and not kind.takes_modulation:
+        raise ScenarioError("system.modulation: a modulated system runs [periodic] (its periodic steady state); "
+                            "other runs of a modulated A(t) are not built yet")
     variables = _parse_output(raw.get("output"), kind, system)
     plot = check_table("plot", raw.get("plot", {}))
     _check_time_axis(simulation, params, system)

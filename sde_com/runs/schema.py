@@ -25,7 +25,9 @@ from types import MappingProxyType
 from sde_com import spec
 from sde_com.errors import ScenarioError
 from sde_com.physics.feedback import FEEDBACK
+from sde_com.physics.floquet import PERIODIC
 from sde_com.physics.hamiltonian import HAMILTONIAN_KEYS
+from sde_com.physics.matrix import MODULATION_KEY
 from sde_com.physics.measurement import MEASURE
 from sde_com.physics.system import builtin_systems, get_system
 from sde_com.results.sweep import DEFAULT_SYSTEM
@@ -84,6 +86,7 @@ _TABLES: dict[str, Table] = {t.name: t for t in (
             "s-1", minimum=0.0, exclusive_minimum=True),
         Key("allow_unstable", "boolean", "accept an unstable A (a transient from a given initial state)",
             default=False),
+        MODULATION_KEY,
         Key("outputs", "table[number]", "output ports: mode name = amplitude decay rate κ into the detected port "
                                         "(a_out = √(2κ) a − a_in: the mode's energy leaks into it at 2κ; D must hold "
                                         "the port's vacuum noise, κ on each of the mode's quadratures); enables "
@@ -93,6 +96,7 @@ _TABLES: dict[str, Table] = {t.name: t for t in (
     *SIMULATION_TABLES,  # [simulate], [drive], [wigner], [detect]: declared by sde_com.simulation.keys
     MEASURE,  # [[measure]]: declared by sde_com.physics.measurement
     FEEDBACK,  # [feedback]: declared by sde_com.physics.feedback
+    PERIODIC,  # [periodic]: declared by sde_com.physics.floquet
     make_table(
         "output", "Which data variables the output keeps.",
         Key("variables", "list[string]", "keep only these data variables (names from the run's output "
@@ -246,6 +250,8 @@ def _type_json(key: Key, t: str) -> dict:
         return {**out, "minProperties": key.min_items} if key.min_items else out
     if t == "list[table]":
         return {"type": "array", "items": _table_json(key.items)}
+    if t == "table":
+        return _table_json(key.items)
     out = {"type": "array", "items": _type_json(key, t[len("list["):-1])}
     return {**out, "minItems": key.min_items} if key.min_items else out
 
@@ -318,7 +324,7 @@ def json_schema_text() -> str:
 def _type_doc(key: Key) -> str:
     words = {"list[string]": "list of strings", "list[number]": "list of numbers", "table[number]": "table of numbers",
              "table[string]": "table of strings",
-             "list[table]": "list of tables"}
+             "list[table]": "list of tables", "table": "table"}
     text = " or ".join(words.get(t, t) for t in key.types)
     if "range" in key.forms:
         return f"{text}, list or range"
@@ -372,5 +378,6 @@ def scenario_reference_markdown() -> str:
             lines += ["### Ranges", "", RANGE.doc, "", *markdown_table(RANGE), ""]
         for key in table.keys.values():  # the tables of a list of tables: [[system.dissipators]]
             if key.items is not None:
-                lines += [f"### `[[{name}.{key.name}]]`", "", key.items.doc, "", *markdown_table(key.items), ""]
+                heading = f"[{name}.{key.name}]" if key.type == "table" else f"[[{name}.{key.name}]]"
+                lines += [f"### `{heading}`", "", key.items.doc, "", *markdown_table(key.items), ""]
     return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The periodic steady state of a modulated linear system (Floquet; docs/physics.md, *Periodic steady states*).
+
+With A(t + T) = A(t) and D(t + T) = D(t), the covariance obeys
+
+    dV/dt = A(t) V + V A(t)ᵀ + D(t),                                                                 (P1)
+
+so over one period V(T) = Φ V(0) Φᵀ + Q with the monodromy Φ = Φ(T, 0) (dΦ/dt = A(t) Φ, Φ(0) = I) and
+Q = ∫₀^T Φ(T, s) D(s) Φ(T, s)ᵀ ds.                                                                   (P2)
+The asymptotic state is periodic, V(t + T) = V(t), and its value at t = 0 solves the discrete Lyapunov equation
+
+    V(0) = Φ V(0) Φᵀ + Q,                                                                           (P3)
+
+which has a unique positive solution exactly when every Floquet multiplier μ (an eigenvalue of Φ) has |μ| < 1;
+otherwise the state grows at the rate max ln|μ| / T.                                                   (P4)
+V at the phases 2πk/samples follows from V(0) by the same map over each sample interval. Φ and Q come from the
+augmented linear equation d/dt [[X, Z], [0, W]] = [[A, D], [0, −Aᵀ]] [[X, Z], [0, W]] from the identity (Van
+Loan's construction for a time-dependent system: X = Φ, Z = Q Φ^−ᵀ), integrated over each sample interval by the
+fourth-order Magnus method on Gauss–Legendre nodes, the substeps doubled until two solutions agree within
+PERIODIC_RTOL (Richardson's estimate of the finer one's error: the difference over 15). References: G. Floquet,
+Ann. Sci. Éc. Norm. Supér. 12, 47 (1883); for a covariance, Mari and Eisert, Phys. Rev. Lett. 103, 213603 (2009);
+Magnus: Blanes, Casas, Oteo and Ros, Phys. Rep. 470, 151 (2009).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sde_com.errors import NumericalError, UserError
+from sde_com.spec import Key, make_table
+
+PERIODIC = make_table(
+    "periodic", "The periodic steady state of a modulated system (Floquet: the one-period propagator and the "
+                "discrete Lyapunov equation, Eqs. (P1)–(P4); see Physics: periodic steady states): the covariance "
+                "and E_N at `samples` phases of the modulation, their period average and maximum, the Floquet "
+                "multipliers and stability. Needs a system with a modulation (a [system] given by its matrices "
+                "with `modulation`); no [simulate].",
+    Key("samples", "integer", "phases per period at which the state is written (2πk/samples from the "
+                              "modulation's t = 0)", "1", 64, minimum=4, maximum=4096),
+)
+PERIODIC_RTOL = 1e-11  # the periodic V's estimated relative error (Richardson) the substeps are doubled to reach
+MAX_SUBSTEPS = 4096  # Magnus steps per sample interval at most
+PSD_PHASES = 1024  # phases at which D(t) is checked positive semidefinite
+
+
+@dataclass(frozen=True)
+class Modulation:
+    """A(t) = A + A_c cos Ωt + A_s sin Ωt, D(t) = D + D_c cos Ωt + D_s sin Ωt, in a consistent unit of rate
+    (rad/s, or ω_ref in the scaled time); Ω > 0 the modulation's angular frequency."""
+
+    frequency: float
+    drift: np.ndarray
+    drift_cos: np.ndarray
+    drift_sin: np.ndarray
+    diffusion: np.ndarray
+    diffusion_cos: np.ndarray
+    diffusion_sin: np.ndarray
+
+    @property
+    def period(self) -> float:
+        return 2 * math.pi / self.frequency
+
+    def scaled(self, rate: float) -> Modulation:
+        """The same modulation in units of ``rate`` (every matrix and Ω divided by it)."""
+        return Modulation(self.frequency / rate, *(m / rate for m in (
+            self.drift, self.drift_cos, self.drift_sin, self.diffusion, self.diffusion_cos, self.diffusion_sin)))
+
+    def at(self, t):
+        """(A(t), D(t)) at times ``t`` (array): (..., d, d) each."""
+        c, s = np.cos(self.frequency * np.asarray(t))[..., None, None], np.sin(self.frequency * np.asarray(t))[
+            ..., None, None]
+        return (self.drift + c * self.drift_cos + s * self.drift_sin,
+                self.diffusion + c * self.diffusion_cos + s * self.diffusion_sin)
+
+
+def check_diffusion(mod: Modulation, label: str = "system.modulation") -> None:
+    """D(t) positive semidefinite over the period (at PSD_PHASES phases, to 1e-12 of its size): UserError naming
+    the phase where it is not."""
+    phases = np.linspace(0.0, 2 * math.pi, PSD_PHASES, endpoint=False)
+    _, D = mod.at(phases / mod.frequency)
+    low = np.linalg.eigvalsh(0.5 * (D + D.transpose(0, 2, 1))).min(axis=1)
+    scale = max(np.abs(D).max(), 1e-300)
+    k = int(np.argmin(low))
+    if low[k] < -1e-12 * scale:
+        raise UserError(f"{label}: the diffusion D(t) is not positive semidefinite during the period: at phase "
+                        f"Ωt = {phases[k]:.4g} rad its smallest eigenvalue is {low[k]:.4g} (of a D of size "
+                        f"{scale:.4g}); a diffusion must hold noise, not remove it")
+
+
+def _interval_maps(mod: Modulation, samples: int, substeps: int):
+    """(Φ_k, Q_k) over each sample interval [t_k, t_k+1] (t_k = kT/samples), by ``substeps`` fourth-order Magnus
+    steps of the augmented equation (module docstring). Returns (samples, d, d) each."""
+    from scipy.linalg import expm
+
+    d = mod.drift.shape[0]
+    h = mod.period / (samples * substeps)
+    starts = np.arange(samples * substeps) * h
+    nodes = (0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6)
+    M = []
+    for c in nodes:
+        A, D = mod.at(starts + c * h)
+        blocks = np.zeros((starts.size, 2 * d, 2 * d))
+        blocks[:, :d, :d], blocks[:, :d, d:], blocks[:, d:, d:] = A, D, -A.transpose(0, 2, 1)
+        M.append(blocks)
+    omega = 0.5 * h * (M[0] + M[1]) + math.sqrt(3) / 12 * h * h * (M[1] @ M[0] - M[0] @ M[1])
+    steps = expm(omega).reshape(samples, substeps, 2 * d, 2 * d)
+    Y = steps[:, 0]
+    for j in range(1, substeps):  # the substeps of every interval at once, in time order
+        Y = steps[:, j] @ Y
+    X, Z = Y[:, :d, :d], Y[:, :d, d:]
+    Q = Z @ X.transpose(0, 2, 1)
+    return X, 0.5 * (Q + Q.transpose(0, 2, 1))
+
+
+def _periodic_from_maps(Phi_k: np.ndarray, Q_k: np.ndarray):
+    """(monodromy, V at every sample phase or None when unstable) from the interval maps (Eqs. (P2)–(P3))."""
+    from scipy.linalg import solve_discrete_lyapunov
+
+    d = Phi_k.shape[1]
+    Phi, Q = np.eye(d), np.zeros((d, d))
+    for P, q in zip(Phi_k, Q_k, strict=True):
+        Phi, Q = P @ Phi, P @ Q @ P.T + q
+    if np.abs(np.linalg.eigvals(Phi)).max() >= 1.0:
+        return Phi, None
+    V = [solve_discrete_lyapunov(Phi, 0.5 * (Q + Q.T))]
+    for P, q in zip(Phi_k[:-1], Q_k[:-1], strict=True):
+        V.append(P @ V[-1] @ P.T + q)
+    V = np.array(V)
+    return Phi, 0.5 * (V + V.transpose(0, 2, 1))
+
+
+@dataclass(frozen=True)
+class PeriodicState:
+    """The periodic steady state of a ``Modulation`` (its units): ``cov`` (samples, d, d) at phases 2πk/samples,
+    or None when unstable; ``multipliers`` (d,) complex, largest modulus first; ``growth_rate`` max ln|μ|/T
+    (negative when stable); ``substeps`` used per sample interval; ``error`` the estimated relative error of
+    ``cov``."""
+
+    cov: np.ndarray | None
+    multipliers: np.ndarray
+    growth_rate: float
+    substeps: int
+    error: float
+
+    @property
+    def stable(self) -> bool:
+        return self.cov is not None
+
+
+def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RTOL) -> PeriodicState:
+    """The periodic steady state (Eqs. (P1)–(P4)) at ``samples`` phases, the Magnus substeps per interval doubled
+    from 2 until the periodic V (or, when unstable, the monodromy) changes by less than 15·rtol of its size
+    (Richardson: the finer solution's error is about a fifteenth of the change). NumericalError where
+    MAX_SUBSTEPS does not reach it."""
+    substeps, previous = 2, None
+    while True:
+        Phi_k, Q_k = _interval_maps(mod, samples, substeps)
+        Phi, V = _periodic_from_maps(Phi_k, Q_k)
+        current = V if V is not None else Phi
+        if previous is not None and previous.shape == current.shape:
+            error = float(np.abs(current - previous).max() / max(np.abs(current).max(), 1e-300)) / 15
+            if error <= rtol:
+                break
+        if substeps >= MAX_SUBSTEPS:
+            raise NumericalError(f"the periodic state did not converge within {MAX_SUBSTEPS} Magnus steps per "
+                                 f"sample interval (a modulation much faster than the samples resolve)")
+        previous, substeps = current, 2 * substeps
+    mu = np.linalg.eigvals(Phi)
+    mu = mu[np.argsort(-np.abs(mu), kind="stable")]
+    rate = math.log(max(np.abs(mu).max(), 1e-300)) / mod.period
+    return PeriodicState(V, mu, rate, substeps, error)

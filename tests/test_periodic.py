@@ -1,0 +1,156 @@
+"""The periodic steady state of modulated systems ([periodic]; sde_com.physics.floquet, Eqs. (P1)–(P4)).
+
+Against the unmodulated Lyapunov solution, against the moment equation integrated over many periods, against
+the first instability tongue of Mathieu's equation, and the refusals of what it cannot run.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.linalg
+
+import sde_com
+from sde_com.physics.floquet import Modulation, periodic_state
+
+Z2 = np.zeros((2, 2))
+
+
+def test_an_unmodulated_system_has_its_lyapunov_state_at_every_phase():
+    """Zero modulation depth: V(φ) is the Lyapunov V of Eq. (11) at every phase (to 1e-12 of V: the same
+    equation solved two ways, both to rounding), and the multipliers are the eigenvalues of e^{A T}."""
+    A, D = np.array([[-0.1, 1.0], [-1.0, -0.1]]), np.eye(2) * 0.3
+    state = periodic_state(Modulation(1.7, A, Z2, Z2, D, Z2, Z2), samples=32)
+    V = scipy.linalg.solve_continuous_lyapunov(A, -D)
+    np.testing.assert_allclose(state.cov, np.broadcast_to(V, state.cov.shape), rtol=0, atol=1e-12 * np.abs(V).max())
+    expected = np.sort(np.abs(np.linalg.eigvals(scipy.linalg.expm(A * 2 * math.pi / 1.7))))[::-1]
+    np.testing.assert_allclose(np.abs(state.multipliers), expected, rtol=1e-12)
+    assert state.growth_rate == pytest.approx(-0.1, rel=1e-10)
+
+
+def _modulated() -> Modulation:
+    """Two coupled damped modes, both drift and diffusion modulated (cos and sin parts), stable."""
+    rng = np.random.default_rng(5)
+    A = np.array([[-0.2, 1.0, 0.1, 0.0], [-1.0, -0.2, 0.0, 0.1], [0.1, 0.0, -0.3, 1.4], [0.0, 0.1, -1.4, -0.3]])
+    Ac, As = 0.15 * rng.standard_normal((4, 4)), 0.1 * rng.standard_normal((4, 4))
+    D = np.diag([0.4, 0.4, 1.0, 1.0])
+    Dc = np.diag([0.1, -0.1, 0.3, 0.2])
+    Ds = np.zeros((4, 4))
+    Ds[0, 2] = Ds[2, 0] = 0.05
+    return Modulation(1.3, A, Ac, As, D, Dc, Ds)
+
+
+def test_the_periodic_state_is_where_the_moment_equation_settles():
+    """dV/dt = A(t) V + V A(t)ᵀ + D(t) (Eq. (P1)) integrated from V = 0 over 20 periods (DOP853, relative 1e-13:
+    the transient, slower than e^{−0.4 t}, is down to 1e-18 of V), then sampled over one more at the 64 phases:
+    the periodic state to 1e-10 relative (the Magnus integration's estimated error is 1e-11, the integrator's
+    accumulated error of the same order)."""
+    mod = _modulated()
+    state = periodic_state(mod, samples=64)
+    assert state.stable and state.error < 1e-11
+
+    def rate(t, v):
+        A, D = mod.at(t)
+        V = v.reshape(4, 4)
+        return (A @ V + V @ A.T + D).ravel()
+
+    T = mod.period
+    times = 20 * T + T * np.arange(64) / 64
+    sol = scipy.integrate.solve_ivp(rate, (0.0, times[-1]), np.zeros(16), method="DOP853", t_eval=times,
+                                    rtol=1e-13, atol=1e-16)
+    V = sol.y.T.reshape(64, 4, 4)
+    np.testing.assert_allclose(state.cov, V, rtol=0, atol=1e-10 * np.abs(V).max())
+
+
+W0, GAMMA = 1.0, 1e-3  # the oscillator's frequency and its (velocity) damping rate
+
+
+def _mathieu(depth: float, frequency: float) -> Modulation:
+    """ẍ + γẋ + ω₀²(1 + ε cos Ωt) x = 0 as (x, p) = (x, ẋ/ω₀): A(t) = [[0, ω₀], [−ω₀(1 + ε cos Ωt), −γ]]."""
+    A = np.array([[0.0, W0], [-W0, -GAMMA]])
+    Ac = np.array([[0.0, 0.0], [-W0 * depth, 0.0]])
+    return Modulation(frequency, A, Ac, Z2, np.diag([0.0, 2 * GAMMA]), Z2, Z2)
+
+
+@pytest.mark.parametrize("depth", [0.05, 0.1])
+def test_the_first_mathieu_tongue_is_where_the_theory_puts_it(depth):
+    """Mathieu's equation ẍ + ω₀²(1 + ε cos Ωt) x = 0 near Ω = 2ω₀: with x = a cos(Ωt/2) + b sin(Ωt/2) and the
+    slow amplitudes averaged over the fast phase (first order in ε), ȧ = −(δ + εω₀/4) b, ḃ = (δ − εω₀/4) a with
+    δ = Ω/2 − ω₀ (the rotating frame's detuning), so (a, b) grow as e^{μt}, μ = √((εω₀/4)² − δ²): unstable for
+    |Ω − 2ω₀| < εω₀/2, the first tongue. Damping γẋ takes γ/2 off every rate. Checked: unstable at 0.8 of the
+    half-width on either side, stable at 1.2; at Ω = 2ω₀ the growth rate is εω₀/4 − γ/2 to within ε of
+    itself (the theory is first order in ε); a modulated system whose average drift is stable (eigenvalues
+    −γ/2 ± iω₀) is reported unstable, without a covariance."""
+    half = depth * W0 / 2
+    for offset, unstable in ((-1.2, False), (-0.8, True), (0.8, True), (1.2, False)):
+        state = periodic_state(_mathieu(depth, 2 * W0 + offset * half), samples=16)
+        assert state.stable is not unstable, (offset, state.growth_rate)
+    state = periodic_state(_mathieu(depth, 2 * W0), samples=16)
+    theory = depth * W0 / 4 - GAMMA / 2
+    assert state.growth_rate == pytest.approx(theory, rel=depth)
+    assert state.cov is None and np.abs(state.multipliers).max() > 1
+    assert np.linalg.eigvals(_mathieu(depth, 2 * W0).drift).real.max() < 0  # the average is stable
+
+
+MODULATED = """
+[system]
+modes = ["m"]
+drift = [[0.0, 1.0], [-1.0, -0.001]]
+diffusion = [[0.0, 0.0], [0.0, 0.002]]
+time_scale = 1.0
+modulation = { frequency = FREQ, drift_cos = [[0.0, 0.0], [-0.1, 0.0]] }
+[periodic]
+samples = 16
+"""
+
+
+def test_a_scenario_reports_a_parametrically_unstable_system_and_a_stable_one(tmp_path):
+    """Through the CLI, CF-clean: inside the tongue no covariance (NaN), stable false and the growth rate; outside
+    a periodic covariance whose E_N (one mode: no pairs) and multipliers are written."""
+    from conftest import run_cli
+    from test_cf import assert_cf_clean
+
+    from sde_com.results.io import read_dataset
+
+    for freq, stable in (("2.0", False), ("2.3", True)):
+        out = tmp_path / f"periodic_{freq}.nc"
+        assert run_cli(tmp_path, MODULATED.replace("FREQ", freq), out) == 0
+        ds = read_dataset(out)
+        assert bool(ds.stable) is stable
+        assert np.all(np.isnan(ds.cov_periodic.values)) is not stable
+        assert (float(ds.growth_rate) > 0) is not stable
+        assert ds.cov_periodic.dims == ("phase", "row", "col") and ds.phase.attrs["units"] == "rad"
+        assert_cf_clean(out)
+
+
+@pytest.mark.parametrize("text, message", [
+    (MODULATED.replace("FREQ", "0.0"), r"system.modulation.frequency must be > 0"),
+    (MODULATED.replace("FREQ", "2.0").replace("drift_cos = [[0.0, 0.0], [-0.1, 0.0]]", "drift_cos = [[0.0]]"),
+     r"system.modulation.drift_cos must be 2 × 2"),
+    (MODULATED.replace("FREQ", "2.0").replace("drift_cos = [[0.0, 0.0], [-0.1, 0.0]]",
+                                               "diffusion_cos = [[0.0, 0.0], [0.0, 0.004]]"),
+     r"the diffusion D\(t\) is not positive semidefinite during the period: at phase"),
+    (MODULATED.replace("FREQ", "2.0").replace("modulation = { frequency = 2.0, drift_cos = [[0.0, 0.0], "
+                                               "[-0.1, 0.0]] }\n", ""), r"\[periodic\] needs the capability "
+                                                                      r"'periodic': give \[system\] modulation"),
+    (MODULATED.replace("FREQ", "2.0").replace("[periodic]\nsamples = 16\n", ""),
+     r"a modulated system runs \[periodic\]"),
+    (MODULATED.replace("FREQ", "2.0") + "[simulate]\nmethod = 'exact'\ndt = 0.1\nduration = 1.0\n"
+                                        "trajectories = 4\n", r"\[periodic\] is a steady state"),
+    (MODULATED.replace("FREQ", "2.0").replace("samples = 16", "samples = 2"), r"periodic.samples must be"),
+])
+def test_what_periodic_cannot_run_is_refused_in_one_line(tmp_path, capsys, text, message):
+    from conftest import assert_refused
+
+    assert_refused(tmp_path, capsys, text, message)
+
+
+def test_a_modulated_matrix_system_regenerates_from_its_definition():
+    """The file's system_definition holds the modulation: the system it rebuilds has the same periodic state."""
+    system = sde_com.MatrixSystem(["m"], [[0.0, 1.0], [-1.0, -0.01]], [[0.0, 0.0], [0.0, 0.02]], time_scale=1.0,
+                                  modulation={"frequency": 2.3, "drift_cos": [[0.0, 0.0], [-0.1, 0.0]]})
+    again = sde_com.MatrixSystem(**{k: v for k, v in system.definition().items() if k != "name"})
+    a = periodic_state(system.periodic_modulation({}), 16)
+    b = periodic_state(again.periodic_modulation({}), 16)
+    np.testing.assert_array_equal(a.cov, b.cov)
