@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the names as static tools see them (type checkers, mkdocstr
     from sde_com.physics.system import LinearSystem, get_system, register_system
     from sde_com.results.conditional import conditional_sweep
     from sde_com.results.io import read_dataset, write_dataset
+    from sde_com.results.periodic import periodic_sweep
     from sde_com.results.sweep import sweep
     from sde_com.runs.engine import run_scenario_to_file
     from sde_com.runs.scenario import load_scenario, parse_scenario, run_scenario
@@ -52,6 +53,7 @@ _API = {
     "SimulationSettings": "sde_com.simulation.simulate",
     "sweep": "sde_com.results.sweep",
     "conditional_sweep": "sde_com.results.conditional",
+    "periodic_sweep": "sde_com.results.periodic",
     "conditional_simulate": "sde_com.simulation.conditional",
     "kalman_filter": "sde_com.simulation.conditional",
     "simulate": "sde_com.simulation.simulate",
@@ -108,6 +110,7 @@ __all__ = [
     "moment_covariance",
     "output_spectrum",
     "parse_scenario",
+    "periodic_sweep",
     "read_dataset",
     "record_from_traces",
     "register_system",

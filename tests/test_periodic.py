@@ -132,8 +132,8 @@ def test_a_scenario_reports_a_parametrically_unstable_system_and_a_stable_one(tm
                                                "diffusion_cos = [[0.0, 0.0], [0.0, 0.004]]"),
      r"the diffusion D\(t\) is not positive semidefinite during the period: at phase"),
     (MODULATED.replace("FREQ", "2.0").replace("modulation = { frequency = 2.0, drift_cos = [[0.0, 0.0], "
-                                               "[-0.1, 0.0]] }\n", ""), r"\[periodic\] needs the capability "
-                                                                      r"'periodic': give \[system\] modulation"),
+                                               "[-0.1, 0.0]] }\n", ""), r"\[periodic\] needs a system with a "
+                                                                      r"modulation \(give \[system\] modulation"),
     (MODULATED.replace("FREQ", "2.0").replace("[periodic]\nsamples = 16\n", ""),
      r"a modulated system runs \[periodic\]"),
     (MODULATED.replace("FREQ", "2.0") + "[simulate]\nmethod = 'exact'\ndt = 0.1\nduration = 1.0\n"
@@ -154,3 +154,72 @@ def test_a_modulated_matrix_system_regenerates_from_its_definition():
     a = periodic_state(system.periodic_modulation({}), 16)
     b = periodic_state(again.periodic_modulation({}), 16)
     np.testing.assert_array_equal(a.cov, b.cov)
+
+
+def test_an_ensemble_started_in_the_periodic_state_stays_in_it_at_every_phase():
+    """4000 trajectories of the modulated two-mode system started from cov_periodic at phase 0, stepped with
+    A(t), D(t) frozen at each step's midpoint (256 steps a period: the map's O(dt²) bias, ~1e-5 of V, is far
+    below the ensemble's 2 % error) over two periods, saved at 16 phases each: ⟨u uᵀ⟩ against cov_periodic at
+    every saved phase (33 times × 10 independent entries, Bonferroni at a family-wise 1e-3). A state that did
+    not repeat, the unmodulated Lyapunov V, is rejected by the same data."""
+    from scipy.stats import norm
+
+    system = sde_com.MatrixSystem(["a", "b"], _modulated().drift, _modulated().diffusion, time_scale=1.0,
+                                  modulation={"frequency": 1.3, **{k: getattr(_modulated(), k).tolist() for k in (
+                                      "drift_cos", "drift_sin", "diffusion_cos", "diffusion_sin")}})
+    from sde_com.simulation.periodic import modulated_ensemble
+
+    out = modulated_ensemble(system, trajectories=4000, periods=2, samples=16, substeps=16, seed=3)
+    rows, cols = np.triu_indices(4)
+    z = np.abs((out["cov_sim"] - out["cov_periodic"]) / out["cov_sim_err"])[:, rows, cols]
+    bound = float(norm.ppf(1 - 1e-3 / (2 * z.size)))
+    assert z.max() < bound, z.max()
+    np.testing.assert_allclose(out["cov_ref"], out["cov_periodic"], rtol=0, atol=1e-4 * np.abs(out["cov_ref"]).max())
+    lyapunov = scipy.linalg.solve_continuous_lyapunov(_modulated().drift, -_modulated().diffusion)
+    assert np.abs((out["cov_sim"] - lyapunov) / out["cov_sim_err"])[:, rows, cols].max() > bound
+
+
+def test_a_periodic_drive_gives_the_state_a_long_transient_settles_on():
+    """The single cavity at Δ = ω_m under a drive 1 + 0.2 sin(ω_m t): its mean field's limit cycle found by
+    shooting, the fluctuations linearized along it. Against the mean field and the moment equation dV/dt = A(z)V +
+    VA(z)ᵀ + D integrated together (DOP853, relative 1e-12) for 30 periods from the unmodulated steady state and
+    its Lyapunov V (every transient, the slowest at e^{−0.44 t}, is gone to 1e-36), sampled over the 31st at 32
+    phases: the same covariance to 1e-10 relative (measured 1.6e-12)."""
+    from sde_com.simulation.drive import Drive
+
+    system = sde_com.get_system("single_cavity")
+    params = system.resolve({"detuning": 1.0, "detuning_kind": "effective", "power": 0.05})
+    drive = Drive(kind="sine", depth=0.2, frequency=1.0)
+    ds = sde_com.periodic_sweep(32, drive=drive, system=system, **params)
+    assert bool(ds.stable) and float(ds.growth_rate) < 0
+    dynamics, first = system.mean_field_dynamics(params), system.branches(params)[0]
+    w = system.reference_rate(params)
+    D, z0 = first.diffusion / w, dynamics.steady_state(first)
+    nz, d = z0.size, D.shape[0]
+
+    def rate(t, y):
+        z, V = y[:nz], y[nz:].reshape(d, d)
+        A = dynamics.drift(z)
+        return np.concatenate([dynamics.rhs(t, z, float(drive.envelope(t))), (A @ V + V @ A.T + D).ravel()])
+
+    times = 2 * math.pi * (30 + np.arange(32) / 32)
+    V0 = sde_com.lyapunov_covariance_reference(first.drift / w, D)
+    sol = scipy.integrate.solve_ivp(rate, (0.0, times[-1]), np.concatenate([z0, V0.ravel()]), method="DOP853",
+                                    t_eval=times, rtol=1e-12, atol=1e-14)
+    V = sol.y[nz:].T.reshape(32, d, d)
+    np.testing.assert_allclose(ds.cov_periodic.values, V, rtol=0, atol=1e-10 * np.abs(V).max())
+
+
+DRIVEN = ('[system]\nname = "single_cavity"\n[model]\ndetuning = 1.0\ndetuning_kind = "effective"\n'
+          '[periodic]\nsamples = 8\n[drive]\n')
+
+
+@pytest.mark.parametrize("drive, message", [
+    ('kind = "ramp"\n', r"drive.kind = 'ramp' is not periodic: \[periodic\] takes a drive of kind 'sine'"),
+    ('kind = "sine"\ndepth = 0.1\nmean_field_start = "steady"\n', r"drive.mean_field_start has no meaning"),
+    ('kind = "sine"\ndepth = 0.1\nfrequency = 0.0\n', r"drive.frequency must be > 0"),
+])
+def test_a_drive_periodic_cannot_take_is_refused(tmp_path, capsys, drive, message):
+    from conftest import assert_refused
+
+    assert_refused(tmp_path, capsys, DRIVEN + drive, message)

@@ -10,17 +10,45 @@ import math
 import numpy as np
 import xarray as xr
 
-from sde_com.physics.floquet import periodic_state
+from sde_com.errors import UserError
+from sde_com.physics.floquet import SampledModel, limit_cycle, periodic_state
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.catalogue import apply_catalogue
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, parameter_grid
 
 
-def periodic_point(system: LinearSystem, params, samples: int) -> dict:
-    """The periodic state (Eqs. (P1)–(P4), scaled time τ = ω_ref t) of ``system`` at one point ``params``."""
+def drive_model(system: LinearSystem, params, drive) -> SampledModel:
+    """A(t), D of ``system`` (nonlinear mean-field dynamics) linearized along the limit cycle of its mean field
+    under the periodic ``drive`` (a ``Drive`` of kind 'sine': s(τ) = 1 + depth sin(frequency τ + phase)), in the
+    scaled time; the cycle found by shooting from the unmodulated drive's first steady branch
+    (``floquet.limit_cycle``: checked periodic and attracting, or refused naming why)."""
+    require(system, "mean_field_dynamics", "periodic state under a drive")
+    if getattr(drive, "kind", None) != "sine":
+        raise UserError(f"drive.kind = {getattr(drive, 'kind', None)!r} is not periodic: [periodic] takes a drive of "
+                        "kind 'sine' (1 + depth sin(frequency τ + phase))")
+    if not drive.frequency > 0:
+        raise UserError(f"drive.frequency must be > 0 for a periodic state (its period is 2π/frequency), got "
+                        f"{drive.frequency!r}")
+    dynamics = system.mean_field_dynamics(params)
+    first = system.branches(params)[0]
+    period = 2 * math.pi / drive.frequency
+
+    def rhs(tau, z):
+        return dynamics.rhs(tau, z, float(drive.envelope(tau)))
+
+    _, cycle = limit_cycle(rhs, dynamics.steady_state(first), period, label=f"the mean field of {system.name}")
+    return SampledModel(period, lambda tau: dynamics.drift(cycle(tau % period)),
+                        first.diffusion / system.reference_rate(params))
+
+
+def periodic_point(system: LinearSystem, params, samples: int, drive=None) -> dict:
+    """The periodic state (Eqs. (P1)–(P4), scaled time τ = ω_ref t) of ``system`` at one point ``params``: of its
+    modulation, or (``drive``) linearized along its mean field's limit cycle under a periodic drive."""
     omega_ref = system.reference_rate(params)
-    state = periodic_state(system.periodic_modulation(params).scaled(omega_ref), samples)
+    model = (drive_model(system, params, drive) if drive is not None
+             else system.periodic_modulation(params).scaled(omega_ref))
+    state = periodic_state(model, samples)
     d, pairs = system.dimension, list(itertools.combinations(range(len(system.modes)), 2))
     cov = state.cov if state.stable else np.full((samples, d, d), np.nan)
     en = np.array([[logneg(V, i, j) for i, j in pairs] for V in cov]) if state.stable else np.full(
@@ -37,15 +65,19 @@ _DIMS = {"cov_periodic": ("phase", "row", "col"), "logneg_periodic": ("phase", "
          "floquet_multiplier_phase": ("multiplier",), "stable": (), "growth_rate": ()}
 
 
-def periodic_sweep(samples: int = 64, *, system: LinearSystem | str = DEFAULT_SYSTEM, **params) -> xr.Dataset:
-    """The periodic steady state of a modulated ``system`` (an instance or a registered name, with the
-    capability 'periodic': a ``MatrixSystem`` given a modulation) at ``samples`` phases 2πk/samples of the
-    modulation (from its t = 0), at every point of the parameter grid ``params`` (as ``sweep``'s)."""
+def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str = DEFAULT_SYSTEM,
+                   **params) -> xr.Dataset:
+    """The periodic steady state of a modulated ``system`` (an instance or a registered name: with the capability
+    'periodic', a ``MatrixSystem`` given a modulation; or, with ``drive``, a system with nonlinear mean-field
+    dynamics under a periodic ``sde_com.Drive`` of kind 'sine', linearized along its mean field's limit cycle)
+    at ``samples`` phases 2πk/samples of the modulation (from its t = 0), at every point of the parameter grid
+    ``params`` (as ``sweep``'s)."""
     system = as_system(system)
-    require(system, "periodic", "periodic steady state")
+    if drive is None:
+        require(system, "periodic", "periodic steady state")
+    elif "periodic" in system.capabilities:
+        raise UserError("a modulated system takes no drive: its modulation is the periodic part")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 4 <= samples <= 4096:
-        from sde_com.errors import UserError
-
         raise UserError(f"periodic.samples must be an integer from 4 to 4096, got {samples!r}")
     values, dims, shape, _ = parameter_grid(params, system)
     points = []
@@ -53,7 +85,7 @@ def periodic_sweep(samples: int = 64, *, system: LinearSystem | str = DEFAULT_SY
         index = np.unravel_index(flat, shape) if shape else ()
         point = {**{k: v for k, v in params.items() if k not in dims}, **{d: values[d][i] for d, i in
                                                                            zip(dims, index, strict=True)}}
-        points.append(periodic_point(system, system.resolve(point), int(samples)))
+        points.append(periodic_point(system, system.resolve(point), int(samples), drive))
     data = {name: ((*dims, *vd), np.stack([p[name] for p in points]).reshape((*shape, *np.shape(points[0][name]))))
             for name, vd in _DIMS.items()}
     quad = list(system.quadratures)

@@ -503,10 +503,46 @@ class PeriodicKind(RunKind):
     (``results.periodic``), done whole."""
 
     name = table = "periodic"
-    capability = "periodic"
-    heading = "Periodic steady state (`[periodic]`: a modulated system, Floquet)"
+    heading = "Periodic steady state (`[periodic]`: a modulated system or a periodic [drive], Floquet)"
+    asks = "a [periodic] table"
     output_sets = ("periodic",)
     takes_modulation = True
+    companions = ("drive",)
+
+    def parse_companion(self, name, table, simulation, params, own):
+        """[drive] beside [periodic]: the schema's keys, a periodic envelope (kind 'sine') of a system with
+        nonlinear mean-field dynamics; mean_field_start has no meaning (the run finds the limit cycle)."""
+        from sde_com.simulation.drive import Drive
+
+        table = dict(check_table(name, table))
+        system = params.system
+        if "periodic" in system.capabilities:
+            raise ScenarioError("a modulated [system] takes no [drive]: its modulation is the periodic part")
+        if "mean_field_dynamics" not in system.capabilities:
+            raise ScenarioError(f"[periodic] with a [drive] needs a system with nonlinear mean-field dynamics: "
+                                f"{system.capability_hints.get('mean_field_dynamics', system.name)}")
+        if "mean_field_start" in table:
+            raise ScenarioError("drive.mean_field_start has no meaning with [periodic] (the run finds the mean "
+                                "field's limit cycle)")
+        if table.get("kind", defaults("drive").get("kind")) != "sine":
+            raise ScenarioError(f"drive.kind = {table.get('kind', defaults('drive').get('kind'))!r} is not "
+                                "periodic: [periodic] takes a drive of kind 'sine'")
+        try:
+            drive = Drive(**_drive_fields(table))
+        except UserError as exc:
+            raise ScenarioError(str(exc)) from None
+        if not drive.frequency > 0:
+            raise ScenarioError(f"drive.frequency must be > 0 for a periodic state (its period is 2π/frequency), got "
+                                f"{drive.frequency!r}")
+        return table
+
+    def plan(self, scenario):
+        system = scenario.system
+        if "periodic" not in system.capabilities and scenario.tables.get("drive") is None:
+            raise UserError(f"[periodic] needs a system with a modulation ({system.capability_hints.get('periodic')})"
+                            f" or a periodic [drive] (kind 'sine') of a system with mean-field dynamics; system "
+                            f"{system.name!r} has neither")
+        return [WholeRun()]
 
     def variables(self, system):
         return variables_of("periodic")
@@ -530,10 +566,12 @@ class PeriodicKind(RunKind):
 
     def run(self, scenario, trace_sink=None):
         from sde_com.results.periodic import periodic_sweep
+        from sde_com.simulation.drive import Drive
 
-        table = scenario.tables["periodic"]
-        ds = periodic_sweep(int(table["samples"]), system=scenario.system, **dict(scenario.parameters))
-        return ds.assign_attrs(periodic=json.dumps(table))
+        table, drive = scenario.tables["periodic"], scenario.tables.get("drive")
+        ds = periodic_sweep(int(table["samples"]), drive=None if drive is None else Drive(**_drive_fields(drive)),
+                            system=scenario.system, **dict(scenario.parameters))
+        return ds.assign_attrs(periodic=json.dumps(table), **({"drive": json.dumps(drive)} if drive else {}))
 
 
 SECONDS_PER_POINT_PERIODIC = 0.2  # a 4-quadrature system at 64 samples, measured 0.05–0.3 s (the substeps vary)
@@ -974,7 +1012,8 @@ def register_run_kind(kind: RunKind) -> RunKind:
 
 
 _FALLBACKS = ("dt_study", "simulate", "sweep")  # selected by [simulate] (with a dt list) or by nothing: tried last
-for _kind in (DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), PeriodicKind(), DtStudyKind(),
+# in the order kind_of tries them: [periodic] before [drive] (a periodic drive rides on [periodic])
+for _kind in (PeriodicKind(), DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), DtStudyKind(),
               SimulateKind(), SweepKind()):
     register_run_kind(_kind)
 

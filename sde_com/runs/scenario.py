@@ -125,7 +125,7 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     if kind.table is not None:
         single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
     for table, owner in companion_tables().items():  # [feedback] beside [[measure]]: only with its kind's table
-        if table in raw:
+        if table in raw and table != kind.table:  # ([drive] is also a kind's own table)
             if owner is not kind:
                 raise ScenarioError(f"[{table}] needs {owner.asked_by()} beside it")
             single[table] = kind.parse_companion(table, raw[table], simulation, params, single[kind.table])
@@ -152,7 +152,8 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system: LinearSystem) -> Ru
     """The run kind the tables ask for (``kinds.kind_of``); at most one single-point table, whose kind's
     capability the system must have."""
     tables = single_point_tables()
-    given = [t for t in tables if t in raw]
+    riding = {t for t, owner in companion_tables().items() if owner.table in raw}  # [drive] beside [periodic]
+    given = [t for t in tables if t in raw and t not in riding]
     if len(given) > 1:
         raise ScenarioError(f"give at most one of the tables {['[' + n + ']' for n in tables]}, got {given}")
     kind = kind_of(SimpleNamespace(simulation=simulation, dt_study=dt_study, system=system,
