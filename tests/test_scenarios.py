@@ -45,15 +45,15 @@ def test_scenario_parses(name):
 
 
 @pytest.fixture(scope="module")
-def regenerated(tmp_path_factory):
-    """name -> (Dataset from run_scenario, the same written with write_dataset and read back); cached."""
+def regenerated(scenario_outputs):
+    """name -> (Dataset from run_scenario, the same written with write_dataset and read back); cached, and the
+    run shared with the CF tests' (``conftest.scenario_outputs``: each scenario runs once per test process)."""
     cache = {}
-    folder = tmp_path_factory.mktemp("regenerated")
 
     def get(name):
         if name not in cache:
-            ds = run_scenario(load_scenario(SCENARIO_FILES[name]))
-            cache[name] = ds, read_dataset(write_dataset(ds, folder / f"{name}.nc"))
+            ds, path = scenario_outputs[name]
+            cache[name] = ds, read_dataset(path)
         return cache[name]
 
     return get
