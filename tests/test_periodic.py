@@ -117,7 +117,7 @@ def test_a_scenario_reports_a_parametrically_unstable_system_and_a_stable_one(tm
         out = tmp_path / f"periodic_{freq}.nc"
         assert run_cli(tmp_path, MODULATED.replace("FREQ", freq), out) == 0
         ds = read_dataset(out)
-        assert bool(ds.stable) is stable
+        assert bool(ds.stable_periodic) is stable
         assert np.all(np.isnan(ds.cov_periodic.values)) is not stable
         assert (float(ds.growth_rate) > 0) is not stable
         assert ds.cov_periodic.dims == ("phase", "row", "col") and ds.phase.attrs["units"] == "rad"
@@ -132,8 +132,10 @@ def test_a_scenario_reports_a_parametrically_unstable_system_and_a_stable_one(tm
                                                "diffusion_cos = [[0.0, 0.0], [0.0, 0.004]]"),
      r"the diffusion D\(t\) is not positive semidefinite during the period: at phase"),
     (MODULATED.replace("FREQ", "2.0").replace("modulation = { frequency = 2.0, drift_cos = [[0.0, 0.0], "
-                                               "[-0.1, 0.0]] }\n", ""), r"\[periodic\] needs a system with a "
-                                                                      r"modulation \(give \[system\] modulation"),
+                                               "[-0.1, 0.0]] }\n", ""), r"\[periodic\] needs something periodic: "
+                                                                      r"system 'matrix' has no modulation"),
+    ('[system]\nname = "single_cavity"\n[periodic]\n', r"\[periodic\] on system 'single_cavity' needs a periodic "
+                                                     r"\[drive\] beside it"),
     (MODULATED.replace("FREQ", "2.0").replace("[periodic]\nsamples = 16\n", ""),
      r"a modulated system runs \[periodic\]"),
     (MODULATED.replace("FREQ", "2.0") + "[simulate]\nmethod = 'exact'\ndt = 0.1\nduration = 1.0\n"
@@ -191,7 +193,7 @@ def test_a_periodic_drive_gives_the_state_a_long_transient_settles_on():
     params = system.resolve({"detuning": 1.0, "detuning_kind": "effective", "power": 0.05})
     drive = Drive(kind="sine", depth=0.2, frequency=1.0)
     ds = sde_com.periodic_sweep(32, drive=drive, system=system, **params)
-    assert bool(ds.stable) and float(ds.growth_rate) < 0
+    assert bool(ds.stable_periodic) and float(ds.growth_rate) < 0
     dynamics, first = system.mean_field_dynamics(params), system.branches(params)[0]
     w = system.reference_rate(params)
     D, z0 = first.diffusion / w, dynamics.steady_state(first)
@@ -223,3 +225,54 @@ def test_a_drive_periodic_cannot_take_is_refused(tmp_path, capsys, drive, messag
     from conftest import assert_refused
 
     assert_refused(tmp_path, capsys, DRIVEN + drive, message)
+
+
+def test_the_magnus_integration_is_fourth_order():
+    """The periodic V of the modulated two-mode system from 4, 8 and 16 Magnus steps per sample interval (16
+    samples): successive differences shrink by 2⁴ = 16 (within 14–18: the next order's share), the order the
+    Gauss-node Magnus integrator has. A wrong commutator's sign or a node misplaced drops it to second order (4)."""
+    from sde_com.physics.floquet import _interval_maps, _periodic_from_maps
+
+    V = [_periodic_from_maps(*_interval_maps(_modulated(), 16, s))[1] for s in (4, 8, 16)]
+    ratio = np.abs(V[0] - V[1]).max() / np.abs(V[1] - V[2]).max()
+    assert 14 < ratio < 18, ratio
+
+
+def test_a_strongly_damped_mode_under_a_slow_modulation_keeps_its_noise():
+    """A mode damped at κ = 20 beside one at 0.2, the modulation slow (Ω = 0.05: each of 64 sample intervals lasts
+    2 κ⁻¹ × 20): at zero depth the periodic state is the Lyapunov V to 1e-10 (the maps are composed Magnus step by
+    Magnus step; chained over a whole interval, Φ^−ᵀ grows as e^{κτ} and rounding swamps Q)."""
+    A = np.diag([-20.0, -20.0, -0.2, -0.2]) + np.array([[0, 1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1.0],
+                                                          [0, 0, -1.0, 0]])
+    D = np.diag([40.0, 40.0, 0.4, 0.4])
+    Z4 = np.zeros((4, 4))
+    state = periodic_state(Modulation(0.05, A, Z4, Z4, D, Z4, Z4), samples=64)
+    V = scipy.linalg.solve_continuous_lyapunov(A, -D)
+    np.testing.assert_allclose(state.cov, np.broadcast_to(V, state.cov.shape), rtol=0, atol=1e-10 * np.abs(V).max())
+
+
+def test_a_conservative_mode_is_not_called_stable():
+    """An undamped oscillator (|μ| = 1 exactly) under a modulation outside every tongue, with and without noise:
+    rounding would put max|μ| a hair either side of 1; within 1e-9 of it the state is reported not stable, never
+    a covariance of 1e14 or a solver's traceback."""
+    A = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    Ac = np.array([[0.0, 0.0], [-0.05, 0.0]])
+    for frequency in (0.7, 1.3, 3.1):
+        for D in (Z2, np.eye(2) * 0.1):
+            state = periodic_state(Modulation(frequency, A, Ac, Z2, D, Z2, Z2), samples=16)
+            assert not state.stable and state.cov is None, (frequency, state.growth_rate)
+
+
+def test_the_python_entry_points_refuse_a_modulated_system_and_an_unstable_start():
+    """A modulated system has no constant steady state: ``sweep`` (and every path through its branches) refuses it
+    naming [periodic]; ``modulated_ensemble`` of a parametrically unstable one without an initial covariance says
+    why instead of failing on the missing periodic state."""
+    from sde_com.simulation.periodic import modulated_ensemble
+
+    unstable = sde_com.MatrixSystem(["m"], [[0.0, 1.0], [-1.0, -0.001]], [[0.0, 0.0], [0.0, 0.002]],
+                                    time_scale=1.0, modulation={"frequency": 2.0,
+                                                                "drift_cos": [[0.0, 0.0], [-0.1, 0.0]]})
+    with pytest.raises(sde_com.errors.UserError, match="a modulated system's steady state is periodic"):
+        sde_com.sweep(system=unstable)
+    with pytest.raises(sde_com.errors.UserError, match="unstable .* no periodic state to start from"):
+        modulated_ensemble(unstable, trajectories=4)

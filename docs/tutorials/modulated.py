@@ -127,7 +127,7 @@ def main(outdir="."):
     plt.close(fig)
     return {"figure": figure, "mean": mean, "max": most, "rate": rate, "unmodulated": unmodulated,
             "file_logneg": ds.logneg_periodic.sel(pair="a-m").values, "python_logneg": shown[0.4],
-            "file_stable": bool(ds.stable), "drive_stable": bool(driven.stable),
+            "file_stable": bool(ds.stable_periodic), "drive_stable": bool(driven.stable_periodic),
             "drive_logneg": driven.logneg_periodic.sel(pair="a-m").values}
 
 

@@ -41,7 +41,8 @@ PERIODIC = make_table(
                               "modulation's t = 0)", "1", 64, minimum=4, maximum=4096),
 )
 PERIODIC_RTOL = 1e-11  # the periodic V's estimated relative error (Richardson) the substeps are doubled to reach
-MAX_SUBSTEPS = 4096  # Magnus steps per sample interval at most
+MAX_STEPS = 1 << 16  # Magnus steps per period at most (samples × substeps: memory holds them all at once)
+MARGINAL = 1e-9  # a multiplier within this of the unit circle is not stable (a conservative mode: rounding decides)
 PSD_PHASES = 1024  # phases at which D(t) is checked positive semidefinite
 
 
@@ -106,11 +107,13 @@ def _interval_maps(mod: Modulation, samples: int, substeps: int):
         M.append(blocks)
     omega = 0.5 * h * (M[0] + M[1]) + math.sqrt(3) / 12 * h * h * (M[1] @ M[0] - M[0] @ M[1])
     steps = expm(omega).reshape(samples, substeps, 2 * d, 2 * d)
-    Y = steps[:, 0]
-    for j in range(1, substeps):  # the substeps of every interval at once, in time order
-        Y = steps[:, j] @ Y
-    X, Z = Y[:, :d, :d], Y[:, :d, d:]
-    Q = Z @ X.transpose(0, 2, 1)
+    # each Magnus step's own (Φ_j, Q_j = Z_j Φ_jᵀ), composed step by step: a product of augmented maps over a
+    # whole interval would carry W = Φ^−ᵀ, which grows as e^{κ τ} for a strongly damped mode and drowns Q in rounding
+    X, Q = np.broadcast_to(np.eye(d), (samples, d, d)).copy(), np.zeros((samples, d, d))
+    for j in range(substeps):  # the substeps of every interval at once, in time order
+        P = steps[:, j, :d, :d]
+        q = steps[:, j, :d, d:] @ P.transpose(0, 2, 1)
+        X, Q = P @ X, P @ Q @ P.transpose(0, 2, 1) + 0.5 * (q + q.transpose(0, 2, 1))
     return X, 0.5 * (Q + Q.transpose(0, 2, 1))
 
 
@@ -122,9 +125,12 @@ def _periodic_from_maps(Phi_k: np.ndarray, Q_k: np.ndarray):
     Phi, Q = np.eye(d), np.zeros((d, d))
     for P, q in zip(Phi_k, Q_k, strict=True):
         Phi, Q = P @ Phi, P @ Q @ P.T + q
-    if np.abs(np.linalg.eigvals(Phi)).max() >= 1.0:
+    if np.abs(np.linalg.eigvals(Phi)).max() >= 1.0 - MARGINAL:  # at |μ| = 1 rounding decides: not stable
         return Phi, None
-    V = [solve_discrete_lyapunov(Phi, 0.5 * (Q + Q.T))]
+    try:
+        V = [solve_discrete_lyapunov(Phi, 0.5 * (Q + Q.T))]
+    except (np.linalg.LinAlgError, ValueError):
+        return Phi, None
     for P, q in zip(Phi_k[:-1], Q_k[:-1], strict=True):
         V.append(P @ V[-1] @ P.T + q)
     V = np.array(V)
@@ -153,7 +159,7 @@ def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RT
     """The periodic steady state (Eqs. (P1)–(P4)) at ``samples`` phases, the Magnus substeps per interval doubled
     from 2 until the periodic V (or, when unstable, the monodromy) changes by less than 15·rtol of its size
     (Richardson: the finer solution's error is about a fifteenth of the change). NumericalError where
-    MAX_SUBSTEPS does not reach it."""
+    MAX_STEPS per period does not reach it."""
     substeps, previous = 2, None
     while True:
         Phi_k, Q_k = _interval_maps(mod, samples, substeps)
@@ -163,9 +169,10 @@ def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RT
             error = float(np.abs(current - previous).max() / max(np.abs(current).max(), 1e-300)) / 15
             if error <= rtol:
                 break
-        if substeps >= MAX_SUBSTEPS:
-            raise NumericalError(f"the periodic state did not converge within {MAX_SUBSTEPS} Magnus steps per "
-                                 f"sample interval (a modulation much faster than the samples resolve)")
+        if 2 * substeps * samples > MAX_STEPS:
+            raise NumericalError(f"the periodic state did not converge within {MAX_STEPS} Magnus steps per period "
+                                 f"(estimated error {error if previous is not None else float('nan'):.3g}): "
+                                 "the system moves much faster than the period; give fewer samples or check rates")
         previous, substeps = current, 2 * substeps
     mu = np.linalg.eigvals(Phi)
     mu = mu[np.argsort(-np.abs(mu), kind="stable")]

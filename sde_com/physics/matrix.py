@@ -156,7 +156,7 @@ class MatrixSystem(LinearSystem):
         for M in (self.drift, self.diffusion):
             M.setflags(write=False)  # every run of the system reads these: no caller may change them
         if not decide_stability(self.drift, self.time_scale).stable:
-            if not allow_unstable:
+            if not allow_unstable and modulation is None:  # a modulation's stability is its multipliers
                 worst = float(np.linalg.eigvals(self.drift).real.max())
                 raise UserError(f"system.drift is unstable (an eigenvalue of A has real part {worst:.6g} s-1 ≥ 0, "
                                 "no steady state); set allow_unstable = true to run a transient anyway")
@@ -195,8 +195,12 @@ class MatrixSystem(LinearSystem):
         return {"frequency": m.frequency, **{k: getattr(m, k).tolist() for k in MODULATION_MATRICES}}
 
     def branches(self, params: Mapping[str, object]) -> list[Branch]:
-        """The one branch: (A, D) as given (no mean field)."""
+        """The one branch: (A, D) as given (no mean field). A modulated system has none (its state is periodic:
+        ``periodic_modulation``), so every steady-state or time-domain path refuses it here."""
         self.resolve(params)  # no parameters: refuses any
+        if self.modulation is not None:
+            raise UserError("system.modulation: a modulated system's steady state is periodic; compute it with "
+                            "[periodic] (sde_com.periodic_sweep), not a constant-A run")
         return [Branch(0, MappingProxyType({}), self.drift, self.diffusion)]
 
     def output_ports(self, params: Mapping[str, object]) -> dict[str, float]:

@@ -217,6 +217,10 @@ _VARIABLE_LIST = [
        "Eigenvalues of the one-period propagator Φ(T) (Eq. (P4)): the state is stable when every |μ| < 1."),
     _v("floquet_multiplier_phase", (_S, "multiplier"), "argument of each Floquet multiplier", "In the order of "
        "floquet_multiplier.", units="rad"),
+    _v("stable_periodic", (_S,), "periodic steady state exists: every Floquet multiplier has |μ| < 1",
+       "Decided by the multipliers, not by the average drift (a Mathieu tongue is unstable with a stable average); "
+       "a multiplier within 1e-9 of the unit circle counts as not stable.", flag_values=(0, 1),
+       flag_meanings="unstable stable"),
     _v("growth_rate", (_S,), "growth rate max ln|μ|/T of the modulated system, in units of ω_ref",
        "Negative when the periodic state is stable; where it is not, the rate at which the covariance's scale "
        "grows is twice it."),
@@ -291,7 +295,8 @@ _COORDINATE_LIST = [
     _v("bandwidth", ("bandwidth",), "filter bandwidth 1/(τ ω_m)", "Of the filtered output mode."),
     _v("mode", ("mode",), "mode of the system", "The system's mode names, in order.", units=None),
     _v("force", ("force",), "feedback force, by the quadrature it acts on", "[feedback] force order.", units=None),
-    _v("phase", ("phase",), "phase Ωt of the modulation", "2πk/samples from the modulation's t = 0.", units="rad"),
+    _v("phase", ("phase",), "phase Ωt of the modulation", "2πk/samples from the modulation's t = 0 (a [drive]'s own "
+       "phase offset is not added).", units="rad"),
     _v("multiplier", ("multiplier",), "Floquet multiplier index", "Largest modulus first."),
     _v("channel", ("channel",), "record channel (a homodyne; a heterodyne detector gives two)",
        "Channels in [[measure]] order; their mode, phase and efficiency are the channel_* coordinates."),
@@ -383,7 +388,7 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
                      "occupation_conditional", "purity_conditional", "squeezing_conditional")),
     "periodic": ("Periodic steady state of a modulated system (`[periodic]`)",
                  ("cov_periodic", "logneg_periodic", "logneg_periodic_mean", "logneg_periodic_max",
-                  "floquet_multiplier", "floquet_multiplier_phase", "stable", "growth_rate")),
+                  "floquet_multiplier", "floquet_multiplier_phase", "stable_periodic", "growth_rate")),
     "feedback": ("Feedback on the estimate (`[feedback]` beside `[[measure]]`), beside the conditional state",
                  ("cov_feedback", "occupation_feedback", "logneg_feedback", "feedback_gain", "force_variance")),
     "conditional_trajectories": ("Conditional trajectories (`sde_com.conditional_simulate`: records and the Kalman "

@@ -57,12 +57,12 @@ def periodic_point(system: LinearSystem, params, samples: int, drive=None) -> di
             "logneg_periodic_mean": en.mean(axis=0) if pairs else np.zeros(0),
             "logneg_periodic_max": en.max(axis=0) if pairs else np.zeros(0),
             "floquet_multiplier": np.abs(state.multipliers), "floquet_multiplier_phase": np.angle(state.multipliers),
-            "stable": np.bool_(state.stable), "growth_rate": state.growth_rate}
+            "stable_periodic": np.bool_(state.stable), "growth_rate": state.growth_rate}
 
 
 _DIMS = {"cov_periodic": ("phase", "row", "col"), "logneg_periodic": ("phase", "pair"),
          "logneg_periodic_mean": ("pair",), "logneg_periodic_max": ("pair",), "floquet_multiplier": ("multiplier",),
-         "floquet_multiplier_phase": ("multiplier",), "stable": (), "growth_rate": ()}
+         "floquet_multiplier_phase": ("multiplier",), "stable_periodic": (), "growth_rate": ()}
 
 
 def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str = DEFAULT_SYSTEM,

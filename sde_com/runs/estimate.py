@@ -118,14 +118,14 @@ def estimate(scenario, units) -> Estimate:
     return scenario.kind.cost(scenario, units)
 
 
-def steady_cost(scenario, units, seconds_per_point: float | None = None) -> Estimate:
+def steady_cost(scenario, units, seconds_per_point: float | None = None, branches: int | None = None) -> Estimate:
     """The cost of a steady state over the grid (``SweepKind.cost``, and ``RunKind.cost`` of any kind without
     [simulate]): a chain's sweep is streamed, sized with the branches it usually has, at its threads' speed;
-    any other system's with those of its first point, one point at a time (``seconds_per_point``, default
-    the per-point path's)."""
+    any other system's with those of its first point (or ``branches``: a run without mean-field branches, the
+    periodic state's one), one point at a time (``seconds_per_point``, default the per-point path's)."""
     points = math.prod(_grid(scenario))
     chain = fast_chain(scenario.system) is not None
-    total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else _system_branches(scenario))
+    total, streamed = _outline_bytes(scenario, SWEEP_BRANCHES if chain else branches or _system_branches(scenario))
     seconds = points * (SECONDS_PER_POINT_THREAD / _threads() if chain and seconds_per_point is None else
                         seconds_per_point or SECONDS_PER_POINT_SEAM)
     return Estimate(len(units), points, "points", seconds, BASE_BYTES + SWEEP_BLOCK_BYTES + (total - streamed),

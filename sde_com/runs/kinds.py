@@ -154,6 +154,9 @@ class RunKind:
         """A companion table ``name`` (one of ``companions``), checked against the kind's own table ``own``."""
         return dict(check_table(name, table))
 
+    def check_tables(self, tables: Mapping[str, dict], params) -> None:
+        """The kind's table and its companions together, once all are parsed (nothing to check by default)."""
+
     def run(self, scenario: Scenario, trace_sink=None) -> xr.Dataset:
         """The whole run in memory, before ``finish_dataset``."""
         raise NotImplementedError
@@ -536,13 +539,17 @@ class PeriodicKind(RunKind):
                                 f"{drive.frequency!r}")
         return table
 
-    def plan(self, scenario):
-        system = scenario.system
-        if "periodic" not in system.capabilities and scenario.tables.get("drive") is None:
-            raise UserError(f"[periodic] needs a system with a modulation ({system.capability_hints.get('periodic')})"
-                            f" or a periodic [drive] (kind 'sine') of a system with mean-field dynamics; system "
-                            f"{system.name!r} has neither")
-        return [WholeRun()]
+    def check_tables(self, tables, params):
+        """Something periodic: a modulated system, or a periodic [drive] of a system with mean-field dynamics."""
+        system = params.system
+        if "periodic" in system.capabilities or tables.get("drive") is not None:
+            return
+        if "mean_field_dynamics" in system.capabilities:
+            raise ScenarioError(f"[periodic] on system {system.name!r} needs a periodic [drive] beside it (kind = "
+                                "'sine'): under a constant drive its steady state is the ordinary one")
+        raise ScenarioError(f"[periodic] needs something periodic: system {system.name!r} has no modulation "
+                            f"({system.capability_hints.get('periodic', 'give [system] modulation')}) and no "
+                            "mean-field dynamics for a [drive]")
 
     def variables(self, system):
         return variables_of("periodic")
@@ -562,7 +569,7 @@ class PeriodicKind(RunKind):
         return {**defaults("periodic"), **check_table("periodic", table)}
 
     def cost(self, scenario, units):
-        return steady_cost(scenario, units, SECONDS_PER_POINT_PERIODIC)
+        return steady_cost(scenario, units, SECONDS_PER_POINT_PERIODIC, branches=1)  # one periodic state a point
 
     def run(self, scenario, trace_sink=None):
         from sde_com.results.periodic import periodic_sweep

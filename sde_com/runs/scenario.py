@@ -129,6 +129,7 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
             if owner is not kind:
                 raise ScenarioError(f"[{table}] needs {owner.asked_by()} beside it")
             single[table] = kind.parse_companion(table, raw[table], simulation, params, single[kind.table])
+    kind.check_tables(single, params)
     scenario = Scenario(params, simulation, dt_study, variables=variables, plot=plot, title=raw.get("title", ""),
                         description=raw.get("description", ""), text=text, name=name, system=system,
                         tables=single)

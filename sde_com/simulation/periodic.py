@@ -38,10 +38,10 @@ def modulated_ensemble(system: LinearSystem | str, *, trajectories: int, periods
     params = system.resolve(params)
     mod = system.periodic_modulation(params).scaled(system.reference_rate(params))
     state = periodic_state(mod, samples)
-    V0 = state.cov[0] if initial is None else np.asarray(initial, dtype=float)
-    if V0 is None:
+    if initial is None and state.cov is None:
         raise UserError("the modulated system is unstable (a Floquet multiplier |μ| >= 1): it has no periodic "
                         "state to start from; give an initial covariance")
+    V0 = state.cov[0] if initial is None else np.asarray(initial, dtype=float)
     dt = mod.period / (samples * substeps)
     n_steps = periods * samples * substeps
     A, D = mod.at((np.arange(n_steps) + 0.5) * dt)
