@@ -323,7 +323,8 @@ filter_bandwidths = [0.1, 1.0]
     assert ds.record.shape == (4, 10000, 1) and np.all(np.isfinite(ds.filtered_logneg))
     # the record is [[measure]]'s normalisation: the Kalman filter of a perfect homodyne of a takes it, and its
     # innovations are white of unit variance (measured 1.004 ± 0.007, lag-1 −0.007 ± 0.005), up to 4σ and the
-    # Euler–Maruyama record's O(dt) departure from the exact model's, ≈ 2κ dt = 0.01 (a record off by √2, as
+    # Euler–Maruyama record's O(dt) departure from the exact model's, at most the fastest rate of A (ω_m = 1)
+    # times dt = 0.01 (a record off by √2, as
     # [detect]'s former output-field normalisation is, gives 2 or 0.5). This checks the scale only: the sign of
     # the record's noise against the port's input is pinned by the vacuum cavity's shot-noise spectrum
     # (tests/test_detection.py) and (M2)'s by the conditional ensembles (tests/test_measurement.py)

@@ -512,6 +512,18 @@ def test_a_record_whose_filter_does_not_settle_in_the_gains_kept_is_refused(monk
         conditional.filter_record_file(_record_file(n=50), [{"mode": "a"}], initial="thermal", **TRAJ)
 
 
+def test_a_streamed_filter_refused_part_way_leaves_no_file(tmp_path, small_blocks):
+    """A NaN in the record's last block is found only when that block is read: the streamed filter stops with the
+    one-line refusal, and neither the output nor its temporary file is left behind."""
+    from sde_com.simulation.conditional import filter_record_file
+
+    values = np.random.default_rng(1).standard_normal((60, 1)) * 0.01
+    values[-1] = np.nan
+    with pytest.raises(sde_com.errors.UserError, match="record holds NaN or infinite values"):
+        filter_record_file(_record_file(n=60, values=values), [{"mode": "a"}], output=tmp_path / "out.nc", **TRAJ)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_long_record_is_uniform_to_rounding():
     """Times k·dt of a long record carry a few ulp of the largest time: still uniform (8 ulp of jitter here, more
     than the 1e-9 relative spread of a 5e6-step record's differences)."""

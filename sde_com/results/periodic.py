@@ -13,7 +13,7 @@ import xarray as xr
 from sde_com.errors import UserError
 from sde_com.physics.floquet import SampledModel, limit_cycle, periodic_state
 from sde_com.physics.gaussian import logneg
-from sde_com.physics.system import LinearSystem, require
+from sde_com.physics.system import LinearSystem, pair_labels, require
 from sde_com.results.catalogue import apply_catalogue
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, parameter_grid
 
@@ -89,7 +89,7 @@ def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str 
     data = {name: ((*dims, *vd), np.stack([p[name] for p in points]).reshape((*shape, *np.shape(points[0][name]))))
             for name, vd in _DIMS.items()}
     quad = list(system.quadratures)
-    pairs = [f"{system.modes[i]}-{system.modes[j]}" for i, j in itertools.combinations(range(len(system.modes)), 2)]
+    pairs = pair_labels(system.modes)
     ds = xr.Dataset(data, coords={"phase": ("phase", 2 * np.pi * np.arange(samples) / samples), "row": quad,
                                   "col": quad, "pair": pairs,
                                   "multiplier": np.arange(system.dimension, dtype=np.int32),

@@ -90,9 +90,7 @@ def _loop(feedback: Mapping | None, scheme, A, C, dt: float, system: LinearSyste
 
 
 def _check_times(dt: float, duration: float, save_every: float | None) -> tuple[int, int]:
-    for name, value in (("dt", dt), ("duration", duration)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise UserError(f"{name} must be a finite time > 0 (in 1/ω_ref), got {value!r}")
+    dt, duration = _check_time("dt", dt), _check_time("duration", duration)
     n_steps = round(duration / dt)
     if not 1 <= n_steps <= MAX_STEPS:
         raise UserError(f"duration/dt = {duration / dt:g} steps; at least 1 and at most {MAX_STEPS}")
@@ -363,10 +361,11 @@ def _run_filter(model: dict, n_traj: int, n_steps: int, read, write, workers: in
     return P, stats.sum(axis=0)
 
 
-def _check_dt(dt) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
-        raise UserError(f"dt must be a finite time > 0 (in 1/ω_ref), got {dt!r}")
-    return float(dt)
+def _check_time(name: str, value) -> float:
+    """A time > 0 (in 1/ω_ref), finite; UserError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise UserError(f"{name} must be a finite time > 0 (in 1/ω_ref), got {value!r}")
+    return float(value)
 
 
 def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="steady", branch: int = 0,
@@ -382,7 +381,7 @@ def kalman_filter(record, dt: float, measures: Sequence[Mapping], *, initial="st
     acted on the estimate while it was taken (the filter then knows the force, Eq. (F2))."""
     system = as_system(system)
     loop = None if feedback is None else fb.check_feedback(feedback, system.modes, system.quadratures)
-    dt, workers = _check_dt(dt), _check_workers(workers)
+    dt, workers = _check_time("dt", dt), _check_workers(workers)
     record = np.asarray(record)
     if record.dtype.kind not in "fiu":
         raise UserError(f"record must hold numbers, got {record.dtype}")
