@@ -92,49 +92,38 @@ def check_diffusion(mod: Modulation, label: str = "system.modulation") -> None:
 
 def _interval_maps(mod: Modulation, samples: int, substeps: int):
     """(Φ_k, Q_k) over each sample interval [t_k, t_k+1] (t_k = kT/samples), by ``substeps`` fourth-order Magnus
-    steps of the augmented equation (module docstring). Returns (samples, d, d) each."""
-    from scipy.linalg import expm
+    steps of the augmented equation (module docstring; ``kernels.floquet.magnus_interval_maps``). Each step's
+    (Φ_n, Q_n) is composed in turn: a product of augmented maps over a whole interval would carry Φ^−ᵀ, which grows
+    as e^{κ τ} for a strongly damped mode and drowns Q in rounding. Returns (samples, d, d) each."""
+    from sde_com.kernels.floquet import magnus_interval_maps
 
     d = mod.diffusion.shape[0]
     h = mod.period / (samples * substeps)
     starts = np.arange(samples * substeps) * h
-    nodes = (0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6)
-    M = []
-    for c in nodes:
-        A, D = mod.at(starts + c * h)
-        blocks = np.zeros((starts.size, 2 * d, 2 * d))
-        blocks[:, :d, :d], blocks[:, :d, d:], blocks[:, d:, d:] = A, D, -A.transpose(0, 2, 1)
-        M.append(blocks)
-    omega = 0.5 * h * (M[0] + M[1]) + math.sqrt(3) / 12 * h * h * (M[1] @ M[0] - M[0] @ M[1])
-    steps = expm(omega).reshape(samples, substeps, 2 * d, 2 * d)
-    # each Magnus step's own (Φ_j, Q_j = Z_j Φ_jᵀ), composed step by step: a product of augmented maps over a
-    # whole interval would carry W = Φ^−ᵀ, which grows as e^{κ τ} for a strongly damped mode and drowns Q in rounding
-    X, Q = np.broadcast_to(np.eye(d), (samples, d, d)).copy(), np.zeros((samples, d, d))
-    for j in range(substeps):  # the substeps of every interval at once, in time order
-        P = steps[:, j, :d, :d]
-        q = steps[:, j, :d, d:] @ P.transpose(0, 2, 1)
-        X, Q = P @ X, P @ Q @ P.transpose(0, 2, 1) + 0.5 * (q + q.transpose(0, 2, 1))
-    return X, 0.5 * (Q + Q.transpose(0, 2, 1))
+    (A1, D1), (A2, D2) = (mod.at(starts + c * h) for c in (0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6))
+    Phi, Q = np.empty((samples, d, d)), np.empty((samples, d, d))
+    magnus_interval_maps(*(np.ascontiguousarray(m, dtype=float) for m in (A1, A2, D1, D2)), h, substeps, Phi, Q)
+    return Phi, Q
 
 
 def _periodic_from_maps(Phi_k: np.ndarray, Q_k: np.ndarray):
     """(monodromy, V at every sample phase or None when unstable) from the interval maps (Eqs. (P2)–(P3))."""
     from scipy.linalg import solve_discrete_lyapunov
 
+    from sde_com.kernels.floquet import monodromy, propagate_phases
+
     d = Phi_k.shape[1]
-    Phi, Q = np.eye(d), np.zeros((d, d))
-    for P, q in zip(Phi_k, Q_k, strict=True):
-        Phi, Q = P @ Phi, P @ Q @ P.T + q
+    Phi, Q = np.empty((d, d)), np.empty((d, d))
+    monodromy(Phi_k, Q_k, Phi, Q)
     if np.abs(np.linalg.eigvals(Phi)).max() >= 1.0 - MARGINAL:  # at |μ| = 1 rounding decides: not stable
         return Phi, None
     try:
-        V = [solve_discrete_lyapunov(Phi, 0.5 * (Q + Q.T))]
+        V0 = solve_discrete_lyapunov(Phi, 0.5 * (Q + Q.T))
     except (np.linalg.LinAlgError, ValueError):
         return Phi, None
-    for P, q in zip(Phi_k[:-1], Q_k[:-1], strict=True):
-        V.append(P @ V[-1] @ P.T + q)
-    V = np.array(V)
-    return Phi, 0.5 * (V + V.transpose(0, 2, 1))
+    V = np.empty(Q_k.shape)
+    propagate_phases(Phi_k, Q_k, 0.5 * (V0 + V0.T), V)
+    return Phi, V
 
 
 @dataclass(frozen=True)
