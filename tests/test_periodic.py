@@ -158,27 +158,104 @@ def test_a_modulated_matrix_system_regenerates_from_its_definition():
     np.testing.assert_array_equal(a.cov, b.cov)
 
 
+def _modulated_system(time_scale: float = 1.0) -> sde_com.MatrixSystem:
+    """``_modulated`` as a MatrixSystem (rates in s⁻¹; ``time_scale`` ω_ref sets the unit of its run times)."""
+    mod = _modulated()
+    return sde_com.MatrixSystem(["a", "b"], mod.drift, mod.diffusion, time_scale=time_scale, modulation={
+        "frequency": mod.frequency, **{k: getattr(mod, k).tolist() for k in (
+            "drift_cos", "drift_sin", "diffusion_cos", "diffusion_sin")}})
+
+
+# ω_ref = Ω/2π: one period of the modulation is one unit of run time (the [simulate] times below are exact)
+UNIT_PERIOD = 1.3 / (2 * math.pi)
+
+
 def test_an_ensemble_started_in_the_periodic_state_stays_in_it_at_every_phase():
-    """4000 trajectories of the modulated two-mode system started from cov_periodic at phase 0, stepped with
-    A(t), D(t) frozen at each step's midpoint (256 steps a period: the map's O(dt²) bias, ~1e-5 of V, is far
-    below the ensemble's 2 % error) over two periods, saved at 16 phases each: ⟨u uᵀ⟩ against cov_periodic at
-    every saved phase (33 times × 10 independent entries, Bonferroni at a family-wise 1e-3). A state that did
-    not repeat, the unmodulated Lyapunov V, is rejected by the same data."""
+    """``simulate`` of the modulated two-mode system (a [simulate] transient): 4000 trajectories from the periodic
+    state at phase 0 (initial = 'steady'), stepped with A(t), D(t) frozen at each step's midpoint (256 steps a
+    period: the map's O(dt²) bias, ~1e-5 of V, is far below the ensemble's 2 % error) over two periods, saved at
+    16 phases each: ⟨u uᵀ⟩ against the periodic state at every saved phase (33 times × 10 independent entries,
+    Bonferroni at a family-wise 1e-3). ``cov_periodic_ref`` (the moment ODE from the periodic V(0), relative 1e-10)
+    is the Magnus state at the sampled phases; a state that did not repeat, the unmodulated Lyapunov V, is
+    rejected by the same data."""
     from scipy.stats import norm
 
-    system = sde_com.MatrixSystem(["a", "b"], _modulated().drift, _modulated().diffusion, time_scale=1.0,
-                                  modulation={"frequency": 1.3, **{k: getattr(_modulated(), k).tolist() for k in (
-                                      "drift_cos", "drift_sin", "diffusion_cos", "diffusion_sin")}})
-    from sde_com.simulation.periodic import modulated_ensemble
-
-    out = modulated_ensemble(system, trajectories=4000, periods=2, samples=16, substeps=16, seed=3)
+    settings = sde_com.SimulationSettings(dt=1 / 256, duration=2.0, save_every=1 / 16, trajectories=4000, seed=3,
+                                          initial="steady")
+    ds = sde_com.simulate(settings, system=_modulated_system(UNIT_PERIOD))
     rows, cols = np.triu_indices(4)
-    z = np.abs((out["cov_sim"] - out["cov_periodic"]) / out["cov_sim_err"])[:, rows, cols]
+    sim, err, periodic = (ds[v].values for v in ("cov_sim", "cov_sim_err", "cov_periodic_ref"))
+    state = periodic_state(_modulated(), 16)
+    scale = np.abs(state.cov).max()
+    np.testing.assert_allclose(periodic, np.concatenate([state.cov, state.cov, state.cov[:1]]), rtol=0,
+                               atol=1e-8 * scale)  # the ODE's rtol 1e-10 over two periods, the Magnus 1e-11
+    z = np.abs((sim - periodic) / err)[:, rows, cols]
     bound = float(norm.ppf(1 - 1e-3 / (2 * z.size)))
     assert z.max() < bound, z.max()
-    np.testing.assert_allclose(out["cov_ref"], out["cov_periodic"], rtol=0, atol=1e-4 * np.abs(out["cov_ref"]).max())
+    assert float(ds.zscore_periodic_max.max()) == pytest.approx(z.max(), rel=1e-12)
     lyapunov = scipy.linalg.solve_continuous_lyapunov(_modulated().drift, -_modulated().diffusion)
-    assert np.abs((out["cov_sim"] - lyapunov) / out["cov_sim_err"])[:, rows, cols].max() > bound
+    assert np.abs((sim - lyapunov) / err)[:, rows, cols].max() > bound
+
+
+TRANSIENT = f"""[system]
+modes = ["a", "b"]
+drift = {_modulated().drift.tolist()}
+diffusion = {_modulated().diffusion.tolist()}
+time_scale = {UNIT_PERIOD!r}
+modulation = {{ frequency = 1.3, drift_cos = {_modulated().drift_cos.tolist()}, diffusion_cos = {
+    _modulated().diffusion_cos.tolist()} }}
+[simulate]
+dt = 0.0078125
+duration = 12.0
+save_every = 0.25
+trajectories = 64
+initial = "zero"
+"""
+
+
+def test_a_transient_from_rest_settles_on_the_periodic_state(tmp_path):
+    """Through the CLI, CF-clean: from V = 0 the moment solution (cov_ref) approaches cov_periodic_ref as the
+    slowest Floquet rate says (the gap after 12 periods is below e^{2·growth·t} of the start's, times 10 for the
+    modes' mixing), and the ensemble follows cov_ref at every saved time (Bonferroni over 49 times × 10 entries)."""
+    from conftest import run_cli
+    from scipy.stats import norm
+    from test_cf import assert_cf_clean
+
+    from sde_com.results.io import read_dataset
+
+    out = tmp_path / "transient.nc"
+    assert run_cli(tmp_path, TRANSIENT, out) == 0
+    ds = read_dataset(out)
+    gap = np.abs(ds.cov_ref - ds.cov_periodic_ref).max(dim=("row", "col")).values
+    rate = periodic_state(_modulated_transient(), 16).growth_rate  # per period: time in periods here
+    t = ds.time_scaled.values
+    assert gap[-1] < 10 * gap[0] * math.exp(2 * rate * t[-1]) and gap[-1] < 1e-6 * gap[0]
+    rows, cols = np.triu_indices(4)
+    z = np.abs((ds.cov_sim - ds.cov_ref) / ds.cov_sim_err).values[1:][:, rows, cols]  # t = 0: exactly zero
+    assert z.max() < norm.ppf(1 - 1e-3 / (2 * z.size))
+    assert ds.logneg_periodic_ref.dims == ("time", "pair")
+    assert_cf_clean(out)
+
+
+def _modulated_transient() -> Modulation:
+    """TRANSIENT's modulation (cos parts only) in its run time: one period per unit."""
+    mod = _modulated()
+    return Modulation(1.3, mod.drift, mod.drift_cos, np.zeros((4, 4)), mod.diffusion, mod.diffusion_cos,
+                      np.zeros((4, 4))).scaled(UNIT_PERIOD)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("save_every = 0.25\n", ""), r"a modulated system's \[simulate\] is a transient"),
+    (("dt = 0.0078125\nduration = 12.0\nsave_every = 0.25", "dt = [0.0078125, 0.015625]\nduration = 12.0"),
+     r"a modulated system's \[simulate\] is a transient .* with a single dt"),
+    (('initial = "zero"', 'initial = "thermal"'), r"does not define a thermal state"),
+    (("[simulate]", "outputs = { a = 0.2 }\n[[measure]]\nmode = 'a'\n[simulate]"),
+     r"a modulated system runs \[periodic\] .* or a \[simulate\] transient alone"),
+])
+def test_what_a_modulated_transient_cannot_run_is_refused_in_one_line(tmp_path, capsys, edit, message):
+    from conftest import assert_refused
+
+    assert_refused(tmp_path, capsys, TRANSIENT.replace(*edit), message)
 
 
 def test_a_periodic_drive_gives_the_state_a_long_transient_settles_on():
@@ -210,6 +287,12 @@ def test_a_periodic_drive_gives_the_state_a_long_transient_settles_on():
                                     t_eval=times, rtol=1e-12, atol=1e-14)
     V = sol.y[nz:].T.reshape(32, d, d)
     np.testing.assert_allclose(ds.cov_periodic.values, V, rtol=0, atol=1e-10 * np.abs(V).max())
+    # the limit cycle's mean field over the phase: the same integration's (relative 1e-8: Newton's 1e-10 on z,
+    # carried through the photon number's square)
+    for name, values in dynamics.observables(sol.y[:nz]).items():
+        assert ds[name].dims == ("phase",)
+        np.testing.assert_allclose(ds[name].values, values, rtol=1e-8, atol=1e-12 * np.abs(values).max())
+    assert "photons_reflected" not in ds  # the single cavity has one optical mode
 
 
 DRIVEN = ('[system]\nname = "single_cavity"\n[model]\ndetuning = 1.0\ndetuning_kind = "effective"\n'
@@ -265,14 +348,13 @@ def test_a_conservative_mode_is_not_called_stable():
 
 def test_the_python_entry_points_refuse_a_modulated_system_and_an_unstable_start():
     """A modulated system has no constant steady state: ``sweep`` (and every path through its branches) refuses it
-    naming [periodic]; ``modulated_ensemble`` of a parametrically unstable one without an initial covariance says
-    why instead of failing on the missing periodic state."""
-    from sde_com.simulation.periodic import modulated_ensemble
-
+    naming [periodic]; a transient of a parametrically unstable one from initial = 'steady' says why instead of
+    failing on the missing periodic state."""
     unstable = sde_com.MatrixSystem(["m"], [[0.0, 1.0], [-1.0, -0.001]], [[0.0, 0.0], [0.0, 0.002]],
                                     time_scale=1.0, modulation={"frequency": 2.0,
                                                                 "drift_cos": [[0.0, 0.0], [-0.1, 0.0]]})
     with pytest.raises(sde_com.errors.UserError, match="a modulated system's steady state is periodic"):
         sde_com.sweep(system=unstable)
+    settings = sde_com.SimulationSettings(dt=0.1, duration=1.0, save_every=0.5, trajectories=4, initial="steady")
     with pytest.raises(sde_com.errors.UserError, match="unstable .* no periodic state to start from"):
-        modulated_ensemble(unstable, trajectories=4)
+        sde_com.simulate(settings, system=unstable)

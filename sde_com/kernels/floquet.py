@@ -39,13 +39,26 @@ def _mul_t(x, y, out):
 
 
 @njit(cache=True)
-def _augmented_exp(a, b, X, Z, W, x, y, t1, t2):
-    """[[X, Z], [0, W]] = exp([[a, b], [0, −aᵀ]]) (a, b: d × d) by scaling and squaring of the Taylor series,
-    using the block structure: the k-th term is [[x_k, y_k], [0, (−1)^k x_kᵀ]] with x_k = x_{k−1} a / k and
-    y_k = (x_{k−1} b − y_{k−1} aᵀ) / k. x, y, t1, t2: d × d scratch."""
+def _copy(src, dst):
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@njit(cache=True)
+def _identity(X):
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            X[i, j] = 1.0 if i == j else 0.0
+
+
+@njit(cache=True)
+def _squarings(a, b):
+    """How often [[a, b], [0, −aᵀ]] is halved to bring its 1-norm (the largest column sum over both block
+    columns) to _THETA or below."""
     d = a.shape[0]
     norm = 0.0
-    for j in range(d):  # the augmented matrix's 1-norm: max column sum over both block columns
+    for j in range(d):
         left, right = 0.0, 0.0
         for i in range(d):
             left += abs(a[i, j])
@@ -55,37 +68,51 @@ def _augmented_exp(a, b, X, Z, W, x, y, t1, t2):
     while norm > _THETA:
         norm *= 0.5
         squarings += 1
-    scale = 0.5 ** squarings
+    return squarings
+
+
+@njit(cache=True)
+def _taylor_term(a, b, factor, x, y, t1, t2):
+    """The next term of the series: x ← x a·factor, y ← (x b − y aᵀ)·factor (x, y the previous term's blocks)."""
+    d = a.shape[0]
+    _mul(x, a, t1)
+    _mul(x, b, t2)
     for i in range(d):
         for j in range(d):
-            x[i, j] = 1.0 if i == j else 0.0
-            y[i, j] = 0.0
-            X[i, j] = x[i, j]
-            Z[i, j] = 0.0
-            W[i, j] = x[i, j]
+            s = 0.0
+            for m in range(d):
+                s += y[i, m] * a[j, m]
+            t2[i, j] = (t2[i, j] - s) * factor
+    for i in range(d):
+        for j in range(d):
+            x[i, j] = t1[i, j] * factor
+            y[i, j] = t2[i, j]
+
+
+@njit(cache=True)
+def _augmented_exp(a, b, X, Z, W, x, y, t1, t2):
+    """[[X, Z], [0, W]] = exp([[a, b], [0, −aᵀ]]) (a, b: d × d) by scaling and squaring of the Taylor series,
+    using the block structure: the k-th term is [[x_k, y_k], [0, (−1)^k x_kᵀ]] with x_k = x_{k−1} a / k and
+    y_k = (x_{k−1} b − y_{k−1} aᵀ) / k. x, y, t1, t2: d × d scratch."""
+    d = a.shape[0]
+    squarings = _squarings(a, b)
+    scale = 0.5 ** squarings
+    _identity(x)
+    _identity(X)
+    _identity(W)
+    y[:, :] = 0.0
+    Z[:, :] = 0.0
     sign = 1.0
     for k in range(1, 40):
         sign = -sign
-        _mul(x, a, t1)  # x a
-        _mul(x, b, t2)  # x b
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for m in range(d):
-                    s += y[i, m] * a[j, m]  # y aᵀ
-                t2[i, j] = (t2[i, j] - s) * scale / k
+        _taylor_term(a, b, scale / k, x, y, t1, t2)
         size_x, size_y, size_z = 0.0, 0.0, 0.0
-        for i in range(d):
-            for j in range(d):
-                x[i, j] = t1[i, j] * scale / k
-                y[i, j] = t2[i, j]
-                size_x = max(size_x, abs(x[i, j]))
-                size_y = max(size_y, abs(y[i, j]))
         for i in range(d):
             for j in range(d):
                 X[i, j] += x[i, j]
                 Z[i, j] += y[i, j]
                 W[i, j] += sign * x[j, i]
+                size_x, size_y = max(size_x, abs(x[i, j])), max(size_y, abs(y[i, j]))
                 size_z = max(size_z, abs(Z[i, j]))
         # X's sum is at least the identity (relative to 1); Z's relative to its own size (a small diffusion)
         if size_x <= _TAYLOR_RTOL and size_y <= _TAYLOR_RTOL * size_z:
@@ -97,11 +124,25 @@ def _augmented_exp(a, b, X, Z, W, x, y, t1, t2):
             for j in range(d):
                 Z[i, j] = t1[i, j] + t2[i, j]
         _mul(X, X, t1)
-        _mul(W, W, t2)
-        for i in range(d):
-            for j in range(d):
-                X[i, j] = t1[i, j]
-                W[i, j] = t2[i, j]
+        _copy(t1, X)
+        _mul(W, W, t1)
+        _copy(t1, W)
+
+
+@njit(cache=True)
+def _magnus_exponent(p1, p2, e1, e2, half, c, a, b):
+    """The blocks of Ω = h/2 (M₁ + M₂) + c [M₂, M₁], M_i = [[A_i, D_i], [0, −A_iᵀ]]:
+    a = h/2 (A₁ + A₂) + c [A₂, A₁], b = h/2 (D₁ + D₂) + c (A₂ D₁ − D₂ A₁ᵀ − A₁ D₂ + D₁ A₂ᵀ) (its lower right
+    block is −aᵀ)."""
+    d = a.shape[0]
+    for i in range(d):
+        for j in range(d):
+            sa, sb = 0.0, 0.0
+            for m in range(d):
+                sa += p2[i, m] * p1[m, j] - p1[i, m] * p2[m, j]
+                sb += p2[i, m] * e1[m, j] - e2[i, m] * p1[j, m] - p1[i, m] * e2[m, j] + e1[i, m] * p2[j, m]
+            a[i, j] = half * (p1[i, j] + p2[i, j]) + c * sa
+            b[i, j] = half * (e1[i, j] + e2[i, j]) + c * sb
 
 
 @njit(cache=True, nogil=True)
@@ -112,35 +153,19 @@ def magnus_interval_maps(A1, A2, D1, D2, h, substeps, Phi_out, Q_out):
     [[Φ_n, Z_n], [0, Φ_n^−ᵀ]] gives the step's Φ_n and Q_n = Z_n Φ_nᵀ (Van Loan; Eq. (P2) over one step).
     The steps compose in time order: Φ ← Φ_n Φ, Q ← Φ_n Q Φ_nᵀ + Q_n. Phi_out, Q_out: (samples, d, d)."""
     d = A1.shape[1]
-    samples = Phi_out.shape[0]
     a, b = np.empty((d, d)), np.empty((d, d))
     X, Z, W = np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
     x, y, t1, t2 = np.empty((d, d)), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
     q, P, Q = np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
-    half, c = 0.5 * h, _C * h * h
-    for k in range(samples):
-        for i in range(d):
-            for j in range(d):
-                P[i, j] = 1.0 if i == j else 0.0
-                Q[i, j] = 0.0
-        for j0 in range(substeps):
-            n = k * substeps + j0
-            p1, p2, e1, e2 = A1[n], A2[n], D1[n], D2[n]
-            for i in range(d):  # a = h/2 (A1 + A2) + c [A2, A1]; b = h/2 (D1 + D2) + c (A2 D1 − D2 A1ᵀ − A1 D2 + D1 A2ᵀ)
-                for j in range(d):
-                    sa, sb = 0.0, 0.0
-                    for m in range(d):
-                        sa += p2[i, m] * p1[m, j] - p1[i, m] * p2[m, j]
-                        sb += (p2[i, m] * e1[m, j] - e2[i, m] * p1[j, m] - p1[i, m] * e2[m, j]
-                               + e1[i, m] * p2[j, m])
-                    a[i, j] = half * (p1[i, j] + p2[i, j]) + c * sa
-                    b[i, j] = half * (e1[i, j] + e2[i, j]) + c * sb
+    for k in range(Phi_out.shape[0]):
+        _identity(P)
+        Q[:, :] = 0.0
+        for n in range(k * substeps, (k + 1) * substeps):
+            _magnus_exponent(A1[n], A2[n], D1[n], D2[n], 0.5 * h, _C * h * h, a, b)
             _augmented_exp(a, b, X, Z, W, x, y, t1, t2)
             _mul_t(Z, X, q)  # the step's Q_n = Z Φ_nᵀ
             _mul(X, P, t1)  # Φ ← Φ_n Φ
-            for i in range(d):
-                for j in range(d):
-                    P[i, j] = t1[i, j]
+            _copy(t1, P)
             _mul(X, Q, t1)  # Q ← Φ_n Q Φ_nᵀ + ½ (Q_n + Q_nᵀ)
             _mul_t(t1, X, t2)
             for i in range(d):
@@ -164,7 +189,7 @@ def monodromy(Phi_k, Q_k, Phi, Q):
             Q[i, j] = 0.0
     for k in range(Phi_k.shape[0]):
         _mul(Phi_k[k], Phi, t1)
-        Phi[:, :] = t1
+        _copy(t1, Phi)
         _mul(Phi_k[k], Q, t1)
         _mul_t(t1, Phi_k[k], t2)
         for i in range(d):

@@ -79,7 +79,8 @@ _VARIABLE_LIST = [
        "Steady-state E_N between the two optical modes."),
     _v("photons", (_S, _B), "mean-field intracavity photon number |α_U|² of the driven mode",
        "Per mean-field branch of Eq. (7) in a sweep; the solution of the mean-field equations at each time "
-       "under a time-dependent drive; the branch's value in a truncated-Wigner check."),
+       "under a time-dependent drive (over `phase`: along the limit cycle of a periodic drive, [periodic]); the "
+       "branch's value in a truncated-Wigner check."),
     _v("photons_reflected", (_S, _B), "mean-field intracavity photon number |α_V|² of the reflected mode",
        "As `photons`, for the reflected mode V."),
     _v("coupling", (_S, _B), "effective coupling |G_U|/ω_m of the driven mode",
@@ -87,7 +88,8 @@ _VARIABLE_LIST = [
     _v("coupling_reflected", (_S, _B), "effective coupling |G_V|/ω_m of the reflected mode",
        "G_V = √2 G₀ α_V, in units of ω_m."),
     _v("displacement", (_S, _B), "mean-field dimensionless mechanical displacement q_s, Eq. (7)",
-       "Per branch in a sweep; q(t) of the mean-field equations under a time-dependent drive."),
+       "Per branch in a sweep; q(t) of the mean-field equations under a time-dependent drive (over `phase`: "
+       "along the limit cycle of a periodic drive, [periodic])."),
     _v("detuning_effective", (_S, _B), "effective detuning Δ/ω_ref of the driven mode at the branch's mean field",
        "Δ = Δ₀ − √2 g₀ q_s of a system that has one (the single cavity: Vitali et al.'s Δ)."),
     _v("detuning_bare", (_S, _B), "bare detuning Δ₀/ω_ref = (ω_c − ω_l)/ω_ref of the driven mode",
@@ -224,6 +226,15 @@ _VARIABLE_LIST = [
     _v("growth_rate", (_S,), "growth rate max ln|μ|/T of the modulated system, in units of ω_ref",
        "Negative when the periodic state is stable; where it is not, the rate at which the covariance's scale "
        "grows is twice it."),
+    # a transient of a modulated system ([simulate] on a [system] with modulation)
+    _v("cov_periodic_ref", (_S, _B, _T, *_M), "covariance of the periodic steady state at each snapshot time",
+       "The moment equation (Eq. (P1)) from the periodic state at the modulation's t = 0 (Eq. (P3)): where the "
+       "transient settles; NaN where the modulated system is unstable."),
+    _v("logneg_periodic_ref", (_S, _B, _T), "E_N of the periodic steady state at each snapshot time",
+       "Of cov_periodic_ref, over `pair`."),
+    _v("zscore_periodic_max", (_S, _B, _T), f"largest |cov_sim − cov_periodic_ref| / cov_sim_err over the {ENTRIES} "
+       "independent entries", "The ensemble against the periodic state: a test of it once the transient has died "
+       "out, or from initial = 'steady' (the periodic state itself) throughout."),
     # conditional trajectories: the true state, the record and the Kalman filter's estimate
     _v("estimate", ("trajectory", _T, "quadrature"), "conditional mean x̂ of the quadratures given the record "
        "(the Kalman filter's estimate), vacuum variance 1/2", "Eq. (M6): the estimate of u at each saved time from "
@@ -388,7 +399,11 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
                      "occupation_conditional", "purity_conditional", "squeezing_conditional")),
     "periodic": ("Periodic steady state of a modulated system (`[periodic]`)",
                  ("cov_periodic", "logneg_periodic", "logneg_periodic_mean", "logneg_periodic_max",
-                  "floquet_multiplier", "floquet_multiplier_phase", "stable_periodic", "growth_rate")),
+                  "floquet_multiplier", "floquet_multiplier_phase", "stable_periodic", "growth_rate", "photons",
+                  "photons_reflected", "displacement")),
+    "modulated": ("Transient of a modulated system (`[simulate]` on a `[system]` with `modulation`)",
+                  ("logneg_sim", "logneg_sim_err", "logneg_ref", "logneg_periodic_ref", "cov_sim", "cov_sim_err",
+                   "cov_ref", "cov_periodic_ref", "zscore_max", "zscore_periodic_max")),
     "feedback": ("Feedback on the estimate (`[feedback]` beside `[[measure]]`), beside the conditional state",
                  ("cov_feedback", "occupation_feedback", "logneg_feedback", "feedback_gain", "force_variance")),
     "conditional_trajectories": ("Conditional trajectories (`sde_com.conditional_simulate`: records and the Kalman "
@@ -455,8 +470,10 @@ def dims_in(name: str, kind: str) -> tuple[str, ...]:
     dims = VARIABLES[name].dims
     if kind == "seam_sweep":
         return _SEAM_DIMS.get(name, dims)
-    if kind == "drive":
+    if kind in ("drive", "modulated"):
         return (_T, *(d for d in dims if d not in (_S, _B, _T)))
+    if kind == "periodic" and dims == (_S, _B):  # the mean field's values along its limit cycle
+        return (_S, "phase")
     if kind in ("wigner", "detect"):
         return tuple(d for d in dims if d not in (_S, _B) and (kind == "detect" or d != _T))
     return dims

@@ -14,15 +14,17 @@ from sde_com.errors import UserError
 from sde_com.physics.floquet import SampledModel, limit_cycle, periodic_state
 from sde_com.physics.gaussian import logneg
 from sde_com.physics.system import LinearSystem, pair_labels, require
-from sde_com.results.catalogue import apply_catalogue
+from sde_com.results.catalogue import apply_catalogue, dims_in, variables_of
 from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, parameter_grid
 
 
-def drive_model(system: LinearSystem, params, drive) -> SampledModel:
+def drive_model(system: LinearSystem, params, drive, samples: int | None = None):
     """A(t), D of ``system`` (nonlinear mean-field dynamics) linearized along the limit cycle of its mean field
     under the periodic ``drive`` (a ``Drive`` of kind 'sine': s(τ) = 1 + depth sin(frequency τ + phase)), in the
     scaled time; the cycle found by shooting from the unmodulated drive's first steady branch
-    (``floquet.limit_cycle``: checked periodic and attracting, or refused naming why)."""
+    (``floquet.limit_cycle``: checked periodic and attracting, or refused naming why). With ``samples``, also the
+    mean field's observables (the system's ``MeanFieldDynamics.observables``) at the phases 2πk/samples:
+    (model, {name: (samples,)})."""
     require(system, "mean_field_dynamics", "periodic state under a drive")
     if getattr(drive, "kind", None) != "sine":
         raise UserError(f"drive.kind = {getattr(drive, 'kind', None)!r} is not periodic: [periodic] takes a drive of "
@@ -38,16 +40,21 @@ def drive_model(system: LinearSystem, params, drive) -> SampledModel:
         return dynamics.rhs(tau, z, float(drive.envelope(tau)))
 
     _, cycle = limit_cycle(rhs, dynamics.steady_state(first), period, label=f"the mean field of {system.name}")
-    return SampledModel(period, lambda tau: dynamics.drift(cycle(tau % period)),
-                        first.diffusion / system.reference_rate(params))
+    model = SampledModel(period, lambda tau: dynamics.drift(cycle(tau % period)),
+                         first.diffusion / system.reference_rate(params))
+    if samples is None:
+        return model
+    return model, dynamics.observables(cycle(period * np.arange(samples) / samples))
 
 
 def periodic_point(system: LinearSystem, params, samples: int, drive=None) -> dict:
     """The periodic state (Eqs. (P1)–(P4), scaled time τ = ω_ref t) of ``system`` at one point ``params``: of its
     modulation, or (``drive``) linearized along its mean field's limit cycle under a periodic drive."""
     omega_ref = system.reference_rate(params)
-    model = (drive_model(system, params, drive) if drive is not None
-             else system.periodic_modulation(params).scaled(omega_ref))
+    if drive is not None:
+        model, observed = drive_model(system, params, drive, samples)
+    else:
+        model, observed = system.periodic_modulation(params).scaled(omega_ref), {}
     state = periodic_state(model, samples)
     d, pairs = system.dimension, list(itertools.combinations(range(len(system.modes)), 2))
     cov = state.cov if state.stable else np.full((samples, d, d), np.nan)
@@ -57,12 +64,16 @@ def periodic_point(system: LinearSystem, params, samples: int, drive=None) -> di
             "logneg_periodic_mean": en.mean(axis=0) if pairs else np.zeros(0),
             "logneg_periodic_max": en.max(axis=0) if pairs else np.zeros(0),
             "floquet_multiplier": np.abs(state.multipliers), "floquet_multiplier_phase": np.angle(state.multipliers),
-            "stable_periodic": np.bool_(state.stable), "growth_rate": state.growth_rate}
+            "stable_periodic": np.bool_(state.stable), "growth_rate": state.growth_rate,
+            **{name: np.asarray(v, dtype=float) for name, v in observed.items() if name in MEAN_FIELD}}
 
 
+# the mean field's values along a periodic drive's limit cycle: the periodic set's variables over `phase` alone
+MEAN_FIELD = tuple(v for v in variables_of("periodic") if dims_in(v, "periodic")[1:] == ("phase",))
 _DIMS = {"cov_periodic": ("phase", "row", "col"), "logneg_periodic": ("phase", "pair"),
          "logneg_periodic_mean": ("pair",), "logneg_periodic_max": ("pair",), "floquet_multiplier": ("multiplier",),
-         "floquet_multiplier_phase": ("multiplier",), "stable_periodic": (), "growth_rate": ()}
+         "floquet_multiplier_phase": ("multiplier",), "stable_periodic": (), "growth_rate": (),
+         **{name: ("phase",) for name in MEAN_FIELD}}
 
 
 def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str = DEFAULT_SYSTEM,
@@ -87,7 +98,7 @@ def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str 
                                                                            zip(dims, index, strict=True)}}
         points.append(periodic_point(system, system.resolve(point), int(samples), drive))
     data = {name: ((*dims, *vd), np.stack([p[name] for p in points]).reshape((*shape, *np.shape(points[0][name]))))
-            for name, vd in _DIMS.items()}
+            for name, vd in _DIMS.items() if name in points[0]}
     quad = list(system.quadratures)
     pairs = pair_labels(system.modes)
     ds = xr.Dataset(data, coords={"phase": ("phase", 2 * np.pi * np.arange(samples) / samples), "row": quad,

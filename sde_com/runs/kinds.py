@@ -559,7 +559,12 @@ class PeriodicKind(RunKind):
         pairs = len(system.modes) * (len(system.modes) - 1) // 2
         sizes = {"phase": int(scenario.tables["periodic"]["samples"]), "row": system.dimension,
                  "col": system.dimension, "pair": pairs, "multiplier": system.dimension}
-        return RunOutline("periodic", sizes, quadratures=tuple(system.quadratures))
+        from sde_com.results.periodic import MEAN_FIELD
+
+        # the mean field's values along a drive's limit cycle: those the system declares, and only under a drive
+        absent = (undeclared(system, MEAN_FIELD) if scenario.tables.get("drive") is not None
+                  else dict.fromkeys(MEAN_FIELD, "no mean field: the limit cycle's values come with a [drive]"))
+        return RunOutline("periodic", sizes, quadratures=tuple(system.quadratures), absent=tuple(absent))
 
     def parse_table(self, table, simulation, dt_study, params, base=None):
         if table is None:
@@ -810,6 +815,48 @@ class SinglePointKind(RunKind):
         raise NotImplementedError
 
 
+class ModulatedKind(SinglePointKind):
+    """A transient of a modulated system ([simulate] on a [system] with `modulation`, no other table): A(t), D(t)
+    in the stepper, against the moment ODE and the periodic steady state (``simulation.periodic``)."""
+
+    name = "modulated"
+    capability = "periodic"
+    heading = "Transient of a modulated system (`[simulate]` on a `[system]` with `modulation`)"
+    asks = "a [simulate] transient of a modulated [system]"
+    takes_modulation = True
+    record_table = False
+
+    def selected(self, scenario) -> bool:
+        system = getattr(scenario, "system", None)
+        return (system is not None and "periodic" in system.capabilities and scenario.simulation is not None
+                and not any(v is not None for v in scenario.tables.values()))
+
+    def parse_table(self, table, simulation, dt_study, params, base=None):
+        """No table of its own: a transient at one point, with a single dt."""
+        from sde_com.simulation.drive import check_settings
+
+        if dt_study or not simulation.transient:
+            raise ScenarioError("a modulated system's [simulate] is a transient (save_times or save_every) with a "
+                                "single dt; its steady state is [periodic]")
+        try:
+            check_settings(simulation, steady_means="the periodic state")
+        except UserError as exc:
+            raise ScenarioError(f"[simulate] {exc}") from exc
+        return None
+
+    def default_figure(self, sizes, variables):
+        """E_N(t) (its estimate over time, against the moment ODE)."""
+        return estimate_figure(sizes, variables) if "cov_periodic_ref" in variables else None
+
+    def plan(self, scenario):
+        return [WholeRun()]
+
+    def run_at(self, scenario, system, params):
+        from sde_com.simulation.periodic import modulated_dataset
+
+        return modulated_dataset(system, params, scenario.simulation)
+
+
 def _check_resolved(table: dict, dt: float, end: float) -> None:
     """The drive's fastest change must span steps: the mean fields are integrated along it, and a change far
     faster than dt would take that integration (and the run) forever. A switch-on or pulse outside the run
@@ -1020,8 +1067,8 @@ def register_run_kind(kind: RunKind) -> RunKind:
 
 _FALLBACKS = ("dt_study", "simulate", "sweep")  # selected by [simulate] (with a dt list) or by nothing: tried last
 # in the order kind_of tries them: [periodic] before [drive] (a periodic drive rides on [periodic])
-for _kind in (PeriodicKind(), DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), DtStudyKind(),
-              SimulateKind(), SweepKind()):
+for _kind in (PeriodicKind(), DriveKind(), WignerKind(), DetectKind(), ConditionalKind(), ModulatedKind(),
+              DtStudyKind(), SimulateKind(), SweepKind()):
     register_run_kind(_kind)
 
 

@@ -116,14 +116,15 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
     kind = _kind_of_tables(raw, simulation, dt_study, system)
     if getattr(system, "modulation", None) is not None and not kind.takes_modulation:
-        raise ScenarioError("system.modulation: a modulated system runs [periodic] (its periodic steady state); "
-                            "other runs of a modulated A(t) are not built yet")
+        raise ScenarioError(f"system.modulation: a modulated system runs [periodic] (its periodic steady state) or a "
+                            f"[simulate] transient alone, not {kind.asked_by()}")
     variables = _parse_output(raw.get("output"), kind, system)
     plot = check_table("plot", raw.get("plot", {}))
     _check_time_axis(simulation, params, system)
     single = {}
-    if kind.table is not None:
-        single[kind.table] = kind.parse_table(raw.get(kind.table), simulation, dt_study, params, base)
+    own = kind.parse_table(raw.get(kind.table) if kind.table else None, simulation, dt_study, params, base)
+    if kind.table is not None:  # (a kind without a table still checks the settings it runs with)
+        single[kind.table] = own
     for table, owner in companion_tables().items():  # [feedback] beside [[measure]]: only with its kind's table
         if table in raw and table != kind.table:  # ([drive] is also a kind's own table)
             if owner is not kind:

@@ -125,15 +125,22 @@ def _integrate(dynamics: MeanFieldDynamics, drive: Drive, t_end: float, z0: np.n
     return sol.sol
 
 
-def step_maps_varying(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, dt: float, n_steps: int, scheme: Scheme):
-    """Per-step (F_n, L_n) of the scheme with A(t) (Eq. (6) about the mean fields) frozen in each step at the
-    scheme's ``drift_time``: Euler–Maruyama with A at the step's start, the exact map with A at the step's
-    midpoint (error O(dt²) in the variation of A). Returns arrays (n_steps, d, d), d = 2N."""
-    d = D_s.shape[0]
-    Fs, Ls = np.empty((n_steps, d, d)), np.empty((n_steps, d, d))
+def step_maps_varying(model_at, dt: float, n_steps: int, scheme: Scheme):
+    """Per-step (F_n, L_n) of the scheme with A(t), D(t) (``model_at(τ)`` → (A, D), scaled time) frozen in each
+    step at the scheme's ``drift_time``: Euler–Maruyama with them at the step's start, the exact map at the step's
+    midpoint (error O(dt²) in their variation). Returns arrays (n_steps, d, d), d = 2N."""
+    Fs = Ls = None
     for n in range(n_steps):
-        Fs[n], Ls[n] = scheme.step(dynamics.drift(sol((n + scheme.drift_time) * dt)), D_s, dt)
+        F, L = scheme.step(*model_at((n + scheme.drift_time) * dt), dt)
+        if Fs is None:
+            Fs, Ls = np.empty((n_steps, *F.shape)), np.empty((n_steps, *L.shape))
+        Fs[n], Ls[n] = F, L
     return np.ascontiguousarray(Fs), np.ascontiguousarray(Ls)
+
+
+def drive_model(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray):
+    """τ → (A(τ), D) about the mean fields of the dense solution ``sol`` (Eq. (6); D does not depend on them)."""
+    return lambda tau: (dynamics.drift(sol(tau)), D_s)
 
 
 def discrete_moments_varying(Fs: np.ndarray, Ls: np.ndarray, V0: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -151,14 +158,15 @@ def discrete_moments_varying(Fs: np.ndarray, Ls: np.ndarray, V0: np.ndarray, ste
     return V_disc
 
 
-def moment_ode(sol, dynamics: MeanFieldDynamics, D_s: np.ndarray, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """V(t) from dV/dt = A(t)V + VA(t)ᵀ + D integrated deterministically (the reference for transients)."""
-    d = D_s.shape[0]
+def moment_ode(model_at, V0: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """V(t) from dV/dt = A(t)V + VA(t)ᵀ + D(t) (Eq. (P1); ``model_at(τ)`` → (A, D)) integrated deterministically
+    (DOP853, relative 1e-10): the reference of transients."""
+    d = V0.shape[0]
 
     def rhs(tau, v):
         V = v.reshape(d, d)
-        A = dynamics.drift(sol(tau))
-        return (A @ V + V @ A.T + D_s).ravel()
+        A, D = model_at(tau)
+        return (A @ V + V @ A.T + D).ravel()
 
     import scipy.integrate  # lazily (see mean_field_trajectory)
 
@@ -186,12 +194,13 @@ def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(data[:, 0].tolist()), tuple(data[:, 1].tolist())
 
 
-def check_settings(settings: SimulationSettings) -> None:
-    """What a driven run asks of its [simulate] settings, checked before any work: snapshots, and an initial
-    state that means something under a changing drive."""
+def check_settings(settings: SimulationSettings, steady_means: str | None = None) -> None:
+    """What a driven (or modulated) run asks of its [simulate] settings, checked before any work: snapshots, and
+    an initial state that means something under a changing drive (``steady_means``: what 'steady' is instead,
+    where it means something)."""
     if not settings.transient:
-        raise UserError("a driven run is a transient: give save_times or save_every")
-    if isinstance(settings.initial, str) and settings.initial == "steady":
+        raise UserError("a driven or modulated run is a transient: give save_times or save_every")
+    if isinstance(settings.initial, str) and settings.initial == "steady" and steady_means is None:
         raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
                         "covariance")
 
@@ -228,10 +237,22 @@ def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: Si
     z_steady = dynamics.steady_state(first)
     z0 = z_steady if mean_field_start == "steady" else np.zeros(z_steady.size)
     sol = _integrate(dynamics, drive, s.n_steps * s.dt, z0, params)
-    D_s = first.diffusion / omega_ref  # D does not depend on the mean field
-    d = system.dimension
-    V0 = initial_covariance(s.initial, None, functools.partial(system.thermal_covariance, params), d)
-    Fs, Ls = step_maps_varying(sol, dynamics, D_s, s.dt, s.n_steps, s.scheme)
+    V0 = initial_covariance(s.initial, None, functools.partial(system.thermal_covariance, params), system.dimension)
+    times = s.snapshot_steps * s.dt
+    own = {"drive": ("time", drive.envelope(times)),
+           **{name: ("time", values) for name, values in dynamics.observables(sol(times)).items()}}
+    ds = varying_dataset(system, s, drive_model(sol, dynamics, first.diffusion / omega_ref), V0, omega_ref, own)
+    ds.attrs["parameters"] = json.dumps(params)
+    return apply_catalogue(ds, title="sde_com time-dependent drive", system=system)
+
+
+def varying_dataset(system: LinearSystem, s: SimulationSettings, model_at, V0: np.ndarray, omega_ref: float,
+                    own: dict) -> xr.Dataset:
+    """An ensemble under A(t), D(t) (``model_at(τ)`` → (A, D), scaled time τ = ω_ref t) from N(0, V0), saved at
+    the settings' snapshots: V(t) and E_N(t) with their errors, against the moment ODE dV/dt = A(t)V + VA(t)ᵀ +
+    D(t) (``cov_ref``) and, for the z-scores, the discrete moments of the scheme itself; ``own``: the run's
+    other variables (name → (dims, values)). Not yet through the catalogue."""
+    Fs, Ls = step_maps_varying(model_at, s.dt, s.n_steps, s.scheme)
     s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
     steps = s.snapshot_steps
     C0 = np.ascontiguousarray(covariance_factor(V0))
@@ -243,7 +264,7 @@ def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: Si
     err = outer.std(axis=0, ddof=1) / math.sqrt(n)
     V_disc = discrete_moments_varying(Fs, Ls, V0, steps)
     times = steps * s.dt
-    V_ode = moment_ode(sol, dynamics, D_s, V0, times)
+    V_ode = moment_ode(model_at, V0, times)
     _, zmax = zscores(V_sim, err, V_disc)
     groups, weights = group_means(outer, N_JACKKNIFE_GROUPS)
 
@@ -257,8 +278,7 @@ def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: Si
         en, en_ref = en[:, 0], en_ref[:, 0]
     ds = xr.Dataset(
         {
-            "drive": ("time", drive.envelope(times)),
-            **{name: ("time", values) for name, values in dynamics.observables(sol(times)).items()},
+            **own,
             "logneg_sim": (e_dims, en[..., 0]),
             "logneg_sim_err": (e_dims, en[..., 1]),
             "logneg_ref": (e_dims, en_ref),
@@ -272,5 +292,4 @@ def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: Si
                     **({} if one else {"pair": reported_pairs(system)})),
     )
     set_time_reference(ds, omega_ref)
-    ds.attrs["parameters"] = json.dumps(params)
-    return apply_catalogue(ds, title="sde_com time-dependent drive", system=system)
+    return ds

@@ -19,7 +19,7 @@ import xarray as xr
 from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.physics.system import LinearSystem
 from sde_com.results.catalogue import apply_catalogue
-from sde_com.results.sweep import DEFAULT_SYSTEM, Grid
+from sde_com.results.sweep import DEFAULT_SYSTEM, Grid, as_system
 from sde_com.simulation.assemble import (
     SIM_VARIABLE_INFO,
     assemble_simulation,
@@ -82,8 +82,14 @@ def simulate(settings: SimulationSettings, *, trace_sink: Callable | None = None
     independent noise). Unstable branches get NaN
     unless the run is a transient with ``allow_unstable``. Recorded traces are returned in the Dataset, or,
     with ``trace_sink(point_index, branch, first_trajectory, traces, noises)``, handed over block by block
-    (``scenario.run_scenario_to_file`` streams them to disk this way).
+    (``scenario.run_scenario_to_file`` streams them to disk this way). A modulated system (capability
+    'periodic') runs its transient at one point instead: ``simulation.periodic.modulated_dataset``.
     """
+    modulated = as_system(system)
+    if "periodic" in modulated.capabilities:
+        from sde_com.simulation.periodic import modulated_dataset
+
+        return modulated_dataset(modulated, params, settings)
     return run_ensembles(settings, Grid(params, system), trace_sink)
 
 
