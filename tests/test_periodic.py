@@ -358,3 +358,100 @@ def test_the_python_entry_points_refuse_a_modulated_system_and_an_unstable_start
     settings = sde_com.SimulationSettings(dt=0.1, duration=1.0, save_every=0.5, trajectories=4, initial="steady")
     with pytest.raises(sde_com.errors.UserError, match="unstable .* no periodic state to start from"):
         sde_com.simulate(settings, system=unstable)
+
+
+# Mathieu's oscillator written as physicists do: H = ω₀ a†a + (εω₀/4) cos(Ωt) (a + a†)² = ω₀(x² + p²)/2 +
+# (εω₀/2) cos(Ωt) x², damped by a zero-temperature bath of energy rate g (amplitude g/2)
+MATHIEU_H = ("w*dag(m)*m + e*w/4*cos(W*t)*(m + dag(m))**2", [{"kind": "thermal", "mode": "m", "rate": "g"}],
+             {"w": 1.0, "e": 0.1, "W": 2.3, "g": 2e-3})
+
+
+def test_a_hamiltonian_periodic_in_time_is_the_modulated_matrices_it_stands_for():
+    """The Hamiltonian's A(t) is the matrix system's A + A_c cos Ωt with A_c = [[0, 0], [−εω₀, 0]] (its x² term's
+    drift) and the bath's −g/2 on both quadratures; its period found from cos(W*t) (Ω = W) or stated: the same
+    periodic state as the matrices', to 1e-12 (the same equation; the Fourier samples' rounding)."""
+    h, baths, params = MATHIEU_H
+    found = sde_com.HamiltonianSystem(["m"], h, baths, params, time_scale=1.0)
+    stated = sde_com.HamiltonianSystem(["m"], h, baths, params, time_scale=1.0, period="2*pi/W")
+    A = np.array([[-1e-3, 1.0], [-1.0, -1e-3]])
+    matrices = Modulation(2.3, A, np.array([[0.0, 0.0], [-0.1, 0.0]]), Z2, np.diag([1e-3, 1e-3]), Z2, Z2)
+    expected = periodic_state(matrices, 16)
+    for system in (found, stated):
+        mod = system.periodic_modulation({})
+        assert mod.frequency == pytest.approx(2.3, rel=1e-14)
+        state = periodic_state(mod, 16)
+        np.testing.assert_allclose(state.cov, expected.cov, rtol=0, atol=1e-12 * np.abs(expected.cov).max())
+    assert "periodic" in found.capabilities and found.definition()["hamiltonian"] == h
+
+
+def test_harmonics_and_a_found_period_of_several_frequencies():
+    """cos(W t)² holds the second harmonic of W and sin(1.5 W t) the third of W/2: the period found is 4π/W (the
+    largest common one) and the series, sampled 2K + 1 times, is the Hamiltonian at any time (checked off the
+    samples inside to 1e-10; here at t = 0.3 s against a direct evaluation)."""
+    from sde_com.physics.hamiltonian import TIME
+
+    system = sde_com.HamiltonianSystem(["m"], "w*dag(m)*m + e*cos(W*t)**2*(m + dag(m))**2 + "
+                                             "0.01*sin(1.5*W*t)*dag(m)*m", [{"kind": "thermal", "mode": "m",
+                                                                             "rate": 0.01}],
+                                       {"w": 1.0, "e": 0.05, "W": 2.0}, time_scale=1.0)
+    mod = system.periodic_modulation({})
+    assert mod.frequency == pytest.approx(1.0, rel=1e-12) and mod.drift_cos.shape == (4, 2, 2)
+    direct = system._matrices({**system.resolve({}), TIME: 0.3})[0]
+    np.testing.assert_allclose(mod.at(0.3)[0], direct, rtol=0, atol=1e-13)
+
+
+HAMILTONIAN_PERIODIC = """[system]
+modes = ["m"]
+hamiltonian = "w*dag(m)*m + e*w/4*cos(W*t)*(m + dag(m))**2"
+parameters = { w = 1.0, e = 0.1, W = 2.3, g = 0.002 }
+time_scale = 1.0
+[[system.dissipators]]
+kind = "thermal"
+mode = "m"
+rate = "g"
+n = 2.0
+"""
+
+
+def test_a_periodic_hamiltonian_runs_its_periodic_state_and_a_thermal_transient(tmp_path):
+    """Through the CLI: [periodic] over a swept modulation frequency (inside and outside Mathieu's tongue at
+    2ω₀: the stability the matrices give), and a [simulate] transient from the baths' thermal state (n = 2), whose
+    moment solution at t = 0 is that state."""
+    from conftest import run_cli
+    from test_cf import assert_cf_clean
+
+    from sde_com.results.io import read_dataset
+
+    out = tmp_path / "periodic.nc"
+    text = HAMILTONIAN_PERIODIC.replace("[[system", "[model]\nW = [2.0, 2.3]\n[periodic]\nsamples = 8\n[[system")
+    assert run_cli(tmp_path, text, out) == 0
+    ds = read_dataset(out)
+    assert ds.stable_periodic.values.tolist() == [False, True]
+    assert_cf_clean(out)
+    out = tmp_path / "transient.nc"
+    text = HAMILTONIAN_PERIODIC + ("[simulate]\ndt = 0.05\nduration = 2.0\nsave_every = 1.0\ntrajectories = 16\n"
+                                   "initial = 'thermal'\n")
+    assert run_cli(tmp_path, text, out) == 0
+    np.testing.assert_allclose(read_dataset(out).cov_ref.values[0], np.eye(2) * 2.5, rtol=1e-12)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("cos(W*t)", "t"), r"the time t appears outside cos, sin or exp"),
+    (("cos(W*t)", "cos(W*t*t)"), r"its argument is not linear in t"),
+    (("cos(W*t)", "cos(1j*W*t)"), r"grows or decays in t"),
+    (("cos(W*t)", "exp(W*t)"), r"grows or decays in t"),
+    (("cos(W*t)", "1/cos(W*t)"), r"divides by a periodic coefficient"),
+    (("cos(W*t)", "sqrt(cos(W*t))"), r"a function of a periodic coefficient"),
+    (("cos(W*t)", "cos(W*t)*cos(sqrt(2)*W*t)"), r"are not commensurate"),
+    (('rate = "g"', 'rate = "g*cos(W*t)"'), r"the time t may appear only in system.hamiltonian"),
+    (("time_scale = 1.0", "time_scale = 1.0\nperiod = 1.0"), r"not a multiple of 2π/period"),
+    (('modes = ["m"]', 'modes = ["t"]'), r"names of the grammar"),
+    (("cos(W*t)", "cos(W)"), r"system.period: the Hamiltonian does not depend on the time t"),
+])
+def test_what_a_periodic_hamiltonian_cannot_be_is_refused_in_one_line(tmp_path, capsys, edit, message):
+    from conftest import assert_refused
+
+    text = HAMILTONIAN_PERIODIC + "[periodic]\n"
+    if "period = 1.0" not in edit[1] and "cos(W)" in edit[1]:
+        text = text.replace("time_scale = 1.0", "time_scale = 1.0\nperiod = 1.0")
+    assert_refused(tmp_path, capsys, text.replace(*edit), message)

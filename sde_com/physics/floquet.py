@@ -48,8 +48,9 @@ PSD_PHASES = 1024  # phases at which D(t) is checked positive semidefinite
 
 @dataclass(frozen=True)
 class Modulation:
-    """A(t) = A + A_c cos Ωt + A_s sin Ωt, D(t) = D + D_c cos Ωt + D_s sin Ωt, in a consistent unit of rate
-    (rad/s, or ω_ref in the scaled time); Ω > 0 the modulation's angular frequency."""
+    """A(t) = A + Σ_k (A_c,k cos kΩt + A_s,k sin kΩt), likewise D(t), in a consistent unit of rate (rad/s, or ω_ref
+    in the scaled time); Ω > 0 the modulation's angular frequency. The cos and sin parts are d × d (the first
+    harmonic: a [system]'s ``modulation``) or K × d × d (harmonics 1 … K: a periodic Hamiltonian's)."""
 
     frequency: float
     drift: np.ndarray
@@ -70,10 +71,18 @@ class Modulation:
 
     def at(self, t):
         """(A(t), D(t)) at times ``t`` (array): (..., d, d) each."""
-        c, s = np.cos(self.frequency * np.asarray(t))[..., None, None], np.sin(self.frequency * np.asarray(t))[
-            ..., None, None]
-        return (self.drift + c * self.drift_cos + s * self.drift_sin,
-                self.diffusion + c * self.diffusion_cos + s * self.diffusion_sin)
+        t = np.asarray(t, dtype=float)
+
+        def series(mean, cos, sin):
+            cos, sin = (np.reshape(m, (-1, *mean.shape)) for m in (cos, sin))
+            out = np.broadcast_to(mean, (*t.shape, *mean.shape)).copy()
+            for k in range(cos.shape[0]):
+                phase = (k + 1) * self.frequency * t[..., None, None]
+                out += np.cos(phase) * cos[k] + np.sin(phase) * sin[k]
+            return out
+
+        return (series(self.drift, self.drift_cos, self.drift_sin),
+                series(self.diffusion, self.diffusion_cos, self.diffusion_sin))
 
 
 def check_diffusion(mod: Modulation, label: str = "system.modulation") -> None:

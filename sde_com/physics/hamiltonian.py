@@ -48,7 +48,10 @@ MAX_DEGREE = 4  # operators in a product while it is expanded (a quadratic form 
 MAX_WRITTEN_DEGREE = 16  # operators in a product as written, before normal ordering lowers it (a cheap first bound)
 MAX_PRODUCTS = 100_000  # products of monomials one expansion may take (a quadratic form of 40 modes: ~6400)
 FUNCTIONS = {"sqrt": cmath.sqrt, "exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin, "conj": complex.conjugate}
-RESERVED = (*FUNCTIONS, "dag", "pi", "True", "False", "None")  # names that are not modes or parameters
+TIME = "t"  # the time (s): a Hamiltonian's coefficients may be periodic in it (cos(W*t), sin(W*t), exp(1j*W*t))
+RESERVED = (*FUNCTIONS, "dag", "pi", TIME, "True", "False", "None")  # names that are not modes or parameters
+MAX_HARMONICS = 32  # harmonics of the fundamental a periodic Hamiltonian may hold (sampled 2K + 1 times a period)
+FREQUENCY_RTOL = 1e-9  # a frequency within this of a multiple of the fundamental is that multiple
 _NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load, ast.Add, ast.Sub,
           ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 
@@ -200,6 +203,9 @@ def _check_node(node, where: str, modes, names, known) -> None:
     if isinstance(node, ast.Constant) and (isinstance(node.value, bool)
                                            or not isinstance(node.value, (int, float, complex))):
         raise UserError(f"{where}: {node.value!r} is not a number")
+    if isinstance(node, ast.Name) and node.id == TIME and TIME not in known:
+        raise UserError(f"{where}: the time t may appear only in system.hamiltonian (its coefficients may be "
+                        "periodic; the baths, rates and scales are fixed)")
     if isinstance(node, ast.Name) and node.id not in known:
         raise UserError(f"{where}: unknown name {node.id!r}{_closest(node.id, known)}: neither a mode "
                         f"{list(modes)} nor a parameter with a default {list(names)} (give every parameter its "
@@ -500,6 +506,112 @@ def _string(value):
 
 # The system -----------------------------------------------------------------------------------------------
 
+_PERIODIC_CALLS = ("cos", "sin", "exp")  # the functions of the time t a periodic coefficient is made of
+
+
+def _holds_time(node) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == TIME for n in ast.walk(node))
+
+
+def time_calls(tree: ast.Expression) -> list[ast.Call]:
+    """The calls cos(…), sin(…), exp(…) of the Hamiltonian whose argument holds the time t."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.func.id in _PERIODIC_CALLS
+            and _holds_time(n.args[0])]
+
+
+def call_frequency(call: ast.Call, where: str, values: Mapping[str, complex]) -> float:
+    """The angular frequency w ≥ 0 (rad/s) of a call of t: its argument must be α + βt (checked at t = 0 … 3 s to
+    1e-12 of its size), β real for cos and sin, imaginary for exp (a periodic factor, not a growing one)."""
+    body = ast.Expression(body=call.args[0])
+    arg = [_scalar(expand(body, where, (), {**values, TIME: float(t)}), where, call.func.id) for t in range(4)]
+    slope = arg[1] - arg[0]
+    size = max(abs(a) for a in arg)
+    if any(abs(arg[k] - arg[0] - k * slope) > 1e-12 * max(size, 1e-300) for k in (2, 3)):
+        raise UserError(f"{where}: {ast.unparse(call)!r}: its argument is not linear in t at {dict(values)}: a "
+                        "periodic coefficient is cos(W*t + φ), sin(W*t + φ) or exp(1j*(W*t + φ))")
+    grows = slope.imag if call.func.id != "exp" else slope.real
+    if abs(grows) > 1e-12 * abs(slope):
+        raise UserError(f"{where}: {ast.unparse(call)!r} grows or decays in t at {dict(values)} (not periodic): "
+                        f"{'cos and sin take a real' if call.func.id != 'exp' else 'exp takes an imaginary'} "
+                        "multiple of t")
+    return abs(slope.real if call.func.id != "exp" else slope.imag)
+
+
+def fundamental(frequencies: Sequence[float], where: str, stated: float | None) -> tuple[float, list[int]]:
+    """(Ω, n_i): the fundamental angular frequency and each frequency's multiple of it, w_i = n_i Ω. Ω from the
+    stated period (2π/T), or found: the largest Ω of which every w_i is an integer multiple (their ratios as
+    fractions of denominator ≤ MAX_HARMONICS, to FREQUENCY_RTOL)."""
+    from fractions import Fraction
+
+    nonzero = [w for w in frequencies if w > 0]
+    if not nonzero:
+        raise UserError(f"{where}: the time t appears, but no coefficient changes with it (every frequency is 0)")
+    if stated is not None:
+        omega = 2 * math.pi / stated
+    else:
+        low = min(nonzero)
+        ratios = [Fraction(w / low).limit_denominator(MAX_HARMONICS) for w in nonzero]
+        for w, r in zip(nonzero, ratios, strict=True):
+            if abs(w / low - r) > FREQUENCY_RTOL * w / low:
+                raise UserError(f"{where}: the frequencies {low:.10g} and {w:.10g} rad/s are not commensurate (no "
+                                f"ratio of integers up to {MAX_HARMONICS}): the Hamiltonian is not periodic; state "
+                                "system.period if it is")
+        omega = low / math.lcm(*(r.denominator for r in ratios))
+    multiples = [round(w / omega) for w in frequencies]
+    for w, n in zip(frequencies, multiples, strict=True):
+        if abs(w - n * omega) > FREQUENCY_RTOL * max(w, omega):
+            raise UserError(f"{where}: the frequency {w:.10g} rad/s is not a multiple of 2π/period = {omega:.10g} "
+                            "rad/s: the coefficients do not repeat with the stated system.period")
+    return omega, multiples
+
+
+def harmonic_order(tree: ast.Expression, where: str, orders: Mapping[int, int]) -> int:
+    """The highest harmonic of Ω the expression can hold, from the multiples ``orders`` of its calls of t (by
+    id): sums take the larger, products add, an integer power multiplies. UserError where t appears otherwise
+    (outside cos, sin, exp; in a divisor, a negative power, or a function of a periodic coefficient): the
+    coefficients would not be a finite Fourier series."""
+    result: dict[int, int] = {}
+    stack = [(tree.body, False)]
+    while stack:  # post-order without recursion (a long sum's spine)
+        node, done = stack.pop()
+        if id(node) in orders:
+            result[id(node)] = orders[id(node)]
+        elif not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr))
+        else:
+            result[id(node)] = _order_of(node, where, result)
+    return result[id(tree.body)]
+
+
+def _order_of(node, where: str, result: Mapping[int, int]) -> int:
+    """``harmonic_order`` of one node from its children's."""
+    if isinstance(node, ast.Name) and node.id == TIME:
+        raise UserError(f"{where}: the time t appears outside cos, sin or exp: the coefficients must be periodic in "
+                        "t (cos(W*t), sin(W*t), exp(1j*W*t))")
+    if isinstance(node, ast.UnaryOp):
+        return result[id(node.operand)]
+    if isinstance(node, ast.Call):
+        inner = result[id(node.args[0])] if node.func.id != "dag" else 0
+        if inner and node.func.id != "conj":
+            raise UserError(f"{where}: {ast.unparse(node)[:80]!r}: a function of a periodic coefficient; write the "
+                            "coefficients as sums and products of cos, sin and exp of t")
+        return inner
+    if not isinstance(node, ast.BinOp):
+        return 0
+    left, right = result[id(node.left)], result[id(node.right)]
+    if isinstance(node.op, (ast.Add, ast.Sub)):
+        return max(left, right)
+    if isinstance(node.op, ast.Mult):
+        return left + right
+    if isinstance(node.op, ast.Div) or ast.literal_eval(node.right) < 0:
+        if right or (left and not isinstance(node.op, ast.Div)):
+            raise UserError(f"{where}: {ast.unparse(node)[:80]!r} divides by a periodic coefficient: the "
+                            "coefficients must be sums and products of cos, sin and exp of t")
+        return left
+    return left * int(ast.literal_eval(node.right))
+
+
 DISSIPATOR_KINDS = ("thermal", "squeezed", "brownian", "lindblad")
 _BATHS = DISSIPATOR_KINDS[:3]  # the kinds that act on one mode with an occupation n
 DISSIPATOR = make_table(
@@ -539,6 +651,9 @@ HAMILTONIAN_KEYS = (
     Key("units", "table[string]", "the unit of a parameter as a UDUNITS string ('s-1', 'rad/s', 'K'), written on "
                                   "its axis and in the file as given (not checked: a wrong one makes the file's "
                                   "CF units wrong); a parameter not listed is a pure number ('1')"),
+    Key("period", "number | string", "the period T of a Hamiltonian whose coefficients are periodic in the time t "
+                                     "(a number or an expression of the parameters, e.g. '2*pi/W'); absent: found "
+                                     "from the frequencies of its cos, sin and exp of t", "s"),
 )
 _DISSIPATORS_KEY = HAMILTONIAN_KEYS[1]
 
@@ -554,6 +669,7 @@ class HamiltonianSystem(LinearSystem):
     name = "hamiltonian"
     capability_hints = MappingProxyType({
         "output_ports": "mark its mode's vacuum bath as the port (a thermal dissipator with n = 0 and port = true)",
+        "periodic": "write coefficients of its Hamiltonian periodic in the time t (cos(W*t), sin(W*t))",
         "mean_field_dynamics": "a Hamiltonian system is linear, of the fluctuations only: it has no nonlinear "
                                "mean-field dynamics to drive",
         "truncated_wigner": "a Hamiltonian system is linear: there is no nonlinearity for the truncated-Wigner check "
@@ -561,7 +677,7 @@ class HamiltonianSystem(LinearSystem):
 
     def __init__(self, modes: Sequence[str], hamiltonian: str, dissipators: Sequence[Mapping] = (),
                  parameters: Mapping[str, float] | None = None, time_scale: float | str | None = None,
-                 units: Mapping[str, str] | None = None):
+                 units: Mapping[str, str] | None = None, period: float | str | None = None):
         from sde_com.physics.matrix import MODE_NAME
 
         modes = [_string(m) for m in modes] if isinstance(modes, (list, tuple)) else modes
@@ -595,7 +711,11 @@ class HamiltonianSystem(LinearSystem):
                                             for k, v in defaults.items()})
         names = list(defaults)
         self.hamiltonian = hamiltonian
-        self._h = check_syntax(hamiltonian, "system.hamiltonian", self.modes, names)
+        self._h = check_syntax(hamiltonian, "system.hamiltonian", self.modes, [*names, TIME])
+        self._calls = time_calls(self._h)  # coefficients periodic in t: a modulated system
+        if not self._calls and _holds_time(self._h):
+            _order_of(ast.Name(id=TIME), "system.hamiltonian", {})  # refused: t outside cos, sin, exp
+        self.period = self._checked_period(_string(period), names)
         dissipators = [{k: _string(v) for k, v in d.items()} if isinstance(d, Mapping) else d for d in dissipators]
         check_items(_DISSIPATORS_KEY, dissipators, "system.dissipators")  # a builder's Expressions: strings
         self.dissipators = [self._dissipator(i, d, names) for i, d in enumerate(dissipators)]
@@ -609,8 +729,69 @@ class HamiltonianSystem(LinearSystem):
         ports = [d["mode"] for d in self.dissipators if d["port"]]
         if len(set(ports)) < len(ports):
             raise UserError(f"system.dissipators: two ports on one mode ({ports}); a mode has one detected port")
-        self.capabilities = frozenset({"output_ports"} if ports else ())
+        self.capabilities = frozenset({*(("output_ports",) if ports else ()), *(("periodic",) if self._calls else ())})
         self._rate(self.resolve({}), self.matrices()[0])  # every string and value checked at the defaults now
+
+    def _checked_period(self, period, names: list[str]):
+        """``period``: None, a number > 0 or an expression of the parameters; only with a Hamiltonian of t."""
+        if period is None:
+            return None
+        if not self._calls:
+            raise UserError("system.period: the Hamiltonian does not depend on the time t (nothing is periodic)")
+        if _is_number(period):
+            if not (math.isfinite(period) and period > 0):
+                raise UserError(f"system.period must be a finite time > 0 (s), got {period!r}")
+            return float(period)
+        if not isinstance(period, str):
+            raise UserError(f"system.period must be a time > 0 (s) or an expression of the parameters, got "
+                            f"{period!r}")
+        self._period_tree = check_syntax(period, "system.period", (), names)
+        return period
+
+    def periodic_modulation(self, params: Mapping[str, object]):
+        """The Hamiltonian's periodic A(t) (D fixed: the baths are) as a ``floquet.Modulation`` (rad/s), from its
+        samples at 2K + 1 times of the period (K: the highest harmonic it can hold, ``harmonic_order``), the
+        discrete Fourier series exact for such a trigonometric polynomial; checked against the Hamiltonian itself
+        at two more times (to 1e-10 of A)."""
+        values = self.resolve(params)
+        key = ("periodic", *values.items())
+        if key not in self._made:
+            if len(self._made) >= MATRICES_KEPT:
+                self._made.clear()
+            self._made[key] = self._modulation(values)
+        return self._made[key]
+
+    def _modulation(self, values: Mapping[str, object]):
+        from sde_com.physics.floquet import Modulation
+
+        where = "system.hamiltonian"
+        stated = None
+        if self.period is not None:
+            stated = self.period if _is_number(self.period) else self._real(
+                self._value(self._period_tree, values, "system.period"), "system.period", values)
+            if not (math.isfinite(stated) and stated > 0):
+                raise UserError(f"system.period = {stated:g} at {values}: a period is a finite time > 0 (s)")
+        frequencies = [call_frequency(c, where, values) for c in self._calls]
+        omega, multiples = fundamental(frequencies, where, stated)
+        K = harmonic_order(self._h, where, {id(c): n for c, n in zip(self._calls, multiples, strict=True)})
+        if K > MAX_HARMONICS:
+            raise UserError(f"{where}: its coefficients may hold the {K}th harmonic of Ω = {omega:.6g} rad/s; at most "
+                            f"{MAX_HARMONICS}")
+        N = 2 * K + 1
+        times = 2 * math.pi / omega * np.arange(N) / N
+        samples = [self._matrices({**values, TIME: t}) for t in times]
+        A = np.array([a for a, _ in samples])
+        k = np.arange(1, K + 1)[:, None] * 2 * math.pi * np.arange(N)[None, :] / N
+        mod = Modulation(omega, A.mean(axis=0), np.tensordot(2 * np.cos(k) / N, A, 1),
+                         np.tensordot(2 * np.sin(k) / N, A, 1), samples[0][1], np.zeros_like(A[0]),
+                         np.zeros_like(A[0]))
+        for phase in (0.1234567, 0.7654321):  # off the samples: what the series cannot hold shows here
+            t = phase * 2 * math.pi / omega
+            direct, series = self._matrices({**values, TIME: t})[0], mod.at(t)[0]
+            if np.abs(direct - series).max() > 1e-10 * max(np.abs(A).max(), 1e-300):
+                raise UserError(f"{where}: its coefficients are not a Fourier series of Ω = {omega:.6g} rad/s up to "
+                                f"the {K}th harmonic at {dict(values)}")
+        return mod
 
     def _dissipator(self, i: int, table: Mapping, names: list[str]) -> dict:
         """One dissipator table (keys checked against ``DISSIPATOR``): what it needs, its expressions parsed."""
@@ -647,7 +828,11 @@ class HamiltonianSystem(LinearSystem):
         if key not in self._made:
             if len(self._made) >= MATRICES_KEPT:
                 self._made.clear()
-            A, D = self._matrices(values)
+            if self._calls:  # periodic in t: the period average (ω_ref's scale; a constant-A run refuses it)
+                mod = self.periodic_modulation(values)
+                A, D = mod.drift.copy(), mod.diffusion.copy()
+            else:
+                A, D = self._matrices(values)
             A.setflags(write=False)
             D.setflags(write=False)
             self._made[key] = (A, D)
@@ -719,7 +904,11 @@ class HamiltonianSystem(LinearSystem):
         return spectral_radius(A)
 
     def branches(self, params: Mapping[str, object]) -> list[Branch]:
-        """The one branch: (A, D) of the quadratic Hamiltonian and the dissipators (no mean field)."""
+        """The one branch: (A, D) of the quadratic Hamiltonian and the dissipators (no mean field). A Hamiltonian
+        periodic in t has none (its state is periodic: ``periodic_modulation``)."""
+        if self._calls:
+            raise UserError("system.hamiltonian depends on the time t: a modulated system's steady state is periodic; "
+                            "compute it with [periodic] (sde_com.periodic_sweep), not a constant-A run")
         A, D = self.matrices(**self.resolve(params))
         return [Branch(0, MappingProxyType({}), A, D)]
 
@@ -746,14 +935,14 @@ class HamiltonianSystem(LinearSystem):
     def __reduce__(self):  # made again from its definition (a Dask worker's copy)
         d = self.definition()
         return (type(self), (d["modes"], d["hamiltonian"], d["dissipators"], d["parameters"], d["time_scale"],
-                             d["units"]))
+                             d["units"], d.get("period")))
 
     def definition(self) -> dict:
         """The strings and tables it was made from (``HamiltonianSystem(**definition)`` less the name)."""
         return {"name": self.name, "modes": list(self.modes), "hamiltonian": self.hamiltonian,
                 "dissipators": [d["table"] for d in self.dissipators],
                 "parameters": {k: key.default for k, key in self.parameters.items()}, "time_scale": self.time_scale,
-                "units": dict(self.units)}
+                "units": dict(self.units), **({"period": self.period} if self.period is not None else {})}
 
 
 def _is_number(value) -> bool:

@@ -23,6 +23,7 @@ import xarray as xr
 
 from sde_com.errors import RunWarning, UserError
 from sde_com.inputs import MAX_SCENARIO_BYTES, check_input_file
+from sde_com.physics.hamiltonian import HAMILTONIAN_KEYS
 from sde_com.physics.matrix import MatrixSystem
 from sde_com.physics.system import LinearSystem, get_system
 from sde_com.results.sweep import Grid, as_system, same_system
@@ -115,8 +116,8 @@ def parse_scenario(text: str, name: str = "", base: Path | None = None) -> Scena
     params = _parse_model(raw.get("model", {}), system)
     simulation, dt_study = _parse_simulation(raw.get("simulate"))
     kind = _kind_of_tables(raw, simulation, dt_study, system)
-    if getattr(system, "modulation", None) is not None and not kind.takes_modulation:
-        raise ScenarioError(f"system.modulation: a modulated system runs [periodic] (its periodic steady state) or a "
+    if "periodic" in system.capabilities and not kind.takes_modulation:
+        raise ScenarioError(f"system (modulated): a modulated system runs [periodic] (its periodic steady state) or a "
                             f"[simulate] transient alone, not {kind.asked_by()}")
     variables = _parse_output(raw.get("output"), kind, system)
     plot = check_table("plot", raw.get("plot", {}))
@@ -169,7 +170,7 @@ def _kind_of_tables(raw: dict, simulation, dt_study, system: LinearSystem) -> Ru
     return kind
 
 
-_HAMILTONIAN_TABLE = ("modes", "hamiltonian", "dissipators", "parameters", "units", "time_scale")
+_HAMILTONIAN_TABLE = ("modes", *(k.name for k in HAMILTONIAN_KEYS), "time_scale")
 
 
 def _parse_system(raw: dict) -> LinearSystem:
@@ -201,7 +202,7 @@ def _parse_system(raw: dict) -> LinearSystem:
         if key not in table:
             raise ScenarioError(f"[system] needs 'name', 'hamiltonian' (with 'modes'), or {key!r} with the other "
                                 "matrices (see the scenario reference)")
-    given = sorted(set(table) & {"dissipators", "parameters", "units"})
+    given = sorted(set(table) & {k.name for k in HAMILTONIAN_KEYS[1:]})
     if given:
         raise ScenarioError(f"[system] gives matrices: {given} belong to a system given by its Hamiltonian (give "
                             "'hamiltonian' with them, or leave them out)")
