@@ -226,7 +226,8 @@ def _filter(args) -> None:
         print(f"wrote {out}")
 
 
-BENCH_PARTS = ("chain", "sweep", "time-domain", "traces", "startup", "compile", "modes", "conditional", "filter")
+BENCH_PARTS = ("chain", "sweep", "time-domain", "traces", "startup", "compile", "modes", "conditional", "filter",
+               "periodic")
 
 
 def _bench(args) -> None:
@@ -336,9 +337,19 @@ def _bench_filter(args, chain) -> None:
           f"{r['over_baseline']:.2f}x")
 
 
+def _bench_periodic(args, chain) -> None:
+    from sde_com.benchmarks.end_to_end import benchmark_periodic
+
+    for name, r in benchmark_periodic(args.e2e_repeat, args.e2e_scale).items():
+        print(f"periodic state, {name}: a {r['points']}-point sweep (64 samples) {r['sweep']:.2f} s against one "
+              f"transient to convergence ({r['periods']} periods) {r['transient']:.2f} s with {r['trajectories']} "
+              f"trajectories ({r['transient_over_sweep']:.1f}x the sweep), {r['moments']:.2f} s with 2 "
+              f"({r['moments_over_sweep']:.2f}x)")
+
+
 _E2E = {"sweep": _bench_sweep, "time-domain": _bench_time_domain, "traces": _bench_traces,
         "startup": _bench_startup, "compile": _bench_compile, "modes": _bench_modes,
-        "conditional": _bench_conditional, "filter": _bench_filter}
+        "conditional": _bench_conditional, "filter": _bench_filter, "periodic": _bench_periodic}
 
 
 def _bench_sde(args) -> None:

@@ -363,3 +363,69 @@ def benchmark_filter(record_mib: float = 1024.0, repeat: int = 3, workers: int =
     r = {k: float(np.median(v)) for k, v in times.items()}
     return {**r, "record_mb": size / 1e6, "trajectories": FILTER_TRAJECTORIES, "steps": n_steps,
             "over_baseline": r["filter"] / r["baseline"], "workers": workers}
+
+
+# A periodic state against the transient it replaces: two modulated systems written as Hamiltonians (ω_ref =
+# ω_m = 1 s⁻¹). "cavity": the optomechanical cavity at Δ = ω_m (κ = ω_m, Q_m = 1e5, n̄ = 400) with its coupling
+# G(1 + e cos ω_m t), which the light damps within ~20 periods; "parametric": a mechanical mode (Q = 1000, n̄ = 10)
+# whose spring is modulated at 2ω_m below the Mathieu threshold e = 2/Q (mechanical squeezing), which settles
+# only over thousands of periods.
+PERIODIC_SYSTEMS = {
+    "cavity": ("""[system]
+modes = ["a", "b"]
+hamiltonian = "wm*dag(a)*a + wm*dag(b)*b + G*(1 + e*cos(W*t))*(a + dag(a))*(b + dag(b))"
+parameters = { wm = 1.0, G = 0.2, e = 0.2, W = 1.0, k = 1.0, g = 1e-5, n = 400.0 }
+time_scale = 1.0
+[[system.dissipators]]
+kind = "thermal"
+mode = "a"
+rate = "k"
+[[system.dissipators]]
+kind = "brownian"
+mode = "b"
+rate = "g"
+n = "n"
+""", 0.5),
+    "parametric": ("""[system]
+modes = ["m"]
+hamiltonian = "wm*dag(m)*m + e*wm/4*cos(W*t)*(m + dag(m))**2"
+parameters = { wm = 1.0, e = 0.001, W = 2.0, g = 0.001, n = 10.0 }
+time_scale = 1.0
+[[system.dissipators]]
+kind = "brownian"
+mode = "m"
+rate = "g"
+n = "n"
+""", 0.0018),
+}
+SETTLED = 1e-10  # the transient has converged when its moment solution is this close to the periodic state
+
+
+def benchmark_periodic(repeat: int = 3, scale: float = 1.0) -> dict:
+    """A 1000-point sweep of the periodic state (64 samples, ``[periodic]`` over the modulation depth e) against
+    one transient run to convergence at e's default (``[simulate]`` from the thermal state until the moment
+    solution is within SETTLED of the periodic state: the periods from the slowest Floquet rate), with 1000
+    trajectories and with 2 (its moment solution alone, the cheapest transient); ``scale``: a fraction of the
+    points, periods and trajectories (the smoke test)."""
+    from sde_com.physics.floquet import periodic_state
+    from sde_com.runs.scenario import parse_scenario
+
+    out = {}
+    for name, (system, top) in PERIODIC_SYSTEMS.items():
+        points = max(4, round(1000 * scale))
+        sweep = run_job(system + f"[model]\ne = {{ start = 0.0, stop = {top}, num = {points} }}\n[periodic]\n"
+                                 "samples = 64\n", repeat)
+        mod = parse_scenario(system + "[periodic]\n").system.periodic_modulation({})
+        state = periodic_state(mod, 64)
+        periods = math.ceil(math.log(1 / SETTLED) / (2 * -state.growth_rate * mod.period))
+        periods = max(2, round(periods * scale))
+        T = mod.period
+        transient = (system + f"[simulate]\ndt = {T / 64!r}\nduration = {periods * T!r}\nsave_every = {T!r}\n"
+                              "initial = 'thermal'\n")
+        r = {"points": points, "sweep": sweep["wall"], "periods": periods}
+        for label, n in (("transient", max(2, round(1000 * scale))), ("moments", 2)):
+            r[label] = run_job(transient + f"trajectories = {n}\n", repeat)["wall"]
+            r[f"{label}_over_sweep"] = r[label] / r["sweep"]
+        r["trajectories"] = max(2, round(1000 * scale))
+        out[name] = r
+    return out
