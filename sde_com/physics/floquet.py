@@ -70,16 +70,13 @@ class Modulation:
             self.drift, self.drift_cos, self.drift_sin, self.diffusion, self.diffusion_cos, self.diffusion_sin)))
 
     def at(self, t):
-        """(A(t), D(t)) at times ``t`` (array): (..., d, d) each."""
+        """(A(t), D(t)) at times ``t`` (a number or an array): (..., d, d) each."""
         t = np.asarray(t, dtype=float)
 
         def series(mean, cos, sin):
-            cos, sin = (np.reshape(m, (-1, *mean.shape)) for m in (cos, sin))
-            out = np.broadcast_to(mean, (*t.shape, *mean.shape)).copy()
-            for k in range(cos.shape[0]):
-                phase = (k + 1) * self.frequency * t[..., None, None]
-                out += np.cos(phase) * cos[k] + np.sin(phase) * sin[k]
-            return out
+            cos, sin = (np.reshape(m, (-1, mean.size)) for m in (cos, sin))
+            phase = np.multiply.outer(t, self.frequency * np.arange(1, cos.shape[0] + 1))  # (..., K)
+            return mean + (np.cos(phase) @ cos + np.sin(phase) @ sin).reshape(*t.shape, *mean.shape)
 
         return (series(self.drift, self.drift_cos, self.drift_sin),
                 series(self.diffusion, self.diffusion_cos, self.diffusion_sin))

@@ -247,12 +247,18 @@ def drive_dataset(system: LinearSystem | str, params, drive: Drive, settings: Si
 
 
 def varying_dataset(system: LinearSystem, s: SimulationSettings, model_at, V0: np.ndarray, omega_ref: float,
-                    own: dict) -> xr.Dataset:
+                    own: dict, period: float | None = None) -> xr.Dataset:
     """An ensemble under A(t), D(t) (``model_at(τ)`` → (A, D), scaled time τ = ω_ref t) from N(0, V0), saved at
     the settings' snapshots: V(t) and E_N(t) with their errors, against the moment ODE dV/dt = A(t)V + VA(t)ᵀ +
     D(t) (``cov_ref``) and, for the z-scores, the discrete moments of the scheme itself; ``own``: the run's
-    other variables (name → (dims, values)). Not yet through the catalogue."""
-    Fs, Ls = step_maps_varying(model_at, s.dt, s.n_steps, s.scheme)
+    other variables (name → (dims, values)); ``period``: A(t), D(t) repeat with it (a modulation), so where it
+    holds a whole number of steps the maps of one period serve every one. Not yet through the catalogue."""
+    per = None if period is None else round(period / s.dt)
+    if per is not None and abs(per * s.dt - period) <= 1e-12 * period and 0 < per < s.n_steps:
+        Fs, Ls = (np.ascontiguousarray(np.resize(m, (s.n_steps, *m.shape[1:])))
+                  for m in step_maps_varying(model_at, s.dt, per, s.scheme))
+    else:
+        Fs, Ls = step_maps_varying(model_at, s.dt, s.n_steps, s.scheme)
     s.scheme.check_varying_dt(Fs, s.dt)  # EM: |1 + λ dt| < 1 wherever A(t) itself is stable
     steps = s.snapshot_steps
     C0 = np.ascontiguousarray(covariance_factor(V0))

@@ -45,7 +45,7 @@ def modulated_dataset(system: LinearSystem | str, params, settings, samples: int
         raise UserError(f"initial = 'steady': the modulated system is unstable (growth rate {state.growth_rate:.4g} "
                         "ω_ref, a Floquet multiplier |μ| >= 1), so it has no periodic state to start from")
     V0 = initial_covariance(s.initial, V_start, lambda: system.thermal_covariance(params), d)
-    ds = varying_dataset(system, s, lambda tau: mod.at(tau), V0, omega_ref, {})
+    ds = varying_dataset(system, s, lambda tau: mod.at(tau), V0, omega_ref, {}, period=mod.period)
     times = ds["time_scaled"].values
     if V_start is None:
         periodic = np.full((times.size, d, d), np.nan)
