@@ -344,7 +344,8 @@ def _bench_periodic(args, chain) -> None:
         print(f"periodic state, {name}: a {r['points']}-point sweep (64 samples) {r['sweep']:.2f} s against one "
               f"transient to convergence ({r['periods']} periods) {r['transient']:.2f} s with {r['trajectories']} "
               f"trajectories ({r['transient_over_sweep']:.1f}x the sweep), {r['moments']:.2f} s with 2 "
-              f"({r['moments_over_sweep']:.2f}x)")
+              f"({r['moments_over_sweep']:.2f}x); per point {1e3 * r['sweep'] / r['points']:.2f} ms, "
+              f"{r['moments'] * r['points'] / r['sweep']:.0f}x faster than its transient")
 
 
 _E2E = {"sweep": _bench_sweep, "time-domain": _bench_time_domain, "traces": _bench_traces,

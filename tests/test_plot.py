@@ -95,7 +95,7 @@ def test_shipped_plot_spec_passes_check_plot(name):
     check_plot(scenario.plot, scenario.parameters, scenario.variables, run=scenario.run_outline)
     if len(scenario.dimensions) <= 2:  # the default figure too
         check_plot({}, scenario.parameters, scenario.variables, run=scenario.run_outline)
-    if scenario.simulation is None:  # the positional form: a steady-state sweep
+    if scenario.kind.name == "sweep":  # the positional form: a steady-state sweep
         check_plot(scenario.plot, scenario.parameters, scenario.variables)
 
 

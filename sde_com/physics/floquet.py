@@ -15,8 +15,9 @@ otherwise the state grows at the rate max ln|μ| / T.                           
 V at the phases 2πk/samples follows from V(0) by the same map over each sample interval. Φ and Q come from the
 augmented linear equation d/dt [[X, Z], [0, W]] = [[A, D], [0, −Aᵀ]] [[X, Z], [0, W]] from the identity (Van
 Loan's construction for a time-dependent system: X = Φ, Z = Q Φ^−ᵀ), integrated over each sample interval by the
-fourth-order Magnus method on Gauss–Legendre nodes, the substeps doubled until two solutions agree within
-PERIODIC_RTOL (Richardson's estimate of the finer one's error: the difference over 15). References: G. Floquet,
+fourth-order Magnus method on Gauss–Legendre nodes, the substeps doubled until two sets of interval maps agree
+within PERIODIC_RTOL (Richardson's estimate of the finer one's error: the difference over 15); V's own error is
+that times the conditioning of (P3), 1/(1 − |μ|²) near the stability boundary. References: G. Floquet,
 Ann. Sci. Éc. Norm. Supér. 12, 47 (1883); for a covariance, Mari and Eisert, Phys. Rev. Lett. 103, 213603 (2009);
 Magnus: Blanes, Casas, Oteo and Ros, Phys. Rep. 470, 151 (2009).
 """
@@ -40,7 +41,7 @@ PERIODIC = make_table(
     Key("samples", "integer", "phases per period at which the state is written (2πk/samples from the "
                               "modulation's t = 0)", "1", 64, minimum=4, maximum=4096),
 )
-PERIODIC_RTOL = 1e-11  # the periodic V's estimated relative error (Richardson) the substeps are doubled to reach
+PERIODIC_RTOL = 1e-11  # the interval maps' estimated relative error (Richardson) the substeps are doubled to reach
 MAX_STEPS = 1 << 16  # Magnus steps per period at most (samples × substeps: memory holds them all at once)
 MARGINAL = 1e-9  # a multiplier within this of the unit circle is not stable (a conservative mode: rounding decides)
 PSD_PHASES = 1024  # phases at which D(t) is checked positive semidefinite
@@ -137,7 +138,7 @@ class PeriodicState:
     """The periodic steady state of a ``Modulation`` (its units): ``cov`` (samples, d, d) at phases 2πk/samples,
     or None when unstable; ``multipliers`` (d,) complex, largest modulus first; ``growth_rate`` max ln|μ|/T
     (negative when stable); ``substeps`` used per sample interval; ``error`` the estimated relative error of
-    ``cov``."""
+    ``cov`` (Richardson; NaN where it or the coarser solution is unstable)."""
 
     cov: np.ndarray | None
     multipliers: np.ndarray
@@ -150,25 +151,36 @@ class PeriodicState:
         return self.cov is not None
 
 
+def _map_error(fine, coarse) -> float:
+    """Richardson's estimate of the finer interval maps' error (the change over 15), relative: Φ_k against the
+    identity's scale (a map of a strongly damped mode is tiny, its error is not), Q_k against the largest Q_k."""
+    (P1, Q1), (P0, Q0) = fine, coarse
+    return max(float(np.abs(P1 - P0).max()) / max(float(np.abs(P1).max()), 1.0),
+               float(np.abs(Q1 - Q0).max()) / max(float(np.abs(Q1).max()), 1e-300)) / 15
+
+
 def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RTOL) -> PeriodicState:
     """The periodic steady state (Eqs. (P1)–(P4)) at ``samples`` phases, the Magnus substeps per interval doubled
-    from 2 until the periodic V (or, when unstable, the monodromy) changes by less than 15·rtol of its size
-    (Richardson: the finer solution's error is about a fifteenth of the change). NumericalError where
-    MAX_STEPS per period does not reach it."""
+    from 2 until the interval maps (Φ_k, Q_k) change by less than 15·rtol of their size (Richardson: the finer
+    maps' error is about a fifteenth of the change; ``_map_error``). V follows from them: its own estimated error
+    (``error``, its change over 15) is rtol times the discrete Lyapunov equation's conditioning, which grows as
+    1/(1 − |μ|²) towards the stability boundary. NumericalError where MAX_STEPS per period does not reach it."""
     substeps, previous = 2, None
     while True:
-        Phi_k, Q_k = _interval_maps(mod, samples, substeps)
-        Phi, V = _periodic_from_maps(Phi_k, Q_k)
-        current = V if V is not None else Phi
-        if previous is not None and previous.shape == current.shape:
-            error = float(np.abs(current - previous).max() / max(np.abs(current).max(), 1e-300)) / 15
-            if error <= rtol:
+        maps = _interval_maps(mod, samples, substeps)
+        if previous is not None:
+            map_error = _map_error(maps, previous)
+            if map_error <= rtol:
                 break
         if 2 * substeps * samples > MAX_STEPS:
             raise NumericalError(f"the periodic state did not converge within {MAX_STEPS} Magnus steps per period "
-                                 f"(estimated error {error if previous is not None else float('nan'):.3g}): "
+                                 f"(estimated error {map_error if previous is not None else float('nan'):.3g}): "
                                  "the system moves much faster than the period; give fewer samples or check rates")
-        previous, substeps = current, 2 * substeps
+        previous, substeps = maps, 2 * substeps
+    Phi, V = _periodic_from_maps(*maps)
+    _, coarse = _periodic_from_maps(*previous)
+    error = (float(np.abs(V - coarse).max() / max(np.abs(V).max(), 1e-300)) / 15
+             if V is not None and coarse is not None else math.nan)
     mu = np.linalg.eigvals(Phi)
     mu = mu[np.argsort(-np.abs(mu), kind="stable")]
     rate = math.log(max(np.abs(mu).max(), 1e-300)) / mod.period

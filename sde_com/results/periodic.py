@@ -17,7 +17,7 @@ from sde_com.physics.floquet import SampledModel, limit_cycle, periodic_state
 from sde_com.physics.gaussian import logneg_rows_packed, pair_rows
 from sde_com.physics.system import LinearSystem, pair_labels, require
 from sde_com.results.catalogue import apply_catalogue, dims_in, variables_of
-from sde_com.results.sweep import DEFAULT_SYSTEM, as_system, parameter_grid
+from sde_com.results.sweep import DEFAULT_SYSTEM, annotate, as_system, parameter_grid
 
 
 def drive_model(system: LinearSystem, params, drive, samples: int | None = None):
@@ -110,9 +110,10 @@ def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str 
     quad = list(system.quadratures)
     pairs = pair_labels(system.modes)
     ds = xr.Dataset(data, coords={"phase": ("phase", 2 * np.pi * np.arange(samples) / samples), "row": quad,
-                                  "col": quad, "pair": pairs,
+                                  "col": quad, "pair": np.array(pairs, dtype=str),  # strings even when empty
                                   "multiplier": np.arange(system.dimension, dtype=np.int32),
                                   **{d: values[d] for d in dims}})
+    annotate(ds, values, dims, system.quadratures)
     ds = apply_catalogue(ds, title=f"sde_com periodic steady state of {system.name}", system=system)
     ds.attrs["samples"] = int(samples)
     return ds

@@ -247,7 +247,7 @@ def _assemble_chain(system: LinearSystem, params: Mapping[str, object], blocks: 
     if revival:
         ds["logneg_max"] = _max_over_detuning(ds)
         ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params, system)
-    _annotate(ds, values, dims, system.quadratures)
+    annotate(ds, values, dims, system.quadratures)
     return apply_catalogue(ds, title=SWEEP_TITLE, system=system)
 
 
@@ -318,7 +318,7 @@ def streamed_tail(params: Mapping[str, object], n_b: int, store_cov: bool, logne
             ds["revival"] = ds["logneg_max"] / ideal_logneg_max(params, system)
         if "logneg_max" not in names:
             ds = ds.drop_vars("logneg_max")
-    _annotate(ds, values, dims, system.quadratures)
+    annotate(ds, values, dims, system.quadratures)
     return apply_catalogue(ds, title=SWEEP_TITLE, system=system)
 
 
@@ -412,7 +412,7 @@ def _assemble_points(system: LinearSystem, params: Mapping[str, object], blocks:
     ds = apply_catalogue(xr.Dataset(data, coords=coords), title=f"sde_com steady-state sweep of {system.name}",
                          system=system)
     ds = ds.assign_coords({d: (d, values[d], parameter_entry(system.parameters[d]).attrs) for d in dims})
-    _annotate(ds, values, dims, system.quadratures)
+    annotate(ds, values, dims, system.quadratures)
     return ds
 
 
@@ -428,7 +428,7 @@ def _max_over_detuning(ds: xr.Dataset) -> xr.DataArray:
     return ds["logneg"].max(dim=reduce, skipna=True)
 
 
-def _annotate(ds: xr.Dataset, values: Mapping[str, np.ndarray], dims: Iterable[str],
+def annotate(ds: xr.Dataset, values: Mapping[str, np.ndarray], dims: Iterable[str],
               quadratures: tuple[str, ...]) -> None:
     """Provenance attrs: every parameter value, the scalar parameters one by one, the conventions."""
     used = {k: (v.tolist() if k in dims else _plain(v[0])) for k, v in values.items()}

@@ -554,6 +554,22 @@ class PeriodicKind(RunKind):
     def variables(self, system):
         return variables_of("periodic")
 
+    def default_figure(self, sizes, variables):
+        """The period-averaged E_N (the growth rate where the system has no pair of modes) over the swept
+        parameters: lines over one, a map over two; E_N over the phase at a single point."""
+        if "growth_rate" not in variables:
+            return None
+        swept = [d for d in variables["growth_rate"] if sizes.get(d, 1) > 1]
+        shown = "logneg_periodic_mean" if sizes.get("pair", 0) and "logneg_periodic_mean" in variables else \
+            "growth_rate"
+        if len(swept) == 2:
+            return {"kind": "map", "x": swept[0], "y": swept[1], "variable": shown}
+        if len(swept) == 1:
+            return {"kind": "lines", "x": swept[0], "y": [shown]}
+        if shown != "growth_rate" and "logneg_periodic" in variables:
+            return {"kind": "lines", "x": "phase", "y": ["logneg_periodic"]}
+        return None
+
     def outline(self, scenario):
         system = scenario.system
         pairs = len(system.modes) * (len(system.modes) - 1) // 2

@@ -33,7 +33,7 @@ class PlotError(UserError):
 
 # Dimensions that are not sweep parameters (time, quadratures, ...): never chosen as a default hue or panel.
 INTERNAL_DIMS = ("branch", "row", "col", "time", "dt", "trajectory", "quadrature", "omega", "bandwidth", "mode",
-                 "channel")
+                 "channel", "phase", "multiplier")
 STRING_DIMS = ("direction", "quadrature", "row", "col", "pair")  # categorical: not an axis of a map
 MATRIX_DIMS = ("row", "col")
 # Default variable of a steady-state figure: the first of these in the output.
