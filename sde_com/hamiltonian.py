@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sde_com.errors import UserError
-from sde_com.physics.hamiltonian import Expression, HamiltonianSystem, expression_text
+from sde_com.physics.hamiltonian import TIME, Expression, HamiltonianSystem, expression_text
 
 __all__ = ["Expression", "brownian", "conj", "cos", "dag", "exp", "from_qutip", "ladder", "lindblad", "sin", "sqrt",
-           "squeezed", "symbols", "thermal"]
+           "squeezed", "symbols", "thermal", "time"]
 
 
 def ladder(*names: str) -> tuple[Expression, ...]:
@@ -55,6 +55,7 @@ def _function(name: str):
 
 
 sqrt, exp, cos, sin, conj = (_function(n) for n in ("sqrt", "exp", "cos", "sin", "conj"))
+time = Expression(TIME)  # the time t (s): coefficients periodic in it, cos(W*time), make a modulated system
 
 
 def _value(x):

@@ -251,6 +251,8 @@ def _modulated_transient() -> Modulation:
     (('initial = "zero"', 'initial = "thermal"'), r"does not define a thermal state"),
     (("[simulate]", "outputs = { a = 0.2 }\n[[measure]]\nmode = 'a'\n[simulate]"),
      r"a modulated system runs \[periodic\] .* or a \[simulate\] transient alone"),
+    (("trajectories = 64", "trajectories = 64\ntraces = 2"),
+     r"traces = 2: a driven or modulated run records no traces"),
 ])
 def test_what_a_modulated_transient_cannot_run_is_refused_in_one_line(tmp_path, capsys, edit, message):
     from conftest import assert_refused
@@ -382,6 +384,14 @@ def test_a_hamiltonian_periodic_in_time_is_the_modulated_matrices_it_stands_for(
         state = periodic_state(mod, 16)
         np.testing.assert_allclose(state.cov, expected.cov, rtol=0, atol=1e-12 * np.abs(expected.cov).max())
     assert "periodic" in found.capabilities and found.definition()["hamiltonian"] == h
+    # the same Hamiltonian built in Python (sde_com.hamiltonian's ``time``): the same modulation
+    from sde_com.hamiltonian import cos, dag, ladder, symbols, time
+
+    (m,), (w, e, W) = ladder("m"), symbols("w", "e", "W")
+    built = sde_com.HamiltonianSystem(["m"], w * dag(m) * m + e * w / 4 * cos(W * time) * (m + dag(m)) ** 2, baths,
+                                      params, time_scale=1.0)
+    np.testing.assert_allclose(built.periodic_modulation({}).drift_cos, found.periodic_modulation({}).drift_cos,
+                               rtol=0, atol=1e-15)
 
 
 def test_harmonics_and_a_found_period_of_several_frequencies():
@@ -444,9 +454,12 @@ def test_a_periodic_hamiltonian_runs_its_periodic_state_and_a_thermal_transient(
     (("cos(W*t)", "sqrt(cos(W*t))"), r"a function of a periodic coefficient"),
     (("cos(W*t)", "cos(W*t)*cos(sqrt(2)*W*t)"), r"are not commensurate"),
     (('rate = "g"', 'rate = "g*cos(W*t)"'), r"the time t may appear only in system.hamiltonian"),
-    (("time_scale = 1.0", "time_scale = 1.0\nperiod = 1.0"), r"not a multiple of 2π/period"),
+    (("time_scale = 1.0", "time_scale = 1.0\nperiod = 1.0"), r"not a whole multiple of 2π/period"),
     (('modes = ["m"]', 'modes = ["t"]'), r"names of the grammar"),
     (("cos(W*t)", "cos(W)"), r"system.period: the Hamiltonian does not depend on the time t"),
+    (("cos(W*t)", "cos(1e-320*t)"), r"gives no finite period"),
+    (("cos(W*t)", "(cos(1e200*t) + cos(1e-200*t))"), r"their ratio is beyond floats"),
+    (("cos(W*t)", "cos(W*t + 1e20)"), r"its phase 1e\+20 is too large for its frequency"),
 ])
 def test_what_a_periodic_hamiltonian_cannot_be_is_refused_in_one_line(tmp_path, capsys, edit, message):
     from conftest import assert_refused
@@ -455,3 +468,40 @@ def test_what_a_periodic_hamiltonian_cannot_be_is_refused_in_one_line(tmp_path, 
     if "period = 1.0" not in edit[1] and "cos(W)" in edit[1]:
         text = text.replace("time_scale = 1.0", "time_scale = 1.0\nperiod = 1.0")
     assert_refused(tmp_path, capsys, text.replace(*edit), message)
+
+
+def test_a_large_diffusion_scales_the_state_and_nothing_else():
+    """V is linear in D (Eq. (P3)): D × 1e10 (a hot mode in units of a slow modulation) gives V × 1e10 to 1e-12
+    relative, and the monodromy is unchanged (the exponential's squarings follow A alone: a large D used to force
+    dozens of them, each rounding Φ)."""
+    mod = _modulated()
+    base = periodic_state(mod, 16)
+    hot = periodic_state(Modulation(mod.frequency, mod.drift, mod.drift_cos, mod.drift_sin, 1e10 * mod.diffusion,
+                                    1e10 * mod.diffusion_cos, 1e10 * mod.diffusion_sin), 16)
+    np.testing.assert_allclose(hot.cov / 1e10, base.cov, rtol=0, atol=1e-12 * np.abs(base.cov).max())
+    np.testing.assert_allclose(hot.multipliers, base.multipliers, rtol=1e-13)
+
+
+def test_a_hamiltonian_point_where_the_modulation_stops_is_its_steady_state():
+    """W = 0 at a grid point with the period stated: nothing changes in time (no harmonics), and the periodic
+    state is the Lyapunov state of the constant A at every phase; without a stated period there is none to find."""
+    h, baths, params = MATHIEU_H
+    system = sde_com.HamiltonianSystem(["m"], h, baths, {**params, "W": 0.0}, time_scale=1.0, period=2.0)
+    mod = system.periodic_modulation({})
+    assert mod.drift_cos.shape == (0, 2, 2)
+    state = periodic_state(mod, 8)
+    A = np.array([[-1e-3, 1.0], [-1.0 - 0.1, -1e-3]])  # cos(0) = 1: the spring stiffened by e
+    V = scipy.linalg.solve_continuous_lyapunov(A, -np.diag([1e-3, 1e-3]))
+    np.testing.assert_allclose(state.cov, np.broadcast_to(V, state.cov.shape), rtol=0, atol=1e-10 * np.abs(V).max())
+    with pytest.raises(sde_com.errors.UserError, match="every frequency is 0.* state system.period"):
+        sde_com.HamiltonianSystem(["m"], h, baths, {**params, "W": 0.0}, time_scale=1.0)
+
+
+def test_a_modulated_transient_runs_one_point():
+    """A [model] sweep under a modulated system's [simulate] is refused before any work, naming the swept keys."""
+    from sde_com.errors import ScenarioError
+    from sde_com.runs.scenario import parse_scenario
+
+    text = HAMILTONIAN_PERIODIC + "[model]\nW = [2.0, 2.3]\n[simulate]\ndt = 0.05\nduration = 1.0\nsave_every = 0.5\n"
+    with pytest.raises(ScenarioError, match=r"runs one operating point: \[model\] sweeps \['W'\]"):
+        parse_scenario(text)

@@ -1,6 +1,6 @@
 """The one-period maps of a modulated linear system (``physics.floquet``): fourth-order Magnus steps of the
 augmented covariance equation, composed over each sample interval (Eqs. (P1)–(P2), docs/physics.md *Periodic
-steady states*). Plain loops on small matrices, in a fixed order (no BLAS: the same bits on any CPU)."""
+steady states*). Plain loops on small matrices, in a fixed order (no BLAS call)."""
 
 from __future__ import annotations
 
@@ -53,19 +53,21 @@ def _identity(X):
 
 
 @njit(cache=True)
-def _squarings(a, b):
-    """How often [[a, b], [0, −aᵀ]] is halved to bring its 1-norm (the largest column sum over both block
-    columns) to _THETA or below."""
+def _squarings(a):
+    """How often [[a, b], [0, −aᵀ]] is halved for its Taylor series to converge fast: until the 1-norm of a (and
+    of −aᵀ) is _THETA or below. b does not enter: Z is linear in it and its terms shrink as a's do (the series
+    stops relative to Z's own size), so a large diffusion costs no squarings (each squaring rounds X). At most
+    1100 halvings (beyond any finite norm: a non-finite one gives a non-finite map, refused above)."""
     d = a.shape[0]
     norm = 0.0
     for j in range(d):
-        left, right = 0.0, 0.0
+        column, row = 0.0, 0.0
         for i in range(d):
-            left += abs(a[i, j])
-            right += abs(b[i, j]) + abs(a[j, i])
-        norm = max(norm, left, right)
+            column += abs(a[i, j])
+            row += abs(a[j, i])
+        norm = max(norm, column, row)
     squarings = 0
-    while norm > _THETA:
+    while norm > _THETA and squarings < 1100:
         norm *= 0.5
         squarings += 1
     return squarings
@@ -95,7 +97,7 @@ def _augmented_exp(a, b, X, Z, W, x, y, t1, t2):
     using the block structure: the k-th term is [[x_k, y_k], [0, (−1)^k x_kᵀ]] with x_k = x_{k−1} a / k and
     y_k = (x_{k−1} b − y_{k−1} aᵀ) / k. x, y, t1, t2: d × d scratch."""
     d = a.shape[0]
-    squarings = _squarings(a, b)
+    squarings = _squarings(a)
     scale = 0.5 ** squarings
     _identity(x)
     _identity(X)

@@ -36,8 +36,9 @@ PERIODIC = make_table(
     "periodic", "The periodic steady state of a modulated system (Floquet: the one-period propagator and the "
                 "discrete Lyapunov equation, Eqs. (P1)–(P4); see Physics: periodic steady states): the covariance "
                 "and E_N at `samples` phases of the modulation, their period average and maximum, the Floquet "
-                "multipliers and stability. Needs a system with a modulation (a [system] given by its matrices "
-                "with `modulation`); no [simulate].",
+                "multipliers and stability. Needs something periodic: a [system] given by its matrices with "
+                "`modulation`, a Hamiltonian periodic in the time t, or a [drive] of kind 'sine' beside it on a "
+                "system with mean-field dynamics; no [simulate].",
     Key("samples", "integer", "phases per period at which the state is written (2πk/samples from the "
                               "modulation's t = 0)", "1", 64, minimum=4, maximum=4096),
 )
@@ -108,8 +109,15 @@ def _interval_maps(mod: Modulation, samples: int, substeps: int):
     h = mod.period / (samples * substeps)
     starts = np.arange(samples * substeps) * h
     (A1, D1), (A2, D2) = (mod.at(starts + c * h) for c in (0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6))
+    nodes = [np.ascontiguousarray(m, dtype=float) for m in (A1, A2, D1, D2)]
+    if not (math.isfinite(h * h) and all(np.isfinite(m).all() for m in nodes)):
+        raise NumericalError(f"the modulation's A(t), D(t) or its step {h:.3g} (1/ω_ref) is not finite: a period of "
+                             f"{mod.period:.3g}/ω_ref cannot be integrated")
     Phi, Q = np.empty((samples, d, d)), np.empty((samples, d, d))
-    magnus_interval_maps(*(np.ascontiguousarray(m, dtype=float) for m in (A1, A2, D1, D2)), h, substeps, Phi, Q)
+    magnus_interval_maps(*nodes, h, substeps, Phi, Q)
+    if not (np.isfinite(Phi).all() and np.isfinite(Q).all()):
+        raise NumericalError(f"the one-period maps overflow (a growth beyond floats within one sample interval of "
+                             f"{mod.period / samples:.3g}/ω_ref): the system moves much faster than the period")
     return Phi, Q
 
 

@@ -42,6 +42,7 @@ MAX_LENGTH = 10_000  # characters of one string
 MAX_NODES = 2_000  # syntax nodes of one string
 MAX_NESTING = 40  # parentheses and calls within one another
 MATRICES_KEPT = 100_000  # grid points whose (A, D) a HamiltonianSystem keeps (≤ 2 × 8 (2N)² bytes each)
+MODULATIONS_KEPT = 1024  # grid points whose periodic A(t) it keeps (up to 2 MAX_HARMONICS + 4 matrices each)
 MAX_MODES = 100  # modes of one system (its A is 2N × 2N, its grid points each a dense 2N Lyapunov solve)
 MAX_POWER = 16  # |exponent| of a power of numbers; of operators, what keeps the degree within MAX_DEGREE
 MAX_DEGREE = 4  # operators in a product while it is expanded (a quadratic form needs 2; 3 and 4 are named)
@@ -520,13 +521,17 @@ def time_calls(tree: ast.Expression) -> list[ast.Call]:
 
 
 def call_frequency(call: ast.Call, where: str, values: Mapping[str, complex]) -> float:
-    """The angular frequency w ≥ 0 (rad/s) of a call of t: its argument must be α + βt (checked at t = 0 … 3 s to
-    1e-12 of its size), β real for cos and sin, imaginary for exp (a periodic factor, not a growing one)."""
+    """The angular frequency w ≥ 0 (rad/s) of a call of t: its argument must be α + βt (checked at t = 0 … 3 s:
+    the second differences within 1e-9 of the slope, above the rounding of α), β real for cos and sin, imaginary
+    for exp (a periodic factor, not a growing one)."""
     body = ast.Expression(body=call.args[0])
     arg = [_scalar(expand(body, where, (), {**values, TIME: float(t)}), where, call.func.id) for t in range(4)]
     slope = arg[1] - arg[0]
-    size = max(abs(a) for a in arg)
-    if any(abs(arg[k] - arg[0] - k * slope) > 1e-12 * max(size, 1e-300) for k in (2, 3)):
+    rounding = 8 * 2.0 ** -52 * abs(arg[0])  # of α, which every difference carries
+    if rounding > 1e-6 * abs(slope):
+        raise UserError(f"{where}: {ast.unparse(call)!r}: its phase {abs(arg[0]):.3g} is too large for its frequency "
+                        f"{abs(slope):.3g} rad/s to be read at {dict(values)}: give the phase modulo 2π")
+    if any(abs(arg[k] - arg[0] - k * slope) > 1e-9 * k * abs(slope) + rounding for k in (2, 3)):
         raise UserError(f"{where}: {ast.unparse(call)!r}: its argument is not linear in t at {dict(values)}: a "
                         "periodic coefficient is cos(W*t + φ), sin(W*t + φ) or exp(1j*(W*t + φ))")
     grows = slope.imag if call.func.id != "exp" else slope.real
@@ -539,17 +544,23 @@ def call_frequency(call: ast.Call, where: str, values: Mapping[str, complex]) ->
 
 def fundamental(frequencies: Sequence[float], where: str, stated: float | None) -> tuple[float, list[int]]:
     """(Ω, n_i): the fundamental angular frequency and each frequency's multiple of it, w_i = n_i Ω. Ω from the
-    stated period (2π/T), or found: the largest Ω of which every w_i is an integer multiple (their ratios as
-    fractions of denominator ≤ MAX_HARMONICS, to FREQUENCY_RTOL)."""
+    stated period (2π/T: every cos, sin and exp of t must repeat with it, its frequency a whole multiple of Ω), or
+    found: the largest Ω of which every w_i is a whole multiple (their ratios as fractions of denominator ≤
+    MAX_HARMONICS, to FREQUENCY_RTOL). With every w_i = 0 (a parameter that stops the modulation at this point)
+    a stated period still holds (nothing changes: K = 0); none can be found."""
     from fractions import Fraction
 
     nonzero = [w for w in frequencies if w > 0]
-    if not nonzero:
-        raise UserError(f"{where}: the time t appears, but no coefficient changes with it (every frequency is 0)")
+    if not nonzero and stated is None:
+        raise UserError(f"{where}: the time t appears, but no coefficient changes with it (every frequency is 0); "
+                        "state system.period to run a point where the modulation stops")
     if stated is not None:
         omega = 2 * math.pi / stated
     else:
         low = min(nonzero)
+        if not all(math.isfinite(w / low) and w / low < 2.0 ** 52 for w in nonzero):
+            raise UserError(f"{where}: the frequencies {low:.3g} to {max(nonzero):.3g} rad/s are not commensurate "
+                            "(their ratio is beyond floats): the Hamiltonian is not periodic")
         ratios = [Fraction(w / low).limit_denominator(MAX_HARMONICS) for w in nonzero]
         for w, r in zip(nonzero, ratios, strict=True):
             if abs(w / low - r) > FREQUENCY_RTOL * w / low:
@@ -557,11 +568,14 @@ def fundamental(frequencies: Sequence[float], where: str, stated: float | None) 
                                 f"ratio of integers up to {MAX_HARMONICS}): the Hamiltonian is not periodic; state "
                                 "system.period if it is")
         omega = low / math.lcm(*(r.denominator for r in ratios))
+    if not (math.isfinite(omega) and omega > 0 and math.isfinite(2 * math.pi / omega)):
+        raise UserError(f"{where}: the modulation's angular frequency {omega:.3g} rad/s gives no finite period")
     multiples = [round(w / omega) for w in frequencies]
     for w, n in zip(frequencies, multiples, strict=True):
         if abs(w - n * omega) > FREQUENCY_RTOL * max(w, omega):
-            raise UserError(f"{where}: the frequency {w:.10g} rad/s is not a multiple of 2π/period = {omega:.10g} "
-                            "rad/s: the coefficients do not repeat with the stated system.period")
+            raise UserError(f"{where}: the frequency {w:.10g} rad/s is not a whole multiple of 2π/period = "
+                            f"{omega:.10g} rad/s: every cos, sin and exp of t must repeat with the stated "
+                            "system.period")
     return omega, multiples
 
 
@@ -689,10 +703,11 @@ class HamiltonianSystem(LinearSystem):
             raise UserError(f"system.modes lists {len(modes)} modes; at most {MAX_MODES}")
         reserved = [m for m in modes if m in RESERVED or keyword.iskeyword(m)]
         if reserved:
-            raise UserError(f"system.modes: {reserved} are names of the grammar (functions, dag, pi, Python "
-                            "keywords); name the modes otherwise")
+            raise UserError(f"system.modes: {reserved} are names of the grammar (functions, dag, pi, the time t, "
+                            "Python keywords); name the modes otherwise")
         self.modes = tuple(modes)
         self._made: dict = {}  # parameter values → (A, D): matrices()
+        self._modulations: dict = {}  # parameter values → floquet.Modulation: periodic_modulation()
         self.quadratures = tuple(f"{q}_{m}" for m in self.modes for q in ("x", "p"))
         defaults = dict(parameters or {})
         check_value(HAMILTONIAN_KEYS[2], defaults, "system.parameters")
@@ -754,12 +769,14 @@ class HamiltonianSystem(LinearSystem):
         discrete Fourier series exact for such a trigonometric polynomial; checked against the Hamiltonian itself
         at two more times (to 1e-10 of A)."""
         values = self.resolve(params)
-        key = ("periodic", *values.items())
-        if key not in self._made:
-            if len(self._made) >= MATRICES_KEPT:
-                self._made.clear()
-            self._made[key] = self._modulation(values)
-        return self._made[key]
+        key = tuple(values.items())
+        mod = self._modulations.get(key)
+        if mod is None:  # a local first: another thread may clear the cache between the store and the return
+            mod = self._modulation(values)
+            if len(self._modulations) >= MODULATIONS_KEPT:
+                self._modulations.clear()
+            self._modulations[key] = mod
+        return mod
 
     def _modulation(self, values: Mapping[str, object]):
         from sde_com.physics.floquet import Modulation
@@ -772,7 +789,7 @@ class HamiltonianSystem(LinearSystem):
             if not (math.isfinite(stated) and stated > 0):
                 raise UserError(f"system.period = {stated:g} at {values}: a period is a finite time > 0 (s)")
         frequencies = [call_frequency(c, where, values) for c in self._calls]
-        omega, multiples = fundamental(frequencies, where, stated)
+        omega, multiples = fundamental(frequencies, f"{where} at {dict(values)}" if values else where, stated)
         K = harmonic_order(self._h, where, {id(c): n for c, n in zip(self._calls, multiples, strict=True)})
         if K > MAX_HARMONICS:
             raise UserError(f"{where}: its coefficients may hold the {K}th harmonic of Ω = {omega:.6g} rad/s; at most "
@@ -825,9 +842,8 @@ class HamiltonianSystem(LinearSystem):
         once per point (a grid's check and its run share them; the last MATRICES_KEPT points are kept)."""
         values = self.resolve(params)
         key = tuple(values.items())
-        if key not in self._made:
-            if len(self._made) >= MATRICES_KEPT:
-                self._made.clear()
+        made = self._made.get(key)
+        if made is None:  # a local first: another thread may clear the cache between the store and the return
             if self._calls:  # periodic in t: the period average (ω_ref's scale; a constant-A run refuses it)
                 mod = self.periodic_modulation(values)
                 A, D = mod.drift.copy(), mod.diffusion.copy()
@@ -835,8 +851,11 @@ class HamiltonianSystem(LinearSystem):
                 A, D = self._matrices(values)
             A.setflags(write=False)
             D.setflags(write=False)
-            self._made[key] = (A, D)
-        return self._made[key]
+            made = (A, D)
+            if len(self._made) >= MATRICES_KEPT:
+                self._made.clear()
+            self._made[key] = made
+        return made
 
     def _matrices(self, values: Mapping[str, object]) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.modes)

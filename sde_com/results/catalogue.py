@@ -223,6 +223,10 @@ _VARIABLE_LIST = [
        "Decided by the multipliers, not by the average drift (a Mathieu tongue is unstable with a stable average); "
        "a multiplier within 1e-9 of the unit circle counts as not stable.", flag_values=(0, 1),
        flag_meanings="unstable stable"),
+    _v("modulation_frequency", (_S,), "angular frequency Ω = 2π/T of the modulation (its fundamental)",
+       "The phase of the periodic variables is Ω t from the modulation's t = 0: a [system] modulation's frequency, "
+       "a Hamiltonian's (stated by its period or found from its cos, sin and exp of t), or a drive's frequency "
+       "times ω_ref.", units="rad s-1"),
     _v("growth_rate", (_S,), "growth rate max ln|μ|/T of the modulated system, in units of ω_ref",
        "Negative when the periodic state is stable; where it is not, the rate at which the covariance's scale "
        "grows is twice it."),
@@ -399,9 +403,11 @@ OUTPUT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
                      "occupation_conditional", "purity_conditional", "squeezing_conditional")),
     "periodic": ("Periodic steady state of a modulated system (`[periodic]`)",
                  ("cov_periodic", "logneg_periodic", "logneg_periodic_mean", "logneg_periodic_max",
-                  "floquet_multiplier", "floquet_multiplier_phase", "stable_periodic", "growth_rate", "photons",
+                  "floquet_multiplier", "floquet_multiplier_phase", "stable_periodic", "growth_rate",
+                  "modulation_frequency", "photons",
                   "photons_reflected", "displacement")),
-    "modulated": ("Transient of a modulated system (`[simulate]` on a `[system]` with `modulation`)",
+    "modulated": ("Transient of a modulated system (`[simulate]` on a `[system]` with `modulation` or a "
+                  "Hamiltonian periodic in t)",
                   ("logneg_sim", "logneg_sim_err", "logneg_ref", "logneg_periodic_ref", "cov_sim", "cov_sim_err",
                    "cov_ref", "cov_periodic_ref", "zscore_max", "zscore_periodic_max")),
     "feedback": ("Feedback on the estimate (`[feedback]` beside `[[measure]]`), beside the conditional state",

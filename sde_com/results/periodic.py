@@ -70,6 +70,7 @@ def periodic_point(system: LinearSystem, params, samples: int, drive=None) -> di
             "logneg_periodic_max": en.max(axis=0) if pairs else np.zeros(0),
             "floquet_multiplier": np.abs(state.multipliers), "floquet_multiplier_phase": np.angle(state.multipliers),
             "stable_periodic": np.bool_(state.stable), "growth_rate": state.growth_rate,
+            "modulation_frequency": 2 * math.pi / model.period * omega_ref,
             **{name: np.asarray(v, dtype=float) for name, v in observed.items() if name in MEAN_FIELD}}
 
 
@@ -78,6 +79,7 @@ MEAN_FIELD = tuple(v for v in variables_of("periodic") if dims_in(v, "periodic")
 _DIMS = {"cov_periodic": ("phase", "row", "col"), "logneg_periodic": ("phase", "pair"),
          "logneg_periodic_mean": ("pair",), "logneg_periodic_max": ("pair",), "floquet_multiplier": ("multiplier",),
          "floquet_multiplier_phase": ("multiplier",), "stable_periodic": (), "growth_rate": (),
+         "modulation_frequency": (),
          **{name: ("phase",) for name in MEAN_FIELD}}
 
 
@@ -102,9 +104,13 @@ def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str 
                                                                            zip(dims, index, strict=True)}}
         return periodic_point(system, system.resolve(point), int(samples), drive)
 
-    # the points on Numba's threads (the Magnus kernel releases the GIL); each point alone: the same bits
-    with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
+    # the points on Numba's threads (the Magnus kernel releases the GIL); each point alone: the same bits. A point
+    # that fails (or Ctrl-C) cancels those not started rather than waiting for the whole grid
+    pool = ThreadPoolExecutor(max_workers=numba.get_num_threads())
+    try:
         points = list(pool.map(at, range(math.prod(shape))))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     data = {name: ((*dims, *vd), np.stack([p[name] for p in points]).reshape((*shape, *np.shape(points[0][name]))))
             for name, vd in _DIMS.items() if name in points[0]}
     quad = list(system.quadratures)

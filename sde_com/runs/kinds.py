@@ -554,6 +554,9 @@ class PeriodicKind(RunKind):
     def variables(self, system):
         return variables_of("periodic")
 
+    def kernel_modules(self, scenario):
+        return (*scenario.system.kernel_modules, "kernels.floquet")
+
     def default_figure(self, sizes, variables):
         """The period-averaged E_N (the growth rate where the system has no pair of modes) over the swept
         parameters: lines over one, a map over two; E_N over the phase at a single point."""
@@ -837,7 +840,8 @@ class ModulatedKind(SinglePointKind):
 
     name = "modulated"
     capability = "periodic"
-    heading = "Transient of a modulated system (`[simulate]` on a `[system]` with `modulation`)"
+    heading = "Transient of a modulated system (`[simulate]` on a `[system]` with `modulation` or a Hamiltonian " \
+              "periodic in t)"
     asks = "a [simulate] transient of a modulated [system]"
     takes_modulation = True
     record_table = False
@@ -854,11 +858,18 @@ class ModulatedKind(SinglePointKind):
         if dt_study or not simulation.transient:
             raise ScenarioError("a modulated system's [simulate] is a transient (save_times or save_every) with a "
                                 "single dt; its steady state is [periodic]")
+        swept = [k for k, v in params.items() if isinstance(v, list)]
+        if swept:
+            raise ScenarioError(f"a modulated system's [simulate] transient runs one operating point: [model] sweeps "
+                                f"{swept}; give scalars (or run [periodic] over the grid)")
         try:
-            check_settings(simulation, steady_means="the periodic state")
+            check_settings(simulation, periodic=True)
         except UserError as exc:
             raise ScenarioError(f"[simulate] {exc}") from exc
         return None
+
+    def kernel_modules(self, scenario):
+        return (*super().kernel_modules(scenario), "kernels.floquet")
 
     def default_figure(self, sizes, variables):
         """E_N(t) (its estimate over time, against the moment ODE)."""

@@ -194,13 +194,16 @@ def load_samples(path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(data[:, 0].tolist()), tuple(data[:, 1].tolist())
 
 
-def check_settings(settings: SimulationSettings, steady_means: str | None = None) -> None:
-    """What a driven (or modulated) run asks of its [simulate] settings, checked before any work: snapshots, and
-    an initial state that means something under a changing drive (``steady_means``: what 'steady' is instead,
-    where it means something)."""
+def check_settings(settings: SimulationSettings, periodic: bool = False) -> None:
+    """What a driven (or modulated) run asks of its [simulate] settings, checked before any work: snapshots, no
+    traces (it records none), and an initial state that means something under a changing drive ('steady' does
+    under a modulation: the periodic state, ``periodic``)."""
     if not settings.transient:
         raise UserError("a driven or modulated run is a transient: give save_times or save_every")
-    if isinstance(settings.initial, str) and settings.initial == "steady" and steady_means is None:
+    if settings.traces:
+        raise UserError(f"traces = {settings.traces}: a driven or modulated run records no traces (its estimates "
+                        "are over the snapshots); leave traces out")
+    if isinstance(settings.initial, str) and settings.initial == "steady" and not periodic:
         raise UserError("initial = 'steady' has no meaning under a changing drive: use 'thermal', 'zero' or a "
                         "covariance")
 

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from sde_com.errors import UserError
+from sde_com.errors import NumericalError, UserError
 from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
 from sde_com.physics.floquet import periodic_state
 from sde_com.physics.system import LinearSystem, require
@@ -29,7 +29,7 @@ def modulated_dataset(system: LinearSystem | str, params, settings, samples: int
     from sde_com.simulation.estimators import zscores
 
     s = settings
-    check_settings(s, steady_means="the periodic steady state at the modulation's t = 0")
+    check_settings(s, periodic=True)
     system = as_system(system)
     require(system, "periodic", "modulated transient")
     if any(np.ndim(v) for v in params.values()):
@@ -38,10 +38,16 @@ def modulated_dataset(system: LinearSystem | str, params, settings, samples: int
     params = system.resolve(params)
     omega_ref = system.reference_rate(params)
     mod = system.periodic_modulation(params).scaled(omega_ref)
-    state = periodic_state(mod, samples)
+    starts_periodic = isinstance(s.initial, str) and s.initial == "steady"
+    try:
+        state = periodic_state(mod, samples)
+    except NumericalError:
+        if starts_periodic:
+            raise
+        state = None  # the transient runs without it: its periodic references are NaN
     d = system.dimension
-    V_start = None if state.cov is None else state.cov[0]
-    if isinstance(s.initial, str) and s.initial == "steady" and V_start is None:
+    V_start = None if state is None or state.cov is None else state.cov[0]
+    if starts_periodic and V_start is None:
         raise UserError(f"initial = 'steady': the modulated system is unstable (growth rate {state.growth_rate:.4g} "
                         "ω_ref, a Floquet multiplier |μ| >= 1), so it has no periodic state to start from")
     V0 = initial_covariance(s.initial, V_start, lambda: system.thermal_covariance(params), d)
