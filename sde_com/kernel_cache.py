@@ -125,6 +125,8 @@ def is_cached(module: str) -> bool:
 
 QUIET_VARIABLE = "SDE_COM_QUIET"  # set (by `sde-com run --quiet`): no notice, here or in the workers it starts
 ENSEMBLE_MODULES = ("random.philox", "random.normals", "kernels.ensemble", "kernels.accumulators")
+PERIODIC_MODULES = ("kernels.floquet", "physics.gaussian")  # a periodic state's: its maps, E_N over the phase
+VARYING_MODULES = ENSEMBLE_MODULES[:3]  # an ensemble under A(t) (a drive, a modulation): draws and steps
 _announced: set[str] = set()  # modules this process has said it compiles (said once)
 
 

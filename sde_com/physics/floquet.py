@@ -211,41 +211,58 @@ class SampledModel:
 
 CYCLE_RTOL = 1e-10  # a limit cycle repeats to this fraction of its size after one period
 MAX_NEWTON = 30  # Newton steps of the shooting method at most
+RELAX_PERIODS = 20  # periods integrated from the start before Newton (onto the attracting cycle's basin)
+MAX_HALVINGS = 6  # halvings of a Newton step that does not reduce the residual before the search gives up
+ESCAPE = 1e3  # a mean field this many times its start's size has left for no limit cycle
 
 
 def limit_cycle(rhs, z0: np.ndarray, period: float, label: str = "the mean field"):
-    """The periodic orbit z*(τ) of dz/dτ = rhs(τ, z) (rhs of period ``period``) near ``z0``, by shooting: Newton
-    on P(z) − z = 0, P the one-period map (DOP853, relative 1e-12), its Jacobian by finite differences. Checked:
-    the orbit repeats to CYCLE_RTOL of its size, and it attracts (every eigenvalue of P's Jacobian inside the unit
-    circle: a driven system settles on it). Returns (z*(0), scipy's dense solution over one period).
-    UserError naming why where there is none (no convergence, an unstable cycle)."""
+    """The periodic orbit z*(τ) of dz/dτ = rhs(τ, z) (rhs of period ``period``) near ``z0``, by shooting: the
+    state first relaxed over RELAX_PERIODS periods, then Newton on P(z) − z = 0 (P the one-period map, DOP853 at
+    relative 1e-12; its Jacobian by finite differences), each step halved until the residual falls. Checked: the
+    orbit repeats to CYCLE_RTOL of its size, and it attracts (every eigenvalue of P's Jacobian inside the unit
+    circle: a driven system settles on it). Returns (z*(0), scipy's dense solution over one period). UserError
+    naming why where there is none (no convergence, a mean field that runs away, an unstable cycle)."""
     import scipy.integrate
 
-    def flow(z, dense=False):
-        sol = scipy.integrate.solve_ivp(rhs, (0.0, period), z, method="DOP853", rtol=1e-12, atol=1e-14,
+    def flow(z, periods=1, dense=False):
+        sol = scipy.integrate.solve_ivp(rhs, (0.0, periods * period), z, method="DOP853", rtol=1e-12, atol=1e-14,
                                         dense_output=dense)
         if not sol.success:
             raise UserError(f"{label}: the one-period integration failed ({sol.message})")
         return sol
 
-    z = np.asarray(z0, dtype=float)
+    def none_found(why: str):
+        return UserError(f"{label} found no limit cycle of the drive's period {period:.6g}/ω_ref ({why}): the drive "
+                         "may be too deep for a periodic response")
+
+    z = flow(np.asarray(z0, dtype=float), RELAX_PERIODS).y[:, -1]
+    bound = ESCAPE * max(1.0, float(np.abs(z0).max()), float(np.abs(z).max()))
+    end = flow(z).y[:, -1]
+    residual = end - z
     for _ in range(MAX_NEWTON):
-        end = flow(z).y[:, -1]
-        residual = end - z
         scale = max(1.0, float(np.abs(z).max()))
         J = np.empty((z.size, z.size))
         for k in range(z.size):
             h = 1e-7 * max(1.0, abs(z[k]))
-            step = z.copy()
-            step[k] += h
-            J[:, k] = (flow(step).y[:, -1] - end) / h
+            shifted = z.copy()
+            shifted[k] += h
+            J[:, k] = (flow(shifted).y[:, -1] - end) / h
         if np.abs(residual).max() <= CYCLE_RTOL * scale:
             break
-        z = z - np.linalg.solve(J - np.eye(z.size), residual)
+        step = np.linalg.solve(J - np.eye(z.size), residual)
+        for _ in range(MAX_HALVINGS):
+            trial = z - step
+            if np.abs(trial).max() <= bound:
+                trial_end = flow(trial).y[:, -1]
+                if np.abs(trial_end - trial).max() < np.abs(residual).max():
+                    break
+            step = step / 2
+        else:
+            raise none_found(f"no Newton step reduces the residual {np.abs(residual).max():.3g} of {scale:.3g}")
+        z, end, residual = trial, trial_end, trial_end - trial
     else:
-        raise UserError(f"{label} found no limit cycle of the drive's period {period:.6g}/ω_ref within "
-                        f"{MAX_NEWTON} Newton steps (residual {np.abs(residual).max():.3g} of {scale:.3g}): the "
-                        "drive may be too deep for a periodic response")
+        raise none_found(f"{MAX_NEWTON} Newton steps leave a residual {np.abs(residual).max():.3g} of {scale:.3g}")
     growth = float(np.abs(np.linalg.eigvals(J)).max())
     if growth >= 1.0:
         raise UserError(f"{label}: the limit cycle under the drive is unstable (its one-period map grows "

@@ -565,8 +565,9 @@ def fundamental(frequencies: Sequence[float], where: str, stated: float | None) 
         for w, r in zip(nonzero, ratios, strict=True):
             if abs(w / low - r) > FREQUENCY_RTOL * w / low:
                 raise UserError(f"{where}: the frequencies {low:.10g} and {w:.10g} rad/s are not commensurate (no "
-                                f"ratio of integers up to {MAX_HARMONICS}): the Hamiltonian is not periodic; state "
-                                "system.period if it is")
+                                f"ratio of integers up to {MAX_HARMONICS}; the coefficients may hold up to "
+                                f"{MAX_HARMONICS} harmonics of the fundamental): the Hamiltonian is not periodic "
+                                "with a period the run can sample")
         omega = low / math.lcm(*(r.denominator for r in ratios))
     if not (math.isfinite(omega) and omega > 0 and math.isfinite(2 * math.pi / omega)):
         raise UserError(f"{where}: the modulation's angular frequency {omega:.3g} rad/s gives no finite period")
@@ -666,8 +667,10 @@ HAMILTONIAN_KEYS = (
                                   "its axis and in the file as given (not checked: a wrong one makes the file's "
                                   "CF units wrong); a parameter not listed is a pure number ('1')"),
     Key("period", "number | string", "the period T of a Hamiltonian whose coefficients are periodic in the time t "
-                                     "(a number or an expression of the parameters, e.g. '2*pi/W'); absent: found "
-                                     "from the frequencies of its cos, sin and exp of t", "s"),
+                                     "(a number or an expression of the parameters, e.g. '2*pi/W'; every cos, sin "
+                                     "and exp of t must repeat with it); absent: found from their frequencies (ratios "
+                                     f"of integers up to {MAX_HARMONICS}). The coefficients may hold up to "
+                                     f"{MAX_HARMONICS} harmonics of 2π/T", "s"),
 )
 _DISSIPATORS_KEY = HAMILTONIAN_KEYS[1]
 
@@ -678,7 +681,10 @@ class HamiltonianSystem(LinearSystem):
     ``m``, ``port``; a rate, n or m may be a number or an expression of the parameters), the default value of
     every parameter the strings use (``parameters``: the [model] keys, swept as any system's), and
     ``time_scale`` ω_ref (a number, a parameter expression, or absent: the spectral radius of A at the point,
-    rounded to 12 digits). ``matrices(**params)`` gives (A, D) in rad/s."""
+    rounded to 12 digits). ``matrices(**params)`` gives (A, D) in rad/s. A Hamiltonian whose coefficients are
+    periodic in the time ``t`` (cos, sin, exp of W*t; ``period`` stated, or found) is a modulated system
+    (capability 'periodic'): ``periodic_modulation(params)`` gives its A(t), and ``matrices`` the period's
+    average."""
 
     name = "hamiltonian"
     capability_hints = MappingProxyType({
@@ -712,6 +718,9 @@ class HamiltonianSystem(LinearSystem):
         defaults = dict(parameters or {})
         check_value(HAMILTONIAN_KEYS[2], defaults, "system.parameters")
         for k in defaults:
+            if k == TIME:
+                raise UserError("system.parameters.t: t is the time (s), reserved for coefficients periodic in it "
+                                "(cos(W*t)); name the parameter otherwise")
             if k in self.modes or k in RESERVED or keyword.iskeyword(k) or not MODE_NAME.fullmatch(k):
                 raise UserError(f"system.parameters.{k}: a parameter is named by letters, digits and _, not as a "
                                 f"mode ({list(self.modes)}) or a function")

@@ -60,7 +60,8 @@ MODULATION_MATRICES = ("drift_cos", "drift_sin", "diffusion_cos", "diffusion_sin
 MODULATION = make_table(
     "modulation", "A periodic modulation of a [system] given by its matrices (`[system.modulation]`, or an inline "
                   "table): A(t) = drift + drift_cos cos Ωt + drift_sin sin Ωt, and likewise D(t), which must stay "
-                  "positive semidefinite over the period (checked at 1024 phases). Run it with [periodic].",
+                  "positive semidefinite over the period (checked at 1024 phases). Run it with [periodic] (its "
+                  "periodic state) or a [simulate] transient.",
     Key("frequency", "number", "Ω, the modulation's angular frequency", "s-1", minimum=0.0, exclusive_minimum=True),
     Key("drift_cos", "matrix", "A_c, 2N × 2N (absent: zero), s-1"),
     Key("drift_sin", "matrix", "A_s, 2N × 2N (absent: zero), s-1"),
@@ -68,7 +69,7 @@ MODULATION = make_table(
     Key("diffusion_sin", "matrix", "D_s, 2N × 2N, symmetric (absent: zero), s-1"),
 )
 MODULATION_KEY = Key("modulation", "table", "a periodic modulation of the matrices (keys below); run with "
-                                            "[periodic]", items=MODULATION)
+                                            "[periodic] or a [simulate] transient", items=MODULATION)
 
 
 def _check_modulation(table: Mapping, A: np.ndarray, D: np.ndarray):

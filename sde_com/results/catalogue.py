@@ -212,7 +212,8 @@ _VARIABLE_LIST = [
     _v("logneg_periodic", (_S, "phase", "pair"), "E_N of each pair of modes over the modulation's phase",
        "Of cov_periodic."),
     _v("logneg_periodic_mean", (_S, "pair"), "E_N of each pair averaged over the modulation's period",
-       "The mean over the equally spaced phases (the trapezoid rule of a periodic function)."),
+       "The mean over the equally spaced phases (the trapezoid rule of a periodic function: E_N has kinks where it "
+       "reaches 0, so the mean converges slowly with `samples` there)."),
     _v("logneg_periodic_max", (_S, "pair"), "largest E_N of each pair over the modulation's period",
        "Over the sampled phases."),
     _v("floquet_multiplier", (_S, "multiplier"), "modulus |μ| of each Floquet multiplier, largest first",

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
+from sde_com.kernel_cache import PERIODIC_MODULES, announce_compile
 from sde_com.physics.floquet import SampledModel, limit_cycle, periodic_state
 from sde_com.physics.gaussian import logneg_rows_packed, pair_rows
 from sde_com.physics.system import LinearSystem, pair_labels, require
@@ -86,7 +87,8 @@ _DIMS = {"cov_periodic": ("phase", "row", "col"), "logneg_periodic": ("phase", "
 def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str = DEFAULT_SYSTEM,
                    **params) -> xr.Dataset:
     """The periodic steady state of a modulated ``system`` (an instance or a registered name: with the capability
-    'periodic', a ``MatrixSystem`` given a modulation; or, with ``drive``, a system with nonlinear mean-field
+    'periodic', a ``MatrixSystem`` given a modulation or a ``HamiltonianSystem`` periodic in the time t; or, with
+    ``drive``, a system with nonlinear mean-field
     dynamics under a periodic ``sde_com.Drive`` of kind 'sine', linearized along its mean field's limit cycle)
     at ``samples`` phases 2πk/samples of the modulation (from its t = 0), at every point of the parameter grid
     ``params`` (as ``sweep``'s)."""
@@ -98,6 +100,7 @@ def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str 
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 4 <= samples <= 4096:
         raise UserError(f"periodic.samples must be an integer from 4 to 4096, got {samples!r}")
     values, dims, shape, _ = parameter_grid(params, system)
+    announce_compile(PERIODIC_MODULES)
     def at(flat: int) -> dict:
         index = np.unravel_index(flat, shape) if shape else ()
         point = {**{k: v for k, v in params.items() if k not in dims}, **{d: values[d][i] for d, i in

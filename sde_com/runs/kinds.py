@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import NumericalError, RunWarning, UserError
-from sde_com.kernel_cache import ENSEMBLE_MODULES
+from sde_com.kernel_cache import ENSEMBLE_MODULES, PERIODIC_MODULES, VARYING_MODULES
 from sde_com.physics.feedback import check_feedback, loop_attrs
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
@@ -53,7 +53,7 @@ from sde_com.runs.mergers import (
     linearization_checks,
     warn_of,
 )
-from sde_com.runs.plotspec import RunOutline, estimate_figure, unwritable
+from sde_com.runs.plotspec import MAX_PANELS, RunOutline, estimate_figure, unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
 from sde_com.simulation.ensemble import grid_points, reported_pairs
 from sde_com.simulation.schemes import get_scheme, scheme_names
@@ -555,11 +555,12 @@ class PeriodicKind(RunKind):
         return variables_of("periodic")
 
     def kernel_modules(self, scenario):
-        return (*scenario.system.kernel_modules, "kernels.floquet")
+        return PERIODIC_MODULES
 
     def default_figure(self, sizes, variables):
         """The period-averaged E_N (the growth rate where the system has no pair of modes) over the swept
-        parameters: lines over one, a map over two; E_N over the phase at a single point."""
+        parameters: lines over one, a map over two; at a single point E_N over the phase, or (one mode) the
+        covariance at each phase."""
         if "growth_rate" not in variables:
             return None
         swept = [d for d in variables["growth_rate"] if sizes.get(d, 1) > 1]
@@ -571,6 +572,8 @@ class PeriodicKind(RunKind):
             return {"kind": "lines", "x": swept[0], "y": [shown]}
         if shown != "growth_rate" and "logneg_periodic" in variables:
             return {"kind": "lines", "x": "phase", "y": ["logneg_periodic"]}
+        if "cov_periodic" in variables and sizes.get("phase", 0) <= MAX_PANELS:  # a panel per phase
+            return {"kind": "matrix", "variable": "cov_periodic"}
         return None
 
     def outline(self, scenario):
@@ -862,14 +865,17 @@ class ModulatedKind(SinglePointKind):
         if swept:
             raise ScenarioError(f"a modulated system's [simulate] transient runs one operating point: [model] sweeps "
                                 f"{swept}; give scalars (or run [periodic] over the grid)")
+        from sde_com.simulation.periodic import check_transient
+
         try:
             check_settings(simulation, periodic=True)
+            check_transient(params.system, dict(params), simulation)
         except UserError as exc:
             raise ScenarioError(f"[simulate] {exc}") from exc
         return None
 
     def kernel_modules(self, scenario):
-        return (*super().kernel_modules(scenario), "kernels.floquet")
+        return PERIODIC_MODULES + VARYING_MODULES
 
     def default_figure(self, sizes, variables):
         """E_N(t) (its estimate over time, against the moment ODE)."""

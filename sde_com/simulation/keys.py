@@ -26,8 +26,10 @@ SIMULATE = make_table(
     Key("trajectories", "integer", "ensemble size", "1", 100, minimum=1),
     Key("seed", "integer", "with the trajectory index, keys every random number (counter-based generator)",
         "1", 0, minimum=0, maximum=2**63 - 1),
-    Key("initial", "string | matrix", "initial state: 'steady' N(0, V), 'thermal' (optical vacuum, thermal "
-                                      "mechanics), 'zero', or a 6×6 covariance (list of rows)",
+    Key("initial", "string | matrix", "initial state: 'steady' N(0, V) (a modulated system's: the periodic state "
+                                      "at the modulation's t = 0), 'thermal' (each mode in its bath's thermal "
+                                      "state: optical vacuum, thermal mechanics), 'zero', or a 2N × 2N covariance "
+                                      "(list of rows)",
         default="steady", choices=("steady", "thermal", "zero"),
         # entries beyond 1e15 (vacuum units) overflow the second moments summed over a run (x²·1e18 steps)
         minimum=-1e15, maximum=1e15),
@@ -49,7 +51,8 @@ SIMULATE = make_table(
 
 DRIVE = make_table(
     "drive", "A time-dependent drive ε(t) = s(ω_ref t)·ε at one operating point: the mean fields follow the "
-             "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate].",
+             "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate]; beside "
+             "[periodic] instead (kind 'sine'), the periodic state along its limit cycle over any [model] grid.",
     Key("kind", "string", "envelope s: 'constant' (1), 'ramp' (half-cosine switch-on), 'pulse' (Gaussian), "
                           "'sine' (1 + depth·sin(frequency·t + phase)), 'samples' (interpolated)",
         default="constant", choices=("constant", "ramp", "pulse", "sine", "samples")),

@@ -10,11 +10,35 @@ import json
 import numpy as np
 
 from sde_com.errors import NumericalError, UserError
-from sde_com.kernel_cache import ENSEMBLE_MODULES, announce_compile
-from sde_com.physics.floquet import periodic_state
+from sde_com.kernel_cache import PERIODIC_MODULES, VARYING_MODULES, announce_compile
+from sde_com.physics.floquet import Modulation, periodic_state
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.sweep import as_system
 from sde_com.simulation.drive import check_settings, moment_ode, varying_dataset
+
+MAX_PHASE_STEP = 0.5  # the fastest harmonic's phase per step, K Ω dt (rad): a drive's sine has the same bound
+
+
+def check_transient(system: LinearSystem, params, settings) -> Modulation:
+    """What a modulated transient needs, checked before any work (UserError naming the key): the step resolves the
+    modulation's fastest harmonic (K Ω dt <= MAX_PHASE_STEP: A(t) is frozen in each step), and the initial state
+    exists ('thermal': the system's thermal state). Returns the modulation in units of ω_ref."""
+    params = system.resolve(params)
+    mod = system.periodic_modulation(params).scaled(system.reference_rate(params))
+    harmonics = max(np.reshape(m, (-1, *mod.drift.shape)).shape[0] for m in (
+        mod.drift_cos, mod.drift_sin, mod.diffusion_cos, mod.diffusion_sin))
+    fastest = harmonics * mod.frequency
+    if fastest * settings.dt > MAX_PHASE_STEP:
+        raise UserError(f"simulate.dt = {settings.dt:g} is too long for the modulation: its fastest harmonic "
+                        f"({harmonics} × Ω = {fastest:.4g} ω_ref) turns {fastest * settings.dt:.3g} rad a step, at "
+                        f"most {MAX_PHASE_STEP} (A(t) is frozen within each step); use dt <= "
+                        f"{MAX_PHASE_STEP / fastest:.4g}")
+    if isinstance(settings.initial, str) and settings.initial == "thermal":
+        try:
+            system.thermal_covariance(params)
+        except UserError as exc:
+            raise UserError(f"simulate.initial = 'thermal': {exc}") from None
+    return mod
 
 
 def modulated_dataset(system: LinearSystem | str, params, settings, samples: int = 64):
@@ -34,10 +58,10 @@ def modulated_dataset(system: LinearSystem | str, params, settings, samples: int
     require(system, "periodic", "modulated transient")
     if any(np.ndim(v) for v in params.values()):
         raise UserError("a modulated system's transient runs at one point: every parameter must be a scalar")
-    announce_compile((*system.kernel_modules, *ENSEMBLE_MODULES))
+    announce_compile(PERIODIC_MODULES + VARYING_MODULES)
     params = system.resolve(params)
     omega_ref = system.reference_rate(params)
-    mod = system.periodic_modulation(params).scaled(omega_ref)
+    mod = check_transient(system, params, s)
     starts_periodic = isinstance(s.initial, str) and s.initial == "steady"
     try:
         state = periodic_state(mod, samples)
