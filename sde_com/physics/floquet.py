@@ -15,9 +15,10 @@ otherwise the state grows at the rate max ln|μ| / T.                           
 V at the phases 2πk/samples follows from V(0) by the same map over each sample interval. Φ and Q come from the
 augmented linear equation d/dt [[X, Z], [0, W]] = [[A, D], [0, −Aᵀ]] [[X, Z], [0, W]] from the identity (Van
 Loan's construction for a time-dependent system: X = Φ, Z = Q Φ^−ᵀ), integrated over each sample interval by the
-fourth-order Magnus method on Gauss–Legendre nodes, the substeps doubled until two sets of interval maps agree
-within PERIODIC_RTOL (Richardson's estimate of the finer one's error: the difference over 15); V's own error is
-that times the conditioning of (P3), 1/(1 − |μ|²) near the stability boundary. References: G. Floquet,
+fourth-order Magnus method on Gauss–Legendre nodes, the substeps doubled until two sets of interval maps, and
+the V they give, agree within PERIODIC_RTOL (Richardson's estimate of the finer one's error: the difference over
+15); V's error is the maps' times the conditioning of (P3), 1/(1 − |μ|²) near the stability boundary, so there
+it may stay above PERIODIC_RTOL once rounding stops its fall. References: G. Floquet,
 Ann. Sci. Éc. Norm. Supér. 12, 47 (1883); for a covariance, Mari and Eisert, Phys. Rev. Lett. 103, 213603 (2009);
 Magnus: Blanes, Casas, Oteo and Ros, Phys. Rep. 470, 151 (2009).
 """
@@ -42,7 +43,7 @@ PERIODIC = make_table(
     Key("samples", "integer", "phases per period at which the state is written (2πk/samples from the "
                               "modulation's t = 0)", "1", 64, minimum=4, maximum=4096),
 )
-PERIODIC_RTOL = 1e-11  # the interval maps' estimated relative error (Richardson) the substeps are doubled to reach
+PERIODIC_RTOL = 1e-11  # the maps' and V's estimated relative error (Richardson) the substeps are doubled to reach
 MAX_STEPS = 1 << 16  # Magnus steps per period at most (samples × substeps: memory holds them all at once)
 MARGINAL = 1e-9  # a multiplier within this of the unit circle is not stable (a conservative mode: rounding decides)
 PSD_PHASES = 1024  # phases at which D(t) is checked positive semidefinite
@@ -167,28 +168,36 @@ def _map_error(fine, coarse) -> float:
                float(np.abs(Q1 - Q0).max()) / max(float(np.abs(Q1).max()), 1e-300)) / 15
 
 
+def _change(V, coarse) -> float:
+    """Richardson's estimate of V's relative error from the coarser solution (NaN where either is unstable)."""
+    if V is None or coarse is None:
+        return math.nan
+    return float(np.abs(V - coarse).max() / max(np.abs(V).max(), 1e-300)) / 15
+
+
 def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RTOL) -> PeriodicState:
     """The periodic steady state (Eqs. (P1)–(P4)) at ``samples`` phases, the Magnus substeps per interval doubled
-    from 2 until the interval maps (Φ_k, Q_k) change by less than 15·rtol of their size (Richardson: the finer
-    maps' error is about a fifteenth of the change; ``_map_error``). V follows from them: its own estimated error
-    (``error``, its change over 15) is rtol times the discrete Lyapunov equation's conditioning, which grows as
-    1/(1 − |μ|²) towards the stability boundary. NumericalError where MAX_STEPS per period does not reach it."""
-    substeps, previous = 2, None
+    from 2 until the interval maps (Φ_k, Q_k) and V each change by less than 15·rtol of their size (Richardson:
+    the finer solution's error is about a fifteenth of the change; ``_map_error``). V's error is the maps' times
+    the conditioning of (P3), 1/(1 − |μ|²) near the stability boundary: where doubling no longer lowers it (it
+    falls less than 4-fold, rounding), the maps' convergence suffices and V's estimate is reported (``error``).
+    NumericalError where MAX_STEPS per period does not bring the maps to rtol."""
+    substeps, previous, error = 2, None, math.inf
     while True:
         maps = _interval_maps(mod, samples, substeps)
+        Phi, V = _periodic_from_maps(*maps)
         if previous is not None:
-            map_error = _map_error(maps, previous)
-            if map_error <= rtol:
+            map_error = _map_error(maps, previous[0])
+            stalled = error / 4 < (error := _change(V, previous[1]))  # rounding: no longer fourth order
+            if map_error <= rtol and not error > rtol or map_error <= rtol and stalled:  # NaN: V unstable
                 break
         if 2 * substeps * samples > MAX_STEPS:
+            if previous is not None and map_error <= rtol:
+                break  # V as good as its conditioning allows here: ``error`` says how good
             raise NumericalError(f"the periodic state did not converge within {MAX_STEPS} Magnus steps per period "
                                  f"(estimated error {map_error if previous is not None else float('nan'):.3g}): "
                                  "the system moves much faster than the period; give fewer samples or check rates")
-        previous, substeps = maps, 2 * substeps
-    Phi, V = _periodic_from_maps(*maps)
-    _, coarse = _periodic_from_maps(*previous)
-    error = (float(np.abs(V - coarse).max() / max(np.abs(V).max(), 1e-300)) / 15
-             if V is not None and coarse is not None else math.nan)
+        previous, substeps = (maps, V), 2 * substeps
     mu = np.linalg.eigvals(Phi)
     mu = mu[np.argsort(-np.abs(mu), kind="stable")]
     rate = math.log(max(np.abs(mu).max(), 1e-300)) / mod.period
