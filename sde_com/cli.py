@@ -284,7 +284,7 @@ def _bench_traces(args, chain) -> None:
 def _bench_startup(args, chain) -> None:
     from sde_com.benchmarks.startup import benchmark_startup
 
-    r = benchmark_startup()
+    r = benchmark_startup(repeat=max(1, round(7 * args.e2e_scale)))  # 7 rounds; fewer in a scaled smoke run
     print(f"startup: import numpy, numba, xarray {r['baseline_s']:.2f} s; import sde_com {r['import_s']:.2f} s "
           f"({r['import_ratio']:.2f}x); sde-com --help {r['help_s']:.2f} s ({r['help_ratio']:.2f}x)")
 
@@ -456,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5, help="repeats of the chain benchmark")
     bench.add_argument("--e2e-repeat", type=int, default=3, help="fresh processes per end-to-end job (and cold/warm "
                                                                   "pairs of the compile part)")
-    bench.add_argument("--e2e-scale", type=float, default=1.0, help="the time-domain and trace jobs' size, as a "
-                                                                    "fraction of the issue-sized jobs (0 < scale <= 1)")
+    bench.add_argument("--e2e-scale", type=float, default=1.0, help="the end-to-end jobs' size (and the startup "
+                                                                    "part's rounds), as a fraction of the issue-sized "
+                                                                    "jobs (0 < scale <= 1)")
     bench.add_argument("--compile-scenarios", nargs="+", default=["scenarios/fig2a.toml"], metavar="SCENARIO",
                        help="scenarios whose first run is timed on an empty kernel cache (default: the main job)")
     bench.add_argument("--only", action="append", choices=BENCH_PARTS,

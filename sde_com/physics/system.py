@@ -231,7 +231,7 @@ def require(system: LinearSystem, capability: str, run_kind: str) -> None:
         raise ValueError(f"capability must be one of {CAPABILITIES}, got {capability!r}")
     if capability not in system.capabilities:
         have = sorted(system.capabilities) or "none"
-        hint = system.capability_hints.get(capability)
+        hint = getattr(system, "capability_hints", {}).get(capability)
         raise UserError(f"run kind {run_kind!r} needs the capability {capability!r}, which system "
                         f"{system.name!r} does not have (its capabilities: {have}){f': {hint}' if hint else ''}")
 
