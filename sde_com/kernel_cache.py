@@ -127,6 +127,13 @@ QUIET_VARIABLE = "SDE_COM_QUIET"  # set (by `sde-com run --quiet`): no notice, h
 ENSEMBLE_MODULES = ("random.philox", "random.normals", "kernels.ensemble", "kernels.accumulators")
 PERIODIC_MODULES = ("kernels.floquet", "physics.gaussian")  # a periodic state's: its maps, E_N over the phase
 VARYING_MODULES = ENSEMBLE_MODULES[:3]  # an ensemble under A(t) (a drive, a modulation): draws and steps
+
+
+def periodic_modules(system, drive: bool = False) -> tuple[str, ...]:
+    """The kernel modules a periodic state of ``system`` compiles: the maps, E_N where it has a pair of modes,
+    and under a ``drive`` the system's own (its mean field and drift along the limit cycle)."""
+    own = system.kernel_modules if drive else ()
+    return (*own, *(m for m in PERIODIC_MODULES if m != "physics.gaussian" or len(system.modes) > 1))
 _announced: set[str] = set()  # modules this process has said it compiles (said once)
 
 

@@ -505,3 +505,35 @@ def test_a_modulated_transient_runs_one_point():
     text = HAMILTONIAN_PERIODIC + "[model]\nW = [2.0, 2.3]\n[simulate]\ndt = 0.05\nduration = 1.0\nsave_every = 0.5\n"
     with pytest.raises(ScenarioError, match=r"runs one operating point: \[model\] sweeps \['W'\]"):
         parse_scenario(text)
+
+
+def test_a_state_stable_only_at_the_finer_level_is_checked_before_it_is_kept(monkeypatch):
+    """Near the boundary the coarser maps may call the state unstable and the finer stable: V has then no
+    Richardson estimate yet, and the doubling goes on until it has one within rtol (here the 8-substep level is
+    made unstable: the result keeps doubling past 16 and reports a finite error)."""
+    from sde_com.physics import floquet
+
+    real = floquet._periodic_from_maps
+
+    def coarse_unstable(Phi_k, Q_k):
+        Phi, V = real(Phi_k, Q_k)
+        return (Phi, None) if coarse_unstable.calls == 2 else (Phi, V)
+
+    def counted(Phi_k, Q_k):
+        coarse_unstable.calls += 1
+        return coarse_unstable(Phi_k, Q_k)
+
+    coarse_unstable.calls = -1  # levels 2, 4, 8, ... are calls 0, 1, 2, ...
+    monkeypatch.setattr(floquet, "_periodic_from_maps", counted)
+    state = floquet.periodic_state(_modulated(), 64)
+    assert state.stable and math.isfinite(state.error) and state.error <= floquet.PERIODIC_RTOL
+    assert state.substeps == 32
+
+
+def test_a_phase_on_a_stopped_modulation_is_not_a_frequency():
+    """W = 0 with a phase (cos(W*t + 0.3)) and a stated period: a constant coefficient, not a refusal."""
+    system = sde_com.HamiltonianSystem(["m"], "w*dag(m)*m + e*cos(W*t + 0.3)*(m + dag(m))**2",
+                                       [{"kind": "thermal", "mode": "m", "rate": 0.01}],
+                                       {"w": 1.0, "e": 0.05, "W": 0.0}, time_scale=1.0, period=3.0)
+    mod = system.periodic_modulation({})
+    assert mod.drift_cos.shape == (0, 2, 2) and mod.frequency == pytest.approx(2 * math.pi / 3.0)

@@ -182,14 +182,17 @@ def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RT
     the conditioning of (P3), 1/(1 − |μ|²) near the stability boundary: where doubling no longer lowers it (it
     falls less than 4-fold, rounding), the maps' convergence suffices and V's estimate is reported (``error``).
     NumericalError where MAX_STEPS per period does not bring the maps to rtol."""
-    substeps, previous, error = 2, None, math.inf
+    substeps, previous, error, map_error = 2, None, math.inf, math.inf
     while True:
         maps = _interval_maps(mod, samples, substeps)
         Phi, V = _periodic_from_maps(*maps)
         if previous is not None:
-            map_error = _map_error(maps, previous[0])
-            stalled = error / 4 < (error := _change(V, previous[1]))  # rounding: no longer fourth order
-            if map_error <= rtol and not error > rtol or map_error <= rtol and stalled:  # NaN: V unstable
+            map_before, error_before = map_error, error
+            map_error, error = _map_error(maps, previous[0]), _change(V, previous[1])
+            # rounding: V and the maps no longer fall at fourth order (then the change itself is the error)
+            stalled = error > error_before / 4 and map_error > map_before / 4
+            if map_error <= rtol and (V is None or error <= rtol or stalled):  # a stable V only once checked
+                error = 15 * error if stalled and error > rtol else error
                 break
         if 2 * substeps * samples > MAX_STEPS:
             if previous is not None and map_error <= rtol:
@@ -245,8 +248,11 @@ def limit_cycle(rhs, z0: np.ndarray, period: float, label: str = "the mean field
         return UserError(f"{label} found no limit cycle of the drive's period {period:.6g}/ω_ref ({why}): the drive "
                          "may be too deep for a periodic response")
 
+    bound = ESCAPE * max(1.0, float(np.abs(z0).max()))
     z = flow(np.asarray(z0, dtype=float), RELAX_PERIODS).y[:, -1]
-    bound = ESCAPE * max(1.0, float(np.abs(z0).max()), float(np.abs(z).max()))
+    if not np.abs(z).max() <= bound:
+        raise none_found(f"the mean field runs away from {float(np.abs(z0).max()):.3g} to "
+                         f"{float(np.abs(z).max()):.3g} over {RELAX_PERIODS} periods")
     end = flow(z).y[:, -1]
     residual = end - z
     for _ in range(MAX_NEWTON):

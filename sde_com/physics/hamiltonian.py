@@ -528,7 +528,10 @@ def call_frequency(call: ast.Call, where: str, values: Mapping[str, complex]) ->
     arg = [_scalar(expand(body, where, (), {**values, TIME: float(t)}), where, call.func.id) for t in range(4)]
     slope = arg[1] - arg[0]
     rounding = 8 * 2.0 ** -52 * abs(arg[0])  # of α, which every difference carries
-    if rounding > 1e-6 * abs(slope):
+    if slope == 0:  # no frequency, or one lost in a large phase's rounding: it shows at an enormous t
+        far = _scalar(expand(body, where, (), {**values, TIME: 2.0 ** 80}), where, call.func.id)
+        slope = 0.0 if far == arg[0] else (far - arg[0]) / 2.0 ** 80
+    if slope != 0 and rounding > 0.1 * FREQUENCY_RTOL * abs(slope):  # a frequency read to better than matched
         raise UserError(f"{where}: {ast.unparse(call)!r}: its phase {abs(arg[0]):.3g} is too large for its frequency "
                         f"{abs(slope):.3g} rad/s to be read at {dict(values)}: give the phase modulo 2π")
     if any(abs(arg[k] - arg[0] - k * slope) > 1e-9 * k * abs(slope) + rounding for k in (2, 3)):
@@ -569,8 +572,10 @@ def fundamental(frequencies: Sequence[float], where: str, stated: float | None) 
                                 f"{MAX_HARMONICS} harmonics of the fundamental): the Hamiltonian is not periodic "
                                 "with a period the run can sample")
         omega = low / math.lcm(*(r.denominator for r in ratios))
-    if not (math.isfinite(omega) and omega > 0 and math.isfinite(2 * math.pi / omega)):
-        raise UserError(f"{where}: the modulation's angular frequency {omega:.3g} rad/s gives no finite period")
+    if not (math.isfinite(omega) and omega > 0 and math.isfinite(2 * math.pi / omega)
+            and all(math.isfinite(w / omega) for w in frequencies)):
+        raise UserError(f"{where}: the modulation's angular frequency {omega:.3g} rad/s gives no finite period, or "
+                        "its frequencies are beyond floats in units of it")
     multiples = [round(w / omega) for w in frequencies]
     for w, n in zip(frequencies, multiples, strict=True):
         if abs(w - n * omega) > FREQUENCY_RTOL * max(w, omega):

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import UserError
-from sde_com.kernel_cache import PERIODIC_MODULES, announce_compile
+from sde_com.kernel_cache import announce_compile, periodic_modules
 from sde_com.physics.floquet import SampledModel, limit_cycle, periodic_state
 from sde_com.physics.gaussian import logneg_rows_packed, pair_rows
 from sde_com.physics.system import LinearSystem, pair_labels, require
@@ -100,7 +100,7 @@ def periodic_sweep(samples: int = 64, *, drive=None, system: LinearSystem | str 
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 4 <= samples <= 4096:
         raise UserError(f"periodic.samples must be an integer from 4 to 4096, got {samples!r}")
     values, dims, shape, _ = parameter_grid(params, system)
-    announce_compile(PERIODIC_MODULES)
+    announce_compile(periodic_modules(system, drive=drive is not None))
     def at(flat: int) -> dict:
         index = np.unravel_index(flat, shape) if shape else ()
         point = {**{k: v for k, v in params.items() if k not in dims}, **{d: values[d][i] for d, i in

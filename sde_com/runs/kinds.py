@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from sde_com.errors import NumericalError, RunWarning, UserError
-from sde_com.kernel_cache import ENSEMBLE_MODULES, PERIODIC_MODULES, VARYING_MODULES
+from sde_com.kernel_cache import ENSEMBLE_MODULES, VARYING_MODULES, periodic_modules
 from sde_com.physics.feedback import check_feedback, loop_attrs
 from sde_com.physics.gaussian import fluctuation_numbers
 from sde_com.physics.linear import max_growth_rate
@@ -555,7 +555,7 @@ class PeriodicKind(RunKind):
         return variables_of("periodic")
 
     def kernel_modules(self, scenario):
-        return PERIODIC_MODULES
+        return periodic_modules(scenario.system, drive=scenario.tables.get("drive") is not None)
 
     def default_figure(self, sizes, variables):
         """The period-averaged E_N (the growth rate where the system has no pair of modes) over the swept
@@ -875,7 +875,7 @@ class ModulatedKind(SinglePointKind):
         return None
 
     def kernel_modules(self, scenario):
-        return PERIODIC_MODULES + VARYING_MODULES
+        return periodic_modules(scenario.system) + VARYING_MODULES
 
     def default_figure(self, sizes, variables):
         """E_N(t) (its estimate over time, against the moment ODE)."""

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from sde_com.errors import NumericalError, UserError
-from sde_com.kernel_cache import PERIODIC_MODULES, VARYING_MODULES, announce_compile
+from sde_com.kernel_cache import VARYING_MODULES, announce_compile, periodic_modules
 from sde_com.physics.floquet import Modulation, periodic_state
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.sweep import as_system
@@ -58,7 +58,7 @@ def modulated_dataset(system: LinearSystem | str, params, settings, samples: int
     require(system, "periodic", "modulated transient")
     if any(np.ndim(v) for v in params.values()):
         raise UserError("a modulated system's transient runs at one point: every parameter must be a scalar")
-    announce_compile(PERIODIC_MODULES + VARYING_MODULES)
+    announce_compile(periodic_modules(system) + VARYING_MODULES)
     params = system.resolve(params)
     omega_ref = system.reference_rate(params)
     mod = check_transient(system, params, s)
