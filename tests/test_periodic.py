@@ -513,18 +513,19 @@ def test_a_state_stable_only_at_the_finer_level_is_checked_before_it_is_kept(mon
     made unstable: the result keeps doubling past 16 and reports a finite error)."""
     from sde_com.physics import floquet
 
-    real = floquet._periodic_from_maps
+    real_maps, real_solve, level = floquet._interval_maps, floquet._periodic_from_maps, {}
 
-    def coarse_unstable(Phi_k, Q_k):
-        Phi, V = real(Phi_k, Q_k)
-        return (Phi, None) if coarse_unstable.calls == 2 else (Phi, V)
+    def maps(mod, samples, substeps):
+        out = real_maps(mod, samples, substeps)
+        level[id(out[0])] = substeps
+        return out
 
-    def counted(Phi_k, Q_k):
-        coarse_unstable.calls += 1
-        return coarse_unstable(Phi_k, Q_k)
+    def solve(Phi_k, Q_k):
+        Phi, V = real_solve(Phi_k, Q_k)
+        return (Phi, None) if level.get(id(Phi_k)) == 8 else (Phi, V)
 
-    coarse_unstable.calls = -1  # levels 2, 4, 8, ... are calls 0, 1, 2, ...
-    monkeypatch.setattr(floquet, "_periodic_from_maps", counted)
+    monkeypatch.setattr(floquet, "_interval_maps", maps)
+    monkeypatch.setattr(floquet, "_periodic_from_maps", solve)
     state = floquet.periodic_state(_modulated(), 64)
     assert state.stable and math.isfinite(state.error) and state.error <= floquet.PERIODIC_RTOL
     assert state.substeps == 32

@@ -184,23 +184,26 @@ def periodic_state(mod: Modulation, samples: int = 64, rtol: float = PERIODIC_RT
     NumericalError where MAX_STEPS per period does not bring the maps to rtol."""
     substeps, previous, error, map_error = 2, None, math.inf, math.inf
     while True:
-        maps = _interval_maps(mod, samples, substeps)
-        Phi, V = _periodic_from_maps(*maps)
+        maps, solved = _interval_maps(mod, samples, substeps), None
         if previous is not None:
             map_before, error_before = map_error, error
-            map_error, error = _map_error(maps, previous[0]), _change(V, previous[1])
-            # rounding: V and the maps no longer fall at fourth order (then the change itself is the error)
-            stalled = error > error_before / 4 and map_error > map_before / 4
-            if map_error <= rtol and (V is None or error <= rtol or stalled):  # a stable V only once checked
-                error = 15 * error if stalled and error > rtol else error
-                break
+            map_error = _map_error(maps, previous[0])
+            if map_error <= rtol:  # V only once the maps hold (a discrete Lyapunov solve a level)
+                solved = _periodic_from_maps(*maps)
+                coarse = previous[1] if previous[1] is not None else _periodic_from_maps(*previous[0])
+                (Phi, V), error = solved, _change(solved[1], coarse[1])
+                # rounding: V and the maps no longer fall at fourth order (then the change itself is the error)
+                stalled = error > error_before / 4 and map_error > map_before / 4
+                if V is None or error <= rtol or stalled:  # a stable V only once checked against the coarser
+                    error = 15 * error if stalled and error > rtol else error
+                    break
         if 2 * substeps * samples > MAX_STEPS:
-            if previous is not None and map_error <= rtol:
+            if solved is not None:
                 break  # V as good as its conditioning allows here: ``error`` says how good
             raise NumericalError(f"the periodic state did not converge within {MAX_STEPS} Magnus steps per period "
                                  f"(estimated error {map_error if previous is not None else float('nan'):.3g}): "
                                  "the system moves much faster than the period; give fewer samples or check rates")
-        previous, substeps = (maps, V), 2 * substeps
+        previous, substeps = (maps, solved), 2 * substeps
     mu = np.linalg.eigvals(Phi)
     mu = mu[np.argsort(-np.abs(mu), kind="stable")]
     rate = math.log(max(np.abs(mu).max(), 1e-300)) / mod.period
