@@ -24,6 +24,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PEAK = 0.75  # Δ_c/ω_m of the paper's Fig. 2 peak (Ω = 0, J = 0)
 
 
+def resonator_thermal():
+    """The spinning resonator's thermal state at its default parameters (those of ``Device()``)."""
+    from sde_com.physics.system import get_system
+
+    return get_system("spinning_resonator").thermal_covariance({})
+
+
 def write_scenario(folder: Path, text: str, name: str = "scenario.toml") -> Path:
     """Scenario ``text`` written to ``folder/name``; → its path."""
     path = folder / name

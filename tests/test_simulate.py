@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import xarray as xr
-from conftest import PEAK
+from conftest import PEAK, resonator_thermal
 
 import sde_com
 from sde_com.cli import main
@@ -39,7 +39,7 @@ def test_exact_scheme_matches_lyapunov_within_error_bars(peak, dt):
     d, A, D = peak
     n = 64
     s = SimulationSettings(method="exact", dt=dt, burn_in=0.0, duration=600.0, trajectories=n, seed=11)
-    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
     V = lyapunov_covariance_reference(A / d.omega_m, D / d.omega_m)
     np.testing.assert_array_equal(out["cov_ref"], V)
     assert out["zscore_max"] < z_threshold(21, n)
@@ -50,7 +50,7 @@ def test_a_factor_two_in_the_noise_is_caught(peak):
     d, A, D = peak
     n = 64
     s = SimulationSettings(method="exact", dt=1.0, duration=600.0, trajectories=n, seed=11)
-    wrong = simulate_point(A, 2 * D, d.omega_m, d.n_thermal, s)
+    wrong = simulate_point(A, 2 * D, d.omega_m, resonator_thermal(), s)
     V = lyapunov_covariance_reference(A / d.omega_m, D / d.omega_m)
     z = np.abs(wrong["cov_sim"] - V) / wrong["cov_sim_err"]
     assert np.nanmax(z) > 3 * z_threshold(21, n)
@@ -70,7 +70,7 @@ def test_em_samples_its_discrete_lyapunov_covariance_and_is_biased_linearly(peak
     n = 48
     for dt in (0.04, 0.02):
         s = SimulationSettings(method="em", dt=dt, burn_in=40.0, duration=400.0, trajectories=n, seed=5)
-        out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+        out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
         assert out["zscore_max"] < z_threshold(21, n)  # agrees with V_dt ...
         assert out["zscore_max_continuous"] > z_threshold(21, n)  # ... and the bias against V is resolved
 
@@ -80,7 +80,7 @@ def test_transient_matches_the_moment_solution(peak):
     n = 3000
     s = SimulationSettings(method="exact", dt=0.5, duration=40.0, trajectories=n, seed=3, initial="thermal",
                            save_times=(0.0, 5.0, 10.0, 20.0, 40.0))
-    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
     # 21 entries × 5 times; per-time errors from the spread of u_k u_l over trajectories (t-distributed)
     assert np.nanmax(out["zscore_max"][1:]) < z_threshold(21 * 5, n)
     np.testing.assert_allclose(out["cov_moment"][0], np.diag([0.5] * 4 + [d.n_thermal + 0.5] * 2))
@@ -94,7 +94,7 @@ def test_em_transient_matches_its_discrete_moments(peak):
     n = 3000
     s = SimulationSettings(method="em", dt=0.01, duration=10.0, trajectories=n, seed=4, initial="zero",
                            save_every=2.5)
-    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
     assert np.nanmax(out["zscore_max"][1:]) < z_threshold(21 * 4, n)
 
 
@@ -119,7 +119,7 @@ def test_same_seed_threads_and_chunks_give_identical_datasets():
 def test_traces_follow_the_recursion_with_their_recorded_noise(peak):
     d, A, D = peak
     s = SimulationSettings(method="exact", dt=0.3, duration=30.0, trajectories=4, traces=2, save_every=0.3)
-    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
     from sde_com.simulation.simulate import step_maps
 
     F, _ = step_maps(A / d.omega_m, D / d.omega_m, 0.3, "exact")
@@ -137,7 +137,7 @@ def test_error_bars_are_calibrated(peak):
     est, err, en, en_err = [], [], [], []
     for seed in range(seeds):
         s = SimulationSettings(method="exact", dt=1.0, duration=200.0, trajectories=n, seed=seed)
-        out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+        out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
         est.append(out["cov_sim"][iu])
         err.append(out["cov_sim_err"][iu])
         en.append(out["logneg_sim"])
@@ -160,12 +160,12 @@ def test_error_bars_are_calibrated(peak):
 def test_guard_rails(peak):
     d, A, D = peak
     with pytest.raises(ValueError, match=r"dt = 0.5 is unstable for Euler–Maruyama.*dt < 0\.15.*'exact'"):
-        simulate_point(A, D, d.omega_m, d.n_thermal, SimulationSettings(method="em", dt=0.5))
+        simulate_point(A, D, d.omega_m, resonator_thermal(), SimulationSettings(method="em", dt=0.5))
     unstable = [p for p in sde_com.resonator.operating_points(Device(), 0.2) if not p.stable][0]
     with pytest.raises(ValueError, match="unstable"):
-        simulate_point(unstable.drift, unstable.diffusion, d.omega_m, d.n_thermal, SimulationSettings())
+        simulate_point(unstable.drift, unstable.diffusion, d.omega_m, resonator_thermal(), SimulationSettings())
     s = SimulationSettings(initial="thermal", save_times=(0.0, 1.0), duration=1.0, allow_unstable=True)
-    out = simulate_point(unstable.drift, unstable.diffusion, d.omega_m, d.n_thermal, s)
+    out = simulate_point(unstable.drift, unstable.diffusion, d.omega_m, resonator_thermal(), s)
     assert np.isfinite(out["cov_sim"]).all()
 
 
@@ -222,10 +222,12 @@ def test_time_averaging_memory_does_not_grow_with_steps():
 import resource, numpy as np
 from sde_com.simulation.simulate import SimulationSettings, simulate_point
 from sde_com.resonator import Device, operating_points
+from sde_com.physics.system import get_system
 d = Device(); p = operating_points(d, 0.75)[0]
+thermal = get_system("spinning_resonator").thermal_covariance({})
 def run(duration):
     s = SimulationSettings(method="exact", dt=0.05, duration=duration, trajectories=4, seed=1)
-    simulate_point(p.drift, p.diffusion, d.omega_m, d.n_thermal, s)
+    simulate_point(p.drift, p.diffusion, d.omega_m, thermal, s)
 run(50.0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 run(50000.0)
@@ -239,7 +241,7 @@ def test_one_long_trajectory_uses_batch_means(peak):
     d, A, D = peak
     # 32 batches of 1000/ω_m each, ≈ 80 relaxation times (12/ω_m) per batch: batches nearly independent
     s = SimulationSettings(method="exact", dt=1.0, burn_in=50.0, duration=32_000.0, trajectories=1, seed=21)
-    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
     assert np.all(np.isfinite(out["cov_sim_err"]))
     assert out["zscore_max"] < z_threshold(21, 32)
 
@@ -249,7 +251,7 @@ def test_em_steady_start_is_the_schemes_own_stationary_state(peak):
     d, A, D = peak
     n = 2000
     s = SimulationSettings(method="em", dt=0.1, burn_in=0.0, duration=100.0, trajectories=n, seed=8)
-    out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+    out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
     assert out["zscore_max"] < z_threshold(21, n)
 
 
@@ -279,7 +281,7 @@ def test_batch_mean_errors_are_calibrated(peak):
     est, err = [], []
     for seed in range(240):
         s = SimulationSettings(method="exact", dt=1.0, burn_in=50.0, duration=6400.0, trajectories=1, seed=seed)
-        out = simulate_point(A, D, d.omega_m, d.n_thermal, s)
+        out = simulate_point(A, D, d.omega_m, resonator_thermal(), s)
         est.append(out["cov_sim"][iu])
         err.append(out["cov_sim_err"][iu])
     est, err = np.array(est), np.array(err)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import PEAK
+from conftest import PEAK, resonator_thermal
 
 import sde_com
 from sde_com.kernels.accumulators import block_moments, block_outer_moments, sums_larger_than_samples
@@ -73,7 +73,7 @@ def test_estimates_do_not_depend_on_the_unit_size(peak, transient):
     runs = []
     for chunk in (None, S, 2 * S, 3 * S + 5):  # the last one is rounded up to 4 S
         s = _settings(transient, chunk=chunk)
-        model = prepare_point(A, D, d.omega_m, d.n_thermal, s)
+        model = prepare_point(A, D, d.omega_m, resonator_thermal(), s)
         runs.append(estimate_point(model, s, (run_block(model, s, f, c) for f, c in trajectory_blocks(s))))
     for other in runs[1:]:
         _outcomes_equal(runs[0], other)
@@ -108,7 +108,7 @@ def test_folded_units_equal_the_in_memory_simulation(transient, n, tmp_path):
 
 def _unit_results(peak, s):
     d, A, D = peak
-    model = prepare_point(A, D, d.omega_m, d.n_thermal, s)
+    model = prepare_point(A, D, d.omega_m, resonator_thermal(), s)
     return model, [run_block(model, s, f, c) for f, c in trajectory_blocks(s)]
 
 
@@ -282,7 +282,7 @@ def test_moments_made_in_the_stepper_equal_the_pass_over_the_snapshots(peak, n):
 
     s = _settings(True, chunk=64)
     d, A, D = peak
-    model = prepare_point(A, D, d.omega_m, d.n_thermal, s)
+    model = prepare_point(A, D, d.omega_m, resonator_thermal(), s)
     u0 = np.random.default_rng(n).standard_normal((n, 6))
     S = 64 if n >= 64 * 32 else 16
     snaps, traces, noises = kernels.run_ensemble(model.F, model.L, u0, 5, 32, s.n_steps, 0, s.snapshot_steps, 3,

@@ -10,6 +10,7 @@ import scipy.linalg
 
 from sde_com.physics.resonator.device import Device
 from sde_com.physics.resonator.points import operating_points
+from sde_com.physics.system import get_system
 from sde_com.results.sweep import sweep
 
 
@@ -72,6 +73,7 @@ def benchmark_sde(n_traj: int = 2000, n_steps: int = 2000, repeat: int = 3, pilo
 
     device = Device()
     point = operating_points(device, 0.75)[0]
+    thermal = get_system("spinning_resonator").thermal_covariance({})  # of the default device, as ``device``
     A, D = point.drift / device.omega_m, point.diffusion / device.omega_m
     u0 = np.zeros((n_traj, 6))
     no_snaps = np.zeros(0, dtype=np.int64)
@@ -106,7 +108,7 @@ def benchmark_sde(n_traj: int = 2000, n_steps: int = 2000, repeat: int = 3, pilo
     for method, dt in (("em", dt_em), ("exact", 1.0)):
         s = SimulationSettings(method=method, dt=dt, burn_in=50.0, duration=pilot_duration,
                                trajectories=pilot_trajectories, seed=1)
-        out = simulate_point(point.drift, point.diffusion, device.omega_m, device.n_thermal, s)
+        out = simulate_point(point.drift, point.diffusion, device.omega_m, thermal, s)
         rel_err = np.linalg.norm(out["cov_sim_err"]) / np.linalg.norm(V)
         # the standard error falls as 1/√(steps): steps needed for the target, at the kernel's measured rate
         steps = pilot_trajectories * s.n_steps * (rel_err / target) ** 2
@@ -232,7 +234,6 @@ def benchmark_conditional(n_traj: int = 1000, n_steps: int = 2000, repeat: int =
     from sde_com.kernels import ensemble as kernels
     from sde_com.physics.linear import psd_sqrt
     from sde_com.physics.measurement import filter_gains
-    from sde_com.physics.system import get_system
     from sde_com.simulation.conditional import _model, run_conditional_unit
     from sde_com.simulation.simulate import step_maps
 

@@ -56,27 +56,22 @@ TRACE_BYTES_PER_UNIT = 48 * 2**20  # recorded traces + noises held per unit (the
 # three units can be in memory at once (one runs, one is merged, one is written): 64 MiB measured 605–660 MB
 
 
-# The thermal state of a point: the resonator's n_m (a number), the system's thermal covariance (2N×2N), a
-# callable giving it (``LinearSystem.thermal_covariance`` at the point's parameters), or None (none defined).
-Thermal = float | np.ndarray | Callable[[], np.ndarray] | None
+# The thermal state of a point: the system's thermal covariance (2N×2N), a callable giving it
+# (``LinearSystem.thermal_covariance`` at the point's parameters), or None (none defined).
+Thermal = np.ndarray | Callable[[], np.ndarray] | None
 
 
 def _thermal_state(thermal: Thermal) -> np.ndarray:
     if thermal is None:
         raise UserError("initial = 'thermal' needs the system's thermal state, which this point does not define")
-    if callable(thermal):
-        return np.asarray(thermal(), dtype=float)
-    if np.ndim(thermal) == 0:  # the spinning resonator's n_m: SpinningResonator.thermal_covariance
-        n_thermal = float(thermal)
-        return np.diag([0.5, 0.5, 0.5, 0.5, n_thermal + 0.5, n_thermal + 0.5])
-    return np.asarray(thermal, dtype=float)
+    return np.asarray(thermal() if callable(thermal) else thermal, dtype=float)
 
 
 def initial_covariance(initial, V_steady: np.ndarray | None, thermal: Thermal,
                        dimension: int = 6) -> np.ndarray:
     """Covariance of the initial state (dimension × dimension): steady N(0, V) (``V_steady``), thermal (each
-    mode in its bath's thermal state, ``LinearSystem.thermal_covariance``; for the spinning resonator a number
-    n_m: optical vacuum, mechanics at n_m), zero, or a given covariance (UserError naming ``initial`` and the
+    mode in its bath's thermal state, ``LinearSystem.thermal_covariance``, or a callable giving it), zero, or a
+    given covariance (UserError naming ``initial`` and the
     expected shape unless it is dimension × dimension)."""
     if not isinstance(initial, str):
         V0 = np.asarray(initial, dtype=float)
@@ -222,8 +217,7 @@ def prepare_point(A: np.ndarray, D: np.ndarray, omega_ref: float, thermal: Therm
     """Check the run against the operating point (stability, the scheme's dt) and build the kernels' inputs.
 
     A, D: 2N×2N in rad/s; ``omega_ref``: ω_ref of the system, the time unit (ω_m for the spinning resonator);
-    ``thermal``: the thermal state (``Thermal``: n_m for the resonator, else the system's thermal
-    covariance or a callable giving it).
+    ``thermal``: the thermal state (``Thermal``: the system's thermal covariance or a callable giving it).
     """
     stable = decide_stability(A, omega_ref).stable  # Routh–Hurwitz on A/ω_ref: the project's one decision
     V_inf = lyapunov_covariance_reference(A / omega_ref, D / omega_ref) if stable else None
