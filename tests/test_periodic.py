@@ -390,6 +390,7 @@ def test_a_hamiltonian_periodic_in_time_is_the_modulated_matrices_it_stands_for(
     (m,), (w, e, W) = ladder("m"), symbols("w", "e", "W")
     built = sde_com.HamiltonianSystem(["m"], w * dag(m) * m + e * w / 4 * cos(W * time) * (m + dag(m)) ** 2, baths,
                                       params, time_scale=1.0)
+    # the same expression, parenthesised as built: the same products in another order (rounding of A_c ~ 0.1)
     np.testing.assert_allclose(built.periodic_modulation({}).drift_cos, found.periodic_modulation({}).drift_cos,
                                rtol=0, atol=1e-15)
 
@@ -407,6 +408,7 @@ def test_harmonics_and_a_found_period_of_several_frequencies():
     mod = system.periodic_modulation({})
     assert mod.frequency == pytest.approx(1.0, rel=1e-12) and mod.drift_cos.shape == (4, 2, 2)
     direct = system._matrices({**system.resolve({}), TIME: 0.3})[0]
+    # a DFT of 9 samples of an A of size ~1: its rounding is ~9 × 2.2e-16 a coefficient, summed over 4 harmonics
     np.testing.assert_allclose(mod.at(0.3)[0], direct, rtol=0, atol=1e-13)
 
 
@@ -478,8 +480,10 @@ def test_a_large_diffusion_scales_the_state_and_nothing_else():
     base = periodic_state(mod, 16)
     hot = periodic_state(Modulation(mod.frequency, mod.drift, mod.drift_cos, mod.drift_sin, 1e10 * mod.diffusion,
                                     1e10 * mod.diffusion_cos, 1e10 * mod.diffusion_sin), 16)
+    # the same operations on D scaled by a number not a power of two: rounding (~1e-16), carried through the
+    # discrete Lyapunov solve (its condition ~10 here) and the 1024 steps' composition: 1e-12 leaves room
     np.testing.assert_allclose(hot.cov / 1e10, base.cov, rtol=0, atol=1e-12 * np.abs(base.cov).max())
-    np.testing.assert_allclose(hot.multipliers, base.multipliers, rtol=1e-13)
+    np.testing.assert_allclose(hot.multipliers, base.multipliers, rtol=1e-13)  # Φ never sees D: identical maps
 
 
 def test_a_hamiltonian_point_where_the_modulation_stops_is_its_steady_state():
@@ -492,6 +496,7 @@ def test_a_hamiltonian_point_where_the_modulation_stops_is_its_steady_state():
     state = periodic_state(mod, 8)
     A = np.array([[-1e-3, 1.0], [-1.0 - 0.1, -1e-3]])  # cos(0) = 1: the spring stiffened by e
     V = scipy.linalg.solve_continuous_lyapunov(A, -np.diag([1e-3, 1e-3]))
+    # the periodic V is converged to 1e-11 (its own Richardson estimate); the Lyapunov solve to rounding
     np.testing.assert_allclose(state.cov, np.broadcast_to(V, state.cov.shape), rtol=0, atol=1e-10 * np.abs(V).max())
     with pytest.raises(sde_com.errors.UserError, match="every frequency is 0.* state system.period"):
         sde_com.HamiltonianSystem(["m"], h, baths, {**params, "W": 0.0}, time_scale=1.0)

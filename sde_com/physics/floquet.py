@@ -67,6 +67,12 @@ class Modulation:
     def period(self) -> float:
         return 2 * math.pi / self.frequency
 
+    @property
+    def harmonics(self) -> int:
+        """K, the highest harmonic the cos and sin parts hold (1 for d × d parts; 0 where none)."""
+        return max(np.reshape(m, (-1, *self.drift.shape)).shape[0] for m in (
+            self.drift_cos, self.drift_sin, self.diffusion_cos, self.diffusion_sin))
+
     def scaled(self, rate: float) -> Modulation:
         """The same modulation in units of ``rate`` (every matrix and Ω divided by it)."""
         return Modulation(self.frequency / rate, *(m / rate for m in (

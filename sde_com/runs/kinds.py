@@ -56,6 +56,7 @@ from sde_com.runs.mergers import (
 from sde_com.runs.plotspec import MAX_PANELS, RunOutline, estimate_figure, unwritable
 from sde_com.runs.schema import ScenarioError, check_kind_keys, check_table, defaults
 from sde_com.simulation.ensemble import grid_points, reported_pairs
+from sde_com.simulation.keys import MAX_PHASE_STEP
 from sde_com.simulation.schemes import get_scheme, scheme_names
 from sde_com.simulation.simulate import (
     plan_units,
@@ -869,9 +870,12 @@ class ModulatedKind(SinglePointKind):
 
         try:
             check_settings(simulation, periodic=True)
-            check_transient(params.system, dict(params), simulation)
         except UserError as exc:
             raise ScenarioError(f"[simulate] {exc}") from exc
+        try:
+            check_transient(params.system, dict(params), simulation)  # its messages name their keys
+        except UserError as exc:
+            raise ScenarioError(str(exc)) from exc
         return None
 
     def kernel_modules(self, scenario):
@@ -900,9 +904,9 @@ def _check_resolved(table: dict, dt: float, end: float) -> None:
         key = "rise_time" if kind == "ramp" else "width"
         raise ScenarioError(f"drive.{key} = {t[key]:g} is shorter than 2 dt = {2 * dt:g} (unit: 1/ω_ref): the step "
                             "cannot follow it; use a smaller dt or a slower drive")
-    if kind == "sine" and abs(t["frequency"]) * dt > 0.5:
+    if kind == "sine" and abs(t["frequency"]) * dt > MAX_PHASE_STEP:
         raise ScenarioError(f"drive.frequency = {t['frequency']:g} is too fast for dt = {dt:g}: frequency·dt must be "
-                            "<= 0.5 (unit: ω_ref)")
+                            f"<= {MAX_PHASE_STEP} (unit: ω_ref)")
     reach = 10 * t["width"] if kind == "pulse" else 0.0  # a Gaussian is ~e⁻⁵⁰ ten widths out
     if kind in ("ramp", "pulse") and (t["start"] - reach >= end or kind == "pulse" and t["start"] + reach <= 0):
         warnings.warn(f"drive.start = {t['start']:g}: the {kind} lies outside the run (0 to {end:g}, unit: "

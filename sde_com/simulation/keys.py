@@ -49,6 +49,9 @@ SIMULATE = make_table(
                             "unit, fewer while traces are recorded)", "1", minimum=1),
 )
 
+# rad a step of the fastest periodic change (a sine drive, a modulation's top harmonic): A(t) is frozen within
+# each step, and the mean fields are integrated along it
+MAX_PHASE_STEP = 0.5
 DRIVE = make_table(
     "drive", "A time-dependent drive ε(t) = s(ω_ref t)·ε at one operating point: the mean fields follow the "
              "nonlinear mean-field equations, the fluctuations A(t). Needs a transient [simulate]; beside "

@@ -15,8 +15,7 @@ from sde_com.physics.floquet import Modulation, periodic_state
 from sde_com.physics.system import LinearSystem, require
 from sde_com.results.sweep import as_system
 from sde_com.simulation.drive import check_settings, moment_ode, varying_dataset
-
-MAX_PHASE_STEP = 0.5  # the fastest harmonic's phase per step, K Ω dt (rad): a drive's sine has the same bound
+from sde_com.simulation.keys import MAX_PHASE_STEP
 
 
 def check_transient(system: LinearSystem, params, settings) -> Modulation:
@@ -25,8 +24,7 @@ def check_transient(system: LinearSystem, params, settings) -> Modulation:
     exists ('thermal': the system's thermal state). Returns the modulation in units of ω_ref."""
     params = system.resolve(params)
     mod = system.periodic_modulation(params).scaled(system.reference_rate(params))
-    harmonics = max(np.reshape(m, (-1, *mod.drift.shape)).shape[0] for m in (
-        mod.drift_cos, mod.drift_sin, mod.diffusion_cos, mod.diffusion_sin))
+    harmonics = max(mod.harmonics, 1)
     fastest = harmonics * mod.frequency
     if fastest * settings.dt > MAX_PHASE_STEP:
         raise UserError(f"simulate.dt = {settings.dt:g} is too long for the modulation: its fastest harmonic "
