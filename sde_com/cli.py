@@ -301,7 +301,8 @@ def _bench_compile(args, chain) -> None:
 def _bench_modes(args, chain) -> None:
     from sde_com.benchmarks.end_to_end import pinned
 
-    r = pinned("sde_com.benchmarks.kernels", "benchmark_modes", repeat=args.repeat)
+    r = pinned("sde_com.benchmarks.kernels", "benchmark_modes", repeat=args.repeat,
+               steps_per_mode=max(200, round(20_000 * args.e2e_scale)))  # fewer steps in a scaled smoke run
     print(f"exact stepper, {r['n_traj']} trajectories on {r['cores']} core(s); one core's BLAS DGEMM peak "
           f"{r['peak_gflops']:.1f} GFLOP/s (flops: 4(2N)² per trajectory-step)")
     for row in r["modes"].values():
@@ -457,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--e2e-repeat", type=int, default=3, help="fresh processes per end-to-end job (and cold/warm "
                                                                   "pairs of the compile part)")
     bench.add_argument("--e2e-scale", type=float, default=1.0, help="the end-to-end jobs' size (and the startup "
-                                                                    "part's rounds), as a fraction of the issue-sized "
-                                                                    "jobs (0 < scale <= 1)")
+                                                                    "part's rounds, the modes part's steps), as a "
+                                                                    "fraction of the issue-sized jobs (0 < scale <= 1)")
     bench.add_argument("--compile-scenarios", nargs="+", default=["scenarios/fig2a.toml"], metavar="SCENARIO",
                        help="scenarios whose first run is timed on an empty kernel cache (default: the main job)")
     bench.add_argument("--only", action="append", choices=BENCH_PARTS,

@@ -405,13 +405,13 @@ def benchmark_periodic(repeat: int = 3, scale: float = 1.0) -> dict:
     """A 1000-point sweep of the periodic state (64 samples, ``[periodic]`` over the modulation depth e) against
     one transient run to convergence at e's default (``[simulate]`` from the thermal state until the moment
     solution is within SETTLED of the periodic state: the periods from the slowest Floquet rate), with 1000
-    trajectories and with 2 (its moment solution alone, the cheapest transient). The three run one after the
+    trajectories and with 2 (its moment solution alone, the cheapest transient). The six jobs run one after the
     other in one fresh process per repeat, after a small untimed run of each kind (the kernels loaded alike);
     ``scale``: a fraction of the points, periods and trajectories (the smoke test)."""
     from sde_com.physics.floquet import periodic_state
     from sde_com.runs.scenario import parse_scenario
 
-    out = {}
+    texts, warm, sizes = {}, [], {}
     for name, (system, top) in PERIODIC_SYSTEMS.items():
         points, trajectories = max(4, round(1000 * scale)), max(2, round(1000 * scale))
         sweep = system + f"[model]\ne = {{ start = 0.0, stop = {top}, num = {points} }}\n[periodic]\nsamples = 64\n"
@@ -424,14 +424,16 @@ def benchmark_periodic(repeat: int = 3, scale: float = 1.0) -> dict:
             return (system + f"[simulate]\ndt = {T / 64!r}\nduration = {periods * T!r}\nsave_every = {T!r}\n"
                              f"initial = 'thermal'\ntrajectories = {n}\n")
 
-        texts = {"sweep": sweep, "transient": transient(trajectories, periods), "moments": transient(2, periods)}
-        warm = [sweep.replace(f"num = {points}", "num = 2"), transient(2, 2)]
-        runs = [pinned("sde_com.benchmarks.end_to_end", "periodic_jobs", texts=texts, warm=warm)
-                for _ in range(repeat)]
-        r = {k: float(np.median([run[k] for run in runs])) for k in texts}
-        for label in ("transient", "moments"):
-            r[f"{label}_over_sweep"] = r[label] / r["sweep"]
-        out[name] = {**r, "points": points, "periods": periods, "trajectories": trajectories}
+        texts.update({f"{name} sweep": sweep, f"{name} transient": transient(trajectories, periods),
+                      f"{name} moments": transient(2, periods)})
+        warm += [sweep.replace(f"num = {points}", "num = 2"), transient(2, 2)]
+        sizes[name] = {"points": points, "periods": periods, "trajectories": trajectories}
+    runs = [pinned("sde_com.benchmarks.end_to_end", "periodic_jobs", texts=texts, warm=warm) for _ in range(repeat)]
+    walls = {k: float(np.median([run[k] for run in runs])) for k in texts}
+    out = {}
+    for name, size in sizes.items():
+        r = {job: walls[f"{name} {job}"] for job in ("sweep", "transient", "moments")}
+        out[name] = {**r, **size, **{f"{job}_over_sweep": r[job] / r["sweep"] for job in ("transient", "moments")}}
     return out
 
 
